@@ -7,6 +7,8 @@
 // values and the planner can merge their nodes by content key.
 package ir
 
+import "fmt"
+
 // Recipe is one compiled recipe file.
 type Recipe struct {
 	// File is the recipe's path as given; Dir is the directory that relative
@@ -25,6 +27,11 @@ type Recipe struct {
 	Runs []Run
 
 	Output Output
+
+	// Positions maps a field path (see FieldPath) to where its value was
+	// written, for runs' resolved fields: a value inherited from the top level
+	// points at the top-level field.
+	Positions map[string]Pos
 }
 
 // Run is one pipeline of a sweep: model → calibration → prune → evaluate → export.
@@ -95,4 +102,36 @@ type Eval struct {
 type Output struct {
 	Dir     string // absolute
 	Formats []string
+}
+
+// Pos is where a value was written in a recipe file.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+func (p Pos) String() string {
+	if p.File == "" {
+		return "-"
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// FieldPath names a field of a run for error messages and the Positions
+// map: `runs."name".prune.remove`. An empty run names a top-level field.
+func FieldPath(run, field string) string {
+	if run == "" {
+		return field
+	}
+	return fmt.Sprintf("runs.%q.%s", run, field)
+}
+
+// Where returns "file:line:col: path" for a field path, so plan-time checks
+// (those that need the model) report like the compiler does. Fields without
+// a recorded position (schema defaults) fall back to the recipe file.
+func (r *Recipe) Where(path string) string {
+	if p, ok := r.Positions[path]; ok {
+		return p.String() + ": " + path
+	}
+	return r.File + ": " + path
 }
