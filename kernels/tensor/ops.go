@@ -1,0 +1,79 @@
+package tensor
+
+import "math"
+
+// Exp32 is e^x rounded to float32 (C's expf). It goes through float64, whose
+// error is far below a float32 ulp, so the result is the correctly rounded
+// value except in vanishingly rare double-rounding cases.
+func Exp32(x float32) float32 { return float32(math.Exp(float64(x))) }
+
+// Sqrt32 is the correctly rounded float32 square root (C's sqrtf): rounding
+// the float64 root of a float32 to float32 is exact.
+func Sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
+
+// RMSNorm writes out[i] = w[i]·(x[i]·r) with r = 1/sqrt(mean(x²)+eps), all in
+// float32 with the sum of squares taken in index order, as llama2.c does.
+// out may alias x. len(w) and len(out) must be at least len(x).
+func RMSNorm(out, x, w []float32, eps float32) {
+	var ss float32
+	for _, v := range x {
+		ss += float32(v * v)
+	}
+	ss /= float32(len(x))
+	ss += eps
+	r := 1 / Sqrt32(ss)
+	out, w = out[:len(x)], w[:len(x)]
+	for i, v := range x {
+		out[i] = w[i] * float32(r*v)
+	}
+}
+
+// RMSNormRows applies RMSNorm to each of the rows of width len(w) in x.
+func RMSNormRows(out, x, w []float32, eps float32) {
+	d := len(w)
+	for r := 0; r+d <= len(x); r += d {
+		RMSNorm(out[r:r+d], x[r:r+d], w, eps)
+	}
+}
+
+// Softmax replaces x by softmax(x) in place: subtract the maximum, exponentiate
+// and divide by the sum (accumulated in index order), as llama2.c does.
+func Softmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	maxv := x[0]
+	for _, v := range x[1:] {
+		if v > maxv {
+			maxv = v
+		}
+	}
+	var sum float32
+	for i, v := range x {
+		e := Exp32(v - maxv)
+		x[i] = e
+		sum += e
+	}
+	for i := range x {
+		x[i] /= sum
+	}
+}
+
+// SiLU is x·σ(x), computed as llama2.c does: x·(1/(1+e^(−x))).
+func SiLU(x float32) float32 { return x * (1 / (1 + Exp32(-x))) }
+
+// SwiGLU overwrites gate with SiLU(gate[i])·up[i], the Llama MLP activation.
+func SwiGLU(gate, up []float32) {
+	up = up[:len(gate)]
+	for i, g := range gate {
+		gate[i] = SiLU(g) * up[i]
+	}
+}
+
+// Add adds x into dst element-wise (the residual connection).
+func Add(dst, x []float32) {
+	x = x[:len(dst)]
+	for i := range dst {
+		dst[i] += x[i]
+	}
+}
