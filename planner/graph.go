@@ -1,0 +1,146 @@
+// Package planner compiles a typed recipe into a DAG of content-addressed
+// nodes. It is pure: everything it needs from the outside world (file
+// digests, a model's shape) comes through the Env interface, so a plan is a
+// function of the recipe and those answers.
+//
+// A node's key is the Merkle hash of its op, the op's version, its
+// normalized parameters and its inputs' keys; a source node (a model or data
+// file) is keyed by the digest of the file's bytes. Two runs that need the
+// same work therefore produce the same node, and the graph holds it once.
+package planner
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"lrmc/digest"
+)
+
+// Node is one unit of work.
+type Node struct {
+	Key     digest.Digest
+	Op      string
+	Version int
+	// Params is the canonical JSON of the op's parameters: exactly the bytes
+	// that were hashed into Key.
+	Params json.RawMessage
+	Inputs []*Node
+	// Label is a short human description ("capture block 3").
+	Label string
+	// Source is the file a source node reads. It is not part of the key (the
+	// file's digest is), so moving a file does not invalidate the cache.
+	Source string
+	// Runs lists the runs (and "dense") that use this node, sorted.
+	Runs []string
+}
+
+// IsSource reports whether the node stands for a file on disk.
+func (n *Node) IsSource() bool { return n.Op == OpSource }
+
+// Output asks for a node's result to be written to a file under the
+// recipe's output directory once the graph has run.
+type Output struct {
+	Node *Node
+	// Path is relative to the output directory.
+	Path string
+}
+
+// Graph is a planned recipe.
+type Graph struct {
+	// Nodes in topological order (inputs before the nodes that use them).
+	Nodes []*Node
+	// Targets are the nodes whose results the recipe asks for.
+	Targets []*Node
+	// Outputs are written after execution.
+	Outputs []Output
+	// Results is the node producing results.json.
+	Results *Node
+	// OutDir is the absolute output directory.
+	OutDir string
+
+	byKey map[digest.Digest]*Node
+}
+
+// Node returns the node with the given key.
+func (g *Graph) Node(k digest.Digest) (*Node, bool) {
+	n, ok := g.byKey[k]
+	return n, ok
+}
+
+// keyMaterial is what a key hashes; its JSON encoding is stable because
+// field order is fixed and params are already canonical.
+type keyMaterial struct {
+	Op      string          `json:"op"`
+	Version int             `json:"version"`
+	Params  json.RawMessage `json:"params"`
+	Inputs  []string        `json:"inputs"`
+}
+
+// builder accumulates nodes, merging identical ones by key.
+type builder struct {
+	g *Graph
+}
+
+func newBuilder() *builder {
+	return &builder{g: &Graph{byKey: map[digest.Digest]*Node{}}}
+}
+
+// add creates (or finds) the node for op with params and inputs. params is
+// any JSON-encodable value; struct field order makes the encoding canonical.
+func (b *builder) add(run, op string, params any, label string, inputs ...*Node) *Node {
+	p, err := json.Marshal(params)
+	if err != nil {
+		// Params are planner-owned structs; failing to encode one is a bug.
+		panic(fmt.Sprintf("planner: encoding params of %s: %v", op, err))
+	}
+	version, ok := Versions[op]
+	if !ok {
+		panic("planner: op without a version: " + op)
+	}
+	km := keyMaterial{Op: op, Version: version, Params: p, Inputs: make([]string, len(inputs))}
+	for i, in := range inputs {
+		km.Inputs[i] = in.Key.String()
+	}
+	kb, _ := json.Marshal(km)
+	key := digest.Of(kb)
+	if n, ok := b.g.byKey[key]; ok {
+		n.addRun(run)
+		return n
+	}
+	n := &Node{Key: key, Op: op, Version: version, Params: p, Inputs: inputs, Label: label}
+	n.addRun(run)
+	b.g.byKey[key] = n
+	b.g.Nodes = append(b.g.Nodes, n)
+	return n
+}
+
+// source creates the node for a file with the given content digest.
+func (b *builder) source(run, path string, sum digest.Digest, label string) *Node {
+	n := b.add(run, OpSource, SourceParams{Digest: sum.String()}, label)
+	if n.Source == "" {
+		n.Source = path
+	}
+	return n
+}
+
+func (n *Node) addRun(run string) {
+	i := sort.SearchStrings(n.Runs, run)
+	if i < len(n.Runs) && n.Runs[i] == run {
+		return
+	}
+	n.Runs = append(n.Runs, "")
+	copy(n.Runs[i+1:], n.Runs[i:])
+	n.Runs[i] = run
+}
+
+// Users returns, for every node, the nodes that take it as an input.
+func (g *Graph) Users() map[*Node][]*Node {
+	users := map[*Node][]*Node{}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			users[in] = append(users[in], n)
+		}
+	}
+	return users
+}

@@ -1,0 +1,143 @@
+package planner
+
+// The ops the planner emits, with their versions and parameter types. This
+// file is the contract between the planner and the executor's op
+// implementations (executor/ops), which decode Params into these structs.
+// Bump an op's version whenever its algorithm or output encoding changes: the
+// key changes with it, so stale cache entries are never reused.
+const (
+	// OpSource stands for a file; keyed by its content digest.
+	OpSource = "source"
+	// OpModelLoad loads a checkpoint and its tokenizer (not cached: the file is the cache).
+	OpModelLoad = "model.load"
+	// OpTokens reads a dataset, selects a split of its documents and
+	// tokenizes them into one stream.
+	OpTokens = "data.tokens"
+	// OpCalibWindows samples calibration windows from a token stream.
+	OpCalibWindows = "calib.windows"
+	// OpCaptureEmbed is the hidden state entering block 0.
+	OpCaptureEmbed = "capture.embed"
+	// OpCaptureBlock is the hidden state leaving block Layer, computed from
+	// the one entering it: a prefix chain that later methods share.
+	OpCaptureBlock = "capture.block"
+	// OpShortGPTBI is one block's influence score from its two taps.
+	OpShortGPTBI = "shortgpt.bi"
+	// OpPruneDepth decides which blocks to remove.
+	OpPruneDepth = "prune.depth"
+	// OpModelDepth applies a depth decision to a model (not cached: cheap).
+	OpModelDepth = "model.depth"
+	// OpEvalWindows cuts evaluation windows from a token stream.
+	OpEvalWindows = "eval.windows"
+	// OpPerplexity evaluates a model on evaluation windows.
+	OpPerplexity = "eval.perplexity"
+	// OpMetrics gathers a run's metrics into metrics.json.
+	OpMetrics = "report.metrics"
+	// OpResults gathers every run's metrics into results.json.
+	OpResults = "report.results"
+	// OpExportLlama2c writes a model in the llama2.c checkpoint format.
+	OpExportLlama2c = "export.llama2c"
+)
+
+// Versions holds the current version of every op.
+var Versions = map[string]int{
+	OpSource:        1,
+	OpModelLoad:     1,
+	OpTokens:        1,
+	OpCalibWindows:  1,
+	OpCaptureEmbed:  1,
+	OpCaptureBlock:  1,
+	OpShortGPTBI:    1,
+	OpPruneDepth:    1,
+	OpModelDepth:    1,
+	OpEvalWindows:   1,
+	OpPerplexity:    1,
+	OpMetrics:       1,
+	OpResults:       1,
+	OpExportLlama2c: 1,
+}
+
+// SourceParams identify a file by content.
+type SourceParams struct {
+	Digest string `json:"digest"`
+}
+
+// ModelLoadParams: inputs are the model source and the tokenizer source.
+type ModelLoadParams struct {
+	Format          string `json:"format"`
+	TokenizerFormat string `json:"tokenizerFormat"`
+}
+
+// TokensParams: inputs are the data source and the tokenizer source. The
+// model is not an input, so models that share a tokenizer share the tokens.
+type TokensParams struct {
+	TokenizerFormat string `json:"tokenizerFormat"`
+	Vocab           int    `json:"vocab"`
+	Format          string `json:"format"`
+	Field  string  `json:"field,omitempty"`
+	From   float64 `json:"from"`
+	To     float64 `json:"to"`
+}
+
+// CalibWindowsParams: input is a token stream.
+type CalibWindowsParams struct {
+	Samples int    `json:"samples"`
+	SeqLen  int    `json:"seqLen"`
+	Seed    uint64 `json:"seed"`
+}
+
+// CaptureEmbedParams: inputs are the model and the calibration windows.
+type CaptureEmbedParams struct {
+	Samples int `json:"samples"`
+	SeqLen  int `json:"seqLen"`
+}
+
+// CaptureBlockParams: inputs are the model and the hidden state entering Layer.
+type CaptureBlockParams struct {
+	Layer   int `json:"layer"`
+	Samples int `json:"samples"`
+	SeqLen  int `json:"seqLen"`
+}
+
+// ShortGPTBIParams: inputs are the hidden states entering and leaving Layer.
+type ShortGPTBIParams struct {
+	Layer int `json:"layer"`
+	Dim   int `json:"dim"`
+}
+
+// PruneDepthParams: inputs are one score node per block (none when Layers
+// is given explicitly).
+type PruneDepthParams struct {
+	Method string `json:"method"`
+	Blocks int    `json:"blocks"`
+	Remove int    `json:"remove,omitempty"`
+	Layers []int  `json:"layers,omitempty"`
+}
+
+// ModelDepthParams: inputs are the model and a depth decision.
+type ModelDepthParams struct{}
+
+// EvalWindowsParams: input is a token stream.
+type EvalWindowsParams struct {
+	Samples int `json:"samples"`
+	SeqLen  int `json:"seqLen"`
+}
+
+// PerplexityParams: inputs are a model and evaluation windows.
+type PerplexityParams struct {
+	SeqLen int `json:"seqLen"`
+}
+
+// MetricsParams: inputs are the run's evaluation nodes, in Tasks order.
+// Model-shape metrics (params, blocks) come with each evaluation's result.
+type MetricsParams struct {
+	Tasks []string `json:"tasks"`
+}
+
+// ResultsParams: inputs are the metrics nodes, in Runs order; the dense
+// baseline, when present, is named "dense".
+type ResultsParams struct {
+	Runs []string `json:"runs"`
+}
+
+// ExportParams: input is a model.
+type ExportParams struct{}

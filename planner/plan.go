@@ -1,0 +1,292 @@
+package planner
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+
+	"lrmc/compiler/ir"
+	"lrmc/digest"
+)
+
+// Env answers the planner's questions about the outside world.
+type Env interface {
+	// FileDigest returns the digest of a file's bytes.
+	FileDigest(path string) (digest.Digest, error)
+	// Model inspects a checkpoint cheaply (its header, not its weights).
+	Model(m ir.Model) (ModelInfo, error)
+}
+
+// ModelInfo is what planning needs to know about a model.
+type ModelInfo struct {
+	Format          string // detected format, e.g. "llama2c"
+	Tokenizer       string // resolved tokenizer path
+	TokenizerFormat string
+	Blocks          int
+	Dim             int
+	Vocab           int
+	SeqLen          int // the context length the model was trained for
+}
+
+// DenseRun is the name of the unpruned baseline in results.
+const DenseRun = "dense"
+
+// Plan compiles a recipe into a graph. Every error found is reported, each
+// as "file:line:col: path: message".
+func Plan(r *ir.Recipe, env Env) (*Graph, error) {
+	p := &planning{r: r, env: env, b: newBuilder(), models: map[string]modelNodes{}}
+	var metrics []*Node
+	var names []string
+	if r.Dense {
+		run := ir.Run{Name: DenseRun, Model: r.DenseModel, Eval: r.DenseEval, Prune: ir.Prune{Paradigm: "none"}}
+		if m := p.run(run, ""); m != nil {
+			metrics = append(metrics, m)
+			names = append(names, DenseRun)
+		}
+	}
+	for _, run := range r.Runs {
+		if m := p.run(run, run.Name); m != nil {
+			metrics = append(metrics, m)
+			names = append(names, run.Name)
+		}
+	}
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	g := p.b.g
+	if len(metrics) > 0 {
+		g.Results = p.b.add("", OpResults, ResultsParams{Runs: names}, "results", metrics...)
+		g.Targets = append(g.Targets, g.Results)
+		g.Outputs = append(g.Outputs, Output{Node: g.Results, Path: "results.json"})
+	}
+	g.OutDir = r.Output.Dir
+	return g, nil
+}
+
+type planning struct {
+	r      *ir.Recipe
+	env    Env
+	b      *builder
+	models map[string]modelNodes
+	errs   []error
+}
+
+// modelNodes caches, per model reference, the inspection and its nodes.
+type modelNodes struct {
+	info      ModelInfo
+	model     *Node
+	tokenizer *Node
+}
+
+func (p *planning) errorf(run, field, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", p.r.Where(ir.FieldPath(run, field)), fmt.Sprintf(format, args...)))
+}
+
+// run plans one run and returns its metrics node (nil on error). posRun is
+// the run name used for error positions ("" for the top-level fields the
+// dense baseline uses).
+func (p *planning) run(run ir.Run, posRun string) *Node {
+	name := run.Name
+	before := len(p.errs)
+	m, ok := p.model(name, posRun, run.Model)
+	if !ok {
+		return nil
+	}
+	model := m.model
+
+	pruned := model
+	switch run.Prune.Paradigm {
+	case "", "none":
+	case "depth":
+		decision := p.depth(name, posRun, run, m)
+		if decision != nil {
+			pruned = p.b.add(name, OpModelDepth, ModelDepthParams{}, "apply depth pruning", model, decision)
+		}
+	default:
+		// The compiler rejects unbuilt paradigms; reaching here is a bug.
+		p.errorf(posRun, "prune.paradigm", "paradigm %q has no planner", run.Prune.Paradigm)
+	}
+
+	var evals []*Node
+	var tasks []string
+	for i, e := range run.Eval {
+		field := fmt.Sprintf("eval[%d]", i)
+		if e.SeqLen > m.info.SeqLen {
+			p.errorf(posRun, field+".seqLen", "seqLen %d exceeds the model's context of %d tokens", e.SeqLen, m.info.SeqLen)
+			continue
+		}
+		if p.overlaps(run.Calibration.Data, e.Data) && run.Prune.Paradigm != "none" && run.Prune.Paradigm != "" {
+			p.errorf(posRun, field+".data.split", "evaluation documents [%g, %g) overlap the calibration documents [%g, %g) of the same file; held-out text must be disjoint",
+				e.Data.Split.From, e.Data.Split.To, run.Calibration.Data.Split.From, run.Calibration.Data.Split.To)
+			continue
+		}
+		stream := p.tokens(name, posRun, field+".data", e.Data, m)
+		if stream == nil {
+			continue
+		}
+		switch e.Task {
+		case "perplexity":
+			w := p.b.add(name, OpEvalWindows, EvalWindowsParams{Samples: e.Samples, SeqLen: e.SeqLen},
+				fmt.Sprintf("eval windows %d×%d", e.Samples, e.SeqLen), stream)
+			evals = append(evals, p.b.add(name, OpPerplexity, PerplexityParams{SeqLen: e.SeqLen}, "perplexity", pruned, w))
+			tasks = append(tasks, e.Task)
+		default:
+			p.errorf(posRun, field+".task", "task %q has no planner", e.Task)
+		}
+	}
+	if len(p.errs) > before {
+		return nil
+	}
+	metrics := p.b.add(name, OpMetrics, MetricsParams{Tasks: tasks}, "metrics", evals...)
+	p.b.g.Targets = append(p.b.g.Targets, metrics)
+	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: metrics, Path: filepath.Join(name, "metrics.json")})
+	if name != DenseRun {
+		for _, f := range p.r.Output.Formats {
+			switch f {
+			case "llama2c":
+				ex := p.b.add(name, OpExportLlama2c, ExportParams{}, "export llama2c", pruned)
+				p.b.g.Targets = append(p.b.g.Targets, ex)
+				p.b.g.Outputs = append(p.b.g.Outputs,
+					Output{Node: ex, Path: filepath.Join(name, "model.bin")},
+					Output{Node: m.tokenizer, Path: filepath.Join(name, filepath.Base(m.tokenizer.Source))})
+			default:
+				p.errorf("", "output.formats", "output format %q has no planner", f)
+			}
+		}
+	}
+	return metrics
+}
+
+func (p *planning) model(name, posRun string, ref ir.Model) (modelNodes, bool) {
+	if m, ok := p.models[ref.Path+"\x00"+ref.Tokenizer+"\x00"+ref.Format]; ok {
+		m.model.addRun(name)
+		m.tokenizer.addRun(name)
+		return m, true
+	}
+	info, err := p.env.Model(ref)
+	if err != nil {
+		p.errorf(posRun, "model.path", "%v", err)
+		return modelNodes{}, false
+	}
+	msum, err := p.env.FileDigest(ref.Path)
+	if err != nil {
+		p.errorf(posRun, "model.path", "%v", err)
+		return modelNodes{}, false
+	}
+	tsum, err := p.env.FileDigest(info.Tokenizer)
+	if err != nil {
+		p.errorf(posRun, "model.tokenizer", "%v", err)
+		return modelNodes{}, false
+	}
+	msrc := p.b.source(name, ref.Path, msum, filepath.Base(ref.Path))
+	tsrc := p.b.source(name, info.Tokenizer, tsum, filepath.Base(info.Tokenizer))
+	model := p.b.add(name, OpModelLoad, ModelLoadParams{Format: info.Format, TokenizerFormat: info.TokenizerFormat},
+		"load "+filepath.Base(ref.Path), msrc, tsrc)
+	m := modelNodes{info: info, model: model, tokenizer: tsrc}
+	p.models[ref.Path+"\x00"+ref.Tokenizer+"\x00"+ref.Format] = m
+	return m, true
+}
+
+// tokens plans reading and tokenizing a split of a dataset.
+func (p *planning) tokens(name, posRun, field string, d ir.Data, m modelNodes) *Node {
+	sum, err := p.env.FileDigest(d.Path)
+	if err != nil {
+		p.errorf(posRun, field+".path", "%v", err)
+		return nil
+	}
+	src := p.b.source(name, d.Path, sum, filepath.Base(d.Path))
+	field2 := ""
+	if d.Format == "jsonl" {
+		field2 = d.Field
+	}
+	return p.b.add(name, OpTokens, TokensParams{
+		TokenizerFormat: m.info.TokenizerFormat, Vocab: m.info.Vocab,
+		Format: d.Format, Field: field2, From: d.Split.From, To: d.Split.To,
+	}, fmt.Sprintf("tokenize %s [%g, %g)", filepath.Base(d.Path), d.Split.From, d.Split.To), src, m.tokenizer)
+}
+
+// overlaps reports whether two data references share documents.
+func (p *planning) overlaps(a, b ir.Data) bool {
+	if a.Path == "" || b.Path == "" {
+		return false
+	}
+	da, err1 := p.env.FileDigest(a.Path)
+	db, err2 := p.env.FileDigest(b.Path)
+	if err1 != nil || err2 != nil || da != db {
+		return false
+	}
+	return a.Split.From < b.Split.To && b.Split.From < a.Split.To
+}
+
+// depth plans a depth-pruning decision; nil on error.
+func (p *planning) depth(name, posRun string, run ir.Run, m modelNodes) *Node {
+	pr := run.Prune
+	blocks := m.info.Blocks
+	if pr.Method != "shortgpt" {
+		p.errorf(posRun, "prune.method", "depth method %q has no planner", pr.Method)
+		return nil
+	}
+	if len(pr.Layers) > 0 {
+		seen := map[int]bool{}
+		for i, l := range pr.Layers {
+			if l < 0 || l >= blocks {
+				p.errorf(posRun, fmt.Sprintf("prune.layers[%d]", i), "block %d does not exist: the model has blocks 0..%d", l, blocks-1)
+				return nil
+			}
+			if seen[l] {
+				p.errorf(posRun, fmt.Sprintf("prune.layers[%d]", i), "block %d is listed twice", l)
+				return nil
+			}
+			seen[l] = true
+		}
+		if len(pr.Layers) >= blocks {
+			p.errorf(posRun, "prune.layers", "removing %d blocks leaves none of the model's %d", len(pr.Layers), blocks)
+			return nil
+		}
+		return p.b.add(name, OpPruneDepth, PruneDepthParams{Method: "explicit", Blocks: blocks, Layers: sorted(pr.Layers)},
+			fmt.Sprintf("remove blocks %v", pr.Layers))
+	}
+	remove, field := pr.Remove, "prune.remove"
+	if pr.Ratio > 0 {
+		field = "prune.ratio"
+		remove = int(math.Floor(pr.Ratio * float64(blocks)))
+		if remove < 1 {
+			p.errorf(posRun, field, "ratio %g of %d blocks removes no block", pr.Ratio, blocks)
+			return nil
+		}
+	}
+	if remove >= blocks {
+		p.errorf(posRun, field, "removing %d blocks leaves none: the model has %d", remove, blocks)
+		return nil
+	}
+	c := run.Calibration
+	if c.SeqLen > m.info.SeqLen {
+		p.errorf(posRun, "calibration.seqLen", "seqLen %d exceeds the model's context of %d tokens", c.SeqLen, m.info.SeqLen)
+		return nil
+	}
+	stream := p.tokens(name, posRun, "calibration.data", c.Data, m)
+	if stream == nil {
+		return nil
+	}
+	windows := p.b.add(name, OpCalibWindows, CalibWindowsParams{Samples: c.Samples, SeqLen: c.SeqLen, Seed: uint64(c.Seed)},
+		fmt.Sprintf("calibration windows %d×%d seed %d", c.Samples, c.SeqLen, c.Seed), stream)
+	h := p.b.add(name, OpCaptureEmbed, CaptureEmbedParams{Samples: c.Samples, SeqLen: c.SeqLen}, "capture embeddings", m.model, windows)
+	scores := make([]*Node, blocks)
+	for i := 0; i < blocks; i++ {
+		next := p.b.add(name, OpCaptureBlock, CaptureBlockParams{Layer: i, Samples: c.Samples, SeqLen: c.SeqLen},
+			fmt.Sprintf("capture block %d", i), m.model, h)
+		scores[i] = p.b.add(name, OpShortGPTBI, ShortGPTBIParams{Layer: i, Dim: m.info.Dim},
+			fmt.Sprintf("block influence %d", i), h, next)
+		h = next
+	}
+	return p.b.add(name, OpPruneDepth, PruneDepthParams{Method: "shortgpt", Blocks: blocks, Remove: remove},
+		fmt.Sprintf("shortgpt: remove %d of %d blocks", remove, blocks), scores...)
+}
+
+func sorted(v []int) []int {
+	out := slices.Clone(v)
+	slices.Sort(out)
+	return out
+}
