@@ -1,0 +1,89 @@
+package llama
+
+import (
+	"fmt"
+
+	"lrmc/kernels/tensor"
+)
+
+// Decoder runs the model one token at a time over a key/value cache, as
+// llama2.c's run.c does. It is not safe for concurrent use.
+type Decoder struct {
+	m      *Model
+	maxSeq int
+	freqs  []float32
+	// Per-layer caches, [maxSeq, KVDim] each.
+	kc, vc [][]float32
+	// Scratch, reused every step.
+	x, xb, xb2, q, hb, hb2, cos, sin, scores, logits []float32
+}
+
+// NewDecoder allocates a decoder for positions 0…maxSeq-1: the cache takes
+// 2·Layers·maxSeq·KVDim floats.
+func NewDecoder(m *Model, maxSeq int) *Decoder {
+	c := m.Config
+	d := &Decoder{
+		m:      m,
+		maxSeq: maxSeq,
+		freqs:  ropeFreqs(c.HeadDim(), c.RopeTheta),
+		kc:     make([][]float32, len(m.Layers)),
+		vc:     make([][]float32, len(m.Layers)),
+		x:      make([]float32, c.Dim),
+		xb:     make([]float32, c.Dim),
+		xb2:    make([]float32, c.Dim),
+		q:      make([]float32, c.Dim),
+		hb:     make([]float32, c.HiddenDim),
+		hb2:    make([]float32, c.HiddenDim),
+		cos:    make([]float32, c.HeadDim()/2),
+		sin:    make([]float32, c.HeadDim()/2),
+		scores: make([]float32, maxSeq),
+		logits: make([]float32, c.Vocab),
+	}
+	for i := range m.Layers {
+		d.kc[i] = make([]float32, maxSeq*c.KVDim())
+		d.vc[i] = make([]float32, maxSeq*c.KVDim())
+	}
+	return d
+}
+
+// Step feeds token at position pos and returns the logits for the next
+// token. Positions 0…pos-1 must have been fed before (in any earlier calls;
+// feeding pos again overwrites it and forgets what came after). The returned
+// slice is the decoder's own buffer, overwritten by the next Step.
+func (d *Decoder) Step(token int32, pos int) []float32 {
+	m, c := d.m, d.m.Config
+	if pos < 0 || pos >= d.maxSeq {
+		panic(fmt.Sprintf("llama: Decoder.Step: position %d outside [0, %d)", pos, d.maxSeq))
+	}
+	dim, kvd, hid, hd := c.Dim, c.KVDim(), c.HiddenDim, c.HeadDim()
+	x := m.Embed([]int32{token}, d.x)
+	ropeAt(d.cos, d.sin, d.freqs, pos)
+	kvMul := c.Heads / c.KVHeads
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		tensor.RMSNorm(d.xb, x, l.AttnNorm, c.NormEps)
+		krow := d.kc[i][pos*kvd : (pos+1)*kvd]
+		vrow := d.vc[i][pos*kvd : (pos+1)*kvd]
+		tensor.MatMul(d.q, d.xb, l.Wq, 1, dim, dim)
+		tensor.MatMul(krow, d.xb, l.Wk, 1, dim, kvd)
+		tensor.MatMul(vrow, d.xb, l.Wv, 1, dim, kvd)
+		rotate(d.q, d.cos, d.sin)
+		rotate(krow, d.cos, d.sin)
+		for h := range c.Heads {
+			off := (h / kvMul) * hd
+			attend(d.xb[h*hd:(h+1)*hd], d.q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
+		}
+		tensor.MatMul(d.xb2, d.xb, l.Wo, 1, dim, dim)
+		tensor.Add(x, d.xb2)
+
+		tensor.RMSNorm(d.xb, x, l.FFNNorm, c.NormEps)
+		tensor.MatMul(d.hb, d.xb, l.W1, 1, dim, hid)
+		tensor.MatMul(d.hb2, d.xb, l.W3, 1, dim, hid)
+		tensor.SwiGLU(d.hb, d.hb2)
+		tensor.MatMul(d.xb, d.hb, l.W2, 1, hid, dim)
+		tensor.Add(x, d.xb)
+	}
+	tensor.RMSNorm(x, x, m.FinalNorm, c.NormEps)
+	tensor.MatMul(d.logits, x, m.Classifier, 1, dim, c.Vocab)
+	return d.logits
+}

@@ -1,0 +1,93 @@
+package llama
+
+import (
+	"fmt"
+)
+
+// Layer holds one transformer block's weights, each [out, in] row-major.
+type Layer struct {
+	AttnNorm []float32 // [Dim]
+	Wq       []float32 // [Dim, Dim]
+	Wk, Wv   []float32 // [KVDim, Dim]
+	Wo       []float32 // [Dim, Dim]
+	FFNNorm  []float32 // [Dim]
+	W1, W3   []float32 // gate and up: [HiddenDim, Dim]
+	W2       []float32 // down: [Dim, HiddenDim]
+}
+
+// Model is a Llama model's configuration and weights.
+type Model struct {
+	Config Config
+	// Embedding is the token embedding table, [Vocab, Dim]. (The field is not
+	// called Embed because that is the method that looks tokens up.)
+	Embedding  []float32
+	Layers     []Layer
+	FinalNorm  []float32 // [Dim]
+	Classifier []float32 // [Vocab, Dim]; aliases Embedding when Config.SharedClassifier
+}
+
+// Validate checks the configuration and that every tensor has the length the
+// configuration implies, naming the first tensors that do not.
+func (m *Model) Validate() error {
+	c := m.Config
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if len(m.Layers) != c.Layers {
+		return fmt.Errorf("llama: model has %d layers, config says %d", len(m.Layers), c.Layers)
+	}
+	d, h, kv, v := c.Dim, c.HiddenDim, c.KVDim(), c.Vocab
+	check := func(name string, t []float32, want int) error {
+		if len(t) != want {
+			return fmt.Errorf("llama: tensor %s has %d floats, want %d", name, len(t), want)
+		}
+		return nil
+	}
+	if err := check("embedding", m.Embedding, v*d); err != nil {
+		return err
+	}
+	for i, l := range m.Layers {
+		for _, t := range []struct {
+			name string
+			data []float32
+			want int
+		}{
+			{"attn_norm", l.AttnNorm, d}, {"wq", l.Wq, d * d}, {"wk", l.Wk, kv * d}, {"wv", l.Wv, kv * d},
+			{"wo", l.Wo, d * d}, {"ffn_norm", l.FFNNorm, d}, {"w1", l.W1, h * d}, {"w2", l.W2, d * h}, {"w3", l.W3, h * d},
+		} {
+			if err := check(fmt.Sprintf("layers.%d.%s", i, t.name), t.data, t.want); err != nil {
+				return err
+			}
+		}
+	}
+	if err := check("final_norm", m.FinalNorm, d); err != nil {
+		return err
+	}
+	if err := check("classifier", m.Classifier, v*d); err != nil {
+		return err
+	}
+	if c.SharedClassifier && &m.Classifier[0] != &m.Embedding[0] {
+		return fmt.Errorf("llama: config says the classifier is shared but Classifier does not alias Embedding")
+	}
+	return nil
+}
+
+// Keep returns a depth-pruned model made of the listed blocks, in the listed
+// order, which must be strictly increasing. The new model shares every weight
+// slice with m; nothing is copied.
+func (m *Model) Keep(layers []int) (*Model, error) {
+	kept := make([]Layer, 0, len(layers))
+	for n, i := range layers {
+		if i < 0 || i >= len(m.Layers) {
+			return nil, fmt.Errorf("llama: keep: layer %d out of range [0, %d)", i, len(m.Layers))
+		}
+		if n > 0 && i <= layers[n-1] {
+			return nil, fmt.Errorf("llama: keep: layers must be strictly increasing, got %d after %d", i, layers[n-1])
+		}
+		kept = append(kept, m.Layers[i])
+	}
+	out := *m
+	out.Config.Layers = len(kept)
+	out.Layers = kept
+	return &out, nil
+}

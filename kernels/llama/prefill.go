@@ -1,0 +1,125 @@
+package llama
+
+import (
+	"fmt"
+
+	"lrmc/kernels/tensor"
+)
+
+// Embed looks up the embedding row of every token into dst, which must hold
+// len(tokens)·Dim floats (it is allocated when nil), and returns dst. It
+// panics on a token outside [0, Vocab).
+func (m *Model) Embed(tokens []int32, dst []float32) []float32 {
+	d := m.Config.Dim
+	if dst == nil {
+		dst = make([]float32, len(tokens)*d)
+	}
+	if len(dst) < len(tokens)*d {
+		panic(fmt.Sprintf("llama: Embed: dst holds %d floats, %d tokens need %d", len(dst), len(tokens), len(tokens)*d))
+	}
+	for i, tok := range tokens {
+		if tok < 0 || int(tok) >= m.Config.Vocab {
+			panic(fmt.Sprintf("llama: Embed: token %d at index %d outside vocabulary [0, %d)", tok, i, m.Config.Vocab))
+		}
+		copy(dst[i*d:(i+1)*d], m.Embedding[int(tok)*d:(int(tok)+1)*d])
+	}
+	return dst
+}
+
+// Block runs transformer block i over b independent sequences of t tokens
+// (positions 0…t-1, causal attention within each sequence). h is the hidden
+// state entering the block, [b·t, Dim]; it is not modified. The result is a
+// new slice holding the hidden state leaving the block.
+func (m *Model) Block(i int, h []float32, b, t int) []float32 {
+	c := m.Config
+	n := b * t
+	if i < 0 || i >= len(m.Layers) {
+		panic(fmt.Sprintf("llama: Block: layer %d out of range [0, %d)", i, len(m.Layers)))
+	}
+	if b < 0 || t < 0 || len(h) != n*c.Dim {
+		panic(fmt.Sprintf("llama: Block: hidden state holds %d floats, want b=%d × t=%d × dim=%d", len(h), b, t, c.Dim))
+	}
+	l := &m.Layers[i]
+	d, kvd, hid, hd := c.Dim, c.KVDim(), c.HiddenDim, c.HeadDim()
+
+	// Attention.
+	xb := make([]float32, n*d)
+	tensor.RMSNormRows(xb, h, l.AttnNorm, c.NormEps)
+	q := make([]float32, n*d)
+	k := make([]float32, n*kvd)
+	v := make([]float32, n*kvd)
+	tensor.MatMul(q, xb, l.Wq, n, d, d)
+	tensor.MatMul(k, xb, l.Wk, n, d, kvd)
+	tensor.MatMul(v, xb, l.Wv, n, d, kvd)
+
+	freqs := ropeFreqs(hd, c.RopeTheta)
+	cos, sin := make([]float32, t*hd/2), make([]float32, t*hd/2)
+	for p := range t {
+		ropeAt(cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2], freqs, p)
+	}
+	for r := range n {
+		p := r % t
+		cs, sn := cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2]
+		rotate(q[r*d:(r+1)*d], cs, sn)
+		rotate(k[r*kvd:(r+1)*kvd], cs, sn)
+	}
+
+	// Each (sequence, head) pair is independent; xb is reused for the
+	// attention output, every pair writing only its own columns.
+	kvMul := c.Heads / c.KVHeads
+	tensor.Parallel(b*c.Heads, 1, func(lo, hi int) {
+		scores := make([]float32, t)
+		for job := lo; job < hi; job++ {
+			s, head := job/c.Heads, job%c.Heads
+			kvOff := s*t*kvd + (head/kvMul)*hd
+			for p := range t {
+				r := s*t + p
+				attend(xb[r*d+head*hd:r*d+(head+1)*hd], q[r*d+head*hd:r*d+(head+1)*hd],
+					k[kvOff:], v[kvOff:], p+1, kvd, scores)
+			}
+		}
+	})
+	out := make([]float32, n*d)
+	tensor.MatMul(out, xb, l.Wo, n, d, d)
+	tensor.Add(out, h)
+
+	// SwiGLU MLP.
+	tensor.RMSNormRows(xb, out, l.FFNNorm, c.NormEps)
+	hb := make([]float32, n*hid)
+	hb2 := make([]float32, n*hid)
+	tensor.MatMul(hb, xb, l.W1, n, d, hid)
+	tensor.MatMul(hb2, xb, l.W3, n, d, hid)
+	tensor.SwiGLU(hb, hb2)
+	tensor.MatMul(xb, hb, l.W2, n, hid, d)
+	tensor.Add(out, xb)
+	return out
+}
+
+// Logits applies the final RMSNorm and the classifier to a hidden state of
+// b·t rows and returns the logits, [b·t, Vocab]. h is not modified.
+func (m *Model) Logits(h []float32, b, t int) []float32 {
+	c := m.Config
+	n := b * t
+	if b < 0 || t < 0 || len(h) != n*c.Dim {
+		panic(fmt.Sprintf("llama: Logits: hidden state holds %d floats, want b=%d × t=%d × dim=%d", len(h), b, t, c.Dim))
+	}
+	xb := make([]float32, n*c.Dim)
+	tensor.RMSNormRows(xb, h, m.FinalNorm, c.NormEps)
+	logits := make([]float32, n*c.Vocab)
+	tensor.MatMul(logits, xb, m.Classifier, n, c.Dim, c.Vocab)
+	return logits
+}
+
+// Forward runs the whole model over b sequences of t tokens (tokens is
+// [b·t], sequence-major) and returns the logits at every position,
+// [b·t, Vocab].
+func (m *Model) Forward(tokens []int32, b, t int) []float32 {
+	if b < 0 || t < 0 || len(tokens) != b*t {
+		panic(fmt.Sprintf("llama: Forward: %d tokens, want b=%d × t=%d", len(tokens), b, t))
+	}
+	h := m.Embed(tokens, nil)
+	for i := range m.Layers {
+		h = m.Block(i, h, b, t)
+	}
+	return m.Logits(h, b, t)
+}

@@ -1,0 +1,253 @@
+// Package llama2c reads and writes the formats of Karpathy's llama2.c: the
+// legacy ("version 0") float32 checkpoint that run.c loads, and its
+// SentencePiece-derived tokenizer.bin, whose encode/decode rules it
+// reproduces exactly.
+package llama2c
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+
+	"lrmc/kernels/llama"
+)
+
+// headerSize is the 7 little-endian int32 header: dim, hidden_dim, n_layers,
+// n_heads, n_kv_heads, vocab_size (negative when the classifier is stored
+// separately), seq_len.
+const headerSize = 7 * 4
+
+// llama2.c hard-codes these; the format has no field for them.
+const (
+	normEps   = 1e-5
+	ropeTheta = 10000.0
+)
+
+// parseHeader turns the 28 header bytes into a validated configuration.
+func parseHeader(b []byte) (llama.Config, error) {
+	var h [7]int32
+	for i := range h {
+		h[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	c := llama.Config{
+		Dim: int(h[0]), HiddenDim: int(h[1]), Layers: int(h[2]), Heads: int(h[3]), KVHeads: int(h[4]),
+		Vocab: int(h[5]), SeqLen: int(h[6]), NormEps: normEps, RopeTheta: ropeTheta, SharedClassifier: true,
+	}
+	if c.Vocab < 0 {
+		c.Vocab, c.SharedClassifier = -c.Vocab, false
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("bad header %v: %w", h, err)
+	}
+	return c, nil
+}
+
+// floatCount is the number of float32 values the checkpoint body holds.
+func floatCount(c llama.Config) int64 {
+	// The weights (a shared classifier stored once), then freq_cis_real and
+	// freq_cis_imag, [seq_len, head_dim/2] each.
+	return c.Params() + 2*int64(c.SeqLen)*int64(c.HeadDim()/2)
+}
+
+// ReadConfig reads only the header of the checkpoint at path, validates it
+// and checks the file size it implies, without reading any weights.
+func ReadConfig(path string) (llama.Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return llama.Config{}, fmt.Errorf("llama2c: %w", err)
+	}
+	defer f.Close()
+	c, _, err := readHeader(f, path)
+	return c, err
+}
+
+// readHeader reads and checks the header and the file size; it returns the
+// configuration and the number of body floats.
+func readHeader(f *os.File, path string) (llama.Config, int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return llama.Config{}, 0, fmt.Errorf("llama2c: %w", err)
+	}
+	var hb [headerSize]byte
+	if _, err := io.ReadFull(f, hb[:]); err != nil {
+		return llama.Config{}, 0, fmt.Errorf("llama2c: %s: truncated header: %d bytes, want %d", path, st.Size(), headerSize)
+	}
+	c, err := parseHeader(hb[:])
+	if err != nil {
+		return c, 0, fmt.Errorf("llama2c: %s: %w", path, err)
+	}
+	n := floatCount(c)
+	if want := headerSize + 4*n; st.Size() != want {
+		what := "size mismatch"
+		if st.Size() < want {
+			what = "truncated"
+		}
+		return c, 0, fmt.Errorf("llama2c: %s: %s: file has %d bytes, header %+v implies %d", path, what, st.Size(), c, want)
+	}
+	return c, n, nil
+}
+
+// Load reads a legacy llama2.c checkpoint. All weights live in one
+// allocation; the header and the file size are checked before it is made.
+func Load(path string) (*llama.Model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("llama2c: %w", err)
+	}
+	defer f.Close()
+	c, n, err := readHeader(f, path)
+	if err != nil {
+		return nil, err
+	}
+	data := make([]float32, n)
+	if err := readFloats(bufio.NewReaderSize(f, 1<<20), data); err != nil {
+		return nil, fmt.Errorf("llama2c: %s: reading weights: %w", path, err)
+	}
+	m := &llama.Model{Config: c}
+	take := func(k int) []float32 {
+		t := data[:k:k]
+		data = data[k:]
+		return t
+	}
+	d, h, kv, L := c.Dim, c.HiddenDim, c.KVDim(), c.Layers
+	m.Embedding = take(c.Vocab * d)
+	m.Layers = make([]llama.Layer, L)
+	// The file stores each tensor kind for all layers before the next kind.
+	for _, field := range []struct {
+		get  func(*llama.Layer) *[]float32
+		size int
+	}{
+		{func(l *llama.Layer) *[]float32 { return &l.AttnNorm }, d},
+		{func(l *llama.Layer) *[]float32 { return &l.Wq }, d * d},
+		{func(l *llama.Layer) *[]float32 { return &l.Wk }, kv * d},
+		{func(l *llama.Layer) *[]float32 { return &l.Wv }, kv * d},
+		{func(l *llama.Layer) *[]float32 { return &l.Wo }, d * d},
+		{func(l *llama.Layer) *[]float32 { return &l.FFNNorm }, d},
+		{func(l *llama.Layer) *[]float32 { return &l.W1 }, h * d},
+		{func(l *llama.Layer) *[]float32 { return &l.W2 }, d * h},
+		{func(l *llama.Layer) *[]float32 { return &l.W3 }, h * d},
+	} {
+		for i := range m.Layers {
+			*field.get(&m.Layers[i]) = take(field.size)
+		}
+	}
+	m.FinalNorm = take(d)
+	take(2 * c.SeqLen * (c.HeadDim() / 2)) // freq_cis_real, freq_cis_imag: run.c ignores them too
+	if c.SharedClassifier {
+		m.Classifier = m.Embedding
+	} else {
+		m.Classifier = take(c.Vocab * d)
+	}
+	return m, nil
+}
+
+// Write writes m as a legacy llama2.c checkpoint. The freq_cis tables, which
+// run.c skips, are recomputed as llama2.c's export.py computes them, so a
+// loaded stories260K checkpoint writes back byte for byte.
+func Write(w io.Writer, m *llama.Model) error {
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("llama2c: write: %w", err)
+	}
+	c := m.Config
+	if c.NormEps != normEps || c.RopeTheta != ropeTheta {
+		return fmt.Errorf("llama2c: write: the format fixes norm_eps=%g and rope_theta=%g, model has %g and %g",
+			normEps, ropeTheta, c.NormEps, c.RopeTheta)
+	}
+	vocab := c.Vocab
+	if !c.SharedClassifier {
+		vocab = -vocab
+	}
+	for _, v := range []int{c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, vocab, c.SeqLen} {
+		if v > math.MaxInt32 || v < math.MinInt32 {
+			return fmt.Errorf("llama2c: write: header value %d does not fit an int32", v)
+		}
+	}
+	// bufio.Writer keeps the first write error and returns it from Flush, so
+	// the individual writes below need no checks.
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var hb [headerSize]byte
+	for i, v := range []int{c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, vocab, c.SeqLen} {
+		binary.LittleEndian.PutUint32(hb[4*i:], uint32(int32(v)))
+	}
+	bw.Write(hb[:])
+	put := func(t []float32) {
+		var b [4]byte
+		for _, v := range t {
+			binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+			bw.Write(b[:])
+		}
+	}
+	put(m.Embedding)
+	for _, get := range []func(l *llama.Layer) []float32{
+		func(l *llama.Layer) []float32 { return l.AttnNorm },
+		func(l *llama.Layer) []float32 { return l.Wq },
+		func(l *llama.Layer) []float32 { return l.Wk },
+		func(l *llama.Layer) []float32 { return l.Wv },
+		func(l *llama.Layer) []float32 { return l.Wo },
+		func(l *llama.Layer) []float32 { return l.FFNNorm },
+		func(l *llama.Layer) []float32 { return l.W1 },
+		func(l *llama.Layer) []float32 { return l.W2 },
+		func(l *llama.Layer) []float32 { return l.W3 },
+	} {
+		for i := range m.Layers {
+			put(get(&m.Layers[i]))
+		}
+	}
+	put(m.FinalNorm)
+	re, im := FreqCis(c)
+	put(re)
+	put(im)
+	if !c.SharedClassifier {
+		put(m.Classifier)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("llama2c: write: %w", err)
+	}
+	return nil
+}
+
+// FreqCis returns the rotary tables llama2.c's export.py stores after the
+// final norm, [seq_len, head_dim/2] each: cos and sin of t·f_i with
+// f_i = 1/theta^(2i/head_dim), every step rounded to float32 as PyTorch's
+// float32 arithmetic does.
+func FreqCis(c llama.Config) (re, im []float32) {
+	half := c.HeadDim() / 2
+	freqs := make([]float32, half)
+	for i := range freqs {
+		e := float32(2*i) / float32(c.HeadDim())
+		freqs[i] = 1 / float32(math.Pow(c.RopeTheta, float64(e)))
+	}
+	re = make([]float32, c.SeqLen*half)
+	im = make([]float32, c.SeqLen*half)
+	for t := range c.SeqLen {
+		for i, f := range freqs {
+			a := float64(float32(t) * f)
+			re[t*half+i] = float32(math.Cos(a))
+			im[t*half+i] = float32(math.Sin(a))
+		}
+	}
+	return re, im
+}
+
+// readFloats fills dst with little-endian float32 values from r.
+func readFloats(r io.Reader, dst []float32) error {
+	buf := make([]byte, 64<<10)
+	for len(dst) > 0 {
+		k := min(len(dst), len(buf)/4)
+		if _, err := io.ReadFull(r, buf[:4*k]); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return fmt.Errorf("truncated: %w", err)
+			}
+			return err
+		}
+		for i := range k {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+		}
+		dst = dst[k:]
+	}
+	return nil
+}
