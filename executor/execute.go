@@ -1,0 +1,338 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"lrmc/cache"
+	"lrmc/planner"
+)
+
+// Options tune an execution.
+type Options struct {
+	// Jobs bounds how many ops run at once (default 1: the kernels already
+	// use every core, so running ops side by side mostly adds memory).
+	Jobs int
+	Log  hclog.Logger
+	// Events receives the event stream; calls are serialized.
+	Events func(Event)
+}
+
+// Executor runs graphs against a store with a fixed set of ops.
+type Executor struct {
+	ops   map[string]Op
+	store Store
+	opts  Options
+	mu    sync.Mutex // serializes Events
+}
+
+// New checks that every op the planner can emit is implemented at the
+// planner's version.
+func New(ops map[string]Op, store Store, opts Options) (*Executor, error) {
+	for name, v := range planner.Versions {
+		if name == planner.OpSource {
+			continue
+		}
+		op, ok := ops[name]
+		if !ok {
+			return nil, fmt.Errorf("executor: op %q has no implementation", name)
+		}
+		if op.Version() != v {
+			return nil, fmt.Errorf("executor: op %q is implemented at version %d but planned at version %d", name, op.Version(), v)
+		}
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = 1
+	}
+	if opts.Log == nil {
+		opts.Log = hclog.NewNullLogger()
+	}
+	return &Executor{ops: ops, store: store, opts: opts}, nil
+}
+
+// Result holds what an execution produced.
+type Result struct {
+	values map[*planner.Node]any
+	bytes  map[*planner.Node][]byte
+	// Ran counts the ops that ran; Cached the results read from the cache.
+	Ran, Cached int
+}
+
+// Value returns a target's decoded result.
+func (r *Result) Value(n *planner.Node) (any, bool) {
+	v, ok := r.values[n]
+	return v, ok
+}
+
+// Bytes returns an output node's encoded result.
+func (r *Result) Bytes(n *planner.Node) ([]byte, bool) {
+	b, ok := r.bytes[n]
+	return b, ok
+}
+
+func (e *Executor) emit(ev Event) {
+	if e.opts.Events == nil {
+		return
+	}
+	ev.Time = time.Now().UTC()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opts.Events(ev)
+}
+
+// state is one node's resolution, shared by everyone who needs it: the
+// first demand starts it, later ones wait on done (BuildKit's "actives").
+type state struct {
+	done  chan struct{}
+	val   any
+	bytes []byte
+	err   error
+}
+
+type execution struct {
+	e      *Executor
+	g      *planner.Graph
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	sem    chan struct{}
+
+	mu      sync.Mutex
+	states  map[*planner.Node]*state
+	pending map[*planner.Node]int // users not yet finished, for freeing values
+	keep    map[*planner.Node]bool
+	ran     int
+	cached  int
+}
+
+// Run resolves every target of g. On error or cancellation, nodes that
+// finished are already in the store, so running again resumes.
+func (e *Executor) Run(ctx context.Context, g *planner.Graph) (*Result, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	x := &execution{
+		e: e, g: g, ctx: ctx, cancel: cancel,
+		sem:     make(chan struct{}, e.opts.Jobs),
+		states:  map[*planner.Node]*state{},
+		pending: map[*planner.Node]int{},
+		keep:    map[*planner.Node]bool{},
+	}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			x.pending[in]++
+		}
+	}
+	for _, t := range g.Targets {
+		x.keep[t] = true
+	}
+	for _, o := range g.Outputs {
+		x.keep[o.Node] = true
+	}
+	for _, t := range g.Targets {
+		x.start(t)
+	}
+	res := &Result{values: map[*planner.Node]any{}, bytes: map[*planner.Node][]byte{}}
+	var errs []error
+	for _, t := range g.Targets {
+		v, err := x.wait(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.values[t] = v
+	}
+	if len(errs) > 0 {
+		// Report the cause rather than the cancellations it triggered.
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return nil, cause
+		}
+		return nil, errs[0]
+	}
+	for _, o := range g.Outputs {
+		if o.Node.IsSource() {
+			continue
+		}
+		s := x.states[o.Node]
+		res.bytes[o.Node] = s.bytes
+	}
+	res.Ran, res.Cached = x.ran, x.cached
+	return res, nil
+}
+
+// start begins resolving n unless that is already under way.
+func (x *execution) start(n *planner.Node) *state {
+	x.mu.Lock()
+	s, ok := x.states[n]
+	if !ok {
+		s = &state{done: make(chan struct{})}
+		x.states[n] = s
+	}
+	x.mu.Unlock()
+	if !ok {
+		go func() {
+			defer close(s.done)
+			s.val, s.bytes, s.err = x.resolve(n)
+			if s.err != nil {
+				x.cancel(s.err)
+			}
+		}()
+	}
+	return s
+}
+
+func (x *execution) wait(n *planner.Node) (any, error) {
+	s := x.start(n)
+	select {
+	case <-s.done:
+		return s.val, s.err
+	case <-x.ctx.Done():
+		// The goroutine notices cancellation itself; wait so that no op is
+		// left running when Run returns.
+		<-s.done
+		if s.err != nil {
+			return nil, s.err
+		}
+		return s.val, nil
+	}
+}
+
+// resolve produces n's result: from the file system for sources, from the
+// cache when it holds a verified entry, else by running the op.
+func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
+	if n.IsSource() {
+		return n.Source, nil, nil
+	}
+	op := x.e.ops[n.Op]
+	ephemeral := planner.Ephemeral[n.Op]
+	ev := Event{Node: n.Key.String(), Op: n.Op, Label: n.Label}
+	if !ephemeral {
+		b, meta, err := x.e.store.Get(n.Key)
+		switch {
+		case err == nil:
+			v, derr := op.Decode(b)
+			if derr == nil {
+				x.count(&x.cached)
+				ev.Event, ev.Cached, ev.Bytes = EventCached, true, meta.Size
+				x.e.emit(ev)
+				return v, x.keepBytes(n, b), nil
+			}
+			// A verified entry that no longer decodes was written by a
+			// buggy op version; recompute rather than fail.
+			x.e.opts.Log.Warn("cached result does not decode; recomputing", "node", n.Label, "key", n.Key.Short(), "error", derr)
+		case errors.Is(err, cache.ErrNotFound):
+		case errors.Is(err, cache.ErrCorrupt):
+			ev.Event, ev.Error = EventCorrupt, err.Error()
+			x.e.emit(ev)
+			x.e.opts.Log.Warn("corrupt cache entry dropped; recomputing", "node", n.Label, "key", n.Key.Short(), "error", err)
+		default:
+			return nil, nil, fmt.Errorf("%s: reading cache: %w", n.Label, err)
+		}
+	}
+
+	// Resolve inputs in parallel, then run.
+	for _, in := range n.Inputs {
+		x.start(in)
+	}
+	inputs := make([]any, len(n.Inputs))
+	for i, in := range n.Inputs {
+		v, err := x.wait(in)
+		if err != nil {
+			return nil, nil, err
+		}
+		inputs[i] = v
+	}
+	select {
+	case x.sem <- struct{}{}:
+	case <-x.ctx.Done():
+		return nil, nil, context.Cause(x.ctx)
+	}
+	ev.Event = EventStarted
+	x.e.emit(ev)
+	t0 := time.Now()
+	call := &Call{
+		Node: n, Inputs: inputs,
+		Log: x.e.opts.Log.Named(n.Op),
+		Progress: func(done, total int64) {
+			x.e.emit(Event{Event: EventProgress, Node: n.Key.String(), Op: n.Op, Label: n.Label, Done: done, Total: total})
+		},
+	}
+	val, err = runOp(x.ctx, op, call)
+	<-x.sem
+	x.release(n)
+	if err == nil && x.ctx.Err() != nil {
+		err = context.Cause(x.ctx)
+	}
+	if err != nil {
+		ev.Event, ev.Error = EventFailed, err.Error()
+		ev.Seconds = time.Since(t0).Seconds()
+		x.e.emit(ev)
+		return nil, nil, fmt.Errorf("%s (%s %s): %w", n.Label, n.Op, n.Key.Short(), err)
+	}
+	x.count(&x.ran)
+	ev.Event, ev.Seconds = EventFinished, time.Since(t0).Seconds()
+	if !ephemeral {
+		b, err := op.Encode(val)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s (%s): encoding result: %w", n.Label, n.Op, err)
+		}
+		if err := x.e.store.Put(n.Key, n.Op, n.Label, b); err != nil {
+			// The result is still good; only reuse is lost.
+			x.e.opts.Log.Warn("could not store result", "node", n.Label, "error", err)
+		}
+		ev.Bytes = int64(len(b))
+		enc = x.keepBytes(n, b)
+	}
+	x.e.emit(ev)
+	return val, enc, nil
+}
+
+// runOp runs an op, turning a panic into an error that names the node, so
+// one broken op cannot take the store down mid-write.
+func runOp(ctx context.Context, op Op, c *Call) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			buf := make([]byte, 4096)
+			buf = buf[:runtime.Stack(buf, false)]
+			err = fmt.Errorf("panic: %v\n%s", r, buf)
+		}
+	}()
+	return op.Run(ctx, c)
+}
+
+func (x *execution) keepBytes(n *planner.Node, b []byte) []byte {
+	if x.keep[n] {
+		return b
+	}
+	return nil
+}
+
+func (x *execution) count(c *int) {
+	x.mu.Lock()
+	*c++
+	x.mu.Unlock()
+}
+
+// release tells n's inputs that one of their users is done with them; an
+// input nobody else needs drops its value, so a chain of per-layer
+// activations is not held in memory all at once.
+func (x *execution) release(n *planner.Node) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, in := range n.Inputs {
+		x.pending[in]--
+		if x.pending[in] == 0 && !x.keep[in] {
+			if s, ok := x.states[in]; ok {
+				select {
+				case <-s.done:
+					s.val = nil
+				default:
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,136 @@
+// Package ops implements the planner's ops on the kernel runtime: one file
+// per op, each decoding its parameters (planner's structs), calling kernels,
+// and saying how its result is stored in the cache.
+package ops
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"lrmc/executor"
+	"lrmc/kernels/safetensors"
+	"lrmc/planner"
+)
+
+// Registry returns every op by name.
+func Registry() map[string]executor.Op {
+	return map[string]executor.Op{
+		planner.OpModelLoad:     modelLoad{},
+		planner.OpTokens:        dataTokens{},
+		planner.OpCalibWindows:  calibWindows{},
+		planner.OpCaptureEmbed:  captureEmbed{},
+		planner.OpCaptureBlock:  captureBlock{},
+		planner.OpShortGPTBI:    shortgptBI{},
+		planner.OpPruneDepth:    pruneDepth{},
+		planner.OpModelDepth:    modelDepth{},
+		planner.OpEvalWindows:   evalWindows{},
+		planner.OpPerplexity:    perplexityOp{},
+		planner.OpMetrics:       metricsOp{},
+		planner.OpResults:       resultsOp{},
+		planner.OpExportLlama2c: exportLlama2c{},
+	}
+}
+
+// ephemeral is embedded by ops whose results are never cached.
+type ephemeral struct{}
+
+func (ephemeral) Encode(any) ([]byte, error) { return nil, fmt.Errorf("ephemeral result is not encoded") }
+func (ephemeral) Decode([]byte) (any, error) { return nil, fmt.Errorf("ephemeral result is not decoded") }
+
+// jsonCodec stores results of type T as JSON.
+type jsonCodec[T any] struct{}
+
+func (jsonCodec[T]) Encode(v any) ([]byte, error) {
+	t, ok := v.(T)
+	if !ok {
+		return nil, fmt.Errorf("result is %T, want %T", v, *new(T))
+	}
+	return json.MarshalIndent(t, "", "  ")
+}
+
+func (jsonCodec[T]) Decode(b []byte) (any, error) {
+	var t T
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Tokens is a token tensor: Rows sequences of Cols tokens (one row for a stream).
+type Tokens struct {
+	IDs        []int32
+	Rows, Cols int
+}
+
+// tokensCodec stores Tokens as a safetensors file with one I32 tensor.
+type tokensCodec struct{}
+
+func (tokensCodec) Encode(v any) ([]byte, error) {
+	t, ok := v.(Tokens)
+	if !ok {
+		return nil, fmt.Errorf("result is %T, want Tokens", v)
+	}
+	return safetensors.Encode([]safetensors.Tensor{safetensors.I32("tokens", []int{t.Rows, t.Cols}, t.IDs)}, nil)
+}
+
+func (tokensCodec) Decode(b []byte) (any, error) {
+	f, err := safetensors.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := f.Tensor("tokens")
+	if !ok || len(t.Shape) != 2 {
+		return nil, fmt.Errorf("no 2-d tensor \"tokens\"")
+	}
+	ids, err := t.Int32()
+	if err != nil {
+		return nil, err
+	}
+	return Tokens{IDs: ids, Rows: t.Shape[0], Cols: t.Shape[1]}, nil
+}
+
+// Hidden is a batch of hidden states: Rows token positions of Dim floats.
+type Hidden struct {
+	Data      []float32
+	Rows, Dim int
+}
+
+// hiddenCodec stores Hidden as a safetensors file with one F32 tensor.
+type hiddenCodec struct{}
+
+func (hiddenCodec) Encode(v any) ([]byte, error) {
+	h, ok := v.(Hidden)
+	if !ok {
+		return nil, fmt.Errorf("result is %T, want Hidden", v)
+	}
+	return safetensors.Encode([]safetensors.Tensor{safetensors.F32("hidden", []int{h.Rows, h.Dim}, h.Data)}, nil)
+}
+
+func (hiddenCodec) Decode(b []byte) (any, error) {
+	f, err := safetensors.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := f.Tensor("hidden")
+	if !ok || len(t.Shape) != 2 {
+		return nil, fmt.Errorf("no 2-d tensor \"hidden\"")
+	}
+	d, err := t.Float32()
+	if err != nil {
+		return nil, err
+	}
+	return Hidden{Data: d, Rows: t.Shape[0], Dim: t.Shape[1]}, nil
+}
+
+// input returns inputs[i] as a T, or an error naming what was expected.
+func input[T any](c *executor.Call, i int) (T, error) {
+	var zero T
+	if i >= len(c.Inputs) {
+		return zero, fmt.Errorf("%s: missing input %d", c.Node.Op, i)
+	}
+	v, ok := c.Inputs[i].(T)
+	if !ok {
+		return zero, fmt.Errorf("%s: input %d is %T, want %T", c.Node.Op, i, c.Inputs[i], zero)
+	}
+	return v, nil
+}

@@ -1,0 +1,81 @@
+// Package executor runs a planned graph: it resolves each target by reading
+// its result from the cache or computing it from its inputs, with bounded
+// parallelism, identical work done once, corrupt cache entries recomputed,
+// cancellation that keeps every finished node, and an event stream that
+// displays render.
+//
+// This file is the whole contract: the Op an implementation provides, the
+// Store the executor caches in, and the Events it emits.
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"lrmc/cache"
+	"lrmc/digest"
+	"lrmc/planner"
+)
+
+// Op computes the result of one kind of node.
+type Op interface {
+	// Version must equal planner.Versions[name]; Register checks it.
+	Version() int
+	// Run computes the result from the inputs' results.
+	Run(ctx context.Context, c *Call) (any, error)
+	// Encode and Decode convert results to and from cache bytes. Ephemeral
+	// ops (planner.Ephemeral) are never encoded.
+	Encode(v any) ([]byte, error)
+	Decode(b []byte) (any, error)
+}
+
+// Call is one invocation of an op.
+type Call struct {
+	Node   *planner.Node
+	Inputs []any
+	Log    hclog.Logger
+	// Progress reports work done so far out of total (units are the op's).
+	Progress func(done, total int64)
+}
+
+// Params decodes the node's parameters into p.
+func (c *Call) Params(p any) error { return json.Unmarshal(c.Node.Params, p) }
+
+// Store is the cache the executor reads and writes; *cache.Store implements it.
+type Store interface {
+	Get(key digest.Digest) ([]byte, cache.Meta, error)
+	Put(key digest.Digest, op, name string, value []byte) error
+	Stat(key digest.Digest) (cache.Meta, bool, error)
+}
+
+// EventType names what happened to a node.
+type EventType string
+
+const (
+	EventCached   EventType = "cached"   // result read from the cache
+	EventStarted  EventType = "started"  // the op began running
+	EventProgress EventType = "progress" // the op reported progress
+	EventFinished EventType = "finished" // the op finished; result stored
+	EventFailed   EventType = "failed"   // the op failed or was cancelled
+	EventCorrupt  EventType = "corrupt"  // a cache entry failed verification and will be recomputed
+	EventOutput   EventType = "output"   // an output file was written
+)
+
+// Event is one entry of the stream (one JSON object per line with --progress=json).
+type Event struct {
+	Time    time.Time `json:"time"`
+	Event   EventType `json:"event"`
+	Node    string    `json:"node,omitempty"`
+	Op      string    `json:"op,omitempty"`
+	Label   string    `json:"label,omitempty"`
+	Cached  bool      `json:"cached"`
+	Done    int64     `json:"done,omitempty"`
+	Total   int64     `json:"total,omitempty"`
+	Seconds float64   `json:"seconds,omitempty"`
+	Bytes   int64     `json:"bytes,omitempty"`
+	Path    string    `json:"path,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
