@@ -70,12 +70,12 @@ type ModelLoadParams struct {
 // TokensParams: inputs are the data source and the tokenizer source. The
 // model is not an input, so models that share a tokenizer share the tokens.
 type TokensParams struct {
-	TokenizerFormat string `json:"tokenizerFormat"`
-	Vocab           int    `json:"vocab"`
-	Format          string `json:"format"`
-	Field  string  `json:"field,omitempty"`
-	From   float64 `json:"from"`
-	To     float64 `json:"to"`
+	TokenizerFormat string  `json:"tokenizerFormat"`
+	Vocab           int     `json:"vocab"`
+	Format          string  `json:"format"`
+	Field           string  `json:"field,omitempty"`
+	From            float64 `json:"from"`
+	To              float64 `json:"to"`
 }
 
 // CalibWindowsParams: input is a token stream.

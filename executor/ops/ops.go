@@ -34,8 +34,12 @@ func Registry() map[string]executor.Op {
 // ephemeral is embedded by ops whose results are never cached.
 type ephemeral struct{}
 
-func (ephemeral) Encode(any) ([]byte, error) { return nil, fmt.Errorf("ephemeral result is not encoded") }
-func (ephemeral) Decode([]byte) (any, error) { return nil, fmt.Errorf("ephemeral result is not decoded") }
+func (ephemeral) Encode(any) ([]byte, error) {
+	return nil, fmt.Errorf("ephemeral result is not encoded")
+}
+func (ephemeral) Decode([]byte) (any, error) {
+	return nil, fmt.Errorf("ephemeral result is not decoded")
+}
 
 // jsonCodec stores results of type T as JSON.
 type jsonCodec[T any] struct{}
