@@ -1,0 +1,233 @@
+// Command asmgen generates the amd64 assembly micro-kernels of package gemm
+// with avo. It is run by `go generate` in the parent folder:
+//
+//	go run ./asmgen -out kernel_amd64.s -stubs kernel_amd64_stub.go -pkg gemm
+//
+// Two families of kernels are emitted, each in an AVX2+FMA (ymm) and an
+// AVX-512 (zmm) flavour:
+//
+//   - gemmKernel*: an MR×NR register-blocked tile of C = A·B over a packed,
+//     k-major A micro-panel (MR floats per k step) and B micro-panel (NR floats
+//     per k step). Every output element is reduced by one FMA chain in
+//     increasing k, so the result does not depend on how the caller tiles m
+//     and n, nor on which flavour ran (both use the same chain).
+//   - dot4*: four dot products of one vector x against four rows of w, for the
+//     m=1 (decode) path that must stream w exactly once.
+//
+// Vector registers are named physically so the register budget (16 ymm, 32
+// zmm) is explicit; general-purpose registers are left to avo's allocator.
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// flavour describes one vector ISA level.
+type flavour struct {
+	suffix string
+	lanes  int // float32 lanes per vector register
+	nregs  int // architectural vector registers available
+}
+
+var (
+	avx2   = flavour{suffix: "AVX2", lanes: 8, nregs: 16}
+	avx512 = flavour{suffix: "AVX512", lanes: 16, nregs: 32}
+)
+
+func (f flavour) vec(i int) Register {
+	z := []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15,
+		Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31}[i]
+	if f.lanes == 8 {
+		return z.AsY()
+	}
+	return z
+}
+
+func (f flavour) zero(r Register) {
+	if f.lanes == 16 {
+		VPXORD(r, r, r) // VXORPS on zmm needs AVX512DQ; VPXORD is AVX512F.
+		return
+	}
+	VXORPS(r, r, r)
+}
+
+func main() {
+	ConstraintExpr("amd64")
+
+	// The tile shapes must match the mr/nr constants in impl_amd64.go.
+	gemmKernel(avx2, 6, 2, 4)
+	gemmKernel(avx512, 12, 2, 4)
+	dot4(avx2)
+	dot4(avx512)
+
+	Generate()
+}
+
+// gemmKernel emits gemmKernel<suffix>: for an mr × (nvec·lanes) tile,
+//
+//	acc[i][j] = Σ_{p<kc} a[p·mr+i]·b[p·nr+j]   (one FMA chain per element, p ascending)
+//	c[i·ldc+j] = acc[i][j]            if accum is false
+//	c[i·ldc+j] = c[i·ldc+j]+acc[i][j] if accum is true
+//
+// The accumulators start at zero rather than at c so the rounding of a k block
+// is the same whether the tile is written in place or through a scratch tile
+// for ragged edges.
+func gemmKernel(f flavour, mr, nvec, unroll int) {
+	nr := nvec * f.lanes
+	name := "gemmKernel" + f.suffix
+	TEXT(name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int, accum bool)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s computes a %d×%d tile of C from packed panels (%s).", name, mr, nr, f.suffix))
+
+	nacc := mr * nvec
+	if nacc+nvec+1 > f.nregs {
+		panic(fmt.Sprintf("%s: %d accumulators do not fit", name, nacc))
+	}
+	acc := func(i, j int) Register { return f.vec(i*nvec + j) }
+	breg := func(j int) Register { return f.vec(nacc + j) }
+	// Broadcast targets rotate over the remaining registers so consecutive
+	// broadcasts do not serialize on one architectural name.
+	nbc := f.nregs - nacc - nvec
+	bc := func(i int) Register { return f.vec(nacc + nvec + i%nbc) }
+
+	kc := Load(Param("kc"), GP64())
+	a := Load(Param("a"), GP64())
+	b := Load(Param("b"), GP64())
+
+	for i := 0; i < nacc; i++ {
+		f.zero(f.vec(i))
+	}
+
+	step := func(u int) {
+		for j := 0; j < nvec; j++ {
+			VMOVUPS(Mem{Base: b, Disp: 4 * (u*nr + j*f.lanes)}, breg(j))
+		}
+		for i := 0; i < mr; i++ {
+			VBROADCASTSS(Mem{Base: a, Disp: 4 * (u*mr + i)}, bc(i))
+			for j := 0; j < nvec; j++ {
+				VFMADD231PS(breg(j), bc(i), acc(i, j))
+			}
+		}
+	}
+
+	CMPQ(kc, Imm(uint64(unroll)))
+	JL(LabelRef("tail"))
+	Label("loop")
+	for u := 0; u < unroll; u++ {
+		step(u)
+	}
+	ADDQ(U32(uint64(4*unroll*mr)), a)
+	ADDQ(U32(uint64(4*unroll*nr)), b)
+	SUBQ(Imm(uint64(unroll)), kc)
+	CMPQ(kc, Imm(uint64(unroll)))
+	JGE(LabelRef("loop"))
+
+	Label("tail")
+	TESTQ(kc, kc)
+	JZ(LabelRef("store"))
+	Label("tailloop")
+	step(0)
+	ADDQ(U32(uint64(4*mr)), a)
+	ADDQ(U32(uint64(4*nr)), b)
+	DECQ(kc)
+	JNZ(LabelRef("tailloop"))
+
+	Label("store")
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	accum := Load(Param("accum"), GP8())
+	TESTB(accum, accum)
+	JZ(LabelRef("overwrite"))
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nvec; j++ {
+			m := Mem{Base: c, Disp: 4 * j * f.lanes}
+			VADDPS(m, acc(i, j), acc(i, j))
+			VMOVUPS(acc(i, j), m)
+		}
+		if i+1 < mr {
+			ADDQ(ldc, c)
+		}
+	}
+	VZEROUPPER()
+	RET()
+
+	Label("overwrite")
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nvec; j++ {
+			VMOVUPS(acc(i, j), Mem{Base: c, Disp: 4 * j * f.lanes})
+		}
+		if i+1 < mr {
+			ADDQ(ldc, c)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// dot4 emits dot4<suffix>: out[r] = Σ_{p<n} x[p]·w_r[p] for r < 4, where n is
+// a multiple of 2·lanes (the caller finishes the tail). Each row keeps two
+// vector accumulators (even and odd blocks of lanes) so eight FMA chains are
+// in flight; x is loaded once per block and shared by the four rows, so w is
+// the only stream that grows with n. The lanes are reduced in a fixed tree.
+func dot4(f flavour) {
+	name := "dot4" + f.suffix
+	TEXT(name, NOSPLIT, "func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s computes four dot products of x with rows w0..w3 (%s); n must be a multiple of %d.", name, f.suffix, 2*f.lanes))
+
+	n := Load(Param("n"), GP64())
+	x := Load(Param("x"), GP64())
+	w := []Register{
+		Load(Param("w0"), GP64()), Load(Param("w1"), GP64()),
+		Load(Param("w2"), GP64()), Load(Param("w3"), GP64()),
+	}
+	acc := func(r, u int) Register { return f.vec(2*r + u) }
+	xv := []Register{f.vec(8), f.vec(9)}
+	for i := 0; i < 8; i++ {
+		f.zero(f.vec(i))
+	}
+	block := 2 * f.lanes
+	TESTQ(n, n)
+	JZ(LabelRef("reduce"))
+	Label("loop")
+	VMOVUPS(Mem{Base: x}, xv[0])
+	VMOVUPS(Mem{Base: x, Disp: 4 * f.lanes}, xv[1])
+	for r := 0; r < 4; r++ {
+		for u := 0; u < 2; u++ {
+			VFMADD231PS(Mem{Base: w[r], Disp: 4 * u * f.lanes}, xv[u], acc(r, u))
+		}
+	}
+	ADDQ(U32(uint64(4*block)), x)
+	for r := 0; r < 4; r++ {
+		ADDQ(U32(uint64(4*block)), w[r])
+	}
+	SUBQ(U32(uint64(block)), n)
+	JNZ(LabelRef("loop"))
+
+	Label("reduce")
+	out := Load(Param("out"), GP64())
+	tmp := f.vec(10)
+	for r := 0; r < 4; r++ {
+		s := acc(r, 0)
+		VADDPS(acc(r, 1), s, s)
+		if f.lanes == 16 {
+			VEXTRACTF64X4(U8(1), s, tmp.(VecPhysical).AsY())
+			VADDPS(tmp.(VecPhysical).AsY(), s.(VecPhysical).AsY(), s.(VecPhysical).AsY())
+		}
+		sy := s.(VecPhysical).AsY()
+		sx := s.(VecPhysical).AsX()
+		tx := tmp.(VecPhysical).AsX()
+		VEXTRACTF128(U8(1), sy, tx)
+		VADDPS(tx, sx, sx)
+		VHADDPS(sx, sx, sx)
+		VHADDPS(sx, sx, sx)
+		VMOVSS(sx, Mem{Base: out, Disp: 4 * r})
+	}
+	VZEROUPPER()
+	RET()
+}

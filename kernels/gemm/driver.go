@@ -1,0 +1,169 @@
+package gemm
+
+import (
+	"sync"
+	"unsafe"
+)
+
+// matMul splits the product between threads and runs each part. The m=1
+// case streams w once through dot4; otherwise parts are contiguous ranges of
+// nr-wide panels of w (or, when n is too narrow for that, mr-tall panels of
+// x), so no two parts write the same output and each packs its own panels.
+func (im *impl) matMul(out, x, w []float32, m, k, n, threads int) {
+	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))
+	if m == 1 {
+		im.gemv(out, x, w, k, n, threads)
+		return
+	}
+	nPanels := (n + im.nr - 1) / im.nr
+	mPanels := (m + im.mr - 1) / im.mr
+	switch {
+	case nPanels >= threads:
+		parallel(threads, func(t int) {
+			lo, hi := split(nPanels, threads, t)
+			j0, j1 := lo*im.nr, min(hi*im.nr, n)
+			im.gemm(out[j0:], n, x, w[j0*k:j1*k], m, k, j1-j0)
+		})
+	default:
+		threads = min(threads, mPanels)
+		parallel(threads, func(t int) {
+			lo, hi := split(mPanels, threads, t)
+			i0, i1 := lo*im.mr, min(hi*im.mr, m)
+			im.gemm(out[i0*n:], n, x[i0*k:i1*k], w, i1-i0, k, n)
+		})
+	}
+}
+
+// gemv computes out[n] = w·x for one row x, four rows of w at a time. Parts
+// are multiples of four rows so the grouping, and hence every result, is the
+// same for any thread count.
+func (im *impl) gemv(out, x, w []float32, k, n, threads int) {
+	groups := (n + 3) / 4
+	threads = min(threads, groups)
+	parallel(threads, func(t int) {
+		lo, hi := split(groups, threads, t)
+		var acc [4]float32
+		for g := lo; g < hi; g++ {
+			j := 4 * g
+			rows := min(4, n-j)
+			// A ragged last group repeats its last row; the surplus sums are
+			// discarded.
+			var r [4][]float32
+			for i := range r {
+				jj := j + min(i, rows-1)
+				r[i] = w[jj*k : jj*k+k]
+			}
+			im.dot4(x, r[0], r[1], r[2], r[3], &acc)
+			copy(out[j:j+rows], acc[:rows])
+		}
+	})
+}
+
+// workspace holds one thread's packed panels and the scratch tile used for
+// ragged edges. Pooled: the packed buffers are large and reused on every call.
+type workspace struct {
+	a, b, tile []float32
+}
+
+var workspaces sync.Pool
+
+// grow returns buf resized to n floats, reallocating (64-byte aligned, so
+// vector loads of a micro-panel never straddle cache lines) if too small.
+func grow(buf []float32, n int) []float32 {
+	if cap(buf) >= n {
+		return buf[:n]
+	}
+	const align = 64 / 4
+	raw := make([]float32, n+align)
+	off := int(uintptr(unsafe.Pointer(&raw[0]))%64) / 4
+	if off != 0 {
+		off = align - off
+	}
+	return raw[off : off+n : off+n]
+}
+
+// gemm computes c = x·wᵀ for x [m×k] and w [n×k] (both row-major, stride k),
+// writing rows of c with stride ldc. It is the classic five-loop blocking:
+// blocks of nc rows of w and kc columns of k are packed into B micro-panels,
+// blocks of mc rows of x into A micro-panels, and the micro-kernel sweeps the
+// tiles. The kc blocks are visited in ascending order and each tile's block
+// sum is added to c in that order, which fixes every element's rounding.
+func (im *impl) gemm(c []float32, ldc int, x, w []float32, m, k, n int) {
+	ws, _ := workspaces.Get().(*workspace)
+	if ws == nil {
+		ws = new(workspace)
+	}
+	defer workspaces.Put(ws)
+	mr, nr := im.mr, im.nr
+	ws.tile = grow(ws.tile, mr*nr)
+
+	for jc := 0; jc < n; jc += im.nc {
+		nc := min(im.nc, n-jc)
+		ncPad := (nc + nr - 1) / nr * nr
+		for pc := 0; pc < k; pc += im.kc {
+			kc := min(im.kc, k-pc)
+			accum := pc > 0
+			ws.b = grow(ws.b, ncPad*kc)
+			packPanels(ws.b, w[jc*k:], k, nc, pc, kc, nr)
+			for ic := 0; ic < m; ic += im.mc {
+				mc := min(im.mc, m-ic)
+				mcPad := (mc + mr - 1) / mr * mr
+				ws.a = grow(ws.a, mcPad*kc)
+				packPanels(ws.a, x[ic*k:], k, mc, pc, kc, mr)
+				for jr := 0; jr < nc; jr += nr {
+					bp := ws.b[jr*kc : (jr+nr)*kc]
+					cols := min(nr, nc-jr)
+					for ir := 0; ir < mc; ir += mr {
+						ap := ws.a[ir*kc : (ir+mr)*kc]
+						rows := min(mr, mc-ir)
+						ct := c[(ic+ir)*ldc+jc+jr:]
+						if rows == mr && cols == nr {
+							im.kernel(kc, ap, bp, ct, ldc, accum)
+							continue
+						}
+						// Ragged edge: the kernel writes a full tile to scratch
+						// and only the valid part is merged, with the same
+						// single rounded add the kernel uses in place.
+						im.kernel(kc, ap, bp, ws.tile, nr, false)
+						for i := range rows {
+							dst := ct[i*ldc : i*ldc+cols]
+							src := ws.tile[i*nr : i*nr+cols]
+							if accum {
+								for j := range dst {
+									dst[j] += src[j]
+								}
+							} else {
+								copy(dst, src)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packPanels packs columns [p0, p0+kc) of the first rows rows of src (row
+// stride ld) into k-major micro-panels of width rows each: panel q holds, for
+// p = 0..kc-1, the width values src[q·width+i][p0+p], i = 0..width-1, in
+// dst[q·width·kc + p·width + i]. Rows past rows are zero, so edge tiles need
+// no special kernel. Both x (width mr) and w (width nr) go through here; this
+// is also the one place a bf16 w will be widened to float32.
+func packPanels(dst, src []float32, ld, rows, p0, kc, width int) {
+	for q := 0; q*width < rows; q++ {
+		panel := dst[q*width*kc : (q+1)*width*kc]
+		for i := range width {
+			r := q*width + i
+			if r >= rows {
+				for p := range kc {
+					panel[p*width+i] = 0
+				}
+				continue
+			}
+			row := src[r*ld+p0 : r*ld+p0+kc]
+			for p, v := range row {
+				panel[p*width+i] = v
+			}
+		}
+	}
+}

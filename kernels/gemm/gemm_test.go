@@ -1,0 +1,264 @@
+package gemm
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// reference returns x·wᵀ in float64 and, per element, Σ_p |x_ip|·|w_jp|, the
+// scale of the rounding error bound.
+func reference(x, w []float32, m, k, n int) (ref, abs []float64) {
+	ref = make([]float64, m*n)
+	abs = make([]float64, m*n)
+	for i := range m {
+		for j := range n {
+			var s, a float64
+			for p := range k {
+				prod := float64(x[i*k+p]) * float64(w[j*k+p])
+				s += prod
+				a += math.Abs(prod)
+			}
+			ref[i*n+j], abs[i*n+j] = s, a
+		}
+	}
+	return ref, abs
+}
+
+// errorBound is the classic inner-product bound (Higham, Accuracy and
+// Stability, eq. 3.5): any float32 evaluation of Σ_{p<k} x_p·w_p in which each
+// product passes through at most k roundings has error at most
+// γ_k·Σ|x_p||w_p|, γ_k = k·u/(1−k·u), u = 2⁻²⁴. Every path here qualifies: a
+// sequential FMA chain over a kc block plus one rounded add per later block,
+// a lane-split dot product with its reduction tree, and the plain-Go
+// multiply-then-add loops. The float64 reference adds its own k·2⁻⁵³ at most.
+func errorBound(k int, abs float64) float64 {
+	const u = 0x1p-24
+	ku := float64(k) * u
+	return (ku/(1-ku) + float64(k)*0x1p-53) * abs
+}
+
+func randMatrix(r *rand.Rand, size int) []float32 {
+	s := make([]float32, size)
+	for i := range s {
+		s[i] = float32(2*r.Float64() - 1)
+	}
+	return s
+}
+
+type shape struct{ m, k, n int }
+
+func (s shape) String() string { return fmt.Sprintf("%dx%dx%d", s.m, s.k, s.n) }
+
+// testShapes covers m=1 (decode), n=1, k=1, k not a multiple of any unroll or
+// vector width, tiles ragged in m and n, more than one kc block (k > 256), more
+// than one mc block (m > 240) and more than one nc block (n > 3072), plus a
+// seeded random sample.
+func testShapes() []shape {
+	shapes := []shape{
+		{1, 1, 1}, {1, 7, 1}, {1, 1, 9}, {2, 1, 1}, {1, 1024, 3}, {1, 33, 17}, {1, 257, 64},
+		{1, 100, 5}, {1, 32, 4}, {3, 5, 1}, {64, 64, 1}, {6, 16, 16}, {12, 32, 32},
+		{7, 17, 33}, {13, 300, 31}, {25, 513, 47}, {250, 20, 70}, {2, 300, 3100},
+		{37, 3, 100}, {5, 258, 9},
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 40 {
+		shapes = append(shapes, shape{1 + r.IntN(70), 1 + r.IntN(400), 1 + r.IntN(90)})
+	}
+	return shapes
+}
+
+func forEachImpl(t *testing.T, fn func(t *testing.T)) {
+	t.Helper()
+	for _, name := range Impls() {
+		t.Run(name, func(t *testing.T) {
+			restore, err := SetImpl(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer restore()
+			fn(t)
+		})
+	}
+}
+
+func TestMatMulWithinRoundingBound(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	type tcase struct {
+		s       shape
+		x, w    []float32
+		ref, ab []float64
+	}
+	var cases []tcase
+	for _, s := range testShapes() {
+		x, w := randMatrix(r, s.m*s.k), randMatrix(r, s.n*s.k)
+		ref, ab := reference(x, w, s.m, s.k, s.n)
+		cases = append(cases, tcase{s, x, w, ref, ab})
+	}
+	forEachImpl(t, func(t *testing.T) {
+		for _, c := range cases {
+			out := make([]float32, c.s.m*c.s.n)
+			for i := range out {
+				out[i] = float32(math.NaN()) // every element must be written
+			}
+			MatMulThreads(out, c.x, c.w, c.s.m, c.s.k, c.s.n, 2)
+			for i, got := range out {
+				err := math.Abs(float64(got) - c.ref[i])
+				bound := errorBound(c.s.k, c.ab[i])
+				if !(err <= bound) {
+					t.Fatalf("%v: out[%d,%d] = %g, want %g ± %g (error %g)",
+						c.s, i/c.s.n, i%c.s.n, got, c.ref[i], bound, err)
+				}
+			}
+		}
+	})
+}
+
+// TestMatMulExactIntegers uses small integers, whose products and sums are
+// exact in float32, so every implementation must return the exact answer.
+func TestMatMulExactIntegers(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	ints := func(size int) []float32 {
+		s := make([]float32, size)
+		for i := range s {
+			s[i] = float32(r.IntN(7) - 3)
+		}
+		return s
+	}
+	forEachImpl(t, func(t *testing.T) {
+		for _, s := range []shape{{1, 1000, 13}, {19, 777, 45}, {300, 40, 3}, {13, 2, 3100}} {
+			x, w := ints(s.m*s.k), ints(s.n*s.k)
+			ref, _ := reference(x, w, s.m, s.k, s.n)
+			out := make([]float32, s.m*s.n)
+			MatMul(out, x, w, s.m, s.k, s.n)
+			for i := range out {
+				if float64(out[i]) != ref[i] {
+					t.Fatalf("%v: out[%d] = %g, want exactly %g", s, i, out[i], ref[i])
+				}
+			}
+		}
+	})
+}
+
+func TestMatMulThreadCountIndependent(t *testing.T) {
+	defer func(v int) { minFlopsPerThread = v }(minFlopsPerThread)
+	minFlopsPerThread = 1 // let even small products split
+	r := rand.New(rand.NewPCG(7, 8))
+	shapes := []shape{
+		{37, 300, 70},  // split along n
+		{100, 513, 5},  // n narrower than threads·nr: split along m
+		{1, 1000, 37},  // decode: split rows of w in groups of four
+		{2, 700, 3100}, // two nc blocks, ragged
+	}
+	forEachImpl(t, func(t *testing.T) {
+		for _, s := range shapes {
+			x, w := randMatrix(r, s.m*s.k), randMatrix(r, s.n*s.k)
+			want := make([]float32, s.m*s.n)
+			MatMulThreads(want, x, w, s.m, s.k, s.n, 1)
+			for _, threads := range []int{2, 3, 4, 7} {
+				got := make([]float32, s.m*s.n)
+				MatMulThreads(got, x, w, s.m, s.k, s.n, threads)
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%v: %d threads: out[%d] = %x, 1 thread gave %x",
+							s, threads, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestAsmImplsAgree: the AVX2 and AVX-512 kernels reduce each element by the
+// same FMA chain with the same kc, so for m > 1 they must agree bit for bit;
+// a product then does not depend on which of the two CPUs computed it.
+func TestAsmImplsAgree(t *testing.T) {
+	if !slices.Contains(Impls(), "avx2") || !slices.Contains(Impls(), "avx512") {
+		t.Skip("needs both avx2 and avx512")
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	s := shape{29, 600, 77}
+	x, w := randMatrix(r, s.m*s.k), randMatrix(r, s.n*s.k)
+	run := func(name string) []float32 {
+		restore, err := SetImpl(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer restore()
+		out := make([]float32, s.m*s.n)
+		MatMul(out, x, w, s.m, s.k, s.n)
+		return out
+	}
+	a, b := run("avx2"), run("avx512")
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			t.Fatalf("out[%d]: avx2 %x, avx512 %x", i, math.Float32bits(a[i]), math.Float32bits(b[i]))
+		}
+	}
+}
+
+func TestMatMulZeroSizes(t *testing.T) {
+	out := []float32{1, 2, 3, 4, 5, 6}
+	MatMul(out, nil, nil, 2, 0, 3)
+	if !slices.Equal(out, make([]float32, 6)) {
+		t.Errorf("k=0: out = %v, want zeros", out)
+	}
+	MatMul(nil, nil, []float32{1}, 0, 1, 1) // m=0: nothing to do, must not panic
+}
+
+func TestMatMulShapePanics(t *testing.T) {
+	cases := []struct {
+		out, x, w []float32
+		m, k, n   int
+		want      string
+	}{
+		{make([]float32, 6), make([]float32, 5), make([]float32, 9), 2, 3, 3,
+			"gemm: x has 5 elements, need m·k = 2·3 = 6"},
+		{make([]float32, 6), make([]float32, 6), make([]float32, 8), 2, 3, 3,
+			"gemm: w has 8 elements, need n·k = 3·3 = 9"},
+		{make([]float32, 5), make([]float32, 6), make([]float32, 9), 2, 3, 3,
+			"gemm: out has 5 elements, need m·n = 2·3 = 6"},
+		{nil, nil, nil, -1, 3, 3, "gemm: negative dimension m=-1 k=3 n=3"},
+	}
+	for _, c := range cases {
+		func() {
+			defer func() {
+				if got := recover(); got != c.want {
+					t.Errorf("panic %v, want %q", got, c.want)
+				}
+			}()
+			MatMul(c.out, c.x, c.w, c.m, c.k, c.n)
+		}()
+	}
+}
+
+func TestSetImplUnknown(t *testing.T) {
+	_, err := SetImpl("sse9")
+	if err == nil {
+		t.Fatal("SetImpl(sse9) succeeded")
+	}
+	want := fmt.Sprintf("gemm: implementation \"sse9\" not available (have %v)", Impls())
+	if err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+func TestSplitCoversRange(t *testing.T) {
+	for units := range 20 {
+		for parts := 1; parts < 6; parts++ {
+			next := 0
+			for p := range parts {
+				lo, hi := split(units, parts, p)
+				if lo != next || hi < lo || hi-lo > units/parts+1 {
+					t.Fatalf("split(%d, %d, %d) = %d, %d after %d", units, parts, p, lo, hi, next)
+				}
+				next = hi
+			}
+			if next != units {
+				t.Fatalf("split(%d, %d) ends at %d", units, parts, next)
+			}
+		}
+	}
+}

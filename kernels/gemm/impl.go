@@ -1,0 +1,85 @@
+package gemm
+
+import (
+	"fmt"
+	"sort"
+	"sync/atomic"
+)
+
+// kernelFunc computes one mr×nr tile of C from a packed A micro-panel
+// (kc steps of mr floats) and a packed B micro-panel (kc steps of nr floats):
+// c[i·ldc+j] = Σ_p a[p·mr+i]·b[p·nr+j], added to c when accum is true. The sum
+// starts from zero, not from c, so a tile written through a scratch buffer
+// rounds exactly like one written in place.
+type kernelFunc func(kc int, a, b, c []float32, ldc int, accum bool)
+
+// dot4Func sets out[r] = Σ_p x[p]·w_r[p] for the four rows w0..w3, each at
+// least len(x) long.
+type dot4Func func(x, w0, w1, w2, w3 []float32, out *[4]float32)
+
+// impl is one implementation: a micro-kernel with its tile shape and cache
+// blocking, and the matrix-vector kernel used when m = 1.
+type impl struct {
+	name   string
+	mr, nr int // micro-tile rows (of x) and columns (of wᵀ)
+	// kc is the depth of one packed block. It is fixed per implementation and
+	// independent of the thread split, which is what makes results
+	// thread-count independent. kc·nr·4 bytes (one B micro-panel) is sized to
+	// stay in the 32 KiB L1 while it is reused against every A micro-panel.
+	kc int
+	// mc rows of x are packed at a time (mc·kc·4 bytes, sized for the 1 MiB
+	// L2); nc rows of w per packed B block (streamed, one micro-panel at a
+	// time, from L3).
+	mc, nc int
+	kernel kernelFunc
+	dot4   dot4Func
+}
+
+var (
+	impls  = map[string]*impl{}
+	best   *impl // fastest usable implementation, chosen at init
+	active atomic.Pointer[impl]
+)
+
+// register makes im selectable; the last registered usable one becomes the
+// default, so registration goes from slowest to fastest.
+func register(im *impl) {
+	impls[im.name] = im
+	best = im
+	active.Store(im)
+}
+
+func current() *impl { return active.Load() }
+
+// Impl returns the name of the implementation MatMul uses now.
+func Impl() string { return current().name }
+
+// Impls lists the implementations usable on this machine, sorted by name.
+// "go" is always present; "avx2" and "avx512" need amd64 with the matching CPU
+// and operating-system support.
+func Impls() []string {
+	names := make([]string, 0, len(impls))
+	for name := range impls {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SetImpl forces the implementation named name ("go", "avx2" or "avx512"),
+// for tests and benchmarks, and returns a function that restores the previous
+// one. It is process-wide: do not call it while other goroutines multiply.
+// It returns an error if name is unknown or unsupported here.
+func SetImpl(name string) (restore func(), err error) {
+	im, ok := impls[name]
+	if !ok {
+		return nil, fmt.Errorf("gemm: implementation %q not available (have %v)", name, Impls())
+	}
+	prev := active.Swap(im)
+	return func() { active.Store(prev) }, nil
+}
+
+func init() {
+	register(goImpl)
+	registerAsm()
+}

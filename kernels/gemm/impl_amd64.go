@@ -1,0 +1,71 @@
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+// The tile shapes below must match the ones asmgen emits.
+//
+// AVX2: a 6×16 tile is 12 ymm accumulators plus 2 for B and 2 for
+// broadcasts, the whole 16-register file. AVX-512: a 12×32 tile is 24 zmm
+// accumulators; each k step issues 2 B loads and 12 broadcasts for 24 FMAs.
+// Zen 4 executes a zmm FMA as two 256-bit halves, so both reach the same
+// FLOP rate in principle; the zmm kernel needs fewer loads per FMA.
+var (
+	avx2Impl = &impl{
+		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 240, nc: 3072,
+		kernel: func(kc int, a, b, c []float32, ldc int, accum bool) {
+			checkTile(kc, a, b, c, ldc, 6, 16)
+			gemmKernelAVX2(kc, &a[0], &b[0], &c[0], ldc, accum)
+		},
+		dot4: func(x, w0, w1, w2, w3 []float32, out *[4]float32) {
+			dot4Asm(dot4AVX2, 16, x, w0, w1, w2, w3, out)
+		},
+	}
+	avx512Impl = &impl{
+		name: "avx512", mr: 12, nr: 32, kc: 256, mc: 240, nc: 3072,
+		kernel: func(kc int, a, b, c []float32, ldc int, accum bool) {
+			checkTile(kc, a, b, c, ldc, 12, 32)
+			gemmKernelAVX512(kc, &a[0], &b[0], &c[0], ldc, accum)
+		},
+		dot4: func(x, w0, w1, w2, w3 []float32, out *[4]float32) {
+			dot4Asm(dot4AVX512, 32, x, w0, w1, w2, w3, out)
+		},
+	}
+)
+
+func registerAsm() {
+	// x/sys/cpu reports AVX, AVX2 and AVX-512 only when the OS also saves the
+	// wider registers (XGETBV), so these flags are safe to act on.
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		register(avx2Impl)
+	}
+	if cpu.X86.HasAVX512F {
+		register(avx512Impl)
+	}
+}
+
+// checkTile bounds-checks a kernel call so the assembly never touches memory
+// outside the slices it was given.
+func checkTile(kc int, a, b, c []float32, ldc, mr, nr int) {
+	if kc < 1 || len(a) < kc*mr || len(b) < kc*nr || ldc < nr || len(c) < (mr-1)*ldc+nr {
+		panic("gemm: micro-kernel operands out of range")
+	}
+}
+
+// dot4Asm runs an assembly dot4 kernel over the largest prefix of x that is a
+// multiple of block and finishes the tail in Go, in ascending order.
+func dot4Asm(kern func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32), block int,
+	x, w0, w1, w2, w3 []float32, out *[4]float32) {
+	k := len(x)
+	w0, w1, w2, w3 = w0[:k], w1[:k], w2[:k], w3[:k]
+	body := k - k%block
+	*out = [4]float32{}
+	if body > 0 {
+		kern(body, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], out)
+	}
+	for p := body; p < k; p++ {
+		out[0] += x[p] * w0[p]
+		out[1] += x[p] * w1[p]
+		out[2] += x[p] * w2[p]
+		out[3] += x[p] * w3[p]
+	}
+}
