@@ -1,0 +1,110 @@
+package safetensors
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Open maps the file at path read-only and decodes its header. The tensors
+// alias the mapping: they are paged in from the page cache on first touch and
+// never copied onto the Go heap. They become invalid once Close is called.
+//
+// The header is validated from a small read before the file is mapped, so a
+// hostile length prefix costs nothing.
+func Open(path string) (*File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	defer fh.Close() // the mapping outlives the descriptor
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	size := st.Size()
+	var prefix [8]byte
+	if _, err := io.ReadFull(fh, prefix[:]); err != nil {
+		return nil, &FormatError{File: path, Msg: fmt.Sprintf("%d bytes is too short for the 8-byte header length", size)}
+	}
+	if n := binary.LittleEndian.Uint64(prefix[:]); n > MaxHeaderSize || n > uint64(size-8) {
+		// Decode would say the same, but only after mapping the file.
+		return decode(prefix[:], path)
+	}
+	if size != int64(int(size)) {
+		return nil, fmt.Errorf("safetensors: %s: %d bytes do not fit in the address space", path, size)
+	}
+	m, err := unix.Mmap(int(fh.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %s: mmap: %w", path, err)
+	}
+	f, err := decode(m, path)
+	if err != nil {
+		_ = unix.Munmap(m)
+		return nil, err
+	}
+	f.mapping = m
+	return f, nil
+}
+
+// Close releases the memory map of a file from Open; after it, the tensors'
+// Data must not be touched. It is a no-op for a File from Decode.
+func (f *File) Close() error {
+	if f.mapping == nil {
+		return nil
+	}
+	m := f.mapping
+	f.mapping, f.tensors, f.byName = nil, nil, nil
+	if err := unix.Munmap(m); err != nil {
+		return fmt.Errorf("safetensors: %s: munmap: %w", f.path, err)
+	}
+	return nil
+}
+
+// WriteFile writes tensors to path atomically: it writes a temporary file
+// in the same directory, syncs it and renames it over path, so that readers
+// (and a crash) see either the old file or the complete new one.
+func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
+	return writeAtomic(path, func(w io.Writer) error { return Write(w, tensors, metadata) })
+}
+
+func writeAtomic(path string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := write(tmp); err != nil {
+		return fmt.Errorf("safetensors: writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	// CreateTemp makes the file 0600; a checkpoint is ordinary data.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	// Persist the rename itself; not every filesystem supports syncing a
+	// directory, and the data is already safe, so a failure here is ignored.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
