@@ -1,0 +1,366 @@
+package llama
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// testConfig is a small model with grouped-query attention (2 query heads per
+// kv head), an MLP width that is not a multiple of the kernels' blocking, and
+// more than one layer.
+var testConfig = Config{Dim: 32, HiddenDim: 44, Layers: 3, Heads: 4, KVHeads: 2, Vocab: 50, SeqLen: 16,
+	NormEps: 1e-5, RopeTheta: 10000, SharedClassifier: false}
+
+func randModel(c Config, seed uint64) *Model {
+	r := rand.New(rand.NewPCG(seed, 99))
+	mat := func(out, in int) []float32 {
+		w := make([]float32, out*in)
+		s := 1 / math.Sqrt(float64(in))
+		for i := range w {
+			w[i] = float32(r.NormFloat64() * s)
+		}
+		return w
+	}
+	norm := func(n int) []float32 {
+		w := make([]float32, n)
+		for i := range w {
+			w[i] = float32(1 + 0.2*r.NormFloat64())
+		}
+		return w
+	}
+	m := &Model{Config: c, Embedding: mat(c.Vocab, c.Dim)}
+	for range c.Layers {
+		m.Layers = append(m.Layers, Layer{
+			AttnNorm: norm(c.Dim), Wq: mat(c.Dim, c.Dim), Wk: mat(c.KVDim(), c.Dim), Wv: mat(c.KVDim(), c.Dim),
+			Wo: mat(c.Dim, c.Dim), FFNNorm: norm(c.Dim), W1: mat(c.HiddenDim, c.Dim), W2: mat(c.Dim, c.HiddenDim),
+			W3: mat(c.HiddenDim, c.Dim),
+		})
+	}
+	m.FinalNorm = norm(c.Dim)
+	if c.SharedClassifier {
+		m.Classifier = m.Embedding
+	} else {
+		m.Classifier = mat(c.Vocab, c.Dim)
+	}
+	return m
+}
+
+func randTokens(n, vocab int, seed uint64) []int32 {
+	r := rand.New(rand.NewPCG(seed, 7))
+	t := make([]int32, n)
+	for i := range t {
+		t[i] = int32(r.IntN(vocab))
+	}
+	return t
+}
+
+// refForward is an independent float64 Llama forward pass for one sequence,
+// written from the architecture's definition: the whole causal score matrix
+// at once, rotary embedding as a complex rotation of adjacent pairs.
+func refForward(m *Model, tokens []int32) [][]float64 {
+	c := m.Config
+	d, hd, T := c.Dim, c.HeadDim(), len(tokens)
+	linear := func(w []float32, x []float64, out int) []float64 {
+		y := make([]float64, out)
+		for o := range y {
+			for i, v := range x {
+				y[o] += float64(w[o*len(x)+i]) * v
+			}
+		}
+		return y
+	}
+	rms := func(x []float64, w []float32) []float64 {
+		var ss float64
+		for _, v := range x {
+			ss += v * v
+		}
+		s := 1 / math.Sqrt(ss/float64(len(x))+float64(c.NormEps))
+		y := make([]float64, len(x))
+		for i := range x {
+			y[i] = x[i] * s * float64(w[i])
+		}
+		return y
+	}
+	rope := func(v []float64, pos int) {
+		for h := 0; h < len(v); h += hd {
+			for i := 0; i < hd/2; i++ {
+				angle := float64(pos) * math.Pow(c.RopeTheta, -float64(2*i)/float64(hd))
+				z := complex(v[h+2*i], v[h+2*i+1]) * complex(math.Cos(angle), math.Sin(angle))
+				v[h+2*i], v[h+2*i+1] = real(z), imag(z)
+			}
+		}
+	}
+	x := make([][]float64, T)
+	for t, tok := range tokens {
+		x[t] = make([]float64, d)
+		for i := range x[t] {
+			x[t][i] = float64(m.Embedding[int(tok)*d+i])
+		}
+	}
+	for _, l := range m.Layers {
+		q, k, v := make([][]float64, T), make([][]float64, T), make([][]float64, T)
+		for t := range T {
+			xn := rms(x[t], l.AttnNorm)
+			q[t], k[t], v[t] = linear(l.Wq, xn, d), linear(l.Wk, xn, c.KVDim()), linear(l.Wv, xn, c.KVDim())
+			rope(q[t], t)
+			rope(k[t], t)
+		}
+		for t := range T {
+			att := make([]float64, d)
+			for h := range c.Heads {
+				kh := h / (c.Heads / c.KVHeads)
+				w := make([]float64, t+1)
+				var mx float64 = math.Inf(-1)
+				for s := 0; s <= t; s++ {
+					for i := range hd {
+						w[s] += q[t][h*hd+i] * k[s][kh*hd+i]
+					}
+					w[s] /= math.Sqrt(float64(hd))
+					mx = math.Max(mx, w[s])
+				}
+				var z float64
+				for s := range w {
+					w[s] = math.Exp(w[s] - mx)
+					z += w[s]
+				}
+				for s := range w {
+					for i := range hd {
+						att[h*hd+i] += w[s] / z * v[s][kh*hd+i]
+					}
+				}
+			}
+			o := linear(l.Wo, att, d)
+			for i := range o {
+				x[t][i] += o[i]
+			}
+			xn := rms(x[t], l.FFNNorm)
+			g, u := linear(l.W1, xn, c.HiddenDim), linear(l.W3, xn, c.HiddenDim)
+			for i := range g {
+				g[i] = g[i] / (1 + math.Exp(-g[i])) * u[i]
+			}
+			o = linear(l.W2, g, d)
+			for i := range o {
+				x[t][i] += o[i]
+			}
+		}
+	}
+	logits := make([][]float64, T)
+	for t := range T {
+		logits[t] = linear(m.Classifier, rms(x[t], m.FinalNorm), c.Vocab)
+	}
+	return logits
+}
+
+// maxRelErr returns max|got-want| / max|want| over one row of logits.
+func maxRelErr(got []float32, want []float64) float64 {
+	var diff, scale float64
+	for i, w := range want {
+		diff = math.Max(diff, math.Abs(float64(got[i])-w))
+		scale = math.Max(scale, math.Abs(w))
+	}
+	return diff / scale
+}
+
+func TestForwardAgainstFloat64(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		c := testConfig
+		c.SharedClassifier = shared
+		m := randModel(c, 1)
+		if err := m.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		const b, T = 3, 11
+		tokens := randTokens(b*T, c.Vocab, 2)
+		logits := m.Forward(tokens, b, T)
+		var worst float64
+		for s := range b {
+			ref := refForward(m, tokens[s*T:(s+1)*T])
+			for p := range T {
+				worst = math.Max(worst, maxRelErr(logits[(s*T+p)*c.Vocab:(s*T+p+1)*c.Vocab], ref[p]))
+			}
+		}
+		// float32 through 3 blocks: errors stay within ~20 ulps of the
+		// largest logit (1.3e-6 measured).
+		const tol = 1e-5
+		if worst > tol {
+			t.Fatalf("shared=%v: max relative logit error %.3g exceeds %g", shared, worst, tol)
+		}
+		t.Logf("shared=%v: max relative logit error vs float64: %.3g", shared, worst)
+	}
+}
+
+// TestBatchIndependent: a sequence's logits do not depend on the other
+// sequences of the batch, bit for bit.
+func TestBatchIndependent(t *testing.T) {
+	m := randModel(testConfig, 3)
+	const b, T = 4, 6
+	tokens := randTokens(b*T, testConfig.Vocab, 4)
+	all := m.Forward(tokens, b, T)
+	V := testConfig.Vocab
+	for s := range b {
+		one := m.Forward(tokens[s*T:(s+1)*T], 1, T)
+		for i, v := range one {
+			if v != all[s*T*V+i] {
+				t.Fatalf("sequence %d logit %d: alone %g, in batch %g", s, i, v, all[s*T*V+i])
+			}
+		}
+	}
+}
+
+func TestBlockChainEqualsForward(t *testing.T) {
+	m := randModel(testConfig, 5)
+	const b, T = 2, 9
+	tokens := randTokens(b*T, testConfig.Vocab, 6)
+	h := m.Embed(tokens, nil)
+	for i := range m.Layers {
+		in := append([]float32(nil), h...)
+		next := m.Block(i, h, b, T)
+		for j := range h {
+			if h[j] != in[j] {
+				t.Fatalf("Block %d modified its input at %d", i, j)
+			}
+		}
+		h = next
+	}
+	got, want := m.Logits(h, b, T), m.Forward(tokens, b, T)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("logit %d: block chain %g, Forward %g", i, got[i], want[i])
+		}
+	}
+}
+
+// TestForwardThreadIndependent: results are bit-identical for any GOMAXPROCS.
+func TestForwardThreadIndependent(t *testing.T) {
+	m := randModel(testConfig, 7)
+	const b, T = 3, 16
+	tokens := randTokens(b*T, testConfig.Vocab, 8)
+	old := runtime.GOMAXPROCS(1)
+	one := m.Forward(tokens, b, T)
+	runtime.GOMAXPROCS(4)
+	four := m.Forward(tokens, b, T)
+	runtime.GOMAXPROCS(old)
+	for i := range one {
+		if math.Float32bits(one[i]) != math.Float32bits(four[i]) {
+			t.Fatalf("logit %d: %g with 1 thread, %g with 4", i, one[i], four[i])
+		}
+	}
+}
+
+func TestDecoderMatchesForward(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		c := testConfig
+		c.SharedClassifier = shared
+		m := randModel(c, 9)
+		const T = 16
+		tokens := randTokens(T, c.Vocab, 10)
+		want := m.Forward(tokens, 1, T)
+		dec := NewDecoder(m, T)
+		var worst float64
+		for p, tok := range tokens {
+			got := dec.Step(tok, p)
+			for i, g := range got {
+				w := float64(want[p*c.Vocab+i])
+				worst = math.Max(worst, math.Abs(float64(g)-w)/math.Max(math.Abs(w), 1e-3))
+			}
+		}
+		if worst > 1e-5 {
+			t.Fatalf("shared=%v: decoder logits differ from Forward by relative %.3g > 1e-5", shared, worst)
+		}
+		t.Logf("shared=%v: decoder vs Forward max relative difference %.3g", shared, worst)
+	}
+}
+
+func TestKeep(t *testing.T) {
+	m := randModel(testConfig, 11)
+	k, err := m.Keep([]int{0, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Config.Layers != 2 || len(k.Layers) != 2 || m.Config.Layers != 3 {
+		t.Fatalf("Keep: config layers %d, %d layers; original now %d", k.Config.Layers, len(k.Layers), m.Config.Layers)
+	}
+	if &k.Layers[1].Wq[0] != &m.Layers[2].Wq[0] || &k.Embedding[0] != &m.Embedding[0] {
+		t.Fatal("Keep copied weights instead of sharing them")
+	}
+	if err := k.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// The pruned model runs blocks 0 and 2 of the original.
+	const b, T = 2, 5
+	tokens := randTokens(b*T, testConfig.Vocab, 12)
+	h := m.Block(2, m.Block(0, m.Embed(tokens, nil), b, T), b, T)
+	want, got := m.Logits(h, b, T), k.Forward(tokens, b, T)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("logit %d: pruned model %g, blocks 0 and 2 of the original %g", i, got[i], want[i])
+		}
+	}
+	for _, c := range []struct {
+		layers []int
+		err    string
+	}{
+		{[]int{0, 3}, "llama: keep: layer 3 out of range [0, 3)"},
+		{[]int{1, 1}, "llama: keep: layers must be strictly increasing, got 1 after 1"},
+		{[]int{-1}, "llama: keep: layer -1 out of range [0, 3)"},
+	} {
+		if _, err := m.Keep(c.layers); err == nil || err.Error() != c.err {
+			t.Errorf("Keep(%v) error %v, want %q", c.layers, err, c.err)
+		}
+	}
+	none, err := m.Keep(nil)
+	if err != nil || none.Config.Layers != 0 {
+		t.Fatalf("Keep(nil): %v, %v", none, err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := testConfig.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig
+	c.Dim, c.KVHeads, c.NormEps = 30, 3, 0
+	want := "llama: invalid config: dim 30 is not a multiple of heads 4\nheads 4 is not a multiple of kv_heads 3\nnorm_eps is 0, must be positive"
+	if err := c.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	c = testConfig
+	c.Dim, c.Heads, c.KVHeads = 24, 8, 8 // head dim 3
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "head dim 3 is odd") {
+		t.Fatalf("odd head dim: %v", err)
+	}
+}
+
+func TestParams(t *testing.T) {
+	// stories260K's published count (README of the shared data).
+	c := Config{Dim: 64, HiddenDim: 172, Layers: 5, Heads: 8, KVHeads: 4, Vocab: 512, SeqLen: 512,
+		NormEps: 1e-5, RopeTheta: 10000, SharedClassifier: true}
+	if got := c.Params(); got != 260032 {
+		t.Fatalf("Params = %d, want 260032", got)
+	}
+	c.SharedClassifier = false
+	if got := c.Params(); got != 260032+512*64 {
+		t.Fatalf("unshared Params = %d, want %d", got, 260032+512*64)
+	}
+	// And the count matches the tensors a model holds.
+	m := randModel(testConfig, 13)
+	n := len(m.Embedding) + len(m.FinalNorm) + len(m.Classifier)
+	for _, l := range m.Layers {
+		n += len(l.AttnNorm) + len(l.Wq) + len(l.Wk) + len(l.Wv) + len(l.Wo) + len(l.FFNNorm) + len(l.W1) + len(l.W2) + len(l.W3)
+	}
+	if int64(n) != testConfig.Params() {
+		t.Fatalf("model holds %d floats, Params says %d", n, testConfig.Params())
+	}
+}
+
+func TestModelValidateNamesTensor(t *testing.T) {
+	m := randModel(testConfig, 14)
+	m.Layers[1].W2 = m.Layers[1].W2[:10]
+	want := "llama: tensor layers.1.w2 has 10 floats, want 1408"
+	if err := m.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+}
