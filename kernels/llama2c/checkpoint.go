@@ -146,8 +146,10 @@ func Load(path string) (*llama.Model, error) {
 }
 
 // Write writes m as a legacy llama2.c checkpoint. The freq_cis tables, which
-// run.c skips, are recomputed as llama2.c's export.py computes them, so a
-// loaded stories260K checkpoint writes back byte for byte.
+// run.c skips, are recomputed with export.py's formula (see FreqCis). Every
+// header and weight byte of a loaded checkpoint writes back unchanged; the
+// freq_cis values of a PyTorch export may differ in the last bit, because
+// PyTorch's vectorised float32 cos/sin are not correctly rounded.
 func Write(w io.Writer, m *llama.Model) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("llama2c: write: %w", err)
@@ -213,7 +215,7 @@ func Write(w io.Writer, m *llama.Model) error {
 // FreqCis returns the rotary tables llama2.c's export.py stores after the
 // final norm, [seq_len, head_dim/2] each: cos and sin of t·f_i with
 // f_i = 1/theta^(2i/head_dim), every step rounded to float32 as PyTorch's
-// float32 arithmetic does.
+// float32 arithmetic does, cos and sin correctly rounded.
 func FreqCis(c llama.Config) (re, im []float32) {
 	half := c.HeadDim() / 2
 	freqs := make([]float32, half)

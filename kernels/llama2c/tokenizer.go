@@ -3,6 +3,7 @@ package llama2c
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -49,7 +50,7 @@ func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
 	}
 	var b [8]byte
 	if _, err := io.ReadFull(r, b[:4]); err != nil {
-		return nil, fmt.Errorf("truncated max_token_length: %w", err)
+		return nil, readErr(err, "in max_token_length")
 	}
 	maxLen := int32(binary.LittleEndian.Uint32(b[:4]))
 	if maxLen <= 0 {
@@ -63,7 +64,7 @@ func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
 	}
 	for i := range vocab {
 		if _, err := io.ReadFull(r, b[:8]); err != nil {
-			return nil, fmt.Errorf("truncated at piece %d of %d: %w", i, vocab, err)
+			return nil, readErr(err, fmt.Sprintf("at piece %d of %d", i, vocab))
 		}
 		t.scores[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[:4]))
 		n := int32(binary.LittleEndian.Uint32(b[4:8]))
@@ -72,7 +73,7 @@ func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
 		}
 		p := make([]byte, n)
 		if _, err := io.ReadFull(r, p); err != nil {
-			return nil, fmt.Errorf("truncated in piece %d of %d: %w", i, vocab, err)
+			return nil, readErr(err, fmt.Sprintf("in the bytes of piece %d of %d", i, vocab))
 		}
 		// run.c handles pieces as C strings: a NUL ends them.
 		s, _, _ := strings.Cut(string(p), "\x00")
@@ -86,6 +87,15 @@ func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
 		return nil, fmt.Errorf("trailing bytes after %d pieces (wrong vocab size?)", vocab)
 	}
 	return t, nil
+}
+
+// readErr reports the end of the file as truncation at where, and any other
+// read error as it is.
+func readErr(err error, where string) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("truncated %s", where)
+	}
+	return fmt.Errorf("reading %s: %w", where, err)
 }
 
 // Vocab is the number of pieces.
