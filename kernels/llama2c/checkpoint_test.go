@@ -3,8 +3,8 @@ package llama2c
 import (
 	"bytes"
 	"encoding/binary"
-	"math"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
