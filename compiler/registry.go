@@ -1,0 +1,84 @@
+package compiler
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// A registry lists the names a recipe may use for one kind of thing, and
+// which of them lrmc implements. Adding a method, task or format is adding a
+// row here (and its implementation elsewhere).
+type registry struct {
+	kind    string // "method", "task", ...
+	plural  string
+	built   []string
+	planned []string
+}
+
+var (
+	// Methods are "paradigm/method".
+	methods = registry{
+		kind: "method", plural: "methods",
+		built: []string{"depth/shortgpt"},
+		planned: []string{
+			"depth/sleb", "depth/shortened-ppl", "depth/shortened-taylor",
+			"width/llm-pruner", "width/slicegpt",
+			"dynamic/mod", "dynamic/dllm", "dynamic/skipgpt",
+		},
+	}
+	evalTasks = registry{
+		kind: "task", plural: "tasks",
+		built:   []string{"perplexity"},
+		planned: []string{"boolq", "piqa", "hellaswag", "winogrande", "arc-easy", "arc-challenge", "openbookqa", "gsm8k"},
+	}
+	outputFormats = registry{
+		kind: "output format", plural: "output formats",
+		built:   []string{"llama2c"},
+		planned: []string{"hf", "gguf"},
+	}
+	modelFormats = registry{
+		kind: "model format", plural: "model formats",
+		built:   []string{"auto", "llama2c"},
+		planned: []string{"hf", "gguf"},
+	}
+	dataFormats = registry{
+		kind: "data format", plural: "data formats",
+		built: []string{"text", "jsonl"},
+	}
+)
+
+// paradigms are the values of prune.paradigm; "none" evaluates the model
+// as it is and takes no method.
+var paradigms = []string{"depth", "width", "dynamic", "none"}
+
+// check returns "" when name is built, else the message to report.
+func (r registry) check(name string) string {
+	if slices.Contains(r.built, name) {
+		return ""
+	}
+	builtList := fmt.Sprintf("built %s: %s", r.plural, strings.Join(r.built, ", "))
+	if slices.Contains(r.planned, name) {
+		return fmt.Sprintf("%s %q is not built yet; %s", r.kind, name, builtList)
+	}
+	msg := fmt.Sprintf("unknown %s %q; %s", r.kind, name, builtList)
+	if len(r.planned) > 0 {
+		msg += "; planned: " + strings.Join(r.planned, ", ")
+	}
+	return msg
+}
+
+// checkMethod is check for a method within its paradigm, worded with the
+// paradigm apart: `method "sleb" (depth) is not built yet`.
+func checkMethod(paradigm, method string) string {
+	key := paradigm + "/" + method
+	builtList := "built methods: " + strings.Join(methods.built, ", ")
+	switch {
+	case slices.Contains(methods.built, key):
+		return ""
+	case slices.Contains(methods.planned, key):
+		return fmt.Sprintf("method %q (%s) is not built yet; %s", method, paradigm, builtList)
+	default:
+		return fmt.Sprintf("unknown method %q; %s; planned: %s", method, builtList, strings.Join(methods.planned, ", "))
+	}
+}
