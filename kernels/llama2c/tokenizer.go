@@ -2,6 +2,7 @@ package llama2c
 
 import (
 	"bufio"
+	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,6 +19,10 @@ type Tokenizer struct {
 	scores []float32
 	lookup map[string]int32 // piece → id (run.c's sorted_vocab + bsearch)
 	maxLen int
+	// pairs maps two canonical ids (the id lookup gives their pieces) to
+	// the id of their concatenation, when that is a piece.
+	pairs map[[2]int32]int32
+	canon []int32 // id → the id lookup returns for its piece
 }
 
 // Special ids fixed by the llama2.c (SentencePiece) vocabulary layout.
@@ -86,7 +91,28 @@ func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
 	if _, err := r.ReadByte(); err != io.EOF {
 		return nil, fmt.Errorf("trailing bytes after %d pieces (wrong vocab size?)", vocab)
 	}
+	t.buildPairs()
 	return t, nil
+}
+
+// buildPairs indexes every way of writing a piece as the concatenation of
+// two pieces, so merging needs no string building.
+func (t *Tokenizer) buildPairs() {
+	t.canon = make([]int32, len(t.pieces))
+	t.pairs = make(map[[2]int32]int32)
+	for id, p := range t.pieces {
+		t.canon[id] = t.lookup[p]
+		if t.canon[id] != int32(id) {
+			continue
+		}
+		for k := 0; k <= len(p); k++ {
+			a, okA := t.lookup[p[:k]]
+			b, okB := t.lookup[p[k:]]
+			if okA && okB {
+				t.pairs[[2]int32{a, b}] = int32(id)
+			}
+		}
+	}
 }
 
 // readErr reports the end of the file as truncation at where, and any other
@@ -147,24 +173,90 @@ func (t *Tokenizer) Encode(text string, bos, eos bool) []int32 {
 		}
 		i = j
 	}
-	for {
-		best, bestID, bestIdx := float32(-1e10), int32(-1), -1
-		for i := 0; i+1 < len(toks); i++ {
-			id, ok := t.lookup[t.pieces[toks[i]]+t.pieces[toks[i+1]]]
-			if ok && t.scores[id] > best {
-				best, bestID, bestIdx = t.scores[id], id, i
-			}
-		}
-		if bestIdx < 0 {
-			break
-		}
-		toks[bestIdx] = bestID
-		toks = append(toks[:bestIdx+1], toks[bestIdx+2:]...)
-	}
+	toks = t.merge(toks)
 	if eos {
 		toks = append(toks, eosID)
 	}
 	return toks
+}
+
+// merge applies run.c's merge rule to toks: while some adjacent pair
+// concatenates to a piece, replace the pair whose piece scores highest (the
+// leftmost of equal scores; scores must exceed run.c's starting best of
+// -1e10) by that piece. run.c rescans the whole sequence for every merge,
+// which is quadratic; this keeps the candidates in a heap ordered by (score,
+// position) over a linked list and gives the same result in O(n log n).
+func (t *Tokenizer) merge(toks []int32) []int32 {
+	n := len(toks)
+	if n < 2 {
+		return toks
+	}
+	next := make([]int, n) // index of the next live token, n at the end
+	prev := make([]int, n) // index of the previous live token, -1 at the start
+	for i := range n {
+		next[i], prev[i] = i+1, i-1
+	}
+	h := &mergeHeap{}
+	push := func(l, r int) {
+		id, ok := t.pairs[[2]int32{t.canon[toks[l]], t.canon[toks[r]]}]
+		if ok && t.scores[id] > -1e10 {
+			heap.Push(h, mergeCand{score: t.scores[id], left: l, right: r, lt: toks[l], rt: toks[r], id: id})
+		}
+	}
+	for i := 0; i+1 < n; i++ {
+		push(i, i+1)
+	}
+	for h.Len() > 0 {
+		c := heap.Pop(h).(mergeCand)
+		// Stale if either side has been merged away or changed since.
+		if next[c.left] != c.right || toks[c.left] != c.lt || toks[c.right] != c.rt {
+			continue
+		}
+		toks[c.left] = c.id
+		toks[c.right] = -1
+		nr := next[c.right]
+		next[c.left] = nr
+		if nr < n {
+			prev[nr] = c.left
+		}
+		if p := prev[c.left]; p >= 0 {
+			push(p, c.left)
+		}
+		if nr < n {
+			push(c.left, nr)
+		}
+	}
+	out := toks[:0]
+	for i := 0; i < n; i = next[i] {
+		out = append(out, toks[i])
+	}
+	return out
+}
+
+type mergeCand struct {
+	score       float32
+	left, right int   // token indices; original order is sequence order
+	lt, rt      int32 // the ids both sides had when the candidate was made
+	id          int32 // the merged piece
+}
+
+// mergeHeap pops the highest score first, then the leftmost pair.
+type mergeHeap []mergeCand
+
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	if h[i].score != h[j].score {
+		return h[i].score > h[j].score
+	}
+	return h[i].left < h[j].left
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeCand)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
 }
 
 // Piece returns the text of tok following prev, as run.c's decode does: after

@@ -172,3 +172,103 @@ func TestFindTokenizer(t *testing.T) {
 		}
 	}
 }
+
+// encodeRunC is run.c's encode transcribed literally (rescan every pair for
+// each merge, concatenating strings), the reference Encode's heap-based merge
+// must agree with.
+func encodeRunC(t *Tokenizer, text string, bos, eos bool) []int32 {
+	var toks []int32
+	if bos {
+		toks = append(toks, 1)
+	}
+	if text != "" {
+		toks = append(toks, t.lookup[" "])
+	}
+	text, _, _ = strings.Cut(text, "\x00")
+	buf := []byte{}
+	for c := 0; c < len(text); c++ {
+		if text[c]&0xC0 != 0x80 {
+			buf = buf[:0]
+		}
+		buf = append(buf, text[c])
+		if c+1 < len(text) && text[c+1]&0xC0 == 0x80 && len(buf) < 4 {
+			continue
+		}
+		if id, ok := t.lookup[string(buf)]; ok {
+			toks = append(toks, id)
+		} else {
+			for _, b := range buf {
+				toks = append(toks, int32(b)+3)
+			}
+		}
+		buf = buf[:0]
+	}
+	for {
+		best, bestID, bestIdx := float32(-1e10), int32(-1), -1
+		for i := 0; i+1 < len(toks); i++ {
+			id, ok := t.lookup[t.pieces[toks[i]]+t.pieces[toks[i+1]]]
+			if ok && t.scores[id] > best {
+				best, bestID, bestIdx = t.scores[id], id, i
+			}
+		}
+		if bestIdx < 0 {
+			break
+		}
+		toks[bestIdx] = bestID
+		toks = append(toks[:bestIdx+1], toks[bestIdx+2:]...)
+	}
+	if eos {
+		toks = append(toks, 2)
+	}
+	return toks
+}
+
+func TestEncodeMatchesRunC(t *testing.T) {
+	tok := loadTok512(t)
+	raw, err := os.ReadFile(shareddata.Path(t, "text", "tinystories", "tinystories_val.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := strings.SplitN(string(raw), "\n\n", 60)[:59] // whole paragraphs, newlines included
+	// Characters that are pieces, that are not, and broken UTF-8.
+	texts = append(texts, "“Hi,” she said – naïve café… ñ€™\u200a", "\xff\xfe a\x80b \xe2\x82", "  two  spaces ", "\n\n", " ")
+	for _, s := range texts {
+		want := encodeRunC(tok, s, true, true)
+		if got := tok.Encode(s, true, true); !slices.Equal(got, want) {
+			t.Fatalf("Encode(%q):\n got %v\nwant %v", s, got, want)
+		}
+	}
+}
+
+func FuzzEncode(f *testing.F) {
+	path := shareddata.Path(f, "models", "stories260K", "tok512.bin")
+	tok, err := LoadTokenizer(path, 512)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"Once upon a time", "", "a\x00b", "é…\xff", "the the the"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := tok.Encode(s, true, false), encodeRunC(tok, s, true, false); !slices.Equal(got, want) {
+			t.Fatalf("Encode(%q) = %v, run.c gives %v", s, got, want)
+		}
+	})
+}
+
+func BenchmarkEncode(b *testing.B) {
+	path := shareddata.Path(b, "models", "stories260K", "tok512.bin")
+	tok, err := LoadTokenizer(path, 512)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := os.ReadFile(shareddata.Path(b, "text", "tinystories", "tinystories_val.txt"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := string(raw[:100000])
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		tok.Encode(text, true, false)
+	}
+}
