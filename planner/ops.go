@@ -127,10 +127,12 @@ type PerplexityParams struct {
 	SeqLen int `json:"seqLen"`
 }
 
-// MetricsParams: inputs are the run's evaluation nodes, in Tasks order.
-// Model-shape metrics (params, blocks) come with each evaluation's result.
+// MetricsParams: inputs are the run's evaluation nodes, in Tasks order,
+// then the depth decision when Depth is set. Model-shape metrics (params,
+// blocks) come with each evaluation's result.
 type MetricsParams struct {
 	Tasks []string `json:"tasks"`
+	Depth bool     `json:"depth,omitempty"`
 }
 
 // ResultsParams: inputs are the metrics nodes, in Runs order; the dense

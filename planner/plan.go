@@ -97,10 +97,11 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	model := m.model
 
 	pruned := model
+	var decision *Node
 	switch run.Prune.Paradigm {
 	case "", "none":
 	case "depth":
-		decision := p.depth(name, posRun, run, m)
+		decision = p.depth(name, posRun, run, m)
 		if decision != nil {
 			pruned = p.b.add(name, OpModelDepth, ModelDepthParams{}, "apply depth pruning", model, decision)
 		}
@@ -139,7 +140,12 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	if len(p.errs) > before {
 		return nil
 	}
-	metrics := p.b.add(name, OpMetrics, MetricsParams{Tasks: tasks}, "metrics", evals...)
+	mp := MetricsParams{Tasks: tasks}
+	if decision != nil {
+		mp.Depth = true
+		evals = append(evals, decision)
+	}
+	metrics := p.b.add(name, OpMetrics, mp, "metrics", evals...)
 	p.b.g.Targets = append(p.b.g.Targets, metrics)
 	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: metrics, Path: filepath.Join(name, "metrics.json")})
 	if name != DenseRun {

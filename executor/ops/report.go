@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"lrmc/executor"
@@ -24,16 +25,34 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	}
 	m := Metrics{}
 	tasks := map[string]any{}
-	for i := range c.Inputs {
+	evals := len(c.Inputs)
+	if p.Depth {
+		evals--
+		d, err := input[Decision](c, evals)
+		if err != nil {
+			return nil, err
+		}
+		m["removed"] = d.Removed
+		if d.Scores != nil {
+			m["blockInfluence"] = d.Scores
+		}
+	}
+	for i := 0; i < evals; i++ {
 		r, err := input[EvalResult](c, i)
+		if err != nil {
+			return nil, err
+		}
+		// Store the result as a generic map, the form it has when read back
+		// from the cache, so metrics.json is byte-identical either way.
+		entry, err := asMap(r)
 		if err != nil {
 			return nil, err
 		}
 		if _, dup := tasks[r.Task]; dup {
 			// Several evaluations of one task: keep each under its index.
-			tasks[fmt.Sprintf("%s[%d]", r.Task, i)] = r
+			tasks[fmt.Sprintf("%s[%d]", r.Task, i)] = entry
 		} else {
-			tasks[r.Task] = r
+			tasks[r.Task] = entry
 			if r.Task == "perplexity" {
 				m["perplexity"] = r.Perplexity
 			}
@@ -43,6 +62,15 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	}
 	m["tasks"] = tasks
 	return m, nil
+}
+
+func asMap(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
 }
 
 // Results is results.json: the dense baseline and every run.

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+
+	"lrmc/cache"
+	"lrmc/compiler"
+	"lrmc/executor/ops"
+	"lrmc/planner"
+)
+
+// session is a compiled, planned recipe with its cache open.
+type session struct {
+	store *cache.Store
+	graph *planner.Graph
+}
+
+// openCache opens the store named by the flags.
+func (g *globals) openCache() (*cache.Store, error) {
+	dir := g.cacheDir
+	if dir == "" {
+		dir = cache.DefaultDir()
+	}
+	return cache.Open(dir, cache.Options{Logger: g.logger().Named("cache"), Wait: g.wait})
+}
+
+// load compiles and plans a recipe against the cache.
+func (g *globals) load(path string) (*session, error) {
+	r, err := compiler.Compile(path)
+	if err != nil {
+		return nil, err
+	}
+	store, err := g.openCache()
+	if err != nil {
+		return nil, err
+	}
+	graph, err := planner.Plan(r, ops.Env{Files: store})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return &session{store: store, graph: graph}, nil
+}
+
+// statuses asks the cache which nodes hold results.
+func (s *session) statuses() (map[*planner.Node]planner.Status, error) {
+	var firstErr error
+	st := s.graph.Statuses(func(n *planner.Node) bool {
+		_, ok, err := s.store.Stat(n.Key)
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("cache: %w", err)
+		}
+		return ok
+	})
+	return st, firstErr
+}

@@ -1,0 +1,62 @@
+// Command lrmc compiles pruning recipes into content-addressed DAGs and runs
+// them on lrmc's CPU kernel runtime. Each subcommand lives in its own file.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+)
+
+// version is stamped into provenance and `lrmc version`.
+const version = "0.1.0-dev"
+
+// globals are the flags every subcommand shares.
+type globals struct {
+	cacheDir string
+	wait     bool
+	logLevel string
+}
+
+// exitError carries a specific exit status (plan's --detailed-exitcode).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "lrmc",
+		Short:         "A declarative pipeline compiler for pruning large language models",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.cacheDir, "cache", "", "cache directory (default $LRMC_CACHE, else the user cache directory)")
+	root.PersistentFlags().BoolVar(&g.wait, "wait", false, "wait for another lrmc process holding the cache instead of failing")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
+	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g), versionCmd())
+	if err := root.Execute(); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "lrmc:", err)
+		os.Exit(1)
+	}
+}
+
+func (g *globals) logger() hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "lrmc", Level: hclog.LevelFromString(g.logLevel), Output: os.Stderr})
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print lrmc's version",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "lrmc", version) },
+	}
+}
