@@ -290,7 +290,12 @@ func decode(b []byte, path string) (*File, error) {
 		if _, dup := f.kvs[key]; dup {
 			d.fail("duplicate key")
 		}
-		v := d.value(ValueType(d.u32("value type")), 0)
+		typ := ValueType(d.u32("value type"))
+		if d.err == nil && minSize(typ) == 0 {
+			d.off -= 4
+			d.fail("unknown value type %d", uint32(typ))
+		}
+		v := d.value(typ, 0)
 		if d.err != nil {
 			return nil, d.err
 		}
