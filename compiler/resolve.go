@@ -63,7 +63,7 @@ func (c *compiler) resolve() *ir.Recipe {
 		{full: c.defaults, isDefault: true},
 	}}
 
-	dense, denseHit, _ := top.boolean("dense")
+	dense, denseHit, denseOK := top.boolean("dense")
 	rec.Dense = dense
 	if dense {
 		rec.DenseModel = top.model()
@@ -94,7 +94,7 @@ func (c *compiler) resolve() *ir.Recipe {
 		}
 	}
 	slices.SortFunc(rec.Runs, func(a, b ir.Run) int { return strings.Compare(a.Name, b.Name) })
-	if len(rec.Runs) == 0 && !dense {
+	if len(rec.Runs) == 0 && !dense && denseOK {
 		c.errs.add(orPos(denseHit.pos, ir.Pos{File: c.file}), "runs", "nothing to do: no runs, and dense is false")
 	}
 

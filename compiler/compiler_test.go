@@ -1,0 +1,285 @@
+package compiler
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"lrmc/compiler/ir"
+	"lrmc/internal/shareddata"
+)
+
+// TestCompileValid decodes testdata/valid.cue: top-level defaults merged
+// into each run (a run overriding only calibration.samples keeps the rest),
+// eval replaced whole, split defaults [0, 0.9) for calibration and
+// [0.9, 1) for evaluation, paths made absolute, runs sorted by name.
+func TestCompileValid(t *testing.T) {
+	got, err := Compile("testdata/valid.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := ir.Model{Path: filepath.Join(dir, "files/model.bin"), Format: "auto"}
+	text := filepath.Join(dir, "files/stories.txt")
+	topCal := ir.Calibration{
+		Data:    ir.Data{Path: text, Format: "text", Split: ir.Split{From: 0, To: 0.9}},
+		Samples: 64, SeqLen: 256, Seed: 1,
+	}
+	topEval := []ir.Eval{{
+		Task:    "perplexity",
+		Data:    ir.Data{Path: text, Format: "text", Split: ir.Split{From: 0.9, To: 1}},
+		Samples: 8, SeqLen: 128,
+	}}
+	want := &ir.Recipe{
+		File:       "testdata/valid.cue",
+		Dir:        dir,
+		Dense:      true,
+		DenseModel: model,
+		DenseEval:  topEval,
+		Runs: []ir.Run{
+			{
+				Name:  "manual",
+				Model: model,
+				Calibration: ir.Calibration{
+					Data: ir.Data{
+						Path: filepath.Join(dir, "files/stories.jsonl"), Format: "jsonl", Field: "text",
+						Split: ir.Split{From: 0, To: 0.5},
+					},
+					Samples: 128, SeqLen: 256, Seed: 1,
+				},
+				Prune: ir.Prune{Paradigm: "depth", Method: "shortgpt", Layers: []int{1, 3}},
+				Eval: []ir.Eval{{
+					Task:   "perplexity",
+					Data:   ir.Data{Path: text, Format: "text", Split: ir.Split{From: 0.8, To: 1}},
+					SeqLen: 64,
+				}},
+			},
+			{
+				Name: "shortgpt-1", Model: model, Calibration: topCal, Eval: topEval,
+				Prune: ir.Prune{Paradigm: "depth", Method: "shortgpt", Remove: 1},
+			},
+			{
+				Name: "shortgpt-r", Model: model, Calibration: topCal, Eval: topEval,
+				Prune: ir.Prune{Paradigm: "depth", Method: "shortgpt", Ratio: 0.4},
+			},
+		},
+		Output: ir.Output{Dir: filepath.Join(dir, "out/depth"), Formats: []string{"llama2c"}},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(ir.Recipe{}, "Positions")); diff != "" {
+		t.Errorf("Compile(testdata/valid.cue) mismatch (-want +got):\n%s", diff)
+	}
+
+	// Positions point where each value was written: in the run when the run
+	// overrides it, at the top level when inherited.
+	at := func(line, col int) ir.Pos { return ir.Pos{File: "testdata/valid.cue", Line: line, Col: col} }
+	for path, want := range map[string]ir.Pos{
+		ir.FieldPath("manual", "calibration.samples"):       at(15, 26),
+		ir.FieldPath("manual", "calibration.seqLen"):        at(5, 11),
+		ir.FieldPath("manual", "calibration.data.split.to"): at(15, 95),
+		ir.FieldPath("manual", "prune.layers"):              at(14, 18),
+		ir.FieldPath("manual", "prune.layers[1]"):           at(14, 22),
+		ir.FieldPath("manual", "eval[0].seqLen"):            at(16, 92),
+		ir.FieldPath("shortgpt-1", "prune.remove"):          at(11, 31),
+		ir.FieldPath("shortgpt-1", "prune.method"):          at(9, 36),
+		ir.FieldPath("shortgpt-1", "model.path"):            at(1, 14),
+		ir.FieldPath("shortgpt-r", "eval[0].task"):          at(8, 15),
+		ir.FieldPath("", "calibration.samples"):             at(4, 11),
+		ir.FieldPath("", "output.formats[0]"):               at(19, 38),
+	} {
+		if p, ok := got.Positions[path]; !ok || p != want {
+			t.Errorf("Positions[%s] = %v (present %v), want %v", path, p, ok, want)
+		}
+	}
+	// Schema defaults were not written anywhere.
+	for _, path := range []string{
+		ir.FieldPath("shortgpt-1", "calibration.data.split.from"),
+		ir.FieldPath("shortgpt-1", "model.format"),
+		"dense",
+	} {
+		if p, ok := got.Positions[path]; ok {
+			t.Errorf("Positions[%s] = %v, want none (a schema default)", path, p)
+		}
+	}
+	if w := got.Where(ir.FieldPath("shortgpt-1", "prune.remove")); w != `testdata/valid.cue:11:31: runs."shortgpt-1".prune.remove` {
+		t.Errorf("Where = %q", w)
+	}
+}
+
+// TestCompileSharedData compiles a recipe in a temporary directory that
+// names the real stories260K checkpoint, its tokenizer and TinyStories by
+// absolute path, with a dense-only sweep and no output section.
+func TestCompileSharedData(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K", "stories260K.bin")
+	tok := shareddata.Path(t, "models", "stories260K", "tok512.bin")
+	text := shareddata.Path(t, "text", "tinystories", "tinystories_val.txt")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "recipe.cue")
+	writeFile(t, file, `model: {path: "`+model+`", tokenizer: "`+tok+`", format: "llama2c"}
+eval: [{task: "perplexity", data: {path: "`+text+`"}, seqLen: 256, samples: 64}]
+`)
+	got, err := Compile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &ir.Recipe{
+		File:       file,
+		Dir:        dir,
+		Dense:      true,
+		DenseModel: ir.Model{Path: model, Tokenizer: tok, Format: "llama2c"},
+		DenseEval: []ir.Eval{{
+			Task: "perplexity", Samples: 64, SeqLen: 256,
+			Data: ir.Data{Path: text, Format: "text", Split: ir.Split{From: 0.9, To: 1}},
+		}},
+		Output: ir.Output{Dir: filepath.Join(dir, "out"), Formats: []string{"llama2c"}},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(ir.Recipe{}, "Positions")); diff != "" {
+		t.Errorf("mismatch (-want +got):\n%s", diff)
+	}
+	if p := got.Positions["model.tokenizer"]; p != (ir.Pos{File: file, Line: 1, Col: 30 + len(model)}) {
+		t.Errorf("Positions[model.tokenizer] = %v", p)
+	}
+}
+
+// TestCompilePackage loads the other files of the recipe's package beside
+// it, leaves out files of other packages and files starting with "_", and
+// reports positions in the file where a value was written.
+func TestCompilePackage(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "model.bin"), "x")
+	writeFile(t, filepath.Join(dir, "text.txt"), "x")
+	writeFile(t, filepath.Join(dir, "base.cue"), `package sweep
+
+import "strings"
+
+model: path: strings.TrimSpace(" model.bin ")
+calibration: {data: path: "text.txt", samples: 4, seqLen: 16}
+eval: [{task: "perplexity", data: path: "text.txt", seqLen: 16}]
+prune: {paradigm: "depth", method: "shortgpt"}
+`)
+	writeFile(t, filepath.Join(dir, "other.cue"), "package other\nmodel: path: \"elsewhere.bin\"\n")
+	writeFile(t, filepath.Join(dir, "_draft.cue"), "package sweep\nruns: draft: prune: remove: 9\n")
+	file := filepath.Join(dir, "recipe.cue")
+	writeFile(t, file, "package sweep\n\nruns: one: prune: remove: \"1\"\nruns: two: prune: remove: 2\n")
+
+	_, err := Compile(file)
+	want := file + `:3:27: runs."one".prune.remove: conflicting values "1" and int (mismatched types string and int)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Compile error:\n%v\nwant:\n%s", err, want)
+	}
+
+	writeFile(t, file, "package sweep\n\nruns: one: prune: remove: 1\n")
+	got, err := Compile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Runs) != 1 || got.Runs[0].Name != "one" || got.Runs[0].Model.Path != filepath.Join(dir, "model.bin") {
+		t.Fatalf("runs = %+v", got.Runs)
+	}
+	base := filepath.Join(dir, "base.cue")
+	if p := got.Positions[ir.FieldPath("one", "calibration.samples")]; p != (ir.Pos{File: base, Line: 6, Col: 48}) {
+		t.Errorf("inherited calibration.samples at %v, want %s:6:48", p, base)
+	}
+}
+
+// TestCompileRelativeDisplay shows errors with the recipe path as given,
+// also for another file of its package.
+func TestCompileRelativeDisplay(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.cue"), "package p\nmodel: path: 3\n")
+	writeFile(t, filepath.Join(dir, "b.cue"), "package p\ndense: \"yes\"\n")
+	t.Chdir(filepath.Dir(dir))
+	rel := filepath.Join(filepath.Base(dir), "a.cue")
+	_, err := Compile(rel)
+	b := filepath.Join(filepath.Base(dir), "b.cue")
+	want := rel + ":2:14: model.path: conflicting values 3 and string (mismatched types int and string)\n" +
+		b + ":2:8: dense: conflicting values bool and \"yes\" (mismatched types bool and string)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Compile(%s) error:\n%v\nwant:\n%s", rel, err, want)
+	}
+}
+
+func TestCompileMissingRecipe(t *testing.T) {
+	err := Vet("testdata/no-such-recipe.cue")
+	want := "testdata/no-such-recipe.cue: cannot read recipe: no such file or directory"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Vet error = %v, want %q", err, want)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Pos.File != "testdata/no-such-recipe.cue" {
+		t.Fatalf("errors.As(*Error) = %v", e)
+	}
+}
+
+// TestCompileConcurrent compiles from several goroutines: each compilation
+// owns its cue.Context, which is not safe for concurrent use.
+func TestCompileConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			r, err := Compile("testdata/valid.cue")
+			if err == nil && len(r.Runs) != 3 {
+				err = errors.New("wrong number of runs")
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("goroutine %d: %v", i, err)
+		}
+	}
+}
+
+func TestErrorsFormat(t *testing.T) {
+	es := Errors{
+		{Pos: ir.Pos{File: "r.cue", Line: 9, Col: 2}, Path: "b", Msg: "second"},
+		{Pos: ir.Pos{File: "r.cue", Line: 3, Col: 7}, Path: `runs."x".a`, Msg: "first"},
+		{Pos: ir.Pos{File: "r.cue", Line: 9, Col: 2}, Path: "b", Msg: "second"},
+		{Pos: ir.Pos{File: "r.cue"}, Msg: "whole file"},
+	}.sortDedup()
+	want := strings.Join([]string{
+		"r.cue: whole file",
+		`r.cue:3:7: runs."x".a: first`,
+		"r.cue:9:2: b: second",
+	}, "\n")
+	if got := es.Error(); got != want {
+		t.Errorf("Errors:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	for _, tc := range []struct{ paradigm, method, want string }{
+		{"depth", "shortgpt", ""},
+		{"depth", "sleb", `method "sleb" (depth) is not built yet; built methods: depth/shortgpt`},
+		{"dynamic", "mod", `method "mod" (dynamic) is not built yet; built methods: depth/shortgpt`},
+		{"width", "shortgpt", `unknown method "shortgpt"; built methods: depth/shortgpt; planned: depth/sleb, depth/shortened-ppl, depth/shortened-taylor, width/llm-pruner, width/slicegpt, dynamic/mod, dynamic/dllm, dynamic/skipgpt`},
+	} {
+		if got := checkMethod(tc.paradigm, tc.method); got != tc.want {
+			t.Errorf("checkMethod(%s, %s) = %q, want %q", tc.paradigm, tc.method, got, tc.want)
+		}
+	}
+	if got := evalTasks.check("gsm8k"); got != `task "gsm8k" is not built yet; built tasks: perplexity` {
+		t.Errorf("evalTasks.check(gsm8k) = %q", got)
+	}
+	if got := dataFormats.check("csv"); got != `unknown data format "csv"; built data formats: text, jsonl` {
+		t.Errorf("dataFormats.check(csv) = %q", got)
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
