@@ -18,7 +18,6 @@ type Tokenizer struct {
 	pieces []string
 	scores []float32
 	lookup map[string]int32 // piece → id (run.c's sorted_vocab + bsearch)
-	maxLen int
 	// pairs maps two canonical ids (the id lookup gives their pieces) to
 	// the id of their concatenation, when that is a piece.
 	pairs map[[2]int32]int32
@@ -65,7 +64,6 @@ func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
 		pieces: make([]string, vocab),
 		scores: make([]float32, vocab),
 		lookup: make(map[string]int32, vocab),
-		maxLen: int(maxLen),
 	}
 	for i := range vocab {
 		if _, err := io.ReadFull(r, b[:8]); err != nil {
@@ -133,7 +131,8 @@ func (t *Tokenizer) BOS() int32 { return bosID }
 // EOS is the end-of-sequence id.
 func (t *Tokenizer) EOS() int32 { return eosID }
 
-// Token returns the raw piece string of id, as stored in the file.
+// Token returns the piece of id as stored in the file (up to a NUL byte, as
+// run.c reads it).
 func (t *Tokenizer) Token(id int32) string { return t.pieces[id] }
 
 // Encode tokenizes text as run.c's encode does: optional BOS, a dummy " "
@@ -142,6 +141,8 @@ func (t *Tokenizer) Token(id int32) string { return t.pieces[id] }
 // then repeatedly merging the adjacent pair whose concatenation is the
 // highest-scoring piece (the leftmost on ties), and an optional EOS.
 func (t *Tokenizer) Encode(text string, bos, eos bool) []int32 {
+	// C strings end at NUL; so does run.c's text.
+	text, _, _ = strings.Cut(text, "\x00")
 	toks := make([]int32, 0, len(text)+3)
 	if bos {
 		toks = append(toks, bosID)
@@ -155,8 +156,6 @@ func (t *Tokenizer) Encode(text string, bos, eos bool) []int32 {
 		}
 		toks = append(toks, id)
 	}
-	// C strings end at NUL; so does run.c's text.
-	text, _, _ = strings.Cut(text, "\x00")
 	for i := 0; i < len(text); {
 		// A character is a lead byte plus up to 3 continuation bytes; run.c
 		// cuts longer runs of continuation bytes into groups of 4 bytes.

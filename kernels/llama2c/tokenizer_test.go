@@ -54,6 +54,7 @@ func TestEncode(t *testing.T) {
 		{"\x80\x80\x80\x80\x80", false, false, []int32{410, 0x83, 0x83, 0x83, 0x83, 0x83}},
 		// run.c reads the text as a C string.
 		{"ʃ\x00ignored", false, false, []int32{410, 0xCA + 3, 0x83 + 3}},
+		{"\x00ignored", true, false, []int32{1}},
 	} {
 		if got := tok.Encode(c.text, c.bos, c.eos); !slices.Equal(got, c.want) {
 			t.Errorf("Encode(%q, %v, %v) = %v, want %v", c.text, c.bos, c.eos, got, c.want)
@@ -178,13 +179,13 @@ func TestFindTokenizer(t *testing.T) {
 // must agree with.
 func encodeRunC(t *Tokenizer, text string, bos, eos bool) []int32 {
 	var toks []int32
+	text, _, _ = strings.Cut(text, "\x00")
 	if bos {
 		toks = append(toks, 1)
 	}
 	if text != "" {
 		toks = append(toks, t.lookup[" "])
 	}
-	text, _, _ = strings.Cut(text, "\x00")
 	buf := []byte{}
 	for c := 0; c < len(text); c++ {
 		if text[c]&0xC0 != 0x80 {
