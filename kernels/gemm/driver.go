@@ -104,12 +104,12 @@ func (im *impl) gemm(c []float32, ldc int, x, w []float32, m, k, n int) {
 			kc := min(im.kc, k-pc)
 			accum := pc > 0
 			ws.b = grow(ws.b, ncPad*kc)
-			packPanels(ws.b, w[jc*k:], k, nc, pc, kc, nr)
+			packPanels(ws.b, w[jc*k:], k, nc, pc, kc, nr, im.transpose8)
 			for ic := 0; ic < m; ic += im.mc {
 				mc := min(im.mc, m-ic)
 				mcPad := (mc + mr - 1) / mr * mr
 				ws.a = grow(ws.a, mcPad*kc)
-				packPanels(ws.a, x[ic*k:], k, mc, pc, kc, mr)
+				packPanels(ws.a, x[ic*k:], k, mc, pc, kc, mr, im.transpose8)
 				for jr := 0; jr < nc; jr += nr {
 					bp := ws.b[jr*kc : (jr+nr)*kc]
 					cols := min(nr, nc-jr)
@@ -143,16 +143,27 @@ func (im *impl) gemm(c []float32, ldc int, x, w []float32, m, k, n int) {
 	}
 }
 
+// transposeFunc writes column p < n of the 8 rows at src (row stride ld) to
+// dst[p·ldd : p·ldd+8]; n is a positive multiple of 8.
+type transposeFunc func(n int, src []float32, ld int, dst []float32, ldd int)
+
 // packPanels packs columns [p0, p0+kc) of the first rows rows of src (row
 // stride ld) into k-major micro-panels of width rows each: panel q holds, for
 // p = 0..kc-1, the width values src[q·width+i][p0+p], i = 0..width-1, in
 // dst[q·width·kc + p·width + i]. Rows past rows are zero, so edge tiles need
 // no special kernel. Both x (width mr) and w (width nr) go through here; this
 // is also the one place a bf16 w will be widened to float32.
-func packPanels(dst, src []float32, ld, rows, p0, kc, width int) {
+//
+// With a transpose8 kernel, whole 8-row groups go through it and only ragged
+// rows and the last kc mod 8 columns are moved in scalar code.
+func packPanels(dst, src []float32, ld, rows, p0, kc, width int, transpose8 transposeFunc) {
+	kc8 := 0
+	if transpose8 != nil && width%8 == 0 {
+		kc8 = kc &^ 7
+	}
 	for q := 0; q*width < rows; q++ {
 		panel := dst[q*width*kc : (q+1)*width*kc]
-		for i := range width {
+		for i := 0; i < width; i++ {
 			r := q*width + i
 			if r >= rows {
 				for p := range kc {
@@ -160,9 +171,22 @@ func packPanels(dst, src []float32, ld, rows, p0, kc, width int) {
 				}
 				continue
 			}
+			p := 0
+			if kc8 > 0 && i%8 == 0 && r+8 <= rows {
+				transpose8(kc8, src[r*ld+p0:], ld, panel[i:], width)
+				// The other rows of the group get their tails below.
+				for ii := i; ii < i+8; ii++ {
+					rr := q*width + ii
+					for p := kc8; p < kc; p++ {
+						panel[p*width+ii] = src[rr*ld+p0+p]
+					}
+				}
+				i += 7
+				continue
+			}
 			row := src[r*ld+p0 : r*ld+p0+kc]
-			for p, v := range row {
-				panel[p*width+i] = v
+			for ; p < kc; p++ {
+				panel[p*width+i] = row[p]
 			}
 		}
 	}

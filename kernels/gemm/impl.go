@@ -33,6 +33,8 @@ type impl struct {
 	mc, nc int
 	kernel kernelFunc
 	dot4   dot4Func
+	// transpose8 speeds up packing; nil packs in scalar Go.
+	transpose8 transposeFunc
 }
 
 var (

@@ -19,6 +19,7 @@ var (
 		dot4: func(x, w0, w1, w2, w3 []float32, out *[4]float32) {
 			dot4Asm(dot4AVX2, 16, x, w0, w1, w2, w3, out)
 		},
+		transpose8: transpose8Asm,
 	}
 	avx512Impl = &impl{
 		name: "avx512", mr: 12, nr: 32, kc: 256, mc: 240, nc: 3072,
@@ -29,6 +30,7 @@ var (
 		dot4: func(x, w0, w1, w2, w3 []float32, out *[4]float32) {
 			dot4Asm(dot4AVX512, 32, x, w0, w1, w2, w3, out)
 		},
+		transpose8: transpose8Asm,
 	}
 )
 
@@ -68,4 +70,13 @@ func dot4Asm(kern func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32), bloc
 		out[2] += x[p] * w2[p]
 		out[3] += x[p] * w3[p]
 	}
+}
+
+// transpose8Asm bounds-checks and runs transpose8AVX2 (AVX2 is implied by
+// both assembly implementations).
+func transpose8Asm(n int, src []float32, ld int, dst []float32, ldd int) {
+	if n < 8 || n%8 != 0 || ld < n || ldd < 8 || len(src) < 7*ld+n || len(dst) < (n-1)*ldd+8 {
+		panic("gemm: transpose operands out of range")
+	}
+	transpose8AVX2(n, &src[0], ld, &dst[0], ldd)
 }

@@ -693,3 +693,90 @@ reduce:
 	VMOVSS        X6, 12(AX)
 	VZEROUPPER
 	RET
+
+// func transpose8AVX2(n int, src *float32, ld int, dst *float32, ldd int)
+// Requires: AVX
+TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40
+	MOVQ n+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ ld+16(FP), DX
+	SHLQ $0x02, DX
+	MOVQ dst+24(FP), BX
+	MOVQ ldd+32(FP), SI
+	SHLQ $0x02, SI
+	MOVQ CX, DI
+	ADDQ DX, DI
+	MOVQ DI, R8
+	ADDQ DX, R8
+	MOVQ R8, R9
+	ADDQ DX, R9
+	MOVQ R9, R10
+	ADDQ DX, R10
+	MOVQ R10, R11
+	ADDQ DX, R11
+	MOVQ R11, R12
+	ADDQ DX, R12
+	MOVQ R12, R13
+	ADDQ DX, R13
+
+loop:
+	VMOVUPS    (CX), Y0
+	VMOVUPS    (DI), Y1
+	VMOVUPS    (R8), Y2
+	VMOVUPS    (R9), Y3
+	VMOVUPS    (R10), Y4
+	VMOVUPS    (R11), Y5
+	VMOVUPS    (R12), Y6
+	VMOVUPS    (R13), Y7
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y9
+	VUNPCKLPS  Y3, Y2, Y10
+	VUNPCKHPS  Y3, Y2, Y11
+	VUNPCKLPS  Y5, Y4, Y12
+	VUNPCKHPS  Y5, Y4, Y13
+	VUNPCKLPS  Y7, Y6, Y14
+	VUNPCKHPS  Y7, Y6, Y15
+	VSHUFPS    $0x44, Y10, Y8, Y0
+	VSHUFPS    $0xee, Y10, Y8, Y1
+	VSHUFPS    $0x44, Y11, Y9, Y2
+	VSHUFPS    $0xee, Y11, Y9, Y3
+	VSHUFPS    $0x44, Y14, Y12, Y4
+	VSHUFPS    $0xee, Y14, Y12, Y5
+	VSHUFPS    $0x44, Y15, Y13, Y6
+	VSHUFPS    $0xee, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VMOVUPS    Y8, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VMOVUPS    Y9, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VMOVUPS    Y10, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VMOVUPS    Y11, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VMOVUPS    Y12, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VMOVUPS    Y13, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VMOVUPS    Y14, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS    Y15, (BX)
+	ADDQ       SI, BX
+	ADDQ       $0x20, CX
+	ADDQ       $0x20, DI
+	ADDQ       $0x20, R8
+	ADDQ       $0x20, R9
+	ADDQ       $0x20, R10
+	ADDQ       $0x20, R11
+	ADDQ       $0x20, R12
+	ADDQ       $0x20, R13
+	SUBQ       $0x08, AX
+	JNZ        loop
+	VZEROUPPER
+	RET

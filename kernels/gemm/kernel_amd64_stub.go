@@ -23,3 +23,8 @@ func dot4AVX2(n int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *floa
 //
 //go:noescape
 func dot4AVX512(n int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *float32, out *[4]float32)
+
+// transpose8AVX2 writes column p < n of the 8 rows at src (row stride ld floats) to dst[p·ldd : p·ldd+8]; n must be a positive multiple of 8.
+//
+//go:noescape
+func transpose8AVX2(n int, src *float32, ld int, dst *float32, ldd int)
