@@ -250,6 +250,11 @@ func TestForwardThreadIndependent(t *testing.T) {
 	}
 }
 
+// TestDecoderMatchesForward: one-token-at-a-time decoding over the KV cache
+// gives Forward's logits. The measure is max|Δ| / max|logit| per position:
+// today both paths run the same kernels in the same order and agree exactly,
+// but a GEMM whose reduction order depends on m (an assembly kernel) would
+// leave rounding-level differences, which 1e-5 of the row's scale allows.
 func TestDecoderMatchesForward(t *testing.T) {
 	for _, shared := range []bool{false, true} {
 		c := testConfig
@@ -262,15 +267,16 @@ func TestDecoderMatchesForward(t *testing.T) {
 		var worst float64
 		for p, tok := range tokens {
 			got := dec.Step(tok, p)
-			for i, g := range got {
-				w := float64(want[p*c.Vocab+i])
-				worst = math.Max(worst, math.Abs(float64(g)-w)/math.Max(math.Abs(w), 1e-3))
+			ref := make([]float64, c.Vocab)
+			for i := range ref {
+				ref[i] = float64(want[p*c.Vocab+i])
 			}
+			worst = math.Max(worst, maxRelErr(got, ref))
 		}
 		if worst > 1e-5 {
-			t.Fatalf("shared=%v: decoder logits differ from Forward by relative %.3g > 1e-5", shared, worst)
+			t.Fatalf("shared=%v: decoder logits differ from Forward by %.3g of the logit scale > 1e-5", shared, worst)
 		}
-		t.Logf("shared=%v: decoder vs Forward max relative difference %.3g", shared, worst)
+		t.Logf("shared=%v: decoder vs Forward max difference %.3g of the logit scale", shared, worst)
 	}
 }
 
