@@ -133,16 +133,7 @@ func TestRealTemplatesMatchJinja2(t *testing.T) {
 	for _, c := range golden.Cases {
 		tpl := templates[c.Template]
 		if tpl == nil {
-			path := shareddata.Path(t, "tokenizers", c.Template, "tokenizer_config.json")
-			var sp Specials
-			var err error
-			if tpl, sp, err = FromTokenizerConfig(path); err != nil {
-				t.Fatal(err)
-			}
-			want := golden.Specials[c.Template]
-			if sp.BOS != want["bos_token"] || sp.EOS != want["eos_token"] || sp.PAD != want["pad_token"] || sp.UNK != want["unk_token"] {
-				t.Fatalf("%s: specials %+v, want %v", c.Template, sp, want)
-			}
+			tpl = loadGoldenTemplate(t, c.Template, golden.Specials[c.Template])
 			templates[c.Template] = tpl
 		}
 		name := c.Template + "/" + c.Chat
@@ -162,6 +153,7 @@ func TestRealTemplatesMatchJinja2(t *testing.T) {
 				BOSToken:            sp["bos_token"],
 				EOSToken:            sp["eos_token"],
 				Vars:                c.Kwargs,
+				Now:                 goldenNow,
 			}
 			if c.Tools {
 				for _, tool := range tools {
@@ -186,6 +178,32 @@ func TestRealTemplatesMatchJinja2(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadGoldenTemplate reads a template named in chats.json: a file under
+// testdata/templates, or a tokenizer in shared/data/tokenizers whose
+// special tokens must match those gen.py saw.
+func loadGoldenTemplate(t *testing.T, name string, want map[string]string) *Template {
+	t.Helper()
+	if file, ok := strings.CutPrefix(name, "templates/"); ok {
+		src, err := os.ReadFile(filepath.Join("testdata", "templates", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tpl, err := New(string(src))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return tpl
+	}
+	tpl, sp, err := FromTokenizerConfig(shareddata.Path(t, "tokenizers", name, "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.BOS != want["bos_token"] || sp.EOS != want["eos_token"] || sp.PAD != want["pad_token"] || sp.UNK != want["unk_token"] {
+		t.Fatalf("%s: specials %+v, want %v", name, sp, want)
+	}
+	return tpl
 }
 
 // TestReferenceChats reproduces shared/data/reference/tokenizers.json's

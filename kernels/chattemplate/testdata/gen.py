@@ -200,12 +200,32 @@ def chats():
         {"role": "user", "content": "Thanks. 日本語も？"},
     ]
     whitespace = [{"role": "user", "content": "  padded  \n"}, {"role": "assistant", "content": "\nok\n"}]
+    single_tool = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "tool_calls": [
+            {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "c"}}}]},
+        {"role": "tool", "content": {"temp": -3, "sky": "snow"}},
+        {"role": "assistant", "content": "It is -3 and snowing."},
+    ]
+    multimodal = [
+        {"role": "system", "content": "First system."},
+        {"role": "system", "content": "Second system."},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}, {"type": "text", "text": "Briefly."}]},
+        {"role": "assistant", "content": "  A cat.  "},
+    ]
     out = []
     specials = {}
     base = sys.argv[1]
+    here = os.path.dirname(os.path.abspath(__file__))
+    sources = []
     for name in ["qwen3", "llama3", "deepseek_v3"]:
         cfg = json.load(open(os.path.join(base, "tokenizers", name, "tokenizer_config.json")))
-        tmpl = env().from_string(cfg["chat_template"])
+        sources.append((name, cfg["chat_template"], cfg))
+    for fn in sorted(os.listdir(os.path.join(here, "templates"))):
+        src = open(os.path.join(here, "templates", fn), encoding="utf-8").read()
+        sources.append(("templates/" + fn, src, {"bos_token": "<s>", "eos_token": "</s>"}))
+    for name, src, cfg in sources:
+        tmpl = env().from_string(src)
         sp = {}
         for k in ["bos_token", "eos_token", "pad_token", "unk_token"]:
             v = cfg.get(k)
@@ -216,12 +236,12 @@ def chats():
         specials[name] = sp
         chats = {"two_turn": two_turn, "with_system": with_system, "thinking": thinking,
                  "reasoning_field": reasoning_field, "tool_flow": tool_flow, "deepseek_tools": deepseek_tools,
-                 "whitespace": whitespace}
+                 "whitespace": whitespace, "single_tool": single_tool, "multimodal": multimodal}
         for chat_name, msgs in chats.items():
             for agp in [False, True]:
                 for kwargs in [{}, {"enable_thinking": False}]:
                     for with_tools in [False, True]:
-                        if with_tools and chat_name not in ("tool_flow", "two_turn"):
+                        if with_tools and chat_name not in ("tool_flow", "two_turn", "single_tool"):
                             continue
                         ctx = dict(messages=msgs, tools=tools if with_tools else None, documents=None,
                                    add_generation_prompt=agp, **sp, **kwargs)
@@ -234,7 +254,8 @@ def chats():
                         out.append(case)
     return {"tools": tools, "chats": {"two_turn": two_turn, "with_system": with_system, "thinking": thinking,
                                       "reasoning_field": reasoning_field, "tool_flow": tool_flow,
-                                      "deepseek_tools": deepseek_tools, "whitespace": whitespace},
+                                      "deepseek_tools": deepseek_tools, "whitespace": whitespace,
+                                      "single_tool": single_tool, "multimodal": multimodal},
             "specials": specials, "cases": out}
 
 
