@@ -132,6 +132,23 @@ func TestFloat32Decoding(t *testing.T) {
 	}
 }
 
+// Version 2 has the same layout as 3 (v3 only added big-endian files, which
+// declare themselves by a byte-swapped version).
+func TestReadsVersion2(t *testing.T) {
+	b, err := Encode([]KV{{"k", "v"}}, allTypesTensors(t)[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(b[4:], 2)
+	f, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := f.String("k"); f.Version != 2 || err != nil || v != "v" || len(f.Tensors) != 1 {
+		t.Errorf("version %d, k = %q (%v), %d tensors", f.Version, v, err, len(f.Tensors))
+	}
+}
+
 func TestGetters(t *testing.T) {
 	b, err := Encode(allTypesMetadata(), nil)
 	if err != nil {
@@ -341,6 +358,8 @@ func TestWriteRejects(t *testing.T) {
 		{"nested", []KV{{"k", []any{"x"}}}, nil, `gguf: metadata key "k": element 0 of an array of arrays is a string, not an array`},
 		{"size", nil, []Tensor{{Name: "w", Type: TypeF32, Dims: []uint64{2}, Data: make([]byte, 4)}}, `gguf: tensor "w": F32 [2] needs 8 bytes, have 4`},
 		{"duplicate tensor", nil, []Tensor{good, good}, `gguf: tensor "w": duplicate tensor name`},
+		{"long name", nil, []Tensor{{Name: strings.Repeat("n", 64), Type: TypeF32, Dims: []uint64{0}}},
+			`gguf: tensor "` + strings.Repeat("n", 64) + `": name of 64 bytes is too long for llama.cpp (at most 63)`},
 	} {
 		if _, err := Encode(c.meta, c.tensors); err == nil || err.Error() != c.want {
 			t.Errorf("%s: error = %v\nwant %s", c.name, err, c.want)

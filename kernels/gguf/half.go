@@ -3,7 +3,10 @@ package gguf
 // These conversions duplicate those in lrmc/kernels/safetensors: the two
 // container packages stay independent of each other, and the code is small.
 
-import "math"
+import (
+	"math"
+	"sync"
+)
 
 // f16ToFloat32 widens an IEEE 754 binary16 value. Every half is exactly
 // representable as a float32, so this never rounds.
@@ -70,4 +73,31 @@ func float32ToBF16(f float32) uint16 {
 	}
 	b += 0x7fff + (b>>16)&1
 	return uint16(b >> 16)
+}
+
+// f16Table maps every binary16 bit pattern to its float32 value: 256 KiB,
+// resident in L2, and several times faster than converting bit by bit.
+var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for h := range t {
+		t[h] = f16ToFloat32(uint16(h))
+	}
+	return &t
+})
+
+// decodeF16 widens little-endian binary16 values from src into dst.
+func decodeF16(dst []float32, src []byte) {
+	src = src[:2*len(dst)] // one bounds check instead of one per element
+	t := f16Table()
+	for i := range dst {
+		dst[i] = t[uint16(src[2*i])|uint16(src[2*i+1])<<8]
+	}
+}
+
+// decodeBF16 widens little-endian bfloat16 values from src into dst.
+func decodeBF16(dst []float32, src []byte) {
+	src = src[:2*len(dst)]
+	for i := range dst {
+		dst[i] = math.Float32frombits(uint32(src[2*i])<<16 | uint32(src[2*i+1])<<24)
+	}
 }

@@ -165,13 +165,9 @@ func (t Tensor) Float32() ([]float32, error) {
 			}
 		}
 	case TypeF16:
-		for i := range out {
-			out[i] = f16ToFloat32(binary.LittleEndian.Uint16(t.Data[2*i:]))
-		}
+		decodeF16(out, t.Data)
 	case TypeBF16:
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(t.Data[2*i:])) << 16)
-		}
+		decodeBF16(out, t.Data)
 	case TypeQ8_0:
 		for b := range n / 32 {
 			blk := t.Data[34*b : 34*b+34]

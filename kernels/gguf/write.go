@@ -105,6 +105,9 @@ func Write(w io.Writer, metadata []KV, tensors []Tensor) error {
 			return fmt.Errorf("gguf: tensor %q: duplicate tensor name", t.Name)
 		}
 		names[t.Name] = true
+		if len(t.Name) >= maxNameLen {
+			return fmt.Errorf("gguf: tensor %q: name of %d bytes is too long for llama.cpp (at most %d)", t.Name, len(t.Name), maxNameLen-1)
+		}
 		size, err := dataSize(t.Type, t.Dims)
 		if err != nil {
 			return fmt.Errorf("gguf: tensor %q: %w", t.Name, err)
@@ -136,6 +139,11 @@ func Write(w io.Writer, metadata []KV, tensors []Tensor) error {
 	}
 	return nil
 }
+
+// maxNameLen is llama.cpp's GGML_MAX_NAME: it refuses a file with a tensor
+// name of this many bytes or more. The reader accepts such names (other
+// tools may not care); the writer does not produce files llama.cpp rejects.
+const maxNameLen = 64
 
 // padding returns the bytes needed to bring n to a multiple of align.
 func padding(n, align uint64) uint64 { return (align - n%align) % align }

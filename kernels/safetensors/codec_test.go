@@ -235,6 +235,19 @@ func TestHalfConversions(t *testing.T) {
 			t.Fatalf("float32ToF16(%g) = %#04x, want %#04x", towardNext, got, h+1)
 		}
 	}
+	// The bulk decoders agree with the scalar ones on every bit pattern.
+	all := make([]byte, 2<<16)
+	for h := range 1 << 16 {
+		binary.LittleEndian.PutUint16(all[2*h:], uint16(h))
+	}
+	f16s, bf16s := make([]float32, 1<<16), make([]float32, 1<<16)
+	decodeF16(f16s, all)
+	decodeBF16(bf16s, all)
+	for h := range 1 << 16 {
+		if math.Float32bits(f16s[h]) != math.Float32bits(f16ToFloat32(uint16(h))) || math.Float32bits(bf16s[h]) != uint32(h)<<16 {
+			t.Fatalf("bulk decoding of %#04x differs from the scalar conversion", h)
+		}
+	}
 	for h := 0; h < 0x10000; h++ { // bf16 is the top half of a float32
 		if h&0x7f80 == 0x7f80 && h&0x7f != 0 {
 			continue

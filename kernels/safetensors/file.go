@@ -14,8 +14,9 @@ import (
 // alias the mapping: they are paged in from the page cache on first touch and
 // never copied onto the Go heap. They become invalid once Close is called.
 //
-// The header is validated from a small read before the file is mapped, so a
-// hostile length prefix costs nothing.
+// The length prefix is checked from an 8-byte read before the file is
+// mapped, so a hostile length costs nothing; the header itself is parsed
+// from the mapping, which pages in only the header's bytes.
 func Open(path string) (*File, error) {
 	fh, err := os.Open(path)
 	if err != nil {

@@ -165,13 +165,9 @@ func (t Tensor) Float32() ([]float32, error) {
 			}
 		}
 	case DTypeF16:
-		for i := range out {
-			out[i] = f16ToFloat32(binary.LittleEndian.Uint16(t.Data[2*i:]))
-		}
+		decodeF16(out, t.Data)
 	case DTypeBF16:
-		for i := range out {
-			out[i] = bf16ToFloat32(binary.LittleEndian.Uint16(t.Data[2*i:]))
-		}
+		decodeBF16(out, t.Data)
 	default:
 		return nil, fmt.Errorf("safetensors: tensor %q: dtype %s is not a float type convertible to float32", t.Name, t.DType)
 	}
