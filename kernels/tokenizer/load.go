@@ -669,7 +669,7 @@ func syntaxPath(data []byte) string {
 		var sb strings.Builder
 		for _, f := range stack {
 			if f.object {
-				if f.key != "" {
+				if !f.wantKey { // reading the value of f.key
 					if sb.Len() > 0 {
 						sb.WriteByte('.')
 					}

@@ -1,0 +1,158 @@
+package tokenizer
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"lrmc/internal/shareddata"
+)
+
+// writeDir writes a tokenizer.json (and a tokenizer_config.json when config
+// is not empty) into a fresh directory.
+func writeDir(t *testing.T, tokenizerJSON, config string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(tokenizerJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if config != "" {
+		if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// tiny builds a SentencePiece-like tokenizer.json around a model object.
+func tiny(model string) string {
+	return `{"added_tokens": [{"id": 0, "content": "<unk>", "special": true}],
+		"normalizer": null, "pre_tokenizer": null, "post_processor": null, "decoder": null,
+		"model": ` + model + `}`
+}
+
+const tinyVocab = `{"<unk>": 0, "a": 1, "b": 2, "c": 3, "ab": 4, "abc": 5}`
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct {
+		name, json, config, want string
+	}{
+		{"merge token missing",
+			tiny(`{"type": "BPE", "vocab": ` + tinyVocab + `, "merges": ["a b", "b zz"]}`), "",
+			`tokenizer.json: model.merges[1]: token "zz" is not in the vocabulary`},
+		{"merge result missing",
+			tiny(`{"type": "BPE", "vocab": ` + tinyVocab + `, "merges": [["a", "b"], ["b", "c"]]}`), "",
+			`tokenizer.json: model.merges[1]: merged token "bc" is not in the vocabulary`},
+		{"merge malformed",
+			tiny(`{"type": "BPE", "vocab": ` + tinyVocab + `, "merges": ["a b", 5]}`), "",
+			`tokenizer.json: model.merges[1]: 5 is neither "a b" nor ["a", "b"]`},
+		{"merge three parts",
+			tiny(`{"type": "BPE", "vocab": ` + tinyVocab + `, "merges": ["a b c"]}`), "",
+			`tokenizer.json: model.merges[0]: "a b c" is not two tokens separated by one space`},
+		{"vocab type",
+			tiny(`{"type": "BPE", "vocab": {"a": "x"}, "merges": []}`), "",
+			`tokenizer.json: model.vocab: json: cannot unmarshal string into Go value of type int32`},
+		{"model type",
+			tiny(`{"type": "Unigram", "vocab": []}`), "",
+			`tokenizer.json: model.type: "Unigram" is not supported (only BPE)`},
+		{"added token id",
+			`{"added_tokens": [{"id": 0, "content": "<unk>"}, {"content": "<x>"}], "model": {"type": "BPE", "vocab": ` + tinyVocab + `}}`, "",
+			`tokenizer.json: added_tokens[1].id: missing`},
+		{"pre-tokenizer",
+			strings.Replace(tiny(`{"type": "BPE", "vocab": `+tinyVocab+`}`), `"pre_tokenizer": null`,
+				`"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Whitespace"}]}`, 1), "",
+			`tokenizer.json: pre_tokenizer.pretokenizers[0].type: pre-tokenizer "Whitespace" is not supported`},
+		{"syntax",
+			`{"model": {"type": "BPE", "vocab": {"a": 1,, }}}`, "",
+			`tokenizer.json: model.vocab: invalid character ',' looking for beginning of object key string`},
+		{"config token",
+			tiny(`{"type": "BPE", "vocab": ` + tinyVocab + `}`), `{"bos_token": "<x>"}`,
+			`tokenizer_config.json: bos_token: "<x>" is not a token of tokenizer.json`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := writeDir(t, c.json, c.config)
+			_, err := Load(dir)
+			if err == nil {
+				t.Fatalf("no error, want %q", c.want)
+			}
+			want := filepath.Join(dir, c.want)
+			if err.Error() != want {
+				t.Errorf("got  %q\nwant %q", err, want)
+			}
+		})
+	}
+}
+
+// A real tokenizer.json cut short names the entry it was cut in.
+func TestLoadTruncated(t *testing.T) {
+	data, err := os.ReadFile(shareddata.Path(t, "tokenizers", "mistral_v0.1", "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cut inside the merges list, which comes last.
+	cut := strings.LastIndex(string(data), `"▁ t"`)
+	cut = cut + (len(data)-cut)/2
+	dir := writeDir(t, string(data[:cut]), "")
+	_, err = Load(dir)
+	if err == nil {
+		t.Fatal("truncated file loaded")
+	}
+	prefix := filepath.Join(dir, "tokenizer.json") + ": model.merges["
+	if !strings.HasPrefix(err.Error(), prefix) || !strings.HasSuffix(err.Error(), "]: unexpected end of JSON input") {
+		t.Errorf("got %q, want %q…]: unexpected end of JSON input", err, prefix)
+	}
+}
+
+func TestUnknownAndIgnoreMerges(t *testing.T) {
+	for _, c := range []struct {
+		name, model, in string
+		want          []int32
+	}{
+		// "?" is in no vocabulary entry: one <unk> per rune, or one per run
+		// with fuse_unk.
+		{"unk", `{"type": "BPE", "unk_token": "<unk>", "vocab": ` + tinyVocab + `, "merges": ["a b"]}`, "a??b", []int32{1, 0, 0, 2}},
+		{"fuse unk", `{"type": "BPE", "unk_token": "<unk>", "fuse_unk": true, "vocab": ` + tinyVocab + `, "merges": ["a b"]}`, "a??b", []int32{1, 0, 2}},
+		// Merges give "ab" + "c"; with ignore_merges the whole word "abc"
+		// is a vocabulary entry and wins.
+		{"merges", `{"type": "BPE", "vocab": ` + tinyVocab + `, "merges": ["a b"]}`, "abc", []int32{4, 3}},
+		{"ignore merges", `{"type": "BPE", "ignore_merges": true, "vocab": ` + tinyVocab + `, "merges": ["a b"]}`, "abc", []int32{5}},
+	} {
+		tk, err := Load(writeDir(t, tiny(c.model), ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tk.Encode(c.in, false); !cmp.Equal(got, c.want) {
+			t.Errorf("%s: Encode(%q) = %v, want %v", c.name, c.in, got, c.want)
+		}
+	}
+}
+
+// The heap merge (long words) and the linear one (short words) must agree.
+func TestMergeHeapMatchesLinear(t *testing.T) {
+	tk := load(t, "llama3")
+	m := tk.model
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("aeinst rlo\nth")
+	for n := 0; n < 300; n++ {
+		word := make([]byte, 1+rng.IntN(200))
+		for i := range word {
+			word[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		syms := func() []int32 {
+			s := make([]int32, len(word))
+			for i, b := range word {
+				s[i] = m.byteIDs[b]
+			}
+			return s
+		}
+		lin, heap := m.mergeLinear(syms()), m.mergeHeap(syms())
+		if !cmp.Equal(lin, heap) {
+			t.Fatalf("%q: linear %v, heap %v", word, lin, heap)
+		}
+	}
+}
