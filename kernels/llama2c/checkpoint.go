@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 
 	"lrmc/kernels/llama"
 )
@@ -80,15 +81,41 @@ func readHeader(f *os.File, path string) (llama.Config, int64, error) {
 	if err != nil {
 		return c, 0, fmt.Errorf("llama2c: %s: %w", path, err)
 	}
-	n := floatCount(c)
-	if want := headerSize + 4*n; st.Size() != want {
-		what := "size mismatch"
-		if st.Size() < want {
-			what = "truncated"
-		}
-		return c, 0, fmt.Errorf("llama2c: %s: %s: file has %d bytes, header %+v implies %d", path, what, st.Size(), c, want)
+	n, err := checkSize(c, st.Size())
+	if err != nil {
+		return c, 0, fmt.Errorf("llama2c: %s: %w", path, err)
 	}
 	return c, n, nil
+}
+
+// checkSize checks that a file of size bytes is exactly the checkpoint c
+// describes and returns its number of body floats. The size is estimated in
+// float64 first, so absurd header values cannot overflow the exact count.
+func checkSize(c llama.Config, size int64) (int64, error) {
+	d, h, kv := float64(c.Dim), float64(c.HiddenDim), float64(c.KVDim())
+	est := float64(c.Vocab)*d*2 + float64(c.Layers)*(2*d+2*d*d+2*kv*d+3*h*d) + d + float64(c.SeqLen)*d
+	if est > 1<<60 {
+		return 0, fmt.Errorf("header %s implies about %.3g floats, more than any file can hold", describe(c), est)
+	}
+	n := floatCount(c)
+	if want := headerSize + 4*n; size != want {
+		what := "size mismatch"
+		if size < want {
+			what = "truncated"
+		}
+		return 0, fmt.Errorf("%s: file has %d bytes, header %s implies %d", what, size, describe(c), want)
+	}
+	return n, nil
+}
+
+// describe names a configuration's header fields for error messages.
+func describe(c llama.Config) string {
+	cls := "shared classifier"
+	if !c.SharedClassifier {
+		cls = "separate classifier"
+	}
+	return fmt.Sprintf("(dim %d, hidden_dim %d, layers %d, heads %d, kv_heads %d, vocab %d, seq_len %d, %s)",
+		c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, c.Vocab, c.SeqLen, cls)
 }
 
 // Load reads a legacy llama2.c checkpoint. All weights live in one
@@ -250,6 +277,35 @@ func readFloats(r io.Reader, dst []float32) error {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
 		}
 		dst = dst[k:]
+	}
+	return nil
+}
+
+// WriteFile writes m to path atomically: into a temporary file in the same
+// directory, synced, then renamed over path, so a reader never sees a
+// partial checkpoint and a failed write leaves no file behind.
+func WriteFile(path string, m *llama.Model) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("llama2c: write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := Write(tmp, m); err != nil {
+		return fmt.Errorf("%w (writing %s)", err, path)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("llama2c: write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("llama2c: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("llama2c: write %s: %w", path, err)
 	}
 	return nil
 }

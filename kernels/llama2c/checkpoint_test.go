@@ -146,13 +146,27 @@ func TestWriteUnshared(t *testing.T) {
 	}
 	m.FinalNorm = fill(8)
 	m.Classifier = fill(c.Vocab * c.Dim)
-	path := filepath.Join(t.TempDir(), "m.bin")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.bin")
+	if err := WriteFile(path, m); err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
 	if err := Write(&buf, m); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
+	if onDisk, err := os.ReadFile(path); err != nil || !bytes.Equal(onDisk, buf.Bytes()) {
+		t.Fatalf("WriteFile and Write disagree (%v)", err)
+	}
+	// A model that does not validate leaves no file behind.
+	bad := *m
+	bad.FinalNorm = bad.FinalNorm[:3]
+	want := "llama2c: write: llama: tensor final_norm has 3 floats, want 8 (writing " + filepath.Join(dir, "bad.bin") + ")"
+	if err := WriteFile(filepath.Join(dir, "bad.bin"), &bad); err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("directory holds %d entries after a failed write, want only m.bin", len(ents))
 	}
 	if v := int32(binary.LittleEndian.Uint32(buf.Bytes()[20:])); v != -5 {
 		t.Fatalf("header vocab %d, want -5", v)
@@ -191,8 +205,8 @@ func TestLoadErrors(t *testing.T) {
 		{"short.bin", "llama2c: %s: truncated header: 10 bytes, want 28", good[:10]},
 		{"zero.bin", "llama2c: %s: bad header [0 172 5 8 4 512 512]: llama: invalid config: dim is 0, must be positive", header(0, 172, 5, 8, 4, 512, 512)},
 		{"gqa.bin", "llama2c: %s: bad header [64 172 5 8 3 512 512]: llama: invalid config: heads 8 is not a multiple of kv_heads 3", header(64, 172, 5, 8, 3, 512, 512)},
-		{"trunc.bin", "llama2c: %s: truncated: file has 1028 bytes, header {Dim:64 HiddenDim:172 Layers:5 Heads:8 KVHeads:4 Vocab:512 SeqLen:512 NormEps:1e-05 RopeTheta:10000 SharedClassifier:true} implies 1056540", append(good, make([]byte, 1000)...)},
-		{"long.bin", "llama2c: %s: size mismatch: file has 1056544 bytes, header {Dim:64 HiddenDim:172 Layers:5 Heads:8 KVHeads:4 Vocab:512 SeqLen:512 NormEps:1e-05 RopeTheta:10000 SharedClassifier:true} implies 1056540", append(good, make([]byte, 1056516)...)},
+		{"trunc.bin", "llama2c: %s: truncated: file has 1028 bytes, header (dim 64, hidden_dim 172, layers 5, heads 8, kv_heads 4, vocab 512, seq_len 512, shared classifier) implies 1056540", append(good, make([]byte, 1000)...)},
+		{"long.bin", "llama2c: %s: size mismatch: file has 1056544 bytes, header (dim 64, hidden_dim 172, layers 5, heads 8, kv_heads 4, vocab 512, seq_len 512, shared classifier) implies 1056540", append(good, make([]byte, 1056516)...)},
 	} {
 		path := filepath.Join(dir, c.name)
 		if err := os.WriteFile(path, c.data, 0o644); err != nil {
@@ -207,10 +221,38 @@ func TestLoadErrors(t *testing.T) {
 		}
 	}
 	// A header claiming a huge model fails on the size check, before any
-	// allocation could be attempted.
+	// allocation could be attempted, even where the exact count would
+	// overflow int64 (layers·6·dim² = 6·2^90 ≈ 7.43e27 dominates).
 	path := filepath.Join(dir, "huge.bin")
-	os.WriteFile(path, header(1<<14, 1<<16, 1<<10, 128, 8, 1<<20, 1<<20), 0o644)
-	if _, err := Load(path); err == nil {
-		t.Fatal("huge header accepted")
+	if err := os.WriteFile(path, header(1<<30, 1<<30, 1<<30, 2, 1, -(1 << 30), 1<<30), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	want := "llama2c: " + path + ": header (dim 1073741824, hidden_dim 1073741824, layers 1073741824, heads 2, kv_heads 1, " +
+		"vocab 1073741824, seq_len 1073741824, separate classifier) implies about 7.43e+27 floats, more than any file can hold"
+	if _, err := Load(path); err == nil || err.Error() != want {
+		t.Fatalf("huge header:\n got %v\nwant %s", err, want)
+	}
+}
+
+// FuzzHeader: no header and file size makes the checks panic, and whatever
+// they accept has exactly the size the layout implies.
+func FuzzHeader(f *testing.F) {
+	f.Add([]byte{64, 0, 0, 0, 172, 0, 0, 0, 5, 0, 0, 0, 8, 0, 0, 0, 4, 0, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0}, int64(1056540))
+	f.Add(make([]byte, headerSize), int64(28))
+	f.Fuzz(func(t *testing.T, hdr []byte, size int64) {
+		if len(hdr) < headerSize {
+			return
+		}
+		c, err := parseHeader(hdr[:headerSize])
+		if err != nil {
+			return
+		}
+		n, err := checkSize(c, size)
+		if err != nil {
+			return
+		}
+		if n < 0 || size != headerSize+4*n || c.Params() > n {
+			t.Fatalf("accepted %+v with size %d and %d floats", c, size, n)
+		}
+	})
 }
