@@ -224,7 +224,7 @@ func TestLoadErrors(t *testing.T) {
 	// allocation could be attempted, even where the exact count would
 	// overflow int64 (layers·6·dim² = 6·2^90 ≈ 7.43e27 dominates).
 	path := filepath.Join(dir, "huge.bin")
-	if err := os.WriteFile(path, header(1<<30, 1<<30, 1<<30, 2, 1, -(1 << 30), 1<<30), 0o644); err != nil {
+	if err := os.WriteFile(path, header(1<<30, 1<<30, 1<<30, 2, 1, -(1<<30), 1<<30), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	want := "llama2c: " + path + ": header (dim 1073741824, hidden_dim 1073741824, layers 1073741824, heads 2, kv_heads 1, " +
