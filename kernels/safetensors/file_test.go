@@ -246,3 +246,31 @@ func TestOpenIndexErrorsNameTheShard(t *testing.T) {
 		}
 	})
 }
+
+func TestOpenDir(t *testing.T) {
+	single, sharded := t.TempDir(), t.TempDir()
+	if err := WriteFile(filepath.Join(single, SingleFileName), sampleTensors(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteSharded(sharded, sampleTensors(), nil, 40); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{single, sharded} {
+		r, err := OpenDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, ok := r.Tensor("layer.0.w")
+		v, err := w.Float32()
+		if !ok || err != nil || !cmp.Equal(v, []float32{-1, -2, -3, -4}) {
+			t.Errorf("%s: layer.0.w = %v, %v, %v", dir, v, ok, err)
+		}
+		if err := r.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	_, err := OpenDir(t.TempDir())
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("empty directory: error = %v, want os.ErrNotExist", err)
+	}
+}

@@ -103,6 +103,23 @@ func OpenIndex(dir string) (_ *Index, err error) {
 	return ix, nil
 }
 
+// SingleFileName is the name Hugging Face gives an unsharded checkpoint.
+const SingleFileName = "model.safetensors"
+
+// OpenDir opens the checkpoint in a Hugging Face model directory: through
+// model.safetensors.index.json when the directory has one, else the single
+// model.safetensors.
+func OpenDir(dir string) (Reader, error) {
+	if _, err := os.Stat(filepath.Join(dir, IndexFileName)); err == nil {
+		return OpenIndex(dir)
+	}
+	f, err := Open(filepath.Join(dir, SingleFileName))
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 // Tensor returns the named tensor from whichever shard holds it.
 func (ix *Index) Tensor(name string) (Tensor, bool) {
 	f, ok := ix.where[name]

@@ -100,8 +100,12 @@ type Tensor struct {
 // F32 builds a float32 tensor, copying v into little-endian bytes.
 func F32(name string, shape []int, v []float32) Tensor {
 	data := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(x))
+	if nativeLittleEndian {
+		copy(data, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v)))
+	} else {
+		for i, x := range v {
+			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(x))
+		}
 	}
 	return Tensor{Name: name, DType: DTypeF32, Shape: cloneShape(shape), Data: data}
 }
