@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,6 +20,7 @@ type globals struct {
 	cacheDir string
 	wait     bool
 	logLevel string
+	stderr   io.Writer
 }
 
 // exitError carries a specific exit status (plan's --detailed-exitcode).
@@ -27,13 +29,22 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
-	g := &globals{}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit status; tests call it
+// in-process.
+func run(args []string, stdout, stderr io.Writer) int {
+	g := &globals{stderr: stderr}
 	root := &cobra.Command{
 		Use:           "lrmc",
 		Short:         "A declarative pipeline compiler for pruning large language models",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache", "", "cache directory (default $LRMC_CACHE, else the user cache directory)")
 	root.PersistentFlags().BoolVar(&g.wait, "wait", false, "wait for another lrmc process holding the cache instead of failing")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
@@ -41,15 +52,16 @@ func main() {
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
-			os.Exit(ee.code)
+			return ee.code
 		}
-		fmt.Fprintln(os.Stderr, "lrmc:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "lrmc:", err)
+		return 1
 	}
+	return 0
 }
 
 func (g *globals) logger() hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "lrmc", Level: hclog.LevelFromString(g.logLevel), Output: os.Stderr})
+	return hclog.New(&hclog.LoggerOptions{Name: "lrmc", Level: hclog.LevelFromString(g.logLevel), Output: g.stderr})
 }
 
 func versionCmd() *cobra.Command {

@@ -11,8 +11,8 @@ import (
 
 // printResults prints one row for the dense baseline and each run.
 func printResults(w io.Writer, r ops.Results) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tblocks kept\tremoved\tparams\tperplexity\tvs dense\t")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "run\tblocks kept\tremoved\tparams\tperplexity\tvs dense")
 	dense, hasDense := r.Dense["perplexity"].(float64)
 	row := func(name string, m ops.Metrics) {
 		ppl, _ := m["perplexity"].(float64)
@@ -24,7 +24,7 @@ func printResults(w io.Writer, r ops.Results) {
 		if v, ok := m["removed"]; ok {
 			removed = fmt.Sprint(v)
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%.4f\t%s\t\n", name, m["blocks"], removed, m["params"], ppl, rel)
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%.4f\t%s\n", name, m["blocks"], removed, m["params"], ppl, rel)
 	}
 	if r.Dense != nil {
 		row("dense", r.Dense)
