@@ -18,6 +18,9 @@ func (e *SyntaxError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e
 type parser struct {
 	toks []token
 	i    int
+	// loops counts enclosing for-loop bodies, so that break and continue
+	// elsewhere fail at parse time as in Jinja2.
+	loops int
 }
 
 func parse(src string) ([]node, error) {
@@ -162,6 +165,9 @@ func (p *parser) statement(kw string, at pos) (node, error) {
 	case "filter":
 		return p.parseFilterBlock(at)
 	case "break", "continue":
+		if p.loops == 0 {
+			return nil, p.failAt(at, "'%s' outside of a loop", kw)
+		}
 		return &loopControlNode{p: at, isBreak: kw == "break"}, p.endTag()
 	case "generation":
 		if err := p.endTag(); err != nil {
@@ -267,7 +273,9 @@ func (p *parser) parseFor(at pos) (node, error) {
 	if err := p.endTag(); err != nil {
 		return nil, err
 	}
+	p.loops++
 	body, end, err := p.body(at, "for", "else", "endfor")
+	p.loops--
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +389,10 @@ func (p *parser) parseMacro(at pos) (node, error) {
 	if err := p.endTag(); err != nil {
 		return nil, err
 	}
+	outer := p.loops
+	p.loops = 0 // a macro body is not inside the caller's loop
 	body, _, err := p.body(at, "macro", "endmacro")
+	p.loops = outer
 	if err != nil {
 		return nil, err
 	}
@@ -867,7 +878,7 @@ func (p *parser) parseArgs() ([]expr, []kwarg, error) {
 }
 
 func (p *parser) parseCall(fn expr) (expr, error) {
-	at := p.cur().pos
+	at := fn.at()
 	args, kwargs, err := p.parseArgs()
 	if err != nil {
 		return nil, err
@@ -907,6 +918,10 @@ func (p *parser) parseFilterBody(obj expr, at pos) (*filterExpr, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := filters[name]; !ok {
+		// Jinja2 rejects unknown filters when compiling, not rendering.
+		return nil, p.failAt(at, "no filter named '%s'", name)
+	}
 	f := &filterExpr{p: at, obj: obj, name: name}
 	if p.isOp("(") {
 		if f.args, f.kwargs, err = p.parseArgs(); err != nil {
@@ -945,6 +960,9 @@ func (p *parser) parseTest(obj expr) (expr, error) {
 	name, err := p.dottedName()
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := tests[name]; !ok {
+		return nil, p.failAt(at, "no test named '%s'", name)
 	}
 	t.name = name
 	c := p.cur()

@@ -180,14 +180,11 @@ func (t *Template) render(vars map[string]any, now time.Time) (string, error) {
 	if err != nil {
 		var ee *evalError
 		var ex *ExceptionError
-		var lc *errLoopControl
 		switch {
 		case errors.As(err, &ex):
 			return "", ex
 		case errors.As(err, &ee):
 			return "", &RenderError{Line: ee.p.line, Col: ee.p.col, Msg: ee.msg}
-		case errors.As(err, &lc):
-			return "", &RenderError{Msg: lc.Error()}
 		}
 		return "", fmt.Errorf("chattemplate: render: %w", err)
 	}
@@ -418,11 +415,11 @@ func FromTokenizerConfig(path string) (*Template, Specials, error) {
 	if err != nil {
 		return nil, Specials{}, fmt.Errorf("chattemplate: %s: chat_template: %w", path, err)
 	}
-	t, err := New(src)
+	body, err := parse(src)
 	if err != nil {
-		return nil, Specials{}, fmt.Errorf("%s: chat_template: %w", path, err)
+		return nil, Specials{}, fmt.Errorf("chattemplate: %s: chat_template: %w", path, err)
 	}
-	return t, sp, nil
+	return &Template{body: body}, sp, nil
 }
 
 // ErrNoTemplate reports a tokenizer_config.json without a chat_template
