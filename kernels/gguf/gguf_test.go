@@ -149,6 +149,62 @@ func TestReadsVersion2(t *testing.T) {
 	}
 }
 
+func TestQuantizeQ8_0(t *testing.T) {
+	x := make([]float32, 64)
+	for j := range 32 {
+		x[j] = float32(j - 16)
+		x[32+j] = float32(math.Sin(float64(j))) * 1e-3
+	}
+	tn, err := FromFloat32("q", TypeQ8_0, []int{2, 32}, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(tn.Dims, []uint64{32, 2}) || len(tn.Data) != 68 {
+		t.Fatalf("dims %v, %d bytes; want [32 2], 68", tn.Dims, len(tn.Data))
+	}
+	// Block 0 worked out by hand in float32: d = 16/127 = 0.12598425 (f16
+	// 0x3008), 1/d = 7.9375, q = roundf(x·7.9375); -8·7.9375 = -63.5 → -64.
+	wantQ := []int8{-127, -119, -111, -103, -95, -87, -79, -71, -64, -56, -48, -40, -32, -24, -16, -8,
+		0, 8, 16, 24, 32, 40, 48, 56, 64, 71, 79, 87, 95, 103, 111, 119}
+	if d := binary.LittleEndian.Uint16(tn.Data); d != 0x3008 {
+		t.Errorf("block 0 scale %#04x, want 0x3008", d)
+	}
+	for j, q := range wantQ {
+		if int8(tn.Data[2+j]) != q {
+			t.Errorf("block 0 q[%d] = %d, want %d", j, int8(tn.Data[2+j]), q)
+		}
+	}
+	// Dequantized, every value is within half a step of the original, plus
+	// up to 127 times the f16 rounding of the scale (block 1's scale, about
+	// 7.9e-6, is an f16 subnormal, where that rounding is coarse).
+	got, err := tn.Float32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := range 2 {
+		var amax float64
+		for _, v := range x[32*b : 32*b+32] {
+			amax = math.Max(amax, math.Abs(float64(v)))
+		}
+		d := amax / 127
+		d16 := float64(f16ToFloat32(binary.LittleEndian.Uint16(tn.Data[34*b:])))
+		for j := range 32 {
+			i := 32*b + j
+			if e := math.Abs(float64(got[i]) - float64(x[i])); e > d/2*(1+1e-6)+127*math.Abs(d16-d) {
+				t.Errorf("q[%d]: %g dequantizes to %g, error %g with step %g", i, x[i], got[i], e, d)
+			}
+		}
+	}
+	zero, _ := FromFloat32("z", TypeQ8_0, []int{32}, make([]float32, 32))
+	if !bytes.Equal(zero.Data, make([]byte, 34)) {
+		t.Errorf("all-zero block encodes as %x", zero.Data)
+	}
+	_, err = FromFloat32("odd", TypeQ8_0, []int{16}, make([]float32, 16))
+	if want := `gguf: tensor "odd": Q8_0 needs an innermost dimension that is a multiple of 32, shape is [16]`; err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+}
+
 func TestGetters(t *testing.T) {
 	b, err := Encode(allTypesMetadata(), nil)
 	if err != nil {

@@ -184,7 +184,7 @@ func (t Tensor) Float32() ([]float32, error) {
 }
 
 // FromFloat32 builds a tensor of type F32, F16 or BF16 (rounding to nearest
-// even when narrowing) from values in row-major order for the given shape,
+// even when narrowing), or Q8_0 (quantized as llama.cpp does), from values in row-major order for the given shape,
 // outermost dimension first; Dims is set to the reverse, as GGUF stores it.
 func FromFloat32(name string, typ GGMLType, shape []int, v []float32) (Tensor, error) {
 	dims := make([]uint64, len(shape))
@@ -215,10 +215,39 @@ func FromFloat32(name string, typ GGMLType, shape []int, v []float32) (Tensor, e
 		for i, x := range v {
 			binary.LittleEndian.PutUint16(data[2*i:], conv(x))
 		}
+	case TypeQ8_0:
+		if len(dims) == 0 || dims[0]%32 != 0 {
+			return Tensor{}, fmt.Errorf("gguf: tensor %q: Q8_0 needs an innermost dimension that is a multiple of 32, shape is %v", name, shape)
+		}
+		data = make([]byte, 0, len(v)/32*34)
+		for b := 0; b < len(v); b += 32 {
+			data = quantizeQ8_0(data, v[b:b+32])
+		}
 	default:
 		return Tensor{}, fmt.Errorf("gguf: tensor %q: cannot encode float32 as %s", name, typ)
 	}
 	return Tensor{Name: name, Type: typ, Dims: dims, Data: data}, nil
+}
+
+// quantizeQ8_0 appends one Q8_0 block for 32 values, computed step for step
+// as ggml's quantize_row_q8_0_ref does (float32 arithmetic, the scale's
+// inverse taken before the scale is rounded to f16, quants rounded half away
+// from zero), so the bytes match llama.cpp's.
+func quantizeQ8_0(dst []byte, x []float32) []byte {
+	var amax float32
+	for _, v := range x {
+		amax = max(amax, float32(math.Abs(float64(v))))
+	}
+	d := amax / 127
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	dst = binary.LittleEndian.AppendUint16(dst, float32ToF16(d))
+	for _, v := range x {
+		dst = append(dst, byte(int8(math.Round(float64(v*id)))))
+	}
+	return dst
 }
 
 var nativeLittleEndian = func() bool {
