@@ -335,10 +335,26 @@ func joinSels(sels []string) string {
 func (c *compiler) cueErrorUnder(paths ...string) bool {
 	for _, e := range c.cuePaths {
 		for _, p := range paths {
-			if e == p || strings.HasPrefix(e, p+".") || strings.HasPrefix(e, p+"[") {
+			if within(e, p) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// cueErrorRelated reports whether the schema reported an error at path, below
+// it or above it.
+func (c *compiler) cueErrorRelated(path string) bool {
+	for _, e := range c.cuePaths {
+		if within(e, path) || within(path, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether field path p is q or lies below it.
+func within(p, q string) bool {
+	return p == q || q == "" || strings.HasPrefix(p, q+".") || strings.HasPrefix(p, q+"[")
 }

@@ -283,3 +283,31 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCompileParadigmSwitch: the layer that sets prune.paradigm chooses the
+// method, so a run can switch to "none" under a top-level depth method.
+func TestCompileParadigmSwitch(t *testing.T) {
+	got, err := Compile("testdata/valid_switch.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prunes []ir.Prune
+	for _, r := range got.Runs {
+		prunes = append(prunes, r.Prune)
+	}
+	want := []ir.Prune{
+		{Paradigm: "depth", Method: "shortgpt", Layers: []int{0}},
+		{Paradigm: "depth", Method: "shortgpt", Remove: 3},
+		{Paradigm: "none"},
+	}
+	if diff := cmp.Diff(want, prunes); diff != "" {
+		t.Errorf("prunes of again, deeper, unpruned (-want +got):\n%s", diff)
+	}
+	if got.Dense || got.DenseEval != nil || got.Output.Formats == nil || len(got.Output.Formats) != 0 {
+		t.Errorf("Dense %v, DenseEval %v, Formats %#v; want false, nil, empty", got.Dense, got.DenseEval, got.Output.Formats)
+	}
+	e := got.Runs[2].Eval[0].Data
+	if e.Format != "jsonl" || e.Field != "story" || got.Runs[2].Calibration.Seed != 9223372036854775807 {
+		t.Errorf("eval data %+v, seed %d", e, got.Runs[2].Calibration.Seed)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -16,45 +15,11 @@ import (
 	"lrmc/compiler/ir"
 )
 
-// A layer is one place a field's value can come from: a run, the top level,
-// or the schema's #Defaults. A resolver asks its layers in order and the
-// first that sets a field wins; that is the deep merge, leaf by leaf.
-type layer struct {
-	user cue.Value // as written; tells whether a field is set, and where
-	full cue.Value // unified with the schema: the value to decode
-	// run and prefix name the layer's root in messages: a value is reported
-	// where it was written, so a mistake inherited by many runs shows once.
-	run    string
-	prefix string
-	// root is where the layer itself was written, for fields it lacks.
-	root      ir.Pos
-	isDefault bool
-}
-
-// A resolver resolves the fields of one run (or of the top level, run "",
-// or of one eval item, prefix "eval[i]").
-type resolver struct {
-	c      *compiler
-	run    string
-	prefix string
-	// owner is the run named in messages about missing fields: the run
-	// itself, or for an eval item the layer the whole list came from, so an
-	// item inherited by every run is reported once.
-	owner  string
-	layers []layer
-}
-
-// hit is a resolved field.
-type hit struct {
-	v    cue.Value
-	pos  ir.Pos // zero for schema defaults
-	path string // where it was written, for messages
-	def  bool   // from #Defaults
-}
-
 // runName keeps run names usable as directory names.
 var runName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// resolve builds the IR from the validated recipe, merging the top level
+// into each run, and reports what the schema could not check.
 func (c *compiler) resolve() *ir.Recipe {
 	rec := &ir.Recipe{File: c.file, Dir: c.dir, Positions: c.positions}
 	c.recordWritten(c.user, "")
@@ -63,33 +28,22 @@ func (c *compiler) resolve() *ir.Recipe {
 		{full: c.defaults, isDefault: true},
 	}}
 
-	dense, denseHit, denseOK := top.boolean("dense")
+	denseHit, _ := top.get("dense")
+	dense, denseOK := top.bool(denseHit)
 	rec.Dense = dense
 	if dense {
 		rec.DenseModel = top.model()
 		rec.DenseEval = top.evals()
-		if len(rec.DenseEval) == 0 && !top.has("eval") {
+		if len(rec.DenseEval) == 0 && !c.cueErrorRelated("eval") {
 			c.errs.add(orPos(denseHit.pos, ir.Pos{File: c.file}), "dense",
 				"the dense baseline needs eval at the top level; add eval or set dense: false")
 		}
 	}
 
-	uruns := c.user.LookupPath(cue.ParsePath("runs"))
-	if uruns.Exists() {
-		if it, err := uruns.Fields(); err == nil {
+	if runs := c.user.LookupPath(cue.ParsePath("runs")); runs.Exists() {
+		if it, err := runs.Fields(); err == nil {
 			for it.Next() {
-				name := it.Selector().Unquoted()
-				if !runName.MatchString(name) {
-					c.errs.add(c.labelPos(it.Value()), runPath(name),
-						"run name must match %s (it names the run's output directory)", runName)
-				}
-				sel := cue.MakePath(cue.Str("runs"), cue.Str(name))
-				r := &resolver{c: c, run: name, owner: name, layers: []layer{
-					{user: it.Value(), full: c.full.LookupPath(sel), run: name, root: c.valuePos(it.Value())},
-					top.layers[0],
-					top.layers[1],
-				}}
-				rec.Runs = append(rec.Runs, r.runFields(name))
+				rec.Runs = append(rec.Runs, c.resolveRun(it.Selector().Unquoted(), it.Value(), top))
 			}
 		}
 	}
@@ -102,7 +56,20 @@ func (c *compiler) resolve() *ir.Recipe {
 	return rec
 }
 
-func (r *resolver) runFields(name string) ir.Run {
+// resolveRun merges the top level (and then #Defaults) under the run's own
+// fields.
+func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run {
+	if !runName.MatchString(name) {
+		c.errs.add(c.labelPos(user), runPath(name), "run name must match %s (it names the run's output directory)", runName)
+	}
+	r := &resolver{c: c, run: name, owner: name, layers: []layer{
+		{
+			user: user, full: c.full.LookupPath(cue.MakePath(cue.Str("runs"), cue.Str(name))),
+			run: name, root: c.valuePos(user),
+		},
+		top.layers[0],
+		top.layers[1],
+	}}
 	run := ir.Run{Name: name, Model: r.model()}
 	var needsCalibration bool
 	run.Prune, needsCalibration = r.prune()
@@ -118,194 +85,10 @@ func (r *resolver) runFields(name string) ir.Run {
 	return run
 }
 
-// key is the Positions key of a resolved field.
-func (r *resolver) key(field string) string {
-	return ir.FieldPath(r.run, join(r.prefix, field))
-}
-
-// msgPath is the path of a field in messages about the merged result.
-func (r *resolver) msgPath(field string) string {
-	return ir.FieldPath(r.owner, join(r.prefix, field))
-}
-
-func join(prefix, field string) string {
-	switch {
-	case prefix == "":
-		return field
-	case field == "":
-		return prefix
-	case strings.HasPrefix(field, "["):
-		return prefix + field
-	}
-	return prefix + "." + field
-}
-
-func fieldPath(field string) cue.Path {
-	var sels []cue.Selector
-	for _, part := range strings.Split(field, ".") {
-		name, idx, _ := strings.Cut(part, "[")
-		sels = append(sels, cue.Str(name))
-		for idx != "" {
-			n, rest, _ := strings.Cut(idx, "]")
-			i, _ := strconv.Atoi(n)
-			sels = append(sels, cue.Index(i))
-			idx = strings.TrimPrefix(rest, "[")
-		}
-	}
-	return cue.MakePath(sels...)
-}
-
-// sets reports whether layer l sets field (defaults set what they list).
-func (l layer) sets(p cue.Path) bool {
-	if l.isDefault {
-		return l.full.LookupPath(p).Exists()
-	}
-	return l.user.Exists() && l.user.LookupPath(p).Exists()
-}
-
-// layerOf returns the index of the first layer setting any of fields, or -1.
-// Only written layers count when userOnly is set.
-func (r *resolver) layerOf(userOnly bool, fields ...string) int {
-	for i, l := range r.layers {
-		if userOnly && l.isDefault {
-			continue
-		}
-		for _, f := range fields {
-			if l.sets(fieldPath(f)) {
-				return i
-			}
-		}
-	}
-	return -1
-}
-
-// has reports whether the user wrote field in any layer.
-func (r *resolver) has(field string) bool { return r.layerOf(true, field) >= 0 }
-
-// from resolves field in layer i and records its position.
-func (r *resolver) from(i int, field string) (hit, bool) {
-	l := r.layers[i]
-	p := fieldPath(field)
-	if !l.sets(p) {
-		return hit{}, false
-	}
-	h := hit{v: l.full.LookupPath(p), path: ir.FieldPath(l.run, join(l.prefix, field)), def: l.isDefault}
-	if !l.isDefault {
-		h.pos = r.c.valuePos(l.user.LookupPath(p))
-		r.c.positions[r.key(field)] = h.pos
-	}
-	return h, true
-}
-
-// get resolves field from the first layer that sets it.
-func (r *resolver) get(field string) (hit, bool) {
-	if i := r.layerOf(false, field); i >= 0 {
-		return r.from(i, field)
-	}
-	return hit{}, false
-}
-
-// need is get for a field that must be set once the layers are merged.
-func (r *resolver) need(field string) (hit, bool) {
-	h, ok := r.get(field)
-	if !ok {
-		r.c.errs.add(r.missingPos(field), r.msgPath(field), "field is required but not present")
-	}
-	return h, ok
-}
-
-// missingPos is where to report a field nobody set: its nearest written
-// ancestor in the first layer that has one, else that layer's root.
-func (r *resolver) missingPos(field string) ir.Pos {
-	parts := strings.Split(field, ".")
-	for n := len(parts) - 1; n > 0; n-- {
-		anc := strings.Join(parts[:n], ".")
-		for _, l := range r.layers {
-			if !l.isDefault && l.sets(fieldPath(anc)) {
-				return r.c.valuePos(l.user.LookupPath(fieldPath(anc)))
-			}
-		}
-	}
-	return r.layers[0].root
-}
-
-// orPos is p when it names a line, else q.
-func orPos(p, q ir.Pos) ir.Pos {
-	if p.Line > 0 {
-		return p
-	}
-	return q
-}
-
-func runPath(name string) string { return "runs." + strconv.Quote(name) }
-
-// Decoding. A value that does not decode was already reported by the
-// schema's validation, so the decoders only say whether they succeeded.
-
-func (h hit) str() (string, bool) {
-	s, err := h.v.String()
-	return s, err == nil
-}
-
-func (h hit) int() (int64, bool) {
-	n, err := h.v.Int64()
-	return n, err == nil
-}
-
-func (h hit) float() (float64, bool) {
-	f, err := h.v.Float64()
-	return f, err == nil
-}
-
-// list returns the items of a list value with the values as written, for
-// their positions.
-func (r *resolver) list(h hit, field string) (items []cue.Value, written []cue.Value, ok bool) {
-	it, err := h.v.List()
-	if err != nil {
-		return nil, nil, false
-	}
-	for it.Next() {
-		items = append(items, it.Value())
-	}
-	if h.def {
-		return items, make([]cue.Value, len(items)), true
-	}
-	l := r.layers[r.layerOf(false, field)]
-	uit, err := l.user.LookupPath(fieldPath(field)).List()
-	if err != nil {
-		return nil, nil, false
-	}
-	for uit.Next() {
-		written = append(written, uit.Value())
-	}
-	if len(written) != len(items) {
-		return nil, nil, false
-	}
-	return items, written, true
-}
-
-func (r *resolver) boolean(field string) (bool, hit, bool) {
-	h, ok := r.get(field)
-	if !ok {
-		return false, h, false
-	}
-	b, err := h.v.Bool()
-	return b, h, err == nil
-}
-
-// check reports msg (from a registry) at h, where the value was written.
-func (r *resolver) check(h hit, msg string) bool {
-	if msg == "" {
-		return true
-	}
-	r.c.errs.add(h.pos, h.path, "%s", msg)
-	return false
-}
-
 // file resolves a path field against the recipe's directory and checks that
 // it exists, reporting where it was written.
 func (r *resolver) file(h hit, wantFile bool) (string, bool) {
-	s, ok := h.str()
+	s, ok := r.str(h)
 	if !ok {
 		return "", false
 	}
@@ -334,19 +117,25 @@ func (r *resolver) file(h hit, wantFile bool) (string, bool) {
 	return p, true
 }
 
+// name decodes a name and checks it against a registry.
+func (r *resolver) name(h hit, reg registry) string {
+	if s, ok := r.str(h); ok && r.check(h, reg.check(s)) {
+		return s
+	}
+	return ""
+}
+
 func (r *resolver) model() ir.Model {
 	var m ir.Model
 	if h, ok := r.need("model.path"); ok {
-		// A model may be a directory (Hugging Face layout).
+		// A model may be a directory (Hugging Face layout), so no wantFile.
 		m.Path, _ = r.file(h, false)
 	}
 	if h, ok := r.get("model.tokenizer"); ok {
 		m.Tokenizer, _ = r.file(h, false)
 	}
 	if h, ok := r.get("model.format"); ok {
-		if s, ok := h.str(); ok && r.check(h, modelFormats.check(s)) {
-			m.Format = s
-		}
+		m.Format = r.name(h, modelFormats)
 	}
 	return m
 }
@@ -356,14 +145,18 @@ func (r *resolver) model() ir.Model {
 var amounts = []string{"prune.remove", "prune.ratio", "prune.layers"}
 
 // prune resolves the method and its parameters, and says whether the
-// method needs calibration data.
+// method needs calibration data. The layer that sets paradigm chooses the
+// method: prune fields of less specific layers belong to another choice and
+// are not inherited, so a run may switch to paradigm "none" or "width"
+// without taking the top level's depth parameters along.
 func (r *resolver) prune() (ir.Prune, bool) {
 	var p ir.Prune
 	ph, ok := r.need("prune.paradigm")
 	if !ok {
 		return p, false
 	}
-	if p.Paradigm, ok = ph.str(); !ok {
+	r = &resolver{c: r.c, run: r.run, prefix: r.prefix, owner: r.owner, layers: r.layers[:r.layerOf(true, "prune.paradigm")+1]}
+	if p.Paradigm, ok = r.str(ph); !ok {
 		return p, false
 	}
 	if !slices.Contains(paradigms, p.Paradigm) {
@@ -379,7 +172,7 @@ func (r *resolver) prune() (ir.Prune, bool) {
 		return p, false
 	}
 	if mh, ok := r.need("prune.method"); ok {
-		if s, ok := mh.str(); ok && r.check(mh, checkMethod(p.Paradigm, s)) {
+		if s, ok := r.str(mh); ok && r.check(mh, checkMethod(p.Paradigm, s)) {
 			p.Method = s
 		}
 	}
@@ -401,37 +194,28 @@ func (r *resolver) depthAmount(p *ir.Prune) {
 		}
 		return
 	}
-	var set []string
+	var first string
 	for _, f := range amounts {
 		h, ok := r.from(i, f)
 		if !ok {
 			continue
 		}
 		name := strings.TrimPrefix(f, "prune.")
-		if len(set) > 0 {
-			r.c.errs.add(h.pos, h.path, "%s conflicts with %s: depth pruning takes exactly one of remove, ratio, layers", name, set[0])
+		if first != "" {
+			r.c.errs.add(h.pos, h.path, "%s conflicts with %s: depth pruning takes exactly one of remove, ratio, layers", name, first)
 			continue
 		}
-		set = append(set, name)
+		first = name
 		switch name {
 		case "remove":
-			n, _ := h.int()
-			p.Remove = int(n)
+			p.Remove, _ = r.int(h)
 		case "ratio":
-			p.Ratio, _ = h.float()
+			p.Ratio, _ = r.float(h)
 		case "layers":
-			items, written, ok := r.list(h, f)
-			if !ok {
-				continue
-			}
+			items, written, _ := r.list(h)
 			for j, v := range items {
-				n, err := v.Int64()
-				if err != nil {
-					continue
-				}
-				p.Layers = append(p.Layers, int(n))
-				if written[j].Exists() {
-					r.c.positions[r.key(fmt.Sprintf("%s[%d]", f, j))] = r.c.valuePos(written[j])
+				if n, ok := r.int(r.item(h, f, j, v, written[j])); ok {
+					p.Layers = append(p.Layers, n)
 				}
 			}
 		}
@@ -442,15 +226,16 @@ func (r *resolver) calibration() ir.Calibration {
 	var cal ir.Calibration
 	cal.Data = r.data("calibration.data")
 	if h, ok := r.need("calibration.samples"); ok {
-		n, _ := h.int()
-		cal.Samples = int(n)
+		cal.Samples, _ = r.int(h)
 	}
 	if h, ok := r.need("calibration.seqLen"); ok {
-		n, _ := h.int()
-		cal.SeqLen = int(n)
+		cal.SeqLen, _ = r.int(h)
 	}
 	if h, ok := r.get("calibration.seed"); ok {
-		cal.Seed, _ = h.int()
+		seed, err := h.v.Int64()
+		if r.decoded(h, err) {
+			cal.Seed = seed
+		}
 	}
 	return cal
 }
@@ -461,34 +246,37 @@ func (r *resolver) data(field string) ir.Data {
 		d.Path, _ = r.file(h, true)
 	}
 	if h, ok := r.get(field + ".format"); ok {
-		if s, ok := h.str(); ok && r.check(h, dataFormats.check(s)) {
-			d.Format = s
-		}
+		d.Format = r.name(h, dataFormats)
 	}
+	// field only means something for jsonl; for text it stays empty, so
+	// equal data reads as equal.
 	if fh, ok := r.get(field + ".field"); ok {
 		switch {
 		case d.Format == "jsonl":
-			d.Field, _ = fh.str()
+			d.Field, _ = r.str(fh)
 		case d.Format != "" && !fh.def:
 			r.c.errs.add(fh.pos, fh.path, "field names the JSON field of jsonl data; format is %q", d.Format)
 		}
 	}
 	fh, fok := r.get(field + ".split.from")
 	th, tok := r.get(field + ".split.to")
-	if fok && tok {
-		from, fok := fh.float()
-		to, tok := th.float()
-		if fok && tok {
-			d.Split = ir.Split{From: from, To: to}
-			if from >= to {
-				// Report at whichever bound was written closer to the run.
-				at := th
-				if th.def || (!fh.def && r.layerOf(true, field+".split.from") < r.layerOf(true, field+".split.to")) {
-					at = fh
-				}
-				r.c.errs.add(at.pos, at.path, "empty split: from %v is not below to %v", from, to)
-			}
+	if !fok || !tok {
+		return d
+	}
+	from, fok := r.float(fh)
+	to, tok := r.float(th)
+	if !fok || !tok {
+		return d
+	}
+	d.Split = ir.Split{From: from, To: to}
+	if from >= to {
+		// Report at the bound written closer to the run: that is the edit
+		// that made the split empty.
+		at := th
+		if th.def || (!fh.def && r.layerOf(true, field+".split.from") < r.layerOf(true, field+".split.to")) {
+			at = fh
 		}
+		r.c.errs.add(at.pos, at.path, "empty split: from %v is not below to %v", from, to)
 	}
 	return d
 }
@@ -501,7 +289,7 @@ func (r *resolver) evals() []ir.Eval {
 		return nil
 	}
 	h, _ := r.from(i, "eval")
-	items, written, ok := r.list(h, "eval")
+	items, written, ok := r.list(h)
 	if !ok {
 		return nil
 	}
@@ -509,11 +297,11 @@ func (r *resolver) evals() []ir.Eval {
 	out := make([]ir.Eval, 0, len(items))
 	for j := range items {
 		idx := fmt.Sprintf("eval[%d]", j)
-		ir := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, idx), layers: []layer{
+		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, idx), layers: []layer{
 			{user: written[j], full: items[j], run: l.run, prefix: join(l.prefix, idx), root: r.c.valuePos(written[j])},
 			{full: r.c.defaults.LookupPath(cue.ParsePath("eval")), isDefault: true},
 		}}
-		out = append(out, ir.eval())
+		out = append(out, item.eval())
 	}
 	return out
 }
@@ -521,18 +309,14 @@ func (r *resolver) evals() []ir.Eval {
 func (r *resolver) eval() ir.Eval {
 	var e ir.Eval
 	if h, ok := r.need("task"); ok {
-		if s, ok := h.str(); ok && r.check(h, evalTasks.check(s)) {
-			e.Task = s
-		}
+		e.Task = r.name(h, evalTasks)
 	}
 	e.Data = r.data("data")
 	if h, ok := r.get("samples"); ok {
-		n, _ := h.int()
-		e.Samples = int(n)
+		e.Samples, _ = r.int(h)
 	}
 	if h, ok := r.need("seqLen"); ok {
-		n, _ := h.int()
-		e.SeqLen = int(n)
+		e.SeqLen, _ = r.int(h)
 	}
 	return e
 }
@@ -540,7 +324,7 @@ func (r *resolver) eval() ir.Eval {
 func (r *resolver) output() ir.Output {
 	var o ir.Output
 	if h, ok := r.get("output.dir"); ok {
-		if s, ok := h.str(); ok {
+		if s, ok := r.str(h); ok {
 			if !filepath.IsAbs(s) {
 				s = filepath.Join(r.c.dir, s)
 			}
@@ -548,22 +332,13 @@ func (r *resolver) output() ir.Output {
 		}
 	}
 	if h, ok := r.get("output.formats"); ok {
-		items, written, ok := r.list(h, "output.formats")
+		items, written, ok := r.list(h)
 		if !ok {
 			return o
 		}
 		o.Formats = []string{}
 		for j, v := range items {
-			s, err := v.String()
-			if err != nil {
-				continue
-			}
-			ih := hit{v: v, path: fmt.Sprintf("%s[%d]", h.path, j), def: h.def}
-			if written[j].Exists() {
-				ih.pos = r.c.valuePos(written[j])
-				r.c.positions[r.key(fmt.Sprintf("output.formats[%d]", j))] = ih.pos
-			}
-			if r.check(ih, outputFormats.check(s)) {
+			if s := r.name(r.item(h, "output.formats", j, v, written[j]), outputFormats); s != "" {
 				o.Formats = append(o.Formats, s)
 			}
 		}
