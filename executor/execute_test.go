@@ -45,11 +45,11 @@ func (s *memStore) Stat(k digest.Digest) (cache.Meta, bool, error) {
 
 // sumOp adds its integer inputs and its "add" parameter, counting runs.
 type sumOp struct {
-	runs  *atomic.Int32
+	runs *atomic.Int32
 	// active and peak, when set, measure how many Runs overlap.
 	active, peak *atomic.Int32
-	delay time.Duration
-	fail  string // panic or error when the node label equals this
+	delay        time.Duration
+	fail         string // panic or error when the node label equals this
 }
 
 func (o sumOp) Version() int { return 1 }
