@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -20,6 +21,12 @@ type bpe struct {
 	fuseUnk      bool  // consecutive unknown runes give a single unk
 
 	fallback [256]int32 // id of "<0xXX>", -1 if absent
+
+	// metaSplit: no token has SentencePiece's "▁" after another rune, so no
+	// merge can cross the start of a "▁" run, and a long word (a whole text,
+	// with no pre-tokenizer) can be encoded and cached piece by piece with
+	// the same result.
+	metaSplit bool
 
 	// byteIDs is set for byte-level vocabularies whose 256 byte runes are all
 	// tokens; words can then be tokenized straight from their raw bytes.
@@ -71,6 +78,53 @@ func (m *bpe) appendRaw(dst []int32, piece string) []int32 {
 	}
 	m.cache.put(piece, ids)
 	return append(dst, ids...)
+}
+
+const meta = "\u2581" // SentencePiece's word-start mark, "▁"
+
+// initMetaSplit sets metaSplit when every token is "▁"* followed by runes
+// other than "▁", and "▁" itself is a token (so no unknown run can span a
+// split point).
+func (m *bpe) initMetaSplit() {
+	if _, ok := m.vocab[meta]; !ok {
+		return
+	}
+	for tok := range m.vocab {
+		if strings.Contains(strings.TrimLeft(tok, meta), meta) {
+			return
+		}
+	}
+	m.metaSplit = true
+}
+
+// appendText appends the ids of normalized text that no pre-tokenizer split.
+func (m *bpe) appendText(dst []int32, text string) []int32 {
+	if !m.metaSplit {
+		return m.appendWord(dst, text)
+	}
+	if m.ignoreMerges {
+		if id, ok := m.vocab[text]; ok {
+			return append(dst, id)
+		}
+	}
+	for text != "" {
+		// The piece runs to the next "▁" that follows another rune.
+		end := len(text)
+		rest := strings.TrimLeft(text, meta)
+		if i := strings.Index(rest, meta); i >= 0 {
+			end = len(text) - len(rest) + i
+		}
+		piece := text[:end]
+		text = text[end:]
+		if ids, ok := m.cache.get(piece); ok {
+			dst = append(dst, ids...)
+			continue
+		}
+		ids := m.appendWord(nil, piece)
+		m.cache.put(piece, ids)
+		dst = append(dst, ids...)
+	}
+	return dst
 }
 
 // appendWord appends the ids of a word written in the vocabulary's own

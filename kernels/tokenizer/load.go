@@ -234,6 +234,7 @@ func parseModel(raw json.RawMessage) (*bpe, error) {
 		m.merges[pairKey(a, b)] = merge{rank: int32(rank), id: ab}
 	}
 	m.initByteIDs()
+	m.initMetaSplit()
 	return m, nil
 }
 

@@ -111,7 +111,7 @@ func TestLoadTruncated(t *testing.T) {
 func TestUnknownAndIgnoreMerges(t *testing.T) {
 	for _, c := range []struct {
 		name, model, in string
-		want          []int32
+		want            []int32
 	}{
 		// "?" is in no vocabulary entry: one <unk> per rune, or one per run
 		// with fuse_unk.
@@ -154,5 +154,24 @@ func TestMergeHeapMatchesLinear(t *testing.T) {
 		if !cmp.Equal(lin, heap) {
 			t.Fatalf("%q: linear %v, heap %v", word, lin, heap)
 		}
+	}
+}
+
+// Splitting SentencePiece text before each "▁" run (metaSplit) must give
+// what merging the whole text as one word gives.
+func TestMetaSplitMatchesWholeWord(t *testing.T) {
+	tk := load(t, "mistral_v0.1")
+	if !tk.model.metaSplit {
+		t.Fatal("the Mistral vocabulary should allow splitting at ▁")
+	}
+	data, err := os.ReadFile(shareddata.Path(t, "text", "tinystories", "tinystories_val.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := tk.normalizer.normalize(string(data[:20000]) + "  x\n\n ▁▁y 👋 ")
+	whole := tk.model.appendWord(nil, text)
+	split := tk.model.appendText(nil, text)
+	if !cmp.Equal(whole, split) {
+		t.Errorf("split encoding differs from the whole-word one (%d vs %d ids)", len(split), len(whole))
 	}
 }

@@ -82,7 +82,7 @@ func (t *Tokenizer) encodePieces(dst []int32, s string) []int32 {
 		if t.preTok.byteLevel {
 			dst = t.model.appendRaw(dst, pc)
 		} else {
-			dst = t.model.appendWord(dst, pc)
+			dst = t.model.appendText(dst, pc)
 		}
 	}
 	return dst
