@@ -320,6 +320,8 @@ func TestRejectsCorruptFiles(t *testing.T) {
 		{"alignment value", file(3, [][]byte{kv(AlignmentKey, TypeUint32, u32(48)...)}, nil, 0, 0),
 			`gguf: metadata key "general.alignment": alignment 48 is not a power of two (at byte 57)`},
 		{"dims", file(3, nil, one("w", TypeF32, 0, 1, 1, 1, 1, 1), 1, 64), `gguf: tensor "w": 5 dimensions, at most 4 allowed (at byte 33)`},
+		{"dims huge", file(3, nil, func(b *bytes.Buffer) { encoder{b}.str("w"); encoder{b}.u32(math.MaxUint32) }, 1, 0),
+			`gguf: tensor "w": 4294967295 dimensions, at most 4 allowed (at byte 33)`},
 		{"ggml type", file(3, nil, one("w", 31, 0, 4), 1, 64), `gguf: tensor "w": unsupported ggml type 31 (at byte 57)`},
 		{"block size", file(3, nil, one("w", TypeQ8_0, 0, 16), 1, 64), `gguf: tensor "w": innermost dimension 16 is not a multiple of the Q8_0 block size 32 (at byte 57)`},
 		{"overflow", file(3, nil, one("w", TypeF32, 0, 1<<32, 1<<32), 1, 64), `gguf: tensor "w": dimensions [4294967296 4294967296] overflow (at byte 65)`},

@@ -334,7 +334,10 @@ func decode(b []byte, path string) (*File, error) {
 			d.off -= 4
 			d.fail("%d dimensions, at most %d allowed", nd, MaxDims)
 		}
-		t := Tensor{Name: name, Dims: make([]uint64, 0, min(nd, MaxDims))}
+		if d.err != nil {
+			return nil, d.err // before looping nd times
+		}
+		t := Tensor{Name: name, Dims: make([]uint64, 0, nd)}
 		for range nd {
 			t.Dims = append(t.Dims, d.u64("dimension"))
 		}
