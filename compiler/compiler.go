@@ -139,12 +139,38 @@ func (c *compiler) load() (cue.Value, bool) {
 			return cue.Value{}, false
 		}
 	}
+	if !c.stdlibOnly(files) {
+		return cue.Value{}, false
+	}
+	// An error at the root (an unresolved reference, say) leaves nothing
+	// to validate; errors inside fields come out of validation below.
 	v := c.ctx.BuildInstance(inst)
-	if err := v.Err(); err != nil && !v.Exists() {
+	if err := v.Err(); err != nil {
 		c.addCUE(err)
 		return cue.Value{}, false
 	}
 	return v, true
+}
+
+// stdlibOnly reports imports outside CUE's standard library (whose paths
+// have no dot in their first element): recipes are loaded without a module,
+// so the build would otherwise fail with a message about a missing package.
+func (c *compiler) stdlibOnly(files []*ast.File) bool {
+	ok := true
+	for _, f := range files {
+		for spec := range f.ImportSpecs() {
+			path, err := strconv.Unquote(spec.Path.Value)
+			if err != nil {
+				continue // the parser has reported it
+			}
+			first, _, _ := strings.Cut(path, "/")
+			if strings.Contains(first, ".") {
+				c.errs.add(c.pos(spec.Path.Pos()), "", "import %q: a recipe may import only CUE's standard library", path)
+				ok = false
+			}
+		}
+	}
+	return ok
 }
 
 // siblings parses the .cue files beside the recipe that belong to package pkg.
