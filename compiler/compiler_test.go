@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -309,5 +310,32 @@ func TestCompileParadigmSwitch(t *testing.T) {
 	e := got.Runs[2].Eval[0].Data
 	if e.Format != "jsonl" || e.Field != "story" || got.Runs[2].Calibration.Seed != 9223372036854775807 {
 		t.Errorf("eval data %+v, seed %d", e, got.Runs[2].Calibration.Seed)
+	}
+}
+
+// TestCompileStories compiles the example sweep whose paths reach the shared
+// data relative to testdata/, when the data sits beside the repository.
+func TestCompileStories(t *testing.T) {
+	data := shareddata.Dir(t)
+	if beside, _ := filepath.Abs("../../shared/data"); beside != data {
+		t.Skipf("shared data at %s, not beside the repository", data)
+	}
+	got, err := Compile("testdata/valid_stories.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range got.Runs {
+		names = append(names, r.Name)
+	}
+	if want := []string{"long-cal", "manual", "shortgpt-1", "shortgpt-2", "shortgpt-r"}; !slices.Equal(names, want) {
+		t.Fatalf("runs %v, want %v", names, want)
+	}
+	longCal := got.Runs[0]
+	if longCal.Calibration.Samples != 128 || longCal.Calibration.SeqLen != 256 || longCal.Calibration.Seed != 1 {
+		t.Errorf("long-cal calibration %+v: want samples overridden, seqLen and seed inherited", longCal.Calibration)
+	}
+	if p := got.Runs[0].Model.Path; p != filepath.Join(data, "models/stories260K/stories260K.bin") {
+		t.Errorf("model path %s", p)
 	}
 }
