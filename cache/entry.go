@@ -1,0 +1,426 @@
+package cache
+
+import (
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"lrmc/digest"
+)
+
+// ChunkSize is the size of every stored piece of a value but the last. It is
+// above Badger's 1 MiB value threshold, so chunks live in the value log,
+// which reads and writes at disk speed; small LSM-resident pieces were
+// several times slower (machine notes).
+const ChunkSize = 4 << 20
+
+// touchInterval is how stale LastUsed may get before a Get rewrites it: LRU
+// order at minute resolution is plenty and saves a write per read.
+const touchInterval = time.Minute
+
+// ErrNotFound matches (errors.Is) lookups of keys with no entry.
+var ErrNotFound = errors.New("not found")
+
+// ErrCorrupt matches (errors.Is) a Get that found the stored value damaged.
+// The entry has been deleted by then; the caller recomputes it.
+var ErrCorrupt = errors.New("corrupt")
+
+// Meta describes an entry. It is stored apart from the value, so Stat and
+// List never touch value bytes.
+type Meta struct {
+	Key    digest.Digest // the node key
+	Op     string        // the op that produced the value
+	Name   string        // human label, e.g. "layer 3 activations"
+	Size   int64         // value length in bytes
+	Chunks int           // number of stored chunks: ceil(Size / ChunkSize)
+	Sum    digest.Digest // BLAKE3 of the whole value
+
+	Created  time.Time
+	LastUsed time.Time
+}
+
+func (m Meta) describe() string {
+	return fmt.Sprintf("entry %s (op %q, %q)", m.Key.Short(), m.Op, m.Name)
+}
+
+// CorruptError reports a damaged entry; it matches ErrCorrupt.
+type CorruptError struct {
+	Meta   Meta
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("cache: %s is corrupt: %s; entry deleted", e.Meta.describe(), e.Reason)
+}
+
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// Key layout. Chunk keys sort by entry and then by index, so one prefix
+// iteration finds all of an entry's chunks.
+const (
+	metaPrefix  = "m/"
+	chunkPrefix = "c/"
+	filePrefix  = "f/"
+)
+
+func metaKey(k digest.Digest) []byte {
+	return append([]byte(metaPrefix), k[:]...)
+}
+
+func chunksOf(k digest.Digest) []byte {
+	return append([]byte(chunkPrefix), k[:]...)
+}
+
+func chunkKey(k digest.Digest, i int) []byte {
+	return binary.BigEndian.AppendUint32(chunksOf(k), uint32(i))
+}
+
+// parseChunkKey splits a chunk key; ok is false for a malformed one.
+func parseChunkKey(b []byte) (k digest.Digest, i int, ok bool) {
+	if len(b) != len(chunkPrefix)+digest.Size+4 {
+		return k, 0, false
+	}
+	copy(k[:], b[len(chunkPrefix):])
+	return k, int(binary.BigEndian.Uint32(b[len(chunkPrefix)+digest.Size:])), true
+}
+
+func numChunks(size int64) int {
+	return int((size + ChunkSize - 1) / ChunkSize)
+}
+
+func notFound(key digest.Digest) error {
+	return fmt.Errorf("cache: entry %s: %w", key.Short(), ErrNotFound)
+}
+
+// Put stores value under key, replacing a different value stored there.
+// Putting the value already stored only refreshes LastUsed. value must not
+// change during the call.
+func (s *Store) Put(key digest.Digest, op, name string, value []byte) error {
+	sum := digest.Of(value)
+	mu := s.keyLock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	s.sweep.RLock()
+	defer s.sweep.RUnlock()
+
+	now := s.now().UTC()
+	old, ok, err := s.Stat(key)
+	if err != nil {
+		return err
+	}
+	if ok && old.Sum == sum && old.Size == int64(len(value)) {
+		old.LastUsed = now
+		return s.writeMeta(old)
+	}
+	if ok {
+		// Remove the old entry first: a crash while the new chunks are
+		// half written must not leave the old Meta describing them.
+		if err := s.deleteLocked(key); err != nil {
+			return err
+		}
+	}
+
+	m := Meta{Key: key, Op: op, Name: name, Size: int64(len(value)), Chunks: numChunks(int64(len(value))),
+		Sum: sum, Created: now, LastUsed: now}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for i := range m.Chunks {
+		lo := int64(i) * ChunkSize
+		hi := min(lo+ChunkSize, m.Size)
+		if err := wb.Set(chunkKey(key, i), value[lo:hi]); err != nil {
+			return fmt.Errorf("cache: put %s: chunk %d: %w", m.describe(), i, err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("cache: put %s: write chunks: %w", m.describe(), err)
+	}
+	// The Meta goes last: until it is committed the entry does not exist.
+	return s.writeMeta(m)
+}
+
+func (s *Store) writeMeta(m Meta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("cache: encode metadata of %s: %w", m.describe(), err)
+	}
+	err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(metaKey(m.Key), b) })
+	if err != nil {
+		return fmt.Errorf("cache: write metadata of %s: %w", m.describe(), err)
+	}
+	return nil
+}
+
+// readMeta returns the Meta of key in txn, or an ErrNotFound error.
+func readMeta(txn *badger.Txn, key digest.Digest) (Meta, error) {
+	item, err := txn.Get(metaKey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Meta{}, notFound(key)
+	}
+	if err != nil {
+		return Meta{}, fmt.Errorf("cache: entry %s: read metadata: %w", key.Short(), err)
+	}
+	var m Meta
+	err = item.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
+	if err != nil {
+		return Meta{}, fmt.Errorf("cache: entry %s: decode metadata: %w", key.Short(), err)
+	}
+	return m, nil
+}
+
+// Stat returns key's Meta without reading its value; ok is false when there
+// is no entry.
+func (s *Store) Stat(key digest.Digest) (m Meta, ok bool, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		m, err = readMeta(txn, key)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Meta{}, false, nil
+	}
+	return m, err == nil, err
+}
+
+// Get returns the value stored under key after checking it against its
+// BLAKE3 sum. A missing key yields an ErrNotFound error; a damaged value
+// (a chunk missing, unreadable, of the wrong length, or a sum mismatch) is
+// deleted and yields a *CorruptError, which matches ErrCorrupt.
+func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
+	// A second round covers an entry that was replaced or collected while
+	// it was being read, which looks like damage but is not.
+	for range 2 {
+		var (
+			m      Meta
+			value  []byte
+			reason string
+		)
+		err := s.db.View(func(txn *badger.Txn) error {
+			var err error
+			if m, err = readMeta(txn, key); err != nil {
+				return err
+			}
+			value = make([]byte, m.Size)
+			reason, err = scanValue(txn, m, func(i int, chunk []byte) {
+				copy(value[int64(i)*ChunkSize:], chunk)
+			})
+			return err
+		})
+		if err != nil {
+			return nil, Meta{}, err
+		}
+		if reason == "" {
+			s.touch(m)
+			return value, m, nil
+		}
+		dropped, err := s.dropCorrupt(m, reason)
+		if err != nil {
+			return nil, Meta{}, err
+		}
+		if dropped {
+			return nil, Meta{}, &CorruptError{Meta: m, Reason: reason}
+		}
+	}
+	return nil, Meta{}, fmt.Errorf("cache: entry %s keeps changing while being read", key.Short())
+}
+
+// scanValue feeds m's chunks in order to fn and checks their lengths and the
+// sum of the whole. It returns a non-empty reason if the stored value is
+// damaged, and an error only for failures that say nothing about the data
+// (a closed database).
+func scanValue(txn *badger.Txn, m Meta, fn func(i int, chunk []byte)) (reason string, err error) {
+	if m.Size < 0 || m.Chunks != numChunks(m.Size) {
+		return fmt.Sprintf("metadata says %d bytes in %d chunks", m.Size, m.Chunks), nil
+	}
+	h := digest.New()
+	for i := range m.Chunks {
+		want := min(ChunkSize, m.Size-int64(i)*ChunkSize)
+		item, err := txn.Get(chunkKey(m.Key, i))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Sprintf("chunk %d of %d is missing", i, m.Chunks), nil
+		}
+		if err != nil {
+			return readFailure(i, m.Chunks, err)
+		}
+		// (item.ValueSize is only an estimate for value-log values.)
+		err = item.Value(func(v []byte) error {
+			if int64(len(v)) != want {
+				reason = fmt.Sprintf("chunk %d of %d has %d bytes, want %d", i, m.Chunks, len(v), want)
+				return nil
+			}
+			fn(i, v)
+			h.Write(v)
+			return nil
+		})
+		if err != nil {
+			return readFailure(i, m.Chunks, err)
+		}
+		if reason != "" {
+			return reason, nil
+		}
+	}
+	if got := h.Digest(); got != m.Sum {
+		return fmt.Sprintf("content hash %s does not match the recorded %s", got.Short(), m.Sum.Short()), nil
+	}
+	return "", nil
+}
+
+// readFailure classifies a Badger read error: a closed database is the
+// caller's problem, anything else means the stored bytes cannot be had,
+// e.g. a value pointer into a value-log file that a crash truncated.
+func readFailure(i, n int, err error) (string, error) {
+	if errors.Is(err, badger.ErrDBClosed) {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	return fmt.Sprintf("chunk %d of %d is unreadable: %v", i, n, err), nil
+}
+
+// dropCorrupt deletes the entry m found damaged, unless it has been replaced
+// or deleted since it was read; dropped says whether it was deleted.
+func (s *Store) dropCorrupt(m Meta, reason string) (dropped bool, err error) {
+	mu := s.keyLock(m.Key)
+	mu.Lock()
+	defer mu.Unlock()
+	s.sweep.RLock()
+	defer s.sweep.RUnlock()
+	cur, ok, err := s.Stat(m.Key)
+	if err != nil || !ok || cur.Sum != m.Sum || !cur.Created.Equal(m.Created) {
+		return false, err
+	}
+	s.log.Warn("dropping corrupt cache entry", "key", m.Key.String(), "op", m.Op, "name", m.Name, "reason", reason)
+	if err := s.deleteLocked(m.Key); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// touch refreshes m's LastUsed if it is older than touchInterval. It is best
+// effort: a failure costs only LRU precision, so Get does not report it, and
+// it is skipped rather than waiting while GC sweeps.
+func (s *Store) touch(m Meta) {
+	now := s.now().UTC()
+	if now.Sub(m.LastUsed) < touchInterval || !s.sweep.TryRLock() {
+		return
+	}
+	defer s.sweep.RUnlock()
+	err := s.db.Update(func(txn *badger.Txn) error {
+		cur, err := readMeta(txn, m.Key)
+		if err != nil || cur.Sum != m.Sum || !cur.Created.Equal(m.Created) {
+			return err // gone or replaced since the read: nothing to refresh
+		}
+		cur.LastUsed = now
+		b, err := json.Marshal(cur)
+		if err != nil {
+			return err
+		}
+		return txn.Set(metaKey(m.Key), b)
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, badger.ErrConflict) {
+		s.log.Warn("could not refresh cache entry's last use", "key", m.Key.String(), "error", err)
+	}
+}
+
+// Delete removes key's entry. It returns an ErrNotFound error when there is
+// none (after clearing any chunks a crashed write left under key).
+func (s *Store) Delete(key digest.Digest) error {
+	mu := s.keyLock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	s.sweep.RLock()
+	defer s.sweep.RUnlock()
+	_, ok, err := s.Stat(key)
+	if err != nil {
+		return err
+	}
+	if err := s.deleteLocked(key); err != nil {
+		return err
+	}
+	if !ok {
+		return notFound(key)
+	}
+	return nil
+}
+
+// deleteLocked removes key's Meta, which ends the entry, then its chunks.
+// The caller holds key's lock and sweep for reading.
+func (s *Store) deleteLocked(key digest.Digest) error {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaKey(key)) }); err != nil {
+		return fmt.Errorf("cache: delete entry %s: %w", key.Short(), err)
+	}
+	keys, err := s.keysWithPrefix(chunksOf(key))
+	if err != nil {
+		return fmt.Errorf("cache: delete entry %s: %w", key.Short(), err)
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return fmt.Errorf("cache: delete entry %s: %w", key.Short(), err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("cache: delete entry %s: %w", key.Short(), err)
+	}
+	return nil
+}
+
+// keysWithPrefix lists the live keys under prefix without reading values.
+func (s *Store) keysWithPrefix(prefix []byte) ([][]byte, error) {
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	return keys, err
+}
+
+// List returns every entry's Meta, most recently used first.
+func (s *Store) List() ([]Meta, error) {
+	var metas []Meta
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(metaPrefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var m Meta
+			item := it.Item()
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+				return fmt.Errorf("cache: decode metadata under key %x: %w", item.Key(), err)
+			}
+			metas = append(metas, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(metas, func(a, b Meta) int {
+		if c := b.LastUsed.Compare(a.LastUsed); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Key.String(), b.Key.String())
+	})
+	return metas, nil
+}
+
+// Usage returns the number of entries and the sum of their value sizes.
+// Disk use is slightly more, plus garbage that GC has not yet reclaimed.
+func (s *Store) Usage() (entries int, bytes int64, err error) {
+	metas, err := s.List()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, m := range metas {
+		bytes += m.Size
+	}
+	return len(metas), bytes, nil
+}

@@ -1,0 +1,92 @@
+package cache
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"lrmc/digest"
+)
+
+func TestFileDigestMemo(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	path := filepath.Join(t.TempDir(), "model.bin")
+	v1 := payload(10, 3<<20)
+	if err := os.WriteFile(path, v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := s.FileDigest(path)
+	if err != nil || d != digest.Of(v1) {
+		t.Fatalf("FileDigest = %s, %v; want %s", d, err, digest.Of(v1))
+	}
+
+	// Prove the second call trusts the memo: plant a different digest
+	// under the same stamp and see it come back without a re-hash.
+	planted := key("planted")
+	memoKey := append([]byte(filePrefix), path...)
+	err = s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(memoKey)
+		if err != nil {
+			return err
+		}
+		var m fileMemo
+		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+			return err
+		}
+		m.Digest = planted
+		b, _ := json.Marshal(m)
+		return txn.Set(memoKey, b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.FileDigest(path); err != nil || d != planted {
+		t.Errorf("unchanged file: FileDigest = %s, %v; want the memo's %s", d.Short(), err, planted.Short())
+	}
+
+	// Same size, same mtime, different bytes: the ctime still moves. (The
+	// kernel may stamp times at jiffy resolution, hence the pause.)
+	fi, _ := os.Stat(path)
+	time.Sleep(20 * time.Millisecond)
+	v2 := payload(11, 3<<20)
+	if err := os.WriteFile(path, v2, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.FileDigest(path); err != nil || d != digest.Of(v2) {
+		t.Errorf("rewritten file: FileDigest = %s, %v; want %s", d.Short(), err, digest.Of(v2).Short())
+	}
+
+	// Replaced by rename (new inode), reached through a relative path, and
+	// remembered across reopening.
+	v3 := payload(12, 1000)
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, v3, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Dir(path))
+	if d, err := s.FileDigest("model.bin"); err != nil || d != digest.Of(v3) {
+		t.Errorf("renamed-over file: FileDigest = %s, %v; want %s", d.Short(), err, digest.Of(v3).Short())
+	}
+	s.Close()
+	s = openTest(t, dir, Options{})
+	if d, err := s.FileDigest(path); err != nil || d != digest.Of(v3) {
+		t.Errorf("after reopening: FileDigest = %s, %v", d.Short(), err)
+	}
+
+	_, err = s.FileDigest(filepath.Join(filepath.Dir(path), "absent"))
+	if want := "cache: file digest: stat " + filepath.Join(filepath.Dir(path), "absent") + ": no such file or directory"; err == nil || err.Error() != want {
+		t.Errorf("absent file: error %v, want %q", err, want)
+	}
+}

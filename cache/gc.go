@@ -1,0 +1,208 @@
+package cache
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"lrmc/digest"
+)
+
+// discardRatio is the fraction of a value-log file that must be garbage
+// before GC rewrites the file's live values elsewhere and deletes it: disk
+// use stays under about 1/(1-0.3) = 1.4× the live data in closed files, and
+// each reclaimed byte costs at most 2.3 bytes of rewriting.
+const discardRatio = 0.3
+
+// GC evicts least-recently-used entries until the values left total at most
+// maxBytes, drops chunks that no entry owns (left by crashed writes), and
+// returns the disk space to the file system as far as Badger allows.
+//
+// How Badger frees space: values live in append-only value-log files, which
+// are only ever deleted whole. GC drops the evicted chunks with DropPrefix,
+// which flushes the memtable, compacts the dropped keys out of the LSM tree
+// and records, per value-log file, how many bytes became garbage. Then
+// Badger's value-log GC rewrites the live rest of each file that is at least
+// discardRatio garbage and deletes it. So space is reclaimed in units of
+// value-log files (256 MiB); files with less garbage, and the file currently
+// being appended to, keep their garbage until later writes and GCs. Entries
+// removed by Delete or by Get's corruption handling are deleted rather than
+// dropped, and their space becomes reclaimable after Badger's own background
+// compactions reach them.
+//
+// Writers block while GC decides what to drop; readers do not.
+func (s *Store) GC(maxBytes int64) (removed []Meta, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("cache: gc: %w", err)
+		}
+	}()
+	s.sweep.Lock()
+	metas, err := s.List()
+	if err != nil {
+		s.sweep.Unlock()
+		return nil, err
+	}
+	orphans, err := s.orphanChunks(metas)
+	if err != nil {
+		s.sweep.Unlock()
+		return nil, err
+	}
+
+	slices.SortFunc(metas, func(a, b Meta) int { // least recently used first
+		if c := a.LastUsed.Compare(b.LastUsed); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Key.String(), b.Key.String())
+	})
+	var total int64
+	for _, m := range metas {
+		total += m.Size
+	}
+	drop := orphans
+	for _, m := range metas {
+		if total <= maxBytes {
+			break
+		}
+		removed = append(removed, m)
+		drop = append(drop, chunksOf(m.Key))
+		total -= m.Size
+	}
+	err = s.dropEntries(removed, drop)
+	s.sweep.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	files, err := s.reclaim()
+	if err != nil {
+		return removed, err
+	}
+	s.log.Info("cache gc", "evicted", len(removed), "kept_bytes", total, "orphan_prefixes", len(orphans), "value_log_files_rewritten", files)
+	return removed, nil
+}
+
+// dropEntries deletes the Metas of entries (ending them) and then drops all
+// keys under the prefixes. The caller holds sweep for writing.
+func (s *Store) dropEntries(entries []Meta, prefixes [][]byte) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, m := range entries {
+		if err := wb.Delete(metaKey(m.Key)); err != nil {
+			return fmt.Errorf("delete %s: %w", m.describe(), err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("delete metadata: %w", err)
+	}
+	if len(prefixes) == 0 {
+		return nil
+	}
+	if err := s.db.DropPrefix(prefixes...); err != nil {
+		return fmt.Errorf("drop %d chunk ranges: %w", len(prefixes), err)
+	}
+	return nil
+}
+
+// orphanChunks returns key prefixes covering every chunk that no entry in
+// metas owns: all chunks of a key without Meta, and chunks past the count a
+// Meta records. The caller holds sweep for writing, so no Put is midway.
+func (s *Store) orphanChunks(metas []Meta) ([][]byte, error) {
+	byKey := make(map[digest.Digest]Meta, len(metas))
+	for _, m := range metas {
+		byKey[m.Key] = m
+	}
+	var (
+		prefixes [][]byte
+		last     digest.Digest
+		haveLast bool
+	)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(chunkPrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			raw := it.Item().KeyCopy(nil)
+			k, i, ok := parseChunkKey(raw)
+			switch m, owned := byKey[k]; {
+			case !ok:
+				prefixes = append(prefixes, raw) // not a key this package writes
+			case !owned:
+				if !haveLast || k != last { // one prefix covers all of k's chunks
+					prefixes = append(prefixes, chunksOf(k))
+				}
+			case i >= m.Chunks:
+				prefixes = append(prefixes, raw)
+			}
+			last, haveLast = k, ok
+		}
+		return nil
+	})
+	return prefixes, err
+}
+
+// reclaim runs Badger's value-log GC until it finds no file worth rewriting,
+// returning how many files it rewrote and deleted.
+func (s *Store) reclaim() (files int, err error) {
+	for {
+		err := s.db.RunValueLogGC(discardRatio)
+		switch {
+		case err == nil:
+			files++
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return files, nil
+		default:
+			return files, fmt.Errorf("value-log gc: %w", err)
+		}
+	}
+}
+
+// Verify re-hashes every entry, deletes those that fail (returned as bad) and
+// drops orphan chunks, then reclaims space as GC does.
+func (s *Store) Verify() (bad []Meta, err error) {
+	metas, err := s.List()
+	if err != nil {
+		return nil, fmt.Errorf("cache: verify: %w", err)
+	}
+	for _, m := range metas {
+		var reason string
+		err := s.db.View(func(txn *badger.Txn) error {
+			var err error
+			reason, err = scanValue(txn, m, func(int, []byte) {})
+			return err
+		})
+		if err != nil {
+			return bad, fmt.Errorf("cache: verify %s: %w", m.describe(), err)
+		}
+		if reason == "" {
+			continue
+		}
+		dropped, err := s.dropCorrupt(m, reason)
+		if err != nil {
+			return bad, fmt.Errorf("cache: verify: %w", err)
+		}
+		if dropped {
+			bad = append(bad, m)
+		}
+	}
+
+	s.sweep.Lock()
+	metas, err = s.List()
+	var orphans [][]byte
+	if err == nil {
+		orphans, err = s.orphanChunks(metas)
+	}
+	if err == nil {
+		err = s.dropEntries(nil, orphans)
+	}
+	s.sweep.Unlock()
+	if err == nil {
+		_, err = s.reclaim()
+	}
+	if err != nil {
+		return bad, fmt.Errorf("cache: verify: %w", err)
+	}
+	s.log.Info("cache verify", "entries", len(metas)+len(bad), "corrupt", len(bad), "orphan_prefixes", len(orphans))
+	return bad, nil
+}
