@@ -207,10 +207,18 @@ func (d *decoder) value(t ValueType, depth int) any {
 	return nil
 }
 
+// fill reads n elements. It grows the slice as elements arrive rather than
+// trusting n up front: a forged count passes the bytes-left bound when the
+// bytes after it are tensor data, and must fail at the first bad element,
+// not after reserving gigabytes.
 func fill[T any](d *decoder, n int, read func() T) []T {
-	out := make([]T, n)
-	for i := range out {
-		out[i] = read()
+	out := make([]T, 0, min(n, 1<<16))
+	for range n {
+		v := read()
+		if d.err != nil {
+			return nil
+		}
+		out = append(out, v)
 	}
 	return out
 }
@@ -278,8 +286,11 @@ func decode(b []byte, path string) (*File, error) {
 		return nil, d.err
 	}
 
-	f.Metadata = make([]KV, 0, nkv)
-	f.kvs = make(map[string]int, nkv)
+	// Reserve room for at most a modest count: a forged count in a
+	// multi-gigabyte file would pass the bound above, and append grows
+	// the slices only as entries are actually read.
+	f.Metadata = make([]KV, 0, min(nkv, 1024))
+	f.kvs = make(map[string]int, min(nkv, 1024))
 	for i := range nkv {
 		d.where = fmt.Sprintf("metadata entry %d", i)
 		key := d.str("key")
@@ -317,8 +328,8 @@ func decode(b []byte, path string) (*File, error) {
 		return nil, d.err
 	}
 
-	f.Tensors = make([]Tensor, 0, nt)
-	f.tensors = make(map[string]int, nt)
+	f.Tensors = make([]Tensor, 0, min(nt, 1024))
+	f.tensors = make(map[string]int, min(nt, 1024))
 	for i := range nt {
 		d.where = fmt.Sprintf("tensor %d", i)
 		name := d.str("name")
