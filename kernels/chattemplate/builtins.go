@@ -185,6 +185,27 @@ func pyTitle(s string) string {
 	return b.String()
 }
 
+// jinjaTitle is Jinja2's do_title, which differs from str.title: words
+// start only after whitespace, "-", "(", "{", "[" or "<" (so "they're"
+// stays "They're").
+func jinjaTitle(s string) string {
+	var b strings.Builder
+	start := true
+	for _, r := range s {
+		switch {
+		case isPySpace(r) || strings.ContainsRune("-({[<", r):
+			b.WriteRune(r)
+			start = true
+		case start:
+			b.WriteRune(unicode.ToUpper(r))
+			start = false
+		default:
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
+}
+
 func pyCapitalize(s string) string {
 	r := []rune(s)
 	if len(r) == 0 {
@@ -370,7 +391,7 @@ func init() {
 		"join":       filterJoin,
 		"upper":      strFilter(strings.ToUpper),
 		"lower":      strFilter(strings.ToLower),
-		"title":      strFilter(pyTitle),
+		"title":      strFilter(jinjaTitle),
 		"capitalize": strFilter(pyCapitalize),
 		"string":     func(v any, a *args) (any, error) { return toStr(v), nil },
 		"safe":       func(v any, a *args) (any, error) { return v, nil },

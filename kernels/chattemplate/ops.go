@@ -355,6 +355,9 @@ func binary(op string, l, r any) (any, error) {
 		}
 		if c, ok := toIndex(cnt); ok {
 			c = max(c, 0)
+			if n := seqLen(seq); n > 0 && c > maxRepeat/n {
+				return nil, fmt.Errorf("repetition result over %d items", maxRepeat)
+			}
 			switch x := seq.(type) {
 			case string:
 				return strings.Repeat(x, c), nil
@@ -374,17 +377,61 @@ func binary(op string, l, r any) (any, error) {
 	return nil, fmt.Errorf("unsupported operand type(s) for %s: '%s' and '%s'", op, typeName(l), typeName(r))
 }
 
+// errIntOverflow reports a result Python would hold as a big integer;
+// templates never need those, so failing beats a wrong value.
+var errIntOverflow = errors.New("integer result does not fit in 64 bits")
+
+func mulInt(a, b int64) (int64, error) {
+	if a == 0 || b == 0 {
+		return 0, nil
+	}
+	r := a * b
+	if r/b != a || (a == -1 && b == math.MinInt64) || (b == -1 && a == math.MinInt64) {
+		return 0, errIntOverflow
+	}
+	return r, nil
+}
+
+// intPow is exponentiation by squaring, so huge exponents fail fast.
+func intPow(base, exp int64) (any, error) {
+	result := int64(1)
+	for exp > 0 {
+		var err error
+		if exp&1 == 1 {
+			if result, err = mulInt(result, base); err != nil {
+				return nil, err
+			}
+		}
+		exp >>= 1
+		if exp > 0 {
+			if base, err = mulInt(base, base); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return result, nil
+}
+
+// maxRepeat bounds str * n and list * n; Python would exhaust memory.
+const maxRepeat = 1 << 24
+
 func arith(op string, l, r any) (any, error) {
 	li, lInt := l.(int64)
 	ri, rInt := r.(int64)
 	if lInt && rInt {
 		switch op {
 		case "+":
-			return li + ri, nil
+			if r := li + ri; (r > li) == (ri > 0) {
+				return r, nil
+			}
+			return nil, errIntOverflow
 		case "-":
-			return li - ri, nil
+			if r := li - ri; (r < li) == (ri > 0) {
+				return r, nil
+			}
+			return nil, errIntOverflow
 		case "*":
-			return li * ri, nil
+			return mulInt(li, ri)
 		case "/":
 			if ri == 0 {
 				return nil, errors.New("division by zero")
@@ -407,11 +454,7 @@ func arith(op string, l, r any) (any, error) {
 			if ri < 0 {
 				return math.Pow(float64(li), float64(ri)), nil
 			}
-			p := int64(1)
-			for range ri {
-				p *= li
-			}
-			return p, nil
+			return intPow(li, ri)
 		}
 	}
 	lf, rf := toFloat(l), toFloat(r)

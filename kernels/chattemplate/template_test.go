@@ -220,3 +220,30 @@ func FuzzNew(f *testing.F) {
 		}
 	})
 }
+
+// TestIntegerLimits: Python integers are unbounded; results that do not
+// fit int64 fail instead of wrapping, and huge repetitions fail fast.
+func TestIntegerLimits(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"{{ 2 ** 62 }}|{{ (-2) ** 63 }}|{{ 3 ** 0 }}", "4611686018427387904|-9223372036854775808|1"},
+		{"{{ 9223372036854775807 - 1 + 1 }}", "9223372036854775807"},
+	} {
+		got, err := mustNew(t, c.src).Render(nil, Options{})
+		if err != nil || got != c.want {
+			t.Errorf("%s: got %q, %v; want %q", c.src, got, err, c.want)
+		}
+	}
+	for _, c := range []struct{ src, want string }{
+		{"{{ 2 ** 63 }}", "chattemplate: render: 1:6: integer result does not fit in 64 bits"},
+		{"{{ 2 ** 99999999999999 }}", "chattemplate: render: 1:6: integer result does not fit in 64 bits"},
+		{"{{ 9223372036854775807 + 1 }}", "chattemplate: render: 1:24: integer result does not fit in 64 bits"},
+		{"{{ -9223372036854775807 - 2 }}", "chattemplate: render: 1:25: integer result does not fit in 64 bits"},
+		{"{{ 4294967296 * 4294967296 }}", "chattemplate: render: 1:15: integer result does not fit in 64 bits"},
+		{"{{ 'ab' * 99999999999 }}", "chattemplate: render: 1:9: repetition result over 16777216 items"},
+	} {
+		_, err := mustNew(t, c.src).Render(nil, Options{})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s: got %v, want %q", c.src, err, c.want)
+		}
+	}
+}
