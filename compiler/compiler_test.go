@@ -339,3 +339,32 @@ func TestCompileStories(t *testing.T) {
 		t.Errorf("model path %s", p)
 	}
 }
+
+// TestCompileIdioms: comprehensions, pattern constraints, definitions and
+// hidden fields of the user's own are plain CUE and merge like written
+// fields; positions point where the value came from.
+func TestCompileIdioms(t *testing.T) {
+	got, err := Compile("testdata/valid_idioms.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Runs) != 2 {
+		t.Fatalf("%d runs, want 2", len(got.Runs))
+	}
+	for i, r := range got.Runs {
+		want := ir.Prune{Paradigm: "depth", Method: "shortgpt", Remove: i + 1}
+		if diff := cmp.Diff(want, r.Prune); diff != "" || r.Calibration.Seed != 7 || r.Calibration.Samples != 8 {
+			t.Errorf("run %s: prune (-want +got):\n%s calibration %+v", r.Name, diff, r.Calibration)
+		}
+	}
+	at := func(line, col int) ir.Pos { return ir.Pos{File: "testdata/valid_idioms.cue", Line: line, Col: col} }
+	for path, want := range map[string]ir.Pos{
+		ir.FieldPath("r2", "prune.method"):     at(2, 37),
+		ir.FieldPath("r2", "prune.remove"):     at(6, 59),
+		ir.FieldPath("r2", "calibration.seed"): at(7, 31),
+	} {
+		if p := got.Positions[path]; p != want {
+			t.Errorf("Positions[%s] = %v, want %v", path, p, want)
+		}
+	}
+}
