@@ -17,7 +17,10 @@ var (
 			gemmKernelAVX2(kc, &a[0], &b[0], &c[0], ldc, accum)
 		},
 		dot4: func(x, w0, w1, w2, w3 []float32, out *[4]float32) {
-			dot4Asm(dot4AVX2, 16, x, w0, w1, w2, w3, out)
+			dot4Asm(func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32) {
+				dot2AVX2(n, x, w0, w1, (*[2]float32)(out[:2]))
+				dot2AVX2(n, x, w2, w3, (*[2]float32)(out[2:]))
+			}, x, w0, w1, w2, w3, out)
 		},
 		transpose8: transpose8Asm,
 	}
@@ -28,7 +31,7 @@ var (
 			gemmKernelAVX512(kc, &a[0], &b[0], &c[0], ldc, accum)
 		},
 		dot4: func(x, w0, w1, w2, w3 []float32, out *[4]float32) {
-			dot4Asm(dot4AVX512, 32, x, w0, w1, w2, w3, out)
+			dot4Asm(dot4AVX512, x, w0, w1, w2, w3, out)
 		},
 		transpose8: transpose8Asm,
 	}
@@ -53,10 +56,11 @@ func checkTile(kc int, a, b, c []float32, ldc, mr, nr int) {
 	}
 }
 
-// dot4Asm runs an assembly dot4 kernel over the largest prefix of x that is a
-// multiple of block and finishes the tail in Go, in ascending order.
-func dot4Asm(kern func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32), block int,
+// dot4Asm runs an assembly dot kernel over the largest prefix of x that is a
+// multiple of 32 and finishes the tail in Go, in ascending order.
+func dot4Asm(kern func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32),
 	x, w0, w1, w2, w3 []float32, out *[4]float32) {
+	const block = 32
 	k := len(x)
 	w0, w1, w2, w3 = w0[:k], w1[:k], w2[:k], w3[:k]
 	body := k - k%block

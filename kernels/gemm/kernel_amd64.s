@@ -550,15 +550,13 @@ overwrite:
 	VZEROUPPER
 	RET
 
-// func dot4AVX2(n int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *float32, out *[4]float32)
+// func dot2AVX2(n int, x *float32, w0 *float32, w1 *float32, out *[2]float32)
 // Requires: AVX, FMA3
-TEXT ·dot4AVX2(SB), NOSPLIT, $0-56
+TEXT ·dot2AVX2(SB), NOSPLIT, $0-40
 	MOVQ   n+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w0+16(FP), DX
 	MOVQ   w1+24(FP), BX
-	MOVQ   w2+32(FP), SI
-	MOVQ   w3+40(FP), DI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -573,48 +571,40 @@ TEXT ·dot4AVX2(SB), NOSPLIT, $0-56
 loop:
 	VMOVUPS     (CX), Y8
 	VMOVUPS     32(CX), Y9
+	VMOVUPS     64(CX), Y10
+	VMOVUPS     96(CX), Y11
 	VFMADD231PS (DX), Y8, Y0
 	VFMADD231PS 32(DX), Y9, Y1
-	VFMADD231PS (BX), Y8, Y2
-	VFMADD231PS 32(BX), Y9, Y3
-	VFMADD231PS (SI), Y8, Y4
-	VFMADD231PS 32(SI), Y9, Y5
-	VFMADD231PS (DI), Y8, Y6
-	VFMADD231PS 32(DI), Y9, Y7
-	ADDQ        $0x00000040, CX
-	ADDQ        $0x00000040, DX
-	ADDQ        $0x00000040, BX
-	ADDQ        $0x00000040, SI
-	ADDQ        $0x00000040, DI
-	SUBQ        $0x00000010, AX
+	VFMADD231PS 64(DX), Y10, Y2
+	VFMADD231PS 96(DX), Y11, Y3
+	VFMADD231PS (BX), Y8, Y4
+	VFMADD231PS 32(BX), Y9, Y5
+	VFMADD231PS 64(BX), Y10, Y6
+	VFMADD231PS 96(BX), Y11, Y7
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, BX
+	SUBQ        $0x00000020, AX
 	JNZ         loop
 
 reduce:
-	MOVQ         out+48(FP), AX
+	MOVQ         out+32(FP), AX
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y1, Y1
 	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X10
-	VADDPS       X10, X0, X0
+	VEXTRACTF128 $0x01, Y0, X12
+	VADDPS       X12, X0, X0
 	VHADDPS      X0, X0, X0
 	VHADDPS      X0, X0, X0
 	VMOVSS       X0, (AX)
-	VADDPS       Y3, Y2, Y2
-	VEXTRACTF128 $0x01, Y2, X10
-	VADDPS       X10, X2, X2
-	VHADDPS      X2, X2, X2
-	VHADDPS      X2, X2, X2
-	VMOVSS       X2, 4(AX)
+	VADDPS       Y6, Y4, Y4
+	VADDPS       Y7, Y5, Y5
 	VADDPS       Y5, Y4, Y4
-	VEXTRACTF128 $0x01, Y4, X10
-	VADDPS       X10, X4, X4
+	VEXTRACTF128 $0x01, Y4, X12
+	VADDPS       X12, X4, X4
 	VHADDPS      X4, X4, X4
 	VHADDPS      X4, X4, X4
-	VMOVSS       X4, 8(AX)
-	VADDPS       Y7, Y6, Y6
-	VEXTRACTF128 $0x01, Y6, X10
-	VADDPS       X10, X6, X6
-	VHADDPS      X6, X6, X6
-	VHADDPS      X6, X6, X6
-	VMOVSS       X6, 12(AX)
+	VMOVSS       X4, 4(AX)
 	VZEROUPPER
 	RET
 

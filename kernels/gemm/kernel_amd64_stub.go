@@ -14,12 +14,12 @@ func gemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int, accum b
 //go:noescape
 func gemmKernelAVX512(kc int, a *float32, b *float32, c *float32, ldc int, accum bool)
 
-// dot4AVX2 computes four dot products of x with rows w0..w3 (AVX2); n must be a multiple of 16.
+// dot2AVX2 computes 2 dot products of x with rows w0..w1 (AVX2); n must be a multiple of 32.
 //
 //go:noescape
-func dot4AVX2(n int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *float32, out *[4]float32)
+func dot2AVX2(n int, x *float32, w0 *float32, w1 *float32, out *[2]float32)
 
-// dot4AVX512 computes four dot products of x with rows w0..w3 (AVX512); n must be a multiple of 32.
+// dot4AVX512 computes 4 dot products of x with rows w0..w3 (AVX512); n must be a multiple of 32.
 //
 //go:noescape
 func dot4AVX512(n int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *float32, out *[4]float32)

@@ -11,8 +11,9 @@
 //     per k step). Every output element is reduced by one FMA chain in
 //     increasing k, so the result does not depend on how the caller tiles m
 //     and n, nor on which flavour ran (both use the same chain).
-//   - dot4*: four dot products of one vector x against four rows of w, for the
-//     m=1 (decode) path that must stream w exactly once.
+//   - dot*: dot products of one vector x against several rows of w, for the
+//     m=1 (decode) path that must stream w exactly once; both flavours reduce
+//     in the same order.
 //
 // Vector registers are named physically so the register budget (16 ymm, 32
 // zmm) is explicit; general-purpose registers are left to avo's allocator.
@@ -61,8 +62,8 @@ func main() {
 	// The tile shapes must match the mr/nr constants in impl_amd64.go.
 	gemmKernel(avx2, 6, 2, 4)
 	gemmKernel(avx512, 12, 2, 4)
-	dot4(avx2)
-	dot4(avx512)
+	dotRows(avx2, 2)
+	dotRows(avx512, 4)
 	transpose8()
 
 	Generate()
@@ -170,64 +171,81 @@ func gemmKernel(f flavour, mr, nvec, unroll int) {
 	RET()
 }
 
-// dot4 emits dot4<suffix>: out[r] = Σ_{p<n} x[p]·w_r[p] for r < 4, where n is
-// a multiple of 2·lanes (the caller finishes the tail). Each row keeps two
-// vector accumulators (even and odd blocks of lanes) so eight FMA chains are
-// in flight; x is loaded once per block and shared by the four rows, so w is
-// the only stream that grows with n. The lanes are reduced in a fixed tree.
-func dot4(f flavour) {
-	name := "dot4" + f.suffix
-	TEXT(name, NOSPLIT, "func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32)")
+// dotRows emits dot<rows><suffix>: out[r] = Σ_{p<n} x[p]·w_r[p] for r < rows,
+// where n is a multiple of 32 (the caller finishes the tail). x is loaded once
+// per 32-float block and shared by the rows, so w is the only stream that
+// grows with n.
+//
+// Both flavours reduce in the same order, so they return identical bits: per
+// row, lane l of logical accumulator u (u = 0, 1; 16 lanes each) sums
+// x[32b+16u+l]·w[32b+16u+l] over blocks b by one FMA chain; then
+// u0+u1 lane-wise, lanes 0..7 + lanes 8..15, 0..3 + 4..7, and two horizontal
+// adds. A zmm register holds one logical accumulator; AVX2 spreads it over two
+// ymm registers, so it has room for two rows per call instead of four.
+func dotRows(f flavour, rows int) {
+	name := fmt.Sprintf("dot%d%s", rows, f.suffix)
+	params := "n int, x *float32"
+	for r := 0; r < rows; r++ {
+		params += fmt.Sprintf(", w%d *float32", r)
+	}
+	TEXT(name, NOSPLIT, fmt.Sprintf("func(%s, out *[%d]float32)", params, rows))
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s computes four dot products of x with rows w0..w3 (%s); n must be a multiple of %d.", name, f.suffix, 2*f.lanes))
+	Doc(fmt.Sprintf("%s computes %d dot products of x with rows w0..w%d (%s); n must be a multiple of 32.", name, rows, rows-1, f.suffix))
 
+	per := 32 / f.lanes // vectors per row per 32-float block
+	if rows*per+per+1 > f.nregs {
+		panic(name + ": registers")
+	}
 	n := Load(Param("n"), GP64())
 	x := Load(Param("x"), GP64())
-	w := []Register{
-		Load(Param("w0"), GP64()), Load(Param("w1"), GP64()),
-		Load(Param("w2"), GP64()), Load(Param("w3"), GP64()),
+	w := make([]Register, rows)
+	for r := range w {
+		w[r] = Load(Param(fmt.Sprintf("w%d", r)), GP64())
 	}
-	acc := func(r, u int) Register { return f.vec(2*r + u) }
-	xv := []Register{f.vec(8), f.vec(9)}
-	for i := 0; i < 8; i++ {
+	acc := func(r, q int) Register { return f.vec(r*per + q) }
+	xv := func(q int) Register { return f.vec(rows*per + q) }
+	tmp := f.vec(rows*per + per).(VecPhysical)
+	for i := 0; i < rows*per; i++ {
 		f.zero(f.vec(i))
 	}
-	block := 2 * f.lanes
 	TESTQ(n, n)
 	JZ(LabelRef("reduce"))
 	Label("loop")
-	VMOVUPS(Mem{Base: x}, xv[0])
-	VMOVUPS(Mem{Base: x, Disp: 4 * f.lanes}, xv[1])
-	for r := 0; r < 4; r++ {
-		for u := 0; u < 2; u++ {
-			VFMADD231PS(Mem{Base: w[r], Disp: 4 * u * f.lanes}, xv[u], acc(r, u))
+	for q := 0; q < per; q++ {
+		VMOVUPS(Mem{Base: x, Disp: 4 * q * f.lanes}, xv(q))
+	}
+	for r := 0; r < rows; r++ {
+		for q := 0; q < per; q++ {
+			VFMADD231PS(Mem{Base: w[r], Disp: 4 * q * f.lanes}, xv(q), acc(r, q))
 		}
 	}
-	ADDQ(U32(uint64(4*block)), x)
-	for r := 0; r < 4; r++ {
-		ADDQ(U32(uint64(4*block)), w[r])
+	ADDQ(U32(4*32), x)
+	for r := 0; r < rows; r++ {
+		ADDQ(U32(4*32), w[r])
 	}
-	SUBQ(U32(uint64(block)), n)
+	SUBQ(U32(32), n)
 	JNZ(LabelRef("loop"))
 
 	Label("reduce")
 	out := Load(Param("out"), GP64())
-	tmp := f.vec(10)
-	for r := 0; r < 4; r++ {
-		s := acc(r, 0)
-		VADDPS(acc(r, 1), s, s)
-		if f.lanes == 16 {
-			VEXTRACTF64X4(U8(1), s, tmp.(VecPhysical).AsY())
-			VADDPS(tmp.(VecPhysical).AsY(), s.(VecPhysical).AsY(), s.(VecPhysical).AsY())
+	for r := 0; r < rows; r++ {
+		// u0 + u1, lane-wise.
+		for q := 0; q < per/2; q++ {
+			VADDPS(acc(r, q+per/2), acc(r, q), acc(r, q))
 		}
-		sy := s.(VecPhysical).AsY()
-		sx := s.(VecPhysical).AsX()
-		tx := tmp.(VecPhysical).AsX()
-		VEXTRACTF128(U8(1), sy, tx)
-		VADDPS(tx, sx, sx)
-		VHADDPS(sx, sx, sx)
-		VHADDPS(sx, sx, sx)
-		VMOVSS(sx, Mem{Base: out, Disp: 4 * r})
+		s := acc(r, 0).(VecPhysical)
+		// Lanes 0..7 + lanes 8..15.
+		if f.lanes == 16 {
+			VEXTRACTF64X4(U8(1), s, tmp.AsY())
+			VADDPS(tmp.AsY(), s.AsY(), s.AsY())
+		} else {
+			VADDPS(acc(r, 1), s, s)
+		}
+		VEXTRACTF128(U8(1), s.AsY(), tmp.AsX())
+		VADDPS(tmp.AsX(), s.AsX(), s.AsX())
+		VHADDPS(s.AsX(), s.AsX(), s.AsX())
+		VHADDPS(s.AsX(), s.AsX(), s.AsX())
+		VMOVSS(s.AsX(), Mem{Base: out, Disp: 4 * r})
 	}
 	VZEROUPPER()
 	RET()
