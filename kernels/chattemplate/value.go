@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 )
 
 // Template values model Python objects as Jinja2 sees them:
@@ -271,7 +270,7 @@ func writeStrRepr(b *strings.Builder, s string) {
 			b.WriteString(`\t`)
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
 			fmt.Fprintf(b, `\x%02x`, r)
-		case r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ':
+		case !unicode.IsPrint(r) && r != ' ':
 			switch {
 			case r <= 0xff:
 				fmt.Fprintf(b, `\x%02x`, r)
