@@ -1,7 +1,7 @@
 package cache
 
 import (
-	"cmp"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -407,7 +407,7 @@ func (s *Store) List() ([]Meta, error) {
 		if c := b.LastUsed.Compare(a.LastUsed); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.Key.String(), b.Key.String())
+		return bytes.Compare(a.Key[:], b.Key[:])
 	})
 	return metas, nil
 }

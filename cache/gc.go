@@ -1,7 +1,7 @@
 package cache
 
 import (
-	"cmp"
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -56,7 +56,7 @@ func (s *Store) GC(maxBytes int64) (removed []Meta, err error) {
 		if c := a.LastUsed.Compare(b.LastUsed); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.Key.String(), b.Key.String())
+		return bytes.Compare(a.Key[:], b.Key[:])
 	})
 	var total int64
 	for _, m := range metas {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"lrmc/digest"
 )
 
 func TestSecondOpenInSameProcessIsRefused(t *testing.T) {
@@ -63,11 +65,18 @@ func TestSecondOpenInSameProcessIsRefused(t *testing.T) {
 	}
 }
 
-const holdEnv = "LRMC_CACHE_TEST_HOLD"
+const (
+	holdEnv = "LRMC_CACHE_TEST_HOLD"
+	putEnv  = "LRMC_CACHE_TEST_PUT"
+)
+
+// crashValue is what the helper stores before being killed.
+func crashValue() (digest.Digest, []byte) { return key("crash"), payload(13, 10<<20) }
 
 // TestHelperHoldLock is not a test: run as a child process by the tests
-// below, it opens the cache named in $LRMC_CACHE_TEST_HOLD, says "ready" and
-// holds the cache until its stdin closes.
+// below, it opens the cache named in $LRMC_CACHE_TEST_HOLD, stores crashValue
+// if $LRMC_CACHE_TEST_PUT is set, says "ready" and holds the cache until its
+// stdin closes.
 func TestHelperHoldLock(t *testing.T) {
 	dir := os.Getenv(holdEnv)
 	if dir == "" {
@@ -78,7 +87,26 @@ func TestHelperHoldLock(t *testing.T) {
 		fmt.Println(err)
 		os.Exit(1)
 	}
+	if os.Getenv(putEnv) != "" {
+		k, v := crashValue()
+		if err := s.Put(k, "op", "crash", v); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+	}
 	fmt.Println("ready")
+	if os.Getenv(putEnv) == "loop" {
+		// Store until killed, reporting each committed entry. One value
+		// under many keys keeps the time in Put, where the kill should land.
+		v := payload(14, 6<<20)
+		for i := 0; ; i++ {
+			if err := s.Put(key(fmt.Sprint("loop ", i)), "op", fmt.Sprint(i), v); err != nil {
+				fmt.Println(err)
+				os.Exit(1)
+			}
+			fmt.Println("put", i)
+		}
+	}
 	io.Copy(io.Discard, os.Stdin)
 	if err := s.Close(); err != nil {
 		fmt.Println(err)
@@ -88,10 +116,18 @@ func TestHelperHoldLock(t *testing.T) {
 }
 
 // holdInChild starts a process holding dir; closing stdin releases it.
-func holdInChild(t *testing.T, dir string) (*exec.Cmd, io.WriteCloser) {
+// Extra environment settings go to the child.
+func holdInChild(t *testing.T, dir string, env ...string) (*exec.Cmd, io.WriteCloser) {
+	cmd, stdin, _ := startChild(t, dir, env...)
+	return cmd, stdin
+}
+
+// startChild starts the helper and returns it once it is ready, with its
+// stdin and the rest of its stdout.
+func startChild(t *testing.T, dir string, env ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldLock$")
-	cmd.Env = append(os.Environ(), holdEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), holdEnv+"="+dir), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -104,11 +140,12 @@ func holdInChild(t *testing.T, dir string) (*exec.Cmd, io.WriteCloser) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	if line != "ready\n" {
 		t.Fatalf("helper said %q, %v", line, err)
 	}
-	return cmd, stdin
+	return cmd, stdin, out
 }
 
 func TestOtherProcessHoldsLock(t *testing.T) {
@@ -142,18 +179,67 @@ func TestOtherProcessHoldsLock(t *testing.T) {
 	}
 }
 
-func TestLockOfKilledProcessIsFree(t *testing.T) {
+func TestKilledHolderFreesLockAndKeepsItsResults(t *testing.T) {
 	dir := t.TempDir()
-	cmd, _ := holdInChild(t, dir)
+	cmd, _ := holdInChild(t, dir, putEnv+"=1")
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	// The kernel dropped the flock with the process; its record remains
-	// but the lock is free.
+	// The kernel dropped the flock with the process (its holder record
+	// remains, but the lock is free), and what it had stored survives:
+	// Badger's write-ahead log and value log are in the page cache.
 	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatalf("Open after the holder was killed: %v", err)
 	}
-	s.Close()
+	defer s.Close()
+	k, v := crashValue()
+	if got, _, err := s.Get(k); err != nil || !bytes.Equal(got, v) {
+		t.Errorf("value stored by the killed process: %d bytes, %v", len(got), err)
+	}
+}
+
+func TestKillDuringPutsLeavesOnlyGarbage(t *testing.T) {
+	dir := t.TempDir()
+	cmd, _, out := startChild(t, dir, putEnv+"=loop")
+	for {
+		line, err := out.ReadString('\n')
+		if err != nil {
+			t.Fatalf("helper: %q, %v", line, err)
+		}
+		if line == "put 2\n" {
+			break
+		}
+	}
+	// Killed somewhere in entry 3's (or 4's) writes.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	s := openTest(t, dir, Options{})
+	list, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) < 3 {
+		t.Errorf("%d entries survived, want at least the 3 reported as stored", len(list))
+	}
+	for _, m := range list {
+		if _, _, err := s.Get(m.Key); err != nil {
+			t.Errorf("surviving entry %s: %v", m.Name, err)
+		}
+	}
+	if orphans, err := s.orphanChunks(list); err == nil {
+		t.Logf("%d entries survived; %d orphan chunk ranges before Verify", len(list), len(orphans))
+	}
+	bad, err := s.Verify()
+	if err != nil || len(bad) != 0 {
+		t.Errorf("Verify after the kill = %v, %v; want nothing corrupt", bad, err)
+	}
+	metas, _ := s.List()
+	if orphans, err := s.orphanChunks(metas); err != nil || len(orphans) != 0 {
+		t.Errorf("orphan chunks after Verify: %d, %v", len(orphans), err)
+	}
 }
