@@ -71,20 +71,32 @@ type fileJSON struct {
 	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
 	PostProcessor json.RawMessage `json:"post_processor"`
 	Decoder       json.RawMessage `json:"decoder"`
-	Model         json.RawMessage `json:"model"`
+	// The model is decoded in the same pass as the file: the vocabulary is
+	// most of its bytes, and every extra json.Unmarshal rescans them.
+	Model *modelJSON `json:"model"`
 }
 
 func parseTokenizer(data []byte) (*Tokenizer, error) {
 	var f fileJSON
 	if err := json.Unmarshal(data, &f); err != nil {
 		var se *json.SyntaxError
-		if errors.As(err, &se) { // including a truncated file's unexpected end
-
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se): // including a truncated file's unexpected end
 			return nil, fieldError(syntaxPath(data), "%v", err)
+		case errors.As(err, &te) && te.Field != "":
+			// A model of another type fails on its vocab's shape; say so.
+			var head struct {
+				Model *typed `json:"model"`
+			}
+			if json.Unmarshal(data, &head) == nil && head.Model != nil && head.Model.Type != "BPE" {
+				return nil, fieldError("model.type", "%q is not supported (only BPE)", head.Model.Type)
+			}
+			return nil, fieldError(te.Field, "%s value where %s was expected", te.Value, te.Type)
 		}
 		return nil, err
 	}
-	if isNull(f.Model) {
+	if f.Model == nil {
 		return nil, fieldError("model", "missing")
 	}
 	model, err := parseModel(f.Model)
@@ -149,7 +161,7 @@ func parseTokenizer(data []byte) (*Tokenizer, error) {
 
 type modelJSON struct {
 	Type                    string          `json:"type"`
-	Vocab                   json.RawMessage `json:"vocab"`
+	Vocab                   map[string]int32 `json:"vocab"`
 	Merges                  json.RawMessage `json:"merges"`
 	UnkToken                *string         `json:"unk_token"`
 	ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
@@ -160,11 +172,7 @@ type modelJSON struct {
 	Dropout                 *float64        `json:"dropout"`
 }
 
-func parseModel(raw json.RawMessage) (*bpe, error) {
-	var mj modelJSON
-	if err := decodeField(raw, "model", &mj); err != nil {
-		return nil, err
-	}
+func parseModel(mj *modelJSON) (*bpe, error) {
 	if mj.Type != "BPE" {
 		return nil, fieldError("model.type", "%q is not supported (only BPE)", mj.Type)
 	}
@@ -183,12 +191,10 @@ func parseModel(raw json.RawMessage) (*bpe, error) {
 		fuseUnk:      mj.FuseUnk,
 		unk:          -1,
 	}
-	if isNull(mj.Vocab) {
+	if mj.Vocab == nil {
 		return nil, fieldError("model.vocab", "missing")
 	}
-	if err := decodeField(mj.Vocab, "model.vocab", &m.vocab); err != nil {
-		return nil, err
-	}
+	m.vocab = mj.Vocab
 	byID := make(map[int32]string, len(m.vocab))
 	for tok, id := range m.vocab {
 		if id < 0 {
@@ -244,8 +250,11 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
+	// The first entry tells the spelling; trying one and then the other
+	// would scan the list twice.
 	var strs []string
-	if json.Unmarshal(raw, &strs) == nil {
+	if first := bytes.TrimLeft(bytes.TrimLeft(bytes.TrimSpace(raw), "["), " \t\r\n"); len(first) > 0 && first[0] == '"' &&
+		json.Unmarshal(raw, &strs) == nil {
 		out := make([][2]string, len(strs))
 		for i, s := range strs {
 			a, b, ok := strings.Cut(s, " ")
