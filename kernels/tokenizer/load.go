@@ -160,16 +160,16 @@ func parseTokenizer(data []byte) (*Tokenizer, error) {
 }
 
 type modelJSON struct {
-	Type                    string          `json:"type"`
+	Type                    string           `json:"type"`
 	Vocab                   map[string]int32 `json:"vocab"`
-	Merges                  json.RawMessage `json:"merges"`
-	UnkToken                *string         `json:"unk_token"`
-	ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
-	EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
-	FuseUnk                 bool            `json:"fuse_unk"`
-	ByteFallback            bool            `json:"byte_fallback"`
-	IgnoreMerges            bool            `json:"ignore_merges"`
-	Dropout                 *float64        `json:"dropout"`
+	Merges                  json.RawMessage  `json:"merges"`
+	UnkToken                *string          `json:"unk_token"`
+	ContinuingSubwordPrefix *string          `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string          `json:"end_of_word_suffix"`
+	FuseUnk                 bool             `json:"fuse_unk"`
+	ByteFallback            bool             `json:"byte_fallback"`
+	IgnoreMerges            bool             `json:"ignore_merges"`
+	Dropout                 *float64         `json:"dropout"`
 }
 
 func parseModel(mj *modelJSON) (*bpe, error) {
