@@ -204,8 +204,13 @@ func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
 			if m, err = readMeta(txn, key); err != nil {
 				return err
 			}
-			value = make([]byte, m.Size)
+			// Allocated at the first chunk, once scanValue has checked that
+			// m.Size agrees with m.Chunks and the chunk's length.
+			value = nil
 			reason, err = scanValue(txn, m, func(i int, chunk []byte) {
+				if value == nil {
+					value = make([]byte, m.Size)
+				}
 				copy(value[int64(i)*ChunkSize:], chunk)
 			})
 			return err
@@ -215,6 +220,9 @@ func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
 		}
 		if reason == "" {
 			s.touch(m)
+			if value == nil {
+				value = []byte{}
+			}
 			return value, m, nil
 		}
 		dropped, err := s.dropCorrupt(m, reason)

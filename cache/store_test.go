@@ -215,13 +215,19 @@ func TestTamperIsDetectedAndEntryDropped(t *testing.T) {
 	}
 }
 
-func TestMissingOrShortChunkIsCorrupt(t *testing.T) {
+func TestMissingShortOrMisdescribedChunksAreCorrupt(t *testing.T) {
 	s := openTest(t, "", Options{})
-	missing, short := key("missing chunk"), key("short chunk")
-	for _, k := range []digest.Digest{missing, short} {
+	missing, short, huge := key("missing chunk"), key("short chunk"), key("huge")
+	for _, k := range []digest.Digest{missing, short, huge} {
 		if err := s.Put(k, "capture", "acts", payload(6, 10<<20)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Metadata that disagrees with itself must not drive an allocation.
+	m, _, _ := s.Stat(huge)
+	m.Size = 1 << 62
+	if err := s.writeMeta(m); err != nil {
+		t.Fatal(err)
 	}
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Delete(chunkKey(missing, 1)); err != nil {
@@ -238,7 +244,8 @@ func TestMissingOrShortChunkIsCorrupt(t *testing.T) {
 		reason string
 	}{
 		{missing, "chunk 1 of 3 is missing"},
-		{short, fmt.Sprintf("chunk 2 of 3 has 5 bytes, want %d", 10<<20+0-2*ChunkSize)},
+		{short, fmt.Sprintf("chunk 2 of 3 has 5 bytes, want %d", 10<<20-2*ChunkSize)},
+		{huge, "metadata says 4611686018427387904 bytes in 3 chunks"},
 	} {
 		_, _, err := s.Get(tc.k)
 		want := fmt.Sprintf(`cache: entry %s (op "capture", "acts") is corrupt: %s; entry deleted`, tc.k.Short(), tc.reason)
