@@ -41,6 +41,11 @@ const (
 	// DeepSeekV3Regex is the third (word-level) Split pattern of DeepSeek-V3;
 	// digits and CJK runs have been split out by the two before it.
 	DeepSeekV3Regex = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"
+	// DeepSeekV3DigitsRegex and DeepSeekV3CJKRegex are DeepSeek-V3's first
+	// two Split patterns. Go's regexp handles them correctly but slowly, so
+	// they get scanners too.
+	DeepSeekV3DigitsRegex = `\p{N}{1,3}`
+	DeepSeekV3CJKRegex    = `[一-龥぀-ゟ゠-ヿ]+`
 	// GPT2Regex is the pattern the ByteLevel pre-tokenizer applies when its
 	// use_regex flag is set.
 	GPT2Regex = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
@@ -57,6 +62,10 @@ func Compile(expr string) (Pattern, error) {
 		return deepSeekScanner{}, nil
 	case GPT2Regex:
 		return gpt2Scanner{}, nil
+	case DeepSeekV3DigitsRegex:
+		return runScanner{in: func(r rune) bool { return class(r)&cNumber != 0 }, max: 3}, nil
+	case DeepSeekV3CJKRegex:
+		return runScanner{in: isDeepSeekCJK}, nil
 	}
 	// The DeepSeek-V3 form with escaped "\r\n" rather than raw control
 	// characters means the same thing.

@@ -1,7 +1,9 @@
 package pretok
 
 import (
+	"math/rand/v2"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -103,7 +105,7 @@ func TestGPT2(t *testing.T) {
 }
 
 func TestFallbackRegexp(t *testing.T) {
-	if got, want := split(t, `\p{N}{1,3}`, "ab12345c"), []string{"ab", "123", "45", "c"}; !cmp.Equal(got, want) {
+	if got, want := split(t, `\p{N}{1,2}`, "ab12345c"), []string{"ab", "12", "34", "5", "c"}; !cmp.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	if got, want := split(t, `[一-龥぀-ゟ゠-ヿ]+`, "abc日本語のテキストdef"), []string{"abc", "日本語のテキスト", "def"}; !cmp.Equal(got, want) {
@@ -176,4 +178,28 @@ func unhex(t *testing.T, h string) string {
 		b[i] = v
 	}
 	return string(b)
+}
+
+// The scanners for DeepSeek-V3's digit and CJK splits must find exactly what
+// Go's regexp finds for the same patterns.
+func TestRunScannersMatchRegexp(t *testing.T) {
+	alphabet := []rune("a1٣²½Ⅻ 日本語のカ龥龦ー。\n")
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, expr := range []string{DeepSeekV3DigitsRegex, DeepSeekV3CJKRegex} {
+		fast, err := Compile(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow := goRegexp{regexp.MustCompile(expr)}
+		for n := 0; n < 2000; n++ {
+			rs := make([]rune, rng.IntN(12))
+			for i := range rs {
+				rs[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+			s := string(rs)
+			if got, want := Split(nil, s, fast, Isolated), Split(nil, s, slow, Isolated); !cmp.Equal(got, want) {
+				t.Fatalf("%s on %q: scanner %q, regexp %q", expr, s, got, want)
+			}
+		}
+	}
 }

@@ -358,3 +358,36 @@ func gpt2Whitespace(s string, i int) int {
 	}
 	return j
 }
+
+// runScanner matches runs of runes for which in is true, at most max runes
+// long when max > 0: `CLASS+` or `CLASS{1,max}`.
+type runScanner struct {
+	in  func(rune) bool
+	max int
+}
+
+func (rs runScanner) FindNext(s string, from int) (int, int) {
+	for i := from; i < len(s); {
+		r, w := at(s, i)
+		if !rs.in(r) {
+			i += w
+			continue
+		}
+		j, n := i+w, 1
+		for j < len(s) && (rs.max == 0 || n < rs.max) {
+			r2, w2 := at(s, j)
+			if !rs.in(r2) {
+				break
+			}
+			j, n = j+w2, n+1
+		}
+		return i, j
+	}
+	return -1, -1
+}
+
+// isDeepSeekCJK is the class [一-龥぀-ゟ゠-ヿ]: CJK ideographs U+4E00–U+9FA5,
+// Hiragana U+3040–U+309F and Katakana U+30A0–U+30FF.
+func isDeepSeekCJK(r rune) bool {
+	return r >= 0x4E00 && r <= 0x9FA5 || r >= 0x3040 && r <= 0x30FF
+}
