@@ -56,7 +56,11 @@ func (g *Graph) RenderPlan(w io.Writer, st map[*Node]Status) {
 		case Skip:
 			note = " (not needed)"
 		}
-		fmt.Fprintf(w, "  %s %s  %-*s  %s%s  [%s]\n", marks[s], n.Key.Short(), width, n.Op, n.Label, note, strings.Join(n.Runs, " "))
+		runs := ""
+		if len(n.Runs) > 0 && n.Runs[0] != "" {
+			runs = "  [" + strings.Join(n.Runs, " ") + "]"
+		}
+		fmt.Fprintf(w, "  %s %s  %-*s  %s%s%s\n", marks[s], n.Key.Short(), width, n.Op, n.Label, note, runs)
 	}
 	fmt.Fprintf(w, "\n%s\n", g.Summarize(st))
 }
