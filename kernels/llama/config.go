@@ -29,10 +29,77 @@ type Config struct {
 	// SharedClassifier says the output projection is the token embedding
 	// (Model.Classifier aliases Model.Embedding).
 	SharedClassifier bool
+
+	// HeadSize is the width of one attention head when it is not Dim/Heads
+	// (Qwen3 declares head_dim explicitly, e.g. 128 heads of a 1024-wide
+	// stream of 16 heads); 0 means Dim/Heads. Read it through HeadDim.
+	HeadSize int
+	// QKVBias says the query, key and value projections add a bias
+	// (Layer.Bq, Bk, Bv), as Qwen2 does.
+	QKVBias bool
+	// QKNorm says every head of the query and the key goes through an RMSNorm
+	// over the head's width before the rotary embedding (Layer.QNorm, KNorm,
+	// each [HeadDim], shared by all heads), as Qwen3 does.
+	QKNorm bool
+	// RopeStyle says which pairs of a head the rotary embedding rotates; the
+	// zero value is llama2.c's adjacent pairs.
+	RopeStyle RopeStyle
+	// RopeScaling rescales the rotary frequencies; the zero value leaves
+	// them alone.
+	RopeScaling RopeScaling
 }
 
-// HeadDim is the width of one attention head.
-func (c Config) HeadDim() int { return c.Dim / c.Heads }
+// RopeStyle is the pairing of a head's components under the rotary
+// embedding. The two are the same rotation applied to differently ordered
+// rows of Wq and Wk: llama.cpp's converter permutes Hugging Face's Llama
+// rows so that GGUF llama uses RopeInterleaved, while Hugging Face modeling
+// code and GGUF's qwen2/qwen3 use RopeHalf.
+type RopeStyle uint8
+
+const (
+	// RopeInterleaved rotates adjacent pairs (2i, 2i+1), as llama2.c and
+	// GGUF llama do.
+	RopeInterleaved RopeStyle = iota
+	// RopeHalf rotates pairs (i, i+HeadDim/2), Hugging Face's rotate_half
+	// (ggml's NEOX mode).
+	RopeHalf
+)
+
+func (s RopeStyle) String() string {
+	switch s {
+	case RopeInterleaved:
+		return "interleaved"
+	case RopeHalf:
+		return "half"
+	}
+	return fmt.Sprintf("RopeStyle(%d)", uint8(s))
+}
+
+// RopeScaling is a rescaling of the rotary frequencies, Hugging Face's
+// rope_scaling. Only Llama 3.1's "llama3" type is supported: frequencies
+// whose wavelength exceeds OriginalMaxPositions/LowFreqFactor are divided by
+// Factor, those shorter than OriginalMaxPositions/HighFreqFactor are kept,
+// and those between are interpolated smoothly.
+type RopeScaling struct {
+	Type                 string // "" (none) or "llama3"
+	Factor               float64
+	LowFreqFactor        float64
+	HighFreqFactor       float64
+	OriginalMaxPositions int // original_max_position_embeddings
+}
+
+// HeadDim is the width of one attention head: HeadSize when set, else
+// Dim/Heads.
+func (c Config) HeadDim() int {
+	if c.HeadSize > 0 {
+		return c.HeadSize
+	}
+	return c.Dim / c.Heads
+}
+
+// QDim is the width of the query projection and of the attention output:
+// Heads heads. It equals Dim unless HeadSize says otherwise.
+func (c Config) QDim() int { return c.Heads * c.HeadDim() }
 
 // KVDim is the width of the key (and the value) projection: KVHeads heads.
 func (c Config) KVDim() int { return c.KVHeads * c.HeadDim() }
@@ -54,7 +121,9 @@ func (c Config) Validate() error {
 	if c.Layers < 0 {
 		errs = append(errs, fmt.Errorf("layers is %d, must not be negative", c.Layers))
 	}
-	if c.Heads > 0 && c.Dim > 0 && c.Dim%c.Heads != 0 {
+	if c.HeadSize < 0 {
+		errs = append(errs, fmt.Errorf("head_size is %d, must not be negative", c.HeadSize))
+	} else if c.HeadSize == 0 && c.Heads > 0 && c.Dim > 0 && c.Dim%c.Heads != 0 {
 		errs = append(errs, fmt.Errorf("dim %d is not a multiple of heads %d", c.Dim, c.Heads))
 	} else if c.Heads > 0 && c.Dim > 0 && c.HeadDim()%2 != 0 {
 		errs = append(errs, fmt.Errorf("head dim %d is odd; rotary embedding rotates pairs", c.HeadDim()))
@@ -68,18 +137,51 @@ func (c Config) Validate() error {
 	if !(c.RopeTheta > 0) {
 		errs = append(errs, fmt.Errorf("rope_theta is %g, must be positive", c.RopeTheta))
 	}
+	if c.RopeStyle > RopeHalf {
+		errs = append(errs, fmt.Errorf("rope style %v is unknown", c.RopeStyle))
+	}
+	if err := c.RopeScaling.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("llama: invalid config: %w", err)
 	}
 	return nil
 }
 
+func (s RopeScaling) validate() error {
+	switch s.Type {
+	case "":
+		return nil
+	case "llama3":
+	default:
+		return fmt.Errorf("rope scaling type %q is not supported (only \"llama3\")", s.Type)
+	}
+	switch {
+	case !(s.Factor > 0):
+		return fmt.Errorf("llama3 rope scaling factor is %g, must be positive", s.Factor)
+	case !(s.LowFreqFactor > 0) || !(s.HighFreqFactor > s.LowFreqFactor):
+		return fmt.Errorf("llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor, got %g and %g",
+			s.LowFreqFactor, s.HighFreqFactor)
+	case s.OriginalMaxPositions <= 0:
+		return fmt.Errorf("llama3 rope scaling original_max_position_embeddings is %d, must be positive",
+			s.OriginalMaxPositions)
+	}
+	return nil
+}
+
 // Params is the number of parameters, counting a shared classifier once.
 func (c Config) Params() int64 {
-	d, h, kv := int64(c.Dim), int64(c.HiddenDim), int64(c.KVDim())
+	d, h, q, kv := int64(c.Dim), int64(c.HiddenDim), int64(c.QDim()), int64(c.KVDim())
 	perLayer := 2*d + // attention and MLP norms
-		2*d*d + 2*kv*d + // wq, wo; wk, wv
+		2*q*d + 2*kv*d + // wq, wo; wk, wv
 		3*h*d // w1, w2, w3
+	if c.QKVBias {
+		perLayer += q + 2*kv
+	}
+	if c.QKNorm {
+		perLayer += 2 * int64(c.HeadDim())
+	}
 	n := int64(c.Vocab)*d + int64(c.Layers)*perLayer + d
 	if !c.SharedClassifier {
 		n += int64(c.Vocab) * d

@@ -15,7 +15,7 @@ type Decoder struct {
 	// Per-layer caches, [maxSeq, KVDim] each.
 	kc, vc [][]float32
 	// Scratch, reused every step.
-	x, xb, xb2, q, hb, hb2, cos, sin, scores, logits []float32
+	x, xb, xb2, q, att, hb, hb2, cos, sin, scores, logits []float32
 }
 
 // NewDecoder allocates a decoder for positions 0…maxSeq-1: the cache takes
@@ -25,13 +25,14 @@ func NewDecoder(m *Model, maxSeq int) *Decoder {
 	d := &Decoder{
 		m:      m,
 		maxSeq: maxSeq,
-		freqs:  ropeFreqs(c.HeadDim(), c.RopeTheta),
+		freqs:  ropeFreqs(c),
 		kc:     make([][]float32, len(m.Layers)),
 		vc:     make([][]float32, len(m.Layers)),
 		x:      make([]float32, c.Dim),
 		xb:     make([]float32, c.Dim),
 		xb2:    make([]float32, c.Dim),
-		q:      make([]float32, c.Dim),
+		q:      make([]float32, c.QDim()),
+		att:    make([]float32, c.QDim()),
 		hb:     make([]float32, c.HiddenDim),
 		hb2:    make([]float32, c.HiddenDim),
 		cos:    make([]float32, c.HeadDim()/2),
@@ -55,7 +56,7 @@ func (d *Decoder) Step(token int32, pos int) []float32 {
 	if pos < 0 || pos >= d.maxSeq {
 		panic(fmt.Sprintf("llama: Decoder.Step: position %d outside [0, %d)", pos, d.maxSeq))
 	}
-	dim, kvd, hid, hd := c.Dim, c.KVDim(), c.HiddenDim, c.HeadDim()
+	dim, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
 	x := m.Embed([]int32{token}, d.x)
 	ropeAt(d.cos, d.sin, d.freqs, pos)
 	kvMul := c.Heads / c.KVHeads
@@ -64,16 +65,17 @@ func (d *Decoder) Step(token int32, pos int) []float32 {
 		tensor.RMSNorm(d.xb, x, l.AttnNorm, c.NormEps)
 		krow := d.kc[i][pos*kvd : (pos+1)*kvd]
 		vrow := d.vc[i][pos*kvd : (pos+1)*kvd]
-		tensor.MatMul(d.q, d.xb, l.Wq, 1, dim, dim)
+		tensor.MatMul(d.q, d.xb, l.Wq, 1, dim, qd)
 		tensor.MatMul(krow, d.xb, l.Wk, 1, dim, kvd)
 		tensor.MatMul(vrow, d.xb, l.Wv, 1, dim, kvd)
-		rotate(d.q, d.cos, d.sin)
-		rotate(krow, d.cos, d.sin)
+		l.qkPrep(c, d.q, krow, vrow)
+		rotate(d.q, d.cos, d.sin, c.RopeStyle)
+		rotate(krow, d.cos, d.sin, c.RopeStyle)
 		for h := range c.Heads {
 			off := (h / kvMul) * hd
-			attend(d.xb[h*hd:(h+1)*hd], d.q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
+			attend(d.att[h*hd:(h+1)*hd], d.q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
 		}
-		tensor.MatMul(d.xb2, d.xb, l.Wo, 1, dim, dim)
+		tensor.MatMul(d.xb2, d.att, l.Wo, 1, qd, dim)
 		tensor.Add(x, d.xb2)
 
 		tensor.RMSNorm(d.xb, x, l.FFNNorm, c.NormEps)

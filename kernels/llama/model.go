@@ -5,14 +5,22 @@ import (
 )
 
 // Layer holds one transformer block's weights, each [out, in] row-major.
+// QDim is Dim unless Config.HeadSize makes it differ.
 type Layer struct {
 	AttnNorm []float32 // [Dim]
-	Wq       []float32 // [Dim, Dim]
+	Wq       []float32 // [QDim, Dim]
 	Wk, Wv   []float32 // [KVDim, Dim]
-	Wo       []float32 // [Dim, Dim]
+	Wo       []float32 // [Dim, QDim]
 	FFNNorm  []float32 // [Dim]
 	W1, W3   []float32 // gate and up: [HiddenDim, Dim]
 	W2       []float32 // down: [Dim, HiddenDim]
+
+	// Bq [QDim], Bk and Bv [KVDim] are the projection biases, present
+	// exactly when Config.QKVBias.
+	Bq, Bk, Bv []float32
+	// QNorm and KNorm [HeadDim] are the per-head query and key RMSNorm
+	// weights, present exactly when Config.QKNorm.
+	QNorm, KNorm []float32
 }
 
 // Model is a Llama model's configuration and weights.
@@ -36,7 +44,7 @@ func (m *Model) Validate() error {
 	if len(m.Layers) != c.Layers {
 		return fmt.Errorf("llama: model has %d layers, config says %d", len(m.Layers), c.Layers)
 	}
-	d, h, kv, v := c.Dim, c.HiddenDim, c.KVDim(), c.Vocab
+	d, h, q, kv, v, hd := c.Dim, c.HiddenDim, c.QDim(), c.KVDim(), c.Vocab, c.HeadDim()
 	check := func(name string, t []float32, want int) error {
 		if len(t) != want {
 			return fmt.Errorf("llama: tensor %s has %d floats, want %d", name, len(t), want)
@@ -46,14 +54,24 @@ func (m *Model) Validate() error {
 	if err := check("embedding", m.Embedding, v*d); err != nil {
 		return err
 	}
+	// optional is the length an optional tensor must have: its size when
+	// the config asks for it, else none at all.
+	optional := func(on bool, n int) int {
+		if on {
+			return n
+		}
+		return 0
+	}
+	bq, bkv, qkn := optional(c.QKVBias, q), optional(c.QKVBias, kv), optional(c.QKNorm, hd)
 	for i, l := range m.Layers {
 		for _, t := range []struct {
 			name string
 			data []float32
 			want int
 		}{
-			{"attn_norm", l.AttnNorm, d}, {"wq", l.Wq, d * d}, {"wk", l.Wk, kv * d}, {"wv", l.Wv, kv * d},
-			{"wo", l.Wo, d * d}, {"ffn_norm", l.FFNNorm, d}, {"w1", l.W1, h * d}, {"w2", l.W2, d * h}, {"w3", l.W3, h * d},
+			{"attn_norm", l.AttnNorm, d}, {"wq", l.Wq, q * d}, {"wk", l.Wk, kv * d}, {"wv", l.Wv, kv * d},
+			{"wo", l.Wo, d * q}, {"ffn_norm", l.FFNNorm, d}, {"w1", l.W1, h * d}, {"w2", l.W2, d * h}, {"w3", l.W3, h * d},
+			{"bq", l.Bq, bq}, {"bk", l.Bk, bkv}, {"bv", l.Bv, bkv}, {"q_norm", l.QNorm, qkn}, {"k_norm", l.KNorm, qkn},
 		} {
 			if err := check(fmt.Sprintf("layers.%d.%s", i, t.name), t.data, t.want); err != nil {
 				return err

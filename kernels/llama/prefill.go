@@ -40,19 +40,20 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 		panic(fmt.Sprintf("llama: Block: hidden state holds %d floats, want b=%d × t=%d × dim=%d", len(h), b, t, c.Dim))
 	}
 	l := &m.Layers[i]
-	d, kvd, hid, hd := c.Dim, c.KVDim(), c.HiddenDim, c.HeadDim()
+	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
 
 	// Attention.
 	xb := make([]float32, n*d)
 	tensor.RMSNormRows(xb, h, l.AttnNorm, c.NormEps)
-	q := make([]float32, n*d)
+	q := make([]float32, n*qd)
 	k := make([]float32, n*kvd)
 	v := make([]float32, n*kvd)
-	tensor.MatMul(q, xb, l.Wq, n, d, d)
+	tensor.MatMul(q, xb, l.Wq, n, d, qd)
 	tensor.MatMul(k, xb, l.Wk, n, d, kvd)
 	tensor.MatMul(v, xb, l.Wv, n, d, kvd)
+	l.qkPrep(c, q, k, v)
 
-	freqs := ropeFreqs(hd, c.RopeTheta)
+	freqs := ropeFreqs(c)
 	cos, sin := make([]float32, t*hd/2), make([]float32, t*hd/2)
 	for p := range t {
 		ropeAt(cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2], freqs, p)
@@ -60,12 +61,13 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 	for r := range n {
 		p := r % t
 		cs, sn := cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2]
-		rotate(q[r*d:(r+1)*d], cs, sn)
-		rotate(k[r*kvd:(r+1)*kvd], cs, sn)
+		rotate(q[r*qd:(r+1)*qd], cs, sn, c.RopeStyle)
+		rotate(k[r*kvd:(r+1)*kvd], cs, sn, c.RopeStyle)
 	}
 
-	// Each (sequence, head) pair is independent; xb is reused for the
-	// attention output, every pair writing only its own columns.
+	// Each (sequence, head) pair is independent, every pair writing only
+	// its own columns of att.
+	att := make([]float32, n*qd)
 	kvMul := c.Heads / c.KVHeads
 	tensor.Parallel(b*c.Heads, 1, func(lo, hi int) {
 		scores := make([]float32, t)
@@ -74,13 +76,13 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 			kvOff := s*t*kvd + (head/kvMul)*hd
 			for p := range t {
 				r := s*t + p
-				attend(xb[r*d+head*hd:r*d+(head+1)*hd], q[r*d+head*hd:r*d+(head+1)*hd],
+				attend(att[r*qd+head*hd:r*qd+(head+1)*hd], q[r*qd+head*hd:r*qd+(head+1)*hd],
 					k[kvOff:], v[kvOff:], p+1, kvd, scores)
 			}
 		}
 	})
 	out := make([]float32, n*d)
-	tensor.MatMul(out, xb, l.Wo, n, d, d)
+	tensor.MatMul(out, att, l.Wo, n, qd, d)
 	tensor.Add(out, h)
 
 	// SwiGLU MLP.
@@ -93,6 +95,28 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 	tensor.MatMul(xb, hb, l.W2, n, hid, d)
 	tensor.Add(out, xb)
 	return out
+}
+
+// qkPrep applies what comes between the q, k, v projections and the rotary
+// embedding, on any number of rows: the biases (Qwen2), then the per-head
+// RMSNorm of q and k (Qwen3), in Hugging Face's order.
+func (l *Layer) qkPrep(c Config, q, k, v []float32) {
+	if c.QKVBias {
+		addRows(q, l.Bq)
+		addRows(k, l.Bk)
+		addRows(v, l.Bv)
+	}
+	if c.QKNorm {
+		tensor.RMSNormRows(q, q, l.QNorm, c.NormEps)
+		tensor.RMSNormRows(k, k, l.KNorm, c.NormEps)
+	}
+}
+
+// addRows adds bias to every row of x, whose width is len(bias).
+func addRows(x, bias []float32) {
+	for r := 0; r+len(bias) <= len(x); r += len(bias) {
+		tensor.Add(x[r:r+len(bias)], bias)
+	}
 }
 
 // Logits applies the final RMSNorm and the classifier to a hidden state of

@@ -2,20 +2,54 @@ package llama
 
 import "math"
 
-// ropeFreqs returns the rotation frequency of each pair (2i, 2i+1) of a head:
+// ropeFreqs returns the rotation frequency of each pair i of a head:
 // theta^(-2i/headDim), computed in float32 as llama2.c's run.c does
-// (1/powf(theta, 2i/(float)head_size)) so that generation matches it.
-func ropeFreqs(headDim int, theta float64) []float32 {
-	f := make([]float32, headDim/2)
+// (1/powf(theta, 2i/(float)head_size)) so that generation matches it; the
+// same float32 steps are what transformers' default rope initialisation
+// takes. A "llama3" RopeScaling then rescales them.
+func ropeFreqs(c Config) []float32 {
+	hd := c.HeadDim()
+	f := make([]float32, hd/2)
 	for i := range f {
-		e := float32(2*i) / float32(headDim)
-		f[i] = 1 / float32(math.Pow(theta, float64(e)))
+		e := float32(2*i) / float32(hd)
+		f[i] = 1 / float32(math.Pow(c.RopeTheta, float64(e)))
+	}
+	if c.RopeScaling.Type == "llama3" {
+		llama3Scale(f, c.RopeScaling)
 	}
 	return f
 }
 
+// llama3Scale applies Llama 3.1's frequency rescaling in place, step by step
+// as transformers' _compute_llama3_parameters does on a float32 tensor:
+// Python scalars are rounded to float32 where they meet the tensor, and
+// "scalar / tensor" is computed as reciprocal(tensor)·scalar, which is how
+// torch implements it. Matching its rounding keeps a checkpoint's logits
+// where Hugging Face puts them.
+func llama3Scale(f []float32, s RopeScaling) {
+	factor := float32(s.Factor)
+	low := float32(s.LowFreqFactor)
+	old := float32(s.OriginalMaxPositions)
+	lowWavelen := float32(float64(s.OriginalMaxPositions) / s.LowFreqFactor)
+	highWavelen := float32(float64(s.OriginalMaxPositions) / s.HighFreqFactor)
+	span := float32(s.HighFreqFactor - s.LowFreqFactor)
+	for i, inv := range f {
+		wavelen := (1 / inv) * float32(2*math.Pi)
+		switch {
+		case wavelen > lowWavelen:
+			f[i] = inv / factor
+		case wavelen < highWavelen:
+			// High frequencies are kept.
+		default:
+			smooth := ((1/wavelen)*old - low) / span
+			f[i] = float32(float32((1-smooth)*inv)/factor) + float32(smooth*inv)
+		}
+	}
+}
+
 // ropeAt writes cos and sin of pos·freq[i] for every pair, rounding the angle
-// to float32 first as run.c does.
+// to float32 first as run.c (and transformers' float32 matmul of positions by
+// frequencies) does.
 func ropeAt(cos, sin, freqs []float32, pos int) {
 	for i, f := range freqs {
 		a := float64(float32(pos) * f)
@@ -25,18 +59,25 @@ func ropeAt(cos, sin, freqs []float32, pos int) {
 }
 
 // rotate applies the rotary embedding to every head of vec (heads of width
-// 2·len(cos) laid side by side): each adjacent pair (v0, v1) becomes
-// (v0·cos − v1·sin, v0·sin + v1·cos). This is the llama2.c / GGUF layout,
-// not Hugging Face's rotate-half one.
-func rotate(vec, cos, sin []float32) {
-	hd := 2 * len(cos)
+// 2·len(cos) laid side by side): each pair (v0, v1) becomes
+// (v0·cos − v1·sin, v0·sin + v1·cos). RopeInterleaved pairs adjacent
+// components (2i, 2i+1), the llama2.c / GGUF llama layout; RopeHalf pairs
+// (i, i+HeadDim/2), Hugging Face's q·cos + rotate_half(q)·sin, which rounds
+// the same products in the same order.
+func rotate(vec, cos, sin []float32, style RopeStyle) {
+	half := len(cos)
+	hd := 2 * half
 	for h := 0; h+hd <= len(vec); h += hd {
 		v := vec[h : h+hd]
 		for i := range cos {
+			a, b := 2*i, 2*i+1
+			if style == RopeHalf {
+				a, b = i, i+half
+			}
 			c, s := cos[i], sin[i]
-			v0, v1 := v[2*i], v[2*i+1]
-			v[2*i] = float32(v0*c) - float32(v1*s)
-			v[2*i+1] = float32(v0*s) + float32(v1*c)
+			v0, v1 := v[a], v[b]
+			v[a] = float32(v0*c) - float32(v1*s)
+			v[b] = float32(v0*s) + float32(v1*c)
 		}
 	}
 }
