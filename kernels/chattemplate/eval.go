@@ -335,8 +335,12 @@ func (ev *evaluator) eval(e expr, f *frame) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if !hashable(k) {
-				return nil, &evalError{p: e.keys[i].at(), msg: fmt.Sprintf("unhashable type: '%s'", typeName(k))}
+			if !storableKey(k) {
+				msg := fmt.Sprintf("unhashable type: '%s'", typeName(k))
+				if hashable(k) {
+					msg = fmt.Sprintf("dict keys of type %s are not supported", typeName(k))
+				}
+				return nil, &evalError{p: e.keys[i].at(), msg: msg}
 			}
 			v, err := ev.eval(e.vals[i], f)
 			if err != nil {

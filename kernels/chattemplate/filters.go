@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Filters follow jinja2/filters.py; tojson is Hugging Face's.
@@ -48,7 +49,7 @@ func init() {
 		"min":        minMax(-1),
 		"max":        minMax(1),
 		"batch":      filterBatch,
-		"wordcount":  func(v any, a *args) (any, error) { return int64(len(strings.FieldsFunc(toStr(v), isPySpace))), nil },
+		"wordcount":  filterWordcount,
 		"center":     filterCenter,
 		"round":      filterRound,
 	}
@@ -108,6 +109,8 @@ func filterLength(v any, a *args) (any, error) {
 	case *dict:
 		return int64(x.len()), nil
 	case *loopInfo:
+		return int64(len(x.items)), nil
+	case *dictView:
 		return int64(len(x.items)), nil
 	}
 	return nil, fmt.Errorf("object of type '%s' has no len()", typeName(v))
@@ -218,9 +221,24 @@ func filterReverse(v any, a *args) (any, error) {
 	return items, nil
 }
 
+// filterWordcount counts runs of Python's \w (letters, digits, "_").
+func filterWordcount(v any, a *args) (any, error) {
+	n, inWord := int64(0), false
+	for _, r := range toStr(v) {
+		w := r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)
+		if w && !inWord {
+			n++
+		}
+		inWord = w
+	}
+	return n, nil
+}
+
 func filterInt(v any, a *args) (any, error) {
 	def := a.get(0, "default", int64(0))
 	switch x := v.(type) {
+	case undefined:
+		return nil, errors.New(x.message())
 	case bool, int64:
 		n, _ := number(x)
 		return n, nil
@@ -241,6 +259,8 @@ func filterInt(v any, a *args) (any, error) {
 func filterFloat(v any, a *args) (any, error) {
 	def := a.get(0, "default", 0.0)
 	switch x := v.(type) {
+	case undefined:
+		return nil, errors.New(x.message())
 	case bool, int64, float64:
 		n, _ := number(x)
 		return toFloat(n), nil

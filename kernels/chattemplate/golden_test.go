@@ -256,3 +256,38 @@ func TestReferenceChats(t *testing.T) {
 		t.Fatalf("checked %d reference renderings, want 3", n)
 	}
 }
+
+// TestRandomExpressionsMatchJinja2 checks 2,000 random nested expressions
+// (operators, filters, tests, methods, undefined values) against jinja2:
+// the same output, or an error where jinja2 raised one.
+func TestRandomExpressionsMatchJinja2(t *testing.T) {
+	var golden struct {
+		Vars  json.RawMessage `json:"vars"`
+		Cases []struct {
+			Template string  `json:"template"`
+			Want     *string `json:"want"`
+			Error    string  `json:"error"`
+		} `json:"cases"`
+	}
+	loadJSON(t, "random.json", &golden)
+	if len(golden.Cases) != 2000 {
+		t.Fatalf("%d cases, want 2000", len(golden.Cases))
+	}
+	failures := 0
+	for _, c := range golden.Cases {
+		got, err := renderVars(c.Template, golden.Vars)
+		switch {
+		case c.Want != nil && err != nil:
+			t.Errorf("%s: %v; jinja2 rendered %q", c.Template, err, *c.Want)
+		case c.Want != nil && got != *c.Want:
+			t.Errorf("%s:\n got %q\nwant %q", c.Template, got, *c.Want)
+		case c.Want == nil && err == nil:
+			t.Errorf("%s: rendered %q; jinja2 failed with %s", c.Template, got, c.Error)
+		default:
+			continue
+		}
+		if failures++; failures == 20 {
+			t.Fatal("too many failures")
+		}
+	}
+}

@@ -300,14 +300,16 @@ var strMethods = map[string]func(s string, a *args) (any, error){
 }
 
 var dictMethods = map[string]func(d *dict, a *args) (any, error){
-	"items": func(d *dict, a *args) (any, error) { return dictItems(d), nil },
-	"keys":  func(d *dict, a *args) (any, error) { return append([]any{}, d.keys...), nil },
+	"items": func(d *dict, a *args) (any, error) { return &dictView{"dict_items", dictItems(d)}, nil },
+	"keys": func(d *dict, a *args) (any, error) {
+		return &dictView{"dict_keys", append([]any{}, d.keys...)}, nil
+	},
 	"values": func(d *dict, a *args) (any, error) {
 		out := make([]any, 0, d.len())
 		for _, k := range d.keys {
 			out = append(out, d.vals[k])
 		}
-		return out, nil
+		return &dictView{"dict_values", out}, nil
 	},
 	"get": func(d *dict, a *args) (any, error) {
 		k := a.get(0, "key", nil)

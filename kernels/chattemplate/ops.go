@@ -31,6 +31,8 @@ func iterate(v any) ([]any, error) {
 		return out, nil
 	case *loopInfo:
 		return x.items, nil
+	case *dictView:
+		return x.items, nil
 	}
 	return nil, fmt.Errorf("'%s' object is not iterable", typeName(v))
 }
@@ -45,7 +47,26 @@ func asSequence(v any) ([]any, bool) {
 	return nil, false
 }
 
+// hashable reports whether Python could use v as a dict key. Only the
+// scalar kinds can be stored in a dict here; tuples and undefined hash
+// in Python but never match a stored key.
 func hashable(v any) bool {
+	switch x := v.(type) {
+	case nil, bool, int64, float64, string, undefined:
+		return true
+	case tuple:
+		for _, e := range x {
+			if !hashable(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// storableKey reports whether v can be a key of a dict value.
+func storableKey(v any) bool {
 	switch v.(type) {
 	case nil, bool, int64, float64, string:
 		return true
@@ -319,6 +340,10 @@ func unary(op string, x any) (any, error) {
 }
 
 func binary(op string, l, r any) (any, error) {
+	if s, ok := l.(string); ok && op == "%" {
+		// str % x happens in Python before undefined could object.
+		return percentFormat(s, r)
+	}
 	for _, v := range []any{l, r} {
 		if u, ok := v.(undefined); ok {
 			return nil, errors.New(u.message())
@@ -363,6 +388,12 @@ func binary(op string, l, r any) (any, error) {
 				return strings.Repeat(x, c), nil
 			case []any:
 				out := []any{}
+				for range c {
+					out = append(out, x...)
+				}
+				return out, nil
+			case tuple:
+				out := tuple{}
 				for range c {
 					out = append(out, x...)
 				}
@@ -735,6 +766,16 @@ func percentFormat(format string, arg any) (string, error) {
 			return "", fmt.Errorf("unsupported format character '%c' (0x%x)", verb, verb)
 		}
 		b.WriteString(s)
+	}
+	// Python only objects to unused arguments when the argument is not a
+	// mapping or other non-tuple sequence.
+	switch arg.(type) {
+	case *dict, []any, undefined, string:
+		if next == 0 {
+			if _, isStr := arg.(string); !isStr {
+				return b.String(), nil
+			}
+		}
 	}
 	if next < len(args) {
 		return "", errors.New("not all arguments converted during string formatting")

@@ -43,6 +43,9 @@ type dict struct {
 func newDict() *dict { return &dict{vals: map[any]any{}} }
 
 func (d *dict) get(k any) (any, bool) {
+	if !storableKey(k) {
+		return nil, false // also keeps slices (tuples) out of the Go map
+	}
 	v, ok := d.vals[hashKey(k)]
 	return v, ok
 }
@@ -75,6 +78,13 @@ func hashKey(k any) any {
 
 type namespace struct{ attrs *dict }
 
+// dictView is what dict.items(), .keys() and .values() return: iterable,
+// sized, printed as e.g. "dict_keys(['a'])", not subscriptable.
+type dictView struct {
+	kind  string
+	items []any
+}
+
 // callable is a function value; kwargs is nil when none were passed.
 type callable func(args []any, kwargs *dict) (any, error)
 
@@ -103,13 +113,15 @@ func truthy(v any) bool {
 		return len(x) > 0
 	case *dict:
 		return x.len() > 0
+	case *dictView:
+		return len(x.items) > 0
 	}
 	return true
 }
 
 // typeName is Python's type name, as used in Jinja2's messages.
 func typeName(v any) string {
-	switch v.(type) {
+	switch x := v.(type) {
 	case nil:
 		return "NoneType"
 	case undefined:
@@ -130,6 +142,8 @@ func typeName(v any) string {
 		return "dict"
 	case *namespace:
 		return "Namespace"
+	case *dictView:
+		return x.kind
 	case callable:
 		return "function"
 	case *loopInfo:
@@ -207,6 +221,11 @@ func writeRepr(b *strings.Builder, v any) {
 			writeRepr(b, x.vals[k])
 		}
 		b.WriteByte('}')
+	case *dictView:
+		b.WriteString(x.kind)
+		b.WriteByte('(')
+		writeRepr(b, x.items)
+		b.WriteByte(')')
 	case *namespace:
 		b.WriteString("<Namespace ")
 		writeRepr(b, x.attrs)

@@ -260,6 +260,57 @@ def chats():
             "specials": specials, "cases": out}
 
 
+# Random expressions over Python semantics (operators, filters, tests,
+# methods, undefined), rendered by jinja2: random.json.
+RANDOM_VARS = {"x": 5, "s": "abcab", "l": [3, 1, 2], "d": {"k": "v", "z": 0}, "m": {"role": "user", "content": " hi "}}
+ATOMS = ["1", "0", "-3", "2.5", "0.1", "'ab'", "''", "'a b'", "none", "true", "false", "[1, 2, 3]", "[]",
+         "(1, 'x')", "{'k': 1, 'a': [2]}", "{}", "x", "s", "l", "d", "m", "u", "m.role", "m['content']", "l[-1]",
+         "s[1:]", "l[::-1]", "d.k", "m.missing", "ns.v"]
+BINOPS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">=", "in", "not in", "and", "or"]
+FILTERS = ["length", "trim", "upper", "lower", "tojson", "string", "list", "first", "last", "default('D')",
+           "join('-')", "int", "float", "abs", "title", "capitalize", "sort", "sum", "items | list", "unique | list",
+           "reverse | list", "tojson(indent=1)", "replace('a', '')", "count", "wordcount", "dictsort"]
+TESTS = ["defined", "none", "string", "mapping", "number", "sequence", "iterable", "odd", "true", "false",
+         "integer", "float", "boolean"]
+METHODS = ["strip()", "upper()", "split()", "split('a')", "startswith('a')", "endswith('b')", "lstrip('a')",
+           "replace('a', 'z')", "items()", "keys()", "get('k')", "count(1)"]
+
+
+def random_expr(rng, depth=0):
+    r = rng.random()
+    if depth > 2 or r < 0.3:
+        return rng.choice(ATOMS)
+    sub = lambda: random_expr(rng, depth + 1)
+    if r < 0.55:
+        return "(" + sub() + " " + rng.choice(BINOPS) + " " + sub() + ")"
+    if r < 0.7:
+        return "(" + sub() + " | " + rng.choice(FILTERS) + ")"
+    if r < 0.8:
+        return "(" + sub() + " is " + rng.choice(["", "not "]) + rng.choice(TESTS) + ")"
+    if r < 0.9:
+        return "(" + sub() + ")." + rng.choice(METHODS)
+    return "(" + sub() + " if " + sub() + " else " + sub() + ")"
+
+
+def random_cases(n):
+    import random
+    rng = random.Random(20240726)
+    cases = []
+    while len(cases) < n:
+        expr = random_expr(rng)
+        src = "{% set ns = namespace(v=2) %}{{ " + expr + " }}"
+        case = {"template": src}
+        try:
+            case["want"] = env().from_string(src).render(**RANDOM_VARS)
+        except Exception as e:
+            case["error"] = type(e).__name__ + ": " + str(e)
+        # Set operations on dict views have no counterpart here.
+        if "want" in case and case["want"].startswith("{(") :
+            continue
+        cases.append(case)
+    return cases
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     cases = []
@@ -281,6 +332,9 @@ def main():
         cases.append(case)
     with open(os.path.join(here, "constructs.json"), "w") as f:
         json.dump({"jinja2": jinja2.__version__, "cases": cases}, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    with open(os.path.join(here, "random.json"), "w") as f:
+        json.dump({"jinja2": jinja2.__version__, "vars": RANDOM_VARS, "cases": random_cases(2000)}, f, indent=0, ensure_ascii=False)
         f.write("\n")
     with open(os.path.join(here, "chats.json"), "w") as f:
         d = chats()

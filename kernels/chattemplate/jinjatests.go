@@ -36,12 +36,12 @@ func init() {
 		"callable":  isType(func(v any) bool { _, ok := v.(callable); return ok }),
 		"sequence": isType(func(v any) bool {
 			switch v.(type) {
-			case string, []any, tuple, *dict:
+			case string, []any, tuple, *dict, undefined:
 				return true
 			}
 			return false
 		}),
-		"iterable": isType(func(v any) bool { _, err := iterate(v); return err == nil && !isUndefined(v) }),
+		"iterable": isType(func(v any) bool { _, err := iterate(v); return err == nil }),
 		"lower":    isType(func(v any) bool { s := toStr(v); return strings.ToLower(s) == s }),
 		"upper":    isType(func(v any) bool { s := toStr(v); return strings.ToUpper(s) == s }),
 		"odd": func(v any, _ []any) (bool, error) {
