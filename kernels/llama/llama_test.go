@@ -33,11 +33,18 @@ func randModel(c Config, seed uint64) *Model {
 	}
 	m := &Model{Config: c, Embedding: mat(c.Vocab, c.Dim)}
 	for range c.Layers {
-		m.Layers = append(m.Layers, Layer{
-			AttnNorm: norm(c.Dim), Wq: mat(c.Dim, c.Dim), Wk: mat(c.KVDim(), c.Dim), Wv: mat(c.KVDim(), c.Dim),
-			Wo: mat(c.Dim, c.Dim), FFNNorm: norm(c.Dim), W1: mat(c.HiddenDim, c.Dim), W2: mat(c.Dim, c.HiddenDim),
+		l := Layer{
+			AttnNorm: norm(c.Dim), Wq: mat(c.QDim(), c.Dim), Wk: mat(c.KVDim(), c.Dim), Wv: mat(c.KVDim(), c.Dim),
+			Wo: mat(c.Dim, c.QDim()), FFNNorm: norm(c.Dim), W1: mat(c.HiddenDim, c.Dim), W2: mat(c.Dim, c.HiddenDim),
 			W3: mat(c.HiddenDim, c.Dim),
-		})
+		}
+		if c.QKVBias {
+			l.Bq, l.Bk, l.Bv = mat(1, c.QDim()), mat(1, c.KVDim()), mat(1, c.KVDim())
+		}
+		if c.QKNorm {
+			l.QNorm, l.KNorm = norm(c.HeadDim()), norm(c.HeadDim())
+		}
+		m.Layers = append(m.Layers, l)
 	}
 	m.FinalNorm = norm(c.Dim)
 	if c.SharedClassifier {
@@ -57,12 +64,48 @@ func randTokens(n, vocab int, seed uint64) []int32 {
 	return t
 }
 
+// refInvFreq is the rotary frequency of pair i, written in float64 from the
+// definitions: theta^(-2i/hd), and for "llama3" scaling Meta's
+// apply_scaling (wavelength above old/low: divided by factor; below
+// old/high: kept; between: smooth = (old/wavelen − low)/(high − low),
+// (1−smooth)·f/factor + smooth·f).
+func refInvFreq(c Config, i int) float64 {
+	hd := refHeadDim(c)
+	f := math.Pow(c.RopeTheta, -float64(2*i)/float64(hd))
+	s := c.RopeScaling
+	if s.Type != "llama3" {
+		return f
+	}
+	old := float64(s.OriginalMaxPositions)
+	wavelen := 2 * math.Pi / f
+	switch {
+	case wavelen < old/s.HighFreqFactor:
+		return f
+	case wavelen > old/s.LowFreqFactor:
+		return f / s.Factor
+	}
+	smooth := (old/wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+	return (1-smooth)*f/s.Factor + smooth*f
+}
+
+// refHeadDim is the head width the reference uses, derived independently of
+// Config.HeadDim.
+func refHeadDim(c Config) int {
+	if c.HeadSize != 0 {
+		return c.HeadSize
+	}
+	return c.Dim / c.Heads
+}
+
 // refForward is an independent float64 Llama forward pass for one sequence,
 // written from the architecture's definition: the whole causal score matrix
-// at once, rotary embedding as a complex rotation of adjacent pairs.
+// at once, rotary embedding as a complex rotation of adjacent pairs (or of
+// pairs half a head apart, for RopeHalf), biases added after the q, k, v
+// projections and per-head RMSNorm of q and k before the rotation.
 func refForward(m *Model, tokens []int32) [][]float64 {
 	c := m.Config
-	d, hd, T := c.Dim, c.HeadDim(), len(tokens)
+	d, hd, T := c.Dim, refHeadDim(c), len(tokens)
+	qd, kvd := c.Heads*hd, c.KVHeads*hd
 	linear := func(w []float32, x []float64, out int) []float64 {
 		y := make([]float64, out)
 		for o := range y {
@@ -87,9 +130,25 @@ func refForward(m *Model, tokens []int32) [][]float64 {
 	rope := func(v []float64, pos int) {
 		for h := 0; h < len(v); h += hd {
 			for i := 0; i < hd/2; i++ {
-				angle := float64(pos) * math.Pow(c.RopeTheta, -float64(2*i)/float64(hd))
-				z := complex(v[h+2*i], v[h+2*i+1]) * complex(math.Cos(angle), math.Sin(angle))
-				v[h+2*i], v[h+2*i+1] = real(z), imag(z)
+				a, b := h+2*i, h+2*i+1
+				if c.RopeStyle == RopeHalf {
+					a, b = h+i, h+i+hd/2
+				}
+				angle := float64(pos) * refInvFreq(c, i)
+				z := complex(v[a], v[b]) * complex(math.Cos(angle), math.Sin(angle))
+				v[a], v[b] = real(z), imag(z)
+			}
+		}
+	}
+	// prep adds an optional bias, then RMS-normalises each head when w is
+	// given.
+	prep := func(v []float64, bias, w []float32) {
+		for i := range bias {
+			v[i] += float64(bias[i])
+		}
+		if w != nil {
+			for h := 0; h < len(v); h += hd {
+				copy(v[h:h+hd], rms(v[h:h+hd], w))
 			}
 		}
 	}
@@ -104,12 +163,15 @@ func refForward(m *Model, tokens []int32) [][]float64 {
 		q, k, v := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		for t := range T {
 			xn := rms(x[t], l.AttnNorm)
-			q[t], k[t], v[t] = linear(l.Wq, xn, d), linear(l.Wk, xn, c.KVDim()), linear(l.Wv, xn, c.KVDim())
+			q[t], k[t], v[t] = linear(l.Wq, xn, qd), linear(l.Wk, xn, kvd), linear(l.Wv, xn, kvd)
+			prep(q[t], l.Bq, l.QNorm)
+			prep(k[t], l.Bk, l.KNorm)
+			prep(v[t], l.Bv, nil)
 			rope(q[t], t)
 			rope(k[t], t)
 		}
 		for t := range T {
-			att := make([]float64, d)
+			att := make([]float64, qd)
 			for h := range c.Heads {
 				kh := h / (c.Heads / c.KVHeads)
 				w := make([]float64, t+1)
@@ -189,6 +251,83 @@ func TestForwardAgainstFloat64(t *testing.T) {
 			t.Fatalf("shared=%v: max relative logit error %.3g exceeds %g", shared, worst, tol)
 		}
 		t.Logf("shared=%v: max relative logit error vs float64: %.3g", shared, worst)
+	}
+}
+
+// variants are small models with each Hugging Face family's features, alone
+// and together.
+var variants = map[string]Config{
+	// Qwen2: q/k/v biases, rotate-half RoPE.
+	"qwen2": {Dim: 32, HiddenDim: 44, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 50, SeqLen: 16,
+		NormEps: 1e-6, RopeTheta: 1e6, QKVBias: true, RopeStyle: RopeHalf},
+	// Qwen3: heads wider than Dim/Heads (QDim 48 ≠ Dim 32), per-head q/k norm.
+	"qwen3": {Dim: 32, HiddenDim: 44, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 50, SeqLen: 16,
+		NormEps: 1e-6, RopeTheta: 1e6, HeadSize: 12, QKNorm: true, RopeStyle: RopeHalf, SharedClassifier: true},
+	// Llama 3.1: "llama3" scaling with a short original context so that,
+	// with 8-wide heads, one pair is kept, one interpolated and two divided.
+	"llama3.1": {Dim: 32, HiddenDim: 44, Layers: 2, Heads: 4, KVHeads: 1, Vocab: 50, SeqLen: 16,
+		NormEps: 1e-5, RopeTheta: 10000, RopeStyle: RopeHalf,
+		RopeScaling: RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 64}},
+	// Every option at once, with interleaved RoPE.
+	"all": {Dim: 24, HiddenDim: 40, Layers: 2, Heads: 3, KVHeads: 1, Vocab: 40, SeqLen: 16,
+		NormEps: 1e-5, RopeTheta: 500, HeadSize: 10, QKVBias: true, QKNorm: true,
+		RopeScaling: RopeScaling{Type: "llama3", Factor: 4, LowFreqFactor: 1, HighFreqFactor: 2, OriginalMaxPositions: 20}},
+}
+
+func TestVariantsAgainstFloat64(t *testing.T) {
+	for name, c := range variants {
+		m := randModel(c, 21)
+		if err := m.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		const b, T = 2, 12
+		tokens := randTokens(b*T, c.Vocab, 22)
+		logits := m.Forward(tokens, b, T)
+		dec := NewDecoder(m, T)
+		var worst, worstDec float64
+		for s := range b {
+			ref := refForward(m, tokens[s*T:(s+1)*T])
+			for p := range T {
+				worst = math.Max(worst, maxRelErr(logits[(s*T+p)*c.Vocab:(s*T+p+1)*c.Vocab], ref[p]))
+				if s == 1 {
+					worstDec = math.Max(worstDec, maxRelErr(dec.Step(tokens[s*T+p], p), ref[p]))
+				}
+			}
+		}
+		if worst > 1e-5 || worstDec > 1e-5 {
+			t.Errorf("%s: max relative logit error vs float64: Forward %.3g, Decoder %.3g; want ≤ 1e-5", name, worst, worstDec)
+		}
+		t.Logf("%s: max relative logit error vs float64: Forward %.3g, Decoder %.3g", name, worst, worstDec)
+	}
+}
+
+// TestLlama3Freqs checks the float32 frequencies against the float64
+// definition for Llama 3.1 8B's published rope settings, where all three
+// regimes occur, and that each regime really is hit.
+func TestLlama3Freqs(t *testing.T) {
+	c := Config{Dim: 4096, Heads: 32, RopeTheta: 500000,
+		RopeScaling: RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 8192}}
+	f := ropeFreqs(c)
+	var kept, divided, smoothed int
+	for i, got := range f {
+		want := refInvFreq(c, i)
+		if e := math.Abs(float64(got)-want) / want; e > 1e-6 {
+			t.Errorf("pair %d: frequency %g, want %g (relative error %.2g)", i, got, want, e)
+		}
+		plain := math.Pow(c.RopeTheta, -float64(2*i)/128)
+		switch r := want / plain; {
+		case r == 1:
+			kept++
+		case r == 1.0/8:
+			divided++
+		default:
+			smoothed++
+		}
+	}
+	// 2π/f = 2π·500000^(i/64) crosses 8192/4 = 2048 at i ≈ 28.2 and 8192
+	// at i ≈ 35.0.
+	if kept != 29 || smoothed != 6 || divided != 29 {
+		t.Errorf("kept %d, smoothed %d, divided %d pairs; want 29, 6, 29", kept, smoothed, divided)
 	}
 }
 
@@ -334,6 +473,26 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("error %q, want %q", err, want)
 	}
 	c = testConfig
+	c.HeadSize, c.RopeStyle = 7, 2
+	c.RopeScaling = RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 4, HighFreqFactor: 1, OriginalMaxPositions: 8192}
+	want = "llama: invalid config: head dim 7 is odd; rotary embedding rotates pairs\nrope style RopeStyle(2) is unknown\n" +
+		"llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor, got 4 and 1"
+	if err := c.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	c = testConfig
+	// With an explicit head size, Dim need not be a multiple of Heads.
+	c.HeadSize = 12
+	c.Dim = 30
+	if err := c.Validate(); err != nil {
+		t.Fatalf("explicit head size: %v", err)
+	}
+	c.RopeScaling.Type = "yarn"
+	want = `llama: invalid config: rope scaling type "yarn" is not supported (only "llama3")`
+	if err := c.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	c = testConfig
 	c.Dim, c.Heads, c.KVHeads = 24, 8, 8 // head dim 3
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "head dim 3 is odd") {
 		t.Fatalf("odd head dim: %v", err)
@@ -352,13 +511,19 @@ func TestParams(t *testing.T) {
 		t.Fatalf("unshared Params = %d, want %d", got, 260032+512*64)
 	}
 	// And the count matches the tensors a model holds.
-	m := randModel(testConfig, 13)
-	n := len(m.Embedding) + len(m.FinalNorm) + len(m.Classifier)
-	for _, l := range m.Layers {
-		n += len(l.AttnNorm) + len(l.Wq) + len(l.Wk) + len(l.Wv) + len(l.Wo) + len(l.FFNNorm) + len(l.W1) + len(l.W2) + len(l.W3)
-	}
-	if int64(n) != testConfig.Params() {
-		t.Fatalf("model holds %d floats, Params says %d", n, testConfig.Params())
+	for name, c := range map[string]Config{"test": testConfig, "qwen2": variants["qwen2"], "qwen3": variants["qwen3"], "all": variants["all"]} {
+		m := randModel(c, 13)
+		n := len(m.Embedding) + len(m.FinalNorm)
+		if !c.SharedClassifier {
+			n += len(m.Classifier)
+		}
+		for _, l := range m.Layers {
+			n += len(l.AttnNorm) + len(l.Wq) + len(l.Wk) + len(l.Wv) + len(l.Wo) + len(l.FFNNorm) + len(l.W1) + len(l.W2) + len(l.W3) +
+				len(l.Bq) + len(l.Bk) + len(l.Bv) + len(l.QNorm) + len(l.KNorm)
+		}
+		if int64(n) != c.Params() {
+			t.Errorf("%s: model holds %d floats, Params says %d", name, n, c.Params())
+		}
 	}
 }
 
@@ -366,6 +531,19 @@ func TestModelValidateNamesTensor(t *testing.T) {
 	m := randModel(testConfig, 14)
 	m.Layers[1].W2 = m.Layers[1].W2[:10]
 	want := "llama: tensor layers.1.w2 has 10 floats, want 1408"
+	if err := m.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	// Optional tensors must be present exactly when the config asks.
+	m = randModel(variants["qwen3"], 14)
+	m.Layers[0].Bk = make([]float32, 24)
+	want = "llama: tensor layers.0.bk has 24 floats, want 0"
+	if err := m.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	m = randModel(variants["qwen3"], 14)
+	m.Layers[1].KNorm = nil
+	want = "llama: tensor layers.1.k_norm has 0 floats, want 12"
 	if err := m.Validate(); err == nil || err.Error() != want {
 		t.Fatalf("error %v, want %q", err, want)
 	}
