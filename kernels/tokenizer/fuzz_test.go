@@ -62,11 +62,16 @@ func BenchmarkEncode(b *testing.B) {
 		tk := load(b, name)
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
-			var n int
+			var n, passes int
+			cpu0 := processCPU()
 			for b.Loop() {
 				// A fresh cache per pass would measure cold starts; the
 				// steady state of a long stream is the warm one.
 				n = len(tk.Encode(text, false))
+				passes++
+			}
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(passes*len(text))/1e6/cpu.Seconds(), "MB/cpu-s")
 			}
 			b.ReportMetric(float64(len(text))/float64(n), "bytes/token")
 		})

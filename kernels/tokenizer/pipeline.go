@@ -63,26 +63,23 @@ type preTokenizer struct {
 	prefixAt       int
 }
 
-// split returns the pieces of s.
-func (p *preTokenizer) split(s string) []string {
-	pieces := []string{s}
-	for i := 0; ; i++ {
-		if p.addPrefixSpace && i == p.prefixAt {
-			for k, pc := range pieces {
-				if !strings.HasPrefix(pc, " ") {
-					pieces[k] = " " + pc
-				}
-			}
-		}
-		if i == len(p.splits) {
-			return pieces
-		}
-		var next []string
-		for _, pc := range pieces {
-			next = pretok.Split(next, pc, p.splits[i].pattern, p.splits[i].behavior)
-		}
-		pieces = next
+// each calls yield with each piece of s, running the splits as a pipeline
+// so that no list of pieces is built.
+func (p *preTokenizer) each(s string, yield func(piece string)) {
+	p.stage(0, s, yield)
+}
+
+func (p *preTokenizer) stage(i int, s string, yield func(string)) {
+	if p.addPrefixSpace && i == p.prefixAt && !strings.HasPrefix(s, " ") {
+		s = " " + s
 	}
+	if i == len(p.splits) {
+		yield(s)
+		return
+	}
+	pretok.Each(s, p.splits[i].pattern, p.splits[i].behavior, func(piece string) {
+		p.stage(i+1, piece, yield)
+	})
 }
 
 // A decoder turns tokens back into text pieces (tokenizers' decode_chain).

@@ -78,12 +78,10 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
 }
 
 func (t *Tokenizer) encodePieces(dst []int32, s string) []int32 {
-	for _, pc := range t.preTok.split(s) {
-		if t.preTok.byteLevel {
-			dst = t.model.appendRaw(dst, pc)
-		} else {
-			dst = t.model.appendText(dst, pc)
-		}
+	if t.preTok.byteLevel {
+		t.preTok.each(s, func(piece string) { dst = t.model.appendRaw(dst, piece) })
+	} else {
+		t.preTok.each(s, func(piece string) { dst = t.model.appendText(dst, piece) })
 	}
 	return dst
 }

@@ -149,6 +149,18 @@ func ParseBehavior(name string) (Behavior, error) {
 // Split appends to dst the pieces of s and returns the extended slice. No
 // piece is empty.
 func Split(dst []string, s string, p Pattern, b Behavior) []string {
+	Each(s, p, b, func(piece string) { dst = append(dst, piece) })
+	return dst
+}
+
+// Each calls yield with each piece of s in order, as Split would return
+// them, without collecting them.
+func Each(s string, p Pattern, b Behavior, yield func(piece string)) {
+	emit := func(piece string) {
+		if piece != "" {
+			yield(piece)
+		}
+	}
 	prev := 0    // end of the last match
 	pending := 0 // start of the piece being built for MergedWithNext
 	for from := 0; from < len(s); {
@@ -158,27 +170,21 @@ func Split(dst []string, s string, p Pattern, b Behavior) []string {
 		}
 		switch b {
 		case Isolated:
-			dst = appendNonEmpty(dst, s[prev:start])
-			dst = append(dst, s[start:end])
+			emit(s[prev:start])
+			emit(s[start:end])
 		case Removed:
-			dst = appendNonEmpty(dst, s[prev:start])
+			emit(s[prev:start])
 		case MergedWithPrevious:
-			dst = append(dst, s[prev:end])
+			emit(s[prev:end])
 		case MergedWithNext:
-			dst = appendNonEmpty(dst, s[pending:start])
+			emit(s[pending:start])
 			pending = start
 		}
 		prev, from = end, end
 	}
 	if b == MergedWithNext {
-		return appendNonEmpty(dst, s[pending:])
+		emit(s[pending:])
+		return
 	}
-	return appendNonEmpty(dst, s[prev:])
-}
-
-func appendNonEmpty(dst []string, s string) []string {
-	if s == "" {
-		return dst
-	}
-	return append(dst, s)
+	emit(s[prev:])
 }
