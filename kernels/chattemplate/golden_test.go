@@ -263,19 +263,40 @@ func TestReferenceChats(t *testing.T) {
 func TestRandomExpressionsMatchJinja2(t *testing.T) {
 	var golden struct {
 		Vars  json.RawMessage `json:"vars"`
-		Cases []struct {
-			Template string  `json:"template"`
-			Want     *string `json:"want"`
-			Error    string  `json:"error"`
-		} `json:"cases"`
+		Cases []randomCase `json:"cases"`
 	}
 	loadJSON(t, "random.json", &golden)
 	if len(golden.Cases) != 2000 {
 		t.Fatalf("%d cases, want 2000", len(golden.Cases))
 	}
+	checkRandom(t, golden.Vars, golden.Cases)
+}
+
+// TestRandomLayoutsMatchJinja2 checks 1,000 random mixes of text,
+// whitespace and tags with "-"/"+" modifiers: whitespace control under
+// trim_blocks and lstrip_blocks must match jinja2 byte for byte.
+func TestRandomLayoutsMatchJinja2(t *testing.T) {
+	var golden struct {
+		Layouts []randomCase `json:"layouts"`
+	}
+	loadJSON(t, "random.json", &golden)
+	if len(golden.Layouts) != 1000 {
+		t.Fatalf("%d layouts, want 1000", len(golden.Layouts))
+	}
+	checkRandom(t, []byte("{}"), golden.Layouts)
+}
+
+type randomCase struct {
+	Template string  `json:"template"`
+	Want     *string `json:"want"`
+	Error    string  `json:"error"`
+}
+
+func checkRandom(t *testing.T, vars []byte, cases []randomCase) {
+	t.Helper()
 	failures := 0
-	for _, c := range golden.Cases {
-		got, err := renderVars(c.Template, golden.Vars)
+	for _, c := range cases {
+		got, err := renderVars(c.Template, vars)
 		switch {
 		case c.Want != nil && err != nil:
 			t.Errorf("%s: %v; jinja2 rendered %q", c.Template, err, *c.Want)

@@ -247,3 +247,22 @@ func TestIntegerLimits(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkQwen3Render(b *testing.B) {
+	tpl, sp, err := FromTokenizerConfig(shareddata.Path(b, "tokenizers", "qwen3", "tokenizer_config.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	msgs := []Message{
+		{Role: "system", Content: "You are helpful."},
+		{Role: "user", Content: "What is 2+3?"},
+		{Role: "assistant", Content: "<think>\nadd\n</think>\n\n5"},
+		{Role: "user", Content: "Now multiply that by 4."},
+	}
+	opts := Options{AddGenerationPrompt: true, EOSToken: sp.EOS, Vars: map[string]any{"enable_thinking": false}}
+	for b.Loop() {
+		if _, err := tpl.Render(msgs, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -311,6 +311,50 @@ def random_cases(n):
     return cases
 
 
+def random_layout(rng):
+    """A random mix of text, whitespace and tags with whitespace-control
+    modifiers, to pin down trim_blocks, lstrip_blocks, "-" and "+"."""
+    texts = ["a", "b c", " ", "  ", "\t", "\n", "\n  ", "  \n", "\n\n", " x\n", "\r\n", ""]
+    out = []
+    depth = []
+    for _ in range(rng.randint(1, 9)):
+        out.append("".join(rng.choice(texts) for _ in range(rng.randint(0, 3))))
+        l = rng.choice(["", "", "-", "+"])
+        r = rng.choice(["", "", "-", "+"])
+        kind = rng.random()
+        if kind < 0.25:
+            out.append("{{" + ("-" if l == "-" else "") + " 'v' " + ("-" if r == "-" else "") + "}}")
+        elif kind < 0.4:
+            out.append("{#" + l + " c " + r + "#}")
+        elif kind < 0.6 or not depth:
+            tag = rng.choice(["if true", "for i in [1, 2]", "if false"])
+            depth.append("endif" if tag.startswith("if") else "endfor")
+            out.append("{%" + l + " " + tag + " " + r + "%}")
+        elif kind < 0.7:
+            out.append("{%" + l + " set q = 1 " + r + "%}")
+        else:
+            out.append("{%" + l + " " + depth.pop() + " " + r + "%}")
+    while depth:
+        out.append(rng.choice(["", "\n", "  "]) + "{%" + rng.choice(["", "-"]) + " " + depth.pop() + " %}")
+    out.append(rng.choice(["", "\n", " \n", "z"]))
+    return "".join(out)
+
+
+def layout_cases(n):
+    import random
+    rng = random.Random(7)
+    cases = []
+    for _ in range(n):
+        src = random_layout(rng)
+        case = {"template": src}
+        try:
+            case["want"] = env().from_string(src).render()
+        except Exception as e:
+            case["error"] = type(e).__name__ + ": " + str(e)
+        cases.append(case)
+    return cases
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     cases = []
@@ -334,7 +378,8 @@ def main():
         json.dump({"jinja2": jinja2.__version__, "cases": cases}, f, indent=1, ensure_ascii=False)
         f.write("\n")
     with open(os.path.join(here, "random.json"), "w") as f:
-        json.dump({"jinja2": jinja2.__version__, "vars": RANDOM_VARS, "cases": random_cases(2000)}, f, indent=0, ensure_ascii=False)
+        json.dump({"jinja2": jinja2.__version__, "vars": RANDOM_VARS, "cases": random_cases(2000),
+                   "layouts": layout_cases(1000)}, f, indent=0, ensure_ascii=False)
         f.write("\n")
     with open(os.path.join(here, "chats.json"), "w") as f:
         d = chats()
