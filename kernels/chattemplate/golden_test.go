@@ -263,7 +263,7 @@ func TestReferenceChats(t *testing.T) {
 func TestRandomExpressionsMatchJinja2(t *testing.T) {
 	var golden struct {
 		Vars  json.RawMessage `json:"vars"`
-		Cases []randomCase `json:"cases"`
+		Cases []randomCase    `json:"cases"`
 	}
 	loadJSON(t, "random.json", &golden)
 	if len(golden.Cases) != 2000 {
