@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -172,5 +173,33 @@ func TestDecodeDetails(t *testing.T) {
 	}
 	if got, want := mistral.Decode([]int32{1, hello}, false), "<s> Hello"; got != want {
 		t.Errorf("mistral with BOS: got %q, want %q", got, want)
+	}
+}
+
+// Encode may be called from several goroutines (the word cache is shared).
+func TestConcurrentEncode(t *testing.T) {
+	tk := load(t, "llama3")
+	texts := []string{"Once upon a time, there was a little girl named Lily.", "She liked to play outside.", "12345 6789"}
+	want := make([][]int32, len(texts))
+	for i, s := range texts {
+		want[i] = tk.Encode(s, false)
+	}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for n := 0; n < 200; n++ {
+				i := (n + g) % len(texts)
+				if got := tk.Encode(texts[i]+" x", false); !cmp.Equal(got[:len(want[i])], want[i]) {
+					done <- fmt.Errorf("goroutine %d: Encode(%q) = %v", g, texts[i], got)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }
