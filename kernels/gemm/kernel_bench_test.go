@@ -57,10 +57,11 @@ func BenchmarkBlocking(b *testing.B) {
 				im.kc, im.mc = kc, mcPanels*im.mr
 				b.Run(fmt.Sprintf("%s/kc%d/mc%d", name, im.kc, im.mc), func(b *testing.B) {
 					out, x, w := benchOperands(s)
+					meter := startMeter(b, s)
 					for b.Loop() {
 						im.matMul(out, x, w, s.m, s.k, s.n, 1)
 					}
-					reportGFLOPS(b, s)
+					meter.report()
 				})
 			}
 		}

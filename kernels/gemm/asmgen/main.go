@@ -99,6 +99,23 @@ func gemmKernel(f flavour, mr, nvec, unroll int) {
 	kc := Load(Param("kc"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+
+	// Touch the C tile now so its lines (rows ldc apart, usually out of L2 for
+	// transformer widths) arrive while the k loop runs instead of stalling
+	// the stores at the end. First and last float of each row cover an
+	// unaligned row.
+	row := GP64()
+	MOVQ(c, row)
+	for i := 0; i < mr; i++ {
+		PREFETCHT0(Mem{Base: row})
+		PREFETCHT0(Mem{Base: row, Disp: 4*nr - 4})
+		if i+1 < mr {
+			ADDQ(ldc, row)
+		}
+	}
 
 	for i := 0; i < nacc; i++ {
 		f.zero(f.vec(i))
@@ -139,9 +156,6 @@ func gemmKernel(f flavour, mr, nvec, unroll int) {
 	JNZ(LabelRef("tailloop"))
 
 	Label("store")
-	c := Load(Param("c"), GP64())
-	ldc := Load(Param("ldc"), GP64())
-	SHLQ(U8(2), ldc)
 	accum := Load(Param("accum"), GP8())
 	TESTB(accum, accum)
 	JZ(LabelRef("overwrite"))
