@@ -102,7 +102,6 @@ func notFound(key digest.Digest) error {
 // Putting the value already stored only refreshes LastUsed. value must not
 // change during the call.
 func (s *Store) Put(key digest.Digest, op, name string, value []byte) error {
-	sum := digest.Of(value)
 	mu := s.keyLock(key)
 	mu.Lock()
 	defer mu.Unlock()
@@ -110,13 +109,17 @@ func (s *Store) Put(key digest.Digest, op, name string, value []byte) error {
 	defer s.sweep.RUnlock()
 
 	now := s.now().UTC()
+	size := int64(len(value))
 	old, ok, err := s.Stat(key)
 	if err != nil {
 		return err
 	}
-	if ok && old.Sum == sum && old.Size == int64(len(value)) {
-		old.LastUsed = now
-		return s.writeMeta(old)
+	var sum digest.Digest
+	if ok && old.Size == size {
+		if sum = digest.Of(value); sum == old.Sum {
+			old.LastUsed = now
+			return s.writeMeta(old)
+		}
 	}
 	if ok {
 		// Remove the old entry first: a crash while the new chunks are
@@ -126,22 +129,39 @@ func (s *Store) Put(key digest.Digest, op, name string, value []byte) error {
 		}
 	}
 
-	m := Meta{Key: key, Op: op, Name: name, Size: int64(len(value)), Chunks: numChunks(int64(len(value))),
-		Sum: sum, Created: now, LastUsed: now}
+	m := Meta{Key: key, Op: op, Name: name, Size: size, Chunks: numChunks(size), Created: now, LastUsed: now}
+	if sum.IsZero() {
+		// Hash on another core while Badger writes: the two take similar
+		// time, so overlapping them nearly halves a new entry's Put.
+		sumc := make(chan digest.Digest, 1)
+		go func() { sumc <- digest.Of(value) }()
+		err = s.writeChunks(m, value)
+		sum = <-sumc // wait even on error: value is the caller's again after Put
+	} else {
+		err = s.writeChunks(m, value)
+	}
+	if err != nil {
+		return err
+	}
+	m.Sum = sum
+	// The Meta goes last: until it is committed the entry does not exist.
+	return s.writeMeta(m)
+}
+
+func (s *Store) writeChunks(m Meta, value []byte) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for i := range m.Chunks {
 		lo := int64(i) * ChunkSize
 		hi := min(lo+ChunkSize, m.Size)
-		if err := wb.Set(chunkKey(key, i), value[lo:hi]); err != nil {
+		if err := wb.Set(chunkKey(m.Key, i), value[lo:hi]); err != nil {
 			return fmt.Errorf("cache: put %s: chunk %d: %w", m.describe(), i, err)
 		}
 	}
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("cache: put %s: write chunks: %w", m.describe(), err)
 	}
-	// The Meta goes last: until it is committed the entry does not exist.
-	return s.writeMeta(m)
+	return nil
 }
 
 func (s *Store) writeMeta(m Meta) error {
@@ -204,15 +224,7 @@ func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
 			if m, err = readMeta(txn, key); err != nil {
 				return err
 			}
-			// Allocated at the first chunk, once scanValue has checked that
-			// m.Size agrees with m.Chunks and the chunk's length.
-			value = nil
-			reason, err = scanValue(txn, m, func(i int, chunk []byte) {
-				if value == nil {
-					value = make([]byte, m.Size)
-				}
-				copy(value[int64(i)*ChunkSize:], chunk)
-			})
+			value, reason, err = readValue(txn, m)
 			return err
 		})
 		if err != nil {
@@ -220,9 +232,6 @@ func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
 		}
 		if reason == "" {
 			s.touch(m)
-			if value == nil {
-				value = []byte{}
-			}
 			return value, m, nil
 		}
 		dropped, err := s.dropCorrupt(m, reason)
@@ -236,15 +245,70 @@ func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
 	return nil, Meta{}, fmt.Errorf("cache: entry %s keeps changing while being read", key.Short())
 }
 
-// scanValue feeds m's chunks in order to fn and checks their lengths and the
-// sum of the whole. It returns a non-empty reason if the stored value is
-// damaged, and an error only for failures that say nothing about the data
-// (a closed database).
-func scanValue(txn *badger.Txn, m Meta, fn func(i int, chunk []byte)) (reason string, err error) {
+// readValue assembles m's value and checks it, returning a non-empty reason
+// if it is damaged. A goroutine hashes each chunk's copy while the next one
+// is copied, so a Get costs about the larger of copying and hashing rather
+// than their sum.
+func readValue(txn *badger.Txn, m Meta) (value []byte, reason string, err error) {
+	ends := make(chan int64, m.Chunks) // end offsets of the copied chunks, in order
+	sumc := make(chan digest.Digest, 1)
+	reason, err = scanChunks(txn, m, func(i int, chunk []byte) {
+		if value == nil {
+			// Allocated only now that scanChunks has checked that Size
+			// agrees with Chunks and with this chunk.
+			value = make([]byte, m.Size)
+			go hashRegions(value, ends, sumc)
+		}
+		off := int64(i) * ChunkSize
+		copy(value[off:], chunk)
+		ends <- off + int64(len(chunk))
+	})
+	close(ends)
+	sum := digest.Of(nil)
+	if value != nil {
+		sum = <-sumc
+	} else {
+		value = []byte{}
+	}
+	if reason == "" && err == nil {
+		reason = checkSum(m, sum)
+	}
+	if reason != "" || err != nil {
+		return nil, reason, err
+	}
+	return value, "", nil
+}
+
+// hashRegions hashes value up to each offset received from ends, then sends
+// the digest.
+func hashRegions(value []byte, ends <-chan int64, sumc chan<- digest.Digest) {
+	h := digest.New()
+	var start int64
+	for end := range ends {
+		h.Write(value[start:end])
+		start = end
+	}
+	sumc <- h.Digest()
+}
+
+// checkSum returns the reason for a content hash that differs from m.Sum, or
+// "" if it matches.
+func checkSum(m Meta, got digest.Digest) string {
+	if got == m.Sum {
+		return ""
+	}
+	return fmt.Sprintf("content hash %s does not match the recorded %s", got.Short(), m.Sum.Short())
+}
+
+// scanChunks feeds m's chunks in order to fn, checking that they exist and
+// have the lengths m implies; fn must not keep the chunk (it is Badger's
+// memory-mapped value log). It returns a non-empty reason if the stored
+// chunks are damaged, and an error only for failures that say nothing about
+// the data (a closed database). Checking the content hash is the caller's.
+func scanChunks(txn *badger.Txn, m Meta, fn func(i int, chunk []byte)) (reason string, err error) {
 	if m.Size < 0 || m.Chunks != numChunks(m.Size) {
 		return fmt.Sprintf("metadata says %d bytes in %d chunks", m.Size, m.Chunks), nil
 	}
-	h := digest.New()
 	for i := range m.Chunks {
 		want := min(ChunkSize, m.Size-int64(i)*ChunkSize)
 		item, err := txn.Get(chunkKey(m.Key, i))
@@ -261,7 +325,6 @@ func scanValue(txn *badger.Txn, m Meta, fn func(i int, chunk []byte)) (reason st
 				return nil
 			}
 			fn(i, v)
-			h.Write(v)
 			return nil
 		})
 		if err != nil {
@@ -270,9 +333,6 @@ func scanValue(txn *badger.Txn, m Meta, fn func(i int, chunk []byte)) (reason st
 		if reason != "" {
 			return reason, nil
 		}
-	}
-	if got := h.Digest(); got != m.Sum {
-		return fmt.Sprintf("content hash %s does not match the recorded %s", got.Short(), m.Sum.Short()), nil
 	}
 	return "", nil
 }

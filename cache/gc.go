@@ -169,7 +169,11 @@ func (s *Store) Verify() (bad []Meta, err error) {
 		var reason string
 		err := s.db.View(func(txn *badger.Txn) error {
 			var err error
-			reason, err = scanValue(txn, m, func(int, []byte) {})
+			h := digest.New()
+			reason, err = scanChunks(txn, m, func(_ int, chunk []byte) { h.Write(chunk) })
+			if reason == "" && err == nil {
+				reason = checkSum(m, h.Digest())
+			}
 			return err
 		})
 		if err != nil {
