@@ -54,27 +54,24 @@ func (m *bpe) initByteIDs() {
 }
 
 // appendRaw appends the ids of a pre-tokenized piece given as raw bytes,
-// mapping it to the byte-level alphabet first. Results are cached per piece.
+// each byte standing for its byte-level rune; byteIDs must be set (Load
+// checks). Results are cached per piece.
 func (m *bpe) appendRaw(dst []int32, piece string) []int32 {
 	if ids, ok := m.cache.get(piece); ok {
 		return append(dst, ids...)
 	}
 	var ids []int32
-	if m.byteIDs == nil {
-		ids = m.appendWord(nil, byteLevel(piece))
-	} else {
-		if m.ignoreMerges {
-			if id, ok := m.vocab[byteLevel(piece)]; ok {
-				ids = []int32{id}
-			}
+	if m.ignoreMerges {
+		if id, ok := m.vocab[byteLevel(piece)]; ok {
+			ids = []int32{id}
 		}
-		if ids == nil {
-			ids = make([]int32, len(piece))
-			for i := 0; i < len(piece); i++ {
-				ids[i] = m.byteIDs[piece[i]]
-			}
-			ids = m.mergeAll(ids)
+	}
+	if ids == nil {
+		ids = make([]int32, len(piece))
+		for i := 0; i < len(piece); i++ {
+			ids[i] = m.byteIDs[piece[i]]
 		}
+		ids = m.mergeAll(ids)
 	}
 	m.cache.put(piece, ids)
 	return append(dst, ids...)

@@ -127,8 +127,8 @@ func parseTokenizer(data []byte) (*Tokenizer, error) {
 		if a.special {
 			t.special[a.id] = true
 		}
-		// As in tokenizers, special tokens are always matched in the raw text.
-		if a.normalized && !a.special {
+		// As in tokenizers, the normalized flag alone decides, special or not.
+		if a.normalized {
 			normed = append(normed, a)
 		} else {
 			raw = append(raw, a)

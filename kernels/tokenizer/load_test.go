@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -173,5 +174,43 @@ func TestMetaSplitMatchesWholeWord(t *testing.T) {
 	split := tk.model.appendText(nil, text)
 	if !cmp.Equal(whole, split) {
 		t.Errorf("split encoding differs from the whole-word one (%d vs %d ids)", len(split), len(whole))
+	}
+}
+
+// A GPT-2 style file: ByteLevel with its default use_regex and a prefix space.
+func TestByteLevelGPT2Style(t *testing.T) {
+	vocab := map[string]int{}
+	for b := range 256 {
+		vocab[string(byteToRune[b])] = b
+	}
+	vocab["Ġt"] = 256
+	vocab["Ġth"] = 257
+	vocabJSON, err := json.Marshal(vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeDir(t, `{"added_tokens": [],
+		"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": true},
+		"decoder": {"type": "ByteLevel"},
+		"model": {"type": "BPE", "vocab": `+string(vocabJSON)+`, "merges": ["Ġ t", "Ġt h"]}}`, "")
+	tk, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// " the" (prefix space added) → Ġ t h e → Ġt h e → Ġth e; "  x" keeps
+	// its own leading space and splits by the GPT-2 regex into " " and " x".
+	ids := tk.Encode("the  x", false)
+	sp := int32(vocab["Ġ"])
+	want := []int32{257, 'e', sp, sp, 'x'}
+	if !cmp.Equal(ids, want) {
+		t.Errorf("Encode = %v %q, want %v", ids, tk.Tokens(ids), want)
+	}
+	if got := tk.Decode(ids, false); got != " the  x" {
+		t.Errorf("Decode = %q", got)
+	}
+	// A vocabulary without the byte runes cannot serve ByteLevel.
+	_, err = Load(writeDir(t, `{"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": `+tinyVocab+`}}`, ""))
+	if err == nil || !strings.HasSuffix(err.Error(), "tokenizer.json: model.vocab: ByteLevel pre-tokenizer but the vocabulary lacks some of the 256 byte runes") {
+		t.Errorf("missing byte runes: got %v", err)
 	}
 }
