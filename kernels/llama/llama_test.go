@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -546,5 +547,57 @@ func TestModelValidateNamesTensor(t *testing.T) {
 	want = "llama: tensor layers.1.k_norm has 0 floats, want 12"
 	if err := m.Validate(); err == nil || err.Error() != want {
 		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
+// TestWithRopeStyle: a model converted to the other pairing, and back,
+// computes the same logits; the round trip restores the weights exactly.
+func TestWithRopeStyle(t *testing.T) {
+	for name, c := range variants {
+		m := randModel(c, 31)
+		other := RopeHalf
+		if c.RopeStyle == RopeHalf {
+			other = RopeInterleaved
+		}
+		conv := m.WithRopeStyle(other)
+		if conv.Config.RopeStyle != other || m.Config.RopeStyle != c.RopeStyle {
+			t.Fatalf("%s: styles %v and %v after converting to %v", name, m.Config.RopeStyle, conv.Config.RopeStyle, other)
+		}
+		if err := conv.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		const T = 10
+		tokens := randTokens(T, c.Vocab, 32)
+		want, got := m.Forward(tokens, 1, T), conv.Forward(tokens, 1, T)
+		var worst float64
+		for p := range T {
+			ref := make([]float64, c.Vocab)
+			for i := range ref {
+				ref[i] = float64(want[p*c.Vocab+i])
+			}
+			worst = math.Max(worst, maxRelErr(got[p*c.Vocab:(p+1)*c.Vocab], ref))
+		}
+		if worst > 1e-5 {
+			t.Errorf("%s: converted model's logits differ by %.3g of the logit scale", name, worst)
+		}
+		back := conv.WithRopeStyle(c.RopeStyle)
+		for i := range m.Layers {
+			a, b := m.Layers[i], back.Layers[i]
+			for _, p := range [][2][]float32{{a.Wq, b.Wq}, {a.Wk, b.Wk}, {a.Bq, b.Bq}, {a.Bk, b.Bk}, {a.QNorm, b.QNorm}, {a.KNorm, b.KNorm}} {
+				if !slices.Equal(p[0], p[1]) {
+					t.Fatalf("%s: layer %d: round trip changed a q/k tensor", name, i)
+				}
+			}
+		}
+		if m.WithRopeStyle(c.RopeStyle) != m {
+			t.Errorf("%s: converting to the model's own style made a copy", name)
+		}
+	}
+	// One head of width 4, interleaved (a0 b0 a1 b1) → half (a0 a1 b0 b1).
+	c := Config{Dim: 4, HiddenDim: 2, Heads: 1, KVHeads: 1, Vocab: 2, SeqLen: 2, NormEps: 1e-5, RopeTheta: 10000}
+	m := randModel(c, 1)
+	m.Layers = []Layer{{Bq: []float32{0, 1, 2, 3}}}
+	if got := m.WithRopeStyle(RopeHalf).Layers[0].Bq; !slices.Equal(got, []float32{0, 2, 1, 3}) {
+		t.Errorf("interleaved→half permutes [0 1 2 3] to %v, want [0 2 1 3]", got)
 	}
 }

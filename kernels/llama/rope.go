@@ -81,3 +81,52 @@ func rotate(vec, cos, sin []float32, style RopeStyle) {
 		}
 	}
 }
+
+// WithRopeStyle returns the same function as m computed with the given
+// rotary pairing: the rows of Wq and Wk (and of Bq, Bk, QNorm and KNorm) are
+// reordered within every head so that the pairs the new style rotates hold
+// what the old style's pairs held. This is the permutation llama.cpp's
+// converter applies to Hugging Face Llama checkpoints, and its inverse.
+// Query–key products are sums over a head's components, so only their
+// order, not their value, changes: logits agree to rounding. The permuted
+// tensors are new; every other slice is shared with m. When m already uses
+// style, m itself is returned.
+func (m *Model) WithRopeStyle(style RopeStyle) *Model {
+	if m.Config.RopeStyle == style {
+		return m
+	}
+	hd := m.Config.HeadDim()
+	half := hd / 2
+	// perm[j] is the row of the old layout that lands at row j of a head.
+	perm := make([]int, hd)
+	for i := range half {
+		if style == RopeHalf { // from interleaved
+			perm[i], perm[i+half] = 2*i, 2*i+1
+		} else { // from half
+			perm[2*i], perm[2*i+1] = i, i+half
+		}
+	}
+	rows := func(w []float32, width int) []float32 {
+		if w == nil {
+			return nil
+		}
+		out := make([]float32, len(w))
+		for h := 0; h < len(w)/width; h += hd {
+			for j, src := range perm {
+				copy(out[(h+j)*width:(h+j+1)*width], w[(h+src)*width:(h+src+1)*width])
+			}
+		}
+		return out
+	}
+	out := *m
+	out.Config.RopeStyle = style
+	out.Layers = make([]Layer, len(m.Layers))
+	d := m.Config.Dim
+	for i, l := range m.Layers {
+		l.Wq, l.Wk = rows(l.Wq, d), rows(l.Wk, d)
+		l.Bq, l.Bk = rows(l.Bq, 1), rows(l.Bk, 1)
+		l.QNorm, l.KNorm = rows(l.QNorm, 1), rows(l.KNorm, 1)
+		out.Layers[i] = l
+	}
+	return &out
+}
