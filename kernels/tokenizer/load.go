@@ -227,13 +227,14 @@ func parseModel(mj *modelJSON) (*bpe, error) {
 		a, okA := m.vocab[p[0]]
 		b, okB := m.vocab[p[1]]
 		ab, okAB := m.vocab[p[0]+p[1]]
-		path := fmt.Sprintf("model.merges[%d]", rank)
-		switch {
-		case !okA:
-			return nil, fieldError(path, "token %q is not in the vocabulary", p[0])
-		case !okB:
-			return nil, fieldError(path, "token %q is not in the vocabulary", p[1])
-		case !okAB:
+		if !okA || !okB || !okAB {
+			path := fmt.Sprintf("model.merges[%d]", rank)
+			switch {
+			case !okA:
+				return nil, fieldError(path, "token %q is not in the vocabulary", p[0])
+			case !okB:
+				return nil, fieldError(path, "token %q is not in the vocabulary", p[1])
+			}
 			return nil, fieldError(path, "merged token %q is not in the vocabulary", p[0]+p[1])
 		}
 		// A repeated pair keeps its last rank, as tokenizers' map insert does.

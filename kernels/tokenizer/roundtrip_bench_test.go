@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -74,6 +75,26 @@ func BenchmarkEncode(b *testing.B) {
 				b.ReportMetric(float64(passes*len(text))/1e6/cpu.Seconds(), "MB/cpu-s")
 			}
 			b.ReportMetric(float64(len(text))/float64(n), "bytes/token")
+		})
+	}
+}
+
+// BenchmarkLoad measures parsing tokenizer.json and tokenizer_config.json.
+func BenchmarkLoad(b *testing.B) {
+	for _, name := range []string{"qwen3", "llama3", "deepseek_v3", "mistral_v0.1"} {
+		dir := filepath.Dir(shareddata.Path(b, "tokenizers", name, "tokenizer.json"))
+		b.Run(name, func(b *testing.B) {
+			var passes int
+			cpu0 := processCPU()
+			for b.Loop() {
+				if _, err := Load(dir); err != nil {
+					b.Fatal(err)
+				}
+				passes++
+			}
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(cpu.Seconds()*1e3/float64(passes), "cpu-ms/op")
+			}
 		})
 	}
 }
