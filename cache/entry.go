@@ -123,7 +123,8 @@ func (s *Store) Put(key digest.Digest, op, name string, value []byte) error {
 	}
 	if ok {
 		// Remove the old entry first: a crash while the new chunks are
-		// half written must not leave the old Meta describing them.
+		// half written must not leave the old Meta describing them. Old
+		// chunks past the new count become garbage for GC.
 		if err := s.deleteLocked(key); err != nil {
 			return err
 		}
@@ -392,8 +393,9 @@ func (s *Store) touch(m Meta) {
 	}
 }
 
-// Delete removes key's entry. It returns an ErrNotFound error when there is
-// none (after clearing any chunks a crashed write left under key).
+// Delete removes key's entry, or returns an ErrNotFound error if there is
+// none. The entry ends at once; its chunks stay on disk as garbage until the
+// next GC or Verify drops them and returns their space.
 func (s *Store) Delete(key digest.Digest) error {
 	mu := s.keyLock(key)
 	mu.Lock()
@@ -404,33 +406,20 @@ func (s *Store) Delete(key digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	if err := s.deleteLocked(key); err != nil {
-		return err
-	}
 	if !ok {
 		return notFound(key)
 	}
-	return nil
+	return s.deleteLocked(key)
 }
 
-// deleteLocked removes key's Meta, which ends the entry, then its chunks.
-// The caller holds key's lock and sweep for reading.
+// deleteLocked removes key's Meta, which ends the entry. Its chunks are left
+// for GC: dropped there in one DropPrefix with the evicted entries' chunks,
+// their value-log space becomes reclaimable at once, whereas deleting them
+// key by key here would leave it unreclaimable until Badger's compactions
+// happened to merge the deletions with the values. The caller holds key's
+// lock and sweep for reading.
 func (s *Store) deleteLocked(key digest.Digest) error {
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaKey(key)) }); err != nil {
-		return fmt.Errorf("cache: delete entry %s: %w", key.Short(), err)
-	}
-	keys, err := s.keysWithPrefix(chunksOf(key))
-	if err != nil {
-		return fmt.Errorf("cache: delete entry %s: %w", key.Short(), err)
-	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
-			return fmt.Errorf("cache: delete entry %s: %w", key.Short(), err)
-		}
-	}
-	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("cache: delete entry %s: %w", key.Short(), err)
 	}
 	return nil

@@ -22,16 +22,19 @@ const discardRatio = 0.3
 // returns the disk space to the file system as far as Badger allows.
 //
 // How Badger frees space: values live in append-only value-log files, which
-// are only ever deleted whole. GC drops the evicted chunks with DropPrefix,
-// which flushes the memtable, compacts the dropped keys out of the LSM tree
-// and records, per value-log file, how many bytes became garbage. Then
+// are only ever deleted whole. GC drops the chunks of evicted entries, and of
+// entries removed earlier by Delete or by Get's corruption handling, with
+// DropPrefix, which flushes the memtable, compacts the dropped keys out of
+// the LSM tree and records, per value-log file, how many bytes became
+// garbage. (Deleting keys one by one records nothing until background
+// compactions happen to merge the deletions with the values, which in a
+// cache whose LSM tree holds only pointers can take indefinitely.) Then
 // Badger's value-log GC rewrites the live rest of each file that is at least
 // discardRatio garbage and deletes it. So space is reclaimed in units of
 // value-log files (256 MiB); files with less garbage, and the file currently
-// being appended to, keep their garbage until later writes and GCs. Entries
-// removed by Delete or by Get's corruption handling are deleted rather than
-// dropped, and their space becomes reclaimable after Badger's own background
-// compactions reach them.
+// being appended to, keep their garbage until later writes and GCs. Chunks
+// superseded by a Put that replaced an entry's value with a different one
+// are overwritten rather than dropped and wait for those compactions.
 //
 // Writers block while GC decides what to drop; readers do not.
 func (s *Store) GC(maxBytes int64) (removed []Meta, err error) {

@@ -137,29 +137,66 @@ func TestPutReplacesAndRefreshes(t *testing.T) {
 	if err != nil || !bytes.Equal(got, v2) || m.Name != "v2" || m.Chunks != 1 {
 		t.Fatalf("after replacing: Get = %d bytes, %+v, %v", len(got), m, err)
 	}
+	// The two chunks past the new end are garbage for GC.
+	if keys, _ := s.keysWithPrefix(chunksOf(k)); len(keys) != 3 {
+		t.Errorf("after replacing 3 chunks by 1: %d chunk keys before GC, want 3", len(keys))
+	}
+	if _, err := s.GC(1 << 40); err != nil {
+		t.Fatal(err)
+	}
 	if keys, _ := s.keysWithPrefix(chunksOf(k)); len(keys) != 1 {
-		t.Errorf("after replacing 3 chunks by 1: %d chunk keys remain", len(keys))
+		t.Errorf("after replacing 3 chunks by 1: %d chunk keys after GC, want 1", len(keys))
+	}
+	if got, _, err := s.Get(k); err != nil || !bytes.Equal(got, v2) {
+		t.Errorf("after GC: Get = %d bytes, %v", len(got), err)
 	}
 }
 
-func TestDelete(t *testing.T) {
-	s := openTest(t, "", Options{})
-	k := key("delete")
-	if err := s.Put(k, "op", "x", payload(3, 5<<20)); err != nil {
+func TestDeleteAndReclaim(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{valueLogFileSize: 9 << 20})
+	keep := key("keep")
+	if err := s.Put(keep, "op", "keep", payload(3, 1000)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(k); err != nil {
-		t.Fatal(err)
+	var gone []digest.Digest
+	for i := range 5 {
+		k := key(fmt.Sprint("delete ", i))
+		if err := s.Put(k, "op", "x", payload(uint64(i), 8<<20)); err != nil {
+			t.Fatal(err)
+		}
+		gone = append(gone, k)
 	}
-	if _, ok, _ := s.Stat(k); ok {
-		t.Error("entry still there after Delete")
+	for _, k := range gone {
+		if err := s.Delete(k); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.Stat(k); ok {
+			t.Errorf("entry %s still there after Delete", k.Short())
+		}
 	}
-	if keys, _ := s.keysWithPrefix(chunksOf(k)); len(keys) != 0 {
-		t.Errorf("%d chunks remain after Delete", len(keys))
-	}
-	err := s.Delete(k)
-	if want := "cache: entry " + k.Short() + ": not found"; !errors.Is(err, ErrNotFound) || err.Error() != want {
+	err := s.Delete(gone[0])
+	if want := "cache: entry " + gone[0].Short() + ": not found"; !errors.Is(err, ErrNotFound) || err.Error() != want {
 		t.Errorf("second Delete error = %v, want %q", err, want)
+	}
+
+	before := vlogBytes(t, dir)
+	if removed, err := s.GC(1 << 40); err != nil || len(removed) != 0 {
+		t.Fatalf("GC = %v, %v; want nothing evicted", removed, err)
+	}
+	after := vlogBytes(t, dir)
+	t.Logf("value log: %.1f MiB before GC, %.1f MiB after", float64(before)/(1<<20), float64(after)/(1<<20))
+	for _, k := range gone {
+		if keys, _ := s.keysWithPrefix(chunksOf(k)); len(keys) != 0 {
+			t.Errorf("%d chunks of deleted %s remain after GC", len(keys), k.Short())
+		}
+	}
+	// 40 MiB deleted; at most the file being appended to may keep some.
+	if after > 9<<20 {
+		t.Errorf("value log holds %.1f MiB after GC, want at most 9", float64(after)/(1<<20))
+	}
+	if _, _, err := s.Get(keep); err != nil {
+		t.Errorf("kept entry: %v", err)
 	}
 }
 
