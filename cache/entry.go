@@ -2,7 +2,6 @@ package cache
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,35 +59,6 @@ func (e *CorruptError) Error() string {
 }
 
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
-
-// Key layout. Chunk keys sort by entry and then by index, so one prefix
-// iteration finds all of an entry's chunks.
-const (
-	metaPrefix  = "m/"
-	chunkPrefix = "c/"
-	filePrefix  = "f/"
-)
-
-func metaKey(k digest.Digest) []byte {
-	return append([]byte(metaPrefix), k[:]...)
-}
-
-func chunksOf(k digest.Digest) []byte {
-	return append([]byte(chunkPrefix), k[:]...)
-}
-
-func chunkKey(k digest.Digest, i int) []byte {
-	return binary.BigEndian.AppendUint32(chunksOf(k), uint32(i))
-}
-
-// parseChunkKey splits a chunk key; ok is false for a malformed one.
-func parseChunkKey(b []byte) (k digest.Digest, i int, ok bool) {
-	if len(b) != len(chunkPrefix)+digest.Size+4 {
-		return k, 0, false
-	}
-	copy(k[:], b[len(chunkPrefix):])
-	return k, int(binary.BigEndian.Uint32(b[len(chunkPrefix)+digest.Size:])), true
-}
 
 func numChunks(size int64) int {
 	return int((size + ChunkSize - 1) / ChunkSize)
