@@ -6,8 +6,15 @@ import (
 	"lrmc/digest"
 )
 
-// Key layout. Chunk keys sort by entry and then by index, so one prefix
-// iteration finds all of an entry's chunks.
+// Key layout of the Badger database:
+//
+//	m/<key>             JSON Meta; its presence is the entry's existence
+//	c/<key><index BE32> one chunk of the value
+//	f/<absolute path>   FileDigest memo (JSON fileMemo)
+//	format              formatVersion
+//
+// Chunk keys sort by entry and then by index, so one prefix iteration (or
+// one DropPrefix) covers all of an entry's chunks.
 const (
 	metaPrefix  = "m/"
 	chunkPrefix = "c/"
