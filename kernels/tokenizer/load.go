@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 
@@ -463,6 +464,20 @@ func parsePreTokenizer(raw json.RawMessage, path string, p *preTokenizer) error 
 		}
 		p.splits = append(p.splits, splitStep{pat, b})
 		return nil
+	case "Metaspace":
+		m, split, err := parseMetaspace(raw, path)
+		if err != nil {
+			return err
+		}
+		if p.meta != nil {
+			return fieldError(path, "a second Metaspace is not supported")
+		}
+		p.meta, p.metaAt = m, len(p.splits)
+		if split {
+			pat, _ := pretok.Literal(m.rep)
+			p.splits = append(p.splits, splitStep{pat, pretok.MergedWithNext})
+		}
+		return nil
 	case "ByteLevel":
 		var s struct {
 			AddPrefixSpace bool  `json:"add_prefix_space"`
@@ -484,6 +499,40 @@ func parsePreTokenizer(raw json.RawMessage, path string, p *preTokenizer) error 
 		return nil
 	}
 	return fieldError(path+".type", "pre-tokenizer %q is not supported", h.Type)
+}
+
+// parseMetaspace reads a Metaspace pre-tokenizer or decoder, in both the
+// current form (prepend_scheme, split) and the older one (add_prefix_space).
+func parseMetaspace(raw json.RawMessage, path string) (m *metaspace, split bool, err error) {
+	var s struct {
+		Replacement    string  `json:"replacement"`
+		PrependScheme  *string `json:"prepend_scheme"`
+		AddPrefixSpace *bool   `json:"add_prefix_space"`
+		Split          *bool   `json:"split"`
+	}
+	if err := decodeField(raw, path, &s); err != nil {
+		return nil, false, err
+	}
+	if utf8.RuneCountInString(s.Replacement) != 1 {
+		return nil, false, fieldError(path+".replacement", "%q is not one rune", s.Replacement)
+	}
+	m = &metaspace{rep: s.Replacement, scheme: prependAlways}
+	switch {
+	case s.PrependScheme != nil:
+		switch *s.PrependScheme {
+		case "always":
+		case "first":
+			m.scheme = prependFirst
+		case "never":
+			m.scheme = prependNever
+		default:
+			return nil, false, fieldError(path+".prepend_scheme", "%q is not always, first or never", *s.PrependScheme)
+		}
+	case s.AddPrefixSpace != nil && !*s.AddPrefixSpace:
+		m.scheme = prependNever
+	}
+	// tokenizers defaults split to true.
+	return m, s.Split == nil || *s.Split, nil
 }
 
 func parsePostProcessor(raw json.RawMessage, path string, t *Tokenizer) ([]templateItem, error) {
@@ -575,6 +624,12 @@ func parseDecoder(raw json.RawMessage, path string) (decoder, error) {
 		return byteLevelDecoder{}, nil
 	case "ByteFallback":
 		return byteFallbackDecoder{}, nil
+	case "Metaspace":
+		m, _, err := parseMetaspace(raw, path)
+		if err != nil {
+			return nil, err
+		}
+		return metaspaceDecoder{m.rep, m.scheme}, nil
 	case "Fuse":
 		return fuseDecoder{}, nil
 	case "Replace":

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -212,5 +213,74 @@ func TestByteLevelGPT2Style(t *testing.T) {
 	_, err = Load(writeDir(t, `{"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": `+tinyVocab+`}}`, ""))
 	if err == nil || !strings.HasSuffix(err.Error(), "tokenizer.json: model.vocab: ByteLevel pre-tokenizer but the vocabulary lacks some of the 256 byte runes") {
 		t.Errorf("missing byte runes: got %v", err)
+	}
+}
+
+// metaspaceMistral rewrites Mistral's legacy tokenizer.json (Prepend and
+// Replace normalizers) into the Metaspace form newer files use.
+func metaspaceMistral(t *testing.T, scheme string, split bool) *Tokenizer {
+	t.Helper()
+	data, err := os.ReadFile(shareddata.Path(t, "tokenizers", "mistral_v0.1", "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]json.RawMessage
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	f["normalizer"] = json.RawMessage(`null`)
+	f["pre_tokenizer"] = json.RawMessage(fmt.Sprintf(`{"type": "Metaspace", "replacement": "▁", "prepend_scheme": %q, "split": %v}`, scheme, split))
+	f["decoder"] = json.RawMessage(fmt.Sprintf(`{"type": "Sequence", "decoders": [
+		{"type": "Metaspace", "replacement": "▁", "prepend_scheme": %q, "split": %v},
+		{"type": "ByteFallback"}, {"type": "Fuse"}]}`, scheme, split))
+	out, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := Load(writeDir(t, string(out), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// The Metaspace form must reproduce the legacy form's reference ids and
+// texts: for text without added tokens that does not start with a space,
+// "▁" + spaces-as-"▁" is the same. (Metaspace prepends nothing to text
+// that already starts with "▁"; the legacy Prepend normalizer does.)
+func TestMetaspaceMatchesLegacy(t *testing.T) {
+	ref := reference(t)["mistral_v0.1"].Cases
+	for _, scheme := range []string{"always", "first"} {
+		tk := metaspaceMistral(t, scheme, false)
+		for _, c := range ref {
+			if strings.HasPrefix(c.Text, " ") {
+				continue
+			}
+			if got := tk.Encode(c.Text, true); !cmp.Equal(got, c.IDsWithSpecial) {
+				t.Errorf("%s: Encode(%q) = %v, want %v", scheme, c.Text, got, c.IDsWithSpecial)
+			}
+			if got := tk.Decode(c.IDs, false); got != c.Decoded {
+				t.Errorf("%s: Decode(%q) = %q", scheme, c.Text, got)
+			}
+		}
+	}
+	// Derived from tokenizers' rule (prepend only where the piece starts the
+	// original text): with "first" the text after </s> gets no "▁"; with
+	// "always" it does. split=true cuts before each "▁" (MergedWithNext).
+	for _, c := range []struct {
+		scheme string
+		split  bool
+		in     string
+		want   []string
+	}{
+		{"first", false, "a</s>b", []string{"▁a", "</s>", "b"}},
+		{"always", false, "a</s>b", []string{"▁a", "</s>", "▁b"}},
+		{"first", true, "Hello world", []string{"▁Hello", "▁world"}},
+		{"first", false, " x", []string{"▁x"}},
+	} {
+		tk := metaspaceMistral(t, c.scheme, c.split)
+		if got := tk.Tokens(tk.Encode(c.in, false)); !cmp.Equal(got, c.want) {
+			t.Errorf("%s split=%v: Encode(%q) = %q, want %q", c.scheme, c.split, c.in, got, c.want)
+		}
 	}
 }

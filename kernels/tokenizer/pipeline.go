@@ -53,23 +53,30 @@ type splitStep struct {
 }
 
 // preTokenizer is the pre-tokenizer chain flattened: regex splits applied in
-// order to every piece, and whether the pieces are then mapped to the
-// byte-level alphabet (which the model does) with a space prefixed to each
-// piece that entered the ByteLevel step (after prefixAt splits).
+// order to every piece; optionally a Metaspace step before split metaAt; and
+// whether the pieces are then mapped to the byte-level alphabet (which the
+// model does) with a space prefixed to each piece that entered the ByteLevel
+// step (after prefixAt splits).
 type preTokenizer struct {
 	splits         []splitStep
+	meta           *metaspace
+	metaAt         int
 	byteLevel      bool
 	addPrefixSpace bool
 	prefixAt       int
 }
 
 // each calls yield with each piece of s, running the splits as a pipeline
-// so that no list of pieces is built.
-func (p *preTokenizer) each(s string, yield func(piece string)) {
-	p.stage(0, s, yield)
+// so that no list of pieces is built. atStart says that s begins the
+// original text (Metaspace's prepend_scheme "first" looks at that).
+func (p *preTokenizer) each(s string, atStart bool, yield func(piece string)) {
+	p.stage(0, s, atStart, yield)
 }
 
-func (p *preTokenizer) stage(i int, s string, yield func(string)) {
+func (p *preTokenizer) stage(i int, s string, atStart bool, yield func(string)) {
+	if p.meta != nil && i == p.metaAt {
+		s = p.meta.apply(s, atStart)
+	}
 	if p.addPrefixSpace && i == p.prefixAt && !strings.HasPrefix(s, " ") {
 		s = " " + s
 	}
@@ -77,9 +84,33 @@ func (p *preTokenizer) stage(i int, s string, yield func(string)) {
 		yield(s)
 		return
 	}
-	pretok.Each(s, p.splits[i].pattern, p.splits[i].behavior, func(piece string) {
-		p.stage(i+1, piece, yield)
+	pretok.Each(s, p.splits[i].pattern, p.splits[i].behavior, func(start, end int) {
+		p.stage(i+1, s[start:end], atStart && start == 0, yield)
 	})
+}
+
+// prependScheme is when Metaspace puts its replacement rune before a piece.
+type prependScheme int
+
+const (
+	prependAlways prependScheme = iota
+	prependFirst                // only before the piece that starts the text
+	prependNever
+)
+
+// metaspace is SentencePiece's space handling as a pre-tokenizer: spaces
+// become the replacement rune ("▁"), which is also prepended per scheme.
+type metaspace struct {
+	rep    string
+	scheme prependScheme
+}
+
+func (m *metaspace) apply(s string, atStart bool) string {
+	s = strings.ReplaceAll(s, " ", m.rep)
+	if !strings.HasPrefix(s, m.rep) && (m.scheme == prependAlways || m.scheme == prependFirst && atStart) {
+		s = m.rep + s
+	}
+	return s
 }
 
 // A decoder turns tokens back into text pieces (tokenizers' decode_chain).
@@ -181,6 +212,26 @@ func (s stripDecoder) decode(toks []string) []string {
 			t = t[:len(t)-len(s.content)]
 		}
 		out[i] = t
+	}
+	return out
+}
+
+// metaspaceDecoder turns the replacement rune back into spaces, except in
+// the first token, where tokenizers drops every one of them (not only the
+// prepended one) unless the scheme is "never".
+type metaspaceDecoder struct {
+	rep    string
+	scheme prependScheme
+}
+
+func (m metaspaceDecoder) decode(toks []string) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		if i == 0 && m.scheme != prependNever {
+			out[i] = strings.ReplaceAll(t, m.rep, "")
+		} else {
+			out[i] = strings.ReplaceAll(t, m.rep, " ")
+		}
 	}
 	return out
 }

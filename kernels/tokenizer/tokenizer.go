@@ -46,7 +46,7 @@ type templateItem struct {
 // tokenizer.json post-processor adds nothing, get none (use EncodeDoc).
 func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
 	var ids []int32
-	for _, seg := range t.rawAdded.split(nil, text) {
+	for i, seg := range t.rawAdded.split(nil, text) {
 		if seg.id >= 0 {
 			ids = append(ids, seg.id)
 			continue
@@ -55,12 +55,13 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
 		if t.normalizer != nil {
 			s = t.normalizer.normalize(s)
 		}
-		for _, seg2 := range t.normAdded.split(nil, s) {
+		for j, seg2 := range t.normAdded.split(nil, s) {
 			if seg2.id >= 0 {
 				ids = append(ids, seg2.id)
 				continue
 			}
-			ids = t.encodePieces(ids, seg2.text)
+			// Segments are never empty, so the first ones start the text.
+			ids = t.encodePieces(ids, seg2.text, i == 0 && j == 0)
 		}
 	}
 	if addSpecial && t.template != nil {
@@ -77,11 +78,11 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
 	return ids
 }
 
-func (t *Tokenizer) encodePieces(dst []int32, s string) []int32 {
+func (t *Tokenizer) encodePieces(dst []int32, s string, atStart bool) []int32 {
 	if t.preTok.byteLevel {
-		t.preTok.each(s, func(piece string) { dst = t.model.appendRaw(dst, piece) })
+		t.preTok.each(s, atStart, func(piece string) { dst = t.model.appendRaw(dst, piece) })
 	} else {
-		t.preTok.each(s, func(piece string) { dst = t.model.appendText(dst, piece) })
+		t.preTok.each(s, atStart, func(piece string) { dst = t.model.appendText(dst, piece) })
 	}
 	return dst
 }

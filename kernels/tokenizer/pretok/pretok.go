@@ -149,16 +149,16 @@ func ParseBehavior(name string) (Behavior, error) {
 // Split appends to dst the pieces of s and returns the extended slice. No
 // piece is empty.
 func Split(dst []string, s string, p Pattern, b Behavior) []string {
-	Each(s, p, b, func(piece string) { dst = append(dst, piece) })
+	Each(s, p, b, func(start, end int) { dst = append(dst, s[start:end]) })
 	return dst
 }
 
-// Each calls yield with each piece of s in order, as Split would return
-// them, without collecting them.
-func Each(s string, p Pattern, b Behavior, yield func(piece string)) {
-	emit := func(piece string) {
-		if piece != "" {
-			yield(piece)
+// Each calls yield with the byte span of each piece of s in order, as Split
+// would return them, without collecting them.
+func Each(s string, p Pattern, b Behavior, yield func(start, end int)) {
+	emit := func(start, end int) {
+		if end > start {
+			yield(start, end)
 		}
 	}
 	prev := 0    // end of the last match
@@ -170,21 +170,21 @@ func Each(s string, p Pattern, b Behavior, yield func(piece string)) {
 		}
 		switch b {
 		case Isolated:
-			emit(s[prev:start])
-			emit(s[start:end])
+			emit(prev, start)
+			emit(start, end)
 		case Removed:
-			emit(s[prev:start])
+			emit(prev, start)
 		case MergedWithPrevious:
-			emit(s[prev:end])
+			emit(prev, end)
 		case MergedWithNext:
-			emit(s[pending:start])
+			emit(pending, start)
 			pending = start
 		}
 		prev, from = end, end
 	}
 	if b == MergedWithNext {
-		emit(s[pending:])
+		emit(pending, len(s))
 		return
 	}
-	emit(s[prev:])
+	emit(prev, len(s))
 }
