@@ -8,9 +8,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestAgainstOracle compares with ids computed by another implementation
-// when TOKENIZER_ORACLE names a JSON file {"name": [{text, ids,
-// ids_with_special, decoded}]}. A development aid; skipped otherwise.
+// TestAgainstOracle compares with ids computed by transformers.js
+// (testdata/oracle.js writes them) when TOKENIZER_ORACLE names that output:
+// {"name": [{text, ids, ids_with_special, decoded}]}. A development aid,
+// skipped otherwise; about 2,900 random and TinyStories texts agreed for all
+// four tokenizers.
 func TestAgainstOracle(t *testing.T) {
 	path := os.Getenv("TOKENIZER_ORACLE")
 	if path == "" {

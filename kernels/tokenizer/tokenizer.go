@@ -1,7 +1,8 @@
 // Package tokenizer implements Hugging Face tokenizer.json tokenizers in pure
 // Go: byte-level BPE (GPT-2 style: Llama 3, Qwen2/3, DeepSeek-V3) and
-// SentencePiece-style BPE with byte fallback (Llama 2, Mistral), reproducing
-// the ids of the reference implementations exactly.
+// SentencePiece-style BPE with byte fallback (Llama 2, Mistral; legacy
+// Prepend/Replace normalizers or Metaspace), reproducing the ids of the
+// reference implementations exactly.
 //
 // Encoding follows tokenizers' pipeline: added tokens are cut out of the raw
 // text, the rest is normalized (and searched again for added tokens marked
