@@ -43,23 +43,54 @@ type Run struct {
 	Eval        []Eval
 }
 
-// Model names a checkpoint. Path is absolute after compilation.
+// Model names a checkpoint. Path is absolute after compilation (an
+// "hf:ORG/NAME[@REV]" reference is resolved to its snapshot directory).
 type Model struct {
 	Path string
-	// Tokenizer is an absolute path, or empty to find it beside the model.
+	// Tokenizer is an absolute path (a llama2.c tokenizer file, or a
+	// directory with tokenizer.json and tokenizer_config.json), or empty to
+	// use the model's own (beside it, inside the HF directory or the GGUF).
 	Tokenizer string
-	// Format is "auto" (detected from the file), or an explicit format name.
+	// Format is "auto" (detected from the path), "llama2c", "hf" or "gguf".
 	Format string
+	// Synthetic, when set instead of Path, makes a model with seeded random
+	// weights in a real architecture's layout (for tests, benchmarks and
+	// examples that need a model of a given shape). Tokenizer is then required.
+	Synthetic *Synthetic
+}
+
+// Synthetic describes a random-weight model.
+type Synthetic struct {
+	Arch    string // "llama", "qwen2", "qwen3", "mistral"
+	Layers  int
+	Dim     int
+	Heads   int
+	KVHeads int
+	HeadDim int // 0: Dim / Heads
+	FFN     int // intermediate size
+	Vocab   int // 0: the tokenizer's vocabulary size
+	SeqLen  int // max positions
+	Tie     bool
+	Seed    int64
 }
 
 // Data is a dataset on disk and how to read and split it.
 type Data struct {
 	Path string
 	// Format is "text" (documents separated by blank lines), "jsonl" (one
-	// object per line, text in Field).
+	// object per line, text in Field), "chat" (JSON lines or a JSON array of
+	// conversations under "messages" or "conversations", with role/content
+	// or ShareGPT from/value turns), or "instruction" (Alpaca
+	// instruction/input/output records, as JSON lines or a JSON array).
 	Format string
 	// Field is the JSON field holding the text for jsonl data.
 	Field string
+	// Template is "none" (documents are plain text) or "model" (chat and
+	// instruction data rendered with the model's own chat template, so the
+	// tokens are those the model sees in training and serving).
+	Template string
+	// Thinking, when set, is passed to the chat template as enable_thinking.
+	Thinking *bool
 	// Split selects the fraction [From, To) of the documents, so calibration
 	// and evaluation can draw disjoint parts of one file.
 	Split Split
@@ -101,7 +132,10 @@ type Eval struct {
 // Output says where artifacts go; nothing here changes a node's key.
 type Output struct {
 	Dir     string // absolute
-	Formats []string
+	Formats []string // "llama2c", "hf", "gguf"
+	// DType is the weight type of hf and gguf exports: "float32",
+	// "bfloat16" or "float16".
+	DType string
 }
 
 // Pos is where a value was written in a recipe file.
