@@ -131,7 +131,7 @@ type Eval struct {
 
 // Output says where artifacts go; nothing here changes a node's key.
 type Output struct {
-	Dir     string // absolute
+	Dir     string   // absolute
 	Formats []string // "llama2c", "hf", "gguf"
 	// DType is the weight type of hf and gguf exports: "float32",
 	// "bfloat16" or "float16".
