@@ -1,0 +1,96 @@
+package train
+
+// blockBackward turns n.g.dh from the gradient at block li's output into the
+// gradient at its input h, accumulating the block's parameter gradients. It
+// needs the block's activations in n.a (recomputed by block just before).
+func (n *Net) blockBackward(li int, h []float32) {
+	c, a, g, l := n.c, &n.a, &n.g, &n.layers[li]
+	rows := n.b * n.t
+	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
+	dh := g.dh[:rows*d]
+
+	// MLP: out = h1 + down(SiLU(gate(xf))·up(xf)), xf = norm(h1).
+	da := g.dhid[:rows*hid]
+	clear(da)
+	n.linBackward(li, modDown, da, dh, a.a)
+	du := g.dhid2[:rows*hid]
+	swigluBackward(da, du, a.g, a.u) // da becomes the gate's gradient
+	dxf := g.dd[:rows*d]
+	clear(dxf)
+	n.linBackward(li, modGate, dxf, da, a.xf)
+	n.linBackward(li, modUp, dxf, du, a.xf)
+	rmsNormBackward(dh, l.ffnNorm.Grad, dxf, a.h1, l.ffnNorm.Data, c.NormEps)
+
+	// Attention: h1 = h + o(attention(rope(q), rope(k), v)).
+	datt := g.dq2[:rows*qd]
+	clear(datt)
+	n.linBackward(li, modO, datt, dh, a.att)
+	dq, dk, dv := g.dq[:rows*qd], g.dk[:rows*kvd], g.dv[:rows*kvd]
+	attnBackward(dq, dk, dv, datt, a.p, a.q, a.k, a.v, g.attnScratch, n.shape)
+	for r := range rows {
+		n.rope.apply(dq[r*qd:(r+1)*qd], r%n.t, true)
+		n.rope.apply(dk[r*kvd:(r+1)*kvd], r%n.t, true)
+	}
+	if c.QKNorm {
+		dqr, dkr := g.dq2[:rows*qd], g.dk2[:rows*kvd] // datt is spent
+		clear(dqr)
+		clear(dkr)
+		rmsNormBackward(dqr, l.qNorm.Grad, dq, a.qRaw, l.qNorm.Data[:hd], c.NormEps)
+		rmsNormBackward(dkr, l.kNorm.Grad, dk, a.kRaw, l.kNorm.Data[:hd], c.NormEps)
+		dq, dk = dqr, dkr
+	}
+	dxa := g.dd[:rows*d]
+	clear(dxa)
+	n.linBackward(li, modQ, dxa, dq, a.xa)
+	n.linBackward(li, modK, dxa, dk, a.xa)
+	n.linBackward(li, modV, dxa, dv, a.xa)
+	rmsNormBackward(dh, l.attnNorm.Grad, dxa, h, l.attnNorm.Data, c.NormEps)
+}
+
+// linBackward backpropagates dy through projection mod of layer li whose
+// input was x: dx += ∂L/∂x, and the gradients of whichever of W, b, A, B
+// are trainable.
+func (n *Net) linBackward(li, mod int, dx, dy, x []float32) {
+	lin := &n.layers[li].lin[mod]
+	rows := n.b * n.t
+	in, out := lin.in, lin.out
+	if lin.w.Grad != nil {
+		MatMulDW(lin.w.Grad, dy, x, rows, out, in)
+	}
+	if lin.b != nil && lin.b.Grad != nil {
+		biasGrad(lin.b.Grad, dy[:rows*out])
+	}
+	MatMulDX(dx, dy, lin.w.Data, rows, out, in)
+	ad := lin.lora
+	if ad == nil {
+		return
+	}
+	// y += s·(u·Bᵀ) with u = x̃·Aᵀ, x̃ = dropout(x): with ds = s·dy,
+	// dB += dsᵀ·u, du = ds·B, dA += duᵀ·x̃, dx += dropout'(du·A).
+	r := ad.Rank
+	ds := n.g.tmp[:rows*out]
+	for i, v := range dy[:rows*out] {
+		ds[i] = v * ad.Scale
+	}
+	u := n.a.loraU[mod]
+	MatMulDW(ad.B.Grad, ds, u, rows, out, r)
+	du := n.g.du[:rows*r]
+	clear(du)
+	MatMulDX(du, ds, ad.B.Data, rows, out, r)
+	dr := n.dropout(li, mod)
+	xin := x[:rows*in]
+	if dr.on() {
+		xin = n.g.drop[:rows*in]
+		dr.apply(xin, x[:rows*in])
+	}
+	MatMulDW(ad.A.Grad, du, xin, rows, r, in)
+	dxl := n.g.dxl[:rows*in]
+	clear(dxl)
+	MatMulDX(dxl, du, ad.A.Data, rows, r, in)
+	for i, v := range dxl {
+		if dr.on() {
+			v *= dr.factor(i)
+		}
+		dx[i] += v
+	}
+}

@@ -1,0 +1,16 @@
+// Package train runs training on lrmc's CPU kernels: a forward pass that
+// keeps what backward needs, hand-written backward passes for every op of a
+// llama.Model (embedding, RMSNorm, linear with optional bias, both RoPE
+// styles, causal grouped-query attention, Qwen3's per-head q/k RMSNorm,
+// SwiGLU, residuals, final norm, shared or separate classifier), next-token
+// cross-entropy with a loss mask and logit distillation, LoRA adapters,
+// first-order Taylor importance, and a Trainer that drives optim.AdamW.
+//
+// As in llm.c there is no autograd graph: forward and backward are plain
+// functions over buffers allocated once by New. Memory is bounded by
+// checkpointing at block boundaries: the forward pass keeps only each
+// block's input, and the backward pass recomputes one block's activations at
+// a time just before differentiating it, so the peak is the checkpoints plus
+// a single block's activations (see PeakBytes). Every reduction runs in a
+// fixed order, so results are bit-identical for any GOMAXPROCS and reruns.
+package train

@@ -1,0 +1,326 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"lrmc/kernels/llama"
+	"lrmc/kernels/train/optim"
+)
+
+// linear is one projection y = x·Wᵀ (+ b) (+ LoRA) of a block.
+type linear struct {
+	w, b    *optim.Param // Grad nil when frozen; b nil when the layer has no bias
+	lora    *Adapter
+	in, out int
+}
+
+// layerParams is one block's weights as the Net sees them.
+type layerParams struct {
+	attnNorm, ffnNorm, qNorm, kNorm *optim.Param // qNorm, kNorm nil without QKNorm
+	lin                             [7]linear
+}
+
+// acts are one block's activations, recomputed from the block's input
+// before its backward pass.
+type acts struct {
+	xa         []float32 // attention RMSNorm output [n, d]
+	q, k, v    []float32 // after bias, q/k norm and RoPE: [n, qd], [n, kvd]
+	qRaw, kRaw []float32 // before the q/k norm (QKNorm only)
+	p          []float32 // attention probabilities [b, heads, t, t]
+	att        []float32 // attention output, input of o_proj [n, qd]
+	h1         []float32 // residual after attention [n, d]
+	xf         []float32 // MLP RMSNorm output [n, d]
+	g, u, a    []float32 // gate, up, SiLU(gate)·up [n, hidden]
+	loraU      [7][]float32
+}
+
+// grads are the backward pass's working buffers.
+type grads struct {
+	dh             []float32 // gradient of the residual stream [n, d]
+	dd             []float32 // [n, d]
+	dq, dq2        []float32 // [n, qd]
+	dk, dk2, dv    []float32 // [n, kvd]
+	dhid, dhid2    []float32 // [n, hidden]
+	attnScratch    []float32 // [b, kvHeads, t]
+	drop, tmp, dxl []float32 // LoRA: [n, maxWidth] each
+	du             []float32 // LoRA: [n, rank]
+}
+
+// Net computes the loss of a llama.Model on batches of b sequences of t
+// tokens and the gradients of its trainable parameters. It owns every buffer
+// it needs; ForwardBackward allocates nothing that grows with the batch. It
+// is not safe for concurrent use.
+type Net struct {
+	m      *llama.Model
+	c      llama.Config
+	b, t   int
+	o      options
+	shape  attnShape
+	rope   rope
+	layers []layerParams
+	emb    *optim.Param // the embedding; also the classifier when shared
+	cls    *optim.Param
+	final  *optim.Param
+
+	adapters []*Adapter
+	params   []*optim.Param
+
+	ckpt [][]float32 // block inputs, and the final hidden state: Layers+1 of [n, d]
+	a    acts
+	g    grads
+	xn   []float32 // final norm output [n, d]
+	dxn  []float32 // its gradient
+	// Classifier chunk: gathered rows, their gradient and logits.
+	xc, dxc, logits []float32
+	active          []int32
+
+	sizes       map[*optim.Param]int
+	activeBytes int64
+
+	train bool   // dropout on (ForwardBackward) or off (Loss)
+	step  uint64 // micro-steps taken: selects the dropout masks
+	bytes int64
+}
+
+// New builds a Net over m for batches of b sequences of t tokens. The
+// model's weights are used in place: training updates them when full
+// fine-tuning, merging writes into them.
+func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if b <= 0 || t <= 0 {
+		return nil, fmt.Errorf("train: batch %d × sequence %d, both must be positive", b, t)
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	n := &Net{m: m, c: m.Config, b: b, t: t, o: o}
+	n.layout(n.alloc)
+	n.rope = newRope(n.c, t)
+	return n, nil
+}
+
+// PeakBytes is the memory, beyond the model's own weights, that training a
+// model of shape c on batches of b × t tokens with opts takes: everything
+// New allocates (block checkpoints, one block's activations, gradient
+// buffers, LoRA adapters and their gradients, the logits chunk) plus
+// AdamW's two moments per trainable value. Extra modules' own parameters are
+// not counted; their moments are. It is computed from the shapes alone and
+// equals Net.Bytes() + AdamW.StateBytes() for the Net New builds.
+func PeakBytes(c llama.Config, b, t int, opts ...Option) int64 {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return 0
+	}
+	n := &Net{c: c, b: b, t: t, o: o, m: &llama.Model{Config: c, Layers: make([]llama.Layer, c.Layers)}}
+	var total int64
+	n.layout(func(k int) []float32 { total += 4 * int64(k); return nil })
+	for _, p := range n.params {
+		total += 8 * int64(n.paramLen(p))
+	}
+	return total + n.activeBytes
+}
+
+func (n *Net) alloc(k int) []float32 {
+	n.bytes += 4 * int64(k)
+	return make([]float32, k)
+}
+
+// Bytes is the memory New allocated.
+func (n *Net) Bytes() int64 { return n.bytes + n.activeBytes }
+
+// paramLen is a parameter's size, also when layout only counted (Data nil).
+func (n *Net) paramLen(p *optim.Param) int { return n.sizes[p] }
+
+// layout wires the parameters and allocates every buffer with alloc, which
+// PeakBytes replaces with a counter.
+func (n *Net) layout(alloc func(int) []float32) {
+	c, m := n.c, n.m
+	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
+	rows := n.b * n.t
+	n.sizes = map[*optim.Param]int{}
+	n.shape = attnShape{b: n.b, t: n.t, heads: c.Heads, kvHeads: c.KVHeads, hd: hd}
+	full := n.o.full
+	param := func(name string, data []float32, size int, noDecay bool) *optim.Param {
+		p := &optim.Param{Name: name, Data: data, NoDecay: noDecay}
+		n.sizes[p] = size
+		if full {
+			p.Grad = alloc(size)
+			n.params = append(n.params, p)
+		}
+		return p
+	}
+	n.emb = param("model.embed_tokens.weight", m.Embedding, c.Vocab*d, false)
+	var loraT map[string]bool
+	if n.o.lora != nil {
+		loraT = map[string]bool{}
+		for _, t := range n.o.lora.Targets {
+			loraT[t] = true
+		}
+	}
+	dims := [7][2]int{{d, qd}, {d, kvd}, {d, kvd}, {qd, d}, {d, hid}, {d, hid}, {hid, d}}
+	n.layers = make([]layerParams, c.Layers)
+	for i := range n.layers {
+		l, ml := &n.layers[i], &m.Layers[i]
+		pre := fmt.Sprintf("model.layers.%d.", i)
+		l.attnNorm = param(pre+"input_layernorm.weight", ml.AttnNorm, d, true)
+		weights := [7][]float32{ml.Wq, ml.Wk, ml.Wv, ml.Wo, ml.W1, ml.W3, ml.W2}
+		for j := range l.lin {
+			lin := &l.lin[j]
+			lin.in, lin.out = dims[j][0], dims[j][1]
+			name := pre + projGroup(j) + "." + projNames[j]
+			lin.w = param(name+".weight", weights[j], lin.in*lin.out, false)
+			if c.QKVBias && j <= modV {
+				lin.b = param(name+".bias", [3][]float32{ml.Bq, ml.Bk, ml.Bv}[j], lin.out, true)
+			}
+			if j == modV && c.QKNorm {
+				l.qNorm = param(pre+"self_attn.q_norm.weight", ml.QNorm, hd, true)
+				l.kNorm = param(pre+"self_attn.k_norm.weight", ml.KNorm, hd, true)
+			}
+			if j == modO {
+				l.ffnNorm = param(pre+"post_attention_layernorm.weight", ml.FFNNorm, d, true)
+			}
+		}
+	}
+	n.final = param("model.norm.weight", m.FinalNorm, d, true)
+	if c.SharedClassifier {
+		n.cls = n.emb
+	} else {
+		n.cls = param("lm_head.weight", m.Classifier, c.Vocab*d, false)
+	}
+
+	maxW, rank := max(d, qd, hid), 0
+	if lc := n.o.lora; lc != nil {
+		rank = lc.Rank
+		for i := range n.layers {
+			for j := range n.layers[i].lin {
+				if !loraT[projNames[j]] {
+					continue
+				}
+				lin := &n.layers[i].lin[j]
+				a := newAdapter(*lc, i, j, lin.in, lin.out, alloc)
+				n.sizes[a.A], n.sizes[a.B] = rank*lin.in, lin.out*rank
+				lin.lora = a
+				n.adapters = append(n.adapters, a)
+				n.params = append(n.params, a.A, a.B)
+			}
+		}
+	}
+	for _, mod := range n.o.modules {
+		for _, p := range mod.Params() {
+			n.sizes[p] = len(p.Data)
+			n.params = append(n.params, p)
+		}
+	}
+
+	n.ckpt = make([][]float32, c.Layers+1)
+	for i := range n.ckpt {
+		n.ckpt[i] = alloc(rows * d)
+	}
+	a := &n.a
+	a.xa, a.q, a.k, a.v = alloc(rows*d), alloc(rows*qd), alloc(rows*kvd), alloc(rows*kvd)
+	if c.QKNorm {
+		a.qRaw, a.kRaw = alloc(rows*qd), alloc(rows*kvd)
+	}
+	a.p = alloc(n.b * c.Heads * n.t * n.t)
+	a.att, a.h1, a.xf = alloc(rows*qd), alloc(rows*d), alloc(rows*d)
+	a.g, a.u, a.a = alloc(rows*hid), alloc(rows*hid), alloc(rows*hid)
+	for _, ad := range n.adapters {
+		if ad.Layer == 0 {
+			a.loraU[slotOf(ad.Module)] = alloc(rows * rank)
+		}
+	}
+	g := &n.g
+	g.dh, g.dd = alloc(rows*d), alloc(rows*d)
+	g.dq, g.dq2 = alloc(rows*qd), alloc(rows*qd)
+	g.dk, g.dv = alloc(rows*kvd), alloc(rows*kvd)
+	if c.QKNorm {
+		g.dk2 = alloc(rows * kvd)
+	}
+	g.dhid, g.dhid2 = alloc(rows*hid), alloc(rows*hid)
+	g.attnScratch = alloc(n.b * c.KVHeads * n.t)
+	if rank > 0 {
+		g.drop, g.tmp, g.dxl, g.du = alloc(rows*maxW), alloc(rows*maxW), alloc(rows*maxW), alloc(rows*rank)
+	}
+	n.xn, n.dxn = alloc(rows*d), alloc(rows*d)
+	lr := min(n.o.logitRows, rows)
+	n.xc, n.dxc, n.logits = alloc(lr*d), alloc(lr*d), alloc(lr*c.Vocab)
+	// The list of positions with a target: int32, so counted by hand.
+	n.active = make([]int32, rows)
+	alloc(0)
+	n.activeBytes = 4 * int64(rows)
+}
+
+func slotOf(module string) int {
+	for i, p := range projNames {
+		if p == module {
+			return i
+		}
+	}
+	panic("train: unknown module " + module)
+}
+
+// Params are the trainable parameters in a fixed order: the model's weights
+// when fine-tuning fully, then the adapters, then the extra modules'.
+func (n *Net) Params() []*optim.Param { return n.params }
+
+// Adapters are the LoRA adapters, by layer and then in projNames order.
+func (n *Net) Adapters() []*Adapter { return n.adapters }
+
+// Model is the model the Net trains.
+func (n *Net) Model() *llama.Model { return n.m }
+
+// MicroSteps is the number of ForwardBackward calls so far, which selects
+// the dropout masks; SetMicroSteps restores it when resuming.
+func (n *Net) MicroSteps() uint64     { return n.step }
+func (n *Net) SetMicroSteps(s uint64) { n.step = s }
+
+// newRope tabulates the rotation of positions 0…t-1 with the frequencies
+// llama uses (float32 steps of run.c, then llama3 rescaling if configured).
+func newRope(c llama.Config, t int) rope {
+	hd := c.HeadDim()
+	half := hd / 2
+	freqs := ropeFreqs(c)
+	r := rope{cos: make([]float32, t*half), sin: make([]float32, t*half), half: half,
+		interleaved: c.RopeStyle == llama.RopeInterleaved}
+	for p := range t {
+		for i, f := range freqs {
+			a := float64(float32(p) * f)
+			r.cos[p*half+i] = float32(math.Cos(a))
+			r.sin[p*half+i] = float32(math.Sin(a))
+		}
+	}
+	return r
+}
+
+// ropeFreqs repeats llama's (unexported) frequency computation step for
+// step; TestForwardMatchesLlama holds the two to the same bits.
+func ropeFreqs(c llama.Config) []float32 {
+	hd := c.HeadDim()
+	f := make([]float32, hd/2)
+	for i := range f {
+		e := float32(2*i) / float32(hd)
+		f[i] = 1 / float32(math.Pow(c.RopeTheta, float64(e)))
+	}
+	if s := c.RopeScaling; s.Type == "llama3" {
+		factor, low, old := float32(s.Factor), float32(s.LowFreqFactor), float32(s.OriginalMaxPositions)
+		lowWavelen := float32(float64(s.OriginalMaxPositions) / s.LowFreqFactor)
+		highWavelen := float32(float64(s.OriginalMaxPositions) / s.HighFreqFactor)
+		span := float32(s.HighFreqFactor - s.LowFreqFactor)
+		for i, inv := range f {
+			wavelen := (1 / inv) * float32(2*math.Pi)
+			switch {
+			case wavelen > lowWavelen:
+				f[i] = inv / factor
+			case wavelen < highWavelen:
+			default:
+				smooth := ((1/wavelen)*old - low) / span
+				f[i] = float32(float32((1-smooth)*inv)/factor) + float32(smooth*inv)
+			}
+		}
+	}
+	return f
+}

@@ -1,0 +1,123 @@
+package train
+
+import (
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+
+	"lrmc/kernels/llama"
+)
+
+// TestForwardMatchesLlama holds the training forward to the inference
+// prefill bit for bit: same kernels in the same order, rotary tables
+// included (llama3 scaling, both styles, explicit head size). Fresh LoRA
+// adapters (B = 0) must not change a bit either.
+func TestForwardMatchesLlama(t *testing.T) {
+	for _, cs := range gradCases() {
+		t.Run(cs.name, func(t *testing.T) {
+			n, bt := cs.build(t)
+			for _, a := range n.Adapters() {
+				clear(a.B.Data)
+			}
+			m := n.Model()
+			n.train = false
+			n.forward(bt.Tokens)
+			h := m.Embed(bt.Tokens, nil)
+			for i := range m.Layers {
+				h = m.Block(i, h, cs.b, cs.t)
+				for j, v := range h {
+					if math.Float32bits(v) != math.Float32bits(n.ckpt[i+1][j]) {
+						t.Fatalf("block %d output [%d]: train %g, llama %g", i, j, n.ckpt[i+1][j], v)
+					}
+				}
+			}
+			// The loss from llama's logits, in float64.
+			logits := m.Forward(bt.Tokens, cs.b, cs.t)
+			var ce float64
+			var count int
+			for r, tg := range bt.Targets {
+				if tg < 0 {
+					continue
+				}
+				mx, lse := logSumExp(logits[r*cs.cfg.Vocab : (r+1)*cs.cfg.Vocab])
+				ce += lse - float64(logits[r*cs.cfg.Vocab+int(tg)]-mx)
+				count++
+			}
+			got, err := n.Loss(bt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Tokens != count || got.CE != ce/float64(count) {
+				t.Fatalf("loss %v over %d tokens, from llama's logits %v over %d", got.CE, got.Tokens, ce/float64(count), count)
+			}
+		})
+	}
+}
+
+// TestGradientsThreadIndependent checks that gradients are bit-identical
+// for GOMAXPROCS 1, 2 and 5, on a shape big enough for the products to split.
+func TestGradientsThreadIndependent(t *testing.T) {
+	cfg := llama.Config{Dim: 64, HiddenDim: 96, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 300, SeqLen: 32,
+		NormEps: 1e-5, RopeTheta: 10000}
+	cs := gradCase{cfg: cfg, b: 2, t: 32, noisy: true, opts: []Option{FullFineTune(),
+		WithLoRA(LoRAConfig{Rank: 4, Alpha: 8, Dropout: 0.1, Targets: []string{QProj, DownProj}, Seed: 3})}}
+	var ref [][]float32
+	for _, procs := range []int{1, 2, 5} {
+		old := runtime.GOMAXPROCS(procs)
+		n, bt := cs.build(t)
+		_, err := n.ForwardBackward(bt, 1)
+		runtime.GOMAXPROCS(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range n.Params() {
+			if ref == nil || len(ref) <= i {
+				ref = append(ref, p.Grad)
+				continue
+			}
+			for j := range p.Grad {
+				if math.Float32bits(p.Grad[j]) != math.Float32bits(ref[i][j]) {
+					t.Fatalf("GOMAXPROCS=%d: %s grad[%d] = %g, GOMAXPROCS=1 gives %g", procs, p.Name, j, p.Grad[j], ref[i][j])
+				}
+			}
+		}
+	}
+}
+
+func TestNewAndBatchErrors(t *testing.T) {
+	cfg := gradCases()[0].cfg
+	m := randModel(cfg, 1)
+	for _, c := range []struct {
+		opts []Option
+		want string
+	}{
+		{[]Option{WithLoRA(LoRAConfig{Rank: 2, Targets: []string{"qkv"}})}, `train: lora target "qkv" is not one of`},
+		{[]Option{WithLoRA(LoRAConfig{Rank: 0, Targets: []string{QProj}})}, "train: lora rank is 0, must be positive"},
+		{[]Option{WithLoRA(LoRAConfig{Rank: 1, Dropout: 1, Targets: []string{QProj}})}, "train: lora dropout is 1, must be in [0, 1)"},
+		{[]Option{WithObjective(Objective{CE: 1, Temperature: -1})}, "train: temperature is -1, must be positive"},
+		{[]Option{WithLogitRows(0)}, "train: logit rows is 0, must be positive"},
+	} {
+		if _, err := New(m, 1, 4, c.opts...); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("New: error %v, want prefix %q", err, c.want)
+		}
+	}
+	n, err := New(m, 1, 3, WithObjective(Objective{KL: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		bt   Batch
+		want string
+	}{
+		{Batch{Tokens: []int32{1, 2}, Targets: []int32{1, 2}}, "train: batch has 2 tokens and 2 targets, the net takes 1×3 = 3"},
+		{Batch{Tokens: []int32{1, 2, 19}, Targets: []int32{1, 2, 3}}, "train: token 19 at position 2 is outside the vocabulary [0, 19)"},
+		{Batch{Tokens: []int32{1, 2, 3}, Targets: []int32{1, 2, 3}}, "train: the objective distills but the batch has no teacher logits"},
+		{Batch{Tokens: []int32{1, 2, 3}, Targets: []int32{1, 2, 3}, Teacher: &TeacherLogits{K: 2, Index: []int32{0, 1, 2, 3, 4, 40}, Logits: make([]float32, 6)}},
+			"train: teacher top-k id 40 at entry 5 outside the vocabulary [0, 19)"},
+	} {
+		if _, err := n.ForwardBackward(c.bt, 1); err == nil || err.Error() != c.want {
+			t.Errorf("ForwardBackward: error %v, want %q", err, c.want)
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package train
+
+import (
+	"fmt"
+
+	"lrmc/kernels/train/optim"
+)
+
+// Module is an extra trainable component that lives beside the model (a
+// dynamic-pruning router, say). Its parameters join the Net's: the optimizer
+// updates them, clipping and checkpoints include them. The module computes
+// its own gradients into Param.Grad.
+type Module interface {
+	Params() []*optim.Param
+}
+
+// Objective weighs the two losses. Both are means over the positions whose
+// target is not negative.
+type Objective struct {
+	CE float32 // weight of next-token cross-entropy
+	KL float32 // weight of distillation KL(teacher ‖ student)
+	// Temperature softens both distributions in the KL term, which is then
+	// scaled by Temperature² (Hinton et al.) so its gradient keeps its size.
+	// Zero means 1.
+	Temperature float32
+}
+
+func (o Objective) temperature() float32 {
+	if o.Temperature == 0 {
+		return 1
+	}
+	return o.Temperature
+}
+
+// Option configures New and PeakBytes.
+type Option func(*options)
+
+type options struct {
+	full      bool
+	lora      *LoRAConfig
+	objective Objective
+	logitRows int
+	modules   []Module
+}
+
+// FullFineTune makes every weight of the model trainable (for small models:
+// it allocates a gradient buffer, and AdamW two moments, per weight).
+func FullFineTune() Option { return func(o *options) { o.full = true } }
+
+// WithLoRA adds LoRA adapters as c describes.
+func WithLoRA(c LoRAConfig) Option { return func(o *options) { o.lora = &c } }
+
+// WithObjective sets the loss; the default is cross-entropy alone.
+func WithObjective(obj Objective) Option { return func(o *options) { o.objective = obj } }
+
+// WithLogitRows sets how many positions go through the classifier at once
+// (default 64): the logits buffer is rows × Vocab floats, whatever the batch.
+func WithLogitRows(rows int) Option { return func(o *options) { o.logitRows = rows } }
+
+// WithModules adds extra trainable modules.
+func WithModules(ms ...Module) Option {
+	return func(o *options) { o.modules = append(o.modules, ms...) }
+}
+
+func buildOptions(opts []Option) (options, error) {
+	o := options{objective: Objective{CE: 1}, logitRows: 64}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.logitRows <= 0 {
+		return o, fmt.Errorf("train: logit rows is %d, must be positive", o.logitRows)
+	}
+	if o.objective.temperature() <= 0 {
+		return o, fmt.Errorf("train: temperature is %g, must be positive", o.objective.Temperature)
+	}
+	if o.lora != nil {
+		if err := o.lora.validate(); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
