@@ -284,3 +284,31 @@ func TestMetaspaceMatchesLegacy(t *testing.T) {
 		}
 	}
 }
+
+// Added-token flags, derived from tokenizers' AddedVocabulary rules: lstrip
+// and rstrip swallow the white space beside the token; a single_word token
+// next to a word character (letter, digit, _) is not matched.
+func TestAddedTokenFlags(t *testing.T) {
+	const vocab = `{"<unk>": 0, "a": 1, "b": 2, "x": 3, " ": 4, "<m>": 5, "ab": 6}`
+	for _, c := range []struct {
+		name, flags, content, in string
+		want                     []int32
+	}{
+		{"plain", ``, "<m>", "a <m> b", []int32{1, 4, 5, 4, 2}},
+		{"lstrip", `"lstrip": true,`, "<m>", "a <m> b", []int32{1, 5, 4, 2}},
+		{"rstrip", `"rstrip": true,`, "<m>", "a <m> b", []int32{1, 4, 5, 2}},
+		{"single word", `"single_word": true,`, "ab", "xab ab", []int32{3, 1, 2, 4, 6}},
+		{"single word start", `"single_word": true,`, "ab", "ab_", []int32{1, 2, 0}},
+	} {
+		id := map[string]int{"<m>": 5, "ab": 6}[c.content]
+		doc := fmt.Sprintf(`{"added_tokens": [{"id": %d, "content": %q, %s "special": false}],
+			"model": {"type": "BPE", "unk_token": "<unk>", "vocab": %s, "merges": []}}`, id, c.content, c.flags, vocab)
+		tk, err := Load(writeDir(t, doc, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tk.Encode(c.in, false); !cmp.Equal(got, c.want) {
+			t.Errorf("%s: Encode(%q) = %v, want %v", c.name, c.in, got, c.want)
+		}
+	}
+}
