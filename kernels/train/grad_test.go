@@ -78,7 +78,7 @@ func gradCases() []gradCase {
 // TestGradientsFiniteDifference compares every trainable tensor's gradient
 // (a sample of its elements, always including its largest) with central
 // differences of the float64 reference loss, h = 1e-5: the difference
-// quotient's own error is about h²·|L'''| + 1e-16/h ≈ 1e-10, so what is
+// quotient's own error is about h²·|L”'| + 1e-16/h ≈ 1e-10, so what is
 // measured is the float32 backward pass's error.
 func TestGradientsFiniteDifference(t *testing.T) {
 	for _, cs := range gradCases() {
