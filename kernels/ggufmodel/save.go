@@ -1,0 +1,110 @@
+package ggufmodel
+
+import (
+	"fmt"
+
+	"lrmc/kernels/gguf"
+	"lrmc/kernels/llama"
+)
+
+// fileTypes maps Save's dtype names to the tensor type of the weight
+// matrices and llama.cpp's general.file_type (LLAMA_FTYPE_ALL_F32,
+// LLAMA_FTYPE_MOSTLY_F16, LLAMA_FTYPE_MOSTLY_BF16).
+var fileTypes = map[string]struct {
+	typ   gguf.GGMLType
+	ftype uint32
+}{
+	"f32":  {gguf.TypeF32, 0},
+	"f16":  {gguf.TypeF16, 1},
+	"bf16": {gguf.TypeBF16, 32},
+}
+
+// Save writes m to path as a GGUF file llama.cpp can load, with weight
+// matrices in dtype ("f32", "f16" or "bf16") and, as llama.cpp's converter
+// does, norms and biases in F32. meta names the architecture and carries
+// the tokenizer entries to copy; nil writes a llama file without a
+// tokenizer. The metadata is the architecture's hyperparameters:
+// context_length, embedding_length, block_count, feed_forward_length,
+// attention.head_count(_kv), attention.layer_norm_rms_epsilon,
+// rope.freq_base, rope.dimension_count, and attention.key_length and
+// value_length when the head size is not embedding_length/head_count. The
+// q/k rows are permuted into the architecture's rotary layout when m uses
+// the other one. The file is written atomically.
+func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
+	ft, ok := fileTypes[dtype]
+	if !ok {
+		return fmt.Errorf("ggufmodel: save %s: dtype %q is not one of f32, f16, bf16", path, dtype)
+	}
+	arch := "llama"
+	if meta != nil {
+		arch = meta.Architecture
+	}
+	style, ok := ropeStyles[arch]
+	if !ok {
+		return fmt.Errorf("ggufmodel: save %s: architecture %q is not supported", path, arch)
+	}
+	c := m.Config
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("ggufmodel: save %s: %w", path, err)
+	}
+	switch {
+	case c.QKVBias != (arch == "qwen2"):
+		return fmt.Errorf("ggufmodel: save %s: architecture %s cannot express a model with QKVBias=%v", path, arch, c.QKVBias)
+	case c.QKNorm != (arch == "qwen3"):
+		return fmt.Errorf("ggufmodel: save %s: architecture %s cannot express a model with QKNorm=%v", path, arch, c.QKNorm)
+	case c.RopeScaling.Type != "":
+		return fmt.Errorf("ggufmodel: save %s: %s rope scaling is not supported in GGUF output", path, c.RopeScaling.Type)
+	}
+	m = m.WithRopeStyle(style)
+
+	hd := c.HeadDim()
+	kvs := []gguf.KV{
+		{Key: "general.architecture", Value: arch},
+	}
+	if meta != nil && meta.Name != "" {
+		kvs = append(kvs, gguf.KV{Key: "general.name", Value: meta.Name})
+	}
+	kvs = append(kvs,
+		gguf.KV{Key: "general.file_type", Value: ft.ftype},
+		gguf.KV{Key: arch + ".context_length", Value: uint32(c.SeqLen)},
+		gguf.KV{Key: arch + ".embedding_length", Value: uint32(c.Dim)},
+		gguf.KV{Key: arch + ".block_count", Value: uint32(c.Layers)},
+		gguf.KV{Key: arch + ".feed_forward_length", Value: uint32(c.HiddenDim)},
+		gguf.KV{Key: arch + ".rope.dimension_count", Value: uint32(hd)},
+		gguf.KV{Key: arch + ".attention.head_count", Value: uint32(c.Heads)},
+		gguf.KV{Key: arch + ".attention.head_count_kv", Value: uint32(c.KVHeads)},
+		gguf.KV{Key: arch + ".attention.layer_norm_rms_epsilon", Value: c.NormEps},
+		gguf.KV{Key: arch + ".rope.freq_base", Value: float32(c.RopeTheta)},
+	)
+	if c.Dim%c.Heads != 0 || hd != c.Dim/c.Heads {
+		kvs = append(kvs,
+			gguf.KV{Key: arch + ".attention.key_length", Value: uint32(hd)},
+			gguf.KV{Key: arch + ".attention.value_length", Value: uint32(hd)},
+		)
+	}
+	if meta != nil {
+		for _, kv := range meta.Tokenizer {
+			if kv.Key == "tokenizer.ggml.tokens" {
+				if toks, ok := kv.Value.([]string); ok && len(toks) != c.Vocab {
+					return fmt.Errorf("ggufmodel: save %s: tokenizer has %d tokens, the model's vocabulary %d", path, len(toks), c.Vocab)
+				}
+			}
+		}
+		kvs = append(kvs, meta.Tokenizer...)
+	}
+
+	ws := weights(m)
+	ts := make([]gguf.Tensor, len(ws))
+	for i, w := range ws {
+		typ := ft.typ
+		if len(w.shape) == 1 {
+			typ = gguf.TypeF32 // ggml adds and multiplies by F32 vectors
+		}
+		t, err := gguf.FromFloat32(w.name, typ, w.shape, *w.data)
+		if err != nil {
+			return fmt.Errorf("ggufmodel: save %s: %w", path, err)
+		}
+		ts[i] = t
+	}
+	return gguf.WriteFile(path, kvs, ts)
+}
