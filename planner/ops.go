@@ -76,6 +76,10 @@ type TokensParams struct {
 	Field           string  `json:"field,omitempty"`
 	From            float64 `json:"from"`
 	To              float64 `json:"to"`
+	// Template "model" renders chat and instruction data with the
+	// tokenizer's chat template; Thinking sets its enable_thinking.
+	Template string `json:"template,omitempty"`
+	Thinking *bool  `json:"thinking,omitempty"`
 }
 
 // CalibWindowsParams: input is a token stream.

@@ -207,9 +207,14 @@ func (p *planning) tokens(name, posRun, field string, d ir.Data, m modelNodes) *
 	if d.Format == "jsonl" {
 		field2 = d.Field
 	}
+	template := ""
+	if d.Template == "model" {
+		template = "model"
+	}
 	return p.b.add(name, OpTokens, TokensParams{
 		TokenizerFormat: m.info.TokenizerFormat, Vocab: m.info.Vocab,
 		Format: d.Format, Field: field2, From: d.Split.From, To: d.Split.To,
+		Template: template, Thinking: d.Thinking,
 	}, fmt.Sprintf("tokenize %s [%g, %g)", filepath.Base(d.Path), d.Split.From, d.Split.To), src, m.tokenizer)
 }
 

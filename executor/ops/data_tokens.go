@@ -6,7 +6,7 @@ import (
 
 	"lrmc/executor"
 	"lrmc/kernels/calib"
-	"lrmc/kernels/llama2c"
+	"lrmc/kernels/chattemplate"
 	"lrmc/kernels/perplexity"
 	"lrmc/kernels/textdata"
 	"lrmc/planner"
@@ -31,28 +31,88 @@ func (dataTokens) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var enc textdata.Encoder
-	switch p.TokenizerFormat {
-	case "llama2c":
-		tok, err := llama2c.LoadTokenizer(tokPath, p.Vocab)
-		if err != nil {
-			return nil, err
-		}
-		enc = tok
-	default:
-		return nil, fmt.Errorf("%s: tokenizer format %q is not supported", tokPath, p.TokenizerFormat)
-	}
-	docs, err := textdata.ReadDocuments(dataPath, p.Format, p.Field)
+	tf, err := openTokenizer(p.TokenizerFormat, tokPath, p.Vocab)
 	if err != nil {
 		return nil, err
 	}
+	var stream []int32
+	var docs int
+	switch p.Format {
+	case textdata.FormatChat, textdata.FormatInstruction:
+		stream, docs, err = conversationTokens(dataPath, p, tf)
+	default:
+		stream, docs, err = documentTokens(dataPath, p, tf)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range stream {
+		if id < 0 || int(id) >= p.Vocab {
+			return nil, fmt.Errorf("%s: token %d (id %d) is outside the model's vocabulary of %d", dataPath, i, id, p.Vocab)
+		}
+	}
+	c.Log.Debug("tokenized", "path", dataPath, "documents", docs, "tokens", len(stream))
+	return Tokens{IDs: stream, Rows: 1, Cols: len(stream)}, nil
+}
+
+// documentTokens encodes the split's plain documents, each with BOS.
+func documentTokens(path string, p planner.TokensParams, tf *tokenizerFiles) ([]int32, int, error) {
+	docs, err := textdata.ReadDocuments(path, p.Format, p.Field)
+	if err != nil {
+		return nil, 0, err
+	}
 	docs = textdata.Split(docs, p.From, p.To)
 	if len(docs) == 0 {
-		return nil, fmt.Errorf("%s: split [%g, %g) holds no document", dataPath, p.From, p.To)
+		return nil, 0, fmt.Errorf("%s: split [%g, %g) holds no document", path, p.From, p.To)
 	}
-	stream := textdata.Stream(docs, enc)
-	c.Log.Debug("tokenized", "path", dataPath, "documents", len(docs), "tokens", len(stream))
-	return Tokens{IDs: stream, Rows: 1, Cols: len(stream)}, nil
+	return textdata.Stream(docs, tf.tok), len(docs), nil
+}
+
+// conversationTokens renders the split's conversations with the model's
+// chat template (so the tokens are exactly those the model sees in
+// training and serving) and encodes them one after another.
+func conversationTokens(path string, p planner.TokensParams, tf *tokenizerFiles) ([]int32, int, error) {
+	convs, err := textdata.ReadConversations(path, p.Format)
+	if err != nil {
+		return nil, 0, err
+	}
+	n := len(convs)
+	lo, hi := textdata.SplitRange(n, p.From, p.To)
+	convs = convs[lo:hi]
+	if len(convs) == 0 {
+		return nil, 0, fmt.Errorf("%s: split [%g, %g) holds no conversation", path, p.From, p.To)
+	}
+	if p.Template != "model" {
+		return nil, 0, fmt.Errorf("%s: %s data needs template \"model\"", path, p.Format)
+	}
+	if tf.template == nil {
+		return nil, 0, fmt.Errorf("%s: the tokenizer has no chat_template to render %s data with", path, p.Format)
+	}
+	opts := chattemplate.Options{BOSToken: tf.specials.BOS, EOSToken: tf.specials.EOS}
+	if p.Thinking != nil {
+		opts.Vars = map[string]any{"enable_thinking": *p.Thinking}
+	}
+	var stream []int32
+	for i, c := range convs {
+		o := opts
+		if c.Tools != nil {
+			tools, err := chattemplate.ParseJSON(c.Tools)
+			if err != nil {
+				return nil, 0, fmt.Errorf("%s: conversation %d: tools: %w", path, lo+i, err)
+			}
+			list, ok := tools.([]any)
+			if !ok {
+				return nil, 0, fmt.Errorf("%s: conversation %d: tools is not a list", path, lo+i)
+			}
+			o.Tools = list
+		}
+		text, err := tf.template.RenderJSON(c.Messages, o)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: conversation %d: %w", path, lo+i, err)
+		}
+		stream = append(stream, tf.tok.EncodeRendered(text)...)
+	}
+	return stream, len(convs), nil
 }
 
 // calibWindows samples calibration windows. Input: a token stream.

@@ -29,11 +29,17 @@ type Encoder interface {
 // Split panics unless 0 ≤ from ≤ to ≤ 1: the fractions come from a validated
 // recipe, so anything else is a programming error.
 func Split(docs []string, from, to float64) []string {
+	lo, hi := SplitRange(len(docs), from, to)
+	return docs[lo:hi]
+}
+
+// SplitRange is the index range [lo, hi) that Split keeps of n items, for
+// splitting other kinds of records the same way.
+func SplitRange(n int, from, to float64) (lo, hi int) {
 	if !(0 <= from && from <= to && to <= 1) {
 		panic(fmt.Sprintf("textdata.Split: fractions [%v, %v) are not within 0 ≤ from ≤ to ≤ 1", from, to))
 	}
-	n := len(docs)
-	return docs[boundary(from, n):boundary(to, n)]
+	return boundary(from, n), boundary(to, n)
 }
 
 // boundary is floor(f·n), except that a product within a relative 1e-9 of an

@@ -1,0 +1,77 @@
+package ops
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"lrmc/kernels/chattemplate"
+	"lrmc/kernels/llama2c"
+	"lrmc/kernels/tokenizer"
+)
+
+// textTokenizer is what the data ops need from any tokenizer.
+type textTokenizer interface {
+	// Encode encodes a plain document (textdata.Encoder).
+	Encode(text string, bos, eos bool) []int32
+	// EncodeRendered encodes text produced by a chat template, which
+	// already holds every special token the model expects.
+	EncodeRendered(text string) []int32
+}
+
+// tokenizerFiles is a loaded tokenizer with its chat template, if any.
+type tokenizerFiles struct {
+	tok      textTokenizer
+	template *chattemplate.Template // nil when the tokenizer has none
+	specials chattemplate.Specials
+}
+
+// openTokenizer loads a tokenizer of the given format: a llama2.c
+// tokenizer file, or a Hugging Face directory (tokenizer.json and
+// tokenizer_config.json, whose chat_template is loaded when present).
+func openTokenizer(format, path string, vocab int) (*tokenizerFiles, error) {
+	switch format {
+	case "llama2c":
+		t, err := llama2c.LoadTokenizer(path, vocab)
+		if err != nil {
+			return nil, err
+		}
+		return &tokenizerFiles{tok: llama2cTokenizer{t}}, nil
+	case "hf":
+		t, err := tokenizer.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		tf := &tokenizerFiles{tok: hfTokenizer{t}}
+		tmpl, sp, err := chattemplate.FromTokenizerConfig(filepath.Join(path, "tokenizer_config.json"))
+		switch {
+		case err == nil:
+			tf.template, tf.specials = tmpl, sp
+		case errors.Is(err, chattemplate.ErrNoTemplate):
+		default:
+			return nil, err
+		}
+		return tf, nil
+	}
+	return nil, fmt.Errorf("%s: tokenizer format %q is not supported", path, format)
+}
+
+type llama2cTokenizer struct{ *llama2c.Tokenizer }
+
+func (t llama2cTokenizer) EncodeRendered(text string) []int32 {
+	return t.Tokenizer.Encode(text, false, false)
+}
+
+// hfTokenizer separates documents with BOS where the model has one, and
+// otherwise (Qwen, for one) ends each document with EOS, as such models are
+// pretrained.
+type hfTokenizer struct{ *tokenizer.Tokenizer }
+
+func (t hfTokenizer) Encode(text string, bos, eos bool) []int32 {
+	if _, ok := t.BOS(); !ok && bos {
+		bos, eos = false, true
+	}
+	return t.EncodeDoc(text, bos, eos)
+}
+
+func (t hfTokenizer) EncodeRendered(text string) []int32 { return t.Tokenizer.Encode(text, false) }
