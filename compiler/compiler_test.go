@@ -32,12 +32,12 @@ func TestCompileValid(t *testing.T) {
 	model := ir.Model{Path: filepath.Join(dir, "files/model.bin"), Format: "auto"}
 	text := filepath.Join(dir, "files/stories.txt")
 	topCal := ir.Calibration{
-		Data:    ir.Data{Path: text, Format: "text", Split: ir.Split{From: 0, To: 0.9}},
+		Data:    ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0, To: 0.9}},
 		Samples: 64, SeqLen: 256, Seed: 1,
 	}
 	topEval := []ir.Eval{{
 		Task:    "perplexity",
-		Data:    ir.Data{Path: text, Format: "text", Split: ir.Split{From: 0.9, To: 1}},
+		Data:    ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}},
 		Samples: 8, SeqLen: 128,
 	}}
 	want := &ir.Recipe{
@@ -52,7 +52,7 @@ func TestCompileValid(t *testing.T) {
 				Model: model,
 				Calibration: ir.Calibration{
 					Data: ir.Data{
-						Path: filepath.Join(dir, "files/stories.jsonl"), Format: "jsonl", Field: "text",
+						Path: filepath.Join(dir, "files/stories.jsonl"), Format: "jsonl", Field: "text", Template: "none",
 						Split: ir.Split{From: 0, To: 0.5},
 					},
 					Samples: 128, SeqLen: 256, Seed: 1,
@@ -60,7 +60,7 @@ func TestCompileValid(t *testing.T) {
 				Prune: ir.Prune{Paradigm: "depth", Method: "shortgpt", Layers: []int{1, 3}},
 				Eval: []ir.Eval{{
 					Task:   "perplexity",
-					Data:   ir.Data{Path: text, Format: "text", Split: ir.Split{From: 0.8, To: 1}},
+					Data:   ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.8, To: 1}},
 					SeqLen: 64,
 				}},
 			},
@@ -73,7 +73,7 @@ func TestCompileValid(t *testing.T) {
 				Prune: ir.Prune{Paradigm: "depth", Method: "shortgpt", Ratio: 0.4},
 			},
 		},
-		Output: ir.Output{Dir: filepath.Join(dir, "out/depth"), Formats: []string{"llama2c"}},
+		Output: ir.Output{Dir: filepath.Join(dir, "out/depth"), Formats: []string{"llama2c"}, DType: "float32"},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(ir.Recipe{}, "Positions")); diff != "" {
 		t.Errorf("Compile(testdata/valid.cue) mismatch (-want +got):\n%s", diff)
@@ -138,9 +138,9 @@ eval: [{task: "perplexity", data: {path: "`+text+`"}, seqLen: 256, samples: 64}]
 		DenseModel: ir.Model{Path: model, Tokenizer: tok, Format: "llama2c"},
 		DenseEval: []ir.Eval{{
 			Task: "perplexity", Samples: 64, SeqLen: 256,
-			Data: ir.Data{Path: text, Format: "text", Split: ir.Split{From: 0.9, To: 1}},
+			Data: ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}},
 		}},
-		Output: ir.Output{Dir: filepath.Join(dir, "out"), Formats: []string{"llama2c"}},
+		Output: ir.Output{Dir: filepath.Join(dir, "out"), Formats: []string{"llama2c"}, DType: "float32"},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(ir.Recipe{}, "Positions")); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)
@@ -273,7 +273,7 @@ func TestRegistry(t *testing.T) {
 	if got := evalTasks.check("gsm8k"); got != `task "gsm8k" is not built yet; built tasks: perplexity` {
 		t.Errorf("evalTasks.check(gsm8k) = %q", got)
 	}
-	if got := dataFormats.check("csv"); got != `unknown data format "csv"; built data formats: text, jsonl` {
+	if got := dataFormats.check("csv"); got != `unknown data format "csv"; built data formats: text, jsonl, chat, instruction` {
 		t.Errorf("dataFormats.check(csv) = %q", got)
 	}
 }

@@ -34,23 +34,33 @@ var (
 	}
 	outputFormats = registry{
 		kind: "output format", plural: "output formats",
-		built:   []string{"llama2c"},
-		planned: []string{"hf", "gguf"},
+		built: []string{"llama2c", "hf", "gguf"},
 	}
 	modelFormats = registry{
 		kind: "model format", plural: "model formats",
-		built:   []string{"auto", "llama2c"},
-		planned: []string{"hf", "gguf"},
+		built: []string{"auto", "llama2c", "hf", "gguf"},
 	}
 	dataFormats = registry{
 		kind: "data format", plural: "data formats",
-		built: []string{"text", "jsonl"},
+		built: []string{"text", "jsonl", "chat", "instruction"},
+	}
+	// archs are the layouts a synthetic model can take.
+	archs = registry{
+		kind: "architecture", plural: "architectures",
+		built: []string{"llama", "qwen2", "qwen3", "mistral"},
 	}
 )
 
 // paradigms are the values of prune.paradigm; "none" evaluates the model
 // as it is and takes no method.
 var paradigms = []string{"depth", "width", "dynamic", "none"}
+
+// templates are the values of data.template: "none" reads documents as
+// they are, "model" renders them with the model's own chat template.
+var templates = []string{"none", "model"}
+
+// dtypes are the weight types of hf and gguf exports.
+var dtypes = []string{"float32", "bfloat16", "float16"}
 
 // check returns "" when name is built, else the message to report.
 func (r registry) check(name string) string {

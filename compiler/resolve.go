@@ -117,6 +117,20 @@ func (r *resolver) file(h hit, wantFile bool) (string, bool) {
 	return p, true
 }
 
+// oneOf decodes a string that must be one of a fixed set of values (kind
+// and plural name them in the message).
+func (r *resolver) oneOf(h hit, kind, plural string, values []string) (string, bool) {
+	s, ok := r.str(h)
+	if !ok {
+		return "", false
+	}
+	if !slices.Contains(values, s) {
+		r.c.errs.add(h.pos, h.path, "unknown %s %q; %s: %s", kind, s, plural, strings.Join(values, ", "))
+		return "", false
+	}
+	return s, true
+}
+
 // name decodes a name and checks it against a registry.
 func (r *resolver) name(h hit, reg registry) string {
 	if s, ok := r.str(h); ok && r.check(h, reg.check(s)) {
@@ -125,19 +139,161 @@ func (r *resolver) name(h hit, reg registry) string {
 	return ""
 }
 
+// modelSources are the fields that say where a model's weights come from.
+// They merge as one group, like the depth amounts: a run's synthetic
+// replaces a top-level path and a run's path a top-level synthetic.
+var modelSources = []string{"model.path", "model.synthetic"}
+
 func (r *resolver) model() ir.Model {
 	var m ir.Model
-	if h, ok := r.need("model.path"); ok {
-		// A model may be a directory (Hugging Face layout), so no wantFile.
-		m.Path, _ = r.file(h, false)
+	i := r.layerOf(true, modelSources...)
+	if i < 0 {
+		// A misspelt "pth" is reported by the schema; this would repeat it.
+		if !r.c.cueErrorUnder(r.msgPath("model"), "model") {
+			r.c.errs.add(r.missingPos("model.path"), r.msgPath("model.path"),
+				"field is required but not present: a model is a checkpoint (path) or random weights (synthetic)")
+		}
+		return m
 	}
-	if h, ok := r.get("model.tokenizer"); ok {
-		m.Tokenizer, _ = r.file(h, false)
+	ph, hasPath := r.from(i, "model.path")
+	sh, hasSynthetic := r.from(i, "model.synthetic")
+	if hasPath && hasSynthetic {
+		r.c.errs.add(sh.pos, sh.path, "synthetic conflicts with path: a model is a checkpoint or random weights, not both")
 	}
-	if h, ok := r.get("model.format"); ok {
-		m.Format = r.name(h, modelFormats)
+	tok, hasTok := r.get("model.tokenizer")
+	if hasTok {
+		m.Tokenizer, _ = r.file(tok, false)
+	}
+	if hasPath {
+		m.Path = r.modelPath(ph)
+		if h, ok := r.get("model.format"); ok {
+			m.Format = r.name(h, modelFormats)
+			r.checkFormat(h, m.Format, m.Path)
+		}
+		return m
+	}
+
+	// format says how path is read. One written beside the synthetic model,
+	// or in a run over it, is a mistake; one under it belongs to the path
+	// the synthetic model replaces.
+	for _, l := range r.layers[:i+1] {
+		if p := fieldPath("model.format"); l.sets(p) {
+			h := hit{path: ir.FieldPath(l.run, join(l.prefix, "model.format")), pos: r.c.valuePos(l.user.LookupPath(p))}
+			r.c.errs.add(h.pos, h.path, "format says how a checkpoint is read; a synthetic model has none")
+		}
+	}
+	// Layers above i set no synthetic field, so the synthetic fields of
+	// every layer merge leaf by leaf, as data does.
+	m.Synthetic = r.synthetic()
+	switch {
+	case !hasTok:
+		r.c.errs.add(r.missingPos("model.tokenizer"), r.msgPath("model.tokenizer"),
+			"field is required but not present: a synthetic model has no tokenizer of its own; name a directory with tokenizer.json")
+	case m.Tokenizer != "":
+		st, err := os.Stat(m.Tokenizer)
+		switch {
+		case err != nil:
+			// file has reported it.
+		case !st.IsDir():
+			r.c.errs.add(tok.pos, tok.path, "%s is a file; a synthetic model needs a directory with tokenizer.json", m.Tokenizer)
+		default:
+			if _, err := os.Stat(filepath.Join(m.Tokenizer, "tokenizer.json")); err != nil {
+				r.c.errs.add(tok.pos, tok.path, "%s has no tokenizer.json, which a synthetic model needs", m.Tokenizer)
+			}
+		}
 	}
 	return m
+}
+
+// modelPath resolves a model path: an "hf:ORG/NAME[@REVISION]" reference
+// to its snapshot in the local hub cache, anything else as a file or
+// directory beside the recipe.
+func (r *resolver) modelPath(h hit) string {
+	s, ok := r.str(h)
+	if !ok {
+		return ""
+	}
+	if strings.HasPrefix(s, hfScheme) {
+		dir, err := resolveHF(s)
+		if err != nil {
+			r.c.errs.add(h.pos, h.path, "%v", err)
+		}
+		return dir
+	}
+	// A Hugging Face model is a directory, so no wantFile.
+	p, _ := r.file(h, false)
+	return p
+}
+
+// checkFormat reports a format that cannot read path: llama2c and gguf
+// checkpoints are files, a Hugging Face checkpoint is a directory.
+func (r *resolver) checkFormat(h hit, format, path string) {
+	if format == "" || format == "auto" || path == "" {
+		return
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return // reported with the path
+	}
+	switch {
+	case format == "hf" && !st.IsDir():
+		r.c.errs.add(h.pos, h.path, "format \"hf\" reads a directory (config.json and safetensors); %s is a file", path)
+	case format != "hf" && st.IsDir():
+		r.c.errs.add(h.pos, h.path, "format %q reads a file; %s is a directory", format, path)
+	}
+}
+
+// synthetic resolves the shape of a random-weight model and checks that its
+// heads divide as attention needs.
+func (r *resolver) synthetic() *ir.Synthetic {
+	s := &ir.Synthetic{}
+	if h, ok := r.need("model.synthetic.arch"); ok {
+		s.Arch = r.name(h, archs)
+	}
+	hits := map[string]hit{}
+	for _, f := range []struct {
+		name     string
+		dst      *int
+		required bool
+	}{
+		{"layers", &s.Layers, true},
+		{"dim", &s.Dim, true},
+		{"heads", &s.Heads, true},
+		{"kvHeads", &s.KVHeads, true},
+		{"headDim", &s.HeadDim, false},
+		{"ffn", &s.FFN, true},
+		{"vocab", &s.Vocab, false},
+		{"seqLen", &s.SeqLen, true},
+	} {
+		field := "model.synthetic." + f.name
+		get := r.get
+		if f.required {
+			get = r.need
+		}
+		if h, ok := get(field); ok {
+			*f.dst, _ = r.int(h)
+			hits[f.name] = h
+		}
+	}
+	if h, ok := r.get("model.synthetic.tie"); ok {
+		s.Tie, _ = r.bool(h)
+	}
+	if h, ok := r.get("model.synthetic.seed"); ok {
+		seed, err := h.v.Int64()
+		if r.decoded(h, err) {
+			s.Seed = seed
+		}
+	}
+	// Zero is a value that did not decode (the schema asks for >= 1).
+	if s.Heads > 0 && s.KVHeads > 0 && s.Heads%s.KVHeads != 0 {
+		h := hits["kvHeads"]
+		r.c.errs.add(h.pos, h.path, "heads %d is not a multiple of kvHeads %d: each key/value head serves a whole group of query heads", s.Heads, s.KVHeads)
+	}
+	if _, set := hits["headDim"]; !set && s.Dim > 0 && s.Heads > 0 && s.Dim%s.Heads != 0 {
+		h := hits["heads"]
+		r.c.errs.add(h.pos, h.path, "dim %d is not a multiple of heads %d; set headDim to give each head its own size", s.Dim, s.Heads)
+	}
+	return s
 }
 
 // amounts are the depth-pruning fields of which exactly one is set. They
@@ -159,8 +315,7 @@ func (r *resolver) prune() (ir.Prune, bool) {
 	if p.Paradigm, ok = r.str(ph); !ok {
 		return p, false
 	}
-	if !slices.Contains(paradigms, p.Paradigm) {
-		r.c.errs.add(ph.pos, ph.path, "unknown paradigm %q; paradigms: %s", p.Paradigm, strings.Join(paradigms, ", "))
+	if _, ok := r.oneOf(ph, "paradigm", "paradigms", paradigms); !ok {
 		return p, false
 	}
 	if p.Paradigm == "none" {
@@ -258,6 +413,7 @@ func (r *resolver) data(field string) ir.Data {
 			r.c.errs.add(fh.pos, fh.path, "field names the JSON field of jsonl data; format is %q", d.Format)
 		}
 	}
+	d.Template, d.Thinking = r.template(field, d.Format)
 	fh, fok := r.get(field + ".split.from")
 	th, tok := r.get(field + ".split.to")
 	if !fok || !tok {
@@ -279,6 +435,41 @@ func (r *resolver) data(field string) ir.Data {
 		r.c.errs.add(at.pos, at.path, "empty split: from %v is not below to %v", from, to)
 	}
 	return d
+}
+
+// template resolves how data of format is turned into text: chat and
+// instruction data default to the model's chat template, text and jsonl
+// are text already. thinking reaches the template only, so it needs one.
+func (r *resolver) template(field, format string) (string, *bool) {
+	if format == "" {
+		return "", nil // an unknown format, reported
+	}
+	tmpl := "none"
+	if format == "chat" || format == "instruction" {
+		tmpl = "model"
+	}
+	if h, ok := r.get(field + ".template"); ok {
+		if s, ok := r.oneOf(h, "template", "templates", templates); ok {
+			if s == "model" && tmpl == "none" {
+				r.c.errs.add(h.pos, h.path, "template \"model\" renders chat and instruction data; format is %q", format)
+			} else {
+				tmpl = s
+			}
+		}
+	}
+	h, ok := r.get(field + ".thinking")
+	if !ok {
+		return tmpl, nil
+	}
+	thinking, ok := r.bool(h)
+	if !ok {
+		return tmpl, nil
+	}
+	if tmpl == "none" {
+		r.c.errs.add(h.pos, h.path, "thinking is passed to the model's chat template; template is \"none\" for this %s data", format)
+		return tmpl, nil
+	}
+	return tmpl, &thinking
 }
 
 // evals resolves the eval list, taken whole from the first layer that
@@ -337,10 +528,28 @@ func (r *resolver) output() ir.Output {
 			return o
 		}
 		o.Formats = []string{}
+		first := map[string]int{}
 		for j, v := range items {
-			if s := r.name(r.item(h, "output.formats", j, v, written[j]), outputFormats); s != "" {
-				o.Formats = append(o.Formats, s)
+			ih := r.item(h, "output.formats", j, v, written[j])
+			s := r.name(ih, outputFormats)
+			if s == "" {
+				continue
 			}
+			if k, dup := first[s]; dup {
+				r.c.errs.add(ih.pos, ih.path, "format %q is already formats[%d]", s, k)
+				continue
+			}
+			first[s] = j
+			o.Formats = append(o.Formats, s)
+		}
+	}
+	if h, ok := r.get("output.dtype"); ok {
+		o.DType, _ = r.oneOf(h, "dtype", "dtypes", dtypes)
+		// llama2.c files are float32 whatever dtype says; a dtype written
+		// for them alone would be silently ignored.
+		if o.DType != "" && o.DType != "float32" && !h.def && o.Formats != nil &&
+			!slices.Contains(o.Formats, "hf") && !slices.Contains(o.Formats, "gguf") {
+			r.c.errs.add(h.pos, h.path, "dtype %q applies to hf and gguf exports, and formats has neither", o.DType)
 		}
 	}
 	return o
