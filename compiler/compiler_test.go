@@ -368,3 +368,149 @@ func TestCompileIdioms(t *testing.T) {
 		}
 	}
 }
+
+// TestCompileChatSynthetic decodes testdata/valid_chat.cue: a synthetic
+// qwen3 model whose fields merge leaf by leaf into a run, replaced whole by
+// a run's path; chat data with thinking off and the model's template;
+// instruction data taking the template by default; a bfloat16 export.
+func TestCompileChatSynthetic(t *testing.T) {
+	got, err := Compile("testdata/valid_chat.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(dir, "files/tokenizer")
+	synthetic := func(layers int) ir.Model {
+		return ir.Model{Tokenizer: tok, Synthetic: &ir.Synthetic{
+			Arch: "qwen3", Layers: layers, Dim: 64, Heads: 4, KVHeads: 2, HeadDim: 32,
+			FFN: 192, SeqLen: 128, Tie: true, Seed: 7,
+		}}
+	}
+	thinking := false
+	cal := ir.Calibration{
+		Data: ir.Data{
+			Path: filepath.Join(dir, "files/chat.jsonl"), Format: "chat", Template: "model", Thinking: &thinking,
+			Split: ir.Split{From: 0, To: 0.9},
+		},
+		Samples: 8, SeqLen: 64,
+	}
+	eval := []ir.Eval{{
+		Task: "perplexity", SeqLen: 64,
+		Data: ir.Data{Path: filepath.Join(dir, "files/alpaca.jsonl"), Format: "instruction", Template: "model", Split: ir.Split{From: 0.9, To: 1}},
+	}}
+	prune := ir.Prune{Paradigm: "depth", Method: "shortgpt", Remove: 1}
+	want := &ir.Recipe{
+		File: "testdata/valid_chat.cue",
+		Dir:  dir,
+		Runs: []ir.Run{
+			{
+				Name:        "checkpoint",
+				Model:       ir.Model{Path: filepath.Join(dir, "files/model.bin"), Tokenizer: tok, Format: "auto"},
+				Calibration: cal, Prune: prune, Eval: eval,
+			},
+			{Name: "deeper", Model: synthetic(8), Calibration: cal, Prune: prune, Eval: eval},
+		},
+		Output: ir.Output{Dir: filepath.Join(dir, "out"), Formats: []string{"hf", "gguf"}, DType: "bfloat16"},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(ir.Recipe{}, "Positions")); diff != "" {
+		t.Errorf("Compile(testdata/valid_chat.cue) mismatch (-want +got):\n%s", diff)
+	}
+	at := func(line, col int) ir.Pos { return ir.Pos{File: "testdata/valid_chat.cue", Line: line, Col: col} }
+	for path, want := range map[string]ir.Pos{
+		ir.FieldPath("deeper", "model.synthetic.layers"):      at(14, 36),
+		ir.FieldPath("deeper", "model.synthetic.kvHeads"):     at(6, 68),
+		ir.FieldPath("deeper", "calibration.data.thinking"):   at(8, 74),
+		ir.FieldPath("checkpoint", "model.path"):              at(16, 27),
+		ir.FieldPath("checkpoint", "model.tokenizer"):         at(5, 13),
+		ir.FieldPath("", "output.dtype"):                      at(18, 42),
+		ir.FieldPath("checkpoint", "calibration.data.format"): at(8, 56),
+	} {
+		if p, ok := got.Positions[path]; !ok || p != want {
+			t.Errorf("Positions[%s] = %v (present %v), want %v", path, p, ok, want)
+		}
+	}
+	// The run's path replaced the synthetic group: none of its fields is
+	// the checkpoint run's.
+	if p, ok := got.Positions[ir.FieldPath("checkpoint", "model.synthetic.layers")]; ok {
+		t.Errorf("checkpoint has a synthetic position %v", p)
+	}
+}
+
+// TestCompileHFReference resolves hf: references offline through a hub
+// cache under $HF_HOME/hub: the default revision main and a branch through
+// refs/, a commit hash directly.
+func TestCompileHFReference(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", "")
+	t.Setenv("HF_HOME", home)
+	repo := filepath.Join(home, "hub", "models--Qwen--Qwen3-0.6B")
+	const mainHash, devHash = "c1899de289a04d12100db370d81485cdf75e47ca", "0000000000000000000000000000000000000abc"
+	for _, h := range []string{mainHash, devHash} {
+		if err := os.MkdirAll(filepath.Join(repo, "snapshots", h), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(repo, "snapshots", h, "config.json"), "{}")
+	}
+	if err := os.MkdirAll(filepath.Join(repo, "refs", "pr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(repo, "refs", "main"), mainHash) // huggingface_hub writes no newline
+	writeFile(t, filepath.Join(repo, "refs", "pr", "1"), devHash+"\n")
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "recipe.cue")
+	writeFile(t, file, `model: {path: "hf:Qwen/Qwen3-0.6B", format: "hf"}
+dense: false
+runs: {
+	pr: {model: path: "hf:Qwen/Qwen3-0.6B@pr/1", prune: paradigm: "none"}
+	pinned: {model: path: "hf:Qwen/Qwen3-0.6B@`+devHash+`", prune: paradigm: "none"}
+	main: prune: paradigm: "none"
+}
+`)
+	got, err := Compile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := func(h string) ir.Model {
+		return ir.Model{Path: filepath.Join(repo, "snapshots", h), Format: "hf"}
+	}
+	var models []ir.Model
+	for _, r := range got.Runs {
+		models = append(models, r.Model)
+	}
+	want := []ir.Model{snap(mainHash), snap(devHash), snap(devHash)} // main, pinned, pr
+	if diff := cmp.Diff(want, models); diff != "" {
+		t.Errorf("models of main, pinned, pr (-want +got):\n%s", diff)
+	}
+
+	// The error names the cache, where it came from and the file looked for.
+	writeFile(t, file, "model: path: \"hf:Qwen/Qwen3-8B\"\ndense: false\nruns: x: prune: paradigm: \"none\"\n")
+	_, err = Compile(file)
+	wantErr := file + `:1:14: model.path: hf:Qwen/Qwen3-8B is not in the Hugging Face hub cache (` + filepath.Join(home, "hub") +
+		`, from HF_HOME): ` + filepath.Join(home, "hub", "models--Qwen--Qwen3-8B", "refs", "main") +
+		`: no such file or directory; lrmc does not download models`
+	if err == nil || err.Error() != wantErr {
+		t.Errorf("Compile error:\n%v\nwant:\n%s", err, wantErr)
+	}
+}
+
+// TestHubCache follows huggingface_hub's precedence for the cache directory.
+func TestHubCache(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	for _, tc := range []struct{ hubCache, hfHome, want, source string }{
+		{"/data/hub", "/data/hf", "/data/hub", "HF_HUB_CACHE"},
+		{"", "/data/hf", "/data/hf/hub", "HF_HOME"},
+		{"", "", filepath.Join(home, ".cache/huggingface/hub"), "the default"},
+	} {
+		t.Setenv("HF_HUB_CACHE", tc.hubCache)
+		t.Setenv("HF_HOME", tc.hfHome)
+		dir, source, err := hubCache()
+		if err != nil || dir != tc.want || source != tc.source {
+			t.Errorf("HF_HUB_CACHE=%q HF_HOME=%q: hubCache() = %q, %q, %v; want %q, %q", tc.hubCache, tc.hfHome, dir, source, err, tc.want, tc.source)
+		}
+	}
+}

@@ -14,7 +14,9 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the comp
 // TestGolden compiles each testdata/*.cue that has errors and compares the
 // report with its .golden file. Absolute paths in messages are written with
 // the testdata directory as "testdata", so the files hold no machine paths.
+// hf: references resolve in testdata/hub, a hub cache holding org/tiny.
 func TestGolden(t *testing.T) {
+	t.Setenv("HF_HUB_CACHE", filepath.Join("testdata", "hub"))
 	files, err := filepath.Glob("testdata/*.cue")
 	if err != nil {
 		t.Fatal(err)

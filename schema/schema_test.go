@@ -25,6 +25,9 @@ func TestDefaultsAreRecipes(t *testing.T) {
 	if err := s.Recipe.Unify(rec).Validate(cue.Concrete(true), cue.Final()); err != nil {
 		t.Fatalf("#Defaults does not satisfy #Recipe: %v", errors.Details(err, nil))
 	}
+	if got, err := s.Defaults.LookupPath(cue.ParsePath("output.dtype")).String(); err != nil || got != "float32" {
+		t.Errorf("#Defaults.output.dtype = %q (%v), want float32", got, err)
+	}
 	for path, want := range map[string]float64{
 		"calibration.data.split.from": 0, "calibration.data.split.to": 0.9,
 		"eval.data.split.from": 0.9, "eval.data.split.to": 1,
@@ -55,6 +58,15 @@ func TestRecipeChecks(t *testing.T) {
 		{`eval: [{seqLen: 1}]`, "out of bound >=2"},
 		{`output: dirs: "x"`, "field not allowed"},
 		{`runs: x: dense: true`, "field not allowed"},
+		{`model: synthetic: {arch: "qwen3", layers: 2, dim: 64, heads: 4, kvHeads: 2, headDim: 16, ffn: 128, vocab: 512, seqLen: 32, tie: true, seed: -1}`, ""},
+		{`model: synthetic: headDim: 0`, "out of bound >=1"},
+		{`model: synthetic: layers: 2.5`, "conflicting values"},
+		{`model: synthetic: hidden: 64`, "field not allowed"},
+		{`runs: x: model: {path: "hf:Qwen/Qwen3-0.6B", format: "hf"}`, ""},
+		{`calibration: data: {format: "chat", template: "model", thinking: true}`, ""},
+		{`eval: [{data: thinking: "yes"}]`, "conflicting values"},
+		{`output: {formats: ["hf", "gguf"], dtype: "bfloat16"}`, ""},
+		{`output: dtype: 16`, "conflicting values"},
 	} {
 		v := s.Recipe.Unify(ctx.CompileString(tc.src))
 		err := v.Validate(cue.Concrete(true), cue.Final())
