@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -262,5 +263,57 @@ func TestSplitCoversRange(t *testing.T) {
 				t.Fatalf("split(%d, %d) ends at %d", units, parts, next)
 			}
 		}
+	}
+}
+
+// TestMatMulConcurrentCallers: packed buffers come from a pool, so callers
+// on many goroutines must not see each other's panels.
+func TestMatMulConcurrentCallers(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	shapes := []shape{{40, 300, 50}, {7, 64, 130}, {1, 500, 33}, {100, 20, 3}}
+	type job struct {
+		s          shape
+		x, w, want []float32
+	}
+	jobs := make([]job, len(shapes))
+	for i, s := range shapes {
+		x, w := randMatrix(r, s.m*s.k), randMatrix(r, s.n*s.k)
+		want := make([]float32, s.m*s.n)
+		MatMulThreads(want, x, w, s.m, s.k, s.n, 1)
+		jobs[i] = job{s, x, w, want}
+	}
+	errs := make(chan error, 4*len(jobs))
+	var wg sync.WaitGroup
+	for range 4 {
+		for _, j := range jobs {
+			wg.Go(func() {
+				for range 5 {
+					got := make([]float32, len(j.want))
+					MatMulThreads(got, j.x, j.w, j.s.m, j.s.k, j.s.n, 2)
+					if !slices.Equal(got, j.want) {
+						errs <- fmt.Errorf("%v: concurrent result differs", j.s)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestDefaultImplIsFastestAvailable: registration goes slowest to fastest.
+func TestDefaultImplIsFastestAvailable(t *testing.T) {
+	want := "go"
+	for _, name := range []string{"avx2", "avx512"} {
+		if slices.Contains(Impls(), name) {
+			want = name
+		}
+	}
+	if got := Impl(); got != want {
+		t.Errorf("Impl() = %q with %v available, want %q", got, Impls(), want)
 	}
 }

@@ -39,15 +39,13 @@ type impl struct {
 
 var (
 	impls  = map[string]*impl{}
-	best   *impl // fastest usable implementation, chosen at init
-	active atomic.Pointer[impl]
+	active atomic.Pointer[impl] // the implementation MatMul uses
 )
 
 // register makes im selectable; the last registered usable one becomes the
 // default, so registration goes from slowest to fastest.
 func register(im *impl) {
 	impls[im.name] = im
-	best = im
 	active.Store(im)
 }
 
