@@ -104,19 +104,9 @@ func Load(path string) (*llama.Model, *Meta, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	meta, c, err := readMeta(f)
+	c, meta, err := modelConfig(f)
 	if err != nil {
 		return nil, nil, err
-	}
-	if _, ok := f.Tensor("rope_freqs.weight"); ok {
-		// llama.cpp stores Llama 3.1's rope scaling as per-pair divisors
-		// rather than as the parameters llama.RopeScaling holds.
-		return nil, nil, fmt.Errorf("ggufmodel: %s: tensor \"rope_freqs.weight\" (per-pair rope scaling factors) is not supported", path)
-	}
-	_, hasOutput := f.Tensor("output.weight")
-	c.SharedClassifier = !hasOutput
-	if err := c.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("ggufmodel: %s: %w", path, err)
 	}
 	m := &llama.Model{Config: c, Layers: make([]llama.Layer, c.Layers)}
 	ws := weights(m)
@@ -124,6 +114,7 @@ func Load(path string) (*llama.Model, *Meta, error) {
 	for _, w := range ws {
 		want[w.name] = true
 	}
+	want[ropeFreqsName] = true // read by modelConfig
 	for _, t := range f.Tensors {
 		if !want[t.Name] {
 			return nil, nil, fmt.Errorf("ggufmodel: %s: unexpected tensor %q: not part of a %s model with this metadata", path, t.Name, meta.Architecture)
@@ -150,16 +141,57 @@ func Load(path string) (*llama.Model, *Meta, error) {
 	return m, meta, nil
 }
 
+// ReadConfig reads the shape and metadata of the model in the GGUF file at
+// path without converting any weight, for sizing a model cheaply.
+func ReadConfig(path string) (llama.Config, *Meta, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return llama.Config{}, nil, err
+	}
+	defer f.Close()
+	c, meta, err := modelConfig(f)
+	return c, meta, err
+}
+
+// modelConfig is the llama.Config the metadata and the tensors present
+// describe: the hyperparameters, Llama 3 rope scaling from rope_freqs, and a
+// shared classifier when output.weight is absent.
+func modelConfig(f *gguf.File) (llama.Config, *Meta, error) {
+	path := f.Path()
+	c, meta, err := readMeta(f)
+	if err != nil {
+		return c, nil, err
+	}
+	if t, ok := f.Tensor(ropeFreqsName); ok {
+		if shape := t.Shape(); !slices.Equal(shape, []int{c.HeadDim() / 2}) {
+			return c, nil, fmt.Errorf("ggufmodel: %s: tensor %q has shape %v, want [%d]", path, ropeFreqsName, shape, c.HeadDim()/2)
+		}
+		divisors, err := t.Float32()
+		if err != nil {
+			return c, nil, fmt.Errorf("ggufmodel: %s: %w", path, err)
+		}
+		if c.RopeScaling, err = scalingFromDivisors(c, divisors); err != nil {
+			return c, nil, fmt.Errorf("ggufmodel: %s: %w", path, err)
+		}
+	}
+	_, hasOutput := f.Tensor("output.weight")
+	c.SharedClassifier = !hasOutput
+	if err := c.Validate(); err != nil {
+		return c, nil, fmt.Errorf("ggufmodel: %s: %w", path, err)
+	}
+	return c, meta, nil
+}
+
 // readMeta reads the architecture's hyperparameters into a llama.Config
 // (all but SharedClassifier, which the tensors decide).
-func readMeta(f *gguf.File) (*Meta, llama.Config, error) {
+func readMeta(f *gguf.File) (llama.Config, *Meta, error) {
 	var c llama.Config
 	arch, err := f.String("general.architecture")
 	if err != nil {
-		return nil, c, err
+		return c, nil, err
 	}
 	if !slices.Contains(Architectures, arch) {
-		return nil, c, fmt.Errorf("ggufmodel: %s: architecture %q is not supported (supported: %s)", f.Path(), arch, strings.Join(Architectures, ", "))
+		return c, nil, fmt.Errorf("ggufmodel: %s: architecture %q is not supported (supported: %s)", f.Path(), arch, strings.Join(Architectures, ", "))
 	}
 	meta := &Meta{Architecture: arch}
 	if name, ok := f.Value("general.name"); ok {
@@ -206,22 +238,22 @@ func readMeta(f *gguf.File) (*Meta, llama.Config, error) {
 		c.RopeTheta = float64(base)
 	}
 	if len(errs) > 0 {
-		return nil, c, errs[0]
+		return c, nil, errs[0]
 	}
 	if c.Heads <= 0 {
-		return nil, c, fmt.Errorf("ggufmodel: %s: %s.attention.head_count is %d", f.Path(), arch, c.Heads)
+		return c, nil, fmt.Errorf("ggufmodel: %s: %s.attention.head_count is %d", f.Path(), arch, c.Heads)
 	}
 	hd := c.Dim / c.Heads
 	keyLen, valLen := optional("attention.key_length", hd), optional("attention.value_length", hd)
 	ropeDim := optional("rope.dimension_count", keyLen)
 	switch {
 	case keyLen != valLen:
-		return nil, c, fmt.Errorf("ggufmodel: %s: key_length %d differs from value_length %d", f.Path(), keyLen, valLen)
+		return c, nil, fmt.Errorf("ggufmodel: %s: key_length %d differs from value_length %d", f.Path(), keyLen, valLen)
 	case ropeDim != keyLen:
-		return nil, c, fmt.Errorf("ggufmodel: %s: rope.dimension_count %d is not the head size %d (partial rotary embedding is not supported)", f.Path(), ropeDim, keyLen)
+		return c, nil, fmt.Errorf("ggufmodel: %s: rope.dimension_count %d is not the head size %d (partial rotary embedding is not supported)", f.Path(), ropeDim, keyLen)
 	}
 	if len(errs) > 0 {
-		return nil, c, errs[0]
+		return c, nil, errs[0]
 	}
 	c.HeadSize = keyLen
 	c.Vocab = 0
@@ -229,10 +261,10 @@ func readMeta(f *gguf.File) (*Meta, llama.Config, error) {
 		c.Vocab = int(t.Dims[1])
 	}
 	if v := optional("vocab_size", c.Vocab); v != c.Vocab {
-		return nil, c, fmt.Errorf("ggufmodel: %s: %s.vocab_size %d, but token_embd.weight has %d rows", f.Path(), arch, v, c.Vocab)
+		return c, nil, fmt.Errorf("ggufmodel: %s: %s.vocab_size %d, but token_embd.weight has %d rows", f.Path(), arch, v, c.Vocab)
 	}
 	c.QKVBias = arch == "qwen2"
 	c.QKNorm = arch == "qwen3"
 	c.RopeStyle = ropeStyles[arch]
-	return meta, c, nil
+	return c, meta, nil
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"lrmc/internal/shareddata"
@@ -310,5 +311,91 @@ func TestErrors(t *testing.T) {
 	if err := Save(filepath.Join(dir, "x.gguf"), g, &Meta{Architecture: "qwen3"}, "f32"); err == nil ||
 		err.Error() != "ggufmodel: save "+filepath.Join(dir, "x.gguf")+": architecture qwen3 cannot express a model with QKNorm=false" {
 		t.Errorf("saving llama as qwen3: %v", err)
+	}
+}
+
+// TestLlama3RopeFreqs: Llama 3.x rope scaling travels as llama.cpp's
+// rope_freqs divisors. For Llama 3.1 8B's settings the divisors turn the
+// plain frequencies into transformers' llama3 ones (a float64 rendering of
+// _compute_llama3_parameters); a scaled model saved to GGUF comes back
+// with the same RopeScaling and logits; divisors of another shape of
+// scaling are refused.
+func TestLlama3RopeFreqs(t *testing.T) {
+	c := llama.Config{Dim: 4096, Heads: 32, RopeTheta: 500000,
+		RopeScaling: llama.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 8192}}
+	var smoothed int
+	for i, d := range llama3Divisors(c) {
+		f := math.Pow(500000, -float64(2*i)/128)
+		want := f
+		switch wl := 2 * math.Pi / f; {
+		case wl > 8192:
+			want = f / 8
+		case wl >= 2048:
+			s := (8192/wl - 1) / 3
+			want = (1-s)*f/8 + s*f
+			smoothed++
+		}
+		if got := f / float64(d); math.Abs(got-want) > 1e-6*want {
+			t.Errorf("pair %d: frequency/divisor %g, transformers' llama3 %g", i, got, want)
+		}
+	}
+	if smoothed != 6 {
+		t.Errorf("%d smoothed pairs, want 6", smoothed)
+	}
+
+	// Head size 8 with theta 5e5: wavelengths 6.3, 167, 4441 and 1.2e5,
+	// so one pair of each kind and two kept.
+	mc := llama.Config{Dim: 32, HiddenDim: 40, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 30, SeqLen: 64,
+		NormEps: 1e-5, RopeTheta: 500000, RopeStyle: llama.RopeHalf, RopeScaling: c.RopeScaling}
+	m := randModel(mc, 6)
+	path := filepath.Join(t.TempDir(), "llama31.gguf")
+	if err := Save(path, m, nil, "f32"); err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Config.RopeScaling != mc.RopeScaling {
+		t.Fatalf("rope scaling %+v, saved %+v", back.Config.RopeScaling, mc.RopeScaling)
+	}
+	tokens := randTokens(40, mc.Vocab, 7)
+	if d := relDiff(back.Forward(tokens, 1, 40), m.Forward(tokens, 1, 40)); d > 1e-5 {
+		t.Fatalf("logits differ by %.3g of their scale", d)
+	}
+
+	// Divisors that are not llama3's.
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := slices.Clone(f.Tensors)
+	for i := range ts {
+		if ts[i].Name == ropeFreqsName {
+			ts[i], _ = gguf.FromFloat32(ropeFreqsName, gguf.TypeF32, []int{4}, []float32{1, 2, 4, 8})
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.gguf")
+	err = gguf.WriteFile(bad, f.Metadata, ts)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ggufmodel: " + bad + ": rope_freqs.weight[1] is 2, but llama3 scaling (factor 8, low_freq_factor 1, high_freq_factor 4, original context 8192) gives 1; other rope factors are not supported"
+	if _, _, err := Load(bad); err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+	other := mc
+	other.RopeScaling.OriginalMaxPositions = 4096
+	if err := Save(bad, randModel(other, 1), nil, "f32"); err == nil || !strings.Contains(err.Error(), "is not Llama 3's") {
+		t.Errorf("saving non-Llama-3 scaling: %v", err)
+	}
+}
+
+func TestReadConfig(t *testing.T) {
+	g, _, _ := stories(t)
+	c, meta, err := ReadConfig(shareddata.Path(t, "models", "stories260K", "stories260K.gguf"))
+	if err != nil || c != g.Config || meta.Architecture != "llama" {
+		t.Fatalf("ReadConfig: %+v, %+v, %v; Load's config %+v", c, meta, err, g.Config)
 	}
 }

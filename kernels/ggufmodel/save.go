@@ -27,7 +27,8 @@ var fileTypes = map[string]struct {
 // context_length, embedding_length, block_count, feed_forward_length,
 // attention.head_count(_kv), attention.layer_norm_rms_epsilon,
 // rope.freq_base, rope.dimension_count, and attention.key_length and
-// value_length when the head size is not embedding_length/head_count. The
+// value_length when the head size is not embedding_length/head_count; Llama
+// 3's rope scaling becomes llama.cpp's rope_freqs.weight tensor. The
 // q/k rows are permuted into the architecture's rotary layout when m uses
 // the other one. The file is written atomically.
 func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
@@ -52,8 +53,11 @@ func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 		return fmt.Errorf("ggufmodel: save %s: architecture %s cannot express a model with QKVBias=%v", path, arch, c.QKVBias)
 	case c.QKNorm != (arch == "qwen3"):
 		return fmt.Errorf("ggufmodel: save %s: architecture %s cannot express a model with QKNorm=%v", path, arch, c.QKNorm)
-	case c.RopeScaling.Type != "":
-		return fmt.Errorf("ggufmodel: save %s: %s rope scaling is not supported in GGUF output", path, c.RopeScaling.Type)
+	case c.RopeScaling.Type != "" && c.RopeScaling != withFactor(llama3Defaults, c.RopeScaling.Factor):
+		// llama.cpp's rope_freqs can hold any divisors, but Load
+		// recognises only Llama 3's parameters; refuse what it could not
+		// read back.
+		return fmt.Errorf("ggufmodel: save %s: rope scaling %+v is not Llama 3's (low 1, high 4, original context 8192)", path, c.RopeScaling)
 	}
 	m = m.WithRopeStyle(style)
 
@@ -94,6 +98,10 @@ func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 	}
 
 	ws := weights(m)
+	if c.RopeScaling.Type != "" {
+		divisors := llama3Divisors(c)
+		ws = append(ws, weight{ropeFreqsName, []int{len(divisors)}, &divisors})
+	}
 	ts := make([]gguf.Tensor, len(ws))
 	for i, w := range ws {
 		typ := ft.typ
@@ -107,4 +115,9 @@ func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 		ts[i] = t
 	}
 	return gguf.WriteFile(path, kvs, ts)
+}
+
+func withFactor(s llama.RopeScaling, factor float64) llama.RopeScaling {
+	s.Factor = factor
+	return s
 }
