@@ -808,3 +808,29 @@ func TestSaveLlama2c(t *testing.T) {
 		t.Logf("stories260K via Hugging Face layout: max relative logit difference %.3g", e)
 	}
 }
+
+// TestSaveBuiltConfig: a Config assembled in code rather than read from a
+// file still yields a config.json transformers can dispatch on.
+func TestSaveBuiltConfig(t *testing.T) {
+	s := specs[2]
+	src := filepath.Join(t.TempDir(), "src")
+	writeCheckpoint(t, src, s.config, s, genTensors(s, 1))
+	m, _, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Architecture: ArchQwen2, HiddenSize: 32, IntermediateSize: 72, NumHiddenLayers: 3, NumAttentionHeads: 4,
+		NumKeyValueHeads: 2, HeadDim: 8, VocabSize: 56, MaxPositionEmbeddings: 32768, RMSNormEps: 1e-6, RopeTheta: 1e6}
+	out := filepath.Join(t.TempDir(), "out")
+	if err := Save(out, m, cfg, "float32", 0); err != nil {
+		t.Fatal(err)
+	}
+	back, bcfg, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bcfg.Architecture != ArchQwen2 || bcfg.ModelType != "qwen2" || !bcfg.TieWordEmbeddings {
+		t.Errorf("saved config %+v", bcfg)
+	}
+	logitsEqual(t, "built config", m, back)
+}

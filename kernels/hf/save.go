@@ -138,22 +138,31 @@ func configDocument(mc llama.Config, cfg *Config, dtype string) ([]byte, error) 
 		if err := resizeLayerTypes(doc, mc.Layers); err != nil {
 			return nil, err
 		}
-	} else {
-		doc["architectures"] = []string{arch}
-		doc["model_type"] = modelTypes[arch]
-		doc["hidden_act"] = "silu"
-		// float32(eps) printed as the shortest float32 decimal, so that
-		// 1e-5 stays 1e-05 rather than 9.999999747378752e-06.
-		doc["rms_norm_eps"] = json.Number(fmt.Sprint(mc.NormEps))
-		doc["rope_theta"] = mc.RopeTheta
-		doc["max_position_embeddings"] = mc.SeqLen
-		if s := mc.RopeScaling; s.Type != "" {
-			doc["rope_scaling"] = map[string]any{
-				"rope_type": s.Type, "factor": s.Factor, "low_freq_factor": s.LowFreqFactor,
-				"high_freq_factor": s.HighFreqFactor, "original_max_position_embeddings": s.OriginalMaxPositions,
-			}
+	}
+	// What the document lacks (all of it, without a cfg or with one built
+	// in code rather than read) comes from the model.
+	setDefault := func(key string, v any) {
+		if _, ok := doc[key]; !ok {
+			doc[key] = v
 		}
 	}
+	setDefault("architectures", []string{arch})
+	setDefault("model_type", modelTypes[arch])
+	setDefault("hidden_act", "silu")
+	// float32(eps) printed as the shortest float32 decimal, so that 1e-5
+	// stays 1e-05 rather than 9.999999747378752e-06.
+	setDefault("rms_norm_eps", json.Number(fmt.Sprint(mc.NormEps)))
+	_, hasParams := doc["rope_parameters"]
+	if !hasParams {
+		setDefault("rope_theta", mc.RopeTheta)
+		if s := mc.RopeScaling; s.Type != "" {
+			setDefault("rope_scaling", map[string]any{
+				"rope_type": s.Type, "factor": s.Factor, "low_freq_factor": s.LowFreqFactor,
+				"high_freq_factor": s.HighFreqFactor, "original_max_position_embeddings": s.OriginalMaxPositions,
+			})
+		}
+	}
+	setDefault("max_position_embeddings", mc.SeqLen)
 	doc["hidden_size"] = mc.Dim
 	doc["intermediate_size"] = mc.HiddenDim
 	doc["num_hidden_layers"] = mc.Layers
