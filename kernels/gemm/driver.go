@@ -104,12 +104,12 @@ func (im *impl) gemm(c []float32, ldc int, x, w []float32, m, k, n int) {
 			kc := min(im.kc, k-pc)
 			accum := pc > 0
 			ws.b = grow(ws.b, ncPad*kc)
-			packPanels(ws.b, w[jc*k:], k, nc, pc, kc, nr, im.transpose8)
+			packPanels(ws.b, w[jc*k:], k, nc, pc, kc, nr, im.transpose8, im.transpose4)
 			for ic := 0; ic < m; ic += im.mc {
 				mc := min(im.mc, m-ic)
 				mcPad := (mc + mr - 1) / mr * mr
 				ws.a = grow(ws.a, mcPad*kc)
-				packPanels(ws.a, x[ic*k:], k, mc, pc, kc, mr, im.transpose8)
+				packPanels(ws.a, x[ic*k:], k, mc, pc, kc, mr, im.transpose8, im.transpose4)
 				for jr := 0; jr < nc; jr += nr {
 					bp := ws.b[jr*kc : (jr+nr)*kc]
 					cols := min(nr, nc-jr)
@@ -143,8 +143,9 @@ func (im *impl) gemm(c []float32, ldc int, x, w []float32, m, k, n int) {
 	}
 }
 
-// transposeFunc writes column p < n of the 8 rows at src (row stride ld) to
-// dst[p·ldd : p·ldd+8]; n is a positive multiple of 8.
+// transposeFunc writes column p < n of the g rows at src (row stride ld) to
+// dst[p·ldd : p·ldd+g], for a fixed group size g; n is a positive multiple
+// of g.
 type transposeFunc func(n int, src []float32, ld int, dst []float32, ldd int)
 
 // packPanels packs columns [p0, p0+kc) of the first rows rows of src (row
@@ -154,40 +155,40 @@ type transposeFunc func(n int, src []float32, ld int, dst []float32, ldd int)
 // no special kernel. Both x (width mr) and w (width nr) go through here; this
 // is also the one place a bf16 w will be widened to float32.
 //
-// With a transpose8 kernel, whole 8-row groups go through it and only ragged
-// rows and the last kc mod 8 columns are moved in scalar code.
-func packPanels(dst, src []float32, ld, rows, p0, kc, width int, transpose8 transposeFunc) {
-	kc8 := 0
-	if transpose8 != nil && width%8 == 0 {
-		kc8 = kc &^ 7
-	}
+// Packing is a transpose, slow in scalar code (about 1 GB/s), so groups of 8
+// and then 4 rows go through the transpose kernels when the implementation
+// has them; ragged rows and the last kc mod 8 (or 4) columns are moved one by
+// one.
+func packPanels(dst, src []float32, ld, rows, p0, kc, width int, t8, t4 transposeFunc) {
 	for q := 0; q*width < rows; q++ {
 		panel := dst[q*width*kc : (q+1)*width*kc]
-		for i := 0; i < width; i++ {
+		for i := 0; i < width; {
 			r := q*width + i
-			if r >= rows {
+			g, t := 1, transposeFunc(nil)
+			switch {
+			case r >= rows:
 				for p := range kc {
 					panel[p*width+i] = 0
 				}
+				i++
 				continue
+			case t8 != nil && kc >= 8 && i+8 <= width && r+8 <= rows:
+				g, t = 8, t8
+			case t4 != nil && kc >= 4 && i+4 <= width && r+4 <= rows:
+				g, t = 4, t4
 			}
-			p := 0
-			if kc8 > 0 && i%8 == 0 && r+8 <= rows {
-				transpose8(kc8, src[r*ld+p0:], ld, panel[i:], width)
-				// The other rows of the group get their tails below.
-				for ii := i; ii < i+8; ii++ {
-					rr := q*width + ii
-					for p := kc8; p < kc; p++ {
-						panel[p*width+ii] = src[rr*ld+p0+p]
-					}
+			done := 0
+			if t != nil {
+				done = kc - kc%g
+				t(done, src[r*ld+p0:], ld, panel[i:], width)
+			}
+			for ii := range g {
+				row := src[(r+ii)*ld+p0 : (r+ii)*ld+p0+kc]
+				for p := done; p < kc; p++ {
+					panel[p*width+i+ii] = row[p]
 				}
-				i += 7
-				continue
 			}
-			row := src[r*ld+p0 : r*ld+p0+kc]
-			for ; p < kc; p++ {
-				panel[p*width+i] = row[p]
-			}
+			i += g
 		}
 	}
 }

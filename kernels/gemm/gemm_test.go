@@ -317,3 +317,42 @@ func TestDefaultImplIsFastestAvailable(t *testing.T) {
 		t.Errorf("Impl() = %q with %v available, want %q", got, Impls(), want)
 	}
 }
+
+// TestPackPanels checks the packed layout element by element, for every
+// implementation's transpose kernels: dst[q·width·kc + p·width + i] =
+// src[q·width+i][p0+p], zero past the last row.
+func TestPackPanels(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	const ld = 70
+	src := randMatrix(r, 45*ld)
+	for _, name := range Impls() {
+		im := impls[name]
+		for _, width := range []int{4, 6, 12, 16, 32} {
+			for _, rows := range []int{1, 5, 8, 13, 45} {
+				for _, kc := range []int{1, 3, 8, 12, 37} {
+					p0 := 70 - kc - 2
+					panels := (rows + width - 1) / width
+					dst := make([]float32, panels*width*kc)
+					for i := range dst {
+						dst[i] = float32(math.NaN())
+					}
+					packPanels(dst, src, ld, rows, p0, kc, width, im.transpose8, im.transpose4)
+					for q := range panels {
+						for p := range kc {
+							for i := range width {
+								want := float32(0)
+								if row := q*width + i; row < rows {
+									want = src[row*ld+p0+p]
+								}
+								if got := dst[q*width*kc+p*width+i]; math.Float32bits(got) != math.Float32bits(want) {
+									t.Fatalf("%s width %d rows %d kc %d: panel %d p %d i %d = %g, want %g",
+										name, width, rows, kc, q, p, i, got, want)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

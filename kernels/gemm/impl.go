@@ -33,8 +33,8 @@ type impl struct {
 	mc, nc int
 	kernel kernelFunc
 	dot4   dot4Func
-	// transpose8 speeds up packing; nil packs in scalar Go.
-	transpose8 transposeFunc
+	// transpose8 and transpose4 speed up packing; nil packs in scalar Go.
+	transpose8, transpose4 transposeFunc
 }
 
 var (

@@ -23,6 +23,7 @@ var (
 			}, x, w0, w1, w2, w3, out)
 		},
 		transpose8: transpose8Asm,
+		transpose4: transpose4Asm,
 	}
 	avx512Impl = &impl{
 		name: "avx512", mr: 12, nr: 32, kc: 256, mc: 240, nc: 3072,
@@ -34,6 +35,7 @@ var (
 			dot4Asm(dot4AVX512, x, w0, w1, w2, w3, out)
 		},
 		transpose8: transpose8Asm,
+		transpose4: transpose4Asm,
 	}
 )
 
@@ -76,11 +78,20 @@ func dot4Asm(kern func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32),
 	}
 }
 
-// transpose8Asm bounds-checks and runs transpose8AVX2 (AVX2 is implied by
-// both assembly implementations).
+// transpose8Asm and transpose4Asm bounds-check and run the transpose kernels
+// (AVX2 is implied by both assembly implementations).
 func transpose8Asm(n int, src []float32, ld int, dst []float32, ldd int) {
-	if n < 8 || n%8 != 0 || ld < n || ldd < 8 || len(src) < 7*ld+n || len(dst) < (n-1)*ldd+8 {
+	checkTranspose(8, n, src, ld, dst, ldd)
+	transpose8AVX2(n, &src[0], ld, &dst[0], ldd)
+}
+
+func transpose4Asm(n int, src []float32, ld int, dst []float32, ldd int) {
+	checkTranspose(4, n, src, ld, dst, ldd)
+	transpose4AVX(n, &src[0], ld, &dst[0], ldd)
+}
+
+func checkTranspose(g, n int, src []float32, ld int, dst []float32, ldd int) {
+	if n < g || n%g != 0 || ld < n || ldd < g || len(src) < (g-1)*ld+n || len(dst) < (n-1)*ldd+g {
 		panic("gemm: transpose operands out of range")
 	}
-	transpose8AVX2(n, &src[0], ld, &dst[0], ldd)
 }

@@ -824,3 +824,49 @@ loop:
 	JNZ        loop
 	VZEROUPPER
 	RET
+
+// func transpose4AVX(n int, src *float32, ld int, dst *float32, ldd int)
+// Requires: AVX
+TEXT ·transpose4AVX(SB), NOSPLIT, $0-40
+	MOVQ n+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ ld+16(FP), DX
+	SHLQ $0x02, DX
+	MOVQ dst+24(FP), BX
+	MOVQ ldd+32(FP), SI
+	SHLQ $0x02, SI
+	MOVQ CX, DI
+	ADDQ DX, DI
+	MOVQ DI, R8
+	ADDQ DX, R8
+	MOVQ R8, R9
+	ADDQ DX, R9
+
+loop:
+	VMOVUPS   (CX), X0
+	VMOVUPS   (DI), X1
+	VMOVUPS   (R8), X2
+	VMOVUPS   (R9), X3
+	VUNPCKLPS X1, X0, X4
+	VUNPCKHPS X1, X0, X5
+	VUNPCKLPS X3, X2, X6
+	VUNPCKHPS X3, X2, X7
+	VMOVLHPS  X6, X4, X0
+	VMOVHLPS  X4, X6, X1
+	VMOVLHPS  X7, X5, X2
+	VMOVHLPS  X5, X7, X3
+	VMOVUPS   X0, (BX)
+	ADDQ      SI, BX
+	VMOVUPS   X1, (BX)
+	ADDQ      SI, BX
+	VMOVUPS   X2, (BX)
+	ADDQ      SI, BX
+	VMOVUPS   X3, (BX)
+	ADDQ      SI, BX
+	ADDQ      $0x10, CX
+	ADDQ      $0x10, DI
+	ADDQ      $0x10, R8
+	ADDQ      $0x10, R9
+	SUBQ      $0x04, AX
+	JNZ       loop
+	RET

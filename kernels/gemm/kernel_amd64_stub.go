@@ -28,3 +28,8 @@ func dot4AVX512(n int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *fl
 //
 //go:noescape
 func transpose8AVX2(n int, src *float32, ld int, dst *float32, ldd int)
+
+// transpose4AVX writes column p < n of the 4 rows at src (row stride ld floats) to dst[p·ldd : p·ldd+4]; n must be a positive multiple of 4.
+//
+//go:noescape
+func transpose4AVX(n int, src *float32, ld int, dst *float32, ldd int)

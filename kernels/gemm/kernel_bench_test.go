@@ -34,7 +34,7 @@ func BenchmarkPack(b *testing.B) {
 				src := randMatrix(rand.New(rand.NewPCG(1, 1)), rows*k)
 				dst := make([]float32, rows*kc)
 				for b.Loop() {
-					packPanels(dst, src, k, rows, 256, kc, width, impls[name].transpose8)
+					packPanels(dst, src, k, rows, 256, kc, width, impls[name].transpose8, impls[name].transpose4)
 				}
 				b.ReportMetric(float64(rows*kc*4)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 			})

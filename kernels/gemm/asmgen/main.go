@@ -65,6 +65,7 @@ func main() {
 	dotRows(avx2, 2)
 	dotRows(avx512, 4)
 	transpose8()
+	transpose4()
 
 	Generate()
 }
@@ -327,5 +328,51 @@ func transpose8() {
 	SUBQ(U8(8), n)
 	JNZ(LabelRef("loop"))
 	VZEROUPPER()
+	RET()
+}
+
+// transpose4 emits transpose4AVX, the 4-row counterpart of transpose8 for
+// micro-panels whose width is not a multiple of 8 (the 6- and 12-row x
+// panels): 4×4 blocks through unpack and 64-bit moves, stores of 4 floats.
+func transpose4() {
+	TEXT("transpose4AVX", NOSPLIT, "func(n int, src *float32, ld int, dst *float32, ldd int)")
+	Pragma("noescape")
+	Doc("transpose4AVX writes column p < n of the 4 rows at src (row stride ld floats) to dst[p·ldd : p·ldd+4]; n must be a positive multiple of 4.")
+	n := Load(Param("n"), GP64())
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld)
+	dst := Load(Param("dst"), GP64())
+	ldd := Load(Param("ldd"), GP64())
+	SHLQ(U8(2), ldd)
+	rows := make([]Register, 4)
+	rows[0] = src
+	for i := 1; i < 4; i++ {
+		rows[i] = GP64()
+		MOVQ(rows[i-1], rows[i])
+		ADDQ(ld, rows[i])
+	}
+	x := func(i int) Register { return avx2.vec(i).(VecPhysical).AsX() }
+	Label("loop")
+	for i := 0; i < 4; i++ {
+		VMOVUPS(Mem{Base: rows[i]}, x(i))
+	}
+	VUNPCKLPS(x(1), x(0), x(4)) // r0[0] r1[0] r0[1] r1[1]
+	VUNPCKHPS(x(1), x(0), x(5)) // r0[2] r1[2] r0[3] r1[3]
+	VUNPCKLPS(x(3), x(2), x(6)) // r2[0] r3[0] r2[1] r3[1]
+	VUNPCKHPS(x(3), x(2), x(7)) // r2[2] r3[2] r2[3] r3[3]
+	VMOVLHPS(x(6), x(4), x(0))  // column 0: low halves of t0, t2
+	VMOVHLPS(x(4), x(6), x(1))  // column 1: high halves of t0, t2
+	VMOVLHPS(x(7), x(5), x(2))  // column 2
+	VMOVHLPS(x(5), x(7), x(3))  // column 3
+	for p := 0; p < 4; p++ {
+		VMOVUPS(x(p), Mem{Base: dst})
+		ADDQ(ldd, dst)
+	}
+	for i := 0; i < 4; i++ {
+		ADDQ(U8(16), rows[i])
+	}
+	SUBQ(U8(4), n)
+	JNZ(LabelRef("loop"))
 	RET()
 }
