@@ -13,6 +13,7 @@ import (
 	"cuelang.org/go/cue"
 
 	"lrmc/compiler/ir"
+	"lrmc/kernels/modelref"
 )
 
 // runName keeps run names usable as directory names.
@@ -165,10 +166,12 @@ func (r *resolver) model() ir.Model {
 		m.Tokenizer, _ = r.file(tok, false)
 	}
 	if hasPath {
-		m.Path = r.modelPath(ph)
+		var kind modelref.Kind
+		var detect error
+		m.Path, kind, detect = r.modelPath(ph)
 		if h, ok := r.get("model.format"); ok {
 			m.Format = r.name(h, modelFormats)
-			r.checkFormat(h, m.Format, m.Path)
+			r.checkFormat(ph, h, m.Format, m.Path, kind, detect)
 		}
 		return m
 	}
@@ -207,39 +210,56 @@ func (r *resolver) model() ir.Model {
 
 // modelPath resolves a model path: an "hf:ORG/NAME[@REVISION]" reference
 // to its snapshot in the local hub cache, anything else as a file or
-// directory beside the recipe.
-func (r *resolver) modelPath(h hit) string {
+// directory beside the recipe. It also returns the format modelref detects
+// (zero when the path is missing) and why it could not detect one.
+func (r *resolver) modelPath(h hit) (string, modelref.Kind, error) {
 	s, ok := r.str(h)
 	if !ok {
-		return ""
+		return "", 0, nil
 	}
-	if strings.HasPrefix(s, hfScheme) {
-		dir, err := resolveHF(s)
+	if strings.HasPrefix(s, modelref.HubPrefix) {
+		res, err := modelref.Resolve(s)
+		if err != nil {
+			r.c.errs.add(h.pos, h.path, "%v", err)
+			return "", 0, nil
+		}
+		// The hub cache may be named relatively; the IR's paths are absolute.
+		p, err := filepath.Abs(res.Path)
 		if err != nil {
 			r.c.errs.add(h.pos, h.path, "%v", err)
 		}
-		return dir
+		return p, res.Kind, nil
 	}
 	// A Hugging Face model is a directory, so no wantFile.
-	p, _ := r.file(h, false)
-	return p
+	p, ok := r.file(h, false)
+	if _, err := os.Stat(p); !ok || err != nil {
+		return p, 0, nil // reported by file
+	}
+	res, err := modelref.Resolve(p)
+	return p, res.Kind, err
 }
 
-// checkFormat reports a format that cannot read path: llama2c and gguf
-// checkpoints are files, a Hugging Face checkpoint is a directory.
-func (r *resolver) checkFormat(h hit, format, path string) {
-	if format == "" || format == "auto" || path == "" {
-		return
+// checkFormat reports a format that cannot read path: auto needs a path
+// whose format modelref can tell, llama2c and gguf checkpoints are files,
+// a Hugging Face checkpoint is a directory.
+func (r *resolver) checkFormat(ph, fh hit, format, path string, kind modelref.Kind, detect error) {
+	if path == "" || (kind == 0 && detect == nil) {
+		return // a path that is missing or did not decode, reported
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return // reported with the path
+	dir := kind == modelref.HFDir
+	if detect != nil {
+		st, err := os.Stat(path)
+		dir = err == nil && st.IsDir()
 	}
 	switch {
-	case format == "hf" && !st.IsDir():
-		r.c.errs.add(h.pos, h.path, "format \"hf\" reads a directory (config.json and safetensors); %s is a file", path)
-	case format != "hf" && st.IsDir():
-		r.c.errs.add(h.pos, h.path, "format %q reads a file; %s is a directory", format, path)
+	case format == "auto" && detect != nil:
+		r.c.errs.add(ph.pos, ph.path, "cannot detect the model's format (set format): %v", detect)
+	case format == "hf" && dir && detect != nil:
+		r.c.errs.add(ph.pos, ph.path, "%v", detect)
+	case format == "hf" && !dir:
+		r.c.errs.add(fh.pos, fh.path, "format \"hf\" reads a directory (config.json and safetensors); %s is a file", path)
+	case (format == "llama2c" || format == "gguf") && dir:
+		r.c.errs.add(fh.pos, fh.path, "format %q reads a file; %s is a directory", format, path)
 	}
 }
 
