@@ -834,3 +834,29 @@ func TestSaveBuiltConfig(t *testing.T) {
 	}
 	logitsEqual(t, "built config", m, back)
 }
+
+// TestSaveWithoutConfig: without a config, the architecture follows from
+// the model's features (a GGUF qwen2/qwen3 model, say, becomes
+// Qwen2ForCausalLM/Qwen3ForCausalLM).
+func TestSaveWithoutConfig(t *testing.T) {
+	for _, s := range specs[2:] {
+		src := filepath.Join(t.TempDir(), "src")
+		writeCheckpoint(t, src, s.config, s, genTensors(s, 1))
+		m, _, err := Load(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		if err := Save(out, m, nil, "float32", 0); err != nil {
+			t.Fatal(err)
+		}
+		back, cfg, err := Load(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Architecture != s.arch || cfg.HeadDim != s.headDim || cfg.RMSNormEps != s.eps || cfg.RopeTheta != s.theta {
+			t.Errorf("%s saved without a config: %+v", s.arch, cfg)
+		}
+		logitsEqual(t, s.arch, m, back)
+	}
+}

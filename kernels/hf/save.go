@@ -36,13 +36,15 @@ var CompanionFiles = []string{
 // with a model.safetensors.index.json.
 //
 // cfg is the configuration m was loaded with, or nil for a model from
-// elsewhere (written as LlamaForCausalLM). Its document is written back with
-// the shape fields set to m's (hidden_size, intermediate_size,
-// num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim,
-// vocab_size, tie_word_embeddings, torch_dtype); settings Save cannot
-// rewrite (rms_norm_eps, rope_theta, rope_scaling) must match m's. A model
-// the architecture cannot express (Qwen2 without q/k/v biases, say) is an
-// error. An interleaved-RoPE model has its q/k rows permuted to Hugging
+// elsewhere (written as Qwen2ForCausalLM when it has q/k/v biases,
+// Qwen3ForCausalLM when it has q/k norms, else LlamaForCausalLM). Its
+// document is written back with the shape fields set to m's (hidden_size,
+// intermediate_size, num_hidden_layers, num_attention_heads,
+// num_key_value_heads, head_dim, vocab_size, tie_word_embeddings,
+// torch_dtype); settings Save cannot rewrite (rms_norm_eps, rope_theta,
+// rope_scaling) must match m's, and what the document lacks is filled in
+// from m. A model the architecture cannot express (Qwen2 without q/k/v
+// biases, say) is an error. An interleaved-RoPE model has its q/k rows permuted to Hugging
 // Face's rotate-half layout.
 //
 // The directory is built beside dir under a temporary name and renamed into
@@ -102,12 +104,19 @@ func Save(dir string, m *llama.Model, cfg *Config, dtype string, maxShardBytes i
 	return nil
 }
 
-// configDocument builds config.json for m from cfg's document (or a fresh
-// Llama one), after checking that the architecture can express m.
+// configDocument builds config.json for m from cfg's document (or from
+// nothing), after checking that the architecture can express m.
 func configDocument(mc llama.Config, cfg *Config, dtype string) ([]byte, error) {
-	arch := ArchLlama
-	if cfg != nil {
+	var arch string
+	switch {
+	case cfg != nil:
 		arch = cfg.Architecture
+	case mc.QKVBias:
+		arch = ArchQwen2
+	case mc.QKNorm:
+		arch = ArchQwen3
+	default:
+		arch = ArchLlama
 	}
 	switch want := (llama.Config{QKVBias: arch == ArchQwen2, QKNorm: arch == ArchQwen3}); {
 	case mc.QKVBias != want.QKVBias:
