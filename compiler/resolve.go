@@ -179,10 +179,11 @@ func (r *resolver) model() ir.Model {
 	// format says how path is read. One written beside the synthetic model,
 	// or in a run over it, is a mistake; one under it belongs to the path
 	// the synthetic model replaces.
+	format := fieldPath("model.format")
 	for _, l := range r.layers[:i+1] {
-		if p := fieldPath("model.format"); l.sets(p) {
-			h := hit{path: ir.FieldPath(l.run, join(l.prefix, "model.format")), pos: r.c.valuePos(l.user.LookupPath(p))}
-			r.c.errs.add(h.pos, h.path, "format says how a checkpoint is read; a synthetic model has none")
+		if l.sets(format) {
+			r.c.errs.add(r.c.valuePos(l.user.LookupPath(format)), ir.FieldPath(l.run, join(l.prefix, "model.format")),
+				"format says how a checkpoint is read; a synthetic model has none")
 		}
 	}
 	// Layers above i set no synthetic field, so the synthetic fields of
