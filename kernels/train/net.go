@@ -109,7 +109,14 @@ func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 // buffers, LoRA adapters and their gradients, the logits chunk) plus
 // AdamW's two moments per trainable value. Extra modules' own parameters are
 // not counted; their moments are. It is computed from the shapes alone and
-// equals Net.Bytes() + AdamW.StateBytes() for the Net New builds.
+// equals Net.Bytes() + AdamW.StateBytes() for the Net New builds; it is 0
+// for options New would reject.
+//
+// The terms, for n = b·t positions: (Layers+1)·n·Dim checkpoints; one
+// block's activations, about n·(6·Dim + 3·QDim + 3·HiddenDim) plus the
+// attention probabilities b·Heads·t²; gradient scratch of similar size; the
+// logits chunk, LogitRows·Vocab; and for each trainable value its gradient
+// and two moments.
 func PeakBytes(c llama.Config, b, t int, opts ...Option) int64 {
 	o, err := buildOptions(opts)
 	if err != nil {
@@ -248,9 +255,8 @@ func (n *Net) layout(alloc func(int) []float32) {
 	n.xn, n.dxn = alloc(rows*d), alloc(rows*d)
 	lr := min(n.o.logitRows, rows)
 	n.xc, n.dxc, n.logits = alloc(lr*d), alloc(lr*d), alloc(lr*c.Vocab)
-	// The list of positions with a target: int32, so counted by hand.
+	// The list of positions with a target is int32, so counted by hand.
 	n.active = make([]int32, rows)
-	alloc(0)
 	n.activeBytes = 4 * int64(rows)
 }
 

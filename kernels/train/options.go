@@ -8,8 +8,10 @@ import (
 
 // Module is an extra trainable component that lives beside the model (a
 // dynamic-pruning router, say). Its parameters join the Net's: the optimizer
-// updates them, clipping and checkpoints include them. The module computes
-// its own gradients into Param.Grad.
+// updates them, and clipping and checkpoints include them. The Net does not
+// call into modules during the forward pass yet; a module computes its own
+// gradients into Param.Grad, and the hook that lets a router gate a block
+// is to be added with the routers themselves.
 type Module interface {
 	Params() []*optim.Param
 }

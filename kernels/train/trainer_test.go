@@ -164,3 +164,46 @@ func TestPeakBytes(t *testing.T) {
 		t.Logf("PeakBytes %d (%.1f MiB), heap %d", want, float64(want)/(1<<20), heap)
 	}
 }
+
+// TestAccumulationEqualsBatch checks that two micro-batches of one sequence,
+// each weighted 1/2, give the gradient of the two sequences as one batch
+// (equal token counts, so the means agree), up to summation order.
+func TestAccumulationEqualsBatch(t *testing.T) {
+	opts := []Option{FullFineTune(), WithLoRA(LoRAConfig{Rank: 2, Alpha: 2, Targets: []string{UpProj}, Seed: 1})}
+	one, err := New(randModel(smallCfg, 3), 1, 8, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := New(randModel(smallCfg, 3), 2, 8, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := microBatch(0, 2, 8, smallCfg.Vocab)
+	half := func(i int) Batch {
+		return Batch{Tokens: both.Tokens[i*8 : (i+1)*8], Targets: both.Targets[i*8 : (i+1)*8]}
+	}
+	for i := range 2 {
+		if _, err := one.ForwardBackward(half(i), 0.5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := two.ForwardBackward(both, 1); err != nil {
+		t.Fatal(err)
+	}
+	gmax := optim.GlobalNorm(two.Params())
+	for i, p := range two.Params() {
+		q := one.Params()[i]
+		for j := range p.Grad {
+			if d := math.Abs(float64(p.Grad[j] - q.Grad[j])); d > 1e-6*gmax {
+				t.Fatalf("%s[%d]: batch %g, accumulated %g", p.Name, j, p.Grad[j], q.Grad[j])
+			}
+		}
+	}
+	tr, err := NewTrainer(one, TrainerConfig{Schedule: optim.Cosine{PeakLR: 1, Total: 1}, Accumulation: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Step([]Batch{half(0)}); err == nil || err.Error() != "train: step got 1 micro-batches, accumulation is 2" {
+		t.Fatalf("wrong micro-batch count: %v", err)
+	}
+}
