@@ -7,8 +7,13 @@ import "golang.org/x/sys/cpu"
 // AVX2: a 6×16 tile is 12 ymm accumulators plus 2 for B and 2 for
 // broadcasts, the whole 16-register file. AVX-512: a 12×32 tile is 24 zmm
 // accumulators; each k step issues 2 B loads and 12 broadcasts for 24 FMAs.
-// Zen 4 executes a zmm FMA as two 256-bit halves, so both reach the same
-// FLOP rate in principle; the zmm kernel needs fewer loads per FMA.
+// Zen 4 executes a zmm FMA as two 256-bit halves, so there both reach the
+// same FLOP rate in principle and the zmm kernel just needs fewer loads per
+// FMA; Xeons with two 512-bit FMA ports run the zmm kernel twice as fast.
+//
+// Both use kc = 256, which keeps the two bit-identical. Blocking variants
+// (kc 128–384, mc 96–480) measured within noise of each other on the shared
+// development host (BenchmarkBlocking).
 var (
 	avx2Impl = &impl{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 240, nc: 3072,
