@@ -451,9 +451,11 @@ func parsePreTokenizer(raw json.RawMessage, path string, p *preTokenizer) error 
 			return fieldError(path+".behavior", "%v", err)
 		}
 		var pat pretok.Pattern
+		var expr string
 		switch {
 		case s.Pattern.Regex != nil:
-			pat, err = pretok.Compile(*s.Pattern.Regex)
+			expr = *s.Pattern.Regex
+			pat, err = pretok.Compile(expr)
 		case s.Pattern.String != nil:
 			pat, err = pretok.Literal(*s.Pattern.String)
 		default:
@@ -462,7 +464,7 @@ func parsePreTokenizer(raw json.RawMessage, path string, p *preTokenizer) error 
 		if err != nil {
 			return fieldError(path+".pattern", "%v", err)
 		}
-		p.splits = append(p.splits, splitStep{pat, b})
+		p.splits = append(p.splits, splitStep{pat, b, expr})
 		return nil
 	case "Metaspace":
 		m, split, err := parseMetaspace(raw, path)
@@ -475,7 +477,7 @@ func parsePreTokenizer(raw json.RawMessage, path string, p *preTokenizer) error 
 		p.meta, p.metaAt = m, len(p.splits)
 		if split {
 			pat, _ := pretok.Literal(m.rep)
-			p.splits = append(p.splits, splitStep{pat, pretok.MergedWithNext})
+			p.splits = append(p.splits, splitStep{pattern: pat, behavior: pretok.MergedWithNext})
 		}
 		return nil
 	case "ByteLevel":
@@ -494,7 +496,7 @@ func parsePreTokenizer(raw json.RawMessage, path string, p *preTokenizer) error 
 			if err != nil {
 				return fieldError(path, "%v", err)
 			}
-			p.splits = append(p.splits, splitStep{pat, pretok.Isolated})
+			p.splits = append(p.splits, splitStep{pat, pretok.Isolated, pretok.GPT2Regex})
 		}
 		return nil
 	}

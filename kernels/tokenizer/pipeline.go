@@ -50,6 +50,7 @@ func (q normSequence) normalize(s string) string {
 type splitStep struct {
 	pattern  pretok.Pattern
 	behavior pretok.Behavior
+	expr     string // the regex as written in tokenizer.json; "" for a literal
 }
 
 // preTokenizer is the pre-tokenizer chain flattened: regex splits applied in
