@@ -182,6 +182,19 @@ func Write(w io.Writer, m *llama.Model) error {
 		return fmt.Errorf("llama2c: write: %w", err)
 	}
 	c := m.Config
+	switch {
+	case c.QKVBias:
+		return fmt.Errorf("llama2c: write: the format has no q/k/v biases")
+	case c.QKNorm:
+		return fmt.Errorf("llama2c: write: the format has no q/k norms")
+	case c.HeadSize != 0 && c.HeadSize*c.Heads != c.Dim:
+		return fmt.Errorf("llama2c: write: the format needs heads of dim/heads = %d, model has %d", c.Dim/c.Heads, c.HeadSize)
+	case c.RopeScaling.Type != "":
+		return fmt.Errorf("llama2c: write: the format has no rope scaling (model has %q)", c.RopeScaling.Type)
+	}
+	// llama2.c rotates adjacent pairs: permute a rotate-half model's q/k rows.
+	m = m.WithRopeStyle(llama.RopeInterleaved)
+	c = m.Config
 	if c.NormEps != normEps || c.RopeTheta != ropeTheta {
 		return fmt.Errorf("llama2c: write: the format fixes norm_eps=%g and rope_theta=%g, model has %g and %g",
 			normEps, ropeTheta, c.NormEps, c.RopeTheta)
