@@ -467,3 +467,24 @@ func tokenString(raw json.RawMessage) (string, error) {
 	}
 	return *tok.Content, nil
 }
+
+// SourceFromTokenizerConfig returns the text of the default chat template
+// of a tokenizer_config.json ("" and ErrNoTemplate when it has none), for
+// writers that carry the template along (GGUF's tokenizer.chat_template).
+func SourceFromTokenizerConfig(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("chattemplate: %w", err)
+	}
+	var cfg struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return "", fmt.Errorf("chattemplate: %s: %w", path, err)
+	}
+	src, err := templateSource(cfg.ChatTemplate)
+	if err != nil {
+		return "", fmt.Errorf("chattemplate: %s: chat_template: %w", path, err)
+	}
+	return src, nil
+}
