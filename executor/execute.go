@@ -131,7 +131,9 @@ func (e *Executor) Run(ctx context.Context, g *planner.Graph) (*Result, error) {
 		x.keep[t] = true
 	}
 	for _, o := range g.Outputs {
-		x.keep[o.Node] = true
+		if o.Node != nil {
+			x.keep[o.Node] = true
+		}
 	}
 	for _, t := range g.Targets {
 		x.start(t)
@@ -154,7 +156,7 @@ func (e *Executor) Run(ctx context.Context, g *planner.Graph) (*Result, error) {
 		return nil, errs[0]
 	}
 	for _, o := range g.Outputs {
-		if o.Node.IsSource() {
+		if o.Node == nil || o.Node.IsSource() {
 			continue
 		}
 		s := x.states[o.Node]

@@ -17,14 +17,21 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 	for _, o := range g.Outputs {
 		dst := filepath.Join(g.OutDir, o.Path)
 		var err error
-		if o.Node.IsSource() {
+		switch {
+		case o.Node == nil:
+			err = WriteFileAtomic(dst, o.Data)
+		case o.Node.IsSource():
 			err = copyFileAtomic(o.Node.Source, dst)
-		} else {
+		default:
 			b, ok := r.Bytes(o.Node)
 			if !ok || b == nil {
 				return written, fmt.Errorf("output %s: node %s (%s) has no result", dst, o.Node.Label, o.Node.Key.Short())
 			}
-			err = WriteFileAtomic(dst, b)
+			if o.Dir {
+				err = unpackDir(b, dst)
+			} else {
+				err = WriteFileAtomic(dst, b)
+			}
 		}
 		if err != nil {
 			return written, err
@@ -34,7 +41,11 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 		if st != nil {
 			size = st.Size()
 		}
-		e.emit(Event{Event: EventOutput, Node: o.Node.Key.String(), Op: o.Node.Op, Label: o.Node.Label, Path: dst, Bytes: size})
+		ev := Event{Event: EventOutput, Path: dst, Bytes: size}
+		if o.Node != nil {
+			ev.Node, ev.Op, ev.Label = o.Node.Key.String(), o.Node.Op, o.Node.Label
+		}
+		e.emit(ev)
 		written = append(written, dst)
 	}
 	return written, nil

@@ -38,12 +38,17 @@ type Node struct {
 // IsSource reports whether the node stands for a file on disk.
 func (n *Node) IsSource() bool { return n.Op == OpSource }
 
-// Output asks for a node's result to be written to a file under the
-// recipe's output directory once the graph has run.
+// Output asks for a file (or directory) under the recipe's output
+// directory once the graph has run: a node's result, a copy of a source
+// file, or Data the planner composed (provenance).
 type Output struct {
-	Node *Node
+	Node *Node // nil when Data is set
 	// Path is relative to the output directory.
 	Path string
+	// Dir says the node's result is a bundle of files to unpack into Path.
+	Dir bool
+	// Data is literal content.
+	Data []byte
 }
 
 // Graph is a planned recipe.

@@ -36,6 +36,10 @@ const (
 	OpResults = "report.results"
 	// OpExportLlama2c writes a model in the llama2.c checkpoint format.
 	OpExportLlama2c = "export.llama2c"
+	// OpExportHF writes a model as a Hugging Face checkpoint directory.
+	OpExportHF = "export.hf"
+	// OpExportGGUF writes a model as a GGUF file for llama.cpp.
+	OpExportGGUF = "export.gguf"
 )
 
 // Versions holds the current version of every op.
@@ -54,6 +58,8 @@ var Versions = map[string]int{
 	OpMetrics:       1,
 	OpResults:       1,
 	OpExportLlama2c: 1,
+	OpExportHF:      1,
+	OpExportGGUF:    1,
 }
 
 // SourceParams identify a file by content.
@@ -61,10 +67,28 @@ type SourceParams struct {
 	Digest string `json:"digest"`
 }
 
-// ModelLoadParams: inputs are the model source and the tokenizer source.
+// ModelLoadParams: inputs are the model source and the tokenizer source,
+// or only the tokenizer source for a synthetic model.
 type ModelLoadParams struct {
-	Format          string `json:"format"`
-	TokenizerFormat string `json:"tokenizerFormat"`
+	Format          string           `json:"format"` // "llama2c", "hf", "gguf" or "synthetic"
+	TokenizerFormat string           `json:"tokenizerFormat"`
+	Synthetic       *SyntheticParams `json:"synthetic,omitempty"`
+}
+
+// SyntheticParams is the shape and seed of a random-weight model (the
+// vocabulary resolved from the tokenizer when the recipe leaves it out).
+type SyntheticParams struct {
+	Arch    string `json:"arch"`
+	Layers  int    `json:"layers"`
+	Dim     int    `json:"dim"`
+	Heads   int    `json:"heads"`
+	KVHeads int    `json:"kvHeads"`
+	HeadDim int    `json:"headDim"`
+	FFN     int    `json:"ffn"`
+	Vocab   int    `json:"vocab"`
+	SeqLen  int    `json:"seqLen"`
+	Tie     bool   `json:"tie"`
+	Seed    int64  `json:"seed"`
 }
 
 // TokensParams: inputs are the data source and the tokenizer source. The
@@ -145,5 +169,9 @@ type ResultsParams struct {
 	Runs []string `json:"runs"`
 }
 
-// ExportParams: input is a model.
-type ExportParams struct{}
+// ExportParams: input is a model (llama2c); a model and its tokenizer
+// source (hf, gguf), whose files or metadata the export carries along.
+type ExportParams struct {
+	DType           string `json:"dtype,omitempty"` // hf and gguf: float32, bfloat16 or float16
+	TokenizerFormat string `json:"tokenizerFormat,omitempty"`
+}

@@ -78,6 +78,7 @@ type modelNodes struct {
 	info      ModelInfo
 	model     *Node
 	tokenizer *Node
+	source    *Node // nil for a synthetic model
 }
 
 func (p *planning) errorf(run, field, format string, args ...any) {
@@ -149,36 +150,28 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	p.b.g.Targets = append(p.b.g.Targets, metrics)
 	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: metrics, Path: filepath.Join(name, "metrics.json")})
 	if name != DenseRun {
-		for _, f := range p.r.Output.Formats {
-			switch f {
-			case "llama2c":
-				ex := p.b.add(name, OpExportLlama2c, ExportParams{}, "export llama2c", pruned)
-				p.b.g.Targets = append(p.b.g.Targets, ex)
-				p.b.g.Outputs = append(p.b.g.Outputs,
-					Output{Node: ex, Path: filepath.Join(name, "model.bin")},
-					Output{Node: m.tokenizer, Path: filepath.Join(name, filepath.Base(m.tokenizer.Source))})
-			default:
-				p.errorf("", "output.formats", "output format %q has no planner", f)
-			}
-		}
+		p.exports(name, pruned, m)
 	}
 	return metrics
 }
 
 func (p *planning) model(name, posRun string, ref ir.Model) (modelNodes, bool) {
-	if m, ok := p.models[ref.Path+"\x00"+ref.Tokenizer+"\x00"+ref.Format]; ok {
+	id := modelID(ref)
+	if m, ok := p.models[id]; ok {
 		m.model.addRun(name)
 		m.tokenizer.addRun(name)
+		if m.source != nil {
+			m.source.addRun(name)
+		}
 		return m, true
 	}
 	info, err := p.env.Model(ref)
 	if err != nil {
-		p.errorf(posRun, "model.path", "%v", err)
-		return modelNodes{}, false
-	}
-	msum, err := p.env.FileDigest(ref.Path)
-	if err != nil {
-		p.errorf(posRun, "model.path", "%v", err)
+		field := "model.path"
+		if ref.Synthetic != nil {
+			field = "model.synthetic"
+		}
+		p.errorf(posRun, field, "%v", err)
 		return modelNodes{}, false
 	}
 	tsum, err := p.env.FileDigest(info.Tokenizer)
@@ -186,13 +179,67 @@ func (p *planning) model(name, posRun string, ref ir.Model) (modelNodes, bool) {
 		p.errorf(posRun, "model.tokenizer", "%v", err)
 		return modelNodes{}, false
 	}
-	msrc := p.b.source(name, ref.Path, msum, filepath.Base(ref.Path))
 	tsrc := p.b.source(name, info.Tokenizer, tsum, filepath.Base(info.Tokenizer))
-	model := p.b.add(name, OpModelLoad, ModelLoadParams{Format: info.Format, TokenizerFormat: info.TokenizerFormat},
-		"load "+filepath.Base(ref.Path), msrc, tsrc)
-	m := modelNodes{info: info, model: model, tokenizer: tsrc}
-	p.models[ref.Path+"\x00"+ref.Tokenizer+"\x00"+ref.Format] = m
+	params := ModelLoadParams{Format: info.Format, TokenizerFormat: info.TokenizerFormat}
+	var model, msrc *Node
+	if s := ref.Synthetic; s != nil {
+		params.Synthetic = &SyntheticParams{
+			Arch: s.Arch, Layers: s.Layers, Dim: s.Dim, Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim,
+			FFN: s.FFN, Vocab: info.Vocab, SeqLen: s.SeqLen, Tie: s.Tie, Seed: s.Seed,
+		}
+		model = p.b.add(name, OpModelLoad, params, fmt.Sprintf("synthesize %s %d×%d seed %d", s.Arch, s.Layers, s.Dim, s.Seed), tsrc)
+	} else {
+		msum, err := p.env.FileDigest(ref.Path)
+		if err != nil {
+			p.errorf(posRun, "model.path", "%v", err)
+			return modelNodes{}, false
+		}
+		msrc = p.b.source(name, ref.Path, msum, filepath.Base(ref.Path))
+		model = p.b.add(name, OpModelLoad, params, "load "+filepath.Base(ref.Path), msrc, tsrc)
+	}
+	m := modelNodes{info: info, model: model, tokenizer: tsrc, source: msrc}
+	p.models[id] = m
 	return m, true
+}
+
+// modelID identifies a model reference within one plan.
+func modelID(ref ir.Model) string {
+	if s := ref.Synthetic; s != nil {
+		return fmt.Sprintf("synthetic:%+v\x00%s", *s, ref.Tokenizer)
+	}
+	return ref.Path + "\x00" + ref.Tokenizer + "\x00" + ref.Format
+}
+
+// exports plans a run's artifacts in every requested format, and its
+// provenance.
+func (p *planning) exports(name string, pruned *Node, m modelNodes) {
+	g := p.b.g
+	dtype := p.r.Output.DType
+	if dtype == "" {
+		dtype = "float32"
+	}
+	for _, f := range p.r.Output.Formats {
+		switch f {
+		case "llama2c":
+			ex := p.b.add(name, OpExportLlama2c, ExportParams{}, "export llama2c", pruned)
+			g.Targets = append(g.Targets, ex)
+			g.Outputs = append(g.Outputs, Output{Node: ex, Path: filepath.Join(name, "model.bin")})
+			if m.info.TokenizerFormat == "llama2c" {
+				g.Outputs = append(g.Outputs, Output{Node: m.tokenizer, Path: filepath.Join(name, filepath.Base(m.tokenizer.Source))})
+			}
+		case "hf":
+			ex := p.b.add(name, OpExportHF, ExportParams{DType: dtype, TokenizerFormat: m.info.TokenizerFormat}, "export hf "+dtype, pruned, m.tokenizer)
+			g.Targets = append(g.Targets, ex)
+			g.Outputs = append(g.Outputs, Output{Node: ex, Path: filepath.Join(name, "hf"), Dir: true})
+		case "gguf":
+			ex := p.b.add(name, OpExportGGUF, ExportParams{DType: dtype, TokenizerFormat: m.info.TokenizerFormat}, "export gguf "+dtype, pruned, m.tokenizer)
+			g.Targets = append(g.Targets, ex)
+			g.Outputs = append(g.Outputs, Output{Node: ex, Path: filepath.Join(name, "model.gguf")})
+		default:
+			p.errorf("", "output.formats", "output format %q has no planner", f)
+		}
+	}
+	g.Outputs = append(g.Outputs, Output{Path: filepath.Join(name, "provenance.json"), Data: provenance(p.r, name, pruned)})
 }
 
 // tokens plans reading and tokenizing a split of a dataset.

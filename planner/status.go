@@ -51,7 +51,7 @@ func (g *Graph) Statuses(cached func(*Node) bool) map[*Node]Status {
 	}
 	// Outputs that copy a source file read it even when nothing runs.
 	for _, o := range g.Outputs {
-		if o.Node.IsSource() {
+		if o.Node != nil && o.Node.IsSource() {
 			st[o.Node] = Read
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"lrmc/executor"
-	"lrmc/kernels/llama"
 	"lrmc/planner"
 )
 
@@ -25,10 +24,11 @@ func (captureEmbed) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	m, err := input[*llama.Model](c, 0)
+	model, err := input[*Model](c, 0)
 	if err != nil {
 		return nil, err
 	}
+	m := model.LM
 	w, err := input[Tokens](c, 1)
 	if err != nil {
 		return nil, err
@@ -53,10 +53,11 @@ func (captureBlock) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	m, err := input[*llama.Model](c, 0)
+	model, err := input[*Model](c, 0)
 	if err != nil {
 		return nil, err
 	}
+	m := model.LM
 	h, err := input[Hidden](c, 1)
 	if err != nil {
 		return nil, err

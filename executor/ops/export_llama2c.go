@@ -5,7 +5,6 @@ import (
 	"context"
 
 	"lrmc/executor"
-	"lrmc/kernels/llama"
 	"lrmc/kernels/llama2c"
 )
 
@@ -15,12 +14,12 @@ type exportLlama2c struct{ rawBytes }
 func (exportLlama2c) Version() int { return 1 }
 
 func (exportLlama2c) Run(ctx context.Context, c *executor.Call) (any, error) {
-	m, err := input[*llama.Model](c, 0)
+	m, err := input[*Model](c, 0)
 	if err != nil {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := llama2c.Write(&buf, m); err != nil {
+	if err := llama2c.Write(&buf, m.LM); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -5,13 +5,28 @@ import (
 	"fmt"
 
 	"lrmc/executor"
+	"lrmc/kernels/ggufmodel"
+	"lrmc/kernels/hf"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/llama2c"
+	"lrmc/kernels/synth"
 	"lrmc/planner"
 )
 
-// modelLoad reads a checkpoint into memory. Inputs: model source, tokenizer
-// source. Not cached: the checkpoint file is its own cache.
+// Model is a loaded model and what exports need of its source to write it
+// back faithfully.
+type Model struct {
+	LM *llama.Model
+	// HF is the configuration of a Hugging Face or synthetic model.
+	HF *hf.Config
+	// GGUF is the metadata of a GGUF model (tokenizer included).
+	GGUF *ggufmodel.Meta
+}
+
+// modelLoad reads a checkpoint into memory, or makes a synthetic one.
+// Inputs: model source and tokenizer source (tokenizer only when
+// synthetic). Not cached: the checkpoint file is its own cache, and a
+// synthetic model is cheaper to make than to read back.
 type modelLoad struct{ ephemeral }
 
 func (modelLoad) Version() int { return 1 }
@@ -21,13 +36,39 @@ func (modelLoad) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
+	if s := p.Synthetic; s != nil {
+		m, cfg, err := synth.New(synth.Spec{
+			Arch: s.Arch, Layers: s.Layers, Dim: s.Dim, Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim,
+			FFN: s.FFN, Vocab: s.Vocab, SeqLen: s.SeqLen, Tie: s.Tie, Seed: uint64(s.Seed),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &Model{LM: m, HF: cfg}, nil
+	}
 	path, err := input[string](c, 0)
 	if err != nil {
 		return nil, err
 	}
 	switch p.Format {
 	case "llama2c":
-		return llama2c.Load(path)
+		m, err := llama2c.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		return &Model{LM: m}, nil
+	case "hf":
+		m, cfg, err := hf.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		return &Model{LM: m, HF: cfg}, nil
+	case "gguf":
+		m, meta, err := ggufmodel.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		return &Model{LM: m, GGUF: meta}, nil
 	}
 	return nil, fmt.Errorf("%s: model format %q is not supported", path, p.Format)
 }
@@ -39,7 +80,7 @@ type modelDepth struct{ ephemeral }
 func (modelDepth) Version() int { return 1 }
 
 func (modelDepth) Run(ctx context.Context, c *executor.Call) (any, error) {
-	m, err := input[*llama.Model](c, 0)
+	m, err := input[*Model](c, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -47,8 +88,12 @@ func (modelDepth) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.Blocks != m.Config.Layers {
-		return nil, fmt.Errorf("decision is for a model of %d blocks, this one has %d", d.Blocks, m.Config.Layers)
+	if d.Blocks != m.LM.Config.Layers {
+		return nil, fmt.Errorf("decision is for a model of %d blocks, this one has %d", d.Blocks, m.LM.Config.Layers)
 	}
-	return m.Keep(d.Kept)
+	lm, err := m.LM.Keep(d.Kept)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{LM: lm, HF: m.HF, GGUF: m.GGUF}, nil
 }

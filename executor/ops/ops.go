@@ -28,6 +28,8 @@ func Registry() map[string]executor.Op {
 		planner.OpMetrics:       metricsOp{},
 		planner.OpResults:       resultsOp{},
 		planner.OpExportLlama2c: exportLlama2c{},
+		planner.OpExportHF:      exportHF{},
+		planner.OpExportGGUF:    exportGGUF{},
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"lrmc/executor"
-	"lrmc/kernels/llama"
 	"lrmc/kernels/perplexity"
 	"lrmc/planner"
 )
@@ -37,10 +36,11 @@ func (perplexityOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	m, err := input[*llama.Model](c, 0)
+	model, err := input[*Model](c, 0)
 	if err != nil {
 		return nil, err
 	}
+	m := model.LM
 	w, err := input[Tokens](c, 1)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"lrmc/kernels/chattemplate"
+	"lrmc/kernels/ggufmodel"
 	"lrmc/kernels/llama2c"
 	"lrmc/kernels/tokenizer"
 )
@@ -50,6 +51,30 @@ func openTokenizer(format, path string, vocab int) (*tokenizerFiles, error) {
 		case errors.Is(err, chattemplate.ErrNoTemplate):
 		default:
 			return nil, err
+		}
+		return tf, nil
+	case "gguf":
+		_, meta, err := ggufmodel.ReadConfig(path)
+		if err != nil {
+			return nil, err
+		}
+		t, err := tokenizer.FromGGUF(meta.Tokenizer)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		tf := &tokenizerFiles{tok: hfTokenizer{t}}
+		for _, kv := range meta.Tokenizer {
+			if src, ok := kv.Value.(string); ok && kv.Key == "tokenizer.chat_template" && src != "" {
+				if tf.template, err = chattemplate.New(src); err != nil {
+					return nil, fmt.Errorf("%s: tokenizer.chat_template: %w", path, err)
+				}
+			}
+		}
+		if id, ok := t.BOS(); ok {
+			tf.specials.BOS = t.Tokens([]int32{id})[0]
+		}
+		if id, ok := t.EOS(); ok {
+			tf.specials.EOS = t.Tokens([]int32{id})[0]
 		}
 		return tf, nil
 	}
