@@ -48,7 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache", "", "cache directory (default $LRMC_CACHE, else the user cache directory)")
 	root.PersistentFlags().BoolVar(&g.wait, "wait", false, "wait for another lrmc process holding the cache instead of failing")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
-	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g), versionCmd())
+	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g),
+		tokenizeCmd(), chatCmd(), inspectCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {

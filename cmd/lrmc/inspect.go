@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"lrmc/executor/ops"
+	"lrmc/kernels/gguf"
+	"lrmc/kernels/ggufmodel"
+	"lrmc/kernels/hf"
+	"lrmc/kernels/llama"
+	"lrmc/kernels/llama2c"
+	"lrmc/kernels/safetensors"
+)
+
+func inspectCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "inspect PATH",
+		Short: "Print a model's architecture, shapes, dtypes and parameter count",
+		Long: `Inspect reads a model's header or config and its tensor index (never the
+weights) and prints its architecture, shape, parameter count and tensors:
+the first block's and those outside the blocks (--all: every tensor).
+PATH is a Hugging Face directory, a .gguf file or a llama2.c .bin file.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			format, err := ops.DetectFormat(path, "auto")
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			var tensors []tensorInfo
+			var cfg llama.Config
+			arch := ""
+			switch format {
+			case "llama2c":
+				if cfg, err = llama2c.ReadConfig(path); err != nil {
+					return err
+				}
+				arch = "llama (llama2.c checkpoint, float32)"
+			case "hf":
+				hc, err := hf.ReadConfig(path)
+				if err != nil {
+					return err
+				}
+				if cfg, err = hc.LlamaConfig(); err != nil {
+					return err
+				}
+				arch = hc.Architecture
+				r, err := safetensors.OpenDir(path)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				for _, n := range r.Names() {
+					t, _ := r.Tensor(n)
+					tensors = append(tensors, tensorInfo{n, strings.ToLower(string(t.DType)), t.Shape})
+				}
+			case "gguf":
+				c, meta, err := ggufmodel.ReadConfig(path)
+				if err != nil {
+					return err
+				}
+				cfg, arch = c, meta.Architecture+" (GGUF)"
+				f, err := gguf.Open(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				for _, t := range f.Tensors {
+					tensors = append(tensors, tensorInfo{t.Name, strings.ToLower(t.Type.String()), t.Shape()})
+				}
+			default:
+				return fmt.Errorf("%s: cannot inspect %s models", path, format)
+			}
+			printModel(w, path, format, arch, cfg)
+			printTensors(w, tensors, all)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "list every tensor")
+	return cmd
+}
+
+type tensorInfo struct {
+	name, dtype string
+	shape       []int
+}
+
+func printModel(w io.Writer, path, format, arch string, c llama.Config) {
+	fmt.Fprintf(w, "%s\n  format        %s\n  architecture  %s\n", path, format, arch)
+	fmt.Fprintf(w, "  blocks        %d\n  hidden        %d\n  heads         %d (kv %d, head dim %d)\n  intermediate  %d\n  vocab         %d\n  context       %d\n",
+		c.Layers, c.Dim, c.Heads, c.KVHeads, c.HeadDim(), c.HiddenDim, c.Vocab, c.SeqLen)
+	var extras []string
+	if c.QKVBias {
+		extras = append(extras, "q/k/v bias")
+	}
+	if c.QKNorm {
+		extras = append(extras, "q/k norm")
+	}
+	if c.SharedClassifier {
+		extras = append(extras, "tied embeddings")
+	}
+	rope := fmt.Sprintf("%s, theta %g", c.RopeStyle, c.RopeTheta)
+	if c.RopeScaling.Type != "" {
+		rope += fmt.Sprintf(", %s scaling ×%g", c.RopeScaling.Type, c.RopeScaling.Factor)
+	}
+	fmt.Fprintf(w, "  rope          %s\n  norm eps      %g\n", rope, c.NormEps)
+	if len(extras) > 0 {
+		fmt.Fprintf(w, "  features      %s\n", strings.Join(extras, ", "))
+	}
+	fmt.Fprintf(w, "  parameters    %s\n", commas(c.Params()))
+}
+
+// blockIndex finds the block number in HF ("layers.N.") and GGUF ("blk.N.") names.
+var blockIndex = regexp.MustCompile(`(?:layers|blk)\.(\d+)\.`)
+
+func printTensors(w io.Writer, ts []tensorInfo, all bool) {
+	if len(ts) == 0 {
+		return
+	}
+	dtypes := map[string]int{}
+	for _, t := range ts {
+		dtypes[t.dtype]++
+	}
+	var parts []string
+	for d, n := range dtypes {
+		parts = append(parts, fmt.Sprintf("%s %d", d, n))
+	}
+	sort.Strings(parts)
+	fmt.Fprintf(w, "  tensors       %d (%s)\n", len(ts), strings.Join(parts, ", "))
+	hidden := 0
+	for _, t := range ts {
+		if m := blockIndex.FindStringSubmatch(t.name); !all && m != nil && m[1] != "0" {
+			hidden++
+			continue
+		}
+		fmt.Fprintf(w, "    %-48s %-5s %v\n", t.name, t.dtype, t.shape)
+	}
+	if hidden > 0 {
+		fmt.Fprintf(w, "    … %d more tensors in the other blocks (--all lists them)\n", hidden)
+	}
+}
+
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
