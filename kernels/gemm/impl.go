@@ -24,8 +24,10 @@ type impl struct {
 	mr, nr int // micro-tile rows (of x) and columns (of wᵀ)
 	// kc is the depth of one packed block. It is fixed per implementation and
 	// independent of the thread split, which is what makes results
-	// thread-count independent. kc·nr·4 bytes (one B micro-panel) is sized to
-	// stay in the 32 KiB L1 while it is reused against every A micro-panel.
+	// thread-count independent. One B micro-panel (kc·nr·4 bytes: 16 KiB for
+	// AVX2, 32 KiB for AVX-512) is reused against every A micro-panel of the
+	// block, from L1 or, where L1 is too small, from L2, which feeds it with
+	// bandwidth to spare (a 12×32 tile does 24 FMAs per 128 bytes of B).
 	kc int
 	// mc rows of x are packed at a time (mc·kc·4 bytes, sized for the 1 MiB
 	// L2); nc rows of w per packed B block (streamed, one micro-panel at a

@@ -50,7 +50,8 @@ func registerAsm() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		register(avx2Impl)
 	}
-	if cpu.X86.HasAVX512F {
+	// The AVX-512 implementation still packs with the AVX2 transposes.
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX512F {
 		register(avx512Impl)
 	}
 }
