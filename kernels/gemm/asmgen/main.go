@@ -57,7 +57,7 @@ func (f flavour) zero(r Register) {
 }
 
 func main() {
-	ConstraintExpr("amd64")
+	ConstraintExpr("amd64,!purego")
 
 	// The tile shapes must match the mr/nr constants in impl_amd64.go.
 	gemmKernel(avx2, 6, 2, 4)
