@@ -41,7 +41,8 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 		if st != nil {
 			size = st.Size()
 		}
-		ev := Event{Event: EventOutput, Path: dst, Bytes: size}
+		// Literal outputs have no node; "write" names what happened.
+		ev := Event{Event: EventOutput, Op: "write", Label: o.Path, Path: dst, Bytes: size}
 		if o.Node != nil {
 			ev.Node, ev.Op, ev.Label = o.Node.Key.String(), o.Node.Op, o.Node.Label
 		}
