@@ -26,7 +26,11 @@ func (n *Net) blockBackward(li int, h []float32) {
 	clear(datt)
 	n.linBackward(li, modO, datt, dh, a.att)
 	dq, dk, dv := g.dq[:rows*qd], g.dk[:rows*kvd], g.dv[:rows*kvd]
-	attnBackward(dq, dk, dv, datt, a.p, a.q, a.k, a.v, g.attnScratch, n.shape)
+	if n.attn != nil {
+		n.attn.backward(dq, dk, dv, datt, a.p, a.q, a.k, a.v)
+	} else {
+		attnBackward(dq, dk, dv, datt, a.p, a.q, a.k, a.v, g.attnScratch, n.shape)
+	}
 	for r := range rows {
 		n.rope.apply(dq[r*qd:(r+1)*qd], r%n.t, true)
 		n.rope.apply(dk[r*kvd:(r+1)*kvd], r%n.t, true)
@@ -55,12 +59,12 @@ func (n *Net) linBackward(li, mod int, dx, dy, x []float32) {
 	rows := n.b * n.t
 	in, out := lin.in, lin.out
 	if lin.w.Grad != nil {
-		MatMulDW(lin.w.Grad, dy, x, rows, out, in)
+		n.prod.dw(lin.w.Grad, dy, x, rows, out, in)
 	}
 	if lin.b != nil && lin.b.Grad != nil {
 		biasGrad(lin.b.Grad, dy[:rows*out])
 	}
-	MatMulDX(dx, dy, lin.w.Data, rows, out, in)
+	n.prod.dx(dx, dy, lin.w.Data, rows, out, in)
 	ad := lin.lora
 	if ad == nil {
 		return
@@ -73,20 +77,20 @@ func (n *Net) linBackward(li, mod int, dx, dy, x []float32) {
 		ds[i] = v * ad.Scale
 	}
 	u := n.a.loraU[mod]
-	MatMulDW(ad.B.Grad, ds, u, rows, out, r)
+	n.prod.dw(ad.B.Grad, ds, u, rows, out, r)
 	du := n.g.du[:rows*r]
 	clear(du)
-	MatMulDX(du, ds, ad.B.Data, rows, out, r)
+	n.prod.dx(du, ds, ad.B.Data, rows, out, r)
 	dr := n.dropout(li, mod)
 	xin := x[:rows*in]
 	if dr.on() {
 		xin = n.g.drop[:rows*in]
 		dr.apply(xin, x[:rows*in])
 	}
-	MatMulDW(ad.A.Grad, du, xin, rows, r, in)
+	n.prod.dw(ad.A.Grad, du, xin, rows, r, in)
 	dxl := n.g.dxl[:rows*in]
 	clear(dxl)
-	MatMulDX(dxl, du, ad.A.Data, rows, r, in)
+	n.prod.dx(dxl, du, ad.A.Data, rows, r, in)
 	for i, v := range dxl {
 		if dr.on() {
 			v *= dr.factor(i)

@@ -138,7 +138,11 @@ func (n *Net) block(li int, h, out []float32) {
 		n.rope.apply(a.q[r*qd:(r+1)*qd], r%n.t, false)
 		n.rope.apply(a.k[r*kvd:(r+1)*kvd], r%n.t, false)
 	}
-	attnForward(a.att, a.p, a.q, a.k, a.v, n.shape)
+	if n.attn != nil {
+		n.attn.forward(a.att, a.p, a.q, a.k, a.v)
+	} else {
+		attnForward(a.att, a.p, a.q, a.k, a.v, n.shape)
+	}
 	n.linForward(li, modO, a.h1, a.att)
 	tensor.Add(a.h1, h)
 	tensor.RMSNormRows(a.xf, a.h1, l.ffnNorm.Data, c.NormEps)
@@ -156,7 +160,7 @@ func (n *Net) block(li int, h, out []float32) {
 func (n *Net) linForward(li, mod int, y, x []float32) {
 	lin := &n.layers[li].lin[mod]
 	rows := n.b * n.t
-	tensor.MatMul(y, x, lin.w.Data, rows, lin.in, lin.out)
+	n.prod.forward(y, x, lin.w.Data, rows, lin.in, lin.out)
 	if lin.b != nil {
 		addBias(y[:rows*lin.out], lin.b.Data)
 	}
@@ -170,9 +174,9 @@ func (n *Net) linForward(li, mod int, y, x []float32) {
 		dr.apply(xin, x[:rows*lin.in])
 	}
 	u := n.a.loraU[mod]
-	tensor.MatMul(u, xin, ad.A.Data, rows, lin.in, ad.Rank)
+	n.prod.forward(u, xin, ad.A.Data, rows, lin.in, ad.Rank)
 	tmp := n.g.tmp[:rows*lin.out]
-	tensor.MatMul(tmp, u, ad.B.Data, rows, ad.Rank, lin.out)
+	n.prod.forward(tmp, u, ad.B.Data, rows, ad.Rank, lin.out)
 	for i, v := range tmp {
 		y[i] += float32(v * ad.Scale)
 	}

@@ -81,7 +81,14 @@ func gradCases() []gradCase {
 // quotient's own error is about h²·|L”'| + 1e-16/h ≈ 1e-10, so what is
 // measured is the float32 backward pass's error.
 func TestGradientsFiniteDifference(t *testing.T) {
+	var cases []gradCase
 	for _, cs := range gradCases() {
+		g := cs
+		g.name += "-gemm"
+		g.opts = append(append([]Option(nil), cs.opts...), WithGEMM())
+		cases = append(cases, cs, g)
+	}
+	for _, cs := range cases {
 		t.Run(cs.name, func(t *testing.T) {
 			n, bt := cs.build(t)
 			if _, err := n.ForwardBackward(bt, 1); err != nil {

@@ -99,7 +99,7 @@ func (n *Net) head(bt Batch, gradScale float32, backward bool) Loss {
 			copy(n.xc[i*d:(i+1)*d], n.xn[int(r)*d:(int(r)+1)*d])
 		}
 		z := n.logits[:m*vocab]
-		tensor.MatMul(z, n.xc, n.cls.Data, m, d, vocab)
+		n.prod.forward(z, n.xc, n.cls.Data, m, d, vocab)
 		for i, r := range rs {
 			zr := z[i*vocab : (i+1)*vocab]
 			ce, kl := rowLoss(zr, bt.Targets[r], teacherRow(bt.Teacher, int(r), vocab), obj, temp, wce, wkl, backward)
@@ -111,9 +111,9 @@ func (n *Net) head(bt Batch, gradScale float32, backward bool) Loss {
 		}
 		dxc := n.dxc[:m*d]
 		clear(dxc)
-		MatMulDX(dxc, z, n.cls.Data, m, vocab, d)
+		n.prod.dx(dxc, z, n.cls.Data, m, vocab, d)
 		if n.cls.Grad != nil {
-			MatMulDW(n.cls.Grad, z, n.xc, m, vocab, d)
+			n.prod.dw(n.cls.Grad, z, n.xc, m, vocab, d)
 		}
 		for i, r := range rs {
 			copy(n.dxn[int(r)*d:(int(r)+1)*d], dxc[i*d:(i+1)*d])

@@ -57,6 +57,8 @@ type Net struct {
 	b, t   int
 	o      options
 	shape  attnShape
+	prod   products
+	attn   *attnGEMM // nil: attnForward and attnBackward
 	rope   rope
 	layers []layerParams
 	emb    *optim.Param // the embedding; also the classifier when shared
@@ -253,6 +255,11 @@ func (n *Net) layout(alloc func(int) []float32) {
 		g.drop, g.tmp, g.dxl, g.du = alloc(rows*maxW), alloc(rows*maxW), alloc(rows*maxW), alloc(rows*rank)
 	}
 	n.xn, n.dxn = alloc(rows*d), alloc(rows*d)
+	n.prod = exactProducts{}
+	if n.o.gemm {
+		n.prod = newGEMMProducts(rows, maxW, alloc)
+		n.attn = newAttnGEMM(n.shape, alloc)
+	}
 	lr := min(n.o.logitRows, rows)
 	n.xc, n.dxc, n.logits = alloc(lr*d), alloc(lr*d), alloc(lr*c.Vocab)
 	// The list of positions with a target is int32, so counted by hand.

@@ -62,6 +62,15 @@ func TestGradientsThreadIndependent(t *testing.T) {
 		NormEps: 1e-5, RopeTheta: 10000}
 	cs := gradCase{cfg: cfg, b: 2, t: 32, noisy: true, opts: []Option{FullFineTune(),
 		WithLoRA(LoRAConfig{Rank: 4, Alpha: 8, Dropout: 0.1, Targets: []string{QProj, DownProj}, Seed: 3})}}
+	for _, gemmOn := range []bool{false, true} {
+		if gemmOn {
+			cs.opts = append(cs.opts, WithGEMM())
+		}
+		threadIndependent(t, cs)
+	}
+}
+
+func threadIndependent(t *testing.T, cs gradCase) {
 	var ref [][]float32
 	for _, procs := range []int{1, 2, 5} {
 		old := runtime.GOMAXPROCS(procs)

@@ -332,3 +332,42 @@ func TestLoRADropoutMasks(t *testing.T) {
 		t.Fatalf("next micro-step's mask differs in only %d of 1000", diff)
 	}
 }
+
+// TestGEMMProducts compares the gemm-backed products, with slices small
+// enough that dX and dW are built from several (also ragged) pieces, with
+// the exact ones, and checks that they too are deterministic.
+func TestGEMMProducts(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for _, s := range [][3]int{{1, 3, 2}, {7, 45, 13}, {33, 100, 17}, {64, 9, 70}} {
+		m, n, k := s[0], s[1], s[2]
+		g := &gemmProducts{chunk: 8 * max(k, m)}
+		g.t1, g.t2, g.tmp = make([]float32, g.chunk), make([]float32, m*k), make([]float32, max(g.chunk, m*k))
+		dy, w, x := randF32(r, m*n, 1), randF32(r, n*k, 1), randF32(r, m*k, 1)
+		init := randF32(r, max(m*k, n*k, m*n), 1)
+		for _, c := range []struct {
+			name             string
+			run              func(p products, out []float32)
+			size, contracted int
+		}{
+			{"dx", func(p products, out []float32) { p.dx(out, dy, w, m, n, k) }, m * k, n},
+			{"dw", func(p products, out []float32) { p.dw(out, dy, x, m, n, k) }, n * k, m},
+			{"forward", func(p products, out []float32) { p.forward(out, x, w, m, k, n) }, m * n, k},
+		} {
+			want := append([]float32(nil), init[:c.size]...)
+			got := append([]float32(nil), init[:c.size]...)
+			again := append([]float32(nil), init[:c.size]...)
+			c.run(exactProducts{}, want)
+			c.run(g, got)
+			c.run(g, again)
+			for i := range want {
+				// Both round each of the `contracted` terms: a few ulps of √n·|terms|.
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*float64(c.contracted) {
+					t.Fatalf("%v %s[%d]: gemm %g, exact %g", s, c.name, i, got[i], want[i])
+				}
+				if math.Float32bits(got[i]) != math.Float32bits(again[i]) {
+					t.Fatalf("%v %s[%d]: gemm not deterministic", s, c.name, i)
+				}
+			}
+		}
+	}
+}

@@ -43,6 +43,7 @@ type options struct {
 	objective Objective
 	logitRows int
 	modules   []Module
+	gemm      bool
 }
 
 // FullFineTune makes every weight of the model trainable (for small models:
@@ -58,6 +59,12 @@ func WithObjective(obj Objective) Option { return func(o *options) { o.objective
 // WithLogitRows sets how many positions go through the classifier at once
 // (default 64): the logits buffer is rows × Vocab floats, whatever the batch.
 func WithLogitRows(rows int) Option { return func(o *options) { o.logitRows = rows } }
+
+// WithGEMM computes every matrix product with kernels/gemm's packed
+// assembly kernels instead of the pure-Go tensor.MatMul that llama's prefill
+// uses: an order of magnitude faster, as deterministic (any GOMAXPROCS gives
+// the same bits), but rounded differently from the inference forward.
+func WithGEMM() Option { return func(o *options) { o.gemm = true } }
 
 // WithModules adds extra trainable modules.
 func WithModules(ms ...Module) Option {

@@ -41,7 +41,7 @@ func storiesBatch(t *testing.T, b, tt int) (*llama.Model, Batch) {
 // adapters fit the batch.
 func TestStoriesLoRA(t *testing.T) {
 	m, bt := storiesBatch(t, 4, 64)
-	n, err := New(m, 4, 64, WithLoRA(LoRAConfig{Rank: 8, Alpha: 16, Dropout: 0.05,
+	n, err := New(m, 4, 64, WithGEMM(), WithLoRA(LoRAConfig{Rank: 8, Alpha: 16, Dropout: 0.05,
 		Targets: []string{QProj, KProj, VProj, OProj, GateProj, UpProj, DownProj}, Seed: 1}))
 	if err != nil {
 		t.Fatal(err)

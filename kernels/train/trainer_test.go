@@ -46,7 +46,7 @@ func runSteps(t *testing.T, tr *Trainer, from, to int) {
 // more: the trainable values must agree bit for bit (LoRA with dropout and
 // full fine-tuning together, so masks, moments and schedule all matter).
 func TestResumeBitIdentical(t *testing.T) {
-	opts := []Option{FullFineTune(), WithLoRA(LoRAConfig{Rank: 2, Alpha: 4, Dropout: 0.2,
+	opts := []Option{FullFineTune(), WithGEMM(), WithLoRA(LoRAConfig{Rank: 2, Alpha: 4, Dropout: 0.2,
 		Targets: []string{QProj, VProj, GateProj}, Seed: 4})}
 	straight := newTrainer(t, opts...)
 	runSteps(t, straight, 0, 6)
@@ -131,6 +131,7 @@ func TestPeakBytes(t *testing.T) {
 	for _, opts := range [][]Option{
 		{WithLoRA(LoRAConfig{Rank: 8, Alpha: 16, Dropout: 0.1, Targets: []string{QProj, VProj, DownProj}})},
 		{FullFineTune(), WithLogitRows(16)},
+		{FullFineTune(), WithLogitRows(16), WithGEMM(), WithLoRA(LoRAConfig{Rank: 4, Alpha: 4, Targets: []string{UpProj}})},
 	} {
 		m := randModel(cfg, 1)
 		b, tt := 2, 64
@@ -158,7 +159,8 @@ func TestPeakBytes(t *testing.T) {
 		n.ForwardBackward(bt, 1)
 		opt.Step(1e-3)
 		runtime.ReadMemStats(&after)
-		if step := int64(after.TotalAlloc - before.TotalAlloc); step > 64<<10 {
+		// gemm refills its pooled packing buffers now and then.
+		if step := int64(after.TotalAlloc - before.TotalAlloc); step > 256<<10 {
 			t.Fatalf("a training step allocated %d bytes", step)
 		}
 		t.Logf("PeakBytes %d (%.1f MiB), heap %d", want, float64(want)/(1<<20), heap)

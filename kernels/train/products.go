@@ -1,0 +1,112 @@
+package train
+
+import (
+	"lrmc/kernels/gemm"
+	"lrmc/kernels/tensor"
+)
+
+// products are the three matrix products of a linear layer y = x·Wᵀ, W
+// [n×k], over m rows: the forward product, dX += dY·W and dW += dYᵀ·X. Both
+// implementations are deterministic and give the same bits for any
+// GOMAXPROCS.
+type products interface {
+	forward(y, x, w []float32, m, k, n int)
+	dx(dx, dy, w []float32, m, n, k int)
+	dw(dw, dy, x []float32, m, n, k int)
+}
+
+// exactProducts use tensor.MatMul, llama's own kernel, so the training
+// forward reproduces the inference prefill bit for bit, and MatMulDX and
+// MatMulDW for the backward pass. Pure Go: a few GFLOP/s.
+type exactProducts struct{}
+
+func (exactProducts) forward(y, x, w []float32, m, k, n int) { tensor.MatMul(y, x, w, m, k, n) }
+func (exactProducts) dx(dx, dy, w []float32, m, n, k int)    { MatMulDX(dx, dy, w, m, n, k) }
+func (exactProducts) dw(dw, dy, x []float32, m, n, k int)    { MatMulDW(dw, dy, x, m, n, k) }
+
+// gemmChunk bounds, in floats, the transposed slices gemmProducts works on.
+const gemmChunk = 1 << 18
+
+// gemmProducts run every product through kernels/gemm's packed assembly
+// kernels (tens of GFLOP/s). gemm contracts over the last dimension of both
+// operands (out = x·wᵀ), so the backward products go through transposed
+// copies, taken in slices along the output or contraction dimension so that
+// the scratch stays bounded whatever the vocabulary: dX accumulates the
+// products of successive row slices of W in order, dW is filled one slice of
+// its rows at a time. Results differ from exactProducts in rounding (another
+// summation order), not in determinism.
+type gemmProducts struct {
+	t1  []float32 // a transposed slice: W rows or dY columns, ≤ chunk floats
+	t2  []float32 // Xᵀ, [k × m]
+	tmp []float32 // a product before it is added in
+	// chunk is the size of t1 (and tmp's floor): gemmChunk, or more when one
+	// row of the widest operand needs it.
+	chunk int
+}
+
+// newGEMMProducts sizes the scratch for products with at most rows rows of
+// width at most width (the k of any product, and the m of dW).
+func newGEMMProducts(rows, width int, alloc func(int) []float32) *gemmProducts {
+	chunk := max(gemmChunk, rows, width)
+	return &gemmProducts{t1: alloc(chunk), t2: alloc(rows * width), tmp: alloc(max(chunk, rows*width)), chunk: chunk}
+}
+
+func (g *gemmProducts) forward(y, x, w []float32, m, k, n int) { gemm.MatMul(y, x, w, m, k, n) }
+
+// dx: dX[m×k] += Σ over slices J of W's rows: dY[:, J]·W[J, :], with
+// W[J, :]ᵀ [k×|J|] and dY[:, J] gathered [m×|J|] so gemm sees x·wᵀ.
+func (g *gemmProducts) dx(dx, dy, w []float32, m, n, k int) {
+	step := max(1, g.chunk/max(k, m))
+	for j0 := 0; j0 < n; j0 += step {
+		j1 := min(j0+step, n)
+		c := j1 - j0
+		wt := g.t1[:k*c] // W[J,:]ᵀ
+		transpose(wt, c, w[j0*k:], k, c, k)
+		dyJ := g.tmp[:m*c]
+		if c == n {
+			dyJ = dy[:m*n]
+		} else {
+			for i := range m {
+				copy(dyJ[i*c:(i+1)*c], dy[i*n+j0:i*n+j1])
+			}
+		}
+		out := g.t2[:m*k]
+		gemm.MatMul(out, dyJ, wt, m, c, k)
+		tensor.Add(dx[:m*k], out)
+	}
+}
+
+// dw: dW[J, :] += dY[:, J]ᵀ·X for slices J of dW's rows, with dY[:, J]ᵀ
+// [|J|×m] and Xᵀ [k×m].
+func (g *gemmProducts) dw(dw, dy, x []float32, m, n, k int) {
+	xt := g.t2[:k*m]
+	transpose(xt, m, x, k, m, k)
+	step := max(1, g.chunk/max(k, m))
+	for j0 := 0; j0 < n; j0 += step {
+		j1 := min(j0+step, n)
+		c := j1 - j0
+		dyt := g.t1[:c*m]
+		transpose(dyt, m, dy[j0:], n, m, c)
+		out := g.tmp[:c*k]
+		gemm.MatMul(out, dyt, xt, c, m, k)
+		tensor.Add(dw[j0*k:j1*k], out)
+	}
+}
+
+// transpose writes the transpose of the r×c matrix in src (row stride ss)
+// into dst (row stride ds), in 32×32 tiles so that both sides stay in cache.
+func transpose(dst []float32, ds int, src []float32, ss, r, c int) {
+	const tile = 32
+	for i0 := 0; i0 < r; i0 += tile {
+		i1 := min(i0+tile, r)
+		for j0 := 0; j0 < c; j0 += tile {
+			j1 := min(j0+tile, c)
+			for i := i0; i < i1; i++ {
+				row := src[i*ss+j0 : i*ss+j1]
+				for j, v := range row {
+					dst[(j0+j)*ds+i] = v
+				}
+			}
+		}
+	}
+}
