@@ -55,13 +55,14 @@ func (s shape) String() string { return fmt.Sprintf("%dx%dx%d", s.m, s.k, s.n) }
 
 // testShapes covers m=1 (decode), n=1, k=1, k not a multiple of any unroll or
 // vector width, tiles ragged in m and n, more than one kc block (k > 256), more
-// than one mc block (m > 240) and more than one nc block (n > 3072), plus a
-// seeded random sample.
+// than one mc block (m > 240) and more than one nc block (n > 3072), both
+// sides of gemvMaxRows, plus a seeded random sample.
 func testShapes() []shape {
 	shapes := []shape{
 		{1, 1, 1}, {1, 7, 1}, {1, 1, 9}, {2, 1, 1}, {1, 1024, 3}, {1, 33, 17}, {1, 257, 64},
 		{1, 100, 5}, {1, 32, 4}, {3, 5, 1}, {64, 64, 1}, {6, 16, 16}, {12, 32, 32},
-		{7, 17, 33}, {13, 300, 31}, {25, 513, 47}, {250, 20, 70}, {2, 300, 3100},
+		{7, 17, 33}, {13, 300, 31}, {25, 513, 47}, {250, 20, 70}, {2, 300, 3100}, {20, 300, 3100},
+		{16, 40, 9}, {17, 40, 9},
 		{37, 3, 100}, {5, 258, 9},
 	}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -129,7 +130,7 @@ func TestMatMulExactIntegers(t *testing.T) {
 		return s
 	}
 	forEachImpl(t, func(t *testing.T) {
-		for _, s := range []shape{{1, 1000, 13}, {19, 777, 45}, {300, 40, 3}, {13, 2, 3100}} {
+		for _, s := range []shape{{1, 1000, 13}, {19, 777, 45}, {300, 40, 3}, {13, 2, 3100}, {19, 2, 3100}} {
 			x, w := ints(s.m*s.k), ints(s.n*s.k)
 			ref, _ := reference(x, w, s.m, s.k, s.n)
 			out := make([]float32, s.m*s.n)
@@ -148,10 +149,11 @@ func TestMatMulThreadCountIndependent(t *testing.T) {
 	minFlopsPerThread = 1 // let even small products split
 	r := rand.New(rand.NewPCG(7, 8))
 	shapes := []shape{
-		{37, 300, 70},  // split along n
-		{100, 513, 5},  // n narrower than threads·nr: split along m
-		{1, 1000, 37},  // decode: split rows of w in groups of four
-		{2, 700, 3100}, // two nc blocks, ragged
+		{37, 300, 70},   // split along n
+		{100, 513, 5},   // n narrower than threads·nr: split along m
+		{1, 1000, 37},   // decode: split rows of w in groups of four
+		{5, 300, 41},    // small batch, same path
+		{17, 700, 3100}, // two nc blocks, ragged
 	}
 	forEachImpl(t, func(t *testing.T) {
 		for _, s := range shapes {
@@ -355,4 +357,29 @@ func TestPackPanels(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSmallBatchRowsMatchSingleRows: up to gemvMaxRows rows of x take the
+// decode path, so each row of a small batch is bit-identical to multiplying
+// that row alone.
+func TestSmallBatchRowsMatchSingleRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	const k, n = 301, 45
+	forEachImpl(t, func(t *testing.T) {
+		for _, m := range []int{2, 7, gemvMaxRows} {
+			x, w := randMatrix(r, m*k), randMatrix(r, n*k)
+			batch := make([]float32, m*n)
+			MatMul(batch, x, w, m, k, n)
+			for i := range m {
+				single := make([]float32, n)
+				MatMul(single, x[i*k:(i+1)*k], w, 1, k, n)
+				for j := range n {
+					if math.Float32bits(batch[i*n+j]) != math.Float32bits(single[j]) {
+						t.Fatalf("m=%d: row %d col %d: batch %x, alone %x",
+							m, i, j, math.Float32bits(batch[i*n+j]), math.Float32bits(single[j]))
+					}
+				}
+			}
+		}
+	})
 }

@@ -18,7 +18,7 @@ type kernelFunc func(kc int, a, b, c []float32, ldc int, accum bool)
 type dot4Func func(x, w0, w1, w2, w3 []float32, out *[4]float32)
 
 // impl is one implementation: a micro-kernel with its tile shape and cache
-// blocking, and the matrix-vector kernel used when m = 1.
+// blocking, and the dot kernel of the matrix-vector path (m ≤ gemvMaxRows).
 type impl struct {
 	name   string
 	mr, nr int // micro-tile rows (of x) and columns (of wᵀ)
