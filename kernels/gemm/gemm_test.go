@@ -175,7 +175,7 @@ func TestMatMulThreadCountIndependent(t *testing.T) {
 }
 
 // TestAsmImplsAgree: the AVX2 and AVX-512 kernels reduce each element in the
-// same order (the GEMM path by one FMA chain per kc block, the m=1 path by the
+// same order (the packed path by one FMA chain per kc block, the dot path by the
 // same lane layout and reduction tree), so they must agree bit for bit: a
 // result does not depend on which of the two CPUs computed it.
 func TestAsmImplsAgree(t *testing.T) {

@@ -12,7 +12,8 @@
 //     increasing k, so the result does not depend on how the caller tiles m
 //     and n, nor on which flavour ran (both use the same chain).
 //   - dot*: dot products of one vector x against several rows of w, for the
-//     m=1 (decode) path that must stream w exactly once; both flavours reduce
+//     matrix-vector path (decode, small batches) that must stream w exactly
+//     once; both flavours reduce
 //     in the same order.
 //
 // Vector registers are named physically so the register budget (16 ymm, 32
