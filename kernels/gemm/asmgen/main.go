@@ -13,8 +13,7 @@
 //     and n, nor on which flavour ran (both use the same chain).
 //   - dot*: dot products of one vector x against several rows of w, for the
 //     matrix-vector path (decode, small batches) that must stream w exactly
-//     once; both flavours reduce
-//     in the same order.
+//     once; both flavours reduce in the same order.
 //
 // Vector registers are named physically so the register budget (16 ymm, 32
 // zmm) is explicit; general-purpose registers are left to avo's allocator.
