@@ -116,3 +116,39 @@ func MergeLoRA(dst *llama.Model, adapters []*Adapter) error {
 	}
 	return nil
 }
+
+// LoadAdapter reads the Net's adapters from PEFT tensors (an opened
+// adapter_model.safetensors), F32, F16 or BF16. It is strict both ways:
+// every adapter must be present with its shape, and a LoRA tensor in the
+// file that the Net has no adapter for is an error rather than silently
+// dropped.
+func (n *Net) LoadAdapter(r safetensors.Reader) error {
+	want := map[string]bool{}
+	for _, a := range n.adapters {
+		for _, c := range []struct {
+			p     []float32
+			name  string
+			shape [2]int
+		}{{a.A.Data, a.A.Name, [2]int{a.Rank, a.In}}, {a.B.Data, a.B.Name, [2]int{a.Out, a.Rank}}} {
+			want[c.name] = true
+			t, ok := r.Tensor(c.name)
+			if !ok {
+				return fmt.Errorf("train: load adapter: tensor %s is missing", c.name)
+			}
+			if len(t.Shape) != 2 || t.Shape[0] != c.shape[0] || t.Shape[1] != c.shape[1] {
+				return fmt.Errorf("train: load adapter: tensor %s has shape %v, want %v", c.name, t.Shape, c.shape)
+			}
+			v, err := t.Float32()
+			if err != nil {
+				return fmt.Errorf("train: load adapter: %w", err)
+			}
+			copy(c.p, v)
+		}
+	}
+	for _, name := range r.Names() {
+		if !want[name] {
+			return fmt.Errorf("train: load adapter: tensor %s has no matching adapter in the net", name)
+		}
+	}
+	return nil
+}

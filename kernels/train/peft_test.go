@@ -124,3 +124,52 @@ func TestSaveAdapter(t *testing.T) {
 		t.Fatal("PEFT name for down_proj's lora_B missing")
 	}
 }
+
+func TestLoadAdapter(t *testing.T) {
+	n, _ := loraNet(t)
+	dir := t.TempDir()
+	if err := n.SaveAdapter(dir, "base"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Open(filepath.Join(dir, "adapter_model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fresh, _ := loraNet(t)
+	for _, a := range fresh.Adapters() {
+		clear(a.A.Data)
+		clear(a.B.Data)
+	}
+	if err := fresh.LoadAdapter(f); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range n.Adapters() {
+		b := fresh.Adapters()[i]
+		if string(safetensors.F32("", nil, a.A.Data).Data) != string(safetensors.F32("", nil, b.A.Data).Data) ||
+			string(safetensors.F32("", nil, a.B.Data).Data) != string(safetensors.F32("", nil, b.B.Data).Data) {
+			t.Fatalf("adapter %s differs after the round trip", a.A.Name)
+		}
+	}
+	// A net with fewer targets must refuse the extra tensors; one with
+	// another rank must refuse the shapes; one with more must miss some.
+	for _, c := range []struct {
+		lc   LoRAConfig
+		want string
+	}{
+		{LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{QProj, VProj, GateProj}},
+			"train: load adapter: tensor base_model.model.model.layers.0.mlp.down_proj.lora_A.weight has no matching adapter in the net"},
+		{LoRAConfig{Rank: 2, Alpha: 8, Targets: []string{QProj}},
+			"train: load adapter: tensor base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight has shape [4 32], want [2 32]"},
+		{LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{QProj, KProj}},
+			"train: load adapter: tensor base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight is missing"},
+	} {
+		other, err := New(randModel(smallCfg, 1), 1, 4, WithLoRA(c.lc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.LoadAdapter(f); err == nil || err.Error() != c.want {
+			t.Errorf("error %v, want %q", err, c.want)
+		}
+	}
+}

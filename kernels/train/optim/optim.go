@@ -148,11 +148,11 @@ func (o *AdamW) Step(lr float64) {
 			x := p.Data[i] * decay
 			m[i] += float32((g - m[i]) * b1c)
 			v[i] = float32(v[i]*b2) + float32(float32(g*g)*b2c)
-			denom := Sqrt32(v[i])/bc2Sqrt + eps
+			denom := sqrt32(v[i])/bc2Sqrt + eps
 			p.Data[i] = x - float32(stepSize*(m[i]/denom))
 		}
 	}
 }
 
-// Sqrt32 is the correctly rounded float32 square root.
-func Sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
+// sqrt32 is the correctly rounded float32 square root.
+func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
