@@ -86,8 +86,8 @@ type Net struct {
 }
 
 // New builds a Net over m for batches of b sequences of t tokens. The
-// model's weights are used in place: training updates them when full
-// fine-tuning, merging writes into them.
+// model's weights are used in place, not copied: full fine-tuning updates
+// them.
 func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -101,7 +101,6 @@ func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 	}
 	n := &Net{m: m, c: m.Config, b: b, t: t, o: o}
 	n.layout(n.alloc)
-	n.rope = newRope(n.c, t)
 	return n, nil
 }
 
@@ -110,7 +109,8 @@ func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 // New allocates (block checkpoints, one block's activations, gradient
 // buffers, LoRA adapters and their gradients, the logits chunk) plus
 // AdamW's two moments per trainable value. Extra modules' own parameters are
-// not counted; their moments are. It is computed from the shapes alone and
+// not counted (their moments are), nor are kernels/gemm's pooled packing
+// buffers, which it sizes by its own cache blocking. It is computed from the shapes alone and
 // equals Net.Bytes() + AdamW.StateBytes() for the Net New builds; it is 0
 // for options New would reject.
 //
@@ -254,6 +254,7 @@ func (n *Net) layout(alloc func(int) []float32) {
 	if rank > 0 {
 		g.drop, g.tmp, g.dxl, g.du = alloc(rows*maxW), alloc(rows*maxW), alloc(rows*maxW), alloc(rows*rank)
 	}
+	n.rope = newRope(c, n.t, alloc)
 	n.xn, n.dxn = alloc(rows*d), alloc(rows*d)
 	n.prod = exactProducts{}
 	if n.o.gemm {
@@ -293,12 +294,15 @@ func (n *Net) SetMicroSteps(s uint64) { n.step = s }
 
 // newRope tabulates the rotation of positions 0…t-1 with the frequencies
 // llama uses (float32 steps of run.c, then llama3 rescaling if configured).
-func newRope(c llama.Config, t int) rope {
+func newRope(c llama.Config, t int, alloc func(int) []float32) rope {
 	hd := c.HeadDim()
 	half := hd / 2
-	freqs := ropeFreqs(c)
-	r := rope{cos: make([]float32, t*half), sin: make([]float32, t*half), half: half,
+	r := rope{cos: alloc(t * half), sin: alloc(t * half), half: half,
 		interleaved: c.RopeStyle == llama.RopeInterleaved}
+	if r.cos == nil {
+		return r // counting only
+	}
+	freqs := ropeFreqs(c)
 	for p := range t {
 		for i, f := range freqs {
 			a := float64(float32(p) * f)

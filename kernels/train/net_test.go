@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"lrmc/kernels/llama"
+	"lrmc/kernels/train/optim"
 )
 
 // TestForwardMatchesLlama holds the training forward to the inference
@@ -128,5 +129,48 @@ func TestNewAndBatchErrors(t *testing.T) {
 		if _, err := n.ForwardBackward(c.bt, 1); err == nil || err.Error() != c.want {
 			t.Errorf("ForwardBackward: error %v, want %q", err, c.want)
 		}
+	}
+}
+
+// router stands in for an extra trainable module.
+type router struct{ w optim.Param }
+
+func (r *router) Params() []*optim.Param { return []*optim.Param{&r.w} }
+
+// TestModulesJoinTraining checks that an extra module's parameters are
+// trained, clipped and checkpointed with the rest, and that a malformed one
+// is refused.
+func TestModulesJoinTraining(t *testing.T) {
+	r := &router{optim.Param{Name: "router.0.weight", Data: []float32{1, 2}, Grad: make([]float32, 2)}}
+	n, err := New(randModel(smallCfg, 1), 1, 4, WithModules(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := n.Params(); len(ps) != 1 || ps[0] != &r.w {
+		t.Fatalf("params %v", ps)
+	}
+	tr, err := NewTrainer(n, TrainerConfig{Schedule: optim.Cosine{PeakLR: 0.1, Total: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt := microBatch(0, 1, 4, smallCfg.Vocab)
+	// The module's own backward would fill its gradient; here the test does,
+	// between the Net's backward and the optimizer step.
+	if _, err := n.ForwardBackward(bt, 1); err != nil {
+		t.Fatal(err)
+	}
+	r.w.Grad[0], r.w.Grad[1] = 1, -1
+	tr.Opt.Step(0.1)
+	if r.w.Data[0] >= 1 || r.w.Data[1] <= 2 {
+		t.Fatalf("module not updated: %v", r.w.Data)
+	}
+	state, _ := tr.MarshalBinary()
+	if !strings.Contains(string(state), "router.0.weight") {
+		t.Fatal("module missing from the checkpoint")
+	}
+	bad := &router{optim.Param{Name: "router.1.weight", Data: []float32{1}}}
+	if _, err := New(randModel(smallCfg, 1), 1, 4, WithModules(bad)); err == nil || err.Error() !=
+		`train: module 0: parameter "router.1.weight" has 1 values and 0 gradients; it needs a name and one gradient per value` {
+		t.Fatalf("malformed module: %v", err)
 	}
 }

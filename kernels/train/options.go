@@ -87,5 +87,13 @@ func buildOptions(opts []Option) (options, error) {
 			return o, err
 		}
 	}
+	for i, m := range o.modules {
+		for _, p := range m.Params() {
+			if p.Name == "" || len(p.Grad) != len(p.Data) {
+				return o, fmt.Errorf("train: module %d: parameter %q has %d values and %d gradients; it needs a name and one gradient per value",
+					i, p.Name, len(p.Data), len(p.Grad))
+			}
+		}
+	}
 	return o, nil
 }
