@@ -51,11 +51,11 @@ func BenchmarkBlocking(b *testing.B) {
 		if !ok {
 			continue
 		}
-		for _, kc := range []int{128, 192, 256, 384} {
-			for _, mcPanels := range []int{8, 20, 40} {
+		for _, kc := range []int{128, 256, 384} {
+			for _, nc := range []int{512, 1024, 3072} {
 				im := *base
-				im.kc, im.mc = kc, mcPanels*im.mr
-				b.Run(fmt.Sprintf("%s/kc%d/mc%d", name, im.kc, im.mc), func(b *testing.B) {
+				im.kc, im.nc = kc, nc
+				b.Run(fmt.Sprintf("%s/kc%d/nc%d", name, im.kc, im.nc), func(b *testing.B) {
 					out, x, w := benchOperands(s)
 					meter := startMeter(b, s)
 					for b.Loop() {
