@@ -48,14 +48,28 @@ var ggufPre = map[string][]string{
 	"llama3":      {pretok.Llama3Regex},
 	"qwen2":       {pretok.Qwen2Regex},
 	"deepseek-v3": {pretok.DeepSeekV3DigitsRegex, pretok.DeepSeekV3CJKRegex, pretok.DeepSeekV3Regex},
-	"default":     {pretok.GPT2Regex},
+	"default":     llamaCppDefaultPre,
+	"gpt-2":       {pretok.GPT2Regex},
 	"gpt2":        {pretok.GPT2Regex},
 }
 
+// llamaCppDefaultPre is llama.cpp's pre-tokenizer for "default" (and an
+// absent tokenizer.ggml.pre): runs of punctuation and a few ASCII symbols
+// split off first, then the GPT-2 regex, then digit runs, which are cut
+// into threes from the left. (llama.cpp spells the GPT-2 regex without its
+// final "|\s+", but runs both spellings through the same hand-written
+// splitter.)
+var llamaCppDefaultPre = []string{`[\p{P}\$\+<=>\^~\|]+`, pretok.GPT2Regex, `\p{N}+`, `[0-9][0-9][0-9]`}
+
 // ggufPreNames is the order ToGGUF tries the names in: the first whose
 // regexes match is written, so "llama-bpe" rather than "llama3" (what
-// llama.cpp's converter writes) and "gpt2" rather than "default".
-var ggufPreNames = []string{"llama-bpe", "qwen2", "deepseek-v3", "gpt2", "llama3", "default"}
+// llama.cpp's converter writes) and "gpt-2", llama.cpp's spelling.
+var ggufPreNames = []string{"llama-bpe", "qwen2", "deepseek-v3", "gpt-2", "llama3", "gpt2", "default"}
+
+// ggufCleanSpaces is whether llama.cpp's detokenizer cleans up spaces
+// before punctuation for a pre-tokenizer (its clean_spaces, true unless
+// the pre-tokenizer turns it off).
+func ggufCleanSpaces(pre string) bool { return pre != "qwen2" && pre != "deepseek-v3" }
 
 // ggufMeta indexes the tokenizer entries by key.
 type ggufMeta map[string]any
@@ -157,7 +171,8 @@ func array[T any](m ggufMeta, key string, want int) ([]T, bool, error) {
 //     a token fall back to <0xXX> byte tokens.
 //   - "gpt2" is byte-level BPE over tokenizer.ggml.merges, with the
 //     pre-tokenizer tokenizer.ggml.pre names (llama-bpe/llama3, qwen2,
-//     deepseek-v3, default/gpt2).
+//     deepseek-v3, gpt-2/gpt2, default: llama.cpp's own, not GPT-2's). Decode cleans up spaces before
+//     punctuation as llama.cpp does, except for qwen2 and deepseek-v3.
 //
 // Control, user-defined and unknown tokens (token types 3, 4 and 2) are
 // cut out of the text whole before anything else, as llama.cpp does when
@@ -381,7 +396,7 @@ func (t *Tokenizer) bpeFromGGUF(md ggufMeta, vocab map[string]int32) (string, er
 	}
 	exprs, ok := ggufPre[pre]
 	if !ok {
-		return "", fieldError(keyPre, "%q is not supported (llama-bpe, llama3, qwen2, deepseek-v3, default, gpt2)", pre)
+		return "", fieldError(keyPre, "%q is not supported (llama-bpe, llama3, qwen2, deepseek-v3, default, gpt-2, gpt2)", pre)
 	}
 	strs, ok, err := array[string](md, keyMerges, -1)
 	if err != nil {
@@ -436,6 +451,9 @@ func (t *Tokenizer) bpeFromGGUF(md ggufMeta, vocab map[string]int32) (string, er
 		t.preTok.splits = append(t.preTok.splits, splitStep{pat, pretok.Isolated, e})
 	}
 	t.decoder = byteLevelDecoder{}
+	if ggufCleanSpaces(pre) {
+		t.cleanUp = llamaCppCleanUpSpaces
+	}
 	return pre, nil
 }
 
@@ -444,7 +462,7 @@ func (t *Tokenizer) bpeFromGGUF(md ggufMeta, vocab map[string]int32) (string, er
 //
 // A byte-level BPE tokenizer becomes model "gpt2" with the pre-tokenizer
 // named by its split regexes (Llama 3 → "llama-bpe", Qwen2/3 → "qwen2",
-// DeepSeek-V3 → "deepseek-v3", GPT-2 → "gpt2"), its merges as "a b"
+// DeepSeek-V3 → "deepseek-v3", GPT-2 → "gpt-2"), its merges as "a b"
 // strings and no scores. A SentencePiece-style one (BPE with byte fallback
 // behind the Prepend/Replace normalizers or Metaspace) becomes model
 // "llama" with scores derived from the merges: a token scores minus the
@@ -453,7 +471,10 @@ func (t *Tokenizer) bpeFromGGUF(md ggufMeta, vocab map[string]int32) (string, er
 // (llama.cpp's converter writes a placeholder -1000 for every token of a
 // tokenizer.json without tokenizer.model, which makes all merges tie.)
 // Tokens no merge produces score 0 when they are one character or a
-// byte or added token, which no merge can yield anyway, and -1e9 otherwise.
+// byte or added token, which no merge can yield anyway, and -1e9 otherwise
+// (llama.cpp can still reach those, the tokenizer.json model cannot; Mistral
+// has none). The merges that produce one token must be consecutive in the
+// list, or no score order reproduces the ranks: an error.
 //
 // Ids without a token are filled with "[PAD{id}]" of type unused, as
 // llama.cpp's converter does; added tokens are control (special) or
@@ -531,12 +552,21 @@ func ToGGUF(t *Tokenizer, chatTemplate string) ([]gguf.KV, error) {
 			}
 		}
 		// Ranks ascend, so the first merge producing a token sets its score.
-		seen := make(map[int32]bool, len(merges))
-		for _, mg := range merges {
-			if !seen[mg.id] {
-				seen[mg.id] = true
+		// Scores order tokens, while ranks order pairs: the two agree only
+		// when the merges producing one token are consecutive in the list,
+		// as SentencePiece-converted files have them.
+		last := make(map[int32]merge, len(merges))
+		for i, mg := range merges {
+			prev, seen := last[mg.id]
+			if !seen {
 				scores[mg.id] = -float32(mg.rank)
+			} else if merges[i-1].id != mg.id {
+				p, q := pairs[prev], pairs[mg]
+				return nil, fieldError(fmt.Sprintf("model.merges[%d]", mg.rank),
+					"%q %q makes %q, as merge %d %q %q does, with other merges between: no score order reproduces that",
+					modelTok[q[0]], modelTok[q[1]], modelTok[mg.id], prev.rank, modelTok[p[0]], modelTok[p[1]])
 			}
+			last[mg.id] = mg
 		}
 		for _, id := range m.fallback {
 			if id >= 0 && types[id] == typeNormal {

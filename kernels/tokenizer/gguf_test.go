@@ -275,7 +275,7 @@ func TestFromGGUFErrors(t *testing.T) {
 		{"add_bos type", base(), func(m map[string]any) { m[keyAddBOS] = uint8(1) },
 			"tokenizer.ggml.add_bos_token: has Go type uint8, want bool"},
 		{"pre", bpeBase(), func(m map[string]any) { m[keyPre] = "falcon" },
-			`tokenizer.ggml.pre: "falcon" is not supported (llama-bpe, llama3, qwen2, deepseek-v3, default, gpt2)`},
+			`tokenizer.ggml.pre: "falcon" is not supported (llama-bpe, llama3, qwen2, deepseek-v3, default, gpt-2, gpt2)`},
 		{"merge token", bpeBase(), func(m map[string]any) { m[keyMerges] = []string{"a b", "a zz"} },
 			`tokenizer.ggml.merges[1]: token "zz" is not in the vocabulary`},
 		{"merge result", bpeBase(), func(m map[string]any) { m[keyMerges] = []string{"b c"} },
@@ -352,5 +352,120 @@ func TestFromGGUFSentencePieceScores(t *testing.T) {
 	}
 	if got := tk.Encode("abc", false); !cmp.Equal(got, []int32{4, 8}) {
 		t.Errorf("Encode(abc) without space prefix = %v, want [4 8]", got)
+	}
+}
+
+// spmJSON is a small SentencePiece-style tokenizer.json around merges.
+func spmJSON(normalizer, merges string) string {
+	vocab := map[string]int{"<unk>": 0, "<s>": 1, "</s>": 2, "▁": 3, "a": 4, "b": 5, "c": 6, "ab": 7, "bc": 8, "abc": 9}
+	for b := range 256 {
+		vocab[fmt.Sprintf("<0x%02X>", b)] = 10 + b
+	}
+	v, _ := json.Marshal(vocab)
+	return `{"added_tokens": [{"id": 0, "content": "<unk>", "special": true}, {"id": 1, "content": "<s>", "special": true}, {"id": 2, "content": "</s>", "special": true}],
+		"normalizer": ` + normalizer + `,
+		"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}, {"Sequence": {"id": "A"}}],
+			"special_tokens": {"<s>": {"ids": [1]}}},
+		"decoder": null,
+		"model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>", "vocab": ` + string(v) + `, "merges": ` + merges + `}}`
+}
+
+const legacyNorm = `{"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}`
+
+// The scores ToGGUF derives for a SentencePiece-style file, by hand.
+func TestToGGUFSentencePiece(t *testing.T) {
+	tk, err := Load(writeDir(t, spmJSON(legacyNorm, `["b c", "a b", "ab c", "a bc"]`), `{"bos_token": "<s>", "eos_token": "</s>"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvs, err := ToGGUF(tk, "{{ messages }}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := newGGUFMeta(kvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "bc" rank 0, "ab" rank 1, "abc" ranks 2 and 3 (consecutive).
+	scores := md[keyScores].([]float32)
+	if got := scores[:10]; !cmp.Equal(got, []float32{0, 0, 0, 0, 0, 0, 0, -1, 0, -2}) {
+		t.Errorf("scores %v", got)
+	}
+	types := md[keyTokenType].([]int32)
+	if got := types[:11]; !cmp.Equal(got, []int32{2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 6}) || types[265] != 6 {
+		t.Errorf("token types %v … %d", got, types[265])
+	}
+	for k, want := range map[string]any{keyModel: "llama", keyBOS: uint32(1), keyEOS: uint32(2), keyUnknown: uint32(0),
+		keyAddBOS: true, keyAddEOS: false, keyAddSpacePrefix: true, keyChatTemplate: "{{ messages }}"} {
+		if md[k] != want {
+			t.Errorf("%s = %v, want %v", k, md[k], want)
+		}
+	}
+	if _, ok := md[keyMerges]; ok {
+		t.Errorf("%s written for a SentencePiece model", keyMerges)
+	}
+	rt, err := FromGGUF(kvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"abc", "abcabc c", "ca b<s>bc", "é"} {
+		if got, want := rt.Encode(text, true), tk.Encode(text, true); !cmp.Equal(got, want) {
+			t.Errorf("Encode(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
+
+func TestToGGUFErrors(t *testing.T) {
+	cases := []struct{ name, json, want string }{
+		{"interleaved merges", spmJSON(legacyNorm, `["a b", "ab c", "b c", "a bc"]`),
+			`model.merges[3]: "a" "bc" makes "abc", as merge 1 "ab" "c" does, with other merges between: no score order reproduces that`},
+		{"normalizer", spmJSON(`{"type": "Lowercase"}`, `[]`),
+			`normalizer: only Prepend("▁") and Replace(" ", "▁") have a GGUF equivalent`},
+		{"byte fallback", strings.Replace(spmJSON(legacyNorm, `[]`), `"byte_fallback": true`, `"byte_fallback": false`, 1),
+			`model.byte_fallback: false: neither byte-level nor SentencePiece-style BPE`},
+		{"template", strings.Replace(spmJSON(legacyNorm, `[]`), `{"Sequence": {"id": "A"}}]`, `{"Sequence": {"id": "A"}}, {"SpecialToken": {"id": "<s>"}}]`, 1),
+			`post_processor: a template other than [BOS] sequence [EOS] has no GGUF equivalent`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tk, err := Load(writeDir(t, c.json, `{"bos_token": "<s>"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ToGGUF(tk, ""); err == nil || err.Error() != c.want {
+				t.Errorf("got error %v, want %q", err, c.want)
+			}
+		})
+	}
+	// A byte-level pre-tokenizer with a prefix space has no llama.cpp name.
+	vocab := map[string]int{}
+	for b := range 256 {
+		vocab[string(byteToRune[b])] = b
+	}
+	v, _ := json.Marshal(vocab)
+	tk, err := Load(writeDir(t, `{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": true}, "decoder": {"type": "ByteLevel"},
+		"model": {"type": "BPE", "vocab": `+string(v)+`, "merges": []}}`, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "pre_tokenizer: ByteLevel add_prefix_space has no GGUF equivalent"
+	if _, err := ToGGUF(tk, ""); err == nil || err.Error() != want {
+		t.Errorf("got error %v, want %q", err, want)
+	}
+}
+
+// llama.cpp's detokenizer cleans up spaces for Llama 3 (llama-bpe) as
+// transformers does, except " n't"; for Qwen2 not at all. " !" goes before
+// " ' " is looked for, so the second quote keeps its space.
+func TestFromGGUFDecodeCleanUp(t *testing.T) {
+	text := "Yes , it 's done . Do n't ask ' why ' !"
+	for name, want := range map[string]string{
+		"llama3": "Yes, it's done. Do n't ask'why '!",
+		"qwen3":  text,
+	} {
+		rt, _ := ggufRoundTrip(t, load(t, name), "")
+		if got := rt.Decode(rt.Encode(text, false), false); got != want {
+			t.Errorf("%s: Decode = %q, want %q", name, got, want)
+		}
 	}
 }

@@ -690,7 +690,9 @@ func (t *Tokenizer) applyConfig(data []byte) error {
 		return err
 	}
 	// transformers has long defaulted to cleaning up.
-	t.cleanUp = c.CleanUp == nil || *c.CleanUp
+	if c.CleanUp == nil || *c.CleanUp {
+		t.cleanUp = cleanUpTokenizationSpaces
+	}
 	var err error
 	if t.bos, err = t.configToken(c.BOS, "bos_token"); err != nil {
 		return err

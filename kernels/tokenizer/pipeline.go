@@ -258,3 +258,17 @@ func cleanUpTokenizationSpaces(s string) string {
 	}
 	return s
 }
+
+// llamaCppCleanUpSpaces is the clean-up llama.cpp's detokenizer applies for
+// most byte-level pre-tokenizers (clean_spaces): transformers' rules without
+// " n't". llama.cpp runs them as three in-place passes over the bytes, which
+// come to the same as these replacements, as no removal creates a new match.
+func llamaCppCleanUpSpaces(s string) string {
+	for _, r := range [...][2]string{
+		{" ?", "?"}, {" !", "!"}, {" .", "."}, {" ,", ","}, {" ' ", "'"},
+		{" 's", "'s"}, {" 'm", "'m"}, {" 're", "'re"}, {" 've", "'ve"},
+	} {
+		s = strings.ReplaceAll(s, r[0], r[1])
+	}
+	return s
+}

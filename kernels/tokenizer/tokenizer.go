@@ -30,7 +30,7 @@ type Tokenizer struct {
 	template   []templateItem // post-processor for one sequence; nil: none
 	decoder    decoder        // nil: tokens joined by spaces
 
-	cleanUp  bool // transformers' clean_up_tokenization_spaces
+	cleanUp  func(string) string // transformers' or llama.cpp's space clean-up; nil: none
 	bos, eos int32
 }
 
@@ -121,8 +121,8 @@ func (t *Tokenizer) Decode(ids []int32, skipSpecial bool) string {
 	} else {
 		s = strings.Join(toks, " ")
 	}
-	if t.cleanUp {
-		s = cleanUpTokenizationSpaces(s)
+	if t.cleanUp != nil {
+		s = t.cleanUp(s)
 	}
 	return s
 }
