@@ -34,13 +34,49 @@ type Recipe struct {
 	Positions map[string]Pos
 }
 
-// Run is one pipeline of a sweep: model → calibration → prune → evaluate → export.
+// Run is one pipeline of a sweep: model → calibration → prune → recover →
+// evaluate → export.
 type Run struct {
 	Name        string
 	Model       Model
 	Calibration Calibration
 	Prune       Prune
+	Recovery    Recovery
 	Eval        []Eval
+}
+
+// Recovery is the training that follows pruning to win back quality.
+type Recovery struct {
+	// Method is "none" (the default), "lora" or "full" (every weight).
+	Method string
+	// Data is the training distribution, read like calibration data
+	// (format, template, thinking, split). For chat and instruction data
+	// the loss covers the assistant's tokens only, as SFT does.
+	Data Data
+	// Steps optimizer steps of Batch sequences of SeqLen tokens, each
+	// step accumulating Accumulation micro-batches.
+	Steps, Batch, SeqLen, Accumulation int
+	LR          float64
+	Warmup      float64 // warmup as a fraction of Steps
+	Schedule    string  // "cosine" or "constant"
+	WeightDecay float64
+	MaxGradNorm float64 // 0: no clipping
+	// LoRA: rank, alpha, dropout and the projections adapted, from
+	// "q", "k", "v", "o", "gate", "up", "down".
+	Rank    int
+	Alpha   float64
+	Dropout float64
+	Targets []string
+	// Loss is "lm" (next-token cross-entropy) or "kd" (distillation from
+	// the dense model: KL at Temperature, optionally on the teacher's TopK
+	// logits only; 0 keeps them all).
+	Loss        string
+	Temperature float64
+	TopK        int
+	Seed        int64
+	// CheckpointEvery saves training state to the cache every so many
+	// steps, so an interrupted recovery resumes there; 0 picks a default.
+	CheckpointEvery int
 }
 
 // Model names a checkpoint. Path is absolute after compilation (an
