@@ -56,11 +56,11 @@ type Recovery struct {
 	// Steps optimizer steps of Batch sequences of SeqLen tokens, each
 	// step accumulating Accumulation micro-batches.
 	Steps, Batch, SeqLen, Accumulation int
-	LR          float64
-	Warmup      float64 // warmup as a fraction of Steps
-	Schedule    string  // "cosine" or "constant"
-	WeightDecay float64
-	MaxGradNorm float64 // 0: no clipping
+	LR                                 float64
+	Warmup                             float64 // warmup as a fraction of Steps
+	Schedule                           string  // "cosine" or "constant"
+	WeightDecay                        float64
+	MaxGradNorm                        float64 // 0: no clipping
 	// LoRA: rank, alpha, dropout and the projections adapted, from
 	// "q", "k", "v", "o", "gate", "up", "down".
 	Rank    int
