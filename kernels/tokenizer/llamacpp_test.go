@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,10 +26,41 @@ import (
 // and texts.json; the last compares FromGGUF on those files with llama.cpp's
 // ids. Both are skipped without their variable.
 
-// ggufVocabNames are the tokenizers written: stories260K's GGUF, the
-// tokenizer.json files through ToGGUF, and the Llama 3 vocabulary under
-// llama.cpp's GPT-2 and default pre-tokenizers.
-var ggufVocabNames = []string{"qwen3", "llama3", "deepseek_v3", "mistral_v0.1", "stories260K", "llama3_gpt-2", "llama3_default"}
+// ggufVocabs are the vocabularies written: stories260K's GGUF, the
+// tokenizer.json files through ToGGUF, and variants that check llama.cpp's
+// GPT-2 and default pre-tokenizers and its defaults for absent keys.
+var ggufVocabs = []struct {
+	name, base string
+	edit       func(kvs []gguf.KV) []gguf.KV
+}{
+	{"stories260K", "", nil},
+	{"qwen3", "qwen3", nil},
+	{"llama3", "llama3", nil},
+	{"deepseek_v3", "deepseek_v3", nil},
+	{"mistral_v0.1", "mistral_v0.1", nil},
+	{"llama3_gpt-2", "llama3", setKV(keyPre, "gpt-2")},
+	{"llama3_default", "llama3", setKV(keyPre, "default")},
+	{"llama3_defaults", "llama3", dropKVs(keyAddBOS, keyAddEOS)},
+	{"qwen3_defaults", "qwen3", dropKVs(keyAddBOS, keyAddEOS)},
+	{"mistral_defaults", "mistral_v0.1", dropKVs(keyAddBOS, keyAddEOS, keyAddSpacePrefix, keyBOS, keyEOS, keyUnknown)},
+}
+
+func setKV(key string, v any) func([]gguf.KV) []gguf.KV {
+	return func(kvs []gguf.KV) []gguf.KV {
+		for i := range kvs {
+			if kvs[i].Key == key {
+				kvs[i].Value = v
+			}
+		}
+		return kvs
+	}
+}
+
+func dropKVs(keys ...string) func([]gguf.KV) []gguf.KV {
+	return func(kvs []gguf.KV) []gguf.KV {
+		return slices.DeleteFunc(kvs, func(kv gguf.KV) bool { return slices.Contains(keys, kv.Key) })
+	}
+}
 
 func TestWriteGGUFVocabs(t *testing.T) {
 	dir := os.Getenv("TOKENIZER_GGUF_OUT")
@@ -38,26 +70,17 @@ func TestWriteGGUFVocabs(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range ggufVocabNames {
-		var kvs []gguf.KV
-		base, pre, variant := strings.Cut(name, "_")
-		if !variant || name == "mistral_v0.1" || name == "deepseek_v3" {
-			base = name
-		}
-		if base == "stories260K" {
-			kvs = storiesKVs(t)
-		} else {
+	for _, v := range ggufVocabs {
+		name := v.name
+		kvs := storiesKVs(t)
+		if v.base != "" {
 			var err error
-			if kvs, err = ToGGUF(load(t, base), ""); err != nil {
+			if kvs, err = ToGGUF(load(t, v.base), ""); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if base != name {
-			for i, kv := range kvs {
-				if kv.Key == keyPre {
-					kvs[i].Value = pre
-				}
-			}
+		if v.edit != nil {
+			kvs = v.edit(kvs)
 		}
 		var n int
 		for _, kv := range kvs {
@@ -116,7 +139,8 @@ func TestWriteGGUFVocabs(t *testing.T) {
 // follows the token types in the file, while llama.cpp promotes some normal
 // tokens that look like control tokens ("</s>" is an ordinary Qwen3 token)
 // to control tokens, which its special-token parsing then cuts out.
-// The map gives, per tokenizer, a substring that marks such texts.
+// The map gives, per tokenizer (the base of a variant), a substring that
+// marks such texts.
 var llamaCppDivergences = map[string]map[string]string{
 	"qwen3": {"</s>": `llama.cpp makes the normal token "</s>" a control token`},
 }
@@ -144,7 +168,8 @@ func TestAgainstLlamaCpp(t *testing.T) {
 	if err := json.Unmarshal(data, &ref); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range ggufVocabNames {
+	for _, v := range ggufVocabs {
+		name := v.name
 		f, err := gguf.Open(filepath.Join(dir, name+".gguf"))
 		if err != nil {
 			t.Fatal(err)
@@ -171,7 +196,7 @@ func TestAgainstLlamaCpp(t *testing.T) {
 		}
 		bad := 0
 		for _, c := range r.Cases {
-			if skip := divergence(name, c.Text); skip != "" {
+			if skip := divergence(v.base, c.Text); skip != "" {
 				t.Logf("%s %q: skipped: %s", name, c.Text, skip)
 				continue
 			}

@@ -10,6 +10,9 @@
 // the post-processor's template adds special tokens when asked. The
 // regex-driven splitting lives in the pretok sub-package.
 //
+// The same Tokenizer also reads and writes the tokenizer.* metadata of GGUF
+// files (FromGGUF, ToGGUF), tokenizing as llama.cpp does.
+//
 // A Tokenizer is safe for concurrent use.
 package tokenizer
 
