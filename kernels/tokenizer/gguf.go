@@ -170,9 +170,10 @@ func array[T any](m ggufMeta, key string, want int) ([]T, bool, error) {
 //     merged (the leftmost on ties) until none is left; characters without
 //     a token fall back to <0xXX> byte tokens.
 //   - "gpt2" is byte-level BPE over tokenizer.ggml.merges, with the
-//     pre-tokenizer tokenizer.ggml.pre names (llama-bpe/llama3, qwen2,
-//     deepseek-v3, gpt-2/gpt2, default: llama.cpp's own, not GPT-2's). Decode cleans up spaces before
-//     punctuation as llama.cpp does, except for qwen2 and deepseek-v3.
+//     pre-tokenizer tokenizer.ggml.pre names: llama-bpe/llama3, qwen2,
+//     deepseek-v3, gpt-2/gpt2, or default (llama.cpp's own, which is not
+//     GPT-2's). Decode cleans up spaces before punctuation as llama.cpp
+//     does, except for qwen2 and deepseek-v3.
 //
 // Control, user-defined and unknown tokens (token types 3, 4 and 2) are
 // cut out of the text whole before anything else, as llama.cpp does when

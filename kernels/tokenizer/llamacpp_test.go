@@ -18,13 +18,15 @@ import (
 // testdata/llamacpp.js):
 //
 //	TOKENIZER_GGUF_OUT=/tmp/tg go test ./kernels/tokenizer -run TestWriteGGUFVocabs
-//	node kernels/tokenizer/testdata/llamacpp.js /tmp/tg > /tmp/llamacpp.json
+//	node kernels/tokenizer/testdata/llamacpp.js /tmp/tg   # writes /tmp/tg/llamacpp.json
 //	TOKENIZER_LLAMACPP=/tmp/tg go test ./kernels/tokenizer -run TestAgainstLlamaCpp
 //
 // The first writes, for each tokenizer, a vocabulary-only GGUF file (ToGGUF
 // plus the few llama hyperparameters llama.cpp reads before the vocabulary)
 // and texts.json; the last compares FromGGUF on those files with llama.cpp's
-// ids. Both are skipped without their variable.
+// ids. Both are skipped without their variable. Last run (node-llama-cpp
+// 3.21.1): 0 mismatches in 760 texts for each of the ten vocabularies, ids
+// and decoded text, besides the known divergences below.
 
 // ggufVocabs are the vocabularies written: stories260K's GGUF, the
 // tokenizer.json files through ToGGUF, and variants that check llama.cpp's
