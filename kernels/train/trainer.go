@@ -10,10 +10,10 @@ import (
 
 // TrainerConfig is the optimization recipe.
 type TrainerConfig struct {
-	Schedule     optim.Cosine // peak learning rate, total optimizer steps, warmup ratio
-	WeightDecay  float64      // AdamW's decoupled decay (not applied to norms and biases)
-	MaxGradNorm  float64      // clip the global gradient norm to this; 0 disables
-	Accumulation int          // micro-batches per optimizer step; 0 means 1
+	Schedule     optim.Schedule // e.g. optim.Cosine{peak learning rate, total steps, warmup ratio}
+	WeightDecay  float64        // AdamW's decoupled decay (not applied to norms and biases)
+	MaxGradNorm  float64        // clip the global gradient norm to this; 0 disables
+	Accumulation int            // micro-batches per optimizer step; 0 means 1
 }
 
 // Trainer drives a Net with AdamW: gradient accumulation, clipping, the
@@ -36,9 +36,12 @@ func NewTrainer(n *Net, cfg TrainerConfig) (*Trainer, error) {
 	if cfg.Accumulation == 0 {
 		cfg.Accumulation = 1
 	}
-	if cfg.Accumulation < 0 || cfg.Schedule.Total <= 0 || !(cfg.Schedule.PeakLR > 0) {
+	if cfg.Schedule == nil {
+		return nil, fmt.Errorf("train: trainer needs a learning-rate schedule")
+	}
+	if cfg.Accumulation < 0 || cfg.Schedule.Steps() <= 0 || !(cfg.Schedule.Peak() > 0) {
 		return nil, fmt.Errorf("train: trainer needs positive accumulation, total steps and learning rate, got %d, %d, %g",
-			cfg.Accumulation, cfg.Schedule.Total, cfg.Schedule.PeakLR)
+			cfg.Accumulation, cfg.Schedule.Steps(), cfg.Schedule.Peak())
 	}
 	if len(n.Params()) == 0 {
 		return nil, fmt.Errorf("train: nothing to train: enable full fine-tuning, LoRA or extra modules")

@@ -75,6 +75,34 @@ type Cosine struct {
 // WarmupSteps is ⌈WarmupRatio·Total⌉, as transformers computes it.
 func (c Cosine) WarmupSteps() int { return int(math.Ceil(c.WarmupRatio * float64(c.Total))) }
 
+// Schedule gives the learning rate of each optimizer step.
+type Schedule interface {
+	LR(step int) float64
+	Steps() int // the schedule's length in optimizer steps
+	Peak() float64
+}
+
+// Constant is transformers' "constant_with_warmup": the peak learning rate
+// rises linearly from 0 over ⌈WarmupRatio·Total⌉ steps, then stays.
+type Constant struct {
+	PeakLR      float64
+	Total       int
+	WarmupRatio float64
+}
+
+func (c Constant) Steps() int    { return c.Total }
+func (c Constant) Peak() float64 { return c.PeakLR }
+func (c Constant) LR(s int) float64 {
+	w := int(math.Ceil(c.WarmupRatio * float64(c.Total)))
+	if s < w {
+		return c.PeakLR * float64(s) / float64(max(1, w))
+	}
+	return c.PeakLR
+}
+
+func (c Cosine) Steps() int    { return c.Total }
+func (c Cosine) Peak() float64 { return c.PeakLR }
+
 // LR is the learning rate of optimizer step s (0-based).
 func (c Cosine) LR(s int) float64 {
 	w := c.WarmupSteps()

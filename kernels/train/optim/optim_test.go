@@ -133,3 +133,15 @@ func TestStateRoundTripAndErrors(t *testing.T) {
 	}()
 	NewAdamW([]*Param{mk("a", 1), mk("a", 1)}, 0)
 }
+
+func TestConstantSchedule(t *testing.T) {
+	c := Constant{PeakLR: 1e-3, Total: 10, WarmupRatio: 0.2}
+	for s, want := range []float64{0, 5e-4, 1e-3, 1e-3, 1e-3} {
+		if got := c.LR(s); math.Abs(got-want) > 1e-18 {
+			t.Errorf("step %d: lr %g, want %g", s, got, want)
+		}
+	}
+	if c.LR(9) != 1e-3 || c.Steps() != 10 || c.Peak() != 1e-3 {
+		t.Errorf("after warmup: %g, steps %d, peak %g", c.LR(9), c.Steps(), c.Peak())
+	}
+}
