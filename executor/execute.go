@@ -256,14 +256,24 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 	ev.Event = EventStarted
 	x.e.emit(ev)
 	t0 := time.Now()
+	report := func(done, total int64, metrics map[string]float64) {
+		x.e.emit(Event{Event: EventProgress, Node: n.Key.String(), Op: n.Op, Label: n.Label, Done: done, Total: total, Metrics: metrics})
+	}
+	ck := &checkpoints{x: x, n: n, key: checkpointKey(n)}
 	call := &Call{
 		Node: n, Inputs: inputs,
-		Log: x.e.opts.Log.Named(n.Op),
-		Progress: func(done, total int64) {
-			x.e.emit(Event{Event: EventProgress, Node: n.Key.String(), Op: n.Op, Label: n.Label, Done: done, Total: total})
-		},
+		Log:         x.e.opts.Log.Named(n.Op),
+		Progress:    func(done, total int64) { report(done, total, nil) },
+		Report:      report,
+		Checkpoints: ck,
 	}
 	val, err = runOp(x.ctx, op, call)
+	if err == nil && ck.used {
+		// The result supersedes the checkpoint.
+		if derr := x.e.store.Delete(ck.key); derr != nil && !errors.Is(derr, cache.ErrNotFound) {
+			x.e.opts.Log.Warn("could not drop a finished node's checkpoint", "node", n.Label, "error", derr)
+		}
+	}
 	<-x.sem
 	x.release(n)
 	if err == nil && x.ctx.Err() != nil {

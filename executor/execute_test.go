@@ -38,6 +38,13 @@ func (s *memStore) Put(k digest.Digest, op, name string, v []byte) error {
 	return nil
 }
 
+func (s *memStore) Delete(k digest.Digest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, k)
+	return nil
+}
+
 func (s *memStore) Stat(k digest.Digest) (cache.Meta, bool, error) {
 	_, _, err := s.Get(k)
 	return cache.Meta{}, err == nil, nil
@@ -203,5 +210,77 @@ func TestEventsAndJobsBound(t *testing.T) {
 		if e.Node == "" || e.Op == "" || e.Time.IsZero() {
 			t.Errorf("incomplete event %+v", e)
 		}
+	}
+}
+
+// countOp counts to 10, saving a checkpoint at every step; it stops with
+// an error at stopAt (simulating an interruption) unless resuming past it.
+type countOp struct {
+	stopAt  int64
+	started *int64 // the step the last run started from
+}
+
+func (countOp) Version() int { return 1 }
+func (o countOp) Run(ctx context.Context, c *Call) (any, error) {
+	var step int64
+	total := 0
+	if s, state, ok, err := c.Checkpoints.Load(); err != nil {
+		return nil, err
+	} else if ok {
+		step = s
+		json.Unmarshal(state, &total)
+	}
+	*o.started = step
+	for ; step < 10; step++ {
+		if step == o.stopAt {
+			return nil, errors.New("interrupted")
+		}
+		total += int(step)
+		b, _ := json.Marshal(total)
+		if err := c.Checkpoints.Save(step+1, b); err != nil {
+			return nil, err
+		}
+	}
+	return total, nil
+}
+func (countOp) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+func (countOp) Decode(b []byte) (any, error) {
+	var v int
+	return v, json.Unmarshal(b, &v)
+}
+
+func TestCheckpointsResume(t *testing.T) {
+	store := &memStore{m: map[digest.Digest][]byte{}}
+	n := &planner.Node{Key: digest.Of([]byte("count")), Op: planner.OpMetrics, Params: []byte("{}"), Label: "count"}
+	g := &planner.Graph{Nodes: []*planner.Node{n}, Targets: []*planner.Node{n}}
+	var started int64
+	var events []Event
+	ex := newExec(t, countOp{stopAt: 6, started: &started}, store, 1, func(e Event) { events = append(events, e) })
+	if _, err := ex.Run(context.Background(), g); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("first run: %v", err)
+	}
+	if _, ok, _ := store.Stat(checkpointKey(n)); !ok {
+		t.Fatal("no checkpoint left by the interrupted run")
+	}
+	ex = newExec(t, countOp{stopAt: -1, started: &started}, store, 1, func(e Event) { events = append(events, e) })
+	res, err := ex.Run(context.Background(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started != 6 {
+		t.Errorf("resumed from step %d, want 6", started)
+	}
+	if v, _ := res.Value(n); v != 45 {
+		t.Errorf("result %v, want 45 (the uninterrupted sum)", v)
+	}
+	if _, ok, _ := store.Stat(checkpointKey(n)); ok {
+		t.Error("the checkpoint outlived the finished node")
+	}
+	resumed := false
+	for _, e := range events {
+		resumed = resumed || (e.Event == EventResumed && e.Done == 6)
+	}
+	if !resumed {
+		t.Error("no resumed event at step 6")
 	}
 }

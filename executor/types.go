@@ -39,6 +39,22 @@ type Call struct {
 	Log    hclog.Logger
 	// Progress reports work done so far out of total (units are the op's).
 	Progress func(done, total int64)
+	// Report is Progress with named measurements (loss, tokens/s, …).
+	Report func(done, total int64, metrics map[string]float64)
+	// Checkpoints keeps the op's latest saved state across interrupted runs.
+	Checkpoints Checkpoints
+}
+
+// Checkpoints lets a long op (training) save its state as it goes, so that
+// a run interrupted by Ctrl-C or a crash resumes from the last save rather
+// than from the start. The executor keeps one checkpoint per node in the
+// store, verified like any entry, and drops it once the node has finished.
+type Checkpoints interface {
+	// Save replaces the node's checkpoint with state at step.
+	Save(step int64, state []byte) error
+	// Load returns the latest checkpoint; ok is false when there is none
+	// (or it was corrupt, which is logged and treated as none).
+	Load() (step int64, state []byte, ok bool, err error)
 }
 
 // Params decodes the node's parameters into p.
@@ -49,6 +65,7 @@ type Store interface {
 	Get(key digest.Digest) ([]byte, cache.Meta, error)
 	Put(key digest.Digest, op, name string, value []byte) error
 	Stat(key digest.Digest) (cache.Meta, bool, error)
+	Delete(key digest.Digest) error
 }
 
 // EventType names what happened to a node.
@@ -62,6 +79,7 @@ const (
 	EventFailed   EventType = "failed"   // the op failed or was cancelled
 	EventCorrupt  EventType = "corrupt"  // a cache entry failed verification and will be recomputed
 	EventOutput   EventType = "output"   // an output file was written
+	EventResumed  EventType = "resumed"  // an op resumed from its checkpoint
 )
 
 // Event is one entry of the stream (one JSON object per line with --progress=json).
@@ -76,6 +94,9 @@ type Event struct {
 	Total   int64     `json:"total,omitempty"`
 	Seconds float64   `json:"seconds,omitempty"`
 	Bytes   int64     `json:"bytes,omitempty"`
+	// Metrics are an op's measurements with its progress (training: loss,
+	// lr, tokens/s).
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 	Path    string    `json:"path,omitempty"`
 	Error   string    `json:"error,omitempty"`
 }
