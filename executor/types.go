@@ -97,6 +97,6 @@ type Event struct {
 	// Metrics are an op's measurements with its progress (training: loss,
 	// lr, tokens/s).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
-	Path    string    `json:"path,omitempty"`
-	Error   string    `json:"error,omitempty"`
+	Path    string             `json:"path,omitempty"`
+	Error   string             `json:"error,omitempty"`
 }
