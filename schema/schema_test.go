@@ -19,11 +19,18 @@ func TestDefaultsAreRecipes(t *testing.T) {
 	}
 	top := s.Defaults.LookupPath(cue.ParsePath("eval"))
 	rec := ctx.CompileString("{}").FillPath(cue.ParsePath("eval"), []any{top})
-	for _, f := range []string{"dense", "model", "calibration", "output"} {
+	for _, f := range []string{"dense", "model", "calibration", "output", "recovery"} {
 		rec = rec.FillPath(cue.ParsePath(f), s.Defaults.LookupPath(cue.ParsePath(f)))
 	}
 	if err := s.Recipe.Unify(rec).Validate(cue.Concrete(true), cue.Final()); err != nil {
 		t.Fatalf("#Defaults does not satisfy #Recipe: %v", errors.Details(err, nil))
+	}
+	// The per-method and per-loss defaults are recoveries of their own.
+	for _, f := range []string{"recoveryMethod.lora", "recoveryMethod.full", "recoveryLoss.lm", "recoveryLoss.kd"} {
+		rec := ctx.CompileString("{}").FillPath(cue.ParsePath("recovery"), s.Defaults.LookupPath(cue.ParsePath(f)))
+		if err := s.Recipe.Unify(rec).Validate(cue.Concrete(true), cue.Final()); err != nil {
+			t.Errorf("#Defaults.%s does not satisfy #Recovery: %v", f, errors.Details(err, nil))
+		}
 	}
 	if got, err := s.Defaults.LookupPath(cue.ParsePath("output.dtype")).String(); err != nil || got != "float32" {
 		t.Errorf("#Defaults.output.dtype = %q (%v), want float32", got, err)
@@ -31,6 +38,10 @@ func TestDefaultsAreRecipes(t *testing.T) {
 	for path, want := range map[string]float64{
 		"calibration.data.split.from": 0, "calibration.data.split.to": 0.9,
 		"eval.data.split.from": 0.9, "eval.data.split.to": 1,
+		"recovery.data.split.from": 0, "recovery.data.split.to": 0.9,
+		"recoveryMethod.lora.lr": 4e-4, "recoveryMethod.full.lr": 2e-5,
+		"recoveryMethod.lora.alpha": 32, "recoveryMethod.lora.dropout": 0.1,
+		"recovery.warmup": 0.1, "recovery.maxGradNorm": 1, "recoveryLoss.kd.temperature": 2,
 	} {
 		got, err := s.Defaults.LookupPath(cue.ParsePath(path)).Float64()
 		if err != nil || got != want {
@@ -67,6 +78,22 @@ func TestRecipeChecks(t *testing.T) {
 		{`eval: [{data: thinking: "yes"}]`, "conflicting values"},
 		{`output: {formats: ["hf", "gguf"], dtype: "bfloat16"}`, ""},
 		{`output: dtype: 16`, "conflicting values"},
+		{`recovery: {method: "lora", data: {path: "x", format: "chat", thinking: false}, steps: 200, batch: 4, accumulation: 8, seqLen: 256, lr: 4e-4, warmup: 0.1, schedule: "cosine", weightDecay: 0, maxGradNorm: 1.0, rank: 16, alpha: 32, dropout: 0.1, targets: ["q", "v"], loss: "kd", temperature: 2.0, topK: 0, seed: -3, checkpointEvery: 0}`, ""},
+		{`runs: x: recovery: {method: "full", lr: 1e-5}`, ""},
+		{`recovery: steps: 0`, "out of bound >0"},
+		{`recovery: accumulation: 0`, "out of bound >=1"},
+		{`recovery: seqLen: 1`, "out of bound >=2"},
+		{`recovery: lr: 0`, "out of bound >0"},
+		{`recovery: warmup: 1`, "out of bound <1"},
+		{`recovery: weightDecay: -0.1`, "out of bound >=0"},
+		{`recovery: maxGradNorm: -1`, "out of bound >=0"},
+		{`recovery: dropout: 1.0`, "out of bound <1"},
+		{`recovery: rank: 8.5`, "conflicting values"},
+		{`recovery: targets: []`, "list.MinItems"},
+		{`recovery: temperature: 0`, "out of bound >0"},
+		{`recovery: topK: -1`, "out of bound >=0"},
+		{`recovery: checkpointEvery: -1`, "out of bound >=0"},
+		{`runs: x: recovery: epochs: 1`, "field not allowed"},
 	} {
 		v := s.Recipe.Unify(ctx.CompileString(tc.src))
 		err := v.Validate(cue.Concrete(true), cue.Final())
