@@ -1,6 +1,10 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+
+	"lrmc/kernels/gemm"
+)
 
 // parallelWork is the number of multiply-adds below which MatMul stays on one
 // goroutine: starting goroutines costs microseconds, which a 64×64 decode
@@ -14,12 +18,10 @@ const panelBytes = 256 << 10
 // MatMul computes out[m×n] = x[m×k] · wᵀ, where w is [n×k] row-major: the
 // [out, in] layout PyTorch and llama2.c store linear weights in.
 //
-// Every output element is the float32 sum over p = 0, 1, …, k-1 of
-// float32(x[i,p]·w[j,p]), accumulated from zero in that order, whatever the
-// blocking and however many goroutines share the work, so results are
-// bit-identical for any GOMAXPROCS. The work is split over n (the weight rows,
-// so each goroutine streams only its own part of w) or, when m is the larger
-// dimension, over m.
+// It runs on kernels/gemm: packed, cache-blocked Go-assembly kernels (AVX-512
+// or AVX2+FMA, chosen by CPU feature; portable Go elsewhere). Every output
+// element is reduced over k in the same blocked order however many threads
+// share the work, so results are bit-identical for any GOMAXPROCS.
 func MatMul(out, x, w []float32, m, k, n int) {
 	if m < 0 || k < 0 || n < 0 {
 		panic(fmt.Sprintf("tensor.MatMul: negative shape m=%d k=%d n=%d", m, k, n))
@@ -31,12 +33,21 @@ func MatMul(out, x, w []float32, m, k, n int) {
 	if m == 0 || n == 0 {
 		return
 	}
+	gemm.MatMul(out[:m*n], x[:m*k], w[:n*k], m, k, n)
+}
+
+// MatMulSequential is MatMul with every output element the float32 sum over
+// p = 0, 1, …, k-1 of float32(x[i,p]·w[j,p]) in that order: slower, but
+// its rounding is that of a plain loop, for references in tests.
+func MatMulSequential(out, x, w []float32, m, k, n int) {
+	if len(out) < m*n || len(x) < m*k || len(w) < n*k {
+		panic(fmt.Sprintf("tensor.MatMulSequential: buffers too short for m=%d k=%d n=%d", m, k, n))
+	}
 	work := m * n * k
 	if work < parallelWork {
 		matmulRange(out, x, w, k, n, 0, m, 0, n)
 		return
 	}
-	// Give each goroutine at least enough rows to amortise its start-up.
 	grainRows := func(other int) int { return max(1, parallelWork/(other*max(k, 1))) }
 	if n >= m {
 		Parallel(n, grainRows(m), func(lo, hi int) { matmulRange(out, x, w, k, n, 0, m, lo, hi) })

@@ -37,9 +37,11 @@ func TestMatMulAgainstFloat64(t *testing.T) {
 				if bound := float64(k+1) * eps32 * mag; math.Abs(float64(out[i*n+j])-ref) > bound {
 					t.Fatalf("m=%d k=%d n=%d out[%d,%d]=%g, float64 %g, bound %g", m, k, n, i, j, out[i*n+j], ref, bound)
 				}
-				// The documented order: exactly Dot of the two rows.
-				if want := Dot(x[i*k:i*k+k], w[j*k:j*k+k]); out[i*n+j] != want {
-					t.Fatalf("m=%d k=%d n=%d out[%d,%d]=%g differs from the sequential dot %g", m, k, n, i, j, out[i*n+j], want)
+				// MatMulSequential's documented order: exactly Dot of the two rows.
+				seq := make([]float32, m*n)
+				MatMulSequential(seq, x, w, m, k, n)
+				if want := Dot(x[i*k:i*k+k], w[j*k:j*k+k]); seq[i*n+j] != want {
+					t.Fatalf("m=%d k=%d n=%d sequential[%d,%d]=%g differs from the sequential dot %g", m, k, n, i, j, seq[i*n+j], want)
 				}
 			}
 		}
