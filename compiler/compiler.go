@@ -2,11 +2,12 @@
 //
 // A recipe is unified with the schema's #Recipe and validated (concrete and
 // final), which checks every field where it is written. The top level's
-// model, calibration, eval and prune are then deep-merged into each run, the
-// schema's #Defaults fill what is still unset, and what the schema cannot see
-// is checked in Go: required fields after the merge, fields that constrain one
-// another, names against the registry, and files on disk. Every problem is
-// reported, one line each, at the position of the value it is about.
+// model, calibration, eval, prune and recovery are then deep-merged into each
+// run, the schema's #Defaults fill what is still unset, and what the schema
+// cannot see is checked in Go: required fields after the merge, fields that
+// constrain one another, names against the registry, and files on disk.
+// Every problem is reported, one line each, at the position of the value it
+// is about.
 package compiler
 
 import (

@@ -16,6 +16,9 @@ import (
 	"lrmc/internal/shareddata"
 )
 
+// noRecovery is a run's recovery when no layer switches one on.
+var noRecovery = ir.Recovery{Method: "none"}
+
 // TestCompileValid decodes testdata/valid.cue: top-level defaults merged
 // into each run (a run overriding only calibration.samples keeps the rest),
 // eval replaced whole, split defaults [0, 0.9) for calibration and
@@ -48,8 +51,9 @@ func TestCompileValid(t *testing.T) {
 		DenseEval:  topEval,
 		Runs: []ir.Run{
 			{
-				Name:  "manual",
-				Model: model,
+				Name:     "manual",
+				Model:    model,
+				Recovery: noRecovery,
 				Calibration: ir.Calibration{
 					Data: ir.Data{
 						Path: filepath.Join(dir, "files/stories.jsonl"), Format: "jsonl", Field: "text", Template: "none",
@@ -65,11 +69,11 @@ func TestCompileValid(t *testing.T) {
 				}},
 			},
 			{
-				Name: "shortgpt-1", Model: model, Calibration: topCal, Eval: topEval,
+				Name: "shortgpt-1", Model: model, Calibration: topCal, Eval: topEval, Recovery: noRecovery,
 				Prune: ir.Prune{Paradigm: "depth", Method: "shortgpt", Remove: 1},
 			},
 			{
-				Name: "shortgpt-r", Model: model, Calibration: topCal, Eval: topEval,
+				Name: "shortgpt-r", Model: model, Calibration: topCal, Eval: topEval, Recovery: noRecovery,
 				Prune: ir.Prune{Paradigm: "depth", Method: "shortgpt", Ratio: 0.4},
 			},
 		},
@@ -409,9 +413,9 @@ func TestCompileChatSynthetic(t *testing.T) {
 			{
 				Name:        "checkpoint",
 				Model:       ir.Model{Path: filepath.Join(dir, "files/model.bin"), Tokenizer: tok, Format: "auto"},
-				Calibration: cal, Prune: prune, Eval: eval,
+				Calibration: cal, Prune: prune, Eval: eval, Recovery: noRecovery,
 			},
-			{Name: "deeper", Model: synthetic(8), Calibration: cal, Prune: prune, Eval: eval},
+			{Name: "deeper", Model: synthetic(8), Calibration: cal, Prune: prune, Eval: eval, Recovery: noRecovery},
 		},
 		Output: ir.Output{Dir: filepath.Join(dir, "out"), Formats: []string{"hf", "gguf"}, DType: "bfloat16"},
 	}
@@ -493,5 +497,92 @@ runs: {
 		` (from HF_HOME): no ` + filepath.Join(home, "hub", "models--Qwen--Qwen3-8B")
 	if err == nil || err.Error() != wantErr {
 		t.Errorf("Compile error:\n%v\nwant:\n%s", err, wantErr)
+	}
+}
+
+// TestCompileRecovery decodes testdata/valid_recovery.cue: the top-level
+// LoRA recovery merged field by field into each run, with every default
+// filled; a run switching to full fine-tuning keeps the shared fields but
+// neither the top level's LoRA settings nor its lr (its own, or full's
+// default 2e-5), and no LoRA defaults; distillation defaults only for loss
+// kd; method none zero throughout.
+func TestCompileRecovery(t *testing.T) {
+	got, err := Compile("testdata/valid_recovery.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	thinking := false
+	chat := ir.Data{
+		Path: filepath.Join(dir, "files/chat.jsonl"), Format: "chat", Template: "model", Thinking: &thinking,
+		Split: ir.Split{From: 0, To: 0.9},
+	}
+	shared := ir.Recovery{
+		Data: chat, Steps: 200, Batch: 4, Accumulation: 8, SeqLen: 256,
+		Warmup: 0.1, Schedule: "cosine", MaxGradNorm: 1, Loss: "lm",
+	}
+	lora := shared
+	lora.Method, lora.LR, lora.Rank, lora.Alpha, lora.Dropout, lora.Targets = "lora", 1e-4, 8, 32, 0.1, []string{"q", "v", "gate"}
+	full := shared
+	full.Method, full.LR = "full", 1e-5
+
+	// edit returns a copy of base changed by f.
+	edit := func(base ir.Recovery, f func(*ir.Recovery)) ir.Recovery { f(&base); return base }
+	want := map[string]ir.Recovery{
+		"lora": edit(lora, func(r *ir.Recovery) { r.Steps, r.Seed = 100, 3 }),
+		"full": full,
+		"full-default": edit(full, func(r *ir.Recovery) {
+			r.LR, r.WeightDecay, r.CheckpointEvery = 2e-5, 0.01, 50
+		}),
+		"kd": edit(lora, func(r *ir.Recovery) {
+			r.Loss, r.Temperature, r.TopK, r.Schedule = "kd", 2, 64, "constant"
+			r.Data.Split.To = 0.5
+		}),
+		"off": noRecovery,
+	}
+	gotRec := map[string]ir.Recovery{}
+	for _, r := range got.Runs {
+		gotRec[r.Name] = r.Recovery
+	}
+	if diff := cmp.Diff(want, gotRec); diff != "" {
+		t.Errorf("recoveries by run (-want +got):\n%s", diff)
+	}
+
+	at := func(line, col int) ir.Pos { return ir.Pos{File: "testdata/valid_recovery.cue", Line: line, Col: col} }
+	for path, want := range map[string]ir.Pos{
+		ir.FieldPath("lora", "recovery.method"):              at(10, 10),
+		ir.FieldPath("lora", "recovery.steps"):               at(19, 26),
+		ir.FieldPath("lora", "recovery.rank"):                at(15, 16),
+		ir.FieldPath("lora", "recovery.targets[2]"):          at(16, 22),
+		ir.FieldPath("lora", "recovery.data.path"):           at(11, 15),
+		ir.FieldPath("lora", "recovery.data.thinking"):       at(11, 61),
+		ir.FieldPath("full", "recovery.method"):              at(20, 27),
+		ir.FieldPath("full", "recovery.lr"):                  at(20, 39),
+		ir.FieldPath("full", "recovery.steps"):               at(12, 16),
+		ir.FieldPath("full-default", "recovery.weightDecay"): at(21, 58),
+		ir.FieldPath("kd", "recovery.data.split.to"):         at(22, 78),
+		ir.FieldPath("kd", "recovery.lr"):                    at(14, 16),
+		ir.FieldPath("off", "recovery.method"):               at(23, 25),
+	} {
+		if p, ok := got.Positions[path]; !ok || p != want {
+			t.Errorf("Positions[%s] = %v (present %v), want %v", path, p, ok, want)
+		}
+	}
+	// Defaults were written nowhere, and nothing of the top level's LoRA
+	// recovery reaches a run that chose another method.
+	for _, path := range []string{
+		ir.FieldPath("lora", "recovery.batch"),
+		ir.FieldPath("full", "recovery.rank"),
+		ir.FieldPath("full-default", "recovery.lr"),
+		ir.FieldPath("kd", "recovery.temperature"),
+		ir.FieldPath("off", "recovery.steps"),
+		ir.FieldPath("off", "recovery.data.path"),
+	} {
+		if p, ok := got.Positions[path]; ok {
+			t.Errorf("Positions[%s] = %v, want none", path, p)
+		}
 	}
 }

@@ -44,6 +44,30 @@ var (
 		kind: "data format", plural: "data formats",
 		built: []string{"text", "jsonl", "chat", "instruction"},
 	}
+	// recoveryMethods train the pruned model: "lora" low-rank adapters,
+	// "full" every weight; "none" leaves it as pruning left it.
+	recoveryMethods = registry{
+		kind: "recovery method", plural: "recovery methods",
+		built: []string{"none", "lora", "full"},
+	}
+	// losses are the training objectives of recovery: next-token
+	// cross-entropy, or distillation from the run's unpruned model.
+	losses = registry{
+		kind: "loss", plural: "losses",
+		built: []string{"lm", "kd"},
+	}
+	// schedules shape the learning rate after warmup.
+	schedules = registry{
+		kind: "schedule", plural: "schedules",
+		built: []string{"cosine", "constant"},
+	}
+	// loraTargets are the projections LoRA can adapt, named as PEFT's
+	// target_modules shorten them: attention's q, k, v, o and the MLP's
+	// gate, up, down.
+	loraTargets = registry{
+		kind: "LoRA target", plural: "LoRA targets",
+		built: []string{"q", "k", "v", "o", "gate", "up", "down"},
+	}
 	// archs are the layouts a synthetic model can take.
 	archs = registry{
 		kind: "architecture", plural: "architectures",

@@ -82,6 +82,7 @@ func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run
 	case r.has("calibration"):
 		run.Calibration = r.calibration()
 	}
+	run.Recovery = r.recovery()
 	run.Eval = r.evals()
 	return run
 }
