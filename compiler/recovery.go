@@ -123,10 +123,13 @@ func (r *resolver) noRecovery(mh hit) {
 		}
 		for it.Next() {
 			name := it.Selector().Unquoted()
-			if name == "method" {
+			path := ir.FieldPath(l.run, join(l.prefix, "recovery."+name))
+			// A field the schema rejects (misspelt, out of range) is
+			// reported once, by the schema.
+			if name == "method" || r.c.cueErrorUnder(path) {
 				continue
 			}
-			r.c.errs.add(r.c.valuePos(it.Value()), ir.FieldPath(l.run, join(l.prefix, "recovery."+name)), msg, name)
+			r.c.errs.add(r.c.valuePos(it.Value()), path, msg, name)
 		}
 	}
 }
