@@ -24,10 +24,9 @@
 //   - the generation prompt of templates that append it whatever
 //     add_generation_prompt says (the early Llama 3 Instruct template ends
 //     every rendering with "<|start_header_id|>assistant<|end_header_id|>\n\n").
-//     Such a template is recognised by rendering T_i's messages with
-//     add_generation_prompt=true and getting T_i unchanged; its generation
-//     prompt is the longest common suffix of the span, P_i and the rendering
-//     of no messages.
+//     Such a template is recognised by rendering messages[:i] without
+//     add_generation_prompt and getting P_i; what it appends is what it
+//     renders for no messages, less a leading BOS token.
 //
 // If every T_i, cut at the end of its span, is a prefix of F, the template
 // renders history as it rendered each turn, and the result is one example:
@@ -199,17 +198,22 @@ func (r renderer) turn(msgs []json.RawMessage, i int) (turn, error) {
 			k, excerpt(text[k:]), excerpt(prompt[k:]))
 	}
 	t := turn{text: text, start: len(prompt), end: len(text)}
-	again, err := r.render(msgs[:i+1], true)
+	history, err := r.render(msgs[:i], false)
 	if err != nil {
-		return turn{}, fmt.Errorf("rendering it with add_generation_prompt: %w", err)
+		return turn{}, fmt.Errorf("rendering the messages before it: %w", err)
 	}
-	if again == text {
-		// The template appends its generation prompt regardless.
+	if history == prompt {
+		// The template ignores add_generation_prompt: whatever it appends
+		// after the messages, it appends after this turn too. That text
+		// is what it renders for no messages, less a leading BOS.
 		none, err := r.render(nil, true)
 		if err != nil {
-			return turn{}, fmt.Errorf("the template ignores add_generation_prompt, and rendering no messages to learn its generation prompt failed: %w", err)
+			return turn{}, fmt.Errorf("the template ignores add_generation_prompt, and rendering no messages to learn what it appends failed: %w", err)
 		}
-		g := commonSuffix(commonSuffix(none, prompt), text[t.start:])
+		g := strings.TrimPrefix(none, r.opts.BOSToken)
+		if !strings.HasSuffix(text[t.start:], g) {
+			return turn{}, fmt.Errorf("the template ignores add_generation_prompt, and the turn does not end with what it renders for no messages, %q", excerpt(g))
+		}
 		t.end -= len(g)
 	}
 	t.end = t.start + len(strings.TrimRightFunc(text[t.start:t.end], unicode.IsSpace))
@@ -240,19 +244,6 @@ func encodeSpans(enc func(string) []int32, text string, spans [][2]int) Example 
 		at = sp[1]
 	}
 	return ex
-}
-
-// commonSuffix is the longest common suffix of a and b that starts on a
-// character boundary.
-func commonSuffix(a, b string) string {
-	n := 0
-	for n < len(a) && n < len(b) && a[len(a)-1-n] == b[len(b)-1-n] {
-		n++
-	}
-	for n > 0 && !utf8.RuneStart(a[len(a)-n]) {
-		n--
-	}
-	return a[len(a)-n:]
 }
 
 // commonPrefix is the longest common prefix of a and b that ends on a
