@@ -82,6 +82,11 @@ func checkWhole(t *testing.T, m *model, where, text string, ex Example) {
 // render renders msgs[:n] of conv with the model's template.
 func (m *model) render(t *testing.T, conv textdata.Conversation, n int) string {
 	t.Helper()
+	return m.renderWith(t, conv, n, m.opts())
+}
+
+func (m *model) renderWith(t *testing.T, conv textdata.Conversation, n int, o chattemplate.Options) string {
+	t.Helper()
 	var msgs []json.RawMessage
 	if err := json.Unmarshal(conv.Messages, &msgs); err != nil {
 		t.Fatal(err)
@@ -90,7 +95,6 @@ func (m *model) render(t *testing.T, conv textdata.Conversation, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := m.opts()
 	if conv.Tools != nil {
 		tools, err := chattemplate.ParseJSON(conv.Tools)
 		if err != nil {
@@ -241,4 +245,61 @@ func TestLlama3Alpaca(t *testing.T) {
 		}
 	}
 	t.Logf("%d records: %d tokens, %d trained", len(convs), nTokens, nMasked)
+}
+
+// TestQwen3AlpacaThinking renders instruction data for Qwen3 with and
+// without enable_thinking=false: the generation prompt then holds the
+// empty think block, so only the answer is trained; otherwise the template
+// writes an empty think block into the turn, and it is trained.
+func TestQwen3AlpacaThinking(t *testing.T) {
+	m := loadModel(t, "qwen3")
+	path := shareddata.Path(t, "text", "alpaca_en_demo", "alpaca_en_demo.json")
+	convs, err := textdata.ReadConversations(path, textdata.FormatInstruction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records []struct{ Output string }
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &records); err != nil {
+		t.Fatal(err)
+	}
+	const emptyThink = "<think>\n\n</think>\n\n"
+	for _, thinking := range []bool{false, true} {
+		opts := m.opts()
+		if !thinking {
+			opts.Vars = map[string]any{"enable_thinking": false}
+		}
+		for c, conv := range convs[:200] {
+			exs, err := FromConversation(m.tmpl, m.enc, conv, opts)
+			if err != nil {
+				t.Fatalf("thinking %v: record %d: %v", thinking, c, err)
+			}
+			if len(exs) != 1 {
+				t.Fatalf("thinking %v: record %d: %d examples, want 1", thinking, c, len(exs))
+			}
+			ex := exs[0]
+			sp := spans(ex.Mask)
+			if len(sp) != 1 || sp[0][1] != len(ex.Tokens) {
+				t.Fatalf("thinking %v: record %d: trained spans %v of %d tokens", thinking, c, sp, len(ex.Tokens))
+			}
+			want := strings.TrimLeft(records[c].Output, "\n") + "<|im_end|>"
+			prompt := "<|im_start|>assistant\n"
+			if thinking {
+				want = emptyThink + want
+			} else {
+				prompt += emptyThink
+			}
+			if got := m.tok.Decode(ex.Tokens[sp[0][0]:], false); got != want {
+				t.Errorf("thinking %v: record %d: span %q, want %q", thinking, c, excerpt(got), excerpt(want))
+			}
+			if got := m.tok.Decode(ex.Tokens[:sp[0][0]], false); !strings.HasSuffix(got, prompt) {
+				t.Errorf("thinking %v: record %d: span follows %q", thinking, c, got)
+			}
+			text := m.renderWith(t, conv, 2, opts)
+			checkWhole(t, m, "record "+itoa(c), strings.TrimSuffix(text, "\n"), ex)
+		}
+	}
 }
