@@ -39,10 +39,11 @@
 // Character spans become token masks by encoding the text in pieces (the
 // text before a span, the span, the text before the next span, …) so that
 // token boundaries fall on span boundaries. This can differ from encoding
-// the text whole only at span edges, where a merge across the edge is lost;
-// with Qwen3 and Llama 3 every span edge is a special token or a
-// pre-tokenizer split, and the tests check that the two encodings agree on
-// the shared data.
+// the text whole only at span edges: where a merge across the edge is lost,
+// or where the tokenizer treats the start of a text specially (the dummy
+// space prefix of SentencePiece). With Qwen3 and Llama 3 every span edge is
+// a special token or a pre-tokenizer split, and the tests check that the
+// two encodings agree on the shared data.
 package sft
 
 import (
