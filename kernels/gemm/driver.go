@@ -13,14 +13,37 @@ import (
 // m = 24–32 about even; m = 48: 65 vs 54.
 const gemvMaxRows = 16
 
+// elem is a storage type of w: float32, or the bit patterns of a 16-bit
+// float format (bf16, f16) that the kernels widen to float32 as they read.
+type elem interface{ float32 | uint16 }
+
+// wkernels are an implementation's ways of reading w stored as T.
+type wkernels[T elem] struct {
+	// dot4 is the matrix-vector kernel reading four rows of w as stored. It
+	// must return the float32 dot4's bits on the widened rows. If nil, gemv
+	// widens each group of four rows into scratch and runs the float32 one.
+	dot4 func(x []float32, w0, w1, w2, w3 []T, out *[4]float32)
+	// widen sets dst[i] = float32(src[i]) exactly; nil for float32.
+	widen func(dst []float32, src []T)
+}
+
+// matMul is the float32 product (method form for benchmarks of modified
+// copies of an implementation).
+func (im *impl) matMul(out, x, w []float32, m, k, n, threads int) {
+	matMul(im, wkernels[float32]{dot4: im.dot4}, out, x, w, m, k, n, threads)
+}
+
 // matMul splits the product between threads and runs each part. Small m
 // streams w once through dot4; otherwise parts are contiguous ranges of
 // nr-wide panels of w (or, when n is too narrow for that, mr-tall panels of
 // x), so no two parts write the same output and each packs its own panels.
-func (im *impl) matMul(out, x, w []float32, m, k, n, threads int) {
+// Both paths compute in float32 whatever T is: a 16-bit w is widened in the
+// dot kernel's registers or while packing, so the result is bit-identical to
+// the float32 product on the widened w.
+func matMul[T elem](im *impl, wk wkernels[T], out, x []float32, w []T, m, k, n, threads int) {
 	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))
 	if m <= gemvMaxRows {
-		im.gemv(out, x, w, m, k, n, threads)
+		gemv(im, wk, out, x, w, m, k, n, threads)
 		return
 	}
 	nPanels := (n + im.nr - 1) / im.nr
@@ -30,14 +53,14 @@ func (im *impl) matMul(out, x, w []float32, m, k, n, threads int) {
 		parallel(threads, func(t int) {
 			lo, hi := split(nPanels, threads, t)
 			j0, j1 := lo*im.nr, min(hi*im.nr, n)
-			im.gemm(out[j0:], n, x, w[j0*k:j1*k], m, k, j1-j0)
+			gemm(im, wk, out[j0:], n, x, w[j0*k:j1*k], m, k, j1-j0)
 		})
 	default:
 		threads = min(threads, mPanels)
 		parallel(threads, func(t int) {
 			lo, hi := split(mPanels, threads, t)
 			i0, i1 := lo*im.mr, min(hi*im.mr, m)
-			im.gemm(out[i0*n:], n, x[i0*k:i1*k], w, i1-i0, k, n)
+			gemm(im, wk, out[i0*n:], n, x[i0*k:i1*k], w, i1-i0, k, n)
 		})
 	}
 }
@@ -46,24 +69,40 @@ func (im *impl) matMul(out, x, w []float32, m, k, n, threads int) {
 // rows of w at a time. Every output element is one dot4 result, the same
 // whatever m (up to gemvMaxRows) and thread count; parts are multiples of
 // four w rows so the grouping never changes.
-func (im *impl) gemv(out, x, w []float32, m, k, n, threads int) {
+func gemv[T elem](im *impl, wk wkernels[T], out, x []float32, w []T, m, k, n, threads int) {
 	groups := (n + 3) / 4
 	threads = min(threads, groups)
 	parallel(threads, func(t int) {
 		lo, hi := split(groups, threads, t)
 		var acc [4]float32
+		var wide []float32 // four widened rows, when wk has no dot4
+		if wk.dot4 == nil && wk.widen != nil {
+			wide = make([]float32, 4*k)
+		}
 		for g := lo; g < hi; g++ {
 			j := 4 * g
 			cols := min(4, n-j)
 			// A ragged last group repeats its last row; the surplus sums are
 			// discarded.
-			var r [4][]float32
+			var r [4][]T
 			for i := range r {
 				jj := j + min(i, cols-1)
 				r[i] = w[jj*k : jj*k+k]
 			}
+			if wide != nil {
+				var rw [4][]float32
+				for i := range rw {
+					rw[i] = wide[i*k : i*k+k]
+					wk.widen(rw[i], r[i])
+				}
+				for i := range m {
+					im.dot4(x[i*k:i*k+k], rw[0], rw[1], rw[2], rw[3], &acc)
+					copy(out[i*n+j:i*n+j+cols], acc[:cols])
+				}
+				continue
+			}
 			for i := range m {
-				im.dot4(x[i*k:i*k+k], r[0], r[1], r[2], r[3], &acc)
+				wk.dot4(x[i*k:i*k+k], r[0], r[1], r[2], r[3], &acc)
 				copy(out[i*n+j:i*n+j+cols], acc[:cols])
 			}
 		}
@@ -74,6 +113,7 @@ func (im *impl) gemv(out, x, w []float32, m, k, n, threads int) {
 // ragged edges. Pooled: the packed buffers are large and reused on every call.
 type workspace struct {
 	a, b, tile []float32
+	wide       []float32 // one B micro-panel's rows widened from 16 bits
 }
 
 var workspaces sync.Pool
@@ -99,7 +139,7 @@ func grow(buf []float32, n int) []float32 {
 // blocks of mc rows of x into A micro-panels, and the micro-kernel sweeps the
 // tiles. The kc blocks are visited in ascending order and each tile's block
 // sum is added to c in that order, which fixes every element's rounding.
-func (im *impl) gemm(c []float32, ldc int, x, w []float32, m, k, n int) {
+func gemm[T elem](im *impl, wk wkernels[T], c []float32, ldc int, x []float32, w []T, m, k, n int) {
 	ws, _ := workspaces.Get().(*workspace)
 	if ws == nil {
 		ws = new(workspace)
@@ -115,7 +155,7 @@ func (im *impl) gemm(c []float32, ldc int, x, w []float32, m, k, n int) {
 			kc := min(im.kc, k-pc)
 			accum := pc > 0
 			ws.b = grow(ws.b, ncPad*kc)
-			packPanels(ws.b, w[jc*k:], k, nc, pc, kc, nr, im.transpose8, im.transpose4)
+			packB(im, wk, ws, w[jc*k:], k, nc, pc, kc)
 			for ic := 0; ic < m; ic += im.mc {
 				mc := min(im.mc, m-ic)
 				mcPad := (mc + mr - 1) / mr * mr
@@ -154,6 +194,28 @@ func (im *impl) gemm(c []float32, ldc int, x, w []float32, m, k, n int) {
 	}
 }
 
+// packB packs columns [pc, pc+kc) of the first rows rows of w (row stride
+// k) into ws.b as packPanels does, widening a 16-bit w on the way: the rows
+// of one micro-panel are widened into ws.wide (nr·kc floats, L1-sized) and
+// packed from there, so the panels are exactly those of the widened matrix.
+// This is the only place the packed path reads w.
+func packB[T elem](im *impl, wk wkernels[T], ws *workspace, w []T, k, rows, pc, kc int) {
+	nr := im.nr
+	if w32, ok := any(w).([]float32); ok {
+		packPanels(ws.b, w32, k, rows, pc, kc, nr, im.transpose8, im.transpose4)
+		return
+	}
+	ws.wide = grow(ws.wide, nr*kc)
+	for j := 0; j < rows; j += nr {
+		cols := min(nr, rows-j)
+		for i := range cols {
+			src := w[(j+i)*k+pc:]
+			wk.widen(ws.wide[i*kc:(i+1)*kc], src[:kc])
+		}
+		packPanels(ws.b[j*kc:(j+nr)*kc], ws.wide, kc, cols, 0, kc, nr, im.transpose8, im.transpose4)
+	}
+}
+
 // transposeFunc writes column p < n of the g rows at src (row stride ld) to
 // dst[p·ldd : p·ldd+g], for a fixed group size g; n is a positive multiple
 // of g.
@@ -163,8 +225,8 @@ type transposeFunc func(n int, src []float32, ld int, dst []float32, ldd int)
 // stride ld) into k-major micro-panels of width rows each: panel q holds, for
 // p = 0..kc-1, the width values src[q·width+i][p0+p], i = 0..width-1, in
 // dst[q·width·kc + p·width + i]. Rows past rows are zero, so edge tiles need
-// no special kernel. Both x (width mr) and w (width nr) go through here; this
-// is also the one place a bf16 w will be widened to float32.
+// no special kernel. Both x (width mr) and w (width nr) go through here, a
+// 16-bit w by way of packB.
 //
 // Packing is a transpose, slow in scalar code (about 1 GB/s), so groups of 8
 // and then 4 rows go through the transpose kernels when the implementation

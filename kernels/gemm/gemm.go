@@ -45,7 +45,7 @@ func MatMul(out, x, w []float32, m, k, n int) {
 // MatMulThreads is MatMul with an explicit number of threads (values below 1
 // mean 1). The result does not depend on threads.
 func MatMulThreads(out, x, w []float32, m, k, n, threads int) {
-	checkShapes(out, x, w, m, k, n)
+	checkShapes(out, x, len(w), m, k, n)
 	if m == 0 || n == 0 {
 		return
 	}
@@ -54,18 +54,19 @@ func MatMulThreads(out, x, w []float32, m, k, n, threads int) {
 		clear(out)
 		return
 	}
-	current().matMul(out, x[:m*k], w[:n*k], m, k, n, threads)
+	im := current()
+	matMul(im, wkernels[float32]{dot4: im.dot4}, out, x[:m*k], w[:n*k], m, k, n, threads)
 }
 
-func checkShapes(out, x, w []float32, m, k, n int) {
+func checkShapes(out, x []float32, wlen, m, k, n int) {
 	if m < 0 || k < 0 || n < 0 {
 		panic(fmt.Sprintf("gemm: negative dimension m=%d k=%d n=%d", m, k, n))
 	}
 	if len(x) < m*k {
 		panic(fmt.Sprintf("gemm: x has %d elements, need m·k = %d·%d = %d", len(x), m, k, m*k))
 	}
-	if len(w) < n*k {
-		panic(fmt.Sprintf("gemm: w has %d elements, need n·k = %d·%d = %d", len(w), n, k, n*k))
+	if wlen < n*k {
+		panic(fmt.Sprintf("gemm: w has %d elements, need n·k = %d·%d = %d", wlen, n, k, n*k))
 	}
 	if len(out) < m*n {
 		panic(fmt.Sprintf("gemm: out has %d elements, need m·n = %d·%d = %d", len(out), m, n, m*n))

@@ -37,6 +37,8 @@ type impl struct {
 	dot4   dot4Func
 	// transpose8 and transpose4 speed up packing; nil packs in scalar Go.
 	transpose8, transpose4 transposeFunc
+	// bf16 and f16 read a w of 16-bit floats (MatMulBF16, MatMulF16).
+	bf16, f16 wkernels[uint16]
 }
 
 var (

@@ -49,13 +49,56 @@ var (
 func registerAsm() {
 	// x/sys/cpu reports AVX, AVX2 and AVX-512 only when the OS also saves the
 	// wider registers (XGETBV), so these flags are safe to act on.
-	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		register(avx2Impl)
+	if !cpu.X86.HasAVX2 || !cpu.X86.HasFMA {
+		return
 	}
+	// 16-bit weights. The AVX2 and AVX-512 dot kernels share one lane layout,
+	// so whichever runs, the bits are the same; the AVX-512 bf16 one needs
+	// AVX512BW (VPMOVZXWD on zmm), f16 needs F16C (its AVX-512 form is
+	// AVX512F). Without F16C, f16 is widened in Go.
+	bf16 := wkernels[uint16]{dot4: bf16Dot4AVX2, widen: widenBF16Asm}
+	f16 := wkernels[uint16]{widen: widenF16Go}
+	if cpu.X86.HasF16C {
+		f16 = wkernels[uint16]{dot4: f16Dot4AVX2, widen: widenF16Asm}
+	}
+	avx2Impl.bf16, avx2Impl.f16 = bf16, f16
+	register(avx2Impl)
+
 	// The AVX-512 implementation still packs with the AVX2 transposes.
-	if cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX512F {
+	if cpu.X86.HasAVX512F {
+		if cpu.X86.HasAVX512BW {
+			bf16.dot4 = bf16Dot4AVX512
+		}
+		if cpu.X86.HasF16C {
+			f16.dot4 = f16Dot4AVX512
+		}
+		avx512Impl.bf16, avx512Impl.f16 = bf16, f16
 		register(avx512Impl)
 	}
+}
+
+// The 16-bit dot kernels: assembly over the largest multiple of 32 of k,
+// then the float32 tail loop on the widened rest.
+func bf16Dot4AVX2(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
+	dot4HalfAsm(func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]float32) {
+		dot2BF16AVX2(n, x, w0, w1, (*[2]float32)(out[:2]))
+		dot2BF16AVX2(n, x, w2, w3, (*[2]float32)(out[2:]))
+	}, widenBF16Go, x, w0, w1, w2, w3, out)
+}
+
+func bf16Dot4AVX512(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
+	dot4HalfAsm(dot4BF16AVX512, widenBF16Go, x, w0, w1, w2, w3, out)
+}
+
+func f16Dot4AVX2(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
+	dot4HalfAsm(func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]float32) {
+		dot2F16AVX2(n, x, w0, w1, (*[2]float32)(out[:2]))
+		dot2F16AVX2(n, x, w2, w3, (*[2]float32)(out[2:]))
+	}, widenF16Go, x, w0, w1, w2, w3, out)
+}
+
+func f16Dot4AVX512(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
+	dot4HalfAsm(dot4F16AVX512, widenF16Go, x, w0, w1, w2, w3, out)
 }
 
 // checkTile bounds-checks a kernel call so the assembly never touches memory
@@ -78,12 +121,60 @@ func dot4Asm(kern func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32),
 	if body > 0 {
 		kern(body, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], out)
 	}
-	for p := body; p < k; p++ {
+	dotTail(x[body:], w0[body:], w1[body:], w2[body:], w3[body:], out)
+}
+
+// dot4HalfAsm is dot4Asm for 16-bit rows: the tail (under 32 values) is
+// widened with widen and finished by the same dotTail, so the result is
+// dot4Asm's on the widened rows.
+func dot4HalfAsm(kern func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]float32),
+	widen func(dst []float32, src []uint16), x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
+	const block = 32
+	k := len(x)
+	w0, w1, w2, w3 = w0[:k], w1[:k], w2[:k], w3[:k]
+	body := k - k%block
+	*out = [4]float32{}
+	if body > 0 {
+		kern(body, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], out)
+	}
+	var t [4][block]float32
+	tail := k - body
+	widen(t[0][:tail], w0[body:])
+	widen(t[1][:tail], w1[body:])
+	widen(t[2][:tail], w2[body:])
+	widen(t[3][:tail], w3[body:])
+	dotTail(x[body:], t[0][:tail], t[1][:tail], t[2][:tail], t[3][:tail], out)
+}
+
+// dotTail adds Σ_p x[p]·w_r[p] to out[r], p ascending, in plain Go.
+func dotTail(x, w0, w1, w2, w3 []float32, out *[4]float32) {
+	w0, w1, w2, w3 = w0[:len(x)], w1[:len(x)], w2[:len(x)], w3[:len(x)]
+	for p := range x {
 		out[0] += x[p] * w0[p]
 		out[1] += x[p] * w1[p]
 		out[2] += x[p] * w2[p]
 		out[3] += x[p] * w3[p]
 	}
+}
+
+// widenBF16Asm and widenF16Asm convert the largest multiple of 16 values in
+// assembly and the rest in Go (both exact, so they agree).
+func widenBF16Asm(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	body := len(src) - len(src)%16
+	if body > 0 {
+		widenBF16AVX2(body, &src[0], &dst[0])
+	}
+	widenBF16Go(dst[body:], src[body:])
+}
+
+func widenF16Asm(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	body := len(src) - len(src)%16
+	if body > 0 {
+		widenF16AVX2(body, &src[0], &dst[0])
+	}
+	widenF16Go(dst[body:], src[body:])
 }
 
 // transpose8Asm and transpose4Asm bounds-check and run the transpose kernels

@@ -24,6 +24,36 @@ func dot2AVX2(n int, x *float32, w0 *float32, w1 *float32, out *[2]float32)
 //go:noescape
 func dot4AVX512(n int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *float32, out *[4]float32)
 
+// dot2BF16AVX2 computes 2 dot products of x with BF16 rows w0..w1 (AVX2); n must be a multiple of 32.
+//
+//go:noescape
+func dot2BF16AVX2(n int, x *float32, w0 *uint16, w1 *uint16, out *[2]float32)
+
+// dot4BF16AVX512 computes 4 dot products of x with BF16 rows w0..w3 (AVX512); n must be a multiple of 32.
+//
+//go:noescape
+func dot4BF16AVX512(n int, x *float32, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, out *[4]float32)
+
+// dot2F16AVX2 computes 2 dot products of x with F16 rows w0..w1 (AVX2); n must be a multiple of 32.
+//
+//go:noescape
+func dot2F16AVX2(n int, x *float32, w0 *uint16, w1 *uint16, out *[2]float32)
+
+// dot4F16AVX512 computes 4 dot products of x with F16 rows w0..w3 (AVX512); n must be a multiple of 32.
+//
+//go:noescape
+func dot4F16AVX512(n int, x *float32, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, out *[4]float32)
+
+// widenBF16AVX2 converts n BF16 values at src to float32 at dst, exactly; n must be a positive multiple of 16.
+//
+//go:noescape
+func widenBF16AVX2(n int, src *uint16, dst *float32)
+
+// widenF16AVX2 converts n F16 values at src to float32 at dst, exactly; n must be a positive multiple of 16.
+//
+//go:noescape
+func widenF16AVX2(n int, src *uint16, dst *float32)
+
 // transpose8AVX2 writes column p < n of the 8 rows at src (row stride ld floats) to dst[p·ldd : p·ldd+8]; n must be a positive multiple of 8.
 //
 //go:noescape

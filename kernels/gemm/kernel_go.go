@@ -9,6 +9,9 @@ var goImpl = &impl{
 	name: "go", mr: 2, nr: 4, kc: 256, mc: 128, nc: 1024,
 	kernel: goKernel,
 	dot4:   goDot4,
+	// No fused 16-bit dot: gemv widens four rows and runs goDot4.
+	bf16: wkernels[uint16]{widen: widenBF16Go},
+	f16:  wkernels[uint16]{widen: widenF16Go},
 }
 
 func goKernel(kc int, a, b, c []float32, ldc int, accum bool) {

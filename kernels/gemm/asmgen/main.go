@@ -13,7 +13,13 @@
 //     and n, nor on which flavour ran (both use the same chain).
 //   - dot*: dot products of one vector x against several rows of w, for the
 //     matrix-vector path (decode, small batches) that must stream w exactly
-//     once; both flavours reduce in the same order.
+//     once; both flavours reduce in the same order. Besides float32 rows,
+//     dot*BF16* and dot*F16* read rows of 16-bit floats and widen them in
+//     registers (exactly: bf16 by a 16-bit shift, f16 by VCVTPH2PS), so w
+//     crosses the memory bus at half the bytes while the arithmetic, and so
+//     every result bit, stays that of the float32 kernel on widened rows.
+//   - widen*: bulk 16-bit to float32 conversion, used when packing a 16-bit w
+//     for the blocked path.
 //
 // Vector registers are named physically so the register budget (16 ymm, 32
 // zmm) is explicit; general-purpose registers are left to avo's allocator.
@@ -62,8 +68,12 @@ func main() {
 	// The tile shapes must match the mr/nr constants in impl_amd64.go.
 	gemmKernel(avx2, 6, 2, 4)
 	gemmKernel(avx512, 12, 2, 4)
-	dotRows(avx2, 2)
-	dotRows(avx512, 4)
+	for _, wf := range []weightFormat{wF32, wBF16, wF16} {
+		dotRows(avx2, 2, wf)
+		dotRows(avx512, 4, wf)
+	}
+	widen(wBF16)
+	widen(wF16)
 	transpose8()
 	transpose4()
 
@@ -186,7 +196,45 @@ func gemmKernel(f flavour, mr, nvec, unroll int) {
 	RET()
 }
 
-// dotRows emits dot<rows><suffix>: out[r] = Σ_{p<n} x[p]·w_r[p] for r < rows,
+// weightFormat is how the dot kernels read w: float32, or a 16-bit float
+// format widened to float32 in registers before the FMA.
+type weightFormat struct {
+	name string // function-name infix: "", "BF16" or "F16"
+	size int    // bytes per element
+}
+
+var (
+	wF32  = weightFormat{name: "", size: 4}
+	wBF16 = weightFormat{name: "BF16", size: 2}
+	wF16  = weightFormat{name: "F16", size: 2}
+)
+
+func (wf weightFormat) goType() string {
+	if wf.size == 4 {
+		return "float32"
+	}
+	return "uint16"
+}
+
+// operand returns the vector of w at m as an FMA source: m itself for
+// float32, else tmp after widening m into it. Both widenings are exact: a
+// bf16 is the top half of a float32, so zero-extending each 16-bit lane to 32
+// bits and shifting left by 16 rebuilds it; every f16 (subnormals included)
+// is representable in float32 and VCVTPH2PS converts it exactly.
+func (wf weightFormat) operand(m Mem, tmp Register) Op {
+	switch wf {
+	case wBF16:
+		VPMOVZXWD(m, tmp)
+		VPSLLD(U8(16), tmp, tmp)
+		return tmp
+	case wF16:
+		VCVTPH2PS(m, tmp)
+		return tmp
+	}
+	return m
+}
+
+// dotRows emits dot<rows><format><suffix>: out[r] = Σ_{p<n} x[p]·w_r[p] for r < rows,
 // where n is a multiple of 32 (the caller finishes the tail). x is loaded once
 // per 32-float block and shared by the rows, so w is the only stream that
 // grows with n.
@@ -197,19 +245,33 @@ func gemmKernel(f flavour, mr, nvec, unroll int) {
 // u0+u1 lane-wise, lanes 0..7 + lanes 8..15, 0..3 + 4..7, and two horizontal
 // adds. A zmm register holds one logical accumulator; AVX2 spreads it over two
 // ymm registers, so it has room for two rows per call instead of four.
-func dotRows(f flavour, rows int) {
-	name := fmt.Sprintf("dot%d%s", rows, f.suffix)
+//
+// The 16-bit formats widen each vector of w into one of the spare registers
+// (rotating, so consecutive widenings do not share a name) and then run the
+// very same FMA, so they return the float32 kernel's bits on widened rows.
+func dotRows(f flavour, rows int, wf weightFormat) {
+	name := fmt.Sprintf("dot%d%s%s", rows, wf.name, f.suffix)
 	params := "n int, x *float32"
 	for r := 0; r < rows; r++ {
-		params += fmt.Sprintf(", w%d *float32", r)
+		params += fmt.Sprintf(", w%d *%s", r, wf.goType())
 	}
 	TEXT(name, NOSPLIT, fmt.Sprintf("func(%s, out *[%d]float32)", params, rows))
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s computes %d dot products of x with rows w0..w%d (%s); n must be a multiple of 32.", name, rows, rows-1, f.suffix))
+	kind := ""
+	if wf != wF32 {
+		kind = wf.name + " "
+	}
+	Doc(fmt.Sprintf("%s computes %d dot products of x with %srows w0..w%d (%s); n must be a multiple of 32.", name, rows, kind, rows-1, f.suffix))
 
 	per := 32 / f.lanes // vectors per row per 32-float block
 	if rows*per+per+1 > f.nregs {
 		panic(name + ": registers")
+	}
+	// Registers past the accumulators, x and the reduction temporary.
+	nwide := min(8, f.nregs-(rows*per+per+1))
+	wide := func(i int) Register { return f.vec(rows*per + per + 1 + i%nwide) }
+	if wf != wF32 && nwide < 1 {
+		panic(name + ": no register to widen into")
 	}
 	n := Load(Param("n"), GP64())
 	x := Load(Param("x"), GP64())
@@ -231,12 +293,13 @@ func dotRows(f flavour, rows int) {
 	}
 	for r := 0; r < rows; r++ {
 		for q := 0; q < per; q++ {
-			VFMADD231PS(Mem{Base: w[r], Disp: 4 * q * f.lanes}, xv(q), acc(r, q))
+			src := wf.operand(Mem{Base: w[r], Disp: wf.size * q * f.lanes}, wide(r*per+q))
+			VFMADD231PS(src, xv(q), acc(r, q))
 		}
 	}
 	ADDQ(U32(4*32), x)
 	for r := 0; r < rows; r++ {
-		ADDQ(U32(4*32), w[r])
+		ADDQ(U32(uint64(wf.size*32)), w[r])
 	}
 	SUBQ(U32(32), n)
 	JNZ(LabelRef("loop"))
@@ -374,5 +437,31 @@ func transpose4() {
 	}
 	SUBQ(U8(4), n)
 	JNZ(LabelRef("loop"))
+	RET()
+}
+
+// widen emits widen<format>AVX2: dst[i] = float32(src[i]) for i < n, n a
+// positive multiple of 16, 16 values per iteration in two ymm registers
+// (the f16 kernel needs F16C, which every AVX2 CPU this package targets
+// has but which is checked separately).
+func widen(wf weightFormat) {
+	name := "widen" + wf.name + "AVX2"
+	TEXT(name, NOSPLIT, "func(n int, src *uint16, dst *float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s converts n %s values at src to float32 at dst, exactly; n must be a positive multiple of 16.", name, wf.name))
+	n := Load(Param("n"), GP64())
+	src := Load(Param("src"), GP64())
+	dst := Load(Param("dst"), GP64())
+	y := func(i int) Register { return avx2.vec(i) }
+	Label("loop")
+	for i := 0; i < 2; i++ {
+		v := wf.operand(Mem{Base: src, Disp: 16 * i}, y(i))
+		VMOVUPS(v, Mem{Base: dst, Disp: 32 * i})
+	}
+	ADDQ(U8(32), src)
+	ADDQ(U8(64), dst)
+	SUBQ(U8(16), n)
+	JNZ(LabelRef("loop"))
+	VZEROUPPER()
 	RET()
 }

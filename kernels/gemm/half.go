@@ -1,0 +1,104 @@
+package gemm
+
+import (
+	"math"
+	"runtime"
+)
+
+// Hugging Face checkpoints ship weights as bfloat16 or IEEE half precision.
+// MatMulBF16 and MatMulF16 take such a w as its raw 16-bit patterns and widen
+// it to float32 inside the kernels, so w is read from memory at half the
+// bytes of a float32 copy (decode, which streams w once per token, is bound
+// by exactly that) and never needs a float32 copy at all. The activations x
+// stay float32 and all arithmetic is float32: widening is exact, so the
+// result is bit for bit MatMul on the widened w, for every implementation
+// and thread count.
+
+// MatMulBF16 computes out[m×n] = x[m×k]·wᵀ where w is [n×k] row-major
+// bfloat16 (the upper 16 bits of a float32), using up to GOMAXPROCS threads.
+// The result equals MatMul(out, x, WidenBF16(w), m, k, n) bit for bit. It
+// panics if a slice is shorter than its shape needs.
+func MatMulBF16(out, x []float32, w []uint16, m, k, n int) {
+	MatMulBF16Threads(out, x, w, m, k, n, runtime.GOMAXPROCS(0))
+}
+
+// MatMulBF16Threads is MatMulBF16 with an explicit number of threads (values
+// below 1 mean 1). The result does not depend on threads.
+func MatMulBF16Threads(out, x []float32, w []uint16, m, k, n, threads int) {
+	matMulHalf(out, x, w, m, k, n, threads, current().bf16)
+}
+
+// MatMulF16 computes out[m×n] = x[m×k]·wᵀ where w is [n×k] row-major IEEE
+// 754 half precision (binary16), using up to GOMAXPROCS threads. The result
+// equals MatMul(out, x, WidenF16(w), m, k, n) bit for bit. It panics if a
+// slice is shorter than its shape needs.
+func MatMulF16(out, x []float32, w []uint16, m, k, n int) {
+	MatMulF16Threads(out, x, w, m, k, n, runtime.GOMAXPROCS(0))
+}
+
+// MatMulF16Threads is MatMulF16 with an explicit number of threads (values
+// below 1 mean 1). The result does not depend on threads.
+func MatMulF16Threads(out, x []float32, w []uint16, m, k, n, threads int) {
+	matMulHalf(out, x, w, m, k, n, threads, current().f16)
+}
+
+func matMulHalf(out, x []float32, w []uint16, m, k, n, threads int, wk wkernels[uint16]) {
+	checkShapes(out, x, len(w), m, k, n)
+	if m == 0 || n == 0 {
+		return
+	}
+	out = out[:m*n]
+	if k == 0 {
+		clear(out)
+		return
+	}
+	matMul(current(), wk, out, x[:m*k], w[:n*k], m, k, n, threads)
+}
+
+// WidenBF16 sets dst[i] to the bfloat16 src[i] as a float32 (exact: the bits
+// shifted left by 16) for i < len(src). It panics if dst is shorter than src.
+func WidenBF16(dst []float32, src []uint16) {
+	current().bf16.widen(dst[:len(src)], src)
+}
+
+// WidenF16 sets dst[i] to the IEEE half-precision src[i] as a float32 for
+// i < len(src). Every half, subnormals included, is exactly representable;
+// infinities stay infinite and NaNs keep sign and payload but are made quiet,
+// as the F16C instruction does. It panics if dst is shorter than src.
+func WidenF16(dst []float32, src []uint16) {
+	current().f16.widen(dst[:len(src)], src)
+}
+
+func widenBF16Go(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = math.Float32frombits(uint32(h) << 16)
+	}
+}
+
+func widenF16Go(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = f16ToFloat32(h)
+	}
+}
+
+// f16ToFloat32 converts one binary16 value exactly, matching VCVTPH2PS.
+func f16ToFloat32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch exp {
+	case 0x1f: // infinity or NaN
+		bits := sign | 0x7f800000 | mant<<13
+		if mant != 0 {
+			bits |= 1 << 22 // quiet
+		}
+		return math.Float32frombits(bits)
+	case 0: // zero or subnormal: mant·2⁻²⁴, normal in float32
+		v := float32(mant) * 0x1p-24
+		return math.Float32frombits(sign | math.Float32bits(v))
+	}
+	// Rebias the exponent from 15 to 127.
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
