@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().BoolVar(&g.wait, "wait", false, "wait for another lrmc process holding the cache instead of failing")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g),
-		tokenizeCmd(), chatCmd(), inspectCmd(), versionCmd())
+		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
