@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# llamacpp.sh: lrmc next to llama.cpp on the same synthetic model, same
+# thread count, interleaved runs. Optional and outside CI: it needs Node.js,
+# npm and the npm registry.
+#
+#   bench/llamacpp.sh                          # SmolLM-135M shape, 1 and 2 threads, 3 rounds
+#   SHAPE=qwen3-0.6b THREADS="2" ROUNDS=5 bench/llamacpp.sh
+#   LLAMACPP_DIR=/tmp/llcpp bench/llamacpp.sh  # reuse (or keep) an install there
+#
+# llama.cpp comes prebuilt for the CPU from node-llama-cpp@3.21.1, installed
+# with `npm i -E --ignore-scripts` into a temporary folder and loaded with
+# getLlama({build: "never", gpu: false}). lrmc exports the shape's model with
+# `lrmc bench model --export-gguf` (f32 weights, synthetic vocabulary), so
+# both engines run the same weights. Each round runs lrmc and then llama.cpp
+# at each thread count: these hosts drift by tens of percent over minutes,
+# so only numbers taken side by side compare. The table shows medians.
+set -euo pipefail
+
+shape=${SHAPE:-smollm-135m}
+threads=${THREADS:-"1 2"}
+rounds=${ROUNDS:-3}
+prefill=${PREFILL:-512}
+decode=${DECODE:-128}
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+npmdir=${LLAMACPP_DIR:-$work/npm}
+
+echo "building lrmc" >&2
+(cd "$repo" && go build -o "$work/lrmc" ./cmd/lrmc)
+
+if [ ! -d "$npmdir/node_modules/node-llama-cpp" ]; then
+	echo "installing node-llama-cpp@3.21.1 into $npmdir" >&2
+	mkdir -p "$npmdir"
+	(cd "$npmdir" && npm i -E --ignore-scripts --no-audit --no-fund node-llama-cpp@3.21.1 >&2)
+fi
+cp "$here/llamacpp.mjs" "$npmdir/llamacpp.mjs"
+
+"$work/lrmc" bench model --shape "$shape" --export-gguf "$work/models" >/dev/null
+model="$work/models/$shape.gguf"
+
+results="$work/results.jsonl"
+for round in $(seq 1 "$rounds"); do
+	for t in $threads; do
+		echo "round $round/$rounds, $t thread(s): lrmc" >&2
+		"$work/lrmc" bench model --shape "$shape" --threads "$t" --prefill "$prefill" --decode "$decode" --json 2>/dev/null |
+			sed 's/^{/{"engine":"lrmc",/' >>"$results"
+		echo "round $round/$rounds, $t thread(s): llama.cpp" >&2
+		(cd "$npmdir" && node llamacpp.mjs "$model" "$shape" "$t" "$prefill" "$decode") >>"$results"
+	done
+done
+
+node - "$results" "$rounds" <<'JS'
+const fs = require("fs");
+const [file, rounds] = process.argv.slice(2);
+const rows = fs.readFileSync(file, "utf8").trim().split("\n").map(l => JSON.parse(l));
+const median = xs => { const s = [...xs].sort((a, b) => a - b); return s[(s.length - 1) >> 1]; };
+const keys = [...new Set(rows.map(r => `${r.shape}\t${r.threads}\t${r.phase}`))];
+console.log(`tokens/s, f32 weights, median of ${rounds} interleaved rounds`);
+console.log("shape\tthreads\tphase\tlrmc\tllama.cpp\tlrmc/llama.cpp");
+for (const k of keys) {
+	const [shape, threads, phase] = k.split("\t");
+	const pick = e => median(rows.filter(r => r.engine === e && r.shape === shape && String(r.threads) === threads && r.phase === phase).map(r => r.tokens_per_s));
+	const a = pick("lrmc"), b = pick("llama.cpp");
+	console.log(`${shape}\t${threads}\t${phase}\t${a.toFixed(1)}\t${b.toFixed(1)}\t${(a / b).toFixed(2)}`);
+}
+JS
