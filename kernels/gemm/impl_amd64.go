@@ -83,22 +83,22 @@ func bf16Dot4AVX2(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
 	dot4HalfAsm(func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]float32) {
 		dot2BF16AVX2(n, x, w0, w1, (*[2]float32)(out[:2]))
 		dot2BF16AVX2(n, x, w2, w3, (*[2]float32)(out[2:]))
-	}, widenBF16Go, x, w0, w1, w2, w3, out)
+	}, false, x, w0, w1, w2, w3, out)
 }
 
 func bf16Dot4AVX512(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
-	dot4HalfAsm(dot4BF16AVX512, widenBF16Go, x, w0, w1, w2, w3, out)
+	dot4HalfAsm(dot4BF16AVX512, false, x, w0, w1, w2, w3, out)
 }
 
 func f16Dot4AVX2(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
 	dot4HalfAsm(func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]float32) {
 		dot2F16AVX2(n, x, w0, w1, (*[2]float32)(out[:2]))
 		dot2F16AVX2(n, x, w2, w3, (*[2]float32)(out[2:]))
-	}, widenF16Go, x, w0, w1, w2, w3, out)
+	}, true, x, w0, w1, w2, w3, out)
 }
 
 func f16Dot4AVX512(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
-	dot4HalfAsm(dot4F16AVX512, widenF16Go, x, w0, w1, w2, w3, out)
+	dot4HalfAsm(dot4F16AVX512, true, x, w0, w1, w2, w3, out)
 }
 
 // checkTile bounds-checks a kernel call so the assembly never touches memory
@@ -124,11 +124,14 @@ func dot4Asm(kern func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32),
 	dotTail(x[body:], w0[body:], w1[body:], w2[body:], w3[body:], out)
 }
 
-// dot4HalfAsm is dot4Asm for 16-bit rows: the tail (under 32 values) is
-// widened with widen and finished by the same dotTail, so the result is
-// dot4Asm's on the widened rows.
+// dot4HalfAsm is dot4Asm for 16-bit rows (binary16 if f16, else bfloat16):
+// the tail (under 32 values) is widened in Go and finished by the same
+// dotTail, so the result is dot4Asm's on the widened rows. The widening
+// functions are called directly, not through a func value, so the tail
+// buffer stays on the stack (through a func value it escaped, and the heap
+// allocation cost more than the kernel on short rows).
 func dot4HalfAsm(kern func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]float32),
-	widen func(dst []float32, src []uint16), x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
+	f16 bool, x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
 	const block = 32
 	k := len(x)
 	w0, w1, w2, w3 = w0[:k], w1[:k], w2[:k], w3[:k]
@@ -137,12 +140,18 @@ func dot4HalfAsm(kern func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]fl
 	if body > 0 {
 		kern(body, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], out)
 	}
-	var t [4][block]float32
 	tail := k - body
-	widen(t[0][:tail], w0[body:])
-	widen(t[1][:tail], w1[body:])
-	widen(t[2][:tail], w2[body:])
-	widen(t[3][:tail], w3[body:])
+	if tail == 0 {
+		return
+	}
+	var t [4][block]float32
+	for i, w := range [4][]uint16{w0, w1, w2, w3} {
+		if f16 {
+			widenF16Go(t[i][:tail], w[body:])
+		} else {
+			widenBF16Go(t[i][:tail], w[body:])
+		}
+	}
 	dotTail(x[body:], t[0][:tail], t[1][:tail], t[2][:tail], t[3][:tail], out)
 }
 

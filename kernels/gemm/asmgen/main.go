@@ -268,7 +268,7 @@ func dotRows(f flavour, rows int, wf weightFormat) {
 		panic(name + ": registers")
 	}
 	// Registers past the accumulators, x and the reduction temporary.
-	nwide := min(8, f.nregs-(rows*per+per+1))
+	nwide := min(8, 16-(rows*per+per+1))
 	wide := func(i int) Register { return f.vec(rows*per + per + 1 + i%nwide) }
 	if wf != wF32 && nwide < 1 {
 		panic(name + ": no register to widen into")
