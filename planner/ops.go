@@ -36,6 +36,17 @@ const (
 	OpResults = "report.results"
 	// OpExportLlama2c writes a model in the llama2.c checkpoint format.
 	OpExportLlama2c = "export.llama2c"
+	// OpSFT reads training data into one token stream with a loss mask
+	// (assistant tokens only for chat and instruction data).
+	OpSFT = "data.sft"
+	// OpRecover trains a pruned model (LoRA or full fine-tuning), saving
+	// checkpoints as it goes.
+	OpRecover = "recover.train"
+	// OpModelRecovered applies recovery's result to the pruned model (not
+	// cached: merging adapters is cheap).
+	OpModelRecovered = "model.recovered"
+	// OpExportPEFT writes a LoRA adapter in PEFT's layout.
+	OpExportPEFT = "export.peft"
 	// OpExportHF writes a model as a Hugging Face checkpoint directory.
 	OpExportHF = "export.hf"
 	// OpExportGGUF writes a model as a GGUF file for llama.cpp.
@@ -44,22 +55,26 @@ const (
 
 // Versions holds the current version of every op.
 var Versions = map[string]int{
-	OpSource:        1,
-	OpModelLoad:     1,
-	OpTokens:        1,
-	OpCalibWindows:  1,
-	OpCaptureEmbed:  1,
-	OpCaptureBlock:  1,
-	OpShortGPTBI:    1,
-	OpPruneDepth:    1,
-	OpModelDepth:    1,
-	OpEvalWindows:   1,
-	OpPerplexity:    1,
-	OpMetrics:       1,
-	OpResults:       1,
-	OpExportLlama2c: 1,
-	OpExportHF:      1,
-	OpExportGGUF:    1,
+	OpSource:         1,
+	OpModelLoad:      1,
+	OpTokens:         1,
+	OpCalibWindows:   1,
+	OpCaptureEmbed:   1,
+	OpCaptureBlock:   1,
+	OpShortGPTBI:     1,
+	OpPruneDepth:     1,
+	OpModelDepth:     1,
+	OpEvalWindows:    1,
+	OpPerplexity:     1,
+	OpMetrics:        1,
+	OpResults:        1,
+	OpExportLlama2c:  1,
+	OpExportHF:       1,
+	OpExportGGUF:     1,
+	OpSFT:            1,
+	OpRecover:        1,
+	OpModelRecovered: 1,
+	OpExportPEFT:     1,
 }
 
 // SourceParams identify a file by content.
@@ -156,17 +171,51 @@ type PerplexityParams struct {
 }
 
 // MetricsParams: inputs are the run's evaluation nodes, in Tasks order,
-// then the depth decision when Depth is set. Model-shape metrics (params,
+// then the depth decision when Depth is set, then the recovery result when
+// Recovery is set. Model-shape metrics (params,
 // blocks) come with each evaluation's result.
 type MetricsParams struct {
-	Tasks []string `json:"tasks"`
-	Depth bool     `json:"depth,omitempty"`
+	Tasks    []string `json:"tasks"`
+	Depth    bool     `json:"depth,omitempty"`
+	Recovery bool     `json:"recovery,omitempty"` // then the recovery node follows
 }
 
 // ResultsParams: inputs are the metrics nodes, in Runs order; the dense
 // baseline, when present, is named "dense".
 type ResultsParams struct {
 	Runs []string `json:"runs"`
+}
+
+// RecoverParams: inputs are the pruned model, the training stream
+// (OpSFT), and the teacher model when Loss is "kd".
+type RecoverParams struct {
+	Method       string   `json:"method"` // "lora" or "full"
+	Steps        int      `json:"steps"`
+	Batch        int      `json:"batch"`
+	SeqLen       int      `json:"seqLen"`
+	Accumulation int      `json:"accumulation"`
+	LR           float64  `json:"lr"`
+	Warmup       float64  `json:"warmup"`
+	Schedule     string   `json:"schedule"`
+	WeightDecay  float64  `json:"weightDecay"`
+	MaxGradNorm  float64  `json:"maxGradNorm"`
+	Rank         int      `json:"rank,omitempty"`
+	Alpha        float64  `json:"alpha,omitempty"`
+	Dropout      float64  `json:"dropout,omitempty"`
+	Targets      []string `json:"targets,omitempty"`
+	Loss         string   `json:"loss"`
+	Temperature  float64  `json:"temperature,omitempty"`
+	TopK         int      `json:"topK,omitempty"`
+	Seed         int64    `json:"seed"`
+	// CheckpointEvery does not change the result (resuming is exact), but
+	// it is kept in the key: it is what a user asked for, and cheap.
+	CheckpointEvery int `json:"checkpointEvery"`
+}
+
+// PEFTParams: input is a recovery result. Base is the adapter's
+// base_model_name_or_path.
+type PEFTParams struct {
+	Base string `json:"base"`
 }
 
 // ExportParams: input is a model (llama2c); a model and its tokenizer

@@ -110,6 +110,13 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 		// The compiler rejects unbuilt paradigms; reaching here is a bug.
 		p.errorf(posRun, "prune.paradigm", "paradigm %q has no planner", run.Prune.Paradigm)
 	}
+	base := pruned
+	var recovered *Node
+	if rc := run.Recovery; rc.Method != "" && rc.Method != "none" {
+		if recovered = p.recovery(name, posRun, rc, pruned, model, m); recovered != nil {
+			pruned = p.b.add(name, OpModelRecovered, struct{}{}, "apply recovery", base, recovered)
+		}
+	}
 
 	var evals []*Node
 	var tasks []string
@@ -146,11 +153,18 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 		mp.Depth = true
 		evals = append(evals, decision)
 	}
+	if recovered != nil {
+		mp.Recovery = true
+		evals = append(evals, recovered)
+	}
 	metrics := p.b.add(name, OpMetrics, mp, "metrics", evals...)
 	p.b.g.Targets = append(p.b.g.Targets, metrics)
 	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: metrics, Path: filepath.Join(name, "metrics.json")})
 	if name != DenseRun {
 		p.exports(name, pruned, m)
+		if recovered != nil && run.Recovery.Method == "lora" {
+			p.adapter(name, base, recovered, m)
+		}
 	}
 	return metrics
 }
@@ -200,6 +214,64 @@ func (p *planning) model(name, posRun string, ref ir.Model) (modelNodes, bool) {
 	m := modelNodes{info: info, model: model, tokenizer: tsrc, source: msrc}
 	p.models[id] = m
 	return m, true
+}
+
+// recovery plans training the pruned model: the training stream, the
+// training node (checkpointed), and nil on error.
+func (p *planning) recovery(name, posRun string, rc ir.Recovery, pruned, dense *Node, m modelNodes) *Node {
+	if rc.SeqLen > m.info.SeqLen {
+		p.errorf(posRun, "recovery.seqLen", "seqLen %d exceeds the model's context of %d tokens", rc.SeqLen, m.info.SeqLen)
+		return nil
+	}
+	d := rc.Data
+	sum, err := p.env.FileDigest(d.Path)
+	if err != nil {
+		p.errorf(posRun, "recovery.data.path", "%v", err)
+		return nil
+	}
+	src := p.b.source(name, d.Path, sum, filepath.Base(d.Path))
+	field := ""
+	if d.Format == "jsonl" {
+		field = d.Field
+	}
+	template := ""
+	if d.Template == "model" {
+		template = "model"
+	}
+	stream := p.b.add(name, OpSFT, TokensParams{
+		TokenizerFormat: m.info.TokenizerFormat, Vocab: m.info.Vocab,
+		Format: d.Format, Field: field, From: d.Split.From, To: d.Split.To, Template: template, Thinking: d.Thinking,
+	}, fmt.Sprintf("training data %s [%g, %g)", filepath.Base(d.Path), d.Split.From, d.Split.To), src, m.tokenizer)
+	params := RecoverParams{
+		Method: rc.Method, Steps: rc.Steps, Batch: rc.Batch, SeqLen: rc.SeqLen, Accumulation: max(1, rc.Accumulation),
+		LR: rc.LR, Warmup: rc.Warmup, Schedule: rc.Schedule, WeightDecay: rc.WeightDecay, MaxGradNorm: rc.MaxGradNorm,
+		Loss: rc.Loss, Seed: rc.Seed, CheckpointEvery: rc.CheckpointEvery,
+	}
+	if rc.Method == "lora" {
+		params.Rank, params.Alpha, params.Dropout, params.Targets = rc.Rank, rc.Alpha, rc.Dropout, slices.Clone(rc.Targets)
+	}
+	inputs := []*Node{pruned, stream}
+	if rc.Loss == "kd" {
+		params.Temperature, params.TopK = rc.Temperature, rc.TopK
+		inputs = append(inputs, dense)
+	}
+	return p.b.add(name, OpRecover, params, fmt.Sprintf("recover %s %d steps (%s)", rc.Method, rc.Steps, rc.Loss), inputs...)
+}
+
+// adapter plans a LoRA run's adapter in PEFT's layout beside the pruned,
+// unrecovered base it applies to (as a Hugging Face directory).
+func (p *planning) adapter(name string, base, recovered *Node, m modelNodes) {
+	g := p.b.g
+	dtype := p.r.Output.DType
+	if dtype == "" {
+		dtype = "float32"
+	}
+	bx := p.b.add(name, OpExportHF, ExportParams{DType: dtype, TokenizerFormat: m.info.TokenizerFormat}, "export base hf "+dtype, base, m.tokenizer)
+	ax := p.b.add(name, OpExportPEFT, PEFTParams{Base: "../base"}, "export peft adapter", recovered)
+	g.Targets = append(g.Targets, bx, ax)
+	g.Outputs = append(g.Outputs,
+		Output{Node: bx, Path: filepath.Join(name, "base"), Dir: true},
+		Output{Node: ax, Path: filepath.Join(name, "adapter"), Dir: true})
 }
 
 // modelID identifies a model reference within one plan.

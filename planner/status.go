@@ -61,7 +61,8 @@ func (g *Graph) Statuses(cached func(*Node) bool) map[*Node]Status {
 // Ephemeral ops are cheap to recompute from their inputs and would only
 // duplicate model weights in the cache, so their results are never stored.
 var Ephemeral = map[string]bool{
-	OpSource:     true,
-	OpModelLoad:  true,
-	OpModelDepth: true,
+	OpSource:         true,
+	OpModelLoad:      true,
+	OpModelDepth:     true,
+	OpModelRecovered: true,
 }

@@ -26,6 +26,16 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	m := Metrics{}
 	tasks := map[string]any{}
 	evals := len(c.Inputs)
+	if p.Recovery {
+		evals--
+		r, err := input[Recovered](c, evals)
+		if err != nil {
+			return nil, err
+		}
+		if n := len(r.Losses); n > 0 {
+			m["recoveryLoss"] = map[string]any{"first": r.Losses[0], "last": r.Losses[n-1], "steps": n}
+		}
+	}
 	if p.Depth {
 		evals--
 		d, err := input[Decision](c, evals)

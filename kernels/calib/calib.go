@@ -50,7 +50,19 @@ func Windows(stream []int32, samples, seqLen int, seed uint64) ([]int32, error) 
 // choose returns k distinct indices from [0, n) in a seeded random order, as
 // Windows documents.
 func choose(n, k int, seed uint64) []int {
-	src := rand.NewPCG(seed, pcgStream)
+	return shuffle(n, k, rand.NewPCG(seed, pcgStream))
+}
+
+// Permutation returns a random permutation of [0, n) drawn the way Windows
+// draws its windows, from PCG stream number stream under seed: the same on
+// every machine and Go release. Training uses it to order its batches.
+func Permutation(n int, seed, stream uint64) []int {
+	return shuffle(n, n, rand.NewPCG(seed, stream))
+}
+
+// shuffle runs the first k steps of a forward Fisher–Yates shuffle of
+// [0, n) and returns the k indices it fixed.
+func shuffle(n, k int, src *rand.PCG) []int {
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i

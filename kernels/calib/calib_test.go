@@ -1,6 +1,7 @@
 package calib
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -150,5 +151,26 @@ func TestWindowsErrors(t *testing.T) {
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("Windows(%d tokens, %d, %d): error = %v, want %q", tt.len, tt.samples, tt.seqLen, err, tt.want)
 		}
+	}
+}
+
+func TestPermutation(t *testing.T) {
+	p := Permutation(50, 7, 1)
+	seen := make([]bool, 50)
+	for _, v := range p {
+		if seen[v] {
+			t.Fatalf("%d appears twice in %v", v, p)
+		}
+		seen[v] = true
+	}
+	if fmt.Sprint(p) != fmt.Sprint(Permutation(50, 7, 1)) {
+		t.Error("the same seed and stream gave different permutations")
+	}
+	if fmt.Sprint(p) == fmt.Sprint(Permutation(50, 7, 2)) || fmt.Sprint(p) == fmt.Sprint(Permutation(50, 8, 1)) {
+		t.Error("another stream or seed gave the same permutation")
+	}
+	// The windows Windows picks are the permutation's first entries.
+	if got, want := fmt.Sprint(choose(50, 5, 7)), fmt.Sprint(Permutation(50, 7, pcgStream)[:5]); got != want {
+		t.Errorf("choose %s, permutation prefix %s", got, want)
 	}
 }
