@@ -30,7 +30,8 @@ var halfBenches = []halfBench{
 	{shape{512, 1024, 3072}, 0},
 }
 
-// BenchmarkMatMulHalf compares float32, bf16 and f16 weights:
+// BenchmarkMatMulHalf compares float32, bf16 and f16 weights, and
+// MatMulBF16Rounded ("bf16rounded"):
 //
 //	go test -run=NONE -bench=MatMulHalf/avx512 ./kernels/gemm
 //
@@ -39,7 +40,7 @@ var halfBenches = []halfBench{
 func BenchmarkMatMulHalf(b *testing.B) {
 	for _, name := range Impls() {
 		for _, c := range halfBenches {
-			for _, format := range []string{"f32", "bf16", "f16"} {
+			for _, format := range []string{"f32", "bf16", "f16", "bf16rounded"} {
 				for _, threads := range []int{1, 2} {
 					b.Run(fmt.Sprintf("%s/%s/%v/t%d", name, format, c, threads), func(b *testing.B) {
 						restore, err := SetImpl(name)
@@ -78,20 +79,19 @@ func benchHalf(b *testing.B, c halfBench, format string, threads int) {
 		for i, v := range w32 {
 			// Truncation is enough for benchmark operands; both formats hold
 			// values of this range ([-1, 1]) as normal numbers.
-			if format == "bf16" {
-				w16[i] = uint16(math.Float32bits(v) >> 16)
-			} else {
+			if format == "f16" {
 				w16[i] = float32ToF16Trunc(v)
+			} else {
+				w16[i] = uint16(math.Float32bits(v) >> 16)
 			}
 		}
 		ws := make([][]uint16, copies)
 		for i := range ws {
 			ws[i] = append([]uint16(nil), w16...)
 		}
-		mm := MatMulBF16Threads
-		if format == "f16" {
-			mm = MatMulF16Threads
-		}
+		mm := map[string]func(out, x []float32, w []uint16, m, k, n, threads int){
+			"bf16": MatMulBF16Threads, "f16": MatMulF16Threads, "bf16rounded": MatMulBF16RoundedThreads,
+		}[format]
 		run = func(i int) { mm(out, x, ws[i], s.m, s.k, s.n, threads) }
 	}
 	meter := startMeter(b, s)

@@ -39,6 +39,8 @@ type impl struct {
 	transpose8, transpose4 transposeFunc
 	// bf16 and f16 read a w of 16-bit floats (MatMulBF16, MatMulF16).
 	bf16, f16 wkernels[uint16]
+	// dpbf16 is MatMulBF16Rounded's kernel; nil runs its Go emulation.
+	dpbf16 dpbf16Kernel
 }
 
 var (

@@ -73,8 +73,19 @@ func registerAsm() {
 			f16.dot4 = f16Dot4AVX512
 		}
 		avx512Impl.bf16, avx512Impl.f16 = bf16, f16
+		if cpu.X86.HasAVX512BF16 {
+			avx512Impl.dpbf16 = dpbf16AVX512
+		}
 		register(avx512Impl)
 	}
+}
+
+// dpbf16AVX512 is the VDPBF16PS dpbf16Kernel.
+func dpbf16AVX512(n int, x, w0, w1, w2, w3 []uint16, lanes *[4][32]float32) {
+	if n < 64 || n%64 != 0 || len(x) < n || len(w0) < n || len(w1) < n || len(w2) < n || len(w3) < n {
+		panic("gemm: dpbf16 operands out of range")
+	}
+	dot4DPBF16AVX512(n, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], lanes)
 }
 
 // The 16-bit dot kernels: assembly over the largest multiple of 32 of k,

@@ -1094,6 +1094,122 @@ loop:
 	VZEROUPPER
 	RET
 
+// func dot4DPBF16AVX512(n int, x *uint16, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, lanes *[4][32]float32)
+// Requires: AVX, AVX512F
+TEXT ·dot4DPBF16AVX512(SB), NOSPLIT, $0-56
+	MOVQ   n+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   w0+16(FP), DX
+	MOVQ   w1+24(FP), BX
+	MOVQ   w2+32(FP), SI
+	MOVQ   w3+40(FP), DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ  AX, AX
+	JZ     store
+
+loop:
+	VMOVUPS (CX), Z8
+	VMOVUPS 64(CX), Z9
+	VMOVUPS (DX), Z10
+
+	// VDPBF16PS Z10, Z8, Z0
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x3e
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xc2
+	VMOVUPS 64(DX), Z11
+
+	// VDPBF16PS Z11, Z9, Z1
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x36
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xcb
+	VMOVUPS (BX), Z12
+
+	// VDPBF16PS Z12, Z8, Z2
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x3e
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xd4
+	VMOVUPS 64(BX), Z13
+
+	// VDPBF16PS Z13, Z9, Z3
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x36
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xdd
+	VMOVUPS (SI), Z14
+
+	// VDPBF16PS Z14, Z8, Z4
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x3e
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xe6
+	VMOVUPS 64(SI), Z15
+
+	// VDPBF16PS Z15, Z9, Z5
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x36
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xef
+	VMOVUPS (DI), Z10
+
+	// VDPBF16PS Z10, Z8, Z6
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x3e
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xf2
+	VMOVUPS 64(DI), Z11
+
+	// VDPBF16PS Z11, Z9, Z7
+	BYTE $0x62
+	BYTE $0xd2
+	BYTE $0x36
+	BYTE $0x48
+	BYTE $0x52
+	BYTE $0xfb
+	ADDQ $0x80, CX
+	ADDQ $0x80, DX
+	ADDQ $0x80, BX
+	ADDQ $0x80, SI
+	ADDQ $0x80, DI
+	SUBQ $0x40, AX
+	JNZ  loop
+
+store:
+	MOVQ    lanes+48(FP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	VMOVUPS Z4, 256(AX)
+	VMOVUPS Z5, 320(AX)
+	VMOVUPS Z6, 384(AX)
+	VMOVUPS Z7, 448(AX)
+	VZEROUPPER
+	RET
+
 // func transpose8AVX2(n int, src *float32, ld int, dst *float32, ldd int)
 // Requires: AVX
 TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40

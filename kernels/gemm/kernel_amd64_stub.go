@@ -54,6 +54,11 @@ func widenBF16AVX2(n int, src *uint16, dst *float32)
 //go:noescape
 func widenF16AVX2(n int, src *uint16, dst *float32)
 
+// dot4DPBF16AVX512 accumulates bf16 pair products of x with rows w0..w3 into 2×16 float32 lanes per row (VDPBF16PS); n must be a multiple of 64.
+//
+//go:noescape
+func dot4DPBF16AVX512(n int, x *uint16, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, lanes *[4][32]float32)
+
 // transpose8AVX2 writes column p < n of the 8 rows at src (row stride ld floats) to dst[p·ldd : p·ldd+8]; n must be a positive multiple of 8.
 //
 //go:noescape

@@ -29,6 +29,7 @@ import (
 	"fmt"
 
 	. "github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/ir"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 )
@@ -74,6 +75,7 @@ func main() {
 	}
 	widen(wBF16)
 	widen(wF16)
+	dotBF16Pairs()
 	transpose8()
 	transpose4()
 
@@ -267,7 +269,8 @@ func dotRows(f flavour, rows int, wf weightFormat) {
 	if rows*per+per+1 > f.nregs {
 		panic(name + ": registers")
 	}
-	// Registers past the accumulators, x and the reduction temporary.
+	// Registers past the accumulators, x and the reduction temporary, kept
+	// within zmm0-15 so VZEROUPPER leaves no dirty upper state behind.
 	nwide := min(8, 16-(rows*per+per+1))
 	wide := func(i int) Register { return f.vec(rows*per + per + 1 + i%nwide) }
 	if wf != wF32 && nwide < 1 {
@@ -464,4 +467,76 @@ func widen(wf weightFormat) {
 	JNZ(LabelRef("loop"))
 	VZEROUPPER()
 	RET()
+}
+
+// dotBF16Pairs emits dot4DPBF16AVX512, the kernel of MatMulBF16Rounded: x and
+// four rows of w, all bfloat16, are multiplied with VDPBF16PS (AVX512_BF16),
+// which for each float32 lane i of its accumulator adds the products of the
+// bf16 pairs 2i+1 and then 2i, each as a float32 FMA with denormal inputs
+// read as zero, denormal results flushed to zero and round-to-nearest-even.
+// Per row, accumulator u (u = 0, 1) takes the 32-value blocks 64b+32u; the
+// kernel stores the 2×16 lanes of each row unreduced, and Go finishes the
+// tail and the reduction (see dpbf16Lanes), so a pure-Go emulation
+// reproduces every bit. n must be a multiple of 64.
+//
+// Neither avo nor the Go assembler knows VDPBF16PS, so it is emitted as
+// bytes (vdpbf16ps); all its operands are registers.
+func dotBF16Pairs() {
+	const name = "dot4DPBF16AVX512"
+	TEXT(name, NOSPLIT, "func(n int, x, w0, w1, w2, w3 *uint16, lanes *[4][32]float32)")
+	Pragma("noescape")
+	Doc(name + " accumulates bf16 pair products of x with rows w0..w3 into 2×16 float32 lanes per row (VDPBF16PS); n must be a multiple of 64.")
+	n := Load(Param("n"), GP64())
+	x := Load(Param("x"), GP64())
+	w := make([]Register, 4)
+	for r := range w {
+		w[r] = Load(Param(fmt.Sprintf("w%d", r)), GP64())
+	}
+	const acc0, x0, wt0, nwt = 0, 8, 10, 6 // zmm0-7 accumulators (row r: 2r, 2r+1), zmm8-9 x, zmm10-15 w
+	for i := 0; i < 8; i++ {
+		avx512.zero(avx512.vec(acc0 + i))
+	}
+	TESTQ(n, n)
+	JZ(LabelRef("store"))
+	Label("loop")
+	for u := 0; u < 2; u++ {
+		VMOVUPS(Mem{Base: x, Disp: 64 * u}, avx512.vec(x0+u))
+	}
+	t := 0
+	for r := 0; r < 4; r++ {
+		for u := 0; u < 2; u++ {
+			wt := wt0 + t%nwt
+			t++
+			VMOVUPS(Mem{Base: w[r], Disp: 64 * u}, avx512.vec(wt))
+			vdpbf16ps(acc0+2*r+u, x0+u, wt)
+		}
+	}
+	ADDQ(U8(128), x)
+	for r := 0; r < 4; r++ {
+		ADDQ(U8(128), w[r])
+	}
+	SUBQ(U8(64), n)
+	JNZ(LabelRef("loop"))
+
+	Label("store")
+	lanes := Load(Param("lanes"), GP64())
+	for i := 0; i < 8; i++ {
+		VMOVUPS(avx512.vec(acc0+i), Mem{Base: lanes, Disp: 64 * i})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// vdpbf16ps emits VDPBF16PS zmm(acc) += dot pairs of zmm(src1), zmm(src2):
+// EVEX.512.F3.0F38.W0 52 /r, all operands registers 0-31.
+func vdpbf16ps(acc, src1, src2 int) {
+	inv := func(v, bit int) byte { return byte(^(v >> bit) & 1) }
+	p0 := inv(acc, 3)<<7 | inv(src2, 4)<<6 | inv(src2, 3)<<5 | inv(acc, 4)<<4 | 0b10 // mm = 0F38
+	p1 := byte(^src1&0xf)<<3 | 1<<2 | 0b10                                           // W0, vvvv, pp = F3
+	p2 := byte(0b10)<<5 | inv(src1, 4)<<3                                            // L'L = 512 bits
+	modrm := byte(0xc0) | byte(acc&7)<<3 | byte(src2&7)
+	Comment(fmt.Sprintf("VDPBF16PS Z%d, Z%d, Z%d", src2, src1, acc))
+	for _, b := range []byte{0x62, p0, p1, p2, 0x52, modrm} {
+		Instruction(&ir.Instruction{Opcode: "BYTE", Operands: []Op{U8(b)}})
+	}
 }
