@@ -23,9 +23,20 @@
 // one: a row of a batch of up to 16 is bit-identical to that row computed
 // alone, but a row inside a larger batch may differ from it in the last bits.
 //
-// Benchmarks (GFLOP/s of wall time and per CPU-second, for shared hosts):
+// Weights stored as bfloat16 or IEEE half precision, as Hugging Face ships
+// them, go through MatMulBF16 and MatMulF16: the kernels read the 16-bit
+// values and widen them exactly to float32 (in the dot kernels' registers on
+// the matrix-vector path, while packing on the blocked path), so w crosses
+// the memory bus at half the bytes and the results are bit for bit those of
+// MatMul on the widened weights, with every guarantee above. MatMulBF16Rounded
+// is the opt-in alternative that also rounds x to bfloat16 and multiplies
+// with AVX512_BF16's VDPBF16PS (emulated bit for bit elsewhere).
+//
+// Benchmarks (GFLOP/s of wall time and per CPU-second, for shared hosts; GB/s
+// of weights read for the 16-bit comparison):
 //
 //	go test -run=NONE -bench=MatMul -count=5 ./kernels/gemm
+//	go test -run=NONE -bench=MatMulHalf/avx512 -count=5 ./kernels/gemm
 package gemm
 
 //go:generate go run ./asmgen -out kernel_amd64.s -stubs kernel_amd64_stub.go -pkg gemm
