@@ -70,7 +70,7 @@ func (p *plain) Event(e executor.Event) {
 			return
 		}
 		p.last[e.Node] = time.Now()
-		fmt.Fprintf(p.w, "%-8s %s %-16s %s %d/%d\n", "progress", short, e.Op, e.Label, e.Done, e.Total)
+		fmt.Fprintf(p.w, "%-8s %s %-16s %s %d/%d%s\n", "progress", short, e.Op, e.Label, e.Done, e.Total, formatMetrics(e.Metrics))
 	case executor.EventFinished:
 		fmt.Fprintf(p.w, "%-8s %s %-16s %s (%.2fs)\n", "done", short, e.Op, e.Label, e.Seconds)
 	case executor.EventFailed:
@@ -101,6 +101,11 @@ type row struct {
 	label, op   string
 	done, total int64
 	since       time.Time
+	metrics     map[string]float64
+	// first is the progress count when this display first saw the node
+	// (a resumed op starts past 0), for the ETA.
+	first int64
+	seen  bool
 }
 
 func newTTY(w io.Writer) *tty {
@@ -115,7 +120,10 @@ func (t *tty) Event(e executor.Event) {
 		t.running[e.Node] = &row{label: e.Label, op: e.Op, since: time.Now()}
 	case executor.EventProgress:
 		if r, ok := t.running[e.Node]; ok {
-			r.done, r.total = e.Done, e.Total
+			if !r.seen {
+				r.first, r.seen = e.Done, true
+			}
+			r.done, r.total, r.metrics = e.Done, e.Total, e.Metrics
 		}
 		if time.Since(t.last) < 100*time.Millisecond {
 			return
@@ -165,12 +173,52 @@ func (t *tty) redraw() {
 	var b strings.Builder
 	for _, k := range keys {
 		r := t.running[k]
-		fmt.Fprintf(&b, " ⠿ %-16s %s  %s  %.1fs\n", r.op, r.label, bar(r.done, r.total), time.Since(r.since).Seconds())
+		fmt.Fprintf(&b, " ⠿ %-16s %s  %s  %.1fs%s%s\n", r.op, r.label, bar(r.done, r.total), time.Since(r.since).Seconds(), eta(r), formatMetrics(r.metrics))
 	}
 	fmt.Fprintf(&b, "   %d done, %d cached, %d running  %.1fs\n", t.done, t.cached, len(t.running), time.Since(t.start).Seconds())
 	fmt.Fprint(t.w, b.String())
 	t.lines = strings.Count(b.String(), "\n")
 	t.last = time.Now()
+}
+
+// eta extrapolates the node's rate since this display first saw it.
+func eta(r *row) string {
+	if !r.seen || r.done <= r.first || r.total <= 0 {
+		return ""
+	}
+	el := time.Since(r.since).Seconds()
+	left := el / float64(r.done-r.first) * float64(r.total-r.done)
+	return fmt.Sprintf(" ETA %s", (time.Duration(left) * time.Second).Round(time.Second))
+}
+
+// formatMetrics prints measurements in a stable order: loss first.
+func formatMetrics(m map[string]float64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if (keys[i] == "loss") != (keys[j] == "loss") {
+			return keys[i] == "loss"
+		}
+		return keys[i] < keys[j]
+	})
+	var b strings.Builder
+	for _, k := range keys {
+		v := m[k]
+		switch {
+		case k == "tokens_per_s":
+			fmt.Fprintf(&b, "  %.0f tok/s", v)
+		case v != 0 && (v < 1e-3 || v >= 1e5):
+			fmt.Fprintf(&b, "  %s %.3g", k, v)
+		default:
+			fmt.Fprintf(&b, "  %s %.4f", k, v)
+		}
+	}
+	return b.String()
 }
 
 func bar(done, total int64) string {
