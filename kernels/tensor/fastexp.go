@@ -11,7 +11,7 @@ const (
 	log2e   = 1.44269504088896341
 	ln2Hi   = 0.693359375
 	ln2Lo   = -2.12194440e-4
-	roundTo = 12582912 // 1.5·2²³: adding it rounds a float32 below 2²² to an integer
+	roundTo = 12582912   // 1.5·2²³: adding it rounds a float32 below 2²² to an integer
 	expMax  = 88.72283   // largest x with a finite e^x in float32
 	expMin  = -103.97208 // below this e^x rounds to zero
 	expP0   = 1.9875691500e-4
