@@ -20,9 +20,8 @@ var (
 	// Methods are "paradigm/method".
 	methods = registry{
 		kind: "method", plural: "methods",
-		built: []string{"depth/shortgpt"},
+		built: []string{"depth/shortgpt", "depth/shortened-ppl", "depth/shortened-taylor", "depth/sleb"},
 		planned: []string{
-			"depth/sleb", "depth/shortened-ppl", "depth/shortened-taylor",
 			"width/llm-pruner", "width/slicegpt",
 			"dynamic/mod", "dynamic/dllm", "dynamic/skipgpt",
 		},

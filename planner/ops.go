@@ -22,6 +22,17 @@ const (
 	OpCaptureBlock = "capture.block"
 	// OpShortGPTBI is one block's influence score from its two taps.
 	OpShortGPTBI = "shortgpt.bi"
+	// OpTaylor accumulates first-order Taylor importance (|w·∂L/∂w|) of
+	// blocks, heads and channels over the calibration windows.
+	OpTaylor = "importance.taylor"
+	// OpBlockPPL is the calibration perplexity of the model with one block
+	// removed (Shortened-LLM's PPL criterion).
+	OpBlockPPL = "importance.blockppl"
+	// OpSLEBStep is one step of SLEB's greedy search: the block whose
+	// removal, after the previous steps' removals, raises calibration
+	// perplexity least. Step k's node feeds step k+1, so a sweep over the
+	// number of removed blocks shares its prefix.
+	OpSLEBStep = "sleb.step"
 	// OpPruneDepth decides which blocks to remove.
 	OpPruneDepth = "prune.depth"
 	// OpModelDepth applies a depth decision to a model (not cached: cheap).
@@ -75,6 +86,9 @@ var Versions = map[string]int{
 	OpRecover:        1,
 	OpModelRecovered: 1,
 	OpExportPEFT:     1,
+	OpTaylor:         1,
+	OpBlockPPL:       1,
+	OpSLEBStep:       1,
 }
 
 // SourceParams identify a file by content.
@@ -147,8 +161,33 @@ type ShortGPTBIParams struct {
 	Dim   int `json:"dim"`
 }
 
-// PruneDepthParams: inputs are one score node per block (none when Layers
-// is given explicitly).
+// TaylorParams: inputs are the model and the calibration windows, taken
+// Batch sequences at a time.
+type TaylorParams struct {
+	Samples int `json:"samples"`
+	SeqLen  int `json:"seqLen"`
+	Batch   int `json:"batch"`
+}
+
+// BlockPPLParams: inputs are the model and the calibration windows.
+type BlockPPLParams struct {
+	Layer   int `json:"layer"`
+	Samples int `json:"samples"`
+	SeqLen  int `json:"seqLen"`
+}
+
+// SLEBStepParams: inputs are the model, the calibration windows and the
+// previous step (none for step 1). Step k removes its k-th block.
+type SLEBStepParams struct {
+	Step    int `json:"step"`
+	Blocks  int `json:"blocks"`
+	Samples int `json:"samples"`
+	SeqLen  int `json:"seqLen"`
+}
+
+// PruneDepthParams: inputs are one score node per block for shortgpt and
+// shortened-ppl, the Taylor node for shortened-taylor, the last SLEB step
+// for sleb, and none when Layers is given explicitly.
 type PruneDepthParams struct {
 	Method string `json:"method"`
 	Blocks int    `json:"blocks"`

@@ -354,10 +354,6 @@ func (p *planning) overlaps(a, b ir.Data) bool {
 func (p *planning) depth(name, posRun string, run ir.Run, m modelNodes) *Node {
 	pr := run.Prune
 	blocks := m.info.Blocks
-	if pr.Method != "shortgpt" {
-		p.errorf(posRun, "prune.method", "depth method %q has no planner", pr.Method)
-		return nil
-	}
 	if len(pr.Layers) > 0 {
 		seen := map[int]bool{}
 		for i, l := range pr.Layers {
@@ -402,18 +398,52 @@ func (p *planning) depth(name, posRun string, run ir.Run, m modelNodes) *Node {
 	}
 	windows := p.b.add(name, OpCalibWindows, CalibWindowsParams{Samples: c.Samples, SeqLen: c.SeqLen, Seed: uint64(c.Seed)},
 		fmt.Sprintf("calibration windows %d×%d seed %d", c.Samples, c.SeqLen, c.Seed), stream)
-	h := p.b.add(name, OpCaptureEmbed, CaptureEmbedParams{Samples: c.Samples, SeqLen: c.SeqLen}, "capture embeddings", m.model, windows)
-	scores := make([]*Node, blocks)
-	for i := 0; i < blocks; i++ {
-		next := p.b.add(name, OpCaptureBlock, CaptureBlockParams{Layer: i, Samples: c.Samples, SeqLen: c.SeqLen},
-			fmt.Sprintf("capture block %d", i), m.model, h)
-		scores[i] = p.b.add(name, OpShortGPTBI, ShortGPTBIParams{Layer: i, Dim: m.info.Dim},
-			fmt.Sprintf("block influence %d", i), h, next)
-		h = next
+	decide := func(scores ...*Node) *Node {
+		return p.b.add(name, OpPruneDepth, PruneDepthParams{Method: pr.Method, Blocks: blocks, Remove: remove},
+			fmt.Sprintf("%s: remove %d of %d blocks", pr.Method, remove, blocks), scores...)
 	}
-	return p.b.add(name, OpPruneDepth, PruneDepthParams{Method: "shortgpt", Blocks: blocks, Remove: remove},
-		fmt.Sprintf("shortgpt: remove %d of %d blocks", remove, blocks), scores...)
+	switch pr.Method {
+	case "shortgpt":
+		h := p.b.add(name, OpCaptureEmbed, CaptureEmbedParams{Samples: c.Samples, SeqLen: c.SeqLen}, "capture embeddings", m.model, windows)
+		scores := make([]*Node, blocks)
+		for i := 0; i < blocks; i++ {
+			next := p.b.add(name, OpCaptureBlock, CaptureBlockParams{Layer: i, Samples: c.Samples, SeqLen: c.SeqLen},
+				fmt.Sprintf("capture block %d", i), m.model, h)
+			scores[i] = p.b.add(name, OpShortGPTBI, ShortGPTBIParams{Layer: i, Dim: m.info.Dim},
+				fmt.Sprintf("block influence %d", i), h, next)
+			h = next
+		}
+		return decide(scores...)
+	case "shortened-ppl":
+		scores := make([]*Node, blocks)
+		for i := range scores {
+			scores[i] = p.b.add(name, OpBlockPPL, BlockPPLParams{Layer: i, Samples: c.Samples, SeqLen: c.SeqLen},
+				fmt.Sprintf("calibration perplexity without block %d", i), m.model, windows)
+		}
+		return decide(scores...)
+	case "shortened-taylor":
+		taylor := p.b.add(name, OpTaylor, TaylorParams{Samples: c.Samples, SeqLen: c.SeqLen, Batch: taylorBatch},
+			"taylor importance", m.model, windows)
+		return decide(taylor)
+	case "sleb":
+		var step *Node
+		for k := 1; k <= remove; k++ {
+			in := []*Node{m.model, windows}
+			if step != nil {
+				in = append(in, step)
+			}
+			step = p.b.add(name, OpSLEBStep, SLEBStepParams{Step: k, Blocks: blocks, Samples: c.Samples, SeqLen: c.SeqLen},
+				fmt.Sprintf("sleb step %d", k), in...)
+		}
+		return decide(step)
+	}
+	p.errorf(posRun, "prune.method", "depth method %q has no planner", pr.Method)
+	return nil
 }
+
+// taylorBatch is how many calibration sequences one Taylor gradient covers:
+// fixed, so scores never depend on tuning.
+const taylorBatch = 4
 
 func sorted(v []int) []int {
 	out := slices.Clone(v)

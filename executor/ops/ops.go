@@ -34,6 +34,9 @@ func Registry() map[string]executor.Op {
 		planner.OpRecover:        recoverTrain{},
 		planner.OpModelRecovered: modelRecovered{},
 		planner.OpExportPEFT:     exportPEFT{},
+		planner.OpTaylor:         taylor{},
+		planner.OpBlockPPL:       blockPPL{},
+		planner.OpSLEBStep:       slebStep{},
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"lrmc/executor"
-	"lrmc/kernels/perplexity"
 	"lrmc/planner"
 )
 
@@ -48,28 +47,10 @@ func (perplexityOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if w.Cols != p.SeqLen {
 		return nil, fmt.Errorf("evaluation windows have %d tokens, planned %d", w.Cols, p.SeqLen)
 	}
-	vocab := m.Config.Vocab
-	batch := max(1, min(w.Rows, logitBudget/(p.SeqLen*vocab)))
-	var sum float64
-	var count int
-	for r := 0; r < w.Rows; r += batch {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		b := min(batch, w.Rows-r)
-		ids := w.IDs[r*p.SeqLen : (r+b)*p.SeqLen]
-		logits := m.Forward(ids, b, p.SeqLen)
-		for i := 0; i < b; i++ {
-			s, n := perplexity.NLL(logits[i*p.SeqLen*vocab:(i+1)*p.SeqLen*vocab], ids[i*p.SeqLen:(i+1)*p.SeqLen], vocab)
-			sum += s
-			count += n
-		}
-		c.Progress(int64(r+b), int64(w.Rows))
+	mean, count, err := meanNLL(ctx, m, w.IDs, w.Rows, p.SeqLen, func(d int) { c.Progress(int64(d), int64(w.Rows)) })
+	if err != nil {
+		return nil, err
 	}
-	if count == 0 {
-		return nil, fmt.Errorf("no token to score")
-	}
-	mean := sum / float64(count)
 	return EvalResult{
 		Task: "perplexity", Perplexity: math.Exp(mean), MeanNLL: mean, Tokens: count, Windows: w.Rows,
 		Params: m.Config.Params(), Blocks: m.Config.Layers,

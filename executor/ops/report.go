@@ -44,7 +44,10 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 		}
 		m["removed"] = d.Removed
 		if d.Scores != nil {
-			m["blockInfluence"] = d.Scores
+			m["blockScores"] = d.Scores
+		}
+		if d.Order != nil {
+			m["removalOrder"] = d.Order
 		}
 	}
 	for i := 0; i < evals; i++ {

@@ -53,11 +53,14 @@ type Decision struct {
 	Blocks  int       `json:"blocks"`
 	Removed []int     `json:"removed"`
 	Kept    []int     `json:"kept"`
-	Scores  []float64 `json:"scores,omitempty"`
+	Scores  []float64 `json:"scores,omitempty"` // per block; the lowest are removed
+	Order   []int     `json:"order,omitempty"`  // SLEB: the removal order
 }
 
-// pruneDepth picks the blocks to remove: the lowest-influence ones for
-// ShortGPT (inputs: one BlockScore per block, in order), or an explicit list.
+// pruneDepth picks the blocks to remove: the lowest-scoring ones for
+// ShortGPT (block influence), Shortened-LLM PPL (calibration perplexity
+// without the block) and Taylor (Σ|w·∂L/∂w| of the block); SLEB's greedy
+// removals; or an explicit list.
 type pruneDepth struct{ jsonCodec[Decision] }
 
 func (pruneDepth) Version() int { return 1 }
@@ -71,21 +74,22 @@ func (pruneDepth) Run(ctx context.Context, c *executor.Call) (any, error) {
 	switch p.Method {
 	case "explicit":
 		d.Removed = slices.Clone(p.Layers)
-	case "shortgpt":
-		if len(c.Inputs) != p.Blocks {
-			return nil, fmt.Errorf("shortgpt needs %d block scores, got %d", p.Blocks, len(c.Inputs))
+	case "sleb":
+		last, err := input[SLEBStep](c, 0)
+		if err != nil {
+			return nil, err
 		}
-		d.Scores = make([]float64, p.Blocks)
-		for i := range c.Inputs {
-			s, err := input[BlockScore](c, i)
-			if err != nil {
-				return nil, err
-			}
-			if s.Layer != i {
-				return nil, fmt.Errorf("score %d is for block %d", i, s.Layer)
-			}
-			d.Scores[i] = s.Influence
+		if len(last.Removed) != p.Remove {
+			return nil, fmt.Errorf("sleb search removed %d blocks, want %d", len(last.Removed), p.Remove)
 		}
+		d.Removed = slices.Sorted(slices.Values(last.Removed))
+		d.Order = slices.Clone(last.Removed)
+	case "shortgpt", "shortened-ppl", "shortened-taylor":
+		scores, err := depthScores(c, p.Method, p.Blocks)
+		if err != nil {
+			return nil, err
+		}
+		d.Scores = scores
 		removed, err := shortgpt.Lowest(d.Scores, p.Remove)
 		if err != nil {
 			return nil, err
