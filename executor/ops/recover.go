@@ -89,6 +89,10 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The memory training takes beyond the weights, known from the shapes
+	// before the first step: reported so a user can size batch and seqLen.
+	peak := train.PeakBytes(lm.Config, p.Batch, p.SeqLen, opts...)
+	c.Log.Info("recovery memory", "peak_bytes", peak, "method", p.Method, "batch", p.Batch, "seqLen", p.SeqLen)
 	var sched optim.Schedule = optim.Cosine{PeakLR: p.LR, Total: p.Steps, WarmupRatio: p.Warmup}
 	if p.Schedule == "constant" {
 		sched = optim.Constant{PeakLR: p.LR, Total: p.Steps, WarmupRatio: p.Warmup}
@@ -152,6 +156,7 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 		losses = append(losses, st.Loss)
 		c.Report(int64(step+1), int64(p.Steps), map[string]float64{
 			"loss": st.Loss, "lr": st.LR, "grad_norm": st.GradNorm, "tokens_per_s": tokensPerStep / time.Since(t0).Seconds(),
+			"peak_mib": float64(peak) / (1 << 20),
 		})
 		if (step+1)%every == 0 && step+1 < p.Steps {
 			state, err := tr.MarshalBinary()
