@@ -9,7 +9,8 @@ import (
 // way AVX512_BF16's VDPBF16PS does, and with it where the CPU has it: x is
 // first rounded to bfloat16 too (to nearest, ties to even; NaNs made quiet),
 // so every product of two bf16 values is exact, and the products are summed
-// in float32 in a fixed order (see dpbf16Lanes) with denormal inputs read as
+// in float32 in a fixed order (see dpbf16Kernel; k is padded with zeros to a
+// multiple of 64) with denormal inputs read as
 // zero and denormal results flushed to zero, as the instruction does.
 //
 // This is a separate, opt-in product: rounding keeps 8 of each activation's
@@ -42,12 +43,22 @@ func MatMulBF16RoundedThreads(out, x []float32, w []uint16, m, k, n, threads int
 	}
 	w = w[:n*k]
 	kern := current().dpbf16
+	if kern == nil {
+		kern = dpbf16Go
+	}
 	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))
 	groups := (n + 3) / 4
 	threads = min(threads, groups)
+	body := k - k%64
 	parallel(threads, func(t int) {
 		lo, hi := split(groups, threads, t)
-		var lanes [4][32]float32
+		var acc [4]float32
+		// The last k mod 64 values of x and of the four rows, zero-padded
+		// to one block; nil when k is a multiple of 64.
+		var tail *[5][64]uint16
+		if body < k {
+			tail = new([5][64]uint16)
+		}
 		for g := lo; g < hi; g++ {
 			j := 4 * g
 			cols := min(4, n-j)
@@ -56,61 +67,49 @@ func MatMulBF16RoundedThreads(out, x []float32, w []uint16, m, k, n, threads int
 			for i := range r {
 				jj := j + min(i, cols-1)
 				r[i] = w[jj*k : jj*k+k]
+				if tail != nil {
+					copy(tail[1+i][:], r[i][body:])
+				}
 			}
 			for i := range m {
 				xi := x16[i*k : i*k+k]
-				dpbf16Lanes(kern, xi, r[0], r[1], r[2], r[3], &lanes)
-				for c := range cols {
-					out[i*n+j+c] = reduceLanes(&lanes[c])
+				if tail != nil {
+					copy(tail[0][:], xi[body:])
 				}
+				kern(body, xi, r[0], r[1], r[2], r[3], tail, &acc)
+				copy(out[i*n+j:i*n+j+cols], acc[:cols])
 			}
 		}
 	})
 }
 
-// dpbf16Kernel accumulates, for n a multiple of 64, the VDPBF16PS products of
-// x with four rows into lanes: for each 32-value block b, lane l of
-// accumulator b mod 2 (lanes[r][16·(b mod 2)+l]) gets the pair products 2l+1,
-// then 2l, of the block, as float32 FMAs with denormals zeroed (dpbf16Step).
-// The lanes start at zero.
-type dpbf16Kernel func(n int, x, w0, w1, w2, w3 []uint16, lanes *[4][32]float32)
+// dpbf16Kernel sets out[r] to the VDPBF16PS dot product of x with row r:
+// for each 64-value block of the first n values (n a multiple of 64) and
+// then, if tail is not nil, for the block tail holds (x in tail[0], row r in
+// tail[1+r]), lane l of accumulator u gets the pair products 32u+2l+1, then
+// 32u+2l, of the block (dpbf16Step); the 2×16 lanes, starting from zero, are
+// then summed by reduceLanes.
+type dpbf16Kernel func(n int, x, w0, w1, w2, w3 []uint16, tail *[5][64]uint16, out *[4]float32)
 
-// dpbf16Lanes runs kern (nil: the Go emulation) over the largest multiple
-// of 64 of k and emulates the rest, whose missing pair partners count as
-// absent (not as zero products).
-func dpbf16Lanes(kern dpbf16Kernel, x, w0, w1, w2, w3 []uint16, lanes *[4][32]float32) {
-	k := len(x)
-	body := k - k%64
-	if kern == nil {
-		kern = dpbf16Go
-	}
-	*lanes = [4][32]float32{}
-	if body > 0 {
-		kern(body, x, w0, w1, w2, w3, lanes)
-	}
-	ws := [4][]uint16{w0, w1, w2, w3}
-	for p := body; p < k; p += 2 {
-		lane := (p-body)/32%2*16 + p%32/2
-		for r, w := range ws {
-			acc := lanes[r][lane]
-			if p+1 < k {
-				acc = dpbf16Step(acc, x[p+1], w[p+1])
-			}
-			lanes[r][lane] = dpbf16Step(acc, x[p], w[p])
+// dpbf16Go is the portable dpbf16Kernel, the emulation that defines
+// MatMulBF16Rounded's bits.
+func dpbf16Go(n int, x, w0, w1, w2, w3 []uint16, tail *[5][64]uint16, out *[4]float32) {
+	var lanes [32]float32
+	block := func(x, w []uint16) {
+		for p := 0; p < 64; p += 2 {
+			l := p/32*16 + p%32/2
+			lanes[l] = dpbf16Step(dpbf16Step(lanes[l], x[p+1], w[p+1]), x[p], w[p])
 		}
 	}
-}
-
-// dpbf16Go is the portable dpbf16Kernel.
-func dpbf16Go(n int, x, w0, w1, w2, w3 []uint16, lanes *[4][32]float32) {
-	x = x[:n]
 	for r, w := range [4][]uint16{w0, w1, w2, w3} {
-		w = w[:n]
-		acc := &lanes[r]
-		for p := 0; p < n; p += 2 {
-			lane := p/32%2*16 + p%32/2
-			acc[lane] = dpbf16Step(dpbf16Step(acc[lane], x[p+1], w[p+1]), x[p], w[p])
+		lanes = [32]float32{}
+		for p := 0; p < n; p += 64 {
+			block(x[p:p+64], w[p:p+64])
 		}
+		if tail != nil {
+			block(tail[0][:], tail[1+r][:])
+		}
+		out[r] = reduceLanes(&lanes)
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 )
 
 // roundedShapes: m = 1 and batches, k around the kernel's 64-value blocks
-// (odd k leaves a pair without partner), ragged groups of four rows.
+// (the tail block is zero-padded; odd k splits a pair), ragged groups of
+// four rows.
 var roundedShapes = []shape{
 	{1, 1, 1}, {1, 63, 5}, {1, 64, 4}, {1, 65, 7}, {1, 130, 9}, {3, 127, 13},
 	{1, 1000, 37}, {16, 257, 21}, {40, 300, 6},

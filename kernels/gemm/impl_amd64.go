@@ -81,11 +81,15 @@ func registerAsm() {
 }
 
 // dpbf16AVX512 is the VDPBF16PS dpbf16Kernel.
-func dpbf16AVX512(n int, x, w0, w1, w2, w3 []uint16, lanes *[4][32]float32) {
-	if n < 64 || n%64 != 0 || len(x) < n || len(w0) < n || len(w1) < n || len(w2) < n || len(w3) < n {
+func dpbf16AVX512(n int, x, w0, w1, w2, w3 []uint16, tail *[5][64]uint16, out *[4]float32) {
+	if n < 0 || n%64 != 0 || n == 0 && tail == nil || len(x) < n || len(w0) < n || len(w1) < n || len(w2) < n || len(w3) < n {
 		panic("gemm: dpbf16 operands out of range")
 	}
-	dot4DPBF16AVX512(n, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], lanes)
+	if n == 0 {
+		// No body: any valid address will do, the loop does not run.
+		x, w0, w1, w2, w3 = tail[0][:], tail[0][:], tail[0][:], tail[0][:], tail[0][:]
+	}
+	dot4DPBF16AVX512(n, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], tail, out)
 }
 
 // The 16-bit dot kernels: assembly over the largest multiple of 32 of k,

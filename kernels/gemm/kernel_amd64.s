@@ -1094,9 +1094,9 @@ loop:
 	VZEROUPPER
 	RET
 
-// func dot4DPBF16AVX512(n int, x *uint16, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, lanes *[4][32]float32)
+// func dot4DPBF16AVX512(n int, x *uint16, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, tail *[5][64]uint16, out *[4]float32)
 // Requires: AVX, AVX512F
-TEXT ·dot4DPBF16AVX512(SB), NOSPLIT, $0-56
+TEXT ·dot4DPBF16AVX512(SB), NOSPLIT, $0-64
 	MOVQ   n+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w0+16(FP), DX
@@ -1112,7 +1112,7 @@ TEXT ·dot4DPBF16AVX512(SB), NOSPLIT, $0-56
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	TESTQ  AX, AX
-	JZ     store
+	JZ     tail
 
 loop:
 	VMOVUPS (CX), Z8
@@ -1197,16 +1197,119 @@ loop:
 	SUBQ $0x40, AX
 	JNZ  loop
 
-store:
-	MOVQ    lanes+48(FP), AX
-	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
-	VMOVUPS Z2, 128(AX)
-	VMOVUPS Z3, 192(AX)
-	VMOVUPS Z4, 256(AX)
-	VMOVUPS Z5, 320(AX)
-	VMOVUPS Z6, 384(AX)
-	VMOVUPS Z7, 448(AX)
+tail:
+	MOVQ    tail+48(FP), AX
+	TESTQ   AX, AX
+	JZ      reduce
+	VMOVUPS (AX), Z8
+	VMOVUPS 64(AX), Z9
+	VMOVUPS 128(AX), Z12
+
+	// VDPBF16PS Z12, Z8, Z0
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x3e
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xc4
+	VMOVUPS 192(AX), Z13
+
+	// VDPBF16PS Z13, Z9, Z1
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x36
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xcd
+	VMOVUPS 256(AX), Z14
+
+	// VDPBF16PS Z14, Z8, Z2
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x3e
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xd6
+	VMOVUPS 320(AX), Z15
+
+	// VDPBF16PS Z15, Z9, Z3
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x36
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xdf
+	VMOVUPS 384(AX), Z10
+
+	// VDPBF16PS Z10, Z8, Z4
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x3e
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xe2
+	VMOVUPS 448(AX), Z11
+
+	// VDPBF16PS Z11, Z9, Z5
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x36
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xeb
+	VMOVUPS 512(AX), Z12
+
+	// VDPBF16PS Z12, Z8, Z6
+	BYTE    $0x62
+	BYTE    $0xd2
+	BYTE    $0x3e
+	BYTE    $0x48
+	BYTE    $0x52
+	BYTE    $0xf4
+	VMOVUPS 576(AX), Z13
+
+	// VDPBF16PS Z13, Z9, Z7
+	BYTE $0x62
+	BYTE $0xd2
+	BYTE $0x36
+	BYTE $0x48
+	BYTE $0x52
+	BYTE $0xfd
+
+reduce:
+	MOVQ          out+56(FP), AX
+	VADDPS        Z1, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X8
+	VADDPS        X8, X0, X0
+	VHADDPS       X0, X0, X0
+	VHADDPS       X0, X0, X0
+	VMOVSS        X0, (AX)
+	VADDPS        Z3, Z2, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF128  $0x01, Y2, X8
+	VADDPS        X8, X2, X2
+	VHADDPS       X2, X2, X2
+	VHADDPS       X2, X2, X2
+	VMOVSS        X2, 4(AX)
+	VADDPS        Z5, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y8
+	VADDPS        Y8, Y4, Y4
+	VEXTRACTF128  $0x01, Y4, X8
+	VADDPS        X8, X4, X4
+	VHADDPS       X4, X4, X4
+	VHADDPS       X4, X4, X4
+	VMOVSS        X4, 8(AX)
+	VADDPS        Z7, Z6, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y8
+	VADDPS        Y8, Y6, Y6
+	VEXTRACTF128  $0x01, Y6, X8
+	VADDPS        X8, X6, X6
+	VHADDPS       X6, X6, X6
+	VHADDPS       X6, X6, X6
+	VMOVSS        X6, 12(AX)
 	VZEROUPPER
 	RET
 

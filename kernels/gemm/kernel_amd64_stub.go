@@ -54,10 +54,10 @@ func widenBF16AVX2(n int, src *uint16, dst *float32)
 //go:noescape
 func widenF16AVX2(n int, src *uint16, dst *float32)
 
-// dot4DPBF16AVX512 accumulates bf16 pair products of x with rows w0..w3 into 2×16 float32 lanes per row (VDPBF16PS); n must be a multiple of 64.
+// dot4DPBF16AVX512 computes 4 dot products of bf16 x with bf16 rows w0..w3 by VDPBF16PS, over n values (a multiple of 64) and then the padded tail block if tail is not nil.
 //
 //go:noescape
-func dot4DPBF16AVX512(n int, x *uint16, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, lanes *[4][32]float32)
+func dot4DPBF16AVX512(n int, x *uint16, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, tail *[5][64]uint16, out *[4]float32)
 
 // transpose8AVX2 writes column p < n of the 8 rows at src (row stride ld floats) to dst[p·ldd : p·ldd+8]; n must be a positive multiple of 8.
 //

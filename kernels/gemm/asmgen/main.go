@@ -474,18 +474,20 @@ func widen(wf weightFormat) {
 // which for each float32 lane i of its accumulator adds the products of the
 // bf16 pairs 2i+1 and then 2i, each as a float32 FMA with denormal inputs
 // read as zero, denormal results flushed to zero and round-to-nearest-even.
-// Per row, accumulator u (u = 0, 1) takes the 32-value blocks 64b+32u; the
-// kernel stores the 2×16 lanes of each row unreduced, and Go finishes the
-// tail and the reduction (see dpbf16Lanes), so a pure-Go emulation
-// reproduces every bit. n must be a multiple of 64.
+// Per row, accumulator u (u = 0, 1) takes the 32-value blocks 64b+32u of the
+// n values (n a multiple of 64), then, if tail is not nil, one more 64-value
+// block from tail (x in tail[0], row r in tail[1+r]: the last k mod 64
+// values, zero-padded by the caller). The reduction is the dot kernels':
+// u0+u1 lane-wise, lanes 0..7 + 8..15, 0..3 + 4..7, two horizontal adds.
+// dpbf16Go in package gemm emulates all of it bit for bit.
 //
 // Neither avo nor the Go assembler knows VDPBF16PS, so it is emitted as
 // bytes (vdpbf16ps); all its operands are registers.
 func dotBF16Pairs() {
 	const name = "dot4DPBF16AVX512"
-	TEXT(name, NOSPLIT, "func(n int, x, w0, w1, w2, w3 *uint16, lanes *[4][32]float32)")
+	TEXT(name, NOSPLIT, "func(n int, x, w0, w1, w2, w3 *uint16, tail *[5][64]uint16, out *[4]float32)")
 	Pragma("noescape")
-	Doc(name + " accumulates bf16 pair products of x with rows w0..w3 into 2×16 float32 lanes per row (VDPBF16PS); n must be a multiple of 64.")
+	Doc(name + " computes 4 dot products of bf16 x with bf16 rows w0..w3 by VDPBF16PS, over n values (a multiple of 64) and then the padded tail block if tail is not nil.")
 	n := Load(Param("n"), GP64())
 	x := Load(Param("x"), GP64())
 	w := make([]Register, 4)
@@ -493,24 +495,29 @@ func dotBF16Pairs() {
 		w[r] = Load(Param(fmt.Sprintf("w%d", r)), GP64())
 	}
 	const acc0, x0, wt0, nwt = 0, 8, 10, 6 // zmm0-7 accumulators (row r: 2r, 2r+1), zmm8-9 x, zmm10-15 w
+	acc := func(r, u int) Register { return avx512.vec(acc0 + 2*r + u) }
 	for i := 0; i < 8; i++ {
 		avx512.zero(avx512.vec(acc0 + i))
 	}
-	TESTQ(n, n)
-	JZ(LabelRef("store"))
-	Label("loop")
-	for u := 0; u < 2; u++ {
-		VMOVUPS(Mem{Base: x, Disp: 64 * u}, avx512.vec(x0+u))
-	}
 	t := 0
-	for r := 0; r < 4; r++ {
+	// block multiplies one 64-value block: x at xm, row r at wm(r).
+	block := func(xm Mem, wm func(r int) Mem) {
 		for u := 0; u < 2; u++ {
-			wt := wt0 + t%nwt
-			t++
-			VMOVUPS(Mem{Base: w[r], Disp: 64 * u}, avx512.vec(wt))
-			vdpbf16ps(acc0+2*r+u, x0+u, wt)
+			VMOVUPS(xm.Offset(64*u), avx512.vec(x0+u))
+		}
+		for r := 0; r < 4; r++ {
+			for u := 0; u < 2; u++ {
+				wt := wt0 + t%nwt
+				t++
+				VMOVUPS(wm(r).Offset(64*u), avx512.vec(wt))
+				vdpbf16ps(acc0+2*r+u, x0+u, wt)
+			}
 		}
 	}
+	TESTQ(n, n)
+	JZ(LabelRef("tail"))
+	Label("loop")
+	block(Mem{Base: x}, func(r int) Mem { return Mem{Base: w[r]} })
 	ADDQ(U8(128), x)
 	for r := 0; r < 4; r++ {
 		ADDQ(U8(128), w[r])
@@ -518,10 +525,25 @@ func dotBF16Pairs() {
 	SUBQ(U8(64), n)
 	JNZ(LabelRef("loop"))
 
-	Label("store")
-	lanes := Load(Param("lanes"), GP64())
-	for i := 0; i < 8; i++ {
-		VMOVUPS(avx512.vec(acc0+i), Mem{Base: lanes, Disp: 64 * i})
+	Label("tail")
+	tail := Load(Param("tail"), GP64())
+	TESTQ(tail, tail)
+	JZ(LabelRef("reduce"))
+	block(Mem{Base: tail}, func(r int) Mem { return Mem{Base: tail, Disp: 128 * (1 + r)} })
+
+	Label("reduce")
+	out := Load(Param("out"), GP64())
+	tmp := avx512.vec(x0).(VecPhysical)
+	for r := 0; r < 4; r++ {
+		s := acc(r, 0).(VecPhysical)
+		VADDPS(acc(r, 1), s, s)
+		VEXTRACTF64X4(U8(1), s, tmp.AsY())
+		VADDPS(tmp.AsY(), s.AsY(), s.AsY())
+		VEXTRACTF128(U8(1), s.AsY(), tmp.AsX())
+		VADDPS(tmp.AsX(), s.AsX(), s.AsX())
+		VHADDPS(s.AsX(), s.AsX(), s.AsX())
+		VHADDPS(s.AsX(), s.AsX(), s.AsX())
+		VMOVSS(s.AsX(), Mem{Base: out, Disp: 4 * r})
 	}
 	VZEROUPPER()
 	RET()
