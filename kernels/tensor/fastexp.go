@@ -59,5 +59,33 @@ func FastExp32(x float32) float32 {
 	return p * pow2(n)
 }
 
+// FastExp32s replaces every x[i] by FastExp32(x[i]), bit for bit: the same
+// steps written inside the loop, without a call per element (FastExp32 is
+// too large for the compiler to inline), for softmax rows.
+func FastExp32s(x []float32) {
+	for i, v := range x {
+		if !(v >= expMin && v <= expMax) {
+			x[i] = FastExp32(v) // NaN, overflow, underflow
+			continue
+		}
+		t := float32(v*log2e) + roundTo
+		fn := t - roundTo
+		n := int32(math.Float32bits(t)) - int32(math.Float32bits(roundTo))
+		r := float32(v-float32(fn*ln2Hi)) - float32(fn*ln2Lo)
+		p := float32(expP0*r) + expP1
+		p = float32(p*r) + expP2
+		p = float32(p*r) + expP3
+		p = float32(p*r) + expP4
+		p = float32(p*r) + expP5
+		p = float32(float32(p*float32(r*r))+r) + 1
+		if n < -126 || n > 127 {
+			h := n / 2
+			x[i] = float32(p*pow2(h)) * pow2(n-h)
+			continue
+		}
+		x[i] = p * pow2(n)
+	}
+}
+
 // pow2 is 2^n for n in [-126, 127].
 func pow2(n int32) float32 { return math.Float32frombits(uint32(n+127) << 23) }

@@ -29,11 +29,17 @@ func TestFastExp32Accuracy(t *testing.T) {
 	var worst int64
 	var worstAt float32
 	var count int
+	var batch []float32
 	check := func(x float32) {
 		count++
+		got := FastExp32(x)
 		want := float32(math.Exp(float64(x)))
-		if d := ulpDiff(FastExp32(x), want); d > worst {
+		if d := ulpDiff(got, want); d > worst {
 			worst, worstAt = d, x
+		}
+		batch = append(batch[:0], x)
+		if FastExp32s(batch); math.Float32bits(batch[0]) != math.Float32bits(got) {
+			t.Fatalf("FastExp32s(%g) = %g, FastExp32 %g", x, batch[0], got)
 		}
 	}
 	for _, c := range []struct {
@@ -68,6 +74,10 @@ func TestFastExp32Special(t *testing.T) {
 		if got := FastExp32(c.x); ulpDiff(got, c.want) > 1 {
 			t.Errorf("FastExp32(%g) = %g, want %g", c.x, got, c.want)
 		}
+		v := []float32{c.x}
+		if FastExp32s(v); v[0] != FastExp32(c.x) {
+			t.Errorf("FastExp32s(%g) = %g, FastExp32 %g", c.x, v[0], FastExp32(c.x))
+		}
 	}
 	if nan := float32(math.NaN()); !math.IsNaN(float64(FastExp32(nan))) {
 		t.Error("FastExp32(NaN) is not NaN")
@@ -82,10 +92,17 @@ func BenchmarkExp32(b *testing.B) {
 	for _, f := range []struct {
 		name string
 		fn   func(float32) float32
-	}{{"Exp32", Exp32}, {"FastExp32", FastExp32}} {
+	}{{"Exp32", Exp32}, {"FastExp32", FastExp32}, {"FastExp32s", nil}} {
 		b.Run(f.name, func(b *testing.B) {
 			var s float32
+			buf := make([]float32, len(xs))
 			for b.Loop() {
+				if f.fn == nil {
+					copy(buf, xs)
+					FastExp32s(buf)
+					s += buf[0]
+					continue
+				}
 				for _, x := range xs {
 					s += f.fn(x)
 				}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"lrmc/kernels/llama"
+	"lrmc/kernels/train/optim"
 )
 
 // benchCfg is a small model of realistic proportions (a SmolLM-like block at
@@ -54,4 +55,30 @@ func BenchmarkTokensPerSecond(b *testing.B) {
 			report(b)
 		})
 	}
+}
+
+// BenchmarkStoriesLoRAStep is one optimizer step (forward, recompute,
+// backward, AdamW) of LoRA r=8 on all seven projections of stories260K, on 8
+// sequences of 256 tokens of TinyStories with WithGEMM: the recovery
+// workload whose profile the speed work started from.
+func BenchmarkStoriesLoRAStep(b *testing.B) {
+	const batch, seq = 8, 256
+	m, bt := storiesBatch(b, batch, seq)
+	n, err := New(m, batch, seq, WithGEMM(), WithLoRA(LoRAConfig{Rank: 8, Alpha: 16, Dropout: 0.05,
+		Targets: []string{QProj, KProj, VProj, OProj, GateProj, UpProj, DownProj}, Seed: 1}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := NewTrainer(n, TrainerConfig{Schedule: optim.Cosine{PeakLR: 1e-3, Total: 1 << 30}, MaxGradNorm: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpu := processCPUTime()
+	for b.Loop() {
+		if _, err := tr.Step([]Batch{bt}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric((processCPUTime() - cpu).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric(float64(b.N*batch*seq)/b.Elapsed().Seconds(), "tokens/s")
 }

@@ -94,14 +94,27 @@ func (g *gemmProducts) dw(dw, dy, x []float32, m, n, k int) {
 }
 
 // transpose writes the transpose of the r×c matrix in src (row stride ss)
-// into dst (row stride ds), in 32×32 tiles so that both sides stay in cache.
+// into dst (row stride ds), in 32×32 tiles so that both sides stay in cache,
+// and within a tile four source rows at a time, so that each destination
+// row receives four adjacent values per store group instead of one.
 func transpose(dst []float32, ds int, src []float32, ss, r, c int) {
 	const tile = 32
 	for i0 := 0; i0 < r; i0 += tile {
 		i1 := min(i0+tile, r)
 		for j0 := 0; j0 < c; j0 += tile {
 			j1 := min(j0+tile, c)
-			for i := i0; i < i1; i++ {
+			i := i0
+			for ; i+4 <= i1; i += 4 {
+				s0 := src[i*ss+j0 : i*ss+j1]
+				s1 := src[(i+1)*ss+j0 : (i+1)*ss+j1][:len(s0)]
+				s2 := src[(i+2)*ss+j0 : (i+2)*ss+j1][:len(s0)]
+				s3 := src[(i+3)*ss+j0 : (i+3)*ss+j1][:len(s0)]
+				for j, v := range s0 {
+					d := dst[(j0+j)*ds+i : (j0+j)*ds+i+4 : (j0+j)*ds+i+4]
+					d[0], d[1], d[2], d[3] = v, s1[j], s2[j], s3[j]
+				}
+			}
+			for ; i < i1; i++ {
 				row := src[i*ss+j0 : i*ss+j1]
 				for j, v := range row {
 					dst[(j0+j)*ds+i] = v

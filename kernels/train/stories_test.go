@@ -13,7 +13,7 @@ import (
 
 // storiesBatch loads stories260K and cuts b sequences of t tokens from the
 // start of the TinyStories validation text.
-func storiesBatch(t *testing.T, b, tt int) (*llama.Model, Batch) {
+func storiesBatch(t testing.TB, b, tt int) (*llama.Model, Batch) {
 	t.Helper()
 	m, err := llama2c.Load(shareddata.Path(t, "models", "stories260K", "stories260K.bin"))
 	if err != nil {

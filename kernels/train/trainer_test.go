@@ -159,8 +159,9 @@ func TestPeakBytes(t *testing.T) {
 		n.ForwardBackward(bt, 1)
 		opt.Step(1e-3)
 		runtime.ReadMemStats(&after)
-		// gemm refills its pooled packing buffers now and then.
-		if step := int64(after.TotalAlloc - before.TotalAlloc); step > 256<<10 {
+		// gemm refills its pooled packing buffers now and then, one set per
+		// concurrent caller (attention runs a product per worker).
+		if step := int64(after.TotalAlloc - before.TotalAlloc); step > 512<<10 {
 			t.Fatalf("a training step allocated %d bytes", step)
 		}
 		t.Logf("PeakBytes %d (%.1f MiB), heap %d", want, float64(want)/(1<<20), heap)

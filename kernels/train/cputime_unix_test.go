@@ -1,0 +1,18 @@
+//go:build unix
+
+package train
+
+import (
+	"syscall"
+	"time"
+)
+
+// processCPUTime is the user+system CPU time of the whole process so far:
+// on a shared host, CPU-seconds per step are steadier than wall time.
+func processCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
