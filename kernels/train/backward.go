@@ -1,5 +1,7 @@
 package train
 
+import "lrmc/kernels/tensor"
+
 // blockBackward turns n.g.dh from the gradient at block li's output into the
 // gradient at its input h, accumulating the block's parameter gradients. It
 // needs the block's activations in n.a (recomputed by block just before).
@@ -91,10 +93,9 @@ func (n *Net) linBackward(li, mod int, dx, dy, x []float32) {
 	dxl := n.g.dxl[:rows*in]
 	clear(dxl)
 	n.prod.dx(dxl, du, ad.A.Data, rows, r, in)
-	for i, v := range dxl {
-		if dr.on() {
-			v *= dr.factor(i)
-		}
-		dx[i] += v
+	if dr.on() {
+		dr.addScaled(dx, dxl)
+	} else {
+		tensor.Add(dx[:len(dxl)], dxl)
 	}
 }

@@ -79,6 +79,6 @@ func BenchmarkStoriesLoRAStep(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric((processCPUTime() - cpu).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((processCPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(b.N*batch*seq)/b.Elapsed().Seconds(), "tokens/s")
 }

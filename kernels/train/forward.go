@@ -97,7 +97,11 @@ func (n *Net) ForwardBackward(bt Batch, gradScale float32) (Loss, error) {
 	clear(dh)
 	rmsNormBackward(dh, n.final.Grad, n.dxn, n.ckpt[len(n.layers)], n.final.Data, n.c.NormEps)
 	for i := len(n.layers) - 1; i >= 0; i-- {
-		n.block(i, n.ckpt[i], n.g.dd) // recompute the activations; the output is not needed
+		// Recompute the block's activations (the output is not needed),
+		// except the last block's: the forward pass just left them in n.a.
+		if i < len(n.layers)-1 {
+			n.block(i, n.ckpt[i], n.g.dd)
+		}
 		n.blockBackward(i, n.ckpt[i])
 	}
 	if n.emb.Grad != nil {

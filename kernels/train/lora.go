@@ -105,12 +105,15 @@ func projGroup(mod int) string {
 }
 
 // dropout decides, without state, which input elements LoRA's dropout
-// zeroes: element idx of module mod in layer on micro-step step is kept when
-// a hash of (seed, step, layer, mod, idx) is at least p. Being a pure
-// function, the recomputed forward in backward and a resumed run see the
-// same masks.
+// zeroes: element idx of module mod in layer on micro-step step is dropped
+// when 16 bits of a hash of (seed, step, layer, mod, idx/4) — bits
+// 16·(idx mod 4) and up — are below p·2¹⁶. Being a pure function, the
+// recomputed forward in backward and a resumed run see the same masks; one
+// 64-bit hash serving four elements keeps it cheap (p is thereby rounded to
+// a multiple of 2⁻¹⁶).
 type dropout struct {
 	p, keepScale float32
+	threshold    uint64 // p·2¹⁶, rounded
 	base         uint64
 }
 
@@ -120,25 +123,44 @@ func newDropout(seed uint64, p float64, step uint64, layer, mod int) dropout {
 	}
 	base := mix64(mix64(seed^0x6c726d63) + step)
 	base = mix64(base + uint64(layer)<<8 + uint64(mod))
-	return dropout{p: float32(p), keepScale: float32(1 / (1 - p)), base: base}
+	return dropout{p: float32(p), keepScale: float32(1 / (1 - p)), threshold: uint64(math.Round(p * (1 << 16))), base: base}
 }
 
 func (d dropout) on() bool { return d.p > 0 }
 
 // factor is 0 for a dropped element and 1/(1−p) for a kept one.
 func (d dropout) factor(idx int) float32 {
-	u := float32(mix64(d.base+uint64(idx))>>40) / (1 << 24)
-	if u < d.p {
+	if (mix64(d.base+uint64(idx>>2))>>(16*(idx&3)))&0xffff < d.threshold {
 		return 0
 	}
 	return d.keepScale
 }
 
+// each calls fn(i, factor(i)) for i in [0, n), hashing once per four.
+func (d dropout) each(n int, fn func(i int, f float32)) {
+	for i0 := 0; i0 < n; i0 += 4 {
+		h := mix64(d.base + uint64(i0>>2))
+		for i := i0; i < min(i0+4, n); i++ {
+			f := d.keepScale
+			if h&0xffff < d.threshold {
+				f = 0
+			}
+			fn(i, f)
+			h >>= 16
+		}
+	}
+}
+
 // apply writes x·factor into dst.
 func (d dropout) apply(dst, x []float32) {
-	for i, v := range x {
-		dst[i] = v * d.factor(i)
-	}
+	dst = dst[:len(x)]
+	d.each(len(x), func(i int, f float32) { dst[i] = x[i] * f })
+}
+
+// addScaled adds x·factor into dst (the backward pass of apply).
+func (d dropout) addScaled(dst, x []float32) {
+	dst = dst[:len(x)]
+	d.each(len(x), func(i int, f float32) { dst[i] += x[i] * f })
 }
 
 // mix64 is SplitMix64's finalizer.

@@ -331,6 +331,17 @@ func TestLoRADropoutMasks(t *testing.T) {
 	if diff < 200 {
 		t.Fatalf("next micro-step's mask differs in only %d of 1000", diff)
 	}
+	// The bulk forms hash once per four elements and must agree with factor,
+	// also on a ragged tail.
+	x := randF32(rand.New(rand.NewPCG(9, 9)), 1003, 1)
+	got, acc := make([]float32, len(x)), make([]float32, len(x))
+	d.apply(got, x)
+	d.addScaled(acc, x)
+	for i, v := range x {
+		if want := v * d.factor(i); got[i] != want || acc[i] != want {
+			t.Fatalf("element %d: apply %g, addScaled %g, x·factor %g", i, got[i], acc[i], want)
+		}
+	}
 }
 
 // TestGEMMProducts compares the gemm-backed products, with slices small
