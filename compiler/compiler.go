@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -104,7 +105,39 @@ func (c *compiler) compile() *ir.Recipe {
 	if err := c.full.Validate(cue.Concrete(true), cue.Final()); err != nil {
 		c.addCUE(err)
 	}
+	// CUE reports a field the closed schema does not allow only when the
+	// struct holding it has no other error; look for them all, so one
+	// pass of vet shows every mistake.
+	c.unknownFields(user, c.schema.Recipe, nil)
 	return c.resolve()
+}
+
+// unknownFields reports every regular field of user that schema does not
+// allow, descending into the structs that both have.
+func (c *compiler) unknownFields(user, schema cue.Value, sels []string) {
+	if user.IncompleteKind() != cue.StructKind || !schema.Exists() {
+		return
+	}
+	it, err := user.Fields()
+	if err != nil {
+		return
+	}
+	for it.Next() {
+		sel := it.Selector()
+		here := append(slices.Clone(sels), sel.String())
+		if !schema.Allows(sel) {
+			if path := formatPath(here); !slices.Contains(c.cuePaths, path) {
+				c.errs.add(c.valuePos(it.Value()), path, "field not allowed")
+			}
+			continue
+		}
+		sub := schema.LookupPath(cue.MakePath(sel))
+		if !sub.Exists() {
+			// A field matched by a pattern, such as a run's name.
+			sub = schema.LookupPath(cue.MakePath(cue.AnyString))
+		}
+		c.unknownFields(it.Value(), sub, here)
+	}
 }
 
 // load builds the recipe file, with the other files of its package in the
