@@ -6,6 +6,7 @@
 #   bench/llamacpp.sh                          # SmolLM-135M shape, 1 and 2 threads, 3 rounds
 #   SHAPE=qwen3-0.6b THREADS="2" ROUNDS=5 bench/llamacpp.sh
 #   LLAMACPP_DIR=/tmp/llcpp bench/llamacpp.sh  # reuse (or keep) an install there
+#   RESULTS=runs.jsonl bench/llamacpp.sh       # also keep every run's JSON line
 #
 # llama.cpp comes prebuilt for the CPU from node-llama-cpp@3.21.1, installed
 # with `npm i -E --ignore-scripts` into a temporary folder and loaded with
@@ -52,6 +53,9 @@ for round in $(seq 1 "$rounds"); do
 	done
 done
 
+if [ -n "${RESULTS:-}" ]; then
+	cp "$results" "$RESULTS"
+fi
 node - "$results" "$rounds" <<'JS'
 const fs = require("fs");
 const [file, rounds] = process.argv.slice(2);

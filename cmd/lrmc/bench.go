@@ -117,7 +117,11 @@ func runGEMM(stdout, stderr io.Writer, shapes []bench.GEMMShape, threads []int, 
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t%.2f\t%.2f×\t%.1e\t\n", shape, r.Threads, r.Impl, r.GFLOPS, r.CPUGFLOPS, r.VsGonum, r.MaxAbsErr)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, "GFLOP/cpu-s is per CPU-second of this process: on a shared host it estimates the speed per busy core; max abs err is against float64 on sampled outputs")
+	return err
 }
 
 func benchModelCmd() *cobra.Command {
@@ -244,14 +248,14 @@ func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.M
 	fmt.Fprintf(stdout, "synthetic models, f32 weights; %s; prefill: one batch, logits of the last position; decode: greedy from position 0 with the KV cache; median of %d reps\n",
 		machine(), opts.Reps)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "shape\tparams\tthreads\tphase\ttokens\tseconds\ttokens/s\tGFLOP/s\tweights GB/s\t")
+	fmt.Fprintln(tw, "shape\tparams\tthreads\tphase\ttokens\tseconds\tcpu-s\ttokens/s\tGFLOP/s\tweights GB/s\t")
 	for _, r := range all {
 		gbps := "-"
 		if r.WeightsGBPS > 0 {
 			gbps = fmt.Sprintf("%.1f", r.WeightsGBPS)
 		}
-		fmt.Fprintf(tw, "%s\t%.1fM\t%d\t%s\t%d\t%.3f\t%.1f\t%.1f\t%s\t\n",
-			r.Shape, float64(r.Params)/1e6, r.Threads, r.Phase, r.Tokens, r.Seconds, r.TokensPerS, r.GFLOPS, gbps)
+		fmt.Fprintf(tw, "%s\t%.1fM\t%d\t%s\t%d\t%.3f\t%.3f\t%.1f\t%.1f\t%s\t\n",
+			r.Shape, float64(r.Params)/1e6, r.Threads, r.Phase, r.Tokens, r.Seconds, r.CPUSeconds, r.TokensPerS, r.GFLOPS, gbps)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -310,7 +314,7 @@ func printCapture(w io.Writer, r bench.CaptureResult, asJSON bool) error {
 	if r.Extrapolated {
 		how = fmt.Sprintf("extrapolated from %d timed", r.LayersTimed)
 	}
-	_, err := fmt.Fprintf(w, "capture %s: %d × %d tokens, %d threads: %.2fs per block, %.1fs for %d blocks (%s); %.0f tokens/s, %.1f GFLOP/s\n",
+	_, err := fmt.Fprintf(w, "capture %s: %d × %d tokens, %d threads: %.3gs per block, %.4gs for %d blocks (%s); %.0f tokens/s, %.1f GFLOP/s\n",
 		r.Shape, r.Samples, r.SeqLen, r.Threads, r.SecondsPerLayer, r.Seconds, r.LayersTotal, how, r.TokensPerS, r.GFLOPS)
 	return err
 }
