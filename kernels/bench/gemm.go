@@ -32,10 +32,13 @@ var DefaultGEMMShapes = []GEMMShape{{512, 1024, 3072}, {512, 3072, 1024}, {1, 10
 // GEMMOptions says how to measure; the zero value of a field takes the
 // default named beside it.
 type GEMMOptions struct {
-	Reps int // timed repetitions, the median reported (5)
-	// MinRep is the least wall time of one repetition; fast products are
-	// called several times within it (50ms). Zero calls once per rep
-	// when Reps is set, for smoke runs.
+	// Reps is the number of timed repetitions, the median reported. Zero
+	// means 5 repetitions of at least 50ms each (MinRep is then ignored).
+	Reps int
+	// MinRep is the least wall time of one repetition: a fast product is
+	// called as many times within it as that takes, because a single call
+	// of microseconds is below the clock's and the scheduler's resolution.
+	// Zero times one call per repetition (smoke runs).
 	MinRep time.Duration
 	// NaiveMaxFLOPs skips the naive reference on shapes above this many
 	// FLOPs (1e9): at about one GFLOP/s it would dominate the run.

@@ -30,9 +30,7 @@ func repeat(reps, calls int, fn func()) timing {
 }
 
 // callsFor returns how many calls of fn make a repetition last at least
-// minRep, judged from one timed call (which also serves as a warm-up). Short
-// kernels are repeated inside a repetition because a single call of a few
-// microseconds is below the clock's and the scheduler's resolution.
+// minRep, judged from one timed call (which also serves as a warm-up).
 func callsFor(minRep time.Duration, fn func()) int {
 	t0 := time.Now()
 	fn()
