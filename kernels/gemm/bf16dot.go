@@ -10,18 +10,19 @@ import (
 // first rounded to bfloat16 too (to nearest, ties to even; NaNs made quiet),
 // so every product of two bf16 values is exact, and the products are summed
 // in float32 in a fixed order (see dpbf16Kernel; k is padded with zeros to a
-// multiple of 64) with denormal inputs read as
-// zero and denormal results flushed to zero, as the instruction does.
+// multiple of 64), denormal inputs read as zero and denormal results flushed
+// to zero, as the instruction does.
 //
 // This is a separate, opt-in product: rounding keeps 8 of each activation's
-// 24 significant bits (relative error up to 2⁻⁸), so results differ from MatMulBF16,
-// which keeps x in float32 and equals MatMul on the widened w. In exchange
-// one instruction does 32 multiply-adds straight from the 16-bit data. The
-// result is the same on every CPU (elsewhere a Go emulation computes it bit
-// for bit) and for every thread count, and a row's result does not depend on
-// m: every m runs the dot-product path of decode (for prefill, MatMulBF16's
-// packed path measured about twice as fast). It uses up to GOMAXPROCS
-// threads and panics if a slice is shorter than its shape needs.
+// 24 significant bits (relative error up to 2⁻⁸), so results differ from
+// MatMulBF16, which keeps x in float32 and equals MatMul on the widened w. In
+// exchange one instruction does 32 multiply-adds straight from the 16-bit
+// data, with no widening. The result is the same on every CPU (elsewhere a Go
+// emulation computes it bit for bit) and for every thread count, and a row's
+// result does not depend on m: every m runs the dot-product path of decode
+// (for prefill, MatMulBF16's packed path measured about twice as fast). It
+// uses up to GOMAXPROCS threads and panics if a slice is shorter than its
+// shape needs.
 func MatMulBF16Rounded(out, x []float32, w []uint16, m, k, n int) {
 	MatMulBF16RoundedThreads(out, x, w, m, k, n, runtime.GOMAXPROCS(0))
 }

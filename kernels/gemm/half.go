@@ -3,6 +3,7 @@ package gemm
 import (
 	"math"
 	"runtime"
+	"sync"
 )
 
 // Hugging Face checkpoints ship weights as bfloat16 or IEEE half precision.
@@ -78,10 +79,22 @@ func widenBF16Go(dst []float32, src []uint16) {
 
 func widenF16Go(dst []float32, src []uint16) {
 	dst = dst[:len(src)]
+	t := f16Table()
 	for i, h := range src {
-		dst[i] = f16ToFloat32(h)
+		dst[i] = t[h]
 	}
 }
+
+// f16Table holds every binary16 value as a float32 (256 KiB, built on first
+// use): a lookup is several times faster than converting field by field,
+// which made the portable f16 product four times slower than the bf16 one.
+var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
+	t := new([1 << 16]float32)
+	for h := range t {
+		t[h] = f16ToFloat32(uint16(h))
+	}
+	return t
+})
 
 // f16ToFloat32 converts one binary16 value exactly, matching VCVTPH2PS.
 func f16ToFloat32(h uint16) float32 {
