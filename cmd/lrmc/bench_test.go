@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -116,10 +117,11 @@ func TestBenchExportGGUF(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if want := dir + "/stories260k.gguf\n"; out != want {
+	path := filepath.Join(dir, "stories260k.gguf")
+	if want := path + "\n"; out != want {
 		t.Errorf("stdout %q, want %q", out, want)
 	}
-	code, out, errs = lrmc(t, "inspect", dir+"/stories260k.gguf")
+	code, out, errs = lrmc(t, "inspect", path)
 	if code != 0 || !strings.Contains(out, "llama") {
 		t.Errorf("inspect: exit %d: %s %s", code, out, errs)
 	}
