@@ -55,3 +55,29 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCaptureBlock is one Qwen3-0.6B-shaped block over a calibration
+// batch of 4 sequences of 512 tokens: a sixteenth of the 64 × 512 batch
+// `lrmc bench capture` times.
+func BenchmarkCaptureBlock(b *testing.B) {
+	s, err := ModelShapeNamed("qwen3-0.6b")
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec := s.Spec
+	spec.Layers, spec.Vocab = 1, 512 // one block; the embedding size does not matter here
+	m, err := ModelShape{s.Name, spec}.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	const samples, seqLen = 4, 512
+	h := m.Embed(randomTokens(samples*seqLen, spec.Vocab, 1), nil)
+	c := m.Config
+	flops := 2*float64(layerMatrixParams(c))*samples*seqLen + samples*attentionFLOPs(c, seqLen)
+	for b.Loop() {
+		m.Block(0, h, samples, seqLen)
+	}
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(samples*seqLen/sec, "tokens/s")
+	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+}
