@@ -3,8 +3,10 @@ package train
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"lrmc/kernels/llama"
+	"lrmc/kernels/synth"
 	"lrmc/kernels/train/optim"
 )
 
@@ -81,4 +83,65 @@ func BenchmarkStoriesLoRAStep(b *testing.B) {
 	}
 	b.ReportMetric((processCPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(b.N*batch*seq)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkQwen3LoRA measures LoRA training throughput on a Qwen3-0.6B-shaped
+// model with random weights (28 layers, d 1024, 16/8 heads of 128, FFN 3072,
+// vocabulary 151936, tied; about 2.4 GB of float32 weights, built once by
+// kernels/synth), one sequence of 512 tokens, WithGEMM: a training step
+// (forward, recompute, backward, AdamW through Trainer.Step) with r=16,
+// α=32, dropout 0.1 on q and v (the seed study's setting) and on all seven
+// projections, against the inference forward (llama.Model.Forward) on the
+// same tokens. train/forward is the step's tokens/s over the forward's. It
+// is heavy (seconds per step, gigabytes), so it runs only when -bench
+// selects it:
+//
+//	go test -run NONE -bench Qwen3LoRA -benchtime 3x ./kernels/train
+func BenchmarkQwen3LoRA(b *testing.B) {
+	const batch, seq = 1, 512
+	m, _, err := synth.New(synth.Spec{Arch: "qwen3", Layers: 28, Dim: 1024, Heads: 16, KVHeads: 8, HeadDim: 128,
+		FFN: 3072, Vocab: 151936, SeqLen: 4096, Tie: true, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens := randTokens(batch*seq, m.Config.Vocab, 2)
+	bt := Batch{Tokens: tokens, Targets: NextTokenTargets(tokens, nil, batch, seq)}
+	report := func(b *testing.B, cpu time.Duration) float64 {
+		tps := float64(b.N*batch*seq) / b.Elapsed().Seconds()
+		b.ReportMetric(tps, "tokens/s")
+		b.ReportMetric((processCPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+		return tps
+	}
+	var forward float64
+	b.Run("forward", func(b *testing.B) {
+		cpu := processCPUTime()
+		for b.Loop() {
+			m.Forward(tokens, batch, seq)
+		}
+		forward = report(b, cpu)
+	})
+	for _, c := range []struct {
+		name    string
+		targets []string
+	}{{"lora-qv-r16", []string{QProj, VProj}}, {"lora-all-r16", projNames[:]}} {
+		b.Run(c.name, func(b *testing.B) {
+			n, err := New(m, batch, seq, WithGEMM(), WithLoRA(LoRAConfig{Rank: 16, Alpha: 32, Dropout: 0.1, Targets: c.targets, Seed: 1}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			tr, err := NewTrainer(n, TrainerConfig{Schedule: optim.Cosine{PeakLR: 4e-4, Total: 1 << 30, WarmupRatio: 0.1}, MaxGradNorm: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cpu := processCPUTime()
+			for b.Loop() {
+				if _, err := tr.Step([]Batch{bt}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if tps := report(b, cpu); forward > 0 {
+				b.ReportMetric(tps/forward, "train/forward")
+			}
+		})
+	}
 }
