@@ -32,7 +32,7 @@ func TestCompileValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	model := ir.Model{Path: filepath.Join(dir, "files/model.bin"), Format: "auto"}
+	model := ir.Model{Path: filepath.Join(dir, "files/model.bin"), Format: "auto", DType: "float32"}
 	text := filepath.Join(dir, "files/stories.txt")
 	topCal := ir.Calibration{
 		Data:    ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0, To: 0.9}},
@@ -139,7 +139,7 @@ eval: [{task: "perplexity", data: {path: "`+text+`"}, seqLen: 256, samples: 64}]
 		File:       file,
 		Dir:        dir,
 		Dense:      true,
-		DenseModel: ir.Model{Path: model, Tokenizer: tok, Format: "llama2c"},
+		DenseModel: ir.Model{Path: model, Tokenizer: tok, Format: "llama2c", DType: "float32"},
 		DenseEval: []ir.Eval{{
 			Task: "perplexity", Samples: 64, SeqLen: 256,
 			Data: ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}},
@@ -388,7 +388,7 @@ func TestCompileChatSynthetic(t *testing.T) {
 	}
 	tok := filepath.Join(dir, "files/tokenizer")
 	synthetic := func(layers int) ir.Model {
-		return ir.Model{Tokenizer: tok, Synthetic: &ir.Synthetic{
+		return ir.Model{Tokenizer: tok, DType: "float32", Synthetic: &ir.Synthetic{
 			Arch: "qwen3", Layers: layers, Dim: 64, Heads: 4, KVHeads: 2, HeadDim: 32,
 			FFN: 192, SeqLen: 128, Tie: true, Seed: 7,
 		}}
@@ -412,7 +412,7 @@ func TestCompileChatSynthetic(t *testing.T) {
 		Runs: []ir.Run{
 			{
 				Name:        "checkpoint",
-				Model:       ir.Model{Path: filepath.Join(dir, "files/model.bin"), Tokenizer: tok, Format: "auto"},
+				Model:       ir.Model{Path: filepath.Join(dir, "files/model.bin"), Tokenizer: tok, Format: "auto", DType: "float32"},
 				Calibration: cal, Prune: prune, Eval: eval, Recovery: noRecovery,
 			},
 			{Name: "deeper", Model: synthetic(8), Calibration: cal, Prune: prune, Eval: eval, Recovery: noRecovery},
@@ -479,7 +479,7 @@ runs: {
 		t.Fatal(err)
 	}
 	snap := func(h string) ir.Model {
-		return ir.Model{Path: filepath.Join(repo, "snapshots", h), Format: "hf"}
+		return ir.Model{Path: filepath.Join(repo, "snapshots", h), Format: "hf", DType: "float32"}
 	}
 	var models []ir.Model
 	for _, r := range got.Runs {

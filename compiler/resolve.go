@@ -148,6 +148,10 @@ var modelSources = []string{"model.path", "model.synthetic"}
 
 func (r *resolver) model() ir.Model {
 	var m ir.Model
+	m.DType = "float32"
+	if h, ok := r.get("model.dtype"); ok {
+		m.DType, _ = r.oneOf(h, "dtype", "dtypes", dtypes)
+	}
 	i := r.layerOf(true, modelSources...)
 	if i < 0 {
 		// A misspelt "pth" is reported by the schema; this would repeat it.

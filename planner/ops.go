@@ -102,6 +102,8 @@ type ModelLoadParams struct {
 	Format          string           `json:"format"` // "llama2c", "hf", "gguf" or "synthetic"
 	TokenizerFormat string           `json:"tokenizerFormat"`
 	Synthetic       *SyntheticParams `json:"synthetic,omitempty"`
+	// DType is the in-memory weight type, "" for float32.
+	DType string `json:"dtype,omitempty"`
 }
 
 // SyntheticParams is the shape and seed of a random-weight model (the

@@ -195,6 +195,9 @@ func (p *planning) model(name, posRun string, ref ir.Model) (modelNodes, bool) {
 	}
 	tsrc := p.b.source(name, info.Tokenizer, tsum, filepath.Base(info.Tokenizer))
 	params := ModelLoadParams{Format: info.Format, TokenizerFormat: info.TokenizerFormat}
+	if ref.DType != "" && ref.DType != "float32" {
+		params.DType = ref.DType
+	}
 	var model, msrc *Node
 	if s := ref.Synthetic; s != nil {
 		params.Synthetic = &SyntheticParams{
@@ -277,9 +280,9 @@ func (p *planning) adapter(name string, base, recovered *Node, m modelNodes) {
 // modelID identifies a model reference within one plan.
 func modelID(ref ir.Model) string {
 	if s := ref.Synthetic; s != nil {
-		return fmt.Sprintf("synthetic:%+v\x00%s", *s, ref.Tokenizer)
+		return fmt.Sprintf("synthetic:%+v\x00%s\x00%s", *s, ref.Tokenizer, ref.DType)
 	}
-	return ref.Path + "\x00" + ref.Tokenizer + "\x00" + ref.Format
+	return ref.Path + "\x00" + ref.Tokenizer + "\x00" + ref.Format + "\x00" + ref.DType
 }
 
 // exports plans a run's artifacts in every requested format, and its

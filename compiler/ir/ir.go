@@ -89,6 +89,10 @@ type Model struct {
 	Tokenizer string
 	// Format is "auto" (detected from the path), "llama2c", "hf" or "gguf".
 	Format string
+	// DType is how the weights are held in memory while lrmc runs the
+	// model: "float32" (the default), "bfloat16" or "float16" (half the
+	// memory and decode bandwidth; activations stay float32).
+	DType string
 	// Synthetic, when set instead of Path, makes a model with seeded random
 	// weights in a real architecture's layout (for tests, benchmarks and
 	// examples that need a model of a given shape). Tokenizer is then required.
