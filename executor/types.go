@@ -86,8 +86,8 @@ const (
 type Event struct {
 	Time    time.Time `json:"time"`
 	Event   EventType `json:"event"`
-	Node    string    `json:"node,omitempty"`
-	Op      string    `json:"op,omitempty"`
+	Node    string    `json:"node"` // the node key; "" for a literal output file
+	Op      string    `json:"op"`
 	Label   string    `json:"label,omitempty"`
 	Cached  bool      `json:"cached"`
 	Done    int64     `json:"done,omitempty"`
