@@ -382,3 +382,77 @@ func TestGEMMProducts(t *testing.T) {
 		}
 	}
 }
+
+// TestAttnGEMMMatchesExact compares the blocked gemm attention with
+// attnForward and attnBackward on a shape of three row blocks (the last
+// ragged): probabilities, outputs and all three input gradients must agree
+// to float32 rounding, the blocks' upper triangles must be zero, and the
+// number of workers must not change a bit.
+func TestAttnGEMMMatchesExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	s := attnShape{b: 2, t: 2*attnBlock + 22, heads: 4, kvHeads: 2, hd: 8}
+	rows := s.b * s.t
+	q, k, v := randF32(r, rows*s.qStride(), 1), randF32(r, rows*s.kvStride(), 1), randF32(r, rows*s.kvStride(), 1)
+	dout := randF32(r, rows*s.qStride(), 1)
+	pLen := s.b * s.heads * s.t * s.t
+	out, p := make([]float32, rows*s.qStride()), make([]float32, pLen)
+	attnForward(out, p, q, k, v, s)
+	dq, dk, dv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
+	attnBackward(dq, dk, dv, dout, p, q, k, v, make([]float32, s.b*s.kvHeads*s.t), s)
+
+	// Built and run with 1, 2 and 3 workers: the same bits every time.
+	var a *attnGEMM
+	var gout, gp, gdq, gdk, gdv []float32
+	for _, procs := range []int{1, 2, 3} {
+		old := runtime.GOMAXPROCS(procs)
+		a = newAttnGEMM(s, func(n int) []float32 { return make([]float32, n) })
+		o, pp := make([]float32, len(out)), make([]float32, pLen)
+		a.forward(o, pp, q, k, v)
+		d1, d2, d3 := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
+		a.backward(d1, d2, d3, dout, pp, q, k, v)
+		runtime.GOMAXPROCS(old)
+		if gout == nil {
+			gout, gp, gdq, gdk, gdv = o, pp, d1, d2, d3
+			continue
+		}
+		for i, pair := range [][2][]float32{{o, gout}, {pp, gp}, {d1, gdq}, {d2, gdk}, {d3, gdv}} {
+			for j := range pair[0] {
+				if math.Float32bits(pair[0][j]) != math.Float32bits(pair[1][j]) {
+					t.Fatalf("GOMAXPROCS=%d: result %d differs at %d: %g, GOMAXPROCS=1 gives %g", procs, i, j, pair[0][j], pair[1][j])
+				}
+			}
+		}
+	}
+
+	for h := range s.b * s.heads {
+		ph, gh := p[h*s.t*s.t:(h+1)*s.t*s.t], gp[h*s.t*s.t:(h+1)*s.t*s.t]
+		for I := range a.off {
+			blk, i0, i1 := a.block(gh, I)
+			for i := i0; i < i1; i++ {
+				for j := range i1 {
+					got, want := blk[(i-i0)*i1+j], float32(0)
+					if j <= i {
+						want = ph[i*s.t+j]
+					}
+					if math.Abs(float64(got-want)) > 1e-6 {
+						t.Fatalf("head %d: P[%d,%d] = %g, exact %g", h, i, j, got, want)
+					}
+				}
+			}
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []float32
+	}{{"out", gout, out}, {"dq", gdq, dq}, {"dk", gdk, dk}, {"dv", gdv, dv}} {
+		var scale float64
+		for _, w := range c.want {
+			scale = math.Max(scale, math.Abs(float64(w)))
+		}
+		for i := range c.want {
+			if d := math.Abs(float64(c.got[i] - c.want[i])); d > 2e-5*scale {
+				t.Fatalf("%s[%d] = %g, exact %g (max |%s| %g)", c.name, i, c.got[i], c.want[i], c.name, scale)
+			}
+		}
+	}
+}
