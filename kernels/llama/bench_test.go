@@ -2,6 +2,8 @@ package llama
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -45,4 +47,68 @@ func BenchmarkDecodeStep(b *testing.B) {
 		d.Step(3, 128)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "layer-steps/s")
+}
+
+// smolModel is SmolLM-135M's shape: 30 layers, d 576, 9 query and 3 kv heads
+// of 64, MLP 1536, a tied 49152-token vocabulary.
+var smolModel = Config{Dim: 576, HiddenDim: 1536, Layers: 30, Heads: 9, KVHeads: 3, Vocab: 49152, SeqLen: 2048,
+	NormEps: 1e-5, RopeTheta: 10000, SharedClassifier: true}
+
+// smolModels are the float32 model of smolModel's shape and its bfloat16
+// and float16 conversions, made once (about 0.5 GB of float32 weights).
+var smolModels = sync.OnceValue(func() map[DType]*Model {
+	m := randModel(smolModel, 1)
+	ms := map[DType]*Model{Float32: m}
+	for _, dt := range []DType{BFloat16, Float16} {
+		h, err := m.WithDType(dt)
+		if err != nil {
+			panic(err)
+		}
+		ms[dt] = h
+	}
+	return ms
+})
+
+// BenchmarkModelDecode is whole-model decode (one token after 128 of
+// context, the classifier included) of a SmolLM-135M-shaped model with
+// float32, bfloat16 and float16 weights, on 1 and 2 threads:
+//
+//	go test -run=NONE -bench=BenchmarkModel -benchtime=20x -count=3 ./kernels/llama
+func BenchmarkModelDecode(b *testing.B) {
+	for _, dt := range []DType{Float32, BFloat16, Float16} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", dt, threads), func(b *testing.B) {
+				m := smolModels()[dt]
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+				d := NewDecoder(m, 256)
+				for p := range 128 {
+					d.Step(int32(p%smolModel.Vocab), p)
+				}
+				for b.Loop() {
+					d.Step(3, 128)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+				b.ReportMetric(float64(m.WeightBytes())*float64(b.N)/b.Elapsed().Seconds()/1e9, "weightGB/s")
+			})
+		}
+	}
+}
+
+// BenchmarkModelPrefill is Forward over one sequence of 256 tokens, as
+// above.
+func BenchmarkModelPrefill(b *testing.B) {
+	const T = 256
+	tokens := randTokens(T, smolModel.Vocab, 2)
+	for _, dt := range []DType{Float32, BFloat16, Float16} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", dt, threads), func(b *testing.B) {
+				m := smolModels()[dt]
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+				for b.Loop() {
+					m.Forward(tokens, 1, T)
+				}
+				b.ReportMetric(float64(T*b.N)/b.Elapsed().Seconds(), "tok/s")
+			})
+		}
+	}
 }

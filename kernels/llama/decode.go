@@ -61,13 +61,13 @@ func (d *Decoder) Step(token int32, pos int) []float32 {
 	ropeAt(d.cos, d.sin, d.freqs, pos)
 	kvMul := c.Heads / c.KVHeads
 	for i := range m.Layers {
-		l := &m.Layers[i]
+		l, w := &m.Layers[i], m.projections(i)
 		tensor.RMSNorm(d.xb, x, l.AttnNorm, c.NormEps)
 		krow := d.kc[i][pos*kvd : (pos+1)*kvd]
 		vrow := d.vc[i][pos*kvd : (pos+1)*kvd]
-		tensor.MatMul(d.q, d.xb, l.Wq, 1, dim, qd)
-		tensor.MatMul(krow, d.xb, l.Wk, 1, dim, kvd)
-		tensor.MatMul(vrow, d.xb, l.Wv, 1, dim, kvd)
+		w.wq.mul(d.q, d.xb, 1, dim, qd)
+		w.wk.mul(krow, d.xb, 1, dim, kvd)
+		w.wv.mul(vrow, d.xb, 1, dim, kvd)
 		l.qkPrep(c, d.q, krow, vrow)
 		rotate(d.q, d.cos, d.sin, c.RopeStyle)
 		rotate(krow, d.cos, d.sin, c.RopeStyle)
@@ -75,17 +75,17 @@ func (d *Decoder) Step(token int32, pos int) []float32 {
 			off := (h / kvMul) * hd
 			attend(d.att[h*hd:(h+1)*hd], d.q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
 		}
-		tensor.MatMul(d.xb2, d.att, l.Wo, 1, qd, dim)
+		w.wo.mul(d.xb2, d.att, 1, qd, dim)
 		tensor.Add(x, d.xb2)
 
 		tensor.RMSNorm(d.xb, x, l.FFNNorm, c.NormEps)
-		tensor.MatMul(d.hb, d.xb, l.W1, 1, dim, hid)
-		tensor.MatMul(d.hb2, d.xb, l.W3, 1, dim, hid)
+		w.w1.mul(d.hb, d.xb, 1, dim, hid)
+		w.w3.mul(d.hb2, d.xb, 1, dim, hid)
 		tensor.SwiGLU(d.hb, d.hb2)
-		tensor.MatMul(d.xb, d.hb, l.W2, 1, hid, dim)
+		w.w2.mul(d.xb, d.hb, 1, hid, dim)
 		tensor.Add(x, d.xb)
 	}
 	tensor.RMSNorm(x, x, m.FinalNorm, c.NormEps)
-	tensor.MatMul(d.logits, x, m.Classifier, 1, dim, c.Vocab)
+	m.classifier().mul(d.logits, x, 1, dim, c.Vocab)
 	return d.logits
 }

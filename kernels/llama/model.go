@@ -21,6 +21,10 @@ type Layer struct {
 	// QNorm and KNorm [HeadDim] are the per-head query and key RMSNorm
 	// weights, present exactly when Config.QKNorm.
 	QNorm, KNorm []float32
+
+	// Half holds Wq…W3 instead when the model stores its weights 16-bit
+	// (Model.Half is set); those float32 fields are then nil.
+	Half *HalfLayer
 }
 
 // Model is a Llama model's configuration and weights.
@@ -32,10 +36,18 @@ type Model struct {
 	Layers     []Layer
 	FinalNorm  []float32 // [Dim]
 	Classifier []float32 // [Vocab, Dim]; aliases Embedding when Config.SharedClassifier
+
+	// Half, when set, says the model stores its projections, embedding
+	// and classifier 16-bit (see DType): it holds the embedding and the
+	// classifier, every Layer.Half holds that layer's projections, and the
+	// float32 Embedding, Classifier and projection fields are nil.
+	Half *HalfWeights
 }
 
 // Validate checks the configuration and that every tensor has the length the
-// configuration implies, naming the first tensors that do not.
+// configuration implies, naming the first tensors that do not. A 16-bit
+// model (Half set) must hold its projections, embedding and classifier only
+// in 16-bit form, a float32 model only in float32.
 func (m *Model) Validate() error {
 	c := m.Config
 	if err := c.Validate(); err != nil {
@@ -45,14 +57,40 @@ func (m *Model) Validate() error {
 		return fmt.Errorf("llama: model has %d layers, config says %d", len(m.Layers), c.Layers)
 	}
 	d, h, q, kv, v, hd := c.Dim, c.HiddenDim, c.QDim(), c.KVDim(), c.Vocab, c.HeadDim()
+	half := m.Half != nil
+	if half && m.Half.DType != BFloat16 && m.Half.DType != Float16 {
+		return fmt.Errorf("llama: model's 16-bit dtype is %q, want bfloat16 or float16", m.Half.DType)
+	}
+	// big is the float32 length of a tensor that a 16-bit model holds in
+	// 16-bit form instead: none at all.
+	big := func(n int) int {
+		if half {
+			return 0
+		}
+		return n
+	}
 	check := func(name string, t []float32, want int) error {
 		if len(t) != want {
+			if half && want == 0 {
+				return fmt.Errorf("llama: tensor %s has %d floats in a %s model, which holds it 16-bit", name, len(t), m.Half.DType)
+			}
 			return fmt.Errorf("llama: tensor %s has %d floats, want %d", name, len(t), want)
 		}
 		return nil
 	}
-	if err := check("embedding", m.Embedding, v*d); err != nil {
+	check16 := func(name string, t []uint16, want int) error {
+		if len(t) != want {
+			return fmt.Errorf("llama: %s tensor %s has %d values, want %d", m.Half.DType, name, len(t), want)
+		}
+		return nil
+	}
+	if err := check("embedding", m.Embedding, big(v*d)); err != nil {
 		return err
+	}
+	if half {
+		if err := check16("embedding", m.Half.Embedding, v*d); err != nil {
+			return err
+		}
 	}
 	// optional is the length an optional tensor must have: its size when
 	// the config asks for it, else none at all.
@@ -69,22 +107,49 @@ func (m *Model) Validate() error {
 			data []float32
 			want int
 		}{
-			{"attn_norm", l.AttnNorm, d}, {"wq", l.Wq, q * d}, {"wk", l.Wk, kv * d}, {"wv", l.Wv, kv * d},
-			{"wo", l.Wo, d * q}, {"ffn_norm", l.FFNNorm, d}, {"w1", l.W1, h * d}, {"w2", l.W2, d * h}, {"w3", l.W3, h * d},
-			{"bq", l.Bq, bq}, {"bk", l.Bk, bkv}, {"bv", l.Bv, bkv}, {"q_norm", l.QNorm, qkn}, {"k_norm", l.KNorm, qkn},
+			{"attn_norm", l.AttnNorm, d}, {"wq", l.Wq, big(q * d)}, {"wk", l.Wk, big(kv * d)}, {"wv", l.Wv, big(kv * d)},
+			{"wo", l.Wo, big(d * q)}, {"ffn_norm", l.FFNNorm, d}, {"w1", l.W1, big(h * d)}, {"w2", l.W2, big(d * h)},
+			{"w3", l.W3, big(h * d)}, {"bq", l.Bq, bq}, {"bk", l.Bk, bkv}, {"bv", l.Bv, bkv},
+			{"q_norm", l.QNorm, qkn}, {"k_norm", l.KNorm, qkn},
 		} {
 			if err := check(fmt.Sprintf("layers.%d.%s", i, t.name), t.data, t.want); err != nil {
 				return err
+			}
+		}
+		switch {
+		case !half && l.Half != nil:
+			return fmt.Errorf("llama: layers.%d holds 16-bit projections in a float32 model", i)
+		case half && l.Half == nil:
+			return fmt.Errorf("llama: layers.%d has no 16-bit projections in a %s model", i, m.Half.DType)
+		case half:
+			for _, t := range []struct {
+				name string
+				data []uint16
+				want int
+			}{
+				{"wq", l.Half.Wq, q * d}, {"wk", l.Half.Wk, kv * d}, {"wv", l.Half.Wv, kv * d}, {"wo", l.Half.Wo, d * q},
+				{"w1", l.Half.W1, h * d}, {"w2", l.Half.W2, d * h}, {"w3", l.Half.W3, h * d},
+			} {
+				if err := check16(fmt.Sprintf("layers.%d.%s", i, t.name), t.data, t.want); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	if err := check("final_norm", m.FinalNorm, d); err != nil {
 		return err
 	}
-	if err := check("classifier", m.Classifier, v*d); err != nil {
+	if err := check("classifier", m.Classifier, big(v*d)); err != nil {
 		return err
 	}
-	if c.SharedClassifier && &m.Classifier[0] != &m.Embedding[0] {
+	if half {
+		if err := check16("classifier", m.Half.Classifier, v*d); err != nil {
+			return err
+		}
+		if c.SharedClassifier && &m.Half.Classifier[0] != &m.Half.Embedding[0] {
+			return fmt.Errorf("llama: config says the classifier is shared but Half.Classifier does not alias Half.Embedding")
+		}
+	} else if c.SharedClassifier && &m.Classifier[0] != &m.Embedding[0] {
 		return fmt.Errorf("llama: config says the classifier is shared but Classifier does not alias Embedding")
 	}
 	return nil

@@ -21,7 +21,13 @@ func (m *Model) Embed(tokens []int32, dst []float32) []float32 {
 		if tok < 0 || int(tok) >= m.Config.Vocab {
 			panic(fmt.Sprintf("llama: Embed: token %d at index %d outside vocabulary [0, %d)", tok, i, m.Config.Vocab))
 		}
-		copy(dst[i*d:(i+1)*d], m.Embedding[int(tok)*d:(int(tok)+1)*d])
+		row := dst[i*d : (i+1)*d]
+		if m.Half != nil {
+			// Only the rows looked up are widened.
+			widenInto(m.Half.DType, row, m.Half.Embedding[int(tok)*d:(int(tok)+1)*d])
+		} else {
+			copy(row, m.Embedding[int(tok)*d:(int(tok)+1)*d])
+		}
 	}
 	return dst
 }
@@ -39,7 +45,7 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 	if b < 0 || t < 0 || len(h) != n*c.Dim {
 		panic(fmt.Sprintf("llama: Block: hidden state holds %d floats, want b=%d × t=%d × dim=%d", len(h), b, t, c.Dim))
 	}
-	l := &m.Layers[i]
+	l, w := &m.Layers[i], m.projections(i)
 	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
 
 	// Attention.
@@ -48,9 +54,9 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 	q := make([]float32, n*qd)
 	k := make([]float32, n*kvd)
 	v := make([]float32, n*kvd)
-	tensor.MatMul(q, xb, l.Wq, n, d, qd)
-	tensor.MatMul(k, xb, l.Wk, n, d, kvd)
-	tensor.MatMul(v, xb, l.Wv, n, d, kvd)
+	w.wq.mul(q, xb, n, d, qd)
+	w.wk.mul(k, xb, n, d, kvd)
+	w.wv.mul(v, xb, n, d, kvd)
 	l.qkPrep(c, q, k, v)
 
 	freqs := ropeFreqs(c)
@@ -82,17 +88,17 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 		}
 	})
 	out := make([]float32, n*d)
-	tensor.MatMul(out, att, l.Wo, n, qd, d)
+	w.wo.mul(out, att, n, qd, d)
 	tensor.Add(out, h)
 
 	// SwiGLU MLP.
 	tensor.RMSNormRows(xb, out, l.FFNNorm, c.NormEps)
 	hb := make([]float32, n*hid)
 	hb2 := make([]float32, n*hid)
-	tensor.MatMul(hb, xb, l.W1, n, d, hid)
-	tensor.MatMul(hb2, xb, l.W3, n, d, hid)
+	w.w1.mul(hb, xb, n, d, hid)
+	w.w3.mul(hb2, xb, n, d, hid)
 	tensor.SwiGLU(hb, hb2)
-	tensor.MatMul(xb, hb, l.W2, n, hid, d)
+	w.w2.mul(xb, hb, n, hid, d)
 	tensor.Add(out, xb)
 	return out
 }
@@ -130,7 +136,7 @@ func (m *Model) Logits(h []float32, b, t int) []float32 {
 	xb := make([]float32, n*c.Dim)
 	tensor.RMSNormRows(xb, h, m.FinalNorm, c.NormEps)
 	logits := make([]float32, n*c.Vocab)
-	tensor.MatMul(logits, xb, m.Classifier, n, c.Dim, c.Vocab)
+	m.classifier().mul(logits, xb, n, c.Dim, c.Vocab)
 	return logits
 }
 

@@ -15,10 +15,25 @@ func (m *Model) Clone() *Model {
 	} else {
 		c.Classifier = slices.Clone(m.Classifier)
 	}
+	if m.Half != nil {
+		c.Half = &HalfWeights{DType: m.Half.DType, Embedding: slices.Clone(m.Half.Embedding)}
+		if m.Config.SharedClassifier {
+			c.Half.Classifier = c.Half.Embedding
+		} else {
+			c.Half.Classifier = slices.Clone(m.Half.Classifier)
+		}
+	}
 	c.Layers = make([]Layer, len(m.Layers))
 	for i := range m.Layers {
 		for _, t := range m.Layers[i].tensors() {
 			*t.of(&c.Layers[i]) = slices.Clone(*t.of(&m.Layers[i]))
+		}
+		if h := m.Layers[i].Half; h != nil {
+			ch := &HalfLayer{}
+			for j, t := range h.list() {
+				*ch.list()[j] = slices.Clone(*t)
+			}
+			c.Layers[i].Half = ch
 		}
 	}
 	return c
@@ -59,8 +74,13 @@ func (l *Layer) tensors() []layerTensor {
 
 // Tensors lists m's weights under lrmc's own names ("embedding",
 // "layers.3.wq", …), each once (a shared classifier is not repeated). Data
-// aliases m.
+// aliases m. The tensors are float32: Tensors panics on a 16-bit model,
+// whose weights would have to be widened first (m.Float32()), rather than
+// silently leave its 16-bit tensors out.
 func (m *Model) Tensors() []Tensor {
+	if m.Half != nil {
+		panic(fmt.Sprintf("llama: Tensors: the model is %s; widen it with Float32 first", m.Half.DType))
+	}
 	ts := []Tensor{{"embedding", []int{m.Config.Vocab, m.Config.Dim}, m.Embedding}}
 	for i := range m.Layers {
 		for _, t := range m.Layers[i].tensors() {
@@ -76,8 +96,8 @@ func (m *Model) Tensors() []Tensor {
 	return ts
 }
 
-// FromTensors rebuilds a model of configuration c from Tensors' output
-// (looked up by name), checking every size with Validate.
+// FromTensors rebuilds a float32 model of configuration c from Tensors'
+// output (looked up by name), checking every size with Validate.
 func FromTensors(c Config, get func(name string) ([]float32, bool)) (*Model, error) {
 	need := func(name string) ([]float32, error) {
 		d, ok := get(name)

@@ -1,0 +1,314 @@
+package llama
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"lrmc/kernels/gemm"
+	"lrmc/kernels/tensor"
+)
+
+// DType is the storage type of a model's large weights: the seven
+// projection matrices of every layer, the embedding table and the
+// classifier. Norm weights and biases are always float32, and so is all
+// arithmetic: 16-bit weights are widened exactly inside the matrix kernels
+// (kernels/gemm), so a 16-bit model computes bit for bit what the float32
+// model holding the widened weights computes, reading half the bytes.
+type DType string
+
+const (
+	Float32  DType = "float32"
+	BFloat16 DType = "bfloat16" // the upper half of a float32
+	Float16  DType = "float16"  // IEEE 754 binary16
+)
+
+// ParseDType accepts the names above and "" (Float32).
+func ParseDType(s string) (DType, error) {
+	switch dt := DType(s); dt {
+	case "":
+		return Float32, nil
+	case Float32, BFloat16, Float16:
+		return dt, nil
+	}
+	return "", fmt.Errorf("llama: dtype %q is not one of float32, bfloat16, float16", s)
+}
+
+// HalfWeights holds a 16-bit model's embedding and classifier, and names the
+// 16-bit format of every HalfLayer of the model.
+type HalfWeights struct {
+	DType      DType    // BFloat16 or Float16
+	Embedding  []uint16 // [Vocab, Dim]
+	Classifier []uint16 // [Vocab, Dim]; aliases Embedding when Config.SharedClassifier
+}
+
+// HalfLayer holds a layer's projections as 16-bit patterns of the model's
+// HalfWeights.DType, in the shapes of the Layer fields they replace.
+type HalfLayer struct {
+	Wq, Wk, Wv, Wo, W1, W2, W3 []uint16
+}
+
+// DType is the storage type of m's projections, embedding and classifier.
+func (m *Model) DType() DType {
+	if m.Half == nil {
+		return Float32
+	}
+	return m.Half.DType
+}
+
+// WeightBytes is the memory the weights of m take, counting a shared
+// classifier once.
+func (m *Model) WeightBytes() int64 {
+	var n int64
+	f, h := func(t []float32) { n += 4 * int64(len(t)) }, func(t []uint16) { n += 2 * int64(len(t)) }
+	f(m.Embedding)
+	f(m.FinalNorm)
+	if !m.Config.SharedClassifier {
+		f(m.Classifier)
+	}
+	if m.Half != nil {
+		h(m.Half.Embedding)
+		if !m.Config.SharedClassifier {
+			h(m.Half.Classifier)
+		}
+	}
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		for _, t := range l.tensors() {
+			f(*t.of(l))
+		}
+		if l.Half != nil {
+			for _, t := range l.Half.list() {
+				h(*t)
+			}
+		}
+	}
+	return n
+}
+
+// WithDType returns m with its projections, embedding and classifier stored
+// as dt: rounded to nearest, ties to even, when narrowing from float32
+// (values beyond the 16-bit range become infinite), exactly when widening.
+// It returns m itself when m already is dt; otherwise the result shares no
+// memory with m.
+func (m *Model) WithDType(dt DType) (*Model, error) {
+	dt, err := ParseDType(string(dt))
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if dt == m.DType() {
+		return m, nil
+	}
+	if dt == Float32 {
+		return m.Float32(), nil
+	}
+	src := m.Float32() // a widened copy when m is the other 16-bit type; m itself when float32
+	narrow := func(w []float32) []uint16 { return Narrow(dt, w) }
+	out := &Model{Config: m.Config, FinalNorm: slices.Clone(m.FinalNorm), Layers: make([]Layer, len(m.Layers))}
+	out.Half = &HalfWeights{DType: dt, Embedding: narrow(src.Embedding)}
+	if m.Config.SharedClassifier {
+		out.Half.Classifier = out.Half.Embedding
+	} else {
+		out.Half.Classifier = narrow(src.Classifier)
+	}
+	for i := range src.Layers {
+		s, l := &src.Layers[i], &out.Layers[i]
+		*l = Layer{
+			AttnNorm: slices.Clone(s.AttnNorm), FFNNorm: slices.Clone(s.FFNNorm),
+			Bq: slices.Clone(s.Bq), Bk: slices.Clone(s.Bk), Bv: slices.Clone(s.Bv),
+			QNorm: slices.Clone(s.QNorm), KNorm: slices.Clone(s.KNorm),
+			Half: &HalfLayer{
+				Wq: narrow(s.Wq), Wk: narrow(s.Wk), Wv: narrow(s.Wv), Wo: narrow(s.Wo),
+				W1: narrow(s.W1), W2: narrow(s.W2), W3: narrow(s.W3),
+			},
+		}
+	}
+	return out, nil
+}
+
+// Float32 returns m with every weight float32: m itself when it already is,
+// else a widened copy that shares no memory with m. Code that reads or
+// writes the float32 weight fields directly (training, pruning, the
+// llama2.c format) works on this.
+func (m *Model) Float32() *Model {
+	if m.Half == nil {
+		return m
+	}
+	dt := m.Half.DType
+	widen := func(h []uint16) []float32 { return Widen(dt, h) }
+	out := &Model{Config: m.Config, FinalNorm: slices.Clone(m.FinalNorm), Layers: make([]Layer, len(m.Layers))}
+	out.Embedding = widen(m.Half.Embedding)
+	if m.Config.SharedClassifier {
+		out.Classifier = out.Embedding
+	} else {
+		out.Classifier = widen(m.Half.Classifier)
+	}
+	for i := range m.Layers {
+		s, l := &m.Layers[i], &out.Layers[i]
+		for _, t := range s.tensors() {
+			*t.of(l) = slices.Clone(*t.of(s))
+		}
+		if h := s.Half; h != nil {
+			l.Wq, l.Wk, l.Wv, l.Wo = widen(h.Wq), widen(h.Wk), widen(h.Wv), widen(h.Wo)
+			l.W1, l.W2, l.W3 = widen(h.W1), widen(h.W2), widen(h.W3)
+		}
+	}
+	return out
+}
+
+// list points at the seven projections, in the order of Layer.tensors.
+func (h *HalfLayer) list() []*[]uint16 {
+	return []*[]uint16{&h.Wq, &h.Wk, &h.Wv, &h.Wo, &h.W1, &h.W2, &h.W3}
+}
+
+// Widen returns the 16-bit values h of type dt as float32 (exact). It
+// returns nil for a nil h.
+func Widen(dt DType, h []uint16) []float32 {
+	if h == nil {
+		return nil
+	}
+	out := make([]float32, len(h))
+	widenInto(dt, out, h)
+	return out
+}
+
+func widenInto(dt DType, dst []float32, h []uint16) {
+	switch dt {
+	case BFloat16:
+		gemm.WidenBF16(dst, h)
+	case Float16:
+		gemm.WidenF16(dst, h)
+	default:
+		panic(fmt.Sprintf("llama: widen: dtype %q is not 16-bit", dt))
+	}
+}
+
+// Narrow returns w rounded to the 16-bit type dt, to nearest with ties to
+// even; NaNs stay NaN (made quiet) and values beyond the type's range become
+// infinite. It returns nil for a nil w.
+func Narrow(dt DType, w []float32) []uint16 {
+	if w == nil {
+		return nil
+	}
+	var round func(float32) uint16
+	switch dt {
+	case BFloat16:
+		round = RoundBF16
+	case Float16:
+		round = RoundF16
+	default:
+		panic(fmt.Sprintf("llama: narrow: dtype %q is not 16-bit", dt))
+	}
+	out := make([]uint16, len(w))
+	tensor.Parallel(len(w), 1<<16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			out[i] = round(w[i])
+		}
+	})
+	return out
+}
+
+// RoundBF16 rounds f to the nearest bfloat16, ties to even, as PyTorch's
+// tensor.to(torch.bfloat16) does. A NaN stays a NaN of the same sign, made
+// quiet (truncating its payload could otherwise leave an infinity).
+func RoundBF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	if f != f {
+		return uint16(b>>16) | 0x40
+	}
+	// Adding 0x7fff plus the lowest kept bit carries into the kept half
+	// exactly when the dropped half is above one half, or equal to it with
+	// an odd kept half. An overflow carries into the exponent: infinity.
+	b += 0x7fff + (b>>16)&1
+	return uint16(b >> 16)
+}
+
+// RoundF16 rounds f to the nearest IEEE half, ties to even, with subnormal
+// halves where the value needs them and infinity beyond 65504 (plus half an
+// ulp). A NaN stays a NaN of the same sign, made quiet.
+func RoundF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	mant := b & 0x7fffff
+	switch {
+	case exp == 0xff && mant != 0: // NaN: keep the top of the payload, quiet
+		return sign | 0x7e00 | uint16(mant>>13)
+	case exp == 0xff: // infinity
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15 // the half's biased exponent if normal
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	var m uint32 // significand with the implicit bit, shifted to the half's 10 bits, before rounding
+	var shift uint
+	if e <= 0 {
+		// Subnormal half (or underflow to zero): the value is mant'·2^(exp-150)
+		// and a subnormal half counts units of 2⁻²⁴, so shift right by
+		// 126-exp (at least 14); beyond 24+1 bits everything rounds to zero.
+		if exp == 0 || e < -10 {
+			// float32 subnormals are far below half's smallest subnormal
+			// (2⁻²⁴), as is anything under 2⁻²⁵, which rounds to zero.
+			return sign
+		}
+		m = mant | 0x800000
+		shift = uint(126 - exp)
+		e = 0
+	} else {
+		m = mant
+		shift = 13
+	}
+	kept := m >> shift
+	rest := m & (1<<shift - 1)
+	half := uint32(1) << (shift - 1)
+	if rest > half || rest == half && kept&1 == 1 {
+		kept++ // may carry into the exponent: subnormal to normal, or the largest normal to infinity
+	}
+	return sign | uint16(e)<<10 + uint16(kept)
+}
+
+// linear is one weight matrix [n, k] in whichever form the model stores it.
+type linear struct {
+	f  []float32
+	h  []uint16
+	dt DType
+}
+
+// mul computes out[m×n] = x[m×k]·wᵀ. The 16-bit kernels equal tensor.MatMul
+// on the widened weights bit for bit, which keeps the two forms' logits
+// identical.
+func (w linear) mul(out, x []float32, m, k, n int) {
+	switch w.dt {
+	case BFloat16:
+		gemm.MatMulBF16(out, x, w.h, m, k, n)
+	case Float16:
+		gemm.MatMulF16(out, x, w.h, m, k, n)
+	default:
+		tensor.MatMul(out, x, w.f, m, k, n)
+	}
+}
+
+// projections are a layer's seven matrices.
+type projections struct{ wq, wk, wv, wo, w1, w2, w3 linear }
+
+func (m *Model) projections(i int) projections {
+	l := &m.Layers[i]
+	if m.Half == nil {
+		return projections{linear{f: l.Wq}, linear{f: l.Wk}, linear{f: l.Wv}, linear{f: l.Wo},
+			linear{f: l.W1}, linear{f: l.W2}, linear{f: l.W3}}
+	}
+	dt, h := m.Half.DType, l.Half
+	return projections{linear{h: h.Wq, dt: dt}, linear{h: h.Wk, dt: dt}, linear{h: h.Wv, dt: dt}, linear{h: h.Wo, dt: dt},
+		linear{h: h.W1, dt: dt}, linear{h: h.W2, dt: dt}, linear{h: h.W3, dt: dt}}
+}
+
+func (m *Model) classifier() linear {
+	if m.Half == nil {
+		return linear{f: m.Classifier}
+	}
+	return linear{h: m.Half.Classifier, dt: m.Half.DType}
+}
