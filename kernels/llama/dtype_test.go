@@ -287,3 +287,28 @@ func TestHalfWeightBytes(t *testing.T) {
 	}
 	t.Logf("SmolLM-135M shape, %d layers: float32 %d bytes, bfloat16 %d bytes (%.4f×)", c.Layers, f32, b16, float64(b16)/float64(f32))
 }
+
+// TestHalfWithRopeStyle: re-pairing a 16-bit model permutes its 16-bit
+// query and key rows as the float32 model's are permuted.
+func TestHalfWithRopeStyle(t *testing.T) {
+	c := halfConfigs()["qwen3"]
+	m := randModel(c, 28)
+	bf, err := m.WithDType(BFloat16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := bf.WithRopeStyle(RopeInterleaved)
+	if err := got.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.WithRopeStyle(RopeInterleaved).WithDType(BFloat16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const T = 9
+	tokens := randTokens(T, c.Vocab, 29)
+	bitsEqual(t, "Forward", got.Forward(tokens, 1, T), want.Forward(tokens, 1, T))
+	if &got.Layers[0].Half.W1[0] != &bf.Layers[0].Half.W1[0] || &got.Layers[0].Half.Wq[0] == &bf.Layers[0].Half.Wq[0] {
+		t.Fatal("WithRopeStyle should copy only the permuted tensors")
+	}
+}

@@ -106,18 +106,8 @@ func (m *Model) WithRopeStyle(style RopeStyle) *Model {
 			perm[2*i], perm[2*i+1] = i, i+half
 		}
 	}
-	rows := func(w []float32, width int) []float32 {
-		if w == nil {
-			return nil
-		}
-		out := make([]float32, len(w))
-		for h := 0; h < len(w)/width; h += hd {
-			for j, src := range perm {
-				copy(out[(h+j)*width:(h+j+1)*width], w[(h+src)*width:(h+src+1)*width])
-			}
-		}
-		return out
-	}
+	rows := func(w []float32, width int) []float32 { return permuteHeadRows(w, width, perm) }
+	rows16 := func(w []uint16, width int) []uint16 { return permuteHeadRows(w, width, perm) }
 	out := *m
 	out.Config.RopeStyle = style
 	out.Layers = make([]Layer, len(m.Layers))
@@ -126,7 +116,29 @@ func (m *Model) WithRopeStyle(style RopeStyle) *Model {
 		l.Wq, l.Wk = rows(l.Wq, d), rows(l.Wk, d)
 		l.Bq, l.Bk = rows(l.Bq, 1), rows(l.Bk, 1)
 		l.QNorm, l.KNorm = rows(l.QNorm, 1), rows(l.KNorm, 1)
+		if l.Half != nil {
+			h := *l.Half
+			h.Wq, h.Wk = rows16(h.Wq, d), rows16(h.Wk, d)
+			l.Half = &h
+		}
 		out.Layers[i] = l
 	}
 	return &out
+}
+
+// permuteHeadRows reorders the rows (each width wide) of w within every
+// group of len(perm) rows (a head): row j of a group is the old row perm[j].
+// It returns a new slice, or nil for a nil w.
+func permuteHeadRows[T any](w []T, width int, perm []int) []T {
+	if w == nil {
+		return nil
+	}
+	hd := len(perm)
+	out := make([]T, len(w))
+	for h := 0; h < len(w)/width; h += hd {
+		for j, src := range perm {
+			copy(out[(h+j)*width:(h+j+1)*width], w[(h+src)*width:(h+src+1)*width])
+		}
+	}
+	return out
 }
