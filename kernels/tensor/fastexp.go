@@ -59,13 +59,23 @@ func FastExp32(x float32) float32 {
 	return p * pow2(n)
 }
 
-// FastExp32s replaces every x[i] by FastExp32(x[i]), bit for bit: the same
-// steps written inside the loop, without a call per element (FastExp32 is
-// too large for the compiler to inline), for softmax rows.
-func FastExp32s(x []float32) {
+// FastExp32s replaces every x[i] by FastExp32(x[i]), bit for bit.
+func FastExp32s(x []float32) { FastExp32sSum(x, 0, 1) }
+
+// FastExp32sSum replaces every x[i] by FastExp32(float32((x[i]−shift)·scale))
+// and returns the float32 sum of the results in index order: softmax's
+// exponentiation and normalizer in one pass. The steps of FastExp32 are
+// written inside the loop, bit for bit the same, because FastExp32 is too
+// large for the compiler to inline and a call per element would cost as
+// much as the arithmetic.
+func FastExp32sSum(x []float32, shift, scale float32) float32 {
+	var sum float32
 	for i, v := range x {
+		v = float32((v - shift) * scale)
 		if !(v >= expMin && v <= expMax) {
-			x[i] = FastExp32(v) // NaN, overflow, underflow
+			e := FastExp32(v) // NaN, overflow, underflow
+			x[i] = e
+			sum += e
 			continue
 		}
 		t := float32(v*log2e) + roundTo
@@ -78,13 +88,17 @@ func FastExp32s(x []float32) {
 		p = float32(p*r) + expP4
 		p = float32(p*r) + expP5
 		p = float32(float32(p*float32(r*r))+r) + 1
+		var e float32
 		if n < -126 || n > 127 {
 			h := n / 2
-			x[i] = float32(p*pow2(h)) * pow2(n-h)
-			continue
+			e = float32(p*pow2(h)) * pow2(n-h)
+		} else {
+			e = p * pow2(n)
 		}
-		x[i] = p * pow2(n)
+		x[i] = e
+		sum += e
 	}
+	return sum
 }
 
 // pow2 is 2^n for n in [-126, 127].

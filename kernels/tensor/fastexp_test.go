@@ -84,6 +84,26 @@ func TestFastExp32Special(t *testing.T) {
 	}
 }
 
+// TestFastExp32sSum checks the fused form against its definition: shifted
+// and scaled arguments through FastExp32, summed in index order.
+func TestFastExp32sSum(t *testing.T) {
+	x := []float32{3, -1.5, 0.25, 7, -200, 2}
+	const shift, scale = 7, 0.35355338
+	var want float32
+	got := append([]float32(nil), x...)
+	sum := FastExp32sSum(got, shift, scale)
+	for i, v := range x {
+		e := FastExp32(float32((v - shift) * scale))
+		if got[i] != e {
+			t.Fatalf("element %d: %g, FastExp32 %g", i, got[i], e)
+		}
+		want += e
+	}
+	if sum != want {
+		t.Fatalf("sum %g, want %g", sum, want)
+	}
+}
+
 func BenchmarkExp32(b *testing.B) {
 	xs := make([]float32, 4096)
 	for i := range xs {

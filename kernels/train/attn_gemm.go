@@ -48,9 +48,9 @@ type attnScratch struct {
 	// [t, hd] panels: a query head, the kv head's keys and values, the
 	// output gradient, the kv head's gradient accumulators, a product.
 	qh, kg, vg, doh, dkg, dvg, th []float32
-	xT []float32 // a transposed panel, [hd, ≤t]
-	ds []float32 // a head's score gradients, laid out as the probabilities
-	cT []float32 // a transposed column block, [≤attnBlock, ≤t]
+	xT                            []float32 // a transposed panel, [hd, ≤t]
+	ds                            []float32 // a head's score gradients, laid out as the probabilities
+	cT                            []float32 // a transposed column block, [≤attnBlock, ≤t]
 }
 
 func newAttnGEMM(s attnShape, alloc func(int) []float32) *attnGEMM {
@@ -123,22 +123,14 @@ func panelT(dst, x []float32, lo, hi, hd int) []float32 {
 	return dst[:hd*n]
 }
 
-// softmaxScaled replaces x by softmax(x·scale): (x − max)·scale
-// exponentiated with tensor.FastExp32s, the sum taken in index order.
+// softmaxScaled replaces x by softmax(x·scale), exponentiating
+// (x − max)·scale with tensor.FastExp32sSum.
 func softmaxScaled(x []float32, scale float32) {
 	mx := x[0]
 	for _, v := range x[1:] {
 		mx = max(mx, v)
 	}
-	for i, v := range x {
-		x[i] = float32((v - mx) * scale)
-	}
-	tensor.FastExp32s(x)
-	var sum float32
-	for _, v := range x {
-		sum += v
-	}
-	inv := 1 / sum
+	inv := 1 / tensor.FastExp32sSum(x, mx, scale)
 	for i, v := range x {
 		x[i] = v * inv
 	}

@@ -130,37 +130,39 @@ func (d dropout) on() bool { return d.p > 0 }
 
 // factor is 0 for a dropped element and 1/(1−p) for a kept one.
 func (d dropout) factor(idx int) float32 {
-	if (mix64(d.base+uint64(idx>>2))>>(16*(idx&3)))&0xffff < d.threshold {
-		return 0
-	}
-	return d.keepScale
-}
-
-// each calls fn(i, factor(i)) for i in [0, n), hashing once per four.
-func (d dropout) each(n int, fn func(i int, f float32)) {
-	for i0 := 0; i0 < n; i0 += 4 {
-		h := mix64(d.base + uint64(i0>>2))
-		for i := i0; i < min(i0+4, n); i++ {
-			f := d.keepScale
-			if h&0xffff < d.threshold {
-				f = 0
-			}
-			fn(i, f)
-			h >>= 16
-		}
-	}
+	return d.pick(mix64(d.base+uint64(idx>>2)) >> (16 * (idx & 3)))
 }
 
 // apply writes x·factor into dst.
 func (d dropout) apply(dst, x []float32) {
 	dst = dst[:len(x)]
-	d.each(len(x), func(i int, f float32) { dst[i] = x[i] * f })
+	for i0 := 0; i0 < len(x); i0 += 4 {
+		h := mix64(d.base + uint64(i0>>2))
+		for i := i0; i < min(i0+4, len(x)); i++ {
+			dst[i] = x[i] * d.pick(h)
+			h >>= 16
+		}
+	}
 }
 
 // addScaled adds x·factor into dst (the backward pass of apply).
 func (d dropout) addScaled(dst, x []float32) {
 	dst = dst[:len(x)]
-	d.each(len(x), func(i int, f float32) { dst[i] += x[i] * f })
+	for i0 := 0; i0 < len(x); i0 += 4 {
+		h := mix64(d.base + uint64(i0>>2))
+		for i := i0; i < min(i0+4, len(x)); i++ {
+			dst[i] += x[i] * d.pick(h)
+			h >>= 16
+		}
+	}
+}
+
+// pick is the factor the low 16 bits of a hash select.
+func (d dropout) pick(h uint64) float32 {
+	if h&0xffff < d.threshold {
+		return 0
+	}
+	return d.keepScale
 }
 
 // mix64 is SplitMix64's finalizer.
