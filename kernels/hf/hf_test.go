@@ -860,3 +860,109 @@ func TestSaveWithoutConfig(t *testing.T) {
 		logitsEqual(t, s.arch, m, back)
 	}
 }
+
+// TestLoadDType: a checkpoint loaded 16-bit holds exactly the values Load
+// gives rounded to that type (the same values when the checkpoint is stored
+// in it), computes bit for bit what the widened model computes, and saves
+// back in its own dtype byte for byte.
+func TestLoadDType(t *testing.T) {
+	names := map[safetensors.DType]string{safetensors.DTypeF32: "float32", safetensors.DTypeBF16: "bfloat16", safetensors.DTypeF16: "float16"}
+	for _, s := range specs {
+		t.Run(s.arch, func(t *testing.T) {
+			root := t.TempDir()
+			src := filepath.Join(root, "src")
+			writeCheckpoint(t, src, s.config, s, genTensors(s, 1))
+			f32, _, err := Load(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			auto, cfg, err := LoadDType(src, "auto")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// auto follows config.json's torch_dtype (one spec declares
+			// bfloat16 but stores float32).
+			wantAuto := llama.Float32
+			if td := llama.DType(cfg.TorchDType); td == llama.BFloat16 || td == llama.Float16 {
+				wantAuto = td
+			}
+			if auto.DType() != wantAuto {
+				t.Fatalf("auto: dtype %s, want torch_dtype's %s", auto.DType(), wantAuto)
+			}
+			stored := llama.DType(names[s.dtype])
+			if stored == wantAuto {
+				// Values stored in the checkpoint's dtype are kept exactly.
+				logitsEqual(t, "auto vs float32", auto.Float32(), f32)
+			}
+			logitsEqual(t, "auto 16-bit vs widened", auto, auto.Float32())
+
+			for _, dt := range []llama.DType{llama.BFloat16, llama.Float16} {
+				m, _, err := LoadDType(src, string(dt))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := f32.WithDType(dt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range want.Layers {
+					for _, p := range [][2][]uint16{{m.Layers[i].Half.Wq, want.Layers[i].Half.Wq}, {m.Layers[i].Half.W2, want.Layers[i].Half.W2}} {
+						if !slices.Equal(p[0], p[1]) {
+							t.Fatalf("%s: layer %d: loaded weights are not the float32 ones rounded", dt, i)
+						}
+					}
+				}
+				if !slices.Equal(m.Half.Classifier, want.Half.Classifier) || s.tied != (&m.Half.Classifier[0] == &m.Half.Embedding[0]) {
+					t.Fatalf("%s: classifier differs or is not tied as the config says", dt)
+				}
+				logitsEqual(t, string(dt), m, want)
+			}
+
+			if stored == llama.Float32 || stored != wantAuto {
+				return
+			}
+			// Saved in its own dtype, a 16-bit model's file holds the
+			// checkpoint's bytes.
+			out := filepath.Join(root, "out")
+			if err := Save(out, auto, cfg, names[s.dtype], 0); err != nil {
+				t.Fatal(err)
+			}
+			a, err := safetensors.OpenDir(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			b, err := safetensors.OpenDir(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			for _, name := range a.Names() {
+				ta, _ := a.Tensor(name)
+				tb, ok := b.Tensor(name)
+				if !ok || tb.DType != ta.DType || !slices.Equal(ta.Data, tb.Data) {
+					t.Fatalf("saved %s differs from the checkpoint's (present %v)", name, ok)
+				}
+			}
+			// Saved as float32, it reloads to the widened model.
+			if err := Save(out, auto, cfg, "float32", 0); err != nil {
+				t.Fatal(err)
+			}
+			back, _, err := Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logitsEqual(t, "saved as float32", back, auto.Float32())
+		})
+	}
+}
+
+func TestLoadDTypeUnknown(t *testing.T) {
+	dir := t.TempDir()
+	s := specs[0]
+	writeCheckpoint(t, dir, s.config, s, genTensors(s, 1))
+	_, _, err := LoadDType(dir, "int4")
+	if want := "hf: load " + dir + `: llama: dtype "int4" is not one of float32, bfloat16, float16`; err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+}

@@ -1,6 +1,7 @@
 package hf
 
 import (
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -11,11 +12,21 @@ import (
 )
 
 // weight is one tensor of a checkpoint: its Hugging Face name and shape, and
-// the llama.Model field that holds it.
+// the llama.Model field that holds it: data, or half when the model stores
+// the tensor 16-bit.
 type weight struct {
 	name  string
 	shape []int
 	data  *[]float32
+	half  *[]uint16
+}
+
+// len is the number of values the model holds for w.
+func (w weight) len() int {
+	if w.half != nil {
+		return len(*w.half)
+	}
+	return len(*w.data)
 }
 
 // weights lists m's tensors under their Hugging Face names, in the order
@@ -24,40 +35,59 @@ type weight struct {
 func weights(m *llama.Model) []weight {
 	c := m.Config
 	d, q, kv, h, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
-	ws := []weight{{"model.embed_tokens.weight", []int{c.Vocab, d}, &m.Embedding}}
+	ws := []weight{{name: "model.embed_tokens.weight", shape: []int{c.Vocab, d}, data: &m.Embedding}}
 	for i := range m.Layers {
 		l := &m.Layers[i]
 		p := fmt.Sprintf("model.layers.%d.", i)
 		ws = append(ws,
-			weight{p + "input_layernorm.weight", []int{d}, &l.AttnNorm},
-			weight{p + "self_attn.q_proj.weight", []int{q, d}, &l.Wq},
-			weight{p + "self_attn.k_proj.weight", []int{kv, d}, &l.Wk},
-			weight{p + "self_attn.v_proj.weight", []int{kv, d}, &l.Wv},
-			weight{p + "self_attn.o_proj.weight", []int{d, q}, &l.Wo},
+			weight{name: p + "input_layernorm.weight", shape: []int{d}, data: &l.AttnNorm},
+			weight{name: p + "self_attn.q_proj.weight", shape: []int{q, d}, data: &l.Wq},
+			weight{name: p + "self_attn.k_proj.weight", shape: []int{kv, d}, data: &l.Wk},
+			weight{name: p + "self_attn.v_proj.weight", shape: []int{kv, d}, data: &l.Wv},
+			weight{name: p + "self_attn.o_proj.weight", shape: []int{d, q}, data: &l.Wo},
 		)
 		if c.QKVBias {
 			ws = append(ws,
-				weight{p + "self_attn.q_proj.bias", []int{q}, &l.Bq},
-				weight{p + "self_attn.k_proj.bias", []int{kv}, &l.Bk},
-				weight{p + "self_attn.v_proj.bias", []int{kv}, &l.Bv},
+				weight{name: p + "self_attn.q_proj.bias", shape: []int{q}, data: &l.Bq},
+				weight{name: p + "self_attn.k_proj.bias", shape: []int{kv}, data: &l.Bk},
+				weight{name: p + "self_attn.v_proj.bias", shape: []int{kv}, data: &l.Bv},
 			)
 		}
 		if c.QKNorm {
 			ws = append(ws,
-				weight{p + "self_attn.q_norm.weight", []int{hd}, &l.QNorm},
-				weight{p + "self_attn.k_norm.weight", []int{hd}, &l.KNorm},
+				weight{name: p + "self_attn.q_norm.weight", shape: []int{hd}, data: &l.QNorm},
+				weight{name: p + "self_attn.k_norm.weight", shape: []int{hd}, data: &l.KNorm},
 			)
 		}
 		ws = append(ws,
-			weight{p + "post_attention_layernorm.weight", []int{d}, &l.FFNNorm},
-			weight{p + "mlp.gate_proj.weight", []int{h, d}, &l.W1},
-			weight{p + "mlp.up_proj.weight", []int{h, d}, &l.W3},
-			weight{p + "mlp.down_proj.weight", []int{d, h}, &l.W2},
+			weight{name: p + "post_attention_layernorm.weight", shape: []int{d}, data: &l.FFNNorm},
+			weight{name: p + "mlp.gate_proj.weight", shape: []int{h, d}, data: &l.W1},
+			weight{name: p + "mlp.up_proj.weight", shape: []int{h, d}, data: &l.W3},
+			weight{name: p + "mlp.down_proj.weight", shape: []int{d, h}, data: &l.W2},
 		)
 	}
-	ws = append(ws, weight{"model.norm.weight", []int{d}, &m.FinalNorm})
+	ws = append(ws, weight{name: "model.norm.weight", shape: []int{d}, data: &m.FinalNorm})
 	if !c.SharedClassifier {
-		ws = append(ws, weight{"lm_head.weight", []int{c.Vocab, d}, &m.Classifier})
+		ws = append(ws, weight{name: "lm_head.weight", shape: []int{c.Vocab, d}, data: &m.Classifier})
+	}
+	if m.Half == nil {
+		return ws
+	}
+	// A 16-bit model holds the large tensors in Half and Layer.Half.
+	half := map[*[]float32]*[]uint16{&m.Embedding: &m.Half.Embedding, &m.Classifier: &m.Half.Classifier}
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		if l.Half == nil {
+			l.Half = &llama.HalfLayer{}
+		}
+		h := l.Half
+		for f, u := range map[*[]float32]*[]uint16{&l.Wq: &h.Wq, &l.Wk: &h.Wk, &l.Wv: &h.Wv, &l.Wo: &h.Wo,
+			&l.W1: &h.W1, &l.W2: &h.W2, &l.W3: &h.W3} {
+			half[f] = u
+		}
+	}
+	for i := range ws {
+		ws[i].half = half[ws[i].data]
 	}
 	return ws
 }
@@ -69,9 +99,31 @@ func weights(m *llama.Model) []weight {
 // returns. A missing, unexpected, wrongly shaped or non-float tensor is an
 // error naming the file and the tensor.
 func Load(dir string) (*llama.Model, *Config, error) {
+	return LoadDType(dir, "")
+}
+
+// LoadDType is Load with the model's projections, embedding and classifier
+// stored as dtype (see llama.DType): "" or "float32" widens everything, as
+// Load does; "bfloat16" or "float16" keeps those tensors 16-bit; "auto" is
+// the checkpoint's torch_dtype when that is bfloat16 or float16, else
+// float32. A tensor stored in the requested 16-bit type is copied bit for
+// bit, never through a float32 copy; one stored otherwise is converted one
+// tensor at a time (rounded to nearest even when narrowing). Norms and
+// biases are always float32.
+func LoadDType(dir, dtype string) (*llama.Model, *Config, error) {
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return nil, nil, err
+	}
+	if dtype == "auto" {
+		dtype = ""
+		if cfg.TorchDType == string(llama.BFloat16) || cfg.TorchDType == string(llama.Float16) {
+			dtype = cfg.TorchDType
+		}
+	}
+	dt, err := llama.ParseDType(dtype)
+	if err != nil {
+		return nil, nil, fmt.Errorf("hf: load %s: %w", dir, err)
 	}
 	lc, err := cfg.LlamaConfig()
 	if err != nil {
@@ -84,6 +136,9 @@ func Load(dir string) (*llama.Model, *Config, error) {
 	defer r.Close()
 
 	m := &llama.Model{Config: lc, Layers: make([]llama.Layer, lc.Layers)}
+	if dt != llama.Float32 {
+		m.Half = &llama.HalfWeights{DType: dt}
+	}
 	ws := weights(m)
 	want := make(map[string]bool, len(ws))
 	for _, w := range ws {
@@ -109,12 +164,20 @@ func Load(dir string) (*llama.Model, *Config, error) {
 			return nil, nil, fmt.Errorf("hf: %s: tensor %q has shape %v, config.json implies %v",
 				location(r, dir, w.name), w.name, t.Shape, w.shape)
 		}
-		if *w.data, err = t.Float32(); err != nil {
+		if w.half != nil {
+			*w.half, err = halfValues(t, dt)
+		} else {
+			*w.data, err = t.Float32()
+		}
+		if err != nil {
 			return nil, nil, fmt.Errorf("hf: %s: %w", location(r, dir, w.name), err)
 		}
 	}
 	if lc.SharedClassifier {
 		m.Classifier = m.Embedding
+		if m.Half != nil {
+			m.Half.Classifier = m.Half.Embedding
+		}
 	}
 	if err := m.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("hf: %s: %w", dir, err)
@@ -148,4 +211,27 @@ func checkpointFile(r safetensors.Reader, dir string) string {
 		return filepath.Join(dir, safetensors.IndexFileName)
 	}
 	return filepath.Join(dir, safetensors.SingleFileName)
+}
+
+// halfTypes maps the 16-bit model dtypes to their safetensors element types.
+var halfTypes = map[llama.DType]safetensors.DType{llama.BFloat16: safetensors.DTypeBF16, llama.Float16: safetensors.DTypeF16}
+
+// halfValues returns t's values as dt: the raw 16-bit patterns when t is
+// stored as dt, else converted through float32.
+func halfValues(t safetensors.Tensor, dt llama.DType) ([]uint16, error) {
+	if t.DType != halfTypes[dt] {
+		f, err := t.Float32()
+		if err != nil {
+			return nil, err
+		}
+		return llama.Narrow(dt, f), nil
+	}
+	if len(t.Data) != 2*t.NumElements() {
+		return nil, fmt.Errorf("tensor %q holds %d bytes, its shape %v needs %d", t.Name, len(t.Data), t.Shape, 2*t.NumElements())
+	}
+	out := make([]uint16, t.NumElements())
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint16(t.Data[2*i:])
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package hf
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ var CompanionFiles = []string{
 // biases, say) is an error. An interleaved-RoPE model has its q/k rows permuted to Hugging
 // Face's rotate-half layout.
 //
+// A 16-bit model (see llama.DType) saved in its own dtype is written bit
+// for bit; in another dtype each tensor is widened first, then rounded.
+//
 // The directory is built beside dir under a temporary name and renamed into
 // place, so an interrupted Save leaves no half-written checkpoint; an
 // existing dir is replaced.
@@ -87,7 +91,7 @@ func Save(dir string, m *llama.Model, cfg *Config, dtype string, maxShardBytes i
 	if err := writeFileSync(filepath.Join(tmp, ConfigFileName), doc); err != nil {
 		return fmt.Errorf("hf: save %s: %w", dir, err)
 	}
-	if err := writeWeights(tmp, weights(m), dt, maxShardBytes); err != nil {
+	if err := writeWeights(tmp, weights(m), dt, m.DType(), maxShardBytes); err != nil {
 		return fmt.Errorf("hf: save %s: %w", dir, err)
 	}
 	if cfg != nil && cfg.Dir != "" {
@@ -215,7 +219,10 @@ func resizeLayerTypes(doc map[string]any, n int) error {
 
 // writeWeights writes ws in dt, converting one shard's tensors at a time so
 // that at most one shard's bytes are held besides the float32 model.
-func writeWeights(dir string, ws []weight, dt safetensors.DType, maxShardBytes int64) error {
+//
+// A 16-bit model's tensors (hdt, ignored for a float32 model) are written bit
+// for bit when dt is their own type, else widened one tensor at a time.
+func writeWeights(dir string, ws []weight, dt safetensors.DType, hdt llama.DType, maxShardBytes int64) error {
 	meta := map[string]string{"format": "pt"} // transformers refuses safetensors without it
 	var (
 		groups [][]weight
@@ -223,7 +230,7 @@ func writeWeights(dir string, ws []weight, dt safetensors.DType, maxShardBytes i
 		total  int64
 	)
 	for _, w := range ws {
-		n := int64(len(*w.data)) * int64(dt.Size())
+		n := int64(w.len()) * int64(dt.Size())
 		if len(groups) == 0 || maxShardBytes > 0 && size+n > maxShardBytes && size > 0 {
 			groups = append(groups, nil)
 			size = 0
@@ -235,7 +242,7 @@ func writeWeights(dir string, ws []weight, dt safetensors.DType, maxShardBytes i
 	encode := func(g []weight) ([]safetensors.Tensor, error) {
 		ts := make([]safetensors.Tensor, len(g))
 		for i, w := range g {
-			t, err := safetensors.FromFloat32(w.name, dt, w.shape, *w.data)
+			t, err := encodeWeight(w, dt, hdt)
 			if err != nil {
 				return nil, err
 			}
@@ -272,6 +279,22 @@ func writeWeights(dir string, ws []weight, dt safetensors.DType, maxShardBytes i
 		return err
 	}
 	return writeFileSync(filepath.Join(dir, safetensors.IndexFileName), append(b, '\n'))
+}
+
+// encodeWeight is w as a safetensors tensor of type dt; hdt is the 16-bit
+// type of w.half.
+func encodeWeight(w weight, dt safetensors.DType, hdt llama.DType) (safetensors.Tensor, error) {
+	if w.half == nil {
+		return safetensors.FromFloat32(w.name, dt, w.shape, *w.data)
+	}
+	if dt != halfTypes[hdt] {
+		return safetensors.FromFloat32(w.name, dt, w.shape, llama.Widen(hdt, *w.half))
+	}
+	data := make([]byte, 2*len(*w.half))
+	for i, v := range *w.half {
+		binary.LittleEndian.PutUint16(data[2*i:], v)
+	}
+	return safetensors.Tensor{Name: w.name, DType: dt, Shape: slices.Clone(w.shape), Data: data}, nil
 }
 
 func writeFileSync(path string, b []byte) error {
