@@ -1,0 +1,270 @@
+// Package attention computes causal multi-head attention over whole
+// sequences at once, for prefill and calibration capture, flash-attention
+// style: tiles of queries against tiles of keys, S = Q·Kᵀ and O += P·V as
+// matrix products through kernels/gemm, and an online softmax (a running
+// maximum and sum per query row, rescaling O when the maximum grows), so no
+// t×t score matrix is ever formed.
+//
+// The order of operations differs from the per-query loop of run.c that
+// llama's Decoder keeps (dot, softmax, weighted sum), so results agree with
+// it within rounding, not bit for bit. They are bit-identical for every
+// thread count: tile sizes are fixed, every job writes only its own output
+// rows and columns, and each product runs on one thread.
+//
+// Benchmarks against that per-query loop:
+//
+//	go test -run=NONE -bench=Causal -count=5 ./kernels/attention
+package attention
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"lrmc/kernels/gemm"
+	"lrmc/kernels/tensor"
+)
+
+// Tile sizes, fixed so that every output row's arithmetic is the same
+// however the work is split (and so bit-identical for any thread count).
+// Measured on the shared 2-core AVX-512 host with BenchmarkTiles.
+const (
+	// qTile query positions per job and head. The heads sharing a kv head
+	// are stacked, so a product has (heads/kvHeads)·qTile rows.
+	qTile = 64
+	// kTile key positions per step of the online softmax.
+	kTile = 64
+)
+
+// Causal computes causal grouped-query attention for b sequences of t
+// positions: q is [b·t, heads·hd] row-major, k and v are [b·t, kvHeads·hd],
+// and query head h reads kv head h/(heads/kvHeads). It writes out[r, head]
+// = Σ_{p ≤ pos(r)} softmax_p(q·k_p/√hd)·v_p, the sum running over r's own
+// sequence, into out [b·t, heads·hd]. out must not overlap q, k or v.
+//
+// Besides O(tile²) scratch per worker it allocates one packed copy of k and
+// v (the kv heads made contiguous, values transposed per key tile), since
+// gemm's x·wᵀ form needs both operands with the reduced dimension
+// contiguous. Work is spread over GOMAXPROCS workers; exponentials go
+// through tensor.FastExp32s (within 2 ulps of e^x).
+//
+// It panics if heads is not a positive multiple of kvHeads, a dimension is
+// negative, or a slice is shorter than its shape needs.
+func Causal(out, q, k, v []float32, b, t, heads, kvHeads, hd int) {
+	checkShapes(out, q, k, v, b, t, heads, kvHeads, hd)
+	if b == 0 || t == 0 || hd == 0 {
+		return
+	}
+	s := shape{b: b, t: t, heads: heads, kvHeads: kvHeads, hd: hd, group: heads / kvHeads,
+		scale: 1 / tensor.Sqrt32(float32(hd))}
+	kp, vt := s.pack(k, v)
+	s.run(out, q, kp, vt)
+}
+
+func checkShapes(out, q, k, v []float32, b, t, heads, kvHeads, hd int) {
+	if b < 0 || t < 0 || hd < 0 {
+		panic(fmt.Sprintf("attention: negative dimension b=%d t=%d hd=%d", b, t, hd))
+	}
+	if heads < 1 || kvHeads < 1 || heads%kvHeads != 0 {
+		panic(fmt.Sprintf("attention: %d query heads do not divide into %d kv heads", heads, kvHeads))
+	}
+	n := b * t
+	for _, c := range []struct {
+		name  string
+		have  int
+		width int
+	}{{"out", len(out), heads * hd}, {"q", len(q), heads * hd}, {"k", len(k), kvHeads * hd}, {"v", len(v), kvHeads * hd}} {
+		if c.have < n*c.width {
+			panic(fmt.Sprintf("attention: %s holds %d floats, b=%d × t=%d rows of %d need %d",
+				c.name, c.have, b, t, c.width, n*c.width))
+		}
+	}
+}
+
+// shape is one call's dimensions.
+type shape struct {
+	b, t, heads, kvHeads, hd int
+	group                    int     // query heads per kv head
+	scale                    float32 // 1/√hd, applied to q while packing
+}
+
+// tiles is the number of kTile-wide key tiles in a sequence.
+func (s shape) tiles() int { return (s.t + kTile - 1) / kTile }
+
+// pack copies k into kp [b, kvHeads, t, hd], so every key tile of a kv head
+// is a contiguous [cols, hd] matrix, and v into vt [b, kvHeads, tiles] of
+// [hd, cols] blocks, each key tile's values transposed (cols is kTile except
+// in a ragged last tile). Both are read by every query tile of every head in
+// the group, so they are packed once, in parallel over (sequence, kv head).
+func (s shape) pack(k, v []float32) (kp, vt []float32) {
+	hd, t, kvd := s.hd, s.t, s.kvHeads*s.hd
+	kp = make([]float32, s.b*t*kvd)
+	vt = make([]float32, s.b*t*kvd)
+	tensor.Parallel(s.b*s.kvHeads, 1, func(lo, hi int) {
+		for job := lo; job < hi; job++ {
+			seq, g := job/s.kvHeads, job%s.kvHeads
+			base := job * t * hd // same index as (seq·kvHeads + g)·t·hd
+			for p := range t {
+				src := (seq*t+p)*kvd + g*hd
+				copy(kp[base+p*hd:base+(p+1)*hd], k[src:src+hd])
+			}
+			for k0 := 0; k0 < t; k0 += kTile {
+				cols := min(kTile, t-k0)
+				blk := vt[base+k0*hd : base+(k0+cols)*hd]
+				for j := range cols {
+					src := v[(seq*t+k0+j)*kvd+g*hd:][:hd]
+					for d, x := range src {
+						blk[d*cols+j] = x
+					}
+				}
+			}
+		}
+	})
+	return kp, vt
+}
+
+// scratch is one worker's buffers, all O(tile²): rows = group·qTile.
+type scratch struct {
+	qs    []float32 // [rows, hd] stacked, scaled query rows
+	sc    []float32 // [rows, kTile] scores, then probabilities
+	pv    []float32 // [rows, hd] one tile's P·V
+	o     []float32 // [rows, hd] running unnormalized output
+	m, l  []float32 // [rows] running maximum and sum of exponentials
+	alpha []float32 // [rows] this step's rescaling of o
+}
+
+func newScratch(s shape) *scratch {
+	rows := s.group * qTile
+	return &scratch{
+		qs: make([]float32, rows*s.hd), sc: make([]float32, rows*kTile),
+		pv: make([]float32, rows*s.hd), o: make([]float32, rows*s.hd),
+		m: make([]float32, rows), l: make([]float32, rows), alpha: make([]float32, rows),
+	}
+}
+
+// run computes every (query tile, sequence, kv head) job. Jobs cost in
+// proportion to their query tile's index (causal masking skips later key
+// tiles), so they are handed out largest first from a shared counter; which
+// worker runs a job does not change its arithmetic.
+func (s shape) run(out, q, kp, vt []float32) {
+	nq := (s.t + qTile - 1) / qTile
+	per := s.b * s.kvHeads
+	jobs := nq * per
+	workers := min(runtime.GOMAXPROCS(0), jobs)
+	var next atomic.Int64
+	work := func() {
+		w := newScratch(s)
+		for {
+			j := int(next.Add(1) - 1)
+			if j >= jobs {
+				return
+			}
+			qt := nq - 1 - j/per
+			seq, g := (j%per)/s.kvHeads, (j%per)%s.kvHeads
+			s.job(w, out, q, kp, vt, seq, g, qt)
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+}
+
+// job computes query tile qt of sequence seq for the query heads of kv head
+// g, stacked: stacked row r is head g·group + r/qn at position q0 + r%qn.
+func (s shape) job(w *scratch, out, q, kp, vt []float32, seq, g, qt int) {
+	hd, qd := s.hd, s.heads*s.hd
+	q0 := qt * qTile
+	qn := min(qTile, s.t-q0)
+	rows := s.group * qn
+	for r := range rows {
+		h, p := g*s.group+r/qn, q0+r%qn
+		src := q[(seq*s.t+p)*qd+h*hd:][:hd]
+		dst := w.qs[r*hd : (r+1)*hd]
+		for i, x := range src {
+			dst[i] = x * s.scale
+		}
+	}
+	qs, o, pv := w.qs[:rows*hd], w.o[:rows*hd], w.pv[:rows*hd]
+	m, l, alpha := w.m[:rows], w.l[:rows], w.alpha[:rows]
+	clear(o)
+	clear(l)
+	for r := range m {
+		m[r] = float32(math.Inf(-1))
+	}
+	base := (seq*s.kvHeads + g) * s.t * hd
+	// Key tiles starting after the tile's last query are fully masked and
+	// skipped.
+	for k0 := 0; k0 < q0+qn; k0 += kTile {
+		cols := min(kTile, s.t-k0)
+		sc := w.sc[:rows*cols]
+		gemm.MatMulThreads(sc, qs, kp[base+k0*hd:], rows, hd, cols, 1)
+		for r := range rows {
+			// Keys past this row's position are masked: only a tile that
+			// reaches beyond q0 has any.
+			visible := min(cols, q0+r%qn-k0+1)
+			alpha[r] = softmaxStep(sc[r*cols:(r+1)*cols], visible, &m[r], &l[r])
+		}
+		gemm.MatMulThreads(pv, sc, vt[base+k0*hd:], rows, cols, hd, 1)
+		for r := range rows {
+			a := alpha[r]
+			or, pr := o[r*hd:(r+1)*hd], pv[r*hd:(r+1)*hd]
+			if a == 1 {
+				for i, x := range pr {
+					or[i] += x
+				}
+				continue
+			}
+			for i, x := range pr {
+				or[i] = or[i]*a + x
+			}
+		}
+	}
+	for r := range rows {
+		h, p := g*s.group+r/qn, q0+r%qn
+		dst := out[(seq*s.t+p)*qd+h*hd:][:hd]
+		inv := l[r]
+		for i, x := range o[r*hd : (r+1)*hd] {
+			dst[i] = x / inv
+		}
+	}
+}
+
+// softmaxStep turns one row of scores into unnormalized probabilities for
+// the online softmax: the first visible entries become e^(s − m') with m' the
+// new running maximum *m, the rest (masked keys) zero. It adds their sum to
+// the running sum *l after rescaling it, and returns the factor e^(m − m')
+// by which the row's output so far must be rescaled too. visible < 1 leaves
+// the running state alone and returns 1.
+func softmaxStep(row []float32, visible int, m, l *float32) float32 {
+	if visible < 1 {
+		clear(row)
+		return 1
+	}
+	vis := row[:visible]
+	mx := *m
+	for _, x := range vis {
+		mx = max(mx, x)
+	}
+	for i, x := range vis {
+		vis[i] = x - mx
+	}
+	tensor.FastExp32s(vis)
+	var sum float32
+	for _, x := range vis {
+		sum += x
+	}
+	clear(row[visible:])
+	alpha := float32(1)
+	if mx != *m {
+		// e^(−∞) = 0 on the first visible tile, where o and l are zero.
+		alpha = tensor.FastExp32(*m - mx)
+	}
+	*m = mx
+	*l = *l*alpha + sum
+	return alpha
+}
