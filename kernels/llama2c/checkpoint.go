@@ -176,11 +176,13 @@ func Load(path string) (*llama.Model, error) {
 // run.c skips, are recomputed with export.py's formula (see FreqCis). Every
 // header and weight byte of a loaded checkpoint writes back unchanged; the
 // freq_cis values of a PyTorch export may differ in the last bit, because
-// PyTorch's vectorised float32 cos/sin are not correctly rounded.
+// PyTorch's vectorised float32 cos/sin are not correctly rounded. The
+// format is float32: a 16-bit model is written widened (exactly).
 func Write(w io.Writer, m *llama.Model) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("llama2c: write: %w", err)
 	}
+	m = m.Float32()
 	c := m.Config
 	switch {
 	case c.QKVBias:
