@@ -11,6 +11,7 @@
 package ggufmodel
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,6 +47,7 @@ type weight struct {
 	name  string
 	shape []int
 	data  *[]float32
+	half  *[]uint16 // instead of data when the model stores the tensor 16-bit
 }
 
 // weights lists m's tensors under llama.cpp's names, in the order its
@@ -54,40 +56,59 @@ type weight struct {
 func weights(m *llama.Model) []weight {
 	c := m.Config
 	d, q, kv, h, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
-	ws := []weight{{"token_embd.weight", []int{c.Vocab, d}, &m.Embedding}}
+	ws := []weight{{name: "token_embd.weight", shape: []int{c.Vocab, d}, data: &m.Embedding}}
 	for i := range m.Layers {
 		l := &m.Layers[i]
 		p := fmt.Sprintf("blk.%d.", i)
 		ws = append(ws,
-			weight{p + "attn_norm.weight", []int{d}, &l.AttnNorm},
-			weight{p + "attn_q.weight", []int{q, d}, &l.Wq},
-			weight{p + "attn_k.weight", []int{kv, d}, &l.Wk},
-			weight{p + "attn_v.weight", []int{kv, d}, &l.Wv},
-			weight{p + "attn_output.weight", []int{d, q}, &l.Wo},
+			weight{name: p + "attn_norm.weight", shape: []int{d}, data: &l.AttnNorm},
+			weight{name: p + "attn_q.weight", shape: []int{q, d}, data: &l.Wq},
+			weight{name: p + "attn_k.weight", shape: []int{kv, d}, data: &l.Wk},
+			weight{name: p + "attn_v.weight", shape: []int{kv, d}, data: &l.Wv},
+			weight{name: p + "attn_output.weight", shape: []int{d, q}, data: &l.Wo},
 		)
 		if c.QKVBias {
 			ws = append(ws,
-				weight{p + "attn_q.bias", []int{q}, &l.Bq},
-				weight{p + "attn_k.bias", []int{kv}, &l.Bk},
-				weight{p + "attn_v.bias", []int{kv}, &l.Bv},
+				weight{name: p + "attn_q.bias", shape: []int{q}, data: &l.Bq},
+				weight{name: p + "attn_k.bias", shape: []int{kv}, data: &l.Bk},
+				weight{name: p + "attn_v.bias", shape: []int{kv}, data: &l.Bv},
 			)
 		}
 		if c.QKNorm {
 			ws = append(ws,
-				weight{p + "attn_q_norm.weight", []int{hd}, &l.QNorm},
-				weight{p + "attn_k_norm.weight", []int{hd}, &l.KNorm},
+				weight{name: p + "attn_q_norm.weight", shape: []int{hd}, data: &l.QNorm},
+				weight{name: p + "attn_k_norm.weight", shape: []int{hd}, data: &l.KNorm},
 			)
 		}
 		ws = append(ws,
-			weight{p + "ffn_norm.weight", []int{d}, &l.FFNNorm},
-			weight{p + "ffn_gate.weight", []int{h, d}, &l.W1},
-			weight{p + "ffn_up.weight", []int{h, d}, &l.W3},
-			weight{p + "ffn_down.weight", []int{d, h}, &l.W2},
+			weight{name: p + "ffn_norm.weight", shape: []int{d}, data: &l.FFNNorm},
+			weight{name: p + "ffn_gate.weight", shape: []int{h, d}, data: &l.W1},
+			weight{name: p + "ffn_up.weight", shape: []int{h, d}, data: &l.W3},
+			weight{name: p + "ffn_down.weight", shape: []int{d, h}, data: &l.W2},
 		)
 	}
-	ws = append(ws, weight{"output_norm.weight", []int{d}, &m.FinalNorm})
+	ws = append(ws, weight{name: "output_norm.weight", shape: []int{d}, data: &m.FinalNorm})
 	if !c.SharedClassifier {
-		ws = append(ws, weight{"output.weight", []int{c.Vocab, d}, &m.Classifier})
+		ws = append(ws, weight{name: "output.weight", shape: []int{c.Vocab, d}, data: &m.Classifier})
+	}
+	if m.Half == nil {
+		return ws
+	}
+	// A 16-bit model holds the matrices in Half and Layer.Half.
+	half := map[*[]float32]*[]uint16{&m.Embedding: &m.Half.Embedding, &m.Classifier: &m.Half.Classifier}
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		if l.Half == nil {
+			l.Half = &llama.HalfLayer{}
+		}
+		h := l.Half
+		for f, u := range map[*[]float32]*[]uint16{&l.Wq: &h.Wq, &l.Wk: &h.Wk, &l.Wv: &h.Wv, &l.Wo: &h.Wo,
+			&l.W1: &h.W1, &l.W2: &h.W2, &l.W3: &h.W3} {
+			half[f] = u
+		}
+	}
+	for i := range ws {
+		ws[i].half = half[ws[i].data]
 	}
 	return ws
 }
@@ -99,6 +120,17 @@ func weights(m *llama.Model) []weight {
 // unexpected or wrongly shaped tensor, or a metadata value that does not
 // fit, is an error naming the file and the tensor or key.
 func Load(path string) (*llama.Model, *Meta, error) {
+	return LoadDType(path, "")
+}
+
+// LoadDType is Load with the model's weight matrices (projections,
+// embedding, classifier) stored as dtype (see llama.DType): "" or "float32"
+// as Load; "bfloat16" or "float16" keeps them 16-bit, copying tensors
+// stored in that type bit for bit, without a float32 copy, and converting
+// others one tensor at a time (rounded to nearest even); "auto" is the type
+// token_embd.weight is stored in when that is F16 or BF16, else float32.
+// Norms and biases are always float32.
+func LoadDType(path, dtype string) (*llama.Model, *Meta, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -108,7 +140,24 @@ func Load(path string) (*llama.Model, *Meta, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if dtype == "auto" {
+		dtype = ""
+		if t, ok := f.Tensor("token_embd.weight"); ok {
+			for dt, typ := range halfTypes {
+				if t.Type == typ {
+					dtype = string(dt)
+				}
+			}
+		}
+	}
+	dt, err := llama.ParseDType(dtype)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ggufmodel: load %s: %w", path, err)
+	}
 	m := &llama.Model{Config: c, Layers: make([]llama.Layer, c.Layers)}
+	if dt != llama.Float32 {
+		m.Half = &llama.HalfWeights{DType: dt}
+	}
 	ws := weights(m)
 	want := make(map[string]bool, len(ws))
 	for _, w := range ws {
@@ -128,12 +177,20 @@ func Load(path string) (*llama.Model, *Meta, error) {
 		if shape := t.Shape(); !slices.Equal(shape, w.shape) {
 			return nil, nil, fmt.Errorf("ggufmodel: %s: tensor %q has shape %v, the metadata implies %v", path, w.name, shape, w.shape)
 		}
-		if *w.data, err = t.Float32(); err != nil {
+		if w.half != nil {
+			*w.half, err = halfValues(t, dt)
+		} else {
+			*w.data, err = t.Float32()
+		}
+		if err != nil {
 			return nil, nil, fmt.Errorf("ggufmodel: %s: %w", path, err)
 		}
 	}
 	if c.SharedClassifier {
 		m.Classifier = m.Embedding
+		if m.Half != nil {
+			m.Half.Classifier = m.Half.Embedding
+		}
 	}
 	if err := m.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("ggufmodel: %s: %w", path, err)
@@ -267,4 +324,28 @@ func readMeta(f *gguf.File) (llama.Config, *Meta, error) {
 	c.QKNorm = arch == "qwen3"
 	c.RopeStyle = ropeStyles[arch]
 	return c, meta, nil
+}
+
+// halfTypes maps the 16-bit model dtypes to their GGML tensor types.
+var halfTypes = map[llama.DType]gguf.GGMLType{llama.BFloat16: gguf.TypeBF16, llama.Float16: gguf.TypeF16}
+
+// halfValues returns t's values as dt: the raw 16-bit patterns when t is
+// stored as dt, else converted through float32.
+func halfValues(t gguf.Tensor, dt llama.DType) ([]uint16, error) {
+	if t.Type != halfTypes[dt] {
+		f, err := t.Float32()
+		if err != nil {
+			return nil, err
+		}
+		return llama.Narrow(dt, f), nil
+	}
+	n := t.NumElements()
+	if uint64(len(t.Data)) != 2*n {
+		return nil, fmt.Errorf("gguf: tensor %q: %d bytes, want %d for %s %v", t.Name, len(t.Data), 2*n, t.Type, t.Dims)
+	}
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint16(t.Data[2*i:])
+	}
+	return out, nil
 }

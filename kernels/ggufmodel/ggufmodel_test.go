@@ -1,8 +1,10 @@
 package ggufmodel
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -397,5 +399,60 @@ func TestReadConfig(t *testing.T) {
 	c, meta, err := ReadConfig(shareddata.Path(t, "models", "stories260K", "stories260K.gguf"))
 	if err != nil || c != g.Config || meta.Architecture != "llama" {
 		t.Fatalf("ReadConfig: %+v, %+v, %v; Load's config %+v", c, meta, err, g.Config)
+	}
+}
+
+// TestLoadDType: a GGUF file loaded 16-bit holds Load's values rounded to
+// that type (exactly the stored ones when the file has that type), computes
+// what its widened model computes bit for bit, and saves back in its own
+// type byte for byte.
+func TestLoadDType(t *testing.T) {
+	g, meta, _ := stories(t)
+	for _, c := range []struct {
+		save string
+		dt   llama.DType
+	}{{"bf16", llama.BFloat16}, {"f16", llama.Float16}} {
+		path := filepath.Join(t.TempDir(), "m.gguf")
+		if err := Save(path, g, meta, c.save); err != nil {
+			t.Fatal(err)
+		}
+		f32, _, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := LoadDType(path, "auto")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.DType() != c.dt {
+			t.Fatalf("%s file loaded with auto: dtype %s", c.save, m.DType())
+		}
+		tokens := randTokens(16, 512, 3)
+		identical(t, c.save+" kept 16-bit vs widened on load", m.Forward(tokens, 1, 16), f32.Forward(tokens, 1, 16))
+		// The other 16-bit type: the float32 values rounded.
+		other := map[llama.DType]llama.DType{llama.BFloat16: llama.Float16, llama.Float16: llama.BFloat16}[c.dt]
+		o, _, err := LoadDType(path, string(other))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := f32.WithDType(other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		identical(t, c.save+" loaded as "+string(other), o.Forward(tokens, 1, 16), want.Forward(tokens, 1, 16))
+
+		again := filepath.Join(t.TempDir(), "again.gguf")
+		if err := Save(again, m, meta, c.save); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := os.ReadFile(path)
+		b, _ := os.ReadFile(again)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("%s: a 16-bit model saved in its own type is not the file it came from", c.save)
+		}
+	}
+	// stories260K.gguf is float32: auto keeps it so.
+	if m, _, err := LoadDType(shareddata.Path(t, "models", "stories260K", "stories260K.gguf"), "auto"); err != nil || m.DType() != llama.Float32 {
+		t.Fatalf("float32 file loaded with auto: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package ggufmodel
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"lrmc/kernels/gguf"
@@ -30,7 +31,9 @@ var fileTypes = map[string]struct {
 // value_length when the head size is not embedding_length/head_count; Llama
 // 3's rope scaling becomes llama.cpp's rope_freqs.weight tensor. The
 // q/k rows are permuted into the architecture's rotary layout when m uses
-// the other one. The file is written atomically.
+// the other one. A 16-bit model's matrices saved in their own type are
+// written bit for bit, in another type widened first. The file is written
+// atomically.
 func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 	ft, ok := fileTypes[dtype]
 	if !ok {
@@ -100,7 +103,7 @@ func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 	ws := weights(m)
 	if c.RopeScaling.Type != "" {
 		divisors := llama3Divisors(c)
-		ws = append(ws, weight{ropeFreqsName, []int{len(divisors)}, &divisors})
+		ws = append(ws, weight{name: ropeFreqsName, shape: []int{len(divisors)}, data: &divisors})
 	}
 	ts := make([]gguf.Tensor, len(ws))
 	for i, w := range ws {
@@ -108,7 +111,7 @@ func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 		if len(w.shape) == 1 {
 			typ = gguf.TypeF32 // ggml adds and multiplies by F32 vectors
 		}
-		t, err := gguf.FromFloat32(w.name, typ, w.shape, *w.data)
+		t, err := encodeWeight(w, typ, m.DType())
 		if err != nil {
 			return fmt.Errorf("ggufmodel: save %s: %w", path, err)
 		}
@@ -120,4 +123,24 @@ func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 func withFactor(s llama.RopeScaling, factor float64) llama.RopeScaling {
 	s.Factor = factor
 	return s
+}
+
+// encodeWeight is w as a GGUF tensor of type typ; hdt is the 16-bit type of
+// w.half.
+func encodeWeight(w weight, typ gguf.GGMLType, hdt llama.DType) (gguf.Tensor, error) {
+	if w.half == nil {
+		return gguf.FromFloat32(w.name, typ, w.shape, *w.data)
+	}
+	if typ != halfTypes[hdt] {
+		return gguf.FromFloat32(w.name, typ, w.shape, llama.Widen(hdt, *w.half))
+	}
+	dims := make([]uint64, len(w.shape))
+	for i, d := range w.shape {
+		dims[len(w.shape)-1-i] = uint64(d) // GGUF stores ne, innermost first
+	}
+	data := make([]byte, 2*len(*w.half))
+	for i, v := range *w.half {
+		binary.LittleEndian.PutUint16(data[2*i:], v)
+	}
+	return gguf.Tensor{Name: w.name, Type: typ, Dims: dims, Data: data}, nil
 }
