@@ -126,9 +126,13 @@ func panelT(dst, x []float32, lo, hi, hd int) []float32 {
 // softmaxScaled replaces x by softmax(x·scale), exponentiating
 // (x − max)·scale with tensor.FastExp32sSum.
 func softmaxScaled(x []float32, scale float32) {
+	// A plain comparison, not the max builtin, whose NaN and signed-zero
+	// rules compile to a much slower sequence.
 	mx := x[0]
 	for _, v := range x[1:] {
-		mx = max(mx, v)
+		if v > mx {
+			mx = v
+		}
 	}
 	inv := 1 / tensor.FastExp32sSum(x, mx, scale)
 	for i, v := range x {

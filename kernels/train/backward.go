@@ -16,7 +16,7 @@ func (n *Net) blockBackward(li int, h []float32) {
 	clear(da)
 	n.linBackward(li, modDown, da, dh, a.a)
 	du := g.dhid2[:rows*hid]
-	swigluBackward(da, du, a.g, a.u) // da becomes the gate's gradient
+	swigluBackward(da, du, a.g, a.u, a.sig) // da becomes the gate's gradient
 	dxf := g.dd[:rows*d]
 	clear(dxf)
 	n.linBackward(li, modGate, dxf, da, a.xf)

@@ -152,8 +152,12 @@ func (n *Net) block(li int, h, out []float32) {
 	tensor.RMSNormRows(a.xf, a.h1, l.ffnNorm.Data, c.NormEps)
 	n.linForward(li, modGate, a.g, a.xf)
 	n.linForward(li, modUp, a.u, a.xf)
-	copy(a.a, a.g)
-	tensor.SwiGLU(a.a, a.u)
+	if a.sig != nil {
+		swigluFast(a.a, a.sig, a.g, a.u)
+	} else {
+		copy(a.a, a.g)
+		tensor.SwiGLU(a.a, a.u)
+	}
 	n.linForward(li, modDown, out, a.a)
 	tensor.Add(out, a.h1)
 }

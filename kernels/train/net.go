@@ -32,6 +32,7 @@ type acts struct {
 	h1         []float32 // residual after attention [n, d]
 	xf         []float32 // MLP RMSNorm output [n, d]
 	g, u, a    []float32 // gate, up, SiLU(gate)·up [n, hidden]
+	sig        []float32 // σ(gate) [n, hidden], kept for backward (WithGEMM only)
 	loraU      [7][]float32
 }
 
@@ -87,10 +88,16 @@ type Net struct {
 
 // New builds a Net over m for batches of b sequences of t tokens. The
 // model's weights are used in place, not copied: full fine-tuning updates
-// them.
+// them. Training reads and updates float32 weights: a 16-bit model (see
+// llama.DType) is refused, to be widened by the caller with Float32 (New
+// does not widen it itself, which would silently leave the caller's model
+// untrained).
 func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
+	}
+	if dt := m.DType(); dt != llama.Float32 {
+		return nil, fmt.Errorf("train: the model's weights are %s; training needs float32 weights (widen it with Model.Float32 first)", dt)
 	}
 	if b <= 0 || t <= 0 {
 		return nil, fmt.Errorf("train: batch %d × sequence %d, both must be positive", b, t)
@@ -115,8 +122,9 @@ func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 // for options New would reject.
 //
 // The terms, for n = b·t positions: (Layers+1)·n·Dim checkpoints; one
-// block's activations, about n·(6·Dim + 3·QDim + 3·HiddenDim) plus the
-// attention probabilities b·Heads·t²; gradient scratch of similar size; the
+// block's activations, about n·(6·Dim + 3·QDim + 3·HiddenDim) (4·HiddenDim
+// WithGEMM, which keeps σ(gate)) plus the attention probabilities
+// b·Heads·t²; gradient scratch of similar size; the
 // logits chunk, LogitRows·Vocab; and for each trainable value its gradient
 // and two moments.
 func PeakBytes(c llama.Config, b, t int, opts ...Option) int64 {
@@ -237,6 +245,9 @@ func (n *Net) layout(alloc func(int) []float32) {
 	a.p = alloc(n.b * c.Heads * n.t * n.t)
 	a.att, a.h1, a.xf = alloc(rows*qd), alloc(rows*d), alloc(rows*d)
 	a.g, a.u, a.a = alloc(rows*hid), alloc(rows*hid), alloc(rows*hid)
+	if n.o.gemm {
+		a.sig = alloc(rows * hid)
+	}
 	for _, ad := range n.adapters {
 		if ad.Layer == 0 {
 			a.loraU[slotOf(ad.Module)] = alloc(rows * rank)

@@ -172,13 +172,36 @@ func attnBackward(dq, dk, dv, dout, p, q, k, v, scratch []float32, s attnShape) 
 }
 
 // swigluBackward turns da (the gradient of a = SiLU(g)·u) into dg, in place,
-// and writes du: dg = da·u·σ(g)·(1 + g·(1 − σ(g))), du = da·SiLU(g).
-func swigluBackward(da, du, g, u []float32) {
+// and writes du: dg = da·u·σ(g)·(1 + g·(1 − σ(g))), du = da·SiLU(g). sig
+// holds σ(g) as swigluFast computed it, or is nil to compute σ as
+// tensor.SiLU does.
+func swigluBackward(da, du, g, u, sig []float32) {
 	for i, x := range g {
-		sig := 1 / (1 + tensor.Exp32(-x))
+		var s float32
+		if sig != nil {
+			s = sig[i]
+		} else {
+			s = 1 / (1 + tensor.Exp32(-x))
+		}
 		d := da[i]
-		du[i] = d * float32(x*sig)
-		da[i] = float32(float32(d*u[i])*sig) * (1 + float32(x*(1-sig)))
+		du[i] = d * float32(x*s)
+		da[i] = float32(float32(d*u[i])*s) * (1 + float32(x*(1-s)))
+	}
+}
+
+// swigluFast writes a = SiLU(g)·u as tensor.SwiGLU does, but with
+// σ(g) = 1/(1+e^(−g)) exponentiated by tensor.FastExp32s, and keeps σ(g) in
+// sig for the backward pass, which then needs no exponential at all.
+func swigluFast(a, sig, g, u []float32) {
+	sig, u, a = sig[:len(g)], u[:len(g)], a[:len(g)]
+	for i, x := range g {
+		sig[i] = -x
+	}
+	tensor.FastExp32s(sig)
+	for i, x := range g {
+		s := 1 / (1 + sig[i])
+		sig[i] = s
+		a[i] = float32(x*s) * u[i]
 	}
 }
 

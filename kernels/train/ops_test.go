@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"lrmc/kernels/tensor"
 )
 
 // Each op's backward is checked on its own against central differences of a
@@ -214,21 +216,35 @@ func TestAttentionBackward(t *testing.T) {
 		checkGrad(t, "dk", dk, K, f, 1e-5), checkGrad(t, "dv", dv, Vv, f, 1e-5))
 }
 
+// TestSwiGLUBackward checks the backward pass with σ computed as
+// tensor.SiLU does and with the σ swigluFast keeps, whose forward must stay
+// within float32 rounding of tensor.SwiGLU.
 func TestSwiGLUBackward(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 5))
 	g, u, c := randF32(r, 20, 2), randF32(r, 20, 1), randF32(r, 20, 1)
-	dg := append([]float32(nil), c...)
-	du := make([]float32, 20)
-	swigluBackward(dg, du, g, u)
-	G, U, C := f64(g), f64(u), f64(c)
-	f := func() float64 {
-		var s float64
-		for i := range G {
-			s += C[i] * G[i] / (1 + math.Exp(-G[i])) * U[i]
+	exact := append([]float32(nil), g...)
+	tensor.SwiGLU(exact, u)
+	a, sig := make([]float32, 20), make([]float32, 20)
+	swigluFast(a, sig, g, u)
+	for i := range a {
+		if d := math.Abs(float64(a[i] - exact[i])); d > 4e-7*math.Abs(float64(exact[i])) {
+			t.Fatalf("swigluFast[%d] = %g, tensor.SwiGLU %g", i, a[i], exact[i])
 		}
-		return s
 	}
-	t.Logf("swiglu: dg %.2g, du %.2g", checkGrad(t, "dg", dg, G, f, 1e-6), checkGrad(t, "du", du, U, f, 1e-6))
+	for _, s := range [][]float32{nil, sig} {
+		dg := append([]float32(nil), c...)
+		du := make([]float32, 20)
+		swigluBackward(dg, du, g, u, s)
+		G, U, C := f64(g), f64(u), f64(c)
+		f := func() float64 {
+			var s float64
+			for i := range G {
+				s += C[i] * G[i] / (1 + math.Exp(-G[i])) * U[i]
+			}
+			return s
+		}
+		t.Logf("swiglu (kept σ: %v): dg %.2g, du %.2g", s != nil, checkGrad(t, "dg", dg, G, f, 1e-6), checkGrad(t, "du", du, U, f, 1e-6))
+	}
 }
 
 // TestRowLoss checks one position's cross-entropy, KL at temperature 2 with
