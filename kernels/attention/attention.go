@@ -211,17 +211,7 @@ func (s shape) job(w *scratch, out, q, kp, vt []float32, seq, g, qt int) {
 		}
 		gemm.MatMulThreads(pv, sc, vt[base+k0*hd:], rows, cols, hd, 1)
 		for r := range rows {
-			a := alpha[r]
-			or, pr := o[r*hd:(r+1)*hd], pv[r*hd:(r+1)*hd]
-			if a == 1 {
-				for i, x := range pr {
-					or[i] += x
-				}
-				continue
-			}
-			for i, x := range pr {
-				or[i] = or[i]*a + x
-			}
+			rescaleAdd(o[r*hd:(r+1)*hd], pv[r*hd:(r+1)*hd], alpha[r])
 		}
 	}
 	for r := range rows {
@@ -248,16 +238,11 @@ func softmaxStep(row []float32, visible int, m, l *float32) float32 {
 	vis := row[:visible]
 	mx := *m
 	for _, x := range vis {
-		mx = max(mx, x)
+		if x > mx {
+			mx = x
+		}
 	}
-	for i, x := range vis {
-		vis[i] = x - mx
-	}
-	tensor.FastExp32s(vis)
-	var sum float32
-	for _, x := range vis {
-		sum += x
-	}
+	sum := tensor.FastExp32sSum(vis, mx, 1)
 	clear(row[visible:])
 	alpha := float32(1)
 	if mx != *m {
@@ -267,4 +252,35 @@ func softmaxStep(row []float32, visible int, m, l *float32) float32 {
 	*m = mx
 	*l = *l*alpha + sum
 	return alpha
+}
+
+// rescaleAdd sets o[i] = o[i]·a + x[i], four elements a step: after every
+// key tile it runs over as many elements as the P·V product writes, in
+// scalar code, so it is a visible share of the time.
+func rescaleAdd(o, x []float32, a float32) {
+	x = x[:len(o)]
+	i := 0
+	if a == 1 {
+		for ; i+4 <= len(o); i += 4 {
+			o4, x4 := o[i:i+4:i+4], x[i:i+4:i+4]
+			o4[0] += x4[0]
+			o4[1] += x4[1]
+			o4[2] += x4[2]
+			o4[3] += x4[3]
+		}
+		for ; i < len(o); i++ {
+			o[i] += x[i]
+		}
+		return
+	}
+	for ; i+4 <= len(o); i += 4 {
+		o4, x4 := o[i:i+4:i+4], x[i:i+4:i+4]
+		o4[0] = o4[0]*a + x4[0]
+		o4[1] = o4[1]*a + x4[1]
+		o4[2] = o4[2]*a + x4[2]
+		o4[3] = o4[3]*a + x4[3]
+	}
+	for ; i < len(o); i++ {
+		o[i] = o[i]*a + x[i]
+	}
 }

@@ -1,0 +1,46 @@
+package attention
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+)
+
+// benchShapes are the attention shapes of the models lrmc prunes.
+var benchShapes = []struct {
+	name                     string
+	b, t, heads, kvHeads, hd int
+}{
+	{"qwen3-0.6B", 4, 512, 16, 8, 128},
+	{"smollm-135M", 1, 512, 9, 3, 64},
+	{"stories260K", 1, 256, 8, 4, 8},
+}
+
+// BenchmarkCausal times Causal and the per-query loop it replaces (copied
+// from kernels/llama in attention_test.go) on 1 and 2 threads. GFLOP/s
+// counts the useful work only: 4·hd flops per (query, visible key, head).
+//
+//	go test -run=NONE -bench=Causal -count=5 ./kernels/attention
+func BenchmarkCausal(b *testing.B) {
+	impls := []struct {
+		name string
+		fn   func(out, q, k, v []float32, b, t, heads, kvHeads, hd int)
+	}{{"tiled", Causal}, {"perquery", perQuery}}
+	for _, s := range benchShapes {
+		p := newProblem(rand.New(rand.NewPCG(1, 1)), s.b, s.t, s.heads, s.kvHeads, s.hd, 2)
+		out := make([]float32, s.b*s.t*s.heads*s.hd)
+		flops := 4 * float64(s.hd) * float64(s.b*s.heads) * float64(s.t*(s.t+1)/2)
+		for _, im := range impls {
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s/threads=%d", s.name, im.name, threads), func(b *testing.B) {
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+					for b.Loop() {
+						im.fn(out, p.q, p.k, p.v, s.b, s.t, s.heads, s.kvHeads, s.hd)
+					}
+					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
