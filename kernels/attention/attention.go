@@ -47,8 +47,9 @@ const (
 // Besides O(tile²) scratch per worker it allocates one packed copy of k and
 // v (the kv heads made contiguous, values transposed per key tile), since
 // gemm's x·wᵀ form needs both operands with the reduced dimension
-// contiguous. Work is spread over GOMAXPROCS workers; exponentials go
-// through tensor.FastExp32s (within 2 ulps of e^x).
+// contiguous. Work is spread over GOMAXPROCS workers. Exponentials are
+// tensor.FastExp32's (within 2 ulps of e^x), eight at a time with AVX2, with
+// weights below e^−87 of the row's largest raised to that.
 //
 // It panics if heads is not a positive multiple of kvHeads, a dimension is
 // negative, or a slice is shorter than its shape needs.
@@ -242,7 +243,11 @@ func softmaxStep(row []float32, visible int, m, l *float32) float32 {
 			mx = x
 		}
 	}
-	sum := tensor.FastExp32sSum(vis, mx, 1)
+	expShift(vis, mx)
+	var sum float32
+	for _, x := range vis {
+		sum += x
+	}
 	clear(row[visible:])
 	alpha := float32(1)
 	if mx != *m {
