@@ -112,6 +112,19 @@ func TestNewAndBatchErrors(t *testing.T) {
 			t.Errorf("New: error %v, want prefix %q", err, c.want)
 		}
 	}
+	bf, err := m.WithDType(llama.BFloat16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(bf, 1, 4); err == nil || err.Error() != "train: the model's weights are bfloat16; training needs float32 weights (widen it with Model.Float32 first)" {
+		t.Errorf("New on a bf16 model: error %v", err)
+	}
+	if _, err := New(bf.Float32(), 1, 4); err != nil {
+		t.Errorf("New on a widened bf16 model: %v", err)
+	}
+	if err := MergeLoRA(bf, nil); err == nil || err.Error() != "train: merge: the model's weights are bfloat16; merging needs float32 weights (widen it with Model.Float32 first)" {
+		t.Errorf("MergeLoRA on a bf16 model: error %v", err)
+	}
 	n, err := New(m, 1, 3, WithObjective(Objective{KL: 1}))
 	if err != nil {
 		t.Fatal(err)

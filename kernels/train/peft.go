@@ -93,6 +93,9 @@ func (n *Net) SaveAdapter(dir, base string) error {
 // these adapters still trains or evaluates, or the adapters would count
 // twice.
 func MergeLoRA(dst *llama.Model, adapters []*Adapter) error {
+	if dt := dst.DType(); dt != llama.Float32 {
+		return fmt.Errorf("train: merge: the model's weights are %s; merging needs float32 weights (widen it with Model.Float32 first)", dt)
+	}
 	for _, a := range adapters {
 		if a.Layer < 0 || a.Layer >= len(dst.Layers) {
 			return fmt.Errorf("train: merge: adapter %s is for layer %d, the model has %d", a.A.Name, a.Layer, len(dst.Layers))
