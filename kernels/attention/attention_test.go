@@ -105,7 +105,7 @@ func (p problem) reference() (ref, a, smax []float64) {
 // with the same kinds of error (2u·smax + 5u). Normalizing perturbed
 // weights doubles that, relative to a. The weighted sums of values and of
 // weights add at most n terms each, and per tile a multiply and an add, and
-// the final division one rounding.
+// the final reciprocal and product two roundings.
 func relBound(n, hd int, smax float64) float64 {
 	tiles := float64((n + kTile - 1) / kTile)
 	delta := float64(hd+4)*u*smax + 4*u + tiles*(2*u*smax+5*u)
