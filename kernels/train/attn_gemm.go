@@ -51,7 +51,6 @@ type attnScratch struct {
 	xT                            []float32 // a transposed panel, [hd, ≤t]
 	ds                            []float32 // a head's score gradients, laid out as the probabilities
 	cT                            []float32 // a transposed column block, [≤attnBlock, ≤t]
-	oT                            []float32 // a product's transpose, [hd, ≤attnBlock] (small heads only)
 }
 
 func newAttnGEMM(s attnShape, alloc func(int) []float32) *attnGEMM {
@@ -68,9 +67,6 @@ func newAttnGEMM(s attnShape, alloc func(int) []float32) *attnGEMM {
 		a.work[i] = &attnScratch{
 			qh: alloc(th), kg: alloc(th), vg: alloc(th), doh: alloc(th), dkg: alloc(th), dvg: alloc(th), th: alloc(th),
 			xT: alloc(th), ds: alloc(size), cT: alloc(min(attnBlock, s.t) * s.t)}
-		if s.hd <= smallHead {
-			a.work[i].oT = alloc(s.hd * min(attnBlock, s.t))
-		}
 	}
 	return a
 }
@@ -125,23 +121,6 @@ func panelT(dst, x []float32, lo, hi, hd int) []float32 {
 	n := hi - lo
 	transpose(dst, n, x[lo*hd:], hd, n, hd)
 	return dst[:hd*n]
-}
-
-// smallHead is the head size up to which mulHead computes the transposed
-// product: gemm's matrix-vector path then streams the wide operand once,
-// where the packed path would pack it and pad hd to a 32-wide micro-tile.
-const smallHead = 16
-
-// mulHead sets dst [rows, hd] = x [rows, k]·yTᵀ for yT [hd, k], the form of
-// every product attention contracts over positions (P·V, dS·K, Pᵀ·dO,
-// dSᵀ·Q). For small heads it computes dstᵀ = yT·xᵀ and transposes that.
-func (w *attnScratch) mulHead(dst, x, yT []float32, rows, k, hd, threads int) {
-	if hd > smallHead {
-		gemm.MatMulThreads(dst, x, yT, rows, k, hd, threads)
-		return
-	}
-	gemm.MatMulThreads(w.oT, yT, x, hd, k, rows, threads)
-	transpose(dst, hd, w.oT, rows, hd, rows)
 }
 
 // softmaxScaled replaces x by softmax(x·scale), exponentiating
@@ -203,7 +182,7 @@ func (a *attnGEMM) forward(out, p, q, k, v []float32) {
 				softmaxScaled(row[:i0+r+1], scale)
 				clear(row[i0+r+1:])
 			}
-			w.mulHead(w.th[i0*hd:i1*hd], pI, panelT(w.xT, w.vg, 0, i1, hd), rows, i1, hd, threads)
+			gemm.MatMulThreads(w.th[i0*hd:i1*hd], pI, panelT(w.xT, w.vg, 0, i1, hd), rows, i1, hd, threads)
 		}
 		scatterHead(out, w.th, seq*t, t, qs, head*hd, hd)
 	})
@@ -247,16 +226,16 @@ func (a *attnGEMM) backward(dq, dk, dv, dout, p, q, k, v []float32) {
 					}
 					clear(di[n:])
 				}
-				w.mulHead(w.th[i0*hd:i1*hd], dI, panelT(w.xT, w.kg, 0, i1, hd), rows, i1, hd, threads)
+				gemm.MatMulThreads(w.th[i0*hd:i1*hd], dI, panelT(w.xT, w.kg, 0, i1, hd), rows, i1, hd, threads)
 			}
 			scatterHead(dq, w.th, seq*t, t, qs, head*hd, hd)
 			for J := range a.off {
 				j0, j1 := a.rb[J], a.rb[J+1]
 				cols, n := j1-j0, t-j0
 				prod := w.th[:cols*hd]
-				w.mulHead(prod, a.columnT(w, ph, J), panelT(w.xT, w.doh, j0, t, hd), cols, n, hd, threads)
+				gemm.MatMulThreads(prod, a.columnT(w, ph, J), panelT(w.xT, w.doh, j0, t, hd), cols, n, hd, threads)
 				tensor.Add(w.dvg[j0*hd:j1*hd], prod)
-				w.mulHead(prod, a.columnT(w, w.ds, J), panelT(w.xT, w.qh, j0, t, hd), cols, n, hd, threads)
+				gemm.MatMulThreads(prod, a.columnT(w, w.ds, J), panelT(w.xT, w.qh, j0, t, hd), cols, n, hd, threads)
 				tensor.Add(w.dkg[j0*hd:j1*hd], prod)
 			}
 		}

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -405,8 +406,14 @@ func TestGEMMProducts(t *testing.T) {
 // to float32 rounding, the blocks' upper triangles must be zero, and the
 // number of workers must not change a bit.
 func TestAttnGEMMMatchesExact(t *testing.T) {
+	for _, hd := range []int{8, 32} {
+		t.Run(fmt.Sprintf("hd=%d", hd), func(t *testing.T) { attnGEMMMatchesExact(t, hd) })
+	}
+}
+
+func attnGEMMMatchesExact(t *testing.T, hd int) {
 	r := rand.New(rand.NewPCG(6, 6))
-	s := attnShape{b: 2, t: 2*attnBlock + 22, heads: 4, kvHeads: 2, hd: 8}
+	s := attnShape{b: 2, t: 2*attnBlock + 22, heads: 4, kvHeads: 2, hd: hd}
 	rows := s.b * s.t
 	q, k, v := randF32(r, rows*s.qStride(), 1), randF32(r, rows*s.kvStride(), 1), randF32(r, rows*s.kvStride(), 1)
 	dout := randF32(r, rows*s.qStride(), 1)
