@@ -239,17 +239,8 @@ func softmaxStep(row []float32, visible int, m, l *float32) float32 {
 		return 1
 	}
 	vis := row[:visible]
-	mx := *m
-	for _, x := range vis {
-		if x > mx {
-			mx = x
-		}
-	}
-	expShift(vis, mx)
-	var sum float32
-	for _, x := range vis {
-		sum += x
-	}
+	mx := rowMax(vis, *m)
+	sum := expShiftSum(vis, mx)
 	clear(row[visible:])
 	alpha := float32(1)
 	if mx != *m {
@@ -259,35 +250,4 @@ func softmaxStep(row []float32, visible int, m, l *float32) float32 {
 	*m = mx
 	*l = *l*alpha + sum
 	return alpha
-}
-
-// rescaleAdd sets o[i] = o[i]·a + x[i], four elements a step: after every
-// key tile it runs over as many elements as the P·V product writes, in
-// scalar code, so it is a visible share of the time.
-func rescaleAdd(o, x []float32, a float32) {
-	x = x[:len(o)]
-	i := 0
-	if a == 1 {
-		for ; i+4 <= len(o); i += 4 {
-			o4, x4 := o[i:i+4:i+4], x[i:i+4:i+4]
-			o4[0] += x4[0]
-			o4[1] += x4[1]
-			o4[2] += x4[2]
-			o4[3] += x4[3]
-		}
-		for ; i < len(o); i++ {
-			o[i] += x[i]
-		}
-		return
-	}
-	for ; i+4 <= len(o); i += 4 {
-		o4, x4 := o[i:i+4:i+4], x[i:i+4:i+4]
-		o4[0] = o4[0]*a + x4[0]
-		o4[1] = o4[1]*a + x4[1]
-		o4[2] = o4[2]*a + x4[2]
-		o4[3] = o4[3]*a + x4[3]
-	}
-	for ; i < len(o); i++ {
-		o[i] = o[i]*a + x[i]
-	}
 }

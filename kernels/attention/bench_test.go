@@ -20,6 +20,9 @@ var benchShapes = []struct {
 // BenchmarkCausal times Causal and the per-query loop it replaces (copied
 // from kernels/llama in attention_test.go) on 1 and 2 threads. GFLOP/s
 // counts the useful work only: 4·hd flops per (query, visible key, head).
+// GFLOP/cpu-s divides it by the process's CPU time instead of wall time: on
+// a shared host that leaves out time the benchmark was descheduled, and is
+// per core (multiply by the thread count for the rate of an idle machine).
 //
 //	go test -run=NONE -bench=Causal -count=5 ./kernels/attention
 func BenchmarkCausal(b *testing.B) {
@@ -35,10 +38,15 @@ func BenchmarkCausal(b *testing.B) {
 			for _, threads := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/%s/threads=%d", s.name, im.name, threads), func(b *testing.B) {
 					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+					cpu0 := processCPUTime()
 					for b.Loop() {
 						im.fn(out, p.q, p.k, p.v, s.b, s.t, s.heads, s.kvHeads, s.hd)
 					}
-					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					total := flops * float64(b.N)
+					b.ReportMetric(total/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					if cpu := processCPUTime() - cpu0; cpu > 0 {
+						b.ReportMetric(total/cpu.Seconds()/1e9, "GFLOP/cpu-s")
+					}
 				})
 			}
 		}

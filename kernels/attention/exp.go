@@ -23,21 +23,63 @@ const (
 	clampLo = -87
 )
 
-// expShift sets x[i] = e^max(x[i]−shift, −87), for x[i]−shift ≤ 0 as in a
-// softmax shifted by its maximum. Above −87 the result is
-// tensor.FastExp32(x[i]−shift) bit for bit (within 2 ulps of e^x); below,
-// e^−87. On amd64 with AVX2 eight lanes run at a time in assembly that
-// performs the same IEEE operations in the same order (no FMA), so every
-// implementation gives the same bits.
-func expShift(x []float32, shift float32) {
-	n := 0
-	if useAVX2 {
-		n = len(x) &^ 7
-		if n > 0 {
-			expShiftAVX2(&x[0], n, shift)
+// expShiftSum sets x[i] = e^max(x[i]−shift, −87), for x[i]−shift ≤ 0 as in
+// a softmax shifted by its maximum, and returns the sum of the results.
+// Above −87 each result is tensor.FastExp32(x[i]−shift) bit for bit (within
+// 2 ulps of e^x); below, e^−87. The sum is taken in eight lanes (element i
+// in lane i mod 8, in index order) reduced pairwise, then the elements past
+// the last multiple of eight in order. On amd64 with AVX2 the eight lanes
+// are vector lanes in assembly that performs the same IEEE operations in the
+// same order (no FMA), so every implementation gives the same bits.
+func expShiftSum(x []float32, shift float32) float32 {
+	n := len(x) &^ 7
+	var lanes [8]float32
+	if useAVX2 && n > 0 {
+		expShiftAVX2(&x[0], n, shift, &lanes)
+	} else {
+		expShiftGo(x[:n], shift)
+		for i, e := range x[:n] {
+			lanes[i%8] += e
 		}
 	}
-	expShiftGo(x[n:], shift)
+	tail := x[n:]
+	expShiftGo(tail, shift)
+	sum := ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))
+	for _, e := range tail {
+		sum += e
+	}
+	return sum
+}
+
+// rowMax is the largest of init and the (finite) elements of x.
+func rowMax(x []float32, init float32) float32 {
+	n := 0
+	if useAVX2 && len(x) >= 8 {
+		n = len(x) &^ 7
+		init = maxAVX2(&x[0], n, init)
+	}
+	for _, v := range x[n:] {
+		if v > init {
+			init = v
+		}
+	}
+	return init
+}
+
+// rescaleAdd sets o[i] = o[i]·a + x[i]: after every key tile it runs over
+// as many elements as the P·V product writes, so it is vectorized too.
+func rescaleAdd(o, x []float32, a float32) {
+	x = x[:len(o)]
+	n := 0
+	if useAVX2 {
+		n = len(o) &^ 7
+		if n > 0 {
+			rescaleAddAVX2(&o[0], &x[0], n, a)
+		}
+	}
+	for i := n; i < len(o); i++ {
+		o[i] = float32(o[i]*a) + x[i] // no FMA, as in the assembly
+	}
 }
 
 // expShiftGo is expShift in Go. Every product is converted to float32 before

@@ -132,14 +132,16 @@ DATA p5<>+24(SB)/4, $0x3f000000
 DATA p5<>+28(SB)/4, $0x3f000000
 GLOBL p5<>(SB), RODATA|NOPTR, $32
 
-// func expShiftAVX2(x *float32, n int, shift float32)
+// func expShiftAVX2(x *float32, n int, shift float32, sums *[8]float32)
 // x[i] = e^max(x[i]−shift, −87) for i < n, n a multiple of 8; every step is
 // one IEEE operation in the order of expShiftGo, without FMA, so the bits
-// are the same.
-TEXT ·expShiftAVX2(SB), NOSPLIT, $0-20
+// are the same. sums[l] is the sum of lane l's results in index order.
+TEXT ·expShiftAVX2(SB), NOSPLIT, $0-32
 	MOVQ         x+0(FP), DI
 	MOVQ         n+8(FP), CX
 	VBROADCASTSS shift+16(FP), Y15
+	MOVQ         sums+24(FP), SI
+	VXORPS       Y7, Y7, Y7
 	VMOVUPS      clampLo<>(SB), Y14
 	VMOVUPS      log2e<>(SB), Y13
 	VMOVUPS      roundTo<>(SB), Y12
@@ -179,10 +181,62 @@ loop:
 	VADDPS  Y8, Y5, Y5      // + 1
 	VMULPS  Y1, Y5, Y5      // · 2ⁿ
 	VMOVUPS Y5, (DI)
+	VADDPS  Y5, Y7, Y7      // lane sums
 	ADDQ    $32, DI
 	DECQ    CX
 	JNZ     loop
 
 done:
+	VMOVUPS Y7, (SI)
+	VZEROUPPER
+	RET
+
+// func maxAVX2(x *float32, n int, init float32) float32
+// The largest of init and x[:n], n a multiple of 8 (x finite).
+TEXT ·maxAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS init+16(FP), Y0
+	SHRQ         $3, CX
+	JZ           reduce
+
+maxloop:
+	VMAXPS (DI), Y0, Y0
+	ADDQ   $32, DI
+	DECQ   CX
+	JNZ    maxloop
+
+reduce:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	VMOVSS       X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func rescaleAddAVX2(o, x *float32, n int, a float32)
+// o[i] = o[i]·a + x[i] for i < n, n a multiple of 8: a product rounded, then
+// a sum rounded, as rescaleAddGo does.
+TEXT ·rescaleAddAVX2(SB), NOSPLIT, $0-28
+	MOVQ         o+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS a+24(FP), Y15
+	SHRQ         $3, CX
+	JZ           radone
+
+raloop:
+	VMULPS  (DI), Y15, Y0
+	VADDPS  (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     raloop
+
+radone:
 	VZEROUPPER
 	RET

@@ -4,6 +4,10 @@ package attention
 
 const useAVX2 = false
 
-func expShiftAVX2(x *float32, n int, shift float32) {
-	panic("attention: no AVX2 kernel on this architecture")
-}
+// The assembly kernels exist only on amd64; useAVX2 keeps these unreached.
+
+func expShiftAVX2(x *float32, n int, shift float32, sums *[8]float32) { panic(noAsm) }
+func maxAVX2(x *float32, n int, init float32) float32                 { panic(noAsm) }
+func rescaleAddAVX2(o, x *float32, n int, a float32)                  { panic(noAsm) }
+
+const noAsm = "attention: no assembly kernels on this architecture"
