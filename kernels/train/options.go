@@ -62,8 +62,11 @@ func WithLogitRows(rows int) Option { return func(o *options) { o.logitRows = ro
 
 // WithGEMM computes every matrix product with kernels/gemm's packed
 // assembly kernels instead of the pure-Go tensor.MatMul that llama's prefill
-// uses: an order of magnitude faster, as deterministic (any GOMAXPROCS gives
-// the same bits), but rounded differently from the inference forward.
+// uses, attention in causal blocks with its (sequence, head) jobs in
+// parallel, and the softmax and SiLU exponentials with tensor.FastExp32
+// (within 2 ulps): an order of magnitude faster, as deterministic (any
+// GOMAXPROCS gives the same bits), but rounded differently from the
+// inference forward.
 func WithGEMM() Option { return func(o *options) { o.gemm = true } }
 
 // WithModules adds extra trainable modules.
