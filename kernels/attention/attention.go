@@ -38,18 +38,24 @@ const (
 	kTile = 128
 )
 
+// packFloats bounds the packed copy of k (and that of v): 16 MiB each,
+// eight sequences of a Qwen3-0.6B layer at t = 512. A variable for tests.
+var packFloats = 4 << 20
+
 // Causal computes causal grouped-query attention for b sequences of t
 // positions: q is [b·t, heads·hd] row-major, k and v are [b·t, kvHeads·hd],
 // and query head h reads kv head h/(heads/kvHeads). It writes out[r, head]
 // = Σ_{p ≤ pos(r)} softmax_p(q·k_p/√hd)·v_p, the sum running over r's own
 // sequence, into out [b·t, heads·hd]. out must not overlap q, k or v.
 //
-// Besides O(tile²) scratch per worker it allocates one packed copy of k and
-// v (the kv heads made contiguous, values transposed per key tile), since
-// gemm's x·wᵀ form needs both operands with the reduced dimension
-// contiguous. Work is spread over GOMAXPROCS workers. Exponentials are
-// tensor.FastExp32's (within 2 ulps of e^x), eight at a time with AVX2, with
-// weights below e^−87 of the row's largest raised to that.
+// Besides O(tile²) scratch per worker it packs k and v (the kv heads made
+// contiguous, values transposed per key tile), since gemm's x·wᵀ form needs
+// both operands with the reduced dimension contiguous: a few sequences at a
+// time, at most packFloats floats each (or one sequence), so the extra
+// memory does not grow with b. Work is spread over GOMAXPROCS workers.
+// Exponentials are tensor.FastExp32's (within 2 ulps of e^x), eight at a
+// time with AVX2, with weights below e^−87 of the row's largest raised to
+// that.
 //
 // It panics if heads is not a positive multiple of kvHeads, a dimension is
 // negative, or a slice is shorter than its shape needs.
@@ -58,10 +64,17 @@ func Causal(out, q, k, v []float32, b, t, heads, kvHeads, hd int) {
 	if b == 0 || t == 0 || hd == 0 {
 		return
 	}
-	s := shape{b: b, t: t, heads: heads, kvHeads: kvHeads, hd: hd, group: heads / kvHeads,
-		scale: 1 / tensor.Sqrt32(float32(hd))}
-	kp, vt := s.pack(k, v)
-	s.run(out, q, kp, vt)
+	qd, kvd := heads*hd, kvHeads*hd
+	chunk := min(b, max(1, packFloats/(t*kvd)))
+	kp, vt := make([]float32, chunk*t*kvd), make([]float32, chunk*t*kvd)
+	workers := make([]*scratch, runtime.GOMAXPROCS(0))
+	for s0 := 0; s0 < b; s0 += chunk {
+		s := shape{b: min(chunk, b-s0), t: t, heads: heads, kvHeads: kvHeads, hd: hd, group: heads / kvHeads,
+			scale: 1 / tensor.Sqrt32(float32(hd))}
+		r0 := s0 * t
+		s.pack(kp, vt, k[r0*kvd:], v[r0*kvd:])
+		s.run(workers, out[r0*qd:], q[r0*qd:], kp, vt)
+	}
 }
 
 func checkShapes(out, q, k, v []float32, b, t, heads, kvHeads, hd int) {
@@ -99,10 +112,8 @@ func (s shape) tiles() int { return (s.t + kTile - 1) / kTile }
 // [hd, cols] blocks, each key tile's values transposed (cols is kTile except
 // in a ragged last tile). Both are read by every query tile of every head in
 // the group, so they are packed once, in parallel over (sequence, kv head).
-func (s shape) pack(k, v []float32) (kp, vt []float32) {
+func (s shape) pack(kp, vt, k, v []float32) {
 	hd, t, kvd := s.hd, s.t, s.kvHeads*s.hd
-	kp = make([]float32, s.b*t*kvd)
-	vt = make([]float32, s.b*t*kvd)
 	tensor.Parallel(s.b*s.kvHeads, 1, func(lo, hi int) {
 		for job := lo; job < hi; job++ {
 			seq, g := job/s.kvHeads, job%s.kvHeads
@@ -123,7 +134,6 @@ func (s shape) pack(k, v []float32) (kp, vt []float32) {
 			}
 		}
 	})
-	return kp, vt
 }
 
 // scratch is one worker's buffers, all O(tile²): rows = group·qTile.
@@ -148,15 +158,18 @@ func newScratch(s shape) *scratch {
 // run computes every (query tile, sequence, kv head) job. Jobs cost in
 // proportion to their query tile's index (causal masking skips later key
 // tiles), so they are handed out largest first from a shared counter; which
-// worker runs a job does not change its arithmetic.
-func (s shape) run(out, q, kp, vt []float32) {
+// worker runs a job does not change its arithmetic. Worker i uses
+// workers[i] as its scratch, allocating it on first use.
+func (s shape) run(workers []*scratch, out, q, kp, vt []float32) {
 	nq := (s.t + qTile - 1) / qTile
 	per := s.b * s.kvHeads
 	jobs := nq * per
-	workers := min(runtime.GOMAXPROCS(0), jobs)
 	var next atomic.Int64
-	work := func() {
-		w := newScratch(s)
+	work := func(i int) {
+		if workers[i] == nil {
+			workers[i] = newScratch(s)
+		}
+		w := workers[i]
 		for {
 			j := int(next.Add(1) - 1)
 			if j >= jobs {
@@ -168,10 +181,10 @@ func (s shape) run(out, q, kp, vt []float32) {
 		}
 	}
 	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
+	for i := 1; i < min(len(workers), jobs); i++ {
+		wg.Go(func() { work(i) })
 	}
-	work()
+	work(0)
 	wg.Wait()
 }
 

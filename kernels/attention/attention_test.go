@@ -194,6 +194,26 @@ func TestCausalThreadCountIndependent(t *testing.T) {
 	}
 }
 
+// TestCausalChunksIndependent packs one, two and all sequences at a time
+// and wants the same bits: chunking only changes which sequences share a
+// packed buffer.
+func TestCausalChunksIndependent(t *testing.T) {
+	p := newProblem(rand.New(rand.NewPCG(11, 12)), 5, 70, 4, 2, 16, 4)
+	defer func(was int) { packFloats = was }(packFloats)
+	want := p.causal()
+	per := p.t * p.kvHeads * p.hd
+	for _, limit := range []int{1, per, 2*per + 1} {
+		packFloats = limit
+		got := p.causal()
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("packFloats %d: out[%d] = %g, unchunked %g", limit, i, got[i], want[i])
+			}
+		}
+	}
+	p.check(t, want)
+}
+
 // perQuery is llama's prefill attention as it stands (the tensor.Parallel
 // loop over (sequence, head) calling attend, run.c's order of operations),
 // copied as the reference for today's results.
