@@ -64,3 +64,20 @@ func TestAVX2MatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestCausalSameWithoutAVX2 wants Causal's bits on the portable path to be
+// those with the assembly kernels.
+func TestCausalSameWithoutAVX2(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2")
+	}
+	p := newProblem(rand.New(rand.NewPCG(13, 14)), 2, 131, 4, 2, 64, 4)
+	want := p.causal()
+	var got []float32
+	withAVX2(false, func() { got = p.causal() })
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("out[%d]: portable %g, AVX2 %g", i, got[i], want[i])
+		}
+	}
+}
