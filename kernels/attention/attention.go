@@ -29,7 +29,11 @@ import (
 
 // Tile sizes, fixed so that every output row's arithmetic is the same
 // however the work is split (and so bit-identical for any thread count).
-// Measured on the shared 2-core AVX-512 host with BenchmarkTiles.
+// kTile is a multiple of qTile, so every key tile a query tile visits starts
+// at or before its first query and no row is ever wholly masked. Chosen
+// with BenchmarkCausal on the shared 2-core AVX-512 host (Qwen3 shape, one
+// thread): 64×128 about 28 GFLOP/s, 64×256 the same within noise but more
+// masked work wasted on short sequences, 64×64 26, 32×128 22, 128×128 20.
 const (
 	// qTile query positions per job and head. The heads sharing a kv head
 	// are stacked, so a product has (heads/kvHeads)·qTile rows.
@@ -103,9 +107,6 @@ type shape struct {
 	group                    int     // query heads per kv head
 	scale                    float32 // 1/√hd, applied to q while packing
 }
-
-// tiles is the number of kTile-wide key tiles in a sequence.
-func (s shape) tiles() int { return (s.t + kTile - 1) / kTile }
 
 // pack copies k into kp [b, kvHeads, t, hd], so every key tile of a kv head
 // is a contiguous [cols, hd] matrix, and v into vt [b, kvHeads, tiles] of
