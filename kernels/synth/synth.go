@@ -26,6 +26,9 @@ type Spec struct {
 	SeqLen  int
 	Tie     bool
 	Seed    uint64
+	// DType stores the weight matrices 16-bit (llama.BFloat16 or
+	// llama.Float16), rounded from the float32 draws; "" is float32.
+	DType llama.DType
 }
 
 // Archs maps the short architecture names to Hugging Face's.
@@ -106,6 +109,11 @@ func New(s Spec) (*llama.Model, *hf.Config, error) {
 	}
 	if err := m.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("synth: %w", err)
+	}
+	if s.DType != "" {
+		if m, err = m.WithDType(s.DType); err != nil {
+			return nil, nil, fmt.Errorf("synth: %w", err)
+		}
 	}
 	return m, cfg, nil
 }

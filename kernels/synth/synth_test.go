@@ -3,9 +3,11 @@ package synth
 import (
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"lrmc/kernels/hf"
+	"lrmc/kernels/llama"
 )
 
 func TestSynthRoundTripsThroughHF(t *testing.T) {
@@ -55,5 +57,46 @@ func TestSynthRoundTripsThroughHF(t *testing.T) {
 	s := Spec{Arch: "gpt2", Layers: 1, Dim: 8, Heads: 1, KVHeads: 1, FFN: 8, Vocab: 8, SeqLen: 8}
 	if _, _, err := New(s); err == nil {
 		t.Error("an unknown architecture was accepted")
+	}
+}
+
+// TestSynthDType: a 16-bit spec is the float32 model rounded, and saves as
+// a bfloat16 checkpoint that loads back bit for bit.
+func TestSynthDType(t *testing.T) {
+	s := Spec{Arch: "qwen3", Layers: 2, Dim: 32, Heads: 4, KVHeads: 2, HeadDim: 16, FFN: 48, Vocab: 64, SeqLen: 64, Seed: 7}
+	f32, _, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.DType = llama.BFloat16
+	bf, cfg, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := f32.WithDType(llama.BFloat16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bf.DType() != llama.BFloat16 || !slices.Equal(bf.Layers[1].Half.W2, want.Layers[1].Half.W2) || !slices.Equal(bf.Half.Embedding, want.Half.Embedding) {
+		t.Fatal("the bf16 spec is not the float32 model rounded")
+	}
+	dir := filepath.Join(t.TempDir(), "bf16")
+	if err := hf.Save(dir, bf, cfg, "bfloat16", 0); err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := hf.LoadDType(dir, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := []int32{1, 5, 9, 33, 2, 60}
+	a, b := bf.Forward(toks, 1, len(toks)), back.Forward(toks, 1, len(toks))
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			t.Fatalf("logit %d differs after the bf16 round trip: %g vs %g", i, a[i], b[i])
+		}
+	}
+	s.DType = "int8"
+	if _, _, err := New(s); err == nil || err.Error() != `synth: llama: dtype "int8" is not one of float32, bfloat16, float16` {
+		t.Fatalf("int8: error %v", err)
 	}
 }
