@@ -161,7 +161,13 @@ func (a *attnGEMM) columnT(w *attnScratch, h []float32, J int) []float32 {
 
 // forward is attnForward's contract, with FastExp32 in the softmax and p
 // laid out block by block (see attnGEMM).
-func (a *attnGEMM) forward(out, p, q, k, v []float32) {
+func (a *attnGEMM) forward(out, p, q, k, v []float32) { a.attend(out, p, q, k, v, true) }
+
+// weighted recomputes forward's output from the probabilities it left in p.
+func (a *attnGEMM) weighted(out, p, v []float32) { a.attend(out, p, nil, nil, v, false) }
+
+// attend computes out = P·V, and first P from q and k when scores is set.
+func (a *attnGEMM) attend(out, p, q, k, v []float32, scores bool) {
 	s := a.s
 	qs, kvs, hd, t := s.qStride(), s.kvStride(), s.hd, s.t
 	scale := 1 / tensor.Sqrt32(float32(hd))
@@ -169,18 +175,22 @@ func (a *attnGEMM) forward(out, p, q, k, v []float32) {
 	a.run(s.b*s.heads, func(job int, w *attnScratch, threads int) {
 		seq, head := job/s.heads, job%s.heads
 		g := head / group
-		gatherHead(w.kg, k, seq*t, t, kvs, g*hd, hd)
 		gatherHead(w.vg, v, seq*t, t, kvs, g*hd, hd)
-		gatherHead(w.qh, q, seq*t, t, qs, head*hd, hd)
+		if scores {
+			gatherHead(w.kg, k, seq*t, t, kvs, g*hd, hd)
+			gatherHead(w.qh, q, seq*t, t, qs, head*hd, hd)
+		}
 		ph := p[job*t*t : (job+1)*t*t]
 		for I := range a.off {
 			pI, i0, i1 := a.block(ph, I)
 			rows := i1 - i0
-			gemm.MatMulThreads(pI, w.qh[i0*hd:i1*hd], w.kg, rows, hd, i1, threads)
-			for r := range rows {
-				row := pI[r*i1 : (r+1)*i1]
-				softmaxScaled(row[:i0+r+1], scale)
-				clear(row[i0+r+1:])
+			if scores {
+				gemm.MatMulThreads(pI, w.qh[i0*hd:i1*hd], w.kg, rows, hd, i1, threads)
+				for r := range rows {
+					row := pI[r*i1 : (r+1)*i1]
+					softmaxScaled(row[:i0+r+1], scale)
+					clear(row[i0+r+1:])
+				}
 			}
 			gemm.MatMulThreads(w.th[i0*hd:i1*hd], pI, panelT(w.xT, w.vg, 0, i1, hd), rows, i1, hd, threads)
 		}

@@ -29,9 +29,9 @@ func (n *Net) blockBackward(li int, h []float32) {
 	n.linBackward(li, modO, datt, dh, a.att)
 	dq, dk, dv := g.dq[:rows*qd], g.dk[:rows*kvd], g.dv[:rows*kvd]
 	if n.attn != nil {
-		n.attn.backward(dq, dk, dv, datt, a.p, a.q, a.k, a.v)
+		n.attn.backward(dq, dk, dv, datt, n.probsOf(li), a.q, a.k, a.v)
 	} else {
-		attnBackward(dq, dk, dv, datt, a.p, a.q, a.k, a.v, g.attnScratch, n.shape)
+		attnBackward(dq, dk, dv, datt, n.probsOf(li), a.q, a.k, a.v, g.attnScratch, n.shape)
 	}
 	for r := range rows {
 		n.rope.apply(dq[r*qd:(r+1)*qd], r%n.t, true)

@@ -62,12 +62,20 @@ func BenchmarkTokensPerSecond(b *testing.B) {
 // BenchmarkStoriesLoRAStep is one optimizer step (forward, recompute,
 // backward, AdamW) of LoRA r=8 on all seven projections of stories260K, on 8
 // sequences of 256 tokens of TinyStories with WithGEMM: the recovery
-// workload whose profile the speed work started from.
+// workload whose profile the speed work started from; with the attention
+// probabilities recomputed before each block's backward (the default) and
+// kept from the forward pass (WithAttentionCache, 84 MB here).
 func BenchmarkStoriesLoRAStep(b *testing.B) {
+	b.Run("recompute", func(b *testing.B) { storiesLoRAStep(b) })
+	b.Run("cache", func(b *testing.B) { storiesLoRAStep(b, WithAttentionCache()) })
+}
+
+func storiesLoRAStep(b *testing.B, opts ...Option) {
 	const batch, seq = 8, 256
 	m, bt := storiesBatch(b, batch, seq)
-	n, err := New(m, batch, seq, WithGEMM(), WithLoRA(LoRAConfig{Rank: 8, Alpha: 16, Dropout: 0.05,
+	opts = append(opts, WithGEMM(), WithLoRA(LoRAConfig{Rank: 8, Alpha: 16, Dropout: 0.05,
 		Targets: []string{QProj, KProj, VProj, OProj, GateProj, UpProj, DownProj}, Seed: 1}))
+	n, err := New(m, batch, seq, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}

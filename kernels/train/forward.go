@@ -96,6 +96,8 @@ func (n *Net) ForwardBackward(bt Batch, gradScale float32) (Loss, error) {
 	dh := n.g.dh
 	clear(dh)
 	rmsNormBackward(dh, n.final.Grad, n.dxn, n.ckpt[len(n.layers)], n.final.Data, n.c.NormEps)
+	n.recomputing = true
+	defer func() { n.recomputing = false }()
 	for i := len(n.layers) - 1; i >= 0; i-- {
 		// Recompute the block's activations (the output is not needed),
 		// except the last block's: the forward pass just left them in n.a.
@@ -142,10 +144,13 @@ func (n *Net) block(li int, h, out []float32) {
 		n.rope.apply(a.q[r*qd:(r+1)*qd], r%n.t, false)
 		n.rope.apply(a.k[r*kvd:(r+1)*kvd], r%n.t, false)
 	}
-	if n.attn != nil {
-		n.attn.forward(a.att, a.p, a.q, a.k, a.v)
-	} else {
-		attnForward(a.att, a.p, a.q, a.k, a.v, n.shape)
+	switch p := n.probsOf(li); {
+	case n.attn == nil:
+		attnForward(a.att, p, a.q, a.k, a.v, n.shape)
+	case n.recomputing && n.probs != nil:
+		n.attn.weighted(a.att, p, a.v) // the probabilities are cached
+	default:
+		n.attn.forward(a.att, p, a.q, a.k, a.v)
 	}
 	n.linForward(li, modO, a.h1, a.att)
 	tensor.Add(a.h1, h)

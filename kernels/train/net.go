@@ -27,7 +27,7 @@ type acts struct {
 	xa         []float32 // attention RMSNorm output [n, d]
 	q, k, v    []float32 // after bias, q/k norm and RoPE: [n, qd], [n, kvd]
 	qRaw, kRaw []float32 // before the q/k norm (QKNorm only)
-	p          []float32 // attention probabilities [b, heads, t, t]
+	p          []float32 // attention probabilities [b, heads, t, t] (nil with the cache)
 	att        []float32 // attention output, input of o_proj [n, qd]
 	h1         []float32 // residual after attention [n, d]
 	xf         []float32 // MLP RMSNorm output [n, d]
@@ -70,10 +70,16 @@ type Net struct {
 	params   []*optim.Param
 
 	ckpt [][]float32 // block inputs, and the final hidden state: Layers+1 of [n, d]
-	a    acts
-	g    grads
-	xn   []float32 // final norm output [n, d]
-	dxn  []float32 // its gradient
+	// probs holds each block's attention probabilities with
+	// WithAttentionCache; nil otherwise (every block uses a.p).
+	probs [][]float32
+	// recomputing is set while backward recomputes blocks: with the cache,
+	// their probabilities are already there.
+	recomputing bool
+	a           acts
+	g           grads
+	xn          []float32 // final norm output [n, d]
+	dxn         []float32 // its gradient
 	// Classifier chunk: gathered rows, their gradient and logits.
 	xc, dxc, logits []float32
 	active          []int32
@@ -242,7 +248,14 @@ func (n *Net) layout(alloc func(int) []float32) {
 	if c.QKNorm {
 		a.qRaw, a.kRaw = alloc(rows*qd), alloc(rows*kvd)
 	}
-	a.p = alloc(n.b * c.Heads * n.t * n.t)
+	if n.o.attnCache {
+		n.probs = make([][]float32, c.Layers)
+		for i := range n.probs {
+			n.probs[i] = alloc(n.b * c.Heads * n.t * n.t)
+		}
+	} else {
+		a.p = alloc(n.b * c.Heads * n.t * n.t)
+	}
 	a.att, a.h1, a.xf = alloc(rows*qd), alloc(rows*d), alloc(rows*d)
 	a.g, a.u, a.a = alloc(rows*hid), alloc(rows*hid), alloc(rows*hid)
 	if n.o.gemm {
@@ -277,6 +290,14 @@ func (n *Net) layout(alloc func(int) []float32) {
 	// The list of positions with a target is int32, so counted by hand.
 	n.active = make([]int32, rows)
 	n.activeBytes = 4 * int64(rows)
+}
+
+// probsOf is the buffer holding block li's attention probabilities.
+func (n *Net) probsOf(li int) []float32 {
+	if n.probs != nil {
+		return n.probs[li]
+	}
+	return n.a.p
 }
 
 func slotOf(module string) int {

@@ -187,3 +187,45 @@ func TestModulesJoinTraining(t *testing.T) {
 		t.Fatalf("malformed module: %v", err)
 	}
 }
+
+// TestAttentionCacheBitIdentical checks that keeping the probabilities
+// changes no bit of the loss or of any gradient, on a shape of several
+// attention blocks, and that it is refused without WithGEMM.
+func TestAttentionCacheBitIdentical(t *testing.T) {
+	cfg := llama.Config{Dim: 32, HiddenDim: 48, Layers: 3, Heads: 4, KVHeads: 2, Vocab: 50, SeqLen: 160,
+		NormEps: 1e-5, RopeTheta: 10000, QKNorm: true}
+	lora := WithLoRA(LoRAConfig{Rank: 2, Alpha: 4, Dropout: 0.1, Targets: []string{QProj, VProj, DownProj}, Seed: 5})
+	var ref []*optim.Param
+	var refLoss Loss
+	for _, cache := range []bool{false, true} {
+		opts := []Option{WithGEMM(), FullFineTune(), lora}
+		if cache {
+			opts = append(opts, WithAttentionCache())
+		}
+		n, err := New(randModel(cfg, 4), 1, 150, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, err := n.ForwardBackward(microBatch(0, 1, 150, cfg.Vocab), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cache {
+			ref, refLoss = n.Params(), loss
+			continue
+		}
+		if loss != refLoss {
+			t.Fatalf("loss with the cache %+v, without %+v", loss, refLoss)
+		}
+		for i, p := range n.Params() {
+			for j := range p.Grad {
+				if math.Float32bits(p.Grad[j]) != math.Float32bits(ref[i].Grad[j]) {
+					t.Fatalf("%s grad[%d]: cached %g, recomputed %g", p.Name, j, p.Grad[j], ref[i].Grad[j])
+				}
+			}
+		}
+	}
+	if _, err := New(randModel(cfg, 4), 1, 8, WithAttentionCache()); err == nil || err.Error() != "train: the attention cache needs WithGEMM" {
+		t.Fatalf("cache without gemm: %v", err)
+	}
+}

@@ -44,6 +44,7 @@ type options struct {
 	logitRows int
 	modules   []Module
 	gemm      bool
+	attnCache bool
 }
 
 // FullFineTune makes every weight of the model trainable (for small models:
@@ -69,6 +70,14 @@ func WithLogitRows(rows int) Option { return func(o *options) { o.logitRows = ro
 // inference forward.
 func WithGEMM() Option { return func(o *options) { o.gemm = true } }
 
+// WithAttentionCache keeps every block's attention probabilities from the
+// forward pass for its backward pass, Layers·b·Heads·t² floats, instead of
+// recomputing them: the recompute before each block's backward then skips
+// the scores and the softmax (its exponentials are most of the cost of
+// small models' training). Results are bit for bit those without the
+// cache. It needs WithGEMM.
+func WithAttentionCache() Option { return func(o *options) { o.attnCache = true } }
+
 // WithModules adds extra trainable modules.
 func WithModules(ms ...Module) Option {
 	return func(o *options) { o.modules = append(o.modules, ms...) }
@@ -81,6 +90,9 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.logitRows <= 0 {
 		return o, fmt.Errorf("train: logit rows is %d, must be positive", o.logitRows)
+	}
+	if o.attnCache && !o.gemm {
+		return o, fmt.Errorf("train: the attention cache needs WithGEMM")
 	}
 	if o.objective.temperature() <= 0 {
 		return o, fmt.Errorf("train: temperature is %g, must be positive", o.objective.Temperature)

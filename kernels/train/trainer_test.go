@@ -132,6 +132,7 @@ func TestPeakBytes(t *testing.T) {
 		{WithLoRA(LoRAConfig{Rank: 8, Alpha: 16, Dropout: 0.1, Targets: []string{QProj, VProj, DownProj}})},
 		{FullFineTune(), WithLogitRows(16)},
 		{FullFineTune(), WithLogitRows(16), WithGEMM(), WithLoRA(LoRAConfig{Rank: 4, Alpha: 4, Targets: []string{UpProj}})},
+		{WithGEMM(), WithAttentionCache(), WithLoRA(LoRAConfig{Rank: 4, Alpha: 4, Dropout: 0.1, Targets: []string{QProj, UpProj}})},
 	} {
 		m := randModel(cfg, 1)
 		b, tt := 2, 64
