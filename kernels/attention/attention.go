@@ -126,15 +126,32 @@ func (s shape) pack(kp, vt, k, v []float32) {
 			for k0 := 0; k0 < t; k0 += kTile {
 				cols := min(kTile, t-k0)
 				blk := vt[base+k0*hd : base+(k0+cols)*hd]
-				for j := range cols {
-					src := v[(seq*t+k0+j)*kvd+g*hd:][:hd]
-					for d, x := range src {
-						blk[d*cols+j] = x
-					}
-				}
+				transpose(blk, v[(seq*t+k0)*kvd+g*hd:], cols, hd, kvd)
 			}
 		}
 	})
+}
+
+// transpose writes the [rows, cols] matrix at src (row stride ld)
+// transposed into dst [cols, rows]. Four source rows go at a time, so each
+// store writes four adjacent floats instead of one per cache line.
+func transpose(dst, src []float32, rows, cols, ld int) {
+	j := 0
+	for ; j+4 <= rows; j += 4 {
+		r0 := src[j*ld:][:cols]
+		r1 := src[(j+1)*ld:][:cols]
+		r2 := src[(j+2)*ld:][:cols]
+		r3 := src[(j+3)*ld:][:cols]
+		for d := range r0 {
+			o := dst[d*rows+j:][:4]
+			o[0], o[1], o[2], o[3] = r0[d], r1[d], r2[d], r3[d]
+		}
+	}
+	for ; j < rows; j++ {
+		for d, x := range src[j*ld:][:cols] {
+			dst[d*rows+j] = x
+		}
+	}
 }
 
 // scratch is one worker's buffers, all O(tile²): rows = group·qTile.
