@@ -130,7 +130,8 @@ func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 // The terms, for n = b·t positions: (Layers+1)·n·Dim checkpoints; one
 // block's activations, about n·(6·Dim + 3·QDim + 3·HiddenDim) (4·HiddenDim
 // WithGEMM, which keeps σ(gate)) plus the attention probabilities
-// b·Heads·t²; gradient scratch of similar size; the
+// b·Heads·t² (Layers times that WithAttentionCache); per worker (GOMAXPROCS
+// when New runs) WithGEMM's attention scratch, under t² + 64·t + 8·t·HeadDim; gradient scratch of similar size; the
 // logits chunk, LogitRows·Vocab; and for each trainable value its gradient
 // and two moments.
 func PeakBytes(c llama.Config, b, t int, opts ...Option) int64 {
