@@ -188,7 +188,7 @@ func (taylor) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if w.Rows%p.Batch != 0 {
 		return nil, fmt.Errorf("%d calibration windows do not split into batches of %d; use a multiple", w.Rows, p.Batch)
 	}
-	net, err := train.New(m.LM, p.Batch, w.Cols, train.FullFineTune(), train.WithGEMM())
+	net, err := train.New(m.LM.Float32(), p.Batch, w.Cols, train.FullFineTune(), train.WithGEMM())
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func (modelLoad) Run(ctx context.Context, c *executor.Call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Model{LM: m, HF: cfg}, nil
+		return withDType(&Model{LM: m, HF: cfg}, p.DType)
 	}
 	path, err := input[string](c, 0)
 	if err != nil {
@@ -56,21 +56,41 @@ func (modelLoad) Run(ctx context.Context, c *executor.Call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Model{LM: m}, nil
+		return withDType(&Model{LM: m}, p.DType)
 	case "hf":
-		m, cfg, err := hf.Load(path)
+		// 16-bit checkpoints load straight into 16-bit weights, never
+		// through a float32 copy.
+		m, cfg, err := hf.LoadDType(path, p.DType)
 		if err != nil {
 			return nil, err
 		}
 		return &Model{LM: m, HF: cfg}, nil
 	case "gguf":
-		m, meta, err := ggufmodel.Load(path)
+		m, meta, err := ggufmodel.LoadDType(path, p.DType)
 		if err != nil {
 			return nil, err
 		}
 		return &Model{LM: m, GGUF: meta}, nil
 	}
 	return nil, fmt.Errorf("%s: model format %q is not supported", path, p.Format)
+}
+
+// withDType converts a model's weights to the in-memory dtype ("" keeps
+// float32).
+func withDType(m *Model, dtype string) (*Model, error) {
+	if dtype == "" {
+		return m, nil
+	}
+	dt, err := llama.ParseDType(dtype)
+	if err != nil {
+		return nil, err
+	}
+	lm, err := m.LM.WithDType(dt)
+	if err != nil {
+		return nil, err
+	}
+	m.LM = lm
+	return m, nil
 }
 
 // modelDepth applies a depth decision. Inputs: model, decision. Not cached:

@@ -62,11 +62,15 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 		return nil, fmt.Errorf("the training data gives %d sequences of %d tokens; a batch needs %d", rows, p.SeqLen, p.Batch)
 	}
 
-	lm := model.LM
+	// Training works on float32 weights: a 16-bit model is widened (a
+	// copy), which full fine-tuning needs anyway.
+	lm := model.LM.Float32()
 	opts := []train.Option{train.WithGEMM()}
 	switch p.Method {
 	case "full":
-		lm = lm.Clone() // training updates the weights in place
+		if lm == model.LM {
+			lm = lm.Clone() // training updates the weights in place
+		}
 		opts = append(opts, train.FullFineTune())
 	case "lora":
 		targets := make([]string, len(p.Targets))
@@ -296,14 +300,18 @@ func (modelRecovered) Run(ctx context.Context, c *executor.Call) (any, error) {
 		if err := json.Unmarshal([]byte(f.Metadata["adapter_config"]), &cfg); err != nil {
 			return nil, fmt.Errorf("adapter config: %w", err)
 		}
-		net, err := train.New(base.LM, 1, 1, train.WithLoRA(train.LoRAConfig{Rank: cfg.R, Alpha: cfg.LoraAlpha, Dropout: cfg.LoraDropout, Targets: cfg.TargetModules}))
+		wide := base.LM.Float32()
+		net, err := train.New(wide, 1, 1, train.WithLoRA(train.LoRAConfig{Rank: cfg.R, Alpha: cfg.LoraAlpha, Dropout: cfg.LoraDropout, Targets: cfg.TargetModules}))
 		if err != nil {
 			return nil, err
 		}
 		if err := net.LoadAdapter(f); err != nil {
 			return nil, err
 		}
-		merged := base.LM.Clone()
+		merged := wide
+		if merged == base.LM {
+			merged = wide.Clone()
+		}
 		if err := train.MergeLoRA(merged, net.Adapters()); err != nil {
 			return nil, err
 		}
