@@ -73,7 +73,8 @@ var smolModels = sync.OnceValue(func() map[DType]*Model {
 // context, the classifier included) of a SmolLM-135M-shaped model with
 // float32, bfloat16 and float16 weights, on 1 and 2 threads:
 //
-//	go test -run=NONE -bench=BenchmarkModel -benchtime=20x -count=3 ./kernels/llama
+//	go test -run=NONE -bench=BenchmarkModelDecode -benchtime=40x ./kernels/llama
+//	go test -run=NONE -bench=BenchmarkModelPrefill -benchtime=3x ./kernels/llama
 func BenchmarkModelDecode(b *testing.B) {
 	for _, dt := range []DType{Float32, BFloat16, Float16} {
 		for _, threads := range []int{1, 2} {
