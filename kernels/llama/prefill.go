@@ -2,6 +2,7 @@ package llama
 
 import (
 	"fmt"
+	"lrmc/kernels/attention"
 
 	"lrmc/kernels/tensor"
 )
@@ -71,22 +72,11 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 		rotate(k[r*kvd:(r+1)*kvd], cs, sn, c.RopeStyle)
 	}
 
-	// Each (sequence, head) pair is independent, every pair writing only
-	// its own columns of att.
+	// Causal attention, flash style: query × key tiles on the GEMM with an
+	// online softmax, never a t×t score matrix (kernels/attention). The
+	// Decoder keeps run.c's per-query order, which the reference test pins.
 	att := make([]float32, n*qd)
-	kvMul := c.Heads / c.KVHeads
-	tensor.Parallel(b*c.Heads, 1, func(lo, hi int) {
-		scores := make([]float32, t)
-		for job := lo; job < hi; job++ {
-			s, head := job/c.Heads, job%c.Heads
-			kvOff := s*t*kvd + (head/kvMul)*hd
-			for p := range t {
-				r := s*t + p
-				attend(att[r*qd+head*hd:r*qd+(head+1)*hd], q[r*qd+head*hd:r*qd+(head+1)*hd],
-					k[kvOff:], v[kvOff:], p+1, kvd, scores)
-			}
-		}
-	})
+	attention.Causal(att, q, k, v, b, t, c.Heads, c.KVHeads, hd)
 	out := make([]float32, n*d)
 	w.wo.mul(out, att, n, qd, d)
 	tensor.Add(out, h)

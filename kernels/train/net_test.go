@@ -11,9 +11,11 @@ import (
 )
 
 // TestForwardMatchesLlama holds the training forward to the inference
-// prefill bit for bit: same kernels in the same order, rotary tables
-// included (llama3 scaling, both styles, explicit head size). Fresh LoRA
-// adapters (B = 0) must not change a bit either.
+// prefill: same products and rotary tables (llama3 scaling, both styles,
+// explicit head size), and fresh LoRA adapters (B = 0) change nothing. The
+// inference prefill runs attention flash style (kernels/attention), whose
+// online softmax sums in another order than the training forward's
+// per-query softmax, so the two agree to float32 rounding, not bit for bit.
 func TestForwardMatchesLlama(t *testing.T) {
 	for _, cs := range gradCases() {
 		t.Run(cs.name, func(t *testing.T) {
@@ -26,10 +28,16 @@ func TestForwardMatchesLlama(t *testing.T) {
 			n.forward(bt.Tokens)
 			h := m.Embed(bt.Tokens, nil)
 			for i := range m.Layers {
-				h = m.Block(i, h, cs.b, cs.t)
+				// Compare each block on the training forward's own input, so
+				// differences do not compound.
+				h = m.Block(i, n.ckpt[i], cs.b, cs.t)
+				var scale float64
+				for _, v := range h {
+					scale = math.Max(scale, math.Abs(float64(v)))
+				}
 				for j, v := range h {
-					if math.Float32bits(v) != math.Float32bits(n.ckpt[i+1][j]) {
-						t.Fatalf("block %d output [%d]: train %g, llama %g", i, j, n.ckpt[i+1][j], v)
+					if d := math.Abs(float64(v) - float64(n.ckpt[i+1][j])); d > 2e-6*scale {
+						t.Fatalf("block %d output [%d]: train %g, llama %g (%.2g of the scale)", i, j, n.ckpt[i+1][j], v, d/scale)
 					}
 				}
 			}
@@ -49,7 +57,7 @@ func TestForwardMatchesLlama(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Tokens != count || got.CE != ce/float64(count) {
+			if got.Tokens != count || math.Abs(got.CE-ce/float64(count)) > 1e-5*math.Abs(got.CE) {
 				t.Fatalf("loss %v over %d tokens, from llama's logits %v over %d", got.CE, got.Tokens, ce/float64(count), count)
 			}
 		})
