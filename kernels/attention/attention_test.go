@@ -113,8 +113,9 @@ func relBound(n, hd int, smax float64) float64 {
 }
 
 // check compares got with the float64 reference and returns the largest
-// error relative to a and the largest fraction of the bound used.
-func (p problem) check(t *testing.T, got []float32) (worstRel, worstFrac float64) {
+// error relative to a, the largest fraction of the bound used and the
+// largest bound.
+func (p problem) check(t *testing.T, got []float32) (worstRel, worstFrac, maxBound float64) {
 	t.Helper()
 	ref, a, smax := p.reference()
 	qd := p.heads * p.hd
@@ -122,6 +123,7 @@ func (p problem) check(t *testing.T, got []float32) (worstRel, worstFrac float64
 		n := r%p.t + 1
 		for h := range p.heads {
 			bound := relBound(n, p.hd, smax[r*p.heads+h])
+			maxBound = max(maxBound, bound)
 			for i := h * p.hd; i < (h+1)*p.hd; i++ {
 				e := r*qd + i
 				err := math.Abs(float64(got[e]) - ref[e])
@@ -136,23 +138,26 @@ func (p problem) check(t *testing.T, got []float32) (worstRel, worstFrac float64
 			}
 		}
 	}
-	return worstRel, worstFrac
+	return worstRel, worstFrac, maxBound
 }
 
 var (
 	headShapes = [][2]int{{1, 1}, {4, 2}, {8, 1}}
 	headDims   = []int{8, 16, 64, 128}
-	// Lengths around the tile size (64): one position, ragged tiles, exact
-	// multiples, and several tiles.
+	// Lengths around the tile sizes (64 queries, 128 keys): one position,
+	// ragged tiles, exact multiples, and several tiles.
 	lengths = []int{1, 2, 17, 63, 64, 65, 128, 129, 300}
 )
 
 // TestCausalWithinBound checks every output element against naive float64
-// attention within relBound, whose value for these inputs is about
-// (2·hd + 2n)·u: at most 1.8e-5 (hd 128, n 300).
+// attention within relBound·Σp|v|; for these inputs relBound reaches 3.0e-4
+// (hd 128, n 300, q scaled by 4, dominated by the scores' rounding). The
+// worst-case bound is loose (errors measured stay below 6% of it), so the
+// largest error is also held to 4e-6 of Σp|v| (1.45e-6 measured; the inputs
+// are seeded), which a subtler regression would break.
 func TestCausalWithinBound(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	var worstRel, worstFrac float64
+	var worstRel, worstFrac, maxBound float64
 	for _, hs := range headShapes {
 		for _, hd := range headDims {
 			for _, n := range lengths {
@@ -162,12 +167,15 @@ func TestCausalWithinBound(t *testing.T) {
 					qMag = 4
 				}
 				p := newProblem(r, b, n, hs[0], hs[1], hd, qMag)
-				rel, frac := p.check(t, p.causal())
-				worstRel, worstFrac = max(worstRel, rel), max(worstFrac, frac)
+				rel, frac, bound := p.check(t, p.causal())
+				worstRel, worstFrac, maxBound = max(worstRel, rel), max(worstFrac, frac), max(maxBound, bound)
 			}
 		}
 	}
-	t.Logf("largest error: %.3g of Σp|v|, %.3g of the bound", worstRel, worstFrac)
+	t.Logf("largest error: %.3g of Σp|v|, %.3g of the bound; largest bound %.3g", worstRel, worstFrac, maxBound)
+	if worstRel > 4e-6 {
+		t.Errorf("largest error %.3g of Σp|v|, want at most 4e-6", worstRel)
+	}
 }
 
 // TestCausalThreadCountIndependent runs the same inputs under GOMAXPROCS 1,
@@ -211,7 +219,7 @@ func TestCausalChunksIndependent(t *testing.T) {
 			}
 		}
 	}
-	p.check(t, want)
+	_, _, _ = p.check(t, want)
 }
 
 // perQuery is llama's prefill attention as it stands (the tensor.Parallel
