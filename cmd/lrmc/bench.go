@@ -15,6 +15,7 @@ import (
 
 	"lrmc/kernels/bench"
 	"lrmc/kernels/gemm"
+	"lrmc/kernels/llama"
 )
 
 // benchCmd is `lrmc bench`: measured, never asserted, speeds of lrmc's
@@ -132,16 +133,18 @@ func benchModelCmd() *cobra.Command {
 		reps            int
 		asJSON          bool
 		exportDir       string
+		dtypes          []string
 	)
 	cmd := &cobra.Command{
 		Use:   "model",
 		Short: "Prefill and decode tokens/s of synthetic models of real shapes",
 		Long: `Measure tokens/s of synthetic models (seeded random weights via kernels/synth)
-shaped like stories260K, SmolLM-135M and Qwen3-0.6B, with f32 weights:
+shaped like stories260K, SmolLM-135M and Qwen3-0.6B:
 prefill is one batch of --prefill tokens through every block and the
 logits of the last position; decode is --decode greedy steps with the
 key/value cache from position 0. Threads set GOMAXPROCS, which lrmc's
-kernels follow. bf16 weights are not measured: the model holds f32 only.
+kernels follow. --dtype measures the same model with its weights held in
+float32, bfloat16 or float16 (the 16-bit weights are the float32 ones rounded).
 
 --export-gguf DIR writes the selected shapes' models as DIR/<shape>.gguf
 (f32, synthetic vocabulary) for running them in llama.cpp, and measures
@@ -163,7 +166,7 @@ nothing.`,
 			if prefill <= 0 || decode <= 0 || reps <= 0 {
 				return fmt.Errorf("bench model: --prefill %d, --decode %d and --reps %d must be positive", prefill, decode, reps)
 			}
-			return runModels(stdout, stderr, shapes, opts, asJSON)
+			return runModels(stdout, stderr, shapes, opts, dtypes, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -174,6 +177,7 @@ nothing.`,
 	f.IntVar(&reps, "reps", 1, "repetitions of each phase; the median is reported")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per shape, thread count and phase")
 	f.StringVar(&exportDir, "export-gguf", "", "write the shapes' models to `DIR` as GGUF files instead of measuring")
+	f.StringSliceVar(&dtypes, "dtype", []string{"float32"}, "weight types to measure: float32, bfloat16, float16")
 	return cmd
 }
 
@@ -217,7 +221,7 @@ func exportShapes(stdout, stderr io.Writer, shapes []bench.ModelShape, dir strin
 	return nil
 }
 
-func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.ModelOptions, asJSON bool) error {
+func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.ModelOptions, dtypes []string, asJSON bool) error {
 	var all []bench.ModelResult
 	for _, s := range shapes {
 		t0 := time.Now()
@@ -228,13 +232,22 @@ func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.M
 		}
 		fmt.Fprintf(stderr, "bench: built %s: %d parameters, %.2f GB in %.1fs\n",
 			s.Name, m.Config.Params(), 4*float64(m.Config.Params())/1e9, time.Since(t0).Seconds())
-		rs, err := bench.MeasureModel(m, s.Name, opts)
-		if err != nil {
-			return err
+		for _, name := range dtypes {
+			dt, err := llama.ParseDType(name)
+			if err != nil {
+				return err
+			}
+			mm, err := m.WithDType(dt)
+			if err != nil {
+				return err
+			}
+			rs, err := bench.MeasureModel(mm, s.Name, opts)
+			if err != nil {
+				return err
+			}
+			all = append(all, rs...)
 		}
-		all = append(all, rs...)
 	}
-	const bf16 = "bf16 weights: not measured (llama.Model holds f32 weights only)"
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, r := range all {
@@ -242,26 +255,21 @@ func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.M
 				return err
 			}
 		}
-		fmt.Fprintln(stderr, "bench:", bf16)
 		return nil
 	}
-	fmt.Fprintf(stdout, "synthetic models, f32 weights; %s; prefill: one batch, logits of the last position; decode: greedy from position 0 with the KV cache; median of %d reps\n",
+	fmt.Fprintf(stdout, "synthetic models; %s; prefill: one batch, logits of the last position; decode: greedy from position 0 with the KV cache; median of %d reps\n",
 		machine(), opts.Reps)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "shape\tparams\tthreads\tphase\ttokens\tseconds\tcpu-s\ttokens/s\tGFLOP/s\tweights GB/s\t")
+	fmt.Fprintln(tw, "shape\tparams\tdtype\tthreads\tphase\ttokens\tseconds\tcpu-s\ttokens/s\tGFLOP/s\tweights GB/s\t")
 	for _, r := range all {
 		gbps := "-"
 		if r.WeightsGBPS > 0 {
 			gbps = fmt.Sprintf("%.1f", r.WeightsGBPS)
 		}
-		fmt.Fprintf(tw, "%s\t%.1fM\t%d\t%s\t%d\t%.3f\t%.3f\t%.1f\t%.1f\t%s\t\n",
-			r.Shape, float64(r.Params)/1e6, r.Threads, r.Phase, r.Tokens, r.Seconds, r.CPUSeconds, r.TokensPerS, r.GFLOPS, gbps)
+		fmt.Fprintf(tw, "%s\t%.1fM\t%s\t%d\t%s\t%d\t%.3f\t%.3f\t%.1f\t%.1f\t%s\t\n",
+			r.Shape, float64(r.Params)/1e6, r.Dtype, r.Threads, r.Phase, r.Tokens, r.Seconds, r.CPUSeconds, r.TokensPerS, r.GFLOPS, gbps)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, bf16)
-	return nil
+	return tw.Flush()
 }
 
 func benchCaptureCmd() *cobra.Command {
@@ -338,7 +346,7 @@ against a time.`,
 				return err
 			}
 			opts := bench.ModelOptions{Threads: []int{1, 2}, Prefill: 16, Decode: 8, Reps: 1}
-			if err := runModels(stdout, io.Discard, []bench.ModelShape{s}, opts, false); err != nil {
+			if err := runModels(stdout, io.Discard, []bench.ModelShape{s}, opts, []string{"float32", "bfloat16"}, false); err != nil {
 				return err
 			}
 			r, err := bench.MeasureCapture(s, bench.CaptureOptions{Samples: 2, SeqLen: 16, Layers: 1, Threads: 1})

@@ -90,7 +90,7 @@ const (
 type ModelResult struct {
 	Shape   string `json:"shape"`
 	Params  int64  `json:"params"`
-	Dtype   string `json:"dtype"` // weights' type: "f32" (the only one llama.Model holds)
+	Dtype   string `json:"dtype"` // weights' type: "float32", "bfloat16" or "float16"
 	Threads int    `json:"threads"`
 	Phase   string `json:"phase"` // PhasePrefill or PhaseDecode
 	Tokens  int    `json:"tokens"`
@@ -118,7 +118,7 @@ func MeasureModel(m *llama.Model, name string, o ModelOptions) ([]ModelResult, e
 	tokens := randomTokens(o.Prefill, c.Vocab, 7)
 	var results []ModelResult
 	for _, t := range o.Threads {
-		pre := ModelResult{Shape: name, Params: c.Params(), Dtype: "f32", Threads: t, Phase: PhasePrefill,
+		pre := ModelResult{Shape: name, Params: c.Params(), Dtype: string(m.DType()), Threads: t, Phase: PhasePrefill,
 			Tokens: o.Prefill, Reps: o.Reps}
 		dec := pre
 		dec.Phase, dec.Tokens = PhaseDecode, o.Decode
@@ -133,7 +133,11 @@ func MeasureModel(m *llama.Model, name string, o ModelOptions) ([]ModelResult, e
 		})
 		pre.fill(median(preT), prefillFLOPs(c, o.Prefill))
 		dec.fill(median(decT), decodeFLOPs(c, o.Decode))
-		dec.WeightsGBPS = 4 * float64(matrixParams(c)) * float64(o.Decode) / dec.Seconds / 1e9
+		bytesPer := 4.0
+		if m.DType() != llama.Float32 {
+			bytesPer = 2
+		}
+		dec.WeightsGBPS = bytesPer * float64(matrixParams(c)) * float64(o.Decode) / dec.Seconds / 1e9
 		results = append(results, pre, dec)
 	}
 	return results, nil
