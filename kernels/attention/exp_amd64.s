@@ -1,4 +1,4 @@
-// Code written by hand; see exp_amd64.go for the algorithm, which is expShiftGo's.
+// Written by hand: the AVX2 forms of expShiftGo, rowMax and rescaleAdd in exp.go, operation for operation.
 
 #include "textflag.h"
 
