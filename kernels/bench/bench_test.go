@@ -127,7 +127,7 @@ func TestMeasureModelStories(t *testing.T) {
 		if i%2 == 1 {
 			phase, tokens = PhaseDecode, 4
 		}
-		if r.Shape != "stories260k" || r.Phase != phase || r.Tokens != tokens || r.Threads != 1+i/2 || r.Dtype != "f32" {
+		if r.Shape != "stories260k" || r.Phase != phase || r.Tokens != tokens || r.Threads != 1+i/2 || r.Dtype != "float32" {
 			t.Errorf("result %d: %+v", i, r)
 		}
 		if !(r.TokensPerS > 0) || math.Abs(r.TokensPerS*r.Seconds-float64(tokens)) > 1e-9*float64(tokens) {
