@@ -19,10 +19,10 @@ type elem interface{ float32 | uint16 }
 
 // wkernels are an implementation's ways of reading w stored as T.
 type wkernels[T elem] struct {
-	// dot4 is the matrix-vector kernel reading four rows of w as stored. It
-	// must return the float32 dot4's bits on the widened rows. If nil, gemv
-	// widens each group of four rows into scratch and runs the float32 one.
-	dot4 func(x []float32, w0, w1, w2, w3 []T, out *[4]float32)
+	// dots is the matrix-vector kernel reading rows of w as stored. It must
+	// return the float32 dots' bits on the widened rows. If nil, gemv widens
+	// each group of four rows into scratch and runs the float32 one.
+	dots dotsFunc[T]
 	// widen sets dst[i] = float32(src[i]) exactly; nil for float32.
 	widen func(dst []float32, src []T)
 }
@@ -30,11 +30,11 @@ type wkernels[T elem] struct {
 // matMul is the float32 product (method form for benchmarks of modified
 // copies of an implementation).
 func (im *impl) matMul(out, x, w []float32, m, k, n, threads int) {
-	matMul(im, wkernels[float32]{dot4: im.dot4}, out, x, w, m, k, n, threads)
+	matMul(im, wkernels[float32]{dots: im.dots}, out, x, w, m, k, n, threads)
 }
 
 // matMul splits the product between threads and runs each part. Small m
-// streams w once through dot4; otherwise parts are contiguous ranges of
+// streams w once through dots; otherwise parts are contiguous ranges of
 // nr-wide panels of w (or, when n is too narrow for that, mr-tall panels of
 // x), so no two parts write the same output and each packs its own panels.
 // Both paths compute in float32 whatever T is: a 16-bit w is widened in the
@@ -65,45 +65,42 @@ func matMul[T elem](im *impl, wk wkernels[T], out, x []float32, w []T, m, k, n, 
 	}
 }
 
-// gemv computes out[m×n] = x·wᵀ for a few rows of x by dot products, four
-// rows of w at a time. Every output element is one dot4 result, the same
-// whatever m (up to gemvMaxRows) and thread count; parts are multiples of
-// four w rows so the grouping never changes.
+// gemv computes out[m×n] = x·wᵀ for a few rows of x by dot products. Every
+// output element is the dot kernel's result for one row of x and one row of
+// w, which depends on nothing else, so it is the same whatever m (up to
+// gemvMaxRows) and thread count. Each thread takes a contiguous range of
+// rows of w. For one row of x (decode) the range is a single kernel call;
+// for more, w is walked four rows at a time, and each group, read from
+// memory once, is dotted with every row of x from L1.
 func gemv[T elem](im *impl, wk wkernels[T], out, x []float32, w []T, m, k, n, threads int) {
-	groups := (n + 3) / 4
+	const group = 4
+	groups := (n + group - 1) / group
 	threads = min(threads, groups)
 	parallel(threads, func(t int) {
 		lo, hi := split(groups, threads, t)
-		var acc [4]float32
-		var wide []float32 // four widened rows, when wk has no dot4
-		if wk.dot4 == nil && wk.widen != nil {
-			wide = make([]float32, 4*k)
-		}
-		for g := lo; g < hi; g++ {
-			j := 4 * g
-			cols := min(4, n-j)
-			// A ragged last group repeats its last row; the surplus sums are
-			// discarded.
-			var r [4][]T
-			for i := range r {
-				jj := j + min(i, cols-1)
-				r[i] = w[jj*k : jj*k+k]
-			}
-			if wide != nil {
-				var rw [4][]float32
-				for i := range rw {
-					rw[i] = wide[i*k : i*k+k]
-					wk.widen(rw[i], r[i])
+		j0, j1 := lo*group, min(hi*group, n)
+		if wk.dots == nil {
+			// No kernel reads T: widen each group into scratch.
+			wide := make([]float32, group*k)
+			for j := j0; j < j1; j += group {
+				cols := min(group, j1-j)
+				for i := range cols {
+					wk.widen(wide[i*k:(i+1)*k], w[(j+i)*k:(j+i+1)*k])
 				}
 				for i := range m {
-					im.dot4(x[i*k:i*k+k], rw[0], rw[1], rw[2], rw[3], &acc)
-					copy(out[i*n+j:i*n+j+cols], acc[:cols])
+					im.dots(out[i*n+j:i*n+j+cols], x[i*k:i*k+k], wide, k)
 				}
-				continue
 			}
+			return
+		}
+		if m == 1 {
+			wk.dots(out[j0:j1], x[:k], w[j0*k:], k)
+			return
+		}
+		for j := j0; j < j1; j += group {
+			cols := min(group, j1-j)
 			for i := range m {
-				wk.dot4(x[i*k:i*k+k], r[0], r[1], r[2], r[3], &acc)
-				copy(out[i*n+j:i*n+j+cols], acc[:cols])
+				wk.dots(out[i*n+j:i*n+j+cols], x[i*k:i*k+k], w[j*k:], k)
 			}
 		}
 	})

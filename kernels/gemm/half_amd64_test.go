@@ -21,29 +21,30 @@ func TestHalfDotKernelsAgree(t *testing.T) {
 	kernels := []struct {
 		name         string
 		f            halfFormat
-		avx2, avx512 func(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32)
+		avx2, avx512 dotsFunc[uint16]
 	}{
-		{"bf16", halfFormats[0], bf16Dot4AVX2, bf16Dot4AVX512},
-		{"f16", halfFormats[1], f16Dot4AVX2, f16Dot4AVX512},
+		{"bf16", halfFormats[0], bf16DotsAVX2, bf16DotsAVX512},
+		{"f16", halfFormats[1], f16DotsAVX2, f16DotsAVX512},
 	}
 	for _, kern := range kernels {
 		for _, k := range []int{1, 31, 32, 33, 64, 100, 1029} {
-			x := randMatrix(r, k)
-			var w [4][]uint16
-			var wide [4][]float32
-			for i := range w {
-				w[i] = randHalf(r, kern.f, k)
-				wide[i] = make([]float32, k)
-				kern.f.widenGo(wide[i], w[i])
-			}
-			var a, b, want [4]float32
-			kern.avx2(x, w[0], w[1], w[2], w[3], &a)
-			kern.avx512(x, w[0], w[1], w[2], w[3], &b)
-			avx512Impl.dot4(x, wide[0], wide[1], wide[2], wide[3], &want)
-			for i := range want {
-				if math.Float32bits(a[i]) != math.Float32bits(want[i]) || math.Float32bits(b[i]) != math.Float32bits(want[i]) {
-					t.Fatalf("%s k=%d row %d: avx2 %x, avx512 %x, float32 kernel %x", kern.name, k, i,
-						math.Float32bits(a[i]), math.Float32bits(b[i]), math.Float32bits(want[i]))
+			// Rows ld = k+3 apart, 1 to 9 of them: whole passes of both
+			// flavours and the rows left over.
+			for _, rows := range []int{1, 2, 3, 4, 5, 9} {
+				ld := k + 3
+				x := randMatrix(r, k)
+				w := randHalf(r, kern.f, rows*ld)
+				wide := make([]float32, len(w))
+				kern.f.widenGo(wide, w)
+				a, b, want := make([]float32, rows), make([]float32, rows), make([]float32, rows)
+				kern.avx2(a, x, w, ld)
+				kern.avx512(b, x, w, ld)
+				avx512Impl.dots(want, x, wide, ld)
+				for i := range want {
+					if math.Float32bits(a[i]) != math.Float32bits(want[i]) || math.Float32bits(b[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s k=%d rows=%d row %d: avx2 %x, avx512 %x, float32 kernel %x", kern.name, k, rows, i,
+							math.Float32bits(a[i]), math.Float32bits(b[i]), math.Float32bits(want[i]))
+					}
 				}
 			}
 		}

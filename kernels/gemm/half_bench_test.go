@@ -115,3 +115,31 @@ func float32ToF16Trunc(v float32) uint16 {
 	}
 	return sign | uint16(exp)<<10 | uint16(bits>>13&0x3ff)
 }
+
+// decodeShapes are the matrix-vector products of a SmolLM-135M-shaped decode
+// step (d 576, FFN 1536, vocab 49152): short rows, with w coming from main
+// memory as when decode walks all layers.
+var decodeShapes = []halfBench{
+	{shape{1, 576, 1536}, 256 << 20},
+	{shape{1, 1536, 576}, 256 << 20},
+	{shape{1, 576, 49152}, 256 << 20},
+}
+
+// BenchmarkDecodeShapes measures the matrix-vector path on decodeShapes for
+// each weight format with the default implementation:
+//
+//	go test -run=NONE -bench=DecodeShapes -count=5 ./kernels/gemm
+//
+// (names: format/shape/threads; "GB/s" is bytes of w per second of wall
+// time, "GFLOP/cpu-s" per CPU-second, robust on a shared host).
+func BenchmarkDecodeShapes(b *testing.B) {
+	for _, c := range decodeShapes {
+		for _, format := range []string{"f32", "bf16", "f16"} {
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%v/t%d", format, c, threads), func(b *testing.B) {
+					benchHalf(b, c, format, threads)
+				})
+			}
+		}
+	}
+}

@@ -13,9 +13,9 @@ import (
 // rounds exactly like one written in place.
 type kernelFunc func(kc int, a, b, c []float32, ldc int, accum bool)
 
-// dot4Func sets out[r] = Σ_p x[p]·w_r[p] for the four rows w0..w3, each at
-// least len(x) long.
-type dot4Func func(x, w0, w1, w2, w3 []float32, out *[4]float32)
+// dotsFunc sets out[r] = Σ_{p<len(x)} x[p]·w[r·ld+p] for r < len(out): the
+// dot products of x with len(out) rows of w that lie ld elements apart.
+type dotsFunc[T elem] func(out, x []float32, w []T, ld int)
 
 // impl is one implementation: a micro-kernel with its tile shape and cache
 // blocking, and the dot kernel of the matrix-vector path (m ≤ gemvMaxRows).
@@ -34,7 +34,7 @@ type impl struct {
 	// time, from L3).
 	mc, nc int
 	kernel kernelFunc
-	dot4   dot4Func
+	dots   dotsFunc[float32]
 	// transpose8 and transpose4 speed up packing; nil packs in scalar Go.
 	transpose8, transpose4 transposeFunc
 	// bf16 and f16 read a w of 16-bit floats (MatMulBF16, MatMulF16).

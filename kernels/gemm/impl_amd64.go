@@ -2,7 +2,11 @@
 
 package gemm
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 // The tile shapes below must match the ones asmgen emits.
 //
@@ -23,11 +27,8 @@ var (
 			checkTile(kc, a, b, c, ldc, 6, 16)
 			gemmKernelAVX2(kc, &a[0], &b[0], &c[0], ldc, accum)
 		},
-		dot4: func(x, w0, w1, w2, w3 []float32, out *[4]float32) {
-			dot4Asm(func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32) {
-				dot2AVX2(n, x, w0, w1, (*[2]float32)(out[:2]))
-				dot2AVX2(n, x, w2, w3, (*[2]float32)(out[2:]))
-			}, x, w0, w1, w2, w3, out)
+		dots: func(out, x, w []float32, ld int) {
+			dotsAsm(dotAVX2, 2, false, out, x, w, ld)
 		},
 		transpose8: transpose8Asm,
 		transpose4: transpose4Asm,
@@ -38,8 +39,8 @@ var (
 			checkTile(kc, a, b, c, ldc, 12, 32)
 			gemmKernelAVX512(kc, &a[0], &b[0], &c[0], ldc, accum)
 		},
-		dot4: func(x, w0, w1, w2, w3 []float32, out *[4]float32) {
-			dot4Asm(dot4AVX512, x, w0, w1, w2, w3, out)
+		dots: func(out, x, w []float32, ld int) {
+			dotsAsm(dotAVX512, 4, false, out, x, w, ld)
 		},
 		transpose8: transpose8Asm,
 		transpose4: transpose4Asm,
@@ -56,10 +57,10 @@ func registerAsm() {
 	// so whichever runs, the bits are the same; the AVX-512 bf16 one needs
 	// AVX512BW (VPMOVZXWD on zmm), f16 needs F16C (its AVX-512 form is
 	// AVX512F). Without F16C, f16 is widened in Go.
-	bf16 := wkernels[uint16]{dot4: bf16Dot4AVX2, widen: widenBF16Asm}
+	bf16 := wkernels[uint16]{dots: bf16DotsAVX2, widen: widenBF16Asm}
 	f16 := wkernels[uint16]{widen: widenF16Go}
 	if cpu.X86.HasF16C {
-		f16 = wkernels[uint16]{dot4: f16Dot4AVX2, widen: widenF16Asm}
+		f16 = wkernels[uint16]{dots: f16DotsAVX2, widen: widenF16Asm}
 	}
 	avx2Impl.bf16, avx2Impl.f16 = bf16, f16
 	register(avx2Impl)
@@ -67,10 +68,10 @@ func registerAsm() {
 	// The AVX-512 implementation still packs with the AVX2 transposes.
 	if cpu.X86.HasAVX512F {
 		if cpu.X86.HasAVX512BW {
-			bf16.dot4 = bf16Dot4AVX512
+			bf16.dots = bf16DotsAVX512
 		}
 		if cpu.X86.HasF16C {
-			f16.dot4 = f16Dot4AVX512
+			f16.dots = f16DotsAVX512
 		}
 		avx512Impl.bf16, avx512Impl.f16 = bf16, f16
 		if cpu.X86.HasAVX512BF16 {
@@ -92,28 +93,21 @@ func dpbf16AVX512(n int, x, w0, w1, w2, w3 []uint16, tail *[5][64]uint16, out *[
 	dot4DPBF16AVX512(n, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], tail, out)
 }
 
-// The 16-bit dot kernels: assembly over the largest multiple of 32 of k,
-// then the float32 tail loop on the widened rest.
-func bf16Dot4AVX2(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
-	dot4HalfAsm(func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]float32) {
-		dot2BF16AVX2(n, x, w0, w1, (*[2]float32)(out[:2]))
-		dot2BF16AVX2(n, x, w2, w3, (*[2]float32)(out[2:]))
-	}, false, x, w0, w1, w2, w3, out)
+// The 16-bit dot kernels.
+func bf16DotsAVX2(out, x []float32, w []uint16, ld int) {
+	dotsAsm(dotBF16AVX2, 2, false, out, x, w, ld)
 }
 
-func bf16Dot4AVX512(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
-	dot4HalfAsm(dot4BF16AVX512, false, x, w0, w1, w2, w3, out)
+func bf16DotsAVX512(out, x []float32, w []uint16, ld int) {
+	dotsAsm(dotBF16AVX512, 4, false, out, x, w, ld)
 }
 
-func f16Dot4AVX2(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
-	dot4HalfAsm(func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]float32) {
-		dot2F16AVX2(n, x, w0, w1, (*[2]float32)(out[:2]))
-		dot2F16AVX2(n, x, w2, w3, (*[2]float32)(out[2:]))
-	}, true, x, w0, w1, w2, w3, out)
+func f16DotsAVX2(out, x []float32, w []uint16, ld int) {
+	dotsAsm(dotF16AVX2, 2, true, out, x, w, ld)
 }
 
-func f16Dot4AVX512(x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
-	dot4HalfAsm(dot4F16AVX512, true, x, w0, w1, w2, w3, out)
+func f16DotsAVX512(out, x []float32, w []uint16, ld int) {
+	dotsAsm(dotF16AVX512, 4, true, out, x, w, ld)
 }
 
 // checkTile bounds-checks a kernel call so the assembly never touches memory
@@ -124,60 +118,66 @@ func checkTile(kc int, a, b, c []float32, ldc, mr, nr int) {
 	}
 }
 
-// dot4Asm runs an assembly dot kernel over the largest prefix of x that is a
-// multiple of 32 and finishes the tail in Go, in ascending order.
-func dot4Asm(kern func(n int, x, w0, w1, w2, w3 *float32, out *[4]float32),
-	x, w0, w1, w2, w3 []float32, out *[4]float32) {
-	const block = 32
-	k := len(x)
-	w0, w1, w2, w3 = w0[:k], w1[:k], w2[:k], w3[:k]
-	body := k - k%block
-	*out = [4]float32{}
-	if body > 0 {
-		kern(body, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], out)
-	}
-	dotTail(x[body:], w0[body:], w1[body:], w2[body:], w3[body:], out)
-}
+// prefetchRows is how far ahead, in rows of w, the dot kernels prefetch:
+// far enough that the lines of the next passes arrive while this one
+// computes (see dotRows in asmgen).
+var prefetchRows = 8
 
-// dot4HalfAsm is dot4Asm for 16-bit rows (binary16 if f16, else bfloat16):
-// the tail (under 32 values) is widened in Go and finished by the same
-// dotTail, so the result is dot4Asm's on the widened rows. The widening
-// functions are called directly, not through a func value, so the tail
-// buffer stays on the stack (through a func value it escaped, and the heap
-// allocation cost more than the kernel on short rows).
-func dot4HalfAsm(kern func(n int, x *float32, w0, w1, w2, w3 *uint16, out *[4]float32),
-	f16 bool, x []float32, w0, w1, w2, w3 []uint16, out *[4]float32) {
+// dotsAsm is the dotsFunc around an assembly dot kernel kern, whose passes
+// take group rows: kern runs over the largest prefix of each row that is a
+// multiple of 32 values, for all rows in one call (the last rows%group
+// one at a time), and the tail of each row is finished in Go, in ascending
+// order, from the widened values (binary16 if f16, else bfloat16, for a
+// 16-bit w). The widening functions are called directly, not through a func
+// value, so the tail buffer stays on the stack.
+func dotsAsm[T elem](kern func(n int, x *float32, w *T, ld, rows, pf int, out *float32),
+	group int, f16 bool, out, x []float32, w []T, ld int) {
 	const block = 32
-	k := len(x)
-	w0, w1, w2, w3 = w0[:k], w1[:k], w2[:k], w3[:k]
-	body := k - k%block
-	*out = [4]float32{}
-	if body > 0 {
-		kern(body, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], out)
-	}
-	tail := k - body
-	if tail == 0 {
+	rows, k := len(out), len(x)
+	if rows == 0 {
 		return
 	}
-	var t [4][block]float32
-	for i, w := range [4][]uint16{w0, w1, w2, w3} {
-		if f16 {
-			widenF16Go(t[i][:tail], w[body:])
-		} else {
-			widenBF16Go(t[i][:tail], w[body:])
+	if ld < k || len(w) < (rows-1)*ld+k {
+		panic("gemm: dot operands out of range")
+	}
+	body := k - k%block
+	if body == 0 {
+		clear(out)
+	} else {
+		full := rows - rows%group
+		if full > 0 {
+			pf := prefetchRows * ld * int(unsafe.Sizeof(w[0]))
+			kern(body, &x[0], &w[0], ld, full, pf, &out[0])
+		}
+		// With ld = 0 a pass reads one row group times.
+		var acc [4]float32
+		for r := full; r < rows; r++ {
+			kern(body, &x[0], &w[r*ld], 0, group, 0, &acc[0])
+			out[r] = acc[0]
 		}
 	}
-	dotTail(x[body:], t[0][:tail], t[1][:tail], t[2][:tail], t[3][:tail], out)
-}
-
-// dotTail adds Σ_p x[p]·w_r[p] to out[r], p ascending, in plain Go.
-func dotTail(x, w0, w1, w2, w3 []float32, out *[4]float32) {
-	w0, w1, w2, w3 = w0[:len(x)], w1[:len(x)], w2[:len(x)], w3[:len(x)]
-	for p := range x {
-		out[0] += x[p] * w0[p]
-		out[1] += x[p] * w1[p]
-		out[2] += x[p] * w2[p]
-		out[3] += x[p] * w3[p]
+	if body == k {
+		return
+	}
+	var t [block]float32
+	for r := range rows {
+		var tw []float32
+		switch wr := any(w[r*ld+body : r*ld+k]).(type) {
+		case []float32:
+			tw = wr
+		case []uint16:
+			if f16 {
+				widenF16Go(t[:len(wr)], wr)
+			} else {
+				widenBF16Go(t[:len(wr)], wr)
+			}
+			tw = t[:len(wr)]
+		}
+		s := out[r]
+		for p, xv := range x[body:] {
+			s += xv * tw[p]
+		}
+		out[r] = s
 	}
 }
 

@@ -604,13 +604,23 @@ overwrite:
 	VZEROUPPER
 	RET
 
-// func dot2AVX2(n int, x *float32, w0 *float32, w1 *float32, out *[2]float32)
-// Requires: AVX, FMA3
-TEXT ·dot2AVX2(SB), NOSPLIT, $0-40
-	MOVQ   n+0(FP), AX
-	MOVQ   x+8(FP), CX
-	MOVQ   w0+16(FP), DX
-	MOVQ   w1+24(FP), BX
+// func dotAVX2(n int, x *float32, w *float32, ld int, rows int, pf int, out *float32)
+// Requires: AVX, FMA3, MMX+
+TEXT ·dotAVX2(SB), NOSPLIT, $0-56
+	MOVQ n+0(FP), AX
+	MOVQ x+8(FP), CX
+	MOVQ w+16(FP), DX
+	MOVQ ld+24(FP), BX
+	MOVQ rows+32(FP), SI
+	MOVQ pf+40(FP), DI
+	MOVQ out+48(FP), R8
+	SHLQ $0x02, BX
+
+pass:
+	MOVQ   DX, R11
+	LEAQ   (R11)(BX*1), R12
+	MOVQ   CX, R10
+	MOVQ   AX, R9
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -619,30 +629,33 @@ TEXT ·dot2AVX2(SB), NOSPLIT, $0-40
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
-	TESTQ  AX, AX
+	TESTQ  R9, R9
 	JZ     reduce
 
 loop:
-	VMOVUPS     (CX), Y8
-	VMOVUPS     32(CX), Y9
-	VMOVUPS     64(CX), Y10
-	VMOVUPS     96(CX), Y11
-	VFMADD231PS (DX), Y8, Y0
-	VFMADD231PS 32(DX), Y9, Y1
-	VFMADD231PS 64(DX), Y10, Y2
-	VFMADD231PS 96(DX), Y11, Y3
-	VFMADD231PS (BX), Y8, Y4
-	VFMADD231PS 32(BX), Y9, Y5
-	VFMADD231PS 64(BX), Y10, Y6
-	VFMADD231PS 96(BX), Y11, Y7
-	ADDQ        $0x00000080, CX
-	ADDQ        $0x00000080, DX
-	ADDQ        $0x00000080, BX
-	SUBQ        $0x00000020, AX
+	VMOVUPS     (R10), Y8
+	VMOVUPS     32(R10), Y9
+	VMOVUPS     64(R10), Y10
+	VMOVUPS     96(R10), Y11
+	PREFETCHT0  (R11)(DI*1)
+	PREFETCHT0  64(R11)(DI*1)
+	VFMADD231PS (R11), Y8, Y0
+	VFMADD231PS 32(R11), Y9, Y1
+	VFMADD231PS 64(R11), Y10, Y2
+	VFMADD231PS 96(R11), Y11, Y3
+	PREFETCHT0  (R12)(DI*1)
+	PREFETCHT0  64(R12)(DI*1)
+	VFMADD231PS (R12), Y8, Y4
+	VFMADD231PS 32(R12), Y9, Y5
+	VFMADD231PS 64(R12), Y10, Y6
+	VFMADD231PS 96(R12), Y11, Y7
+	ADDQ        $0x00000080, R10
+	ADDQ        $0x00000080, R11
+	ADDQ        $0x00000080, R12
+	SUBQ        $0x00000020, R9
 	JNZ         loop
 
 reduce:
-	MOVQ         out+32(FP), AX
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y1, Y0, Y0
@@ -650,7 +663,7 @@ reduce:
 	VADDPS       X12, X0, X0
 	VHADDPS      X0, X0, X0
 	VHADDPS      X0, X0, X0
-	VMOVSS       X0, (AX)
+	VMOVSS       X0, (R8)
 	VADDPS       Y6, Y4, Y4
 	VADDPS       Y7, Y5, Y5
 	VADDPS       Y5, Y4, Y4
@@ -658,19 +671,34 @@ reduce:
 	VADDPS       X12, X4, X4
 	VHADDPS      X4, X4, X4
 	VHADDPS      X4, X4, X4
-	VMOVSS       X4, 4(AX)
+	VMOVSS       X4, 4(R8)
+	ADDQ         $0x00000008, R8
+	ADDQ         BX, DX
+	ADDQ         BX, DX
+	SUBQ         $0x00000002, SI
+	JNZ          pass
 	VZEROUPPER
 	RET
 
-// func dot4AVX512(n int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *float32, out *[4]float32)
-// Requires: AVX, AVX512F
-TEXT ·dot4AVX512(SB), NOSPLIT, $0-56
-	MOVQ   n+0(FP), AX
-	MOVQ   x+8(FP), CX
-	MOVQ   w0+16(FP), DX
-	MOVQ   w1+24(FP), BX
-	MOVQ   w2+32(FP), SI
-	MOVQ   w3+40(FP), DI
+// func dotAVX512(n int, x *float32, w *float32, ld int, rows int, pf int, out *float32)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·dotAVX512(SB), NOSPLIT, $0-56
+	MOVQ n+0(FP), AX
+	MOVQ x+8(FP), CX
+	MOVQ w+16(FP), DX
+	MOVQ ld+24(FP), BX
+	MOVQ rows+32(FP), SI
+	MOVQ pf+40(FP), DI
+	MOVQ out+48(FP), R8
+	SHLQ $0x02, BX
+
+pass:
+	MOVQ   DX, R11
+	LEAQ   (R11)(BX*1), R12
+	LEAQ   (R12)(BX*1), R13
+	LEAQ   (R13)(BX*1), R14
+	MOVQ   CX, R10
+	MOVQ   AX, R9
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -679,30 +707,37 @@ TEXT ·dot4AVX512(SB), NOSPLIT, $0-56
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
-	TESTQ  AX, AX
+	TESTQ  R9, R9
 	JZ     reduce
 
 loop:
-	VMOVUPS     (CX), Z8
-	VMOVUPS     64(CX), Z9
-	VFMADD231PS (DX), Z8, Z0
-	VFMADD231PS 64(DX), Z9, Z1
-	VFMADD231PS (BX), Z8, Z2
-	VFMADD231PS 64(BX), Z9, Z3
-	VFMADD231PS (SI), Z8, Z4
-	VFMADD231PS 64(SI), Z9, Z5
-	VFMADD231PS (DI), Z8, Z6
-	VFMADD231PS 64(DI), Z9, Z7
-	ADDQ        $0x00000080, CX
-	ADDQ        $0x00000080, DX
-	ADDQ        $0x00000080, BX
-	ADDQ        $0x00000080, SI
-	ADDQ        $0x00000080, DI
-	SUBQ        $0x00000020, AX
+	VMOVUPS     (R10), Z8
+	VMOVUPS     64(R10), Z9
+	PREFETCHT0  (R11)(DI*1)
+	PREFETCHT0  64(R11)(DI*1)
+	VFMADD231PS (R11), Z8, Z0
+	VFMADD231PS 64(R11), Z9, Z1
+	PREFETCHT0  (R12)(DI*1)
+	PREFETCHT0  64(R12)(DI*1)
+	VFMADD231PS (R12), Z8, Z2
+	VFMADD231PS 64(R12), Z9, Z3
+	PREFETCHT0  (R13)(DI*1)
+	PREFETCHT0  64(R13)(DI*1)
+	VFMADD231PS (R13), Z8, Z4
+	VFMADD231PS 64(R13), Z9, Z5
+	PREFETCHT0  (R14)(DI*1)
+	PREFETCHT0  64(R14)(DI*1)
+	VFMADD231PS (R14), Z8, Z6
+	VFMADD231PS 64(R14), Z9, Z7
+	ADDQ        $0x00000080, R10
+	ADDQ        $0x00000080, R11
+	ADDQ        $0x00000080, R12
+	ADDQ        $0x00000080, R13
+	ADDQ        $0x00000080, R14
+	SUBQ        $0x00000020, R9
 	JNZ         loop
 
 reduce:
-	MOVQ          out+48(FP), AX
 	VADDPS        Z1, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z0, Y10
 	VADDPS        Y10, Y0, Y0
@@ -710,7 +745,7 @@ reduce:
 	VADDPS        X10, X0, X0
 	VHADDPS       X0, X0, X0
 	VHADDPS       X0, X0, X0
-	VMOVSS        X0, (AX)
+	VMOVSS        X0, (R8)
 	VADDPS        Z3, Z2, Z2
 	VEXTRACTF64X4 $0x01, Z2, Y10
 	VADDPS        Y10, Y2, Y2
@@ -718,7 +753,7 @@ reduce:
 	VADDPS        X10, X2, X2
 	VHADDPS       X2, X2, X2
 	VHADDPS       X2, X2, X2
-	VMOVSS        X2, 4(AX)
+	VMOVSS        X2, 4(R8)
 	VADDPS        Z5, Z4, Z4
 	VEXTRACTF64X4 $0x01, Z4, Y10
 	VADDPS        Y10, Y4, Y4
@@ -726,7 +761,7 @@ reduce:
 	VADDPS        X10, X4, X4
 	VHADDPS       X4, X4, X4
 	VHADDPS       X4, X4, X4
-	VMOVSS        X4, 8(AX)
+	VMOVSS        X4, 8(R8)
 	VADDPS        Z7, Z6, Z6
 	VEXTRACTF64X4 $0x01, Z6, Y10
 	VADDPS        Y10, Y6, Y6
@@ -734,17 +769,34 @@ reduce:
 	VADDPS        X10, X6, X6
 	VHADDPS       X6, X6, X6
 	VHADDPS       X6, X6, X6
-	VMOVSS        X6, 12(AX)
+	VMOVSS        X6, 12(R8)
+	ADDQ          $0x00000010, R8
+	ADDQ          BX, DX
+	ADDQ          BX, DX
+	ADDQ          BX, DX
+	ADDQ          BX, DX
+	SUBQ          $0x00000004, SI
+	JNZ           pass
 	VZEROUPPER
 	RET
 
-// func dot2BF16AVX2(n int, x *float32, w0 *uint16, w1 *uint16, out *[2]float32)
-// Requires: AVX, AVX2, FMA3
-TEXT ·dot2BF16AVX2(SB), NOSPLIT, $0-40
-	MOVQ   n+0(FP), AX
-	MOVQ   x+8(FP), CX
-	MOVQ   w0+16(FP), DX
-	MOVQ   w1+24(FP), BX
+// func dotBF16AVX2(n int, x *float32, w *uint16, ld int, rows int, pf int, out *float32)
+// Requires: AVX, AVX2, FMA3, MMX+
+TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-56
+	MOVQ n+0(FP), AX
+	MOVQ x+8(FP), CX
+	MOVQ w+16(FP), DX
+	MOVQ ld+24(FP), BX
+	MOVQ rows+32(FP), SI
+	MOVQ pf+40(FP), DI
+	MOVQ out+48(FP), R8
+	SHLQ $0x01, BX
+
+pass:
+	MOVQ   DX, R11
+	LEAQ   (R11)(BX*1), R12
+	MOVQ   CX, R10
+	MOVQ   AX, R9
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -753,46 +805,47 @@ TEXT ·dot2BF16AVX2(SB), NOSPLIT, $0-40
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
-	TESTQ  AX, AX
+	TESTQ  R9, R9
 	JZ     reduce
 
 loop:
-	VMOVUPS     (CX), Y8
-	VMOVUPS     32(CX), Y9
-	VMOVUPS     64(CX), Y10
-	VMOVUPS     96(CX), Y11
-	VPMOVZXWD   (DX), Y13
+	VMOVUPS     (R10), Y8
+	VMOVUPS     32(R10), Y9
+	VMOVUPS     64(R10), Y10
+	VMOVUPS     96(R10), Y11
+	PREFETCHT0  (R11)(DI*1)
+	VPMOVZXWD   (R11), Y13
 	VPSLLD      $0x10, Y13, Y13
 	VFMADD231PS Y13, Y8, Y0
-	VPMOVZXWD   16(DX), Y14
+	VPMOVZXWD   16(R11), Y14
 	VPSLLD      $0x10, Y14, Y14
 	VFMADD231PS Y14, Y9, Y1
-	VPMOVZXWD   32(DX), Y15
+	VPMOVZXWD   32(R11), Y15
 	VPSLLD      $0x10, Y15, Y15
 	VFMADD231PS Y15, Y10, Y2
-	VPMOVZXWD   48(DX), Y13
+	VPMOVZXWD   48(R11), Y13
 	VPSLLD      $0x10, Y13, Y13
 	VFMADD231PS Y13, Y11, Y3
-	VPMOVZXWD   (BX), Y14
+	PREFETCHT0  (R12)(DI*1)
+	VPMOVZXWD   (R12), Y14
 	VPSLLD      $0x10, Y14, Y14
 	VFMADD231PS Y14, Y8, Y4
-	VPMOVZXWD   16(BX), Y15
+	VPMOVZXWD   16(R12), Y15
 	VPSLLD      $0x10, Y15, Y15
 	VFMADD231PS Y15, Y9, Y5
-	VPMOVZXWD   32(BX), Y13
+	VPMOVZXWD   32(R12), Y13
 	VPSLLD      $0x10, Y13, Y13
 	VFMADD231PS Y13, Y10, Y6
-	VPMOVZXWD   48(BX), Y14
+	VPMOVZXWD   48(R12), Y14
 	VPSLLD      $0x10, Y14, Y14
 	VFMADD231PS Y14, Y11, Y7
-	ADDQ        $0x00000080, CX
-	ADDQ        $0x00000040, DX
-	ADDQ        $0x00000040, BX
-	SUBQ        $0x00000020, AX
+	ADDQ        $0x00000080, R10
+	ADDQ        $0x00000040, R11
+	ADDQ        $0x00000040, R12
+	SUBQ        $0x00000020, R9
 	JNZ         loop
 
 reduce:
-	MOVQ         out+32(FP), AX
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y1, Y0, Y0
@@ -800,7 +853,7 @@ reduce:
 	VADDPS       X12, X0, X0
 	VHADDPS      X0, X0, X0
 	VHADDPS      X0, X0, X0
-	VMOVSS       X0, (AX)
+	VMOVSS       X0, (R8)
 	VADDPS       Y6, Y4, Y4
 	VADDPS       Y7, Y5, Y5
 	VADDPS       Y5, Y4, Y4
@@ -808,19 +861,34 @@ reduce:
 	VADDPS       X12, X4, X4
 	VHADDPS      X4, X4, X4
 	VHADDPS      X4, X4, X4
-	VMOVSS       X4, 4(AX)
+	VMOVSS       X4, 4(R8)
+	ADDQ         $0x00000008, R8
+	ADDQ         BX, DX
+	ADDQ         BX, DX
+	SUBQ         $0x00000002, SI
+	JNZ          pass
 	VZEROUPPER
 	RET
 
-// func dot4BF16AVX512(n int, x *float32, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, out *[4]float32)
-// Requires: AVX, AVX512F
-TEXT ·dot4BF16AVX512(SB), NOSPLIT, $0-56
-	MOVQ   n+0(FP), AX
-	MOVQ   x+8(FP), CX
-	MOVQ   w0+16(FP), DX
-	MOVQ   w1+24(FP), BX
-	MOVQ   w2+32(FP), SI
-	MOVQ   w3+40(FP), DI
+// func dotBF16AVX512(n int, x *float32, w *uint16, ld int, rows int, pf int, out *float32)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·dotBF16AVX512(SB), NOSPLIT, $0-56
+	MOVQ n+0(FP), AX
+	MOVQ x+8(FP), CX
+	MOVQ w+16(FP), DX
+	MOVQ ld+24(FP), BX
+	MOVQ rows+32(FP), SI
+	MOVQ pf+40(FP), DI
+	MOVQ out+48(FP), R8
+	SHLQ $0x01, BX
+
+pass:
+	MOVQ   DX, R11
+	LEAQ   (R11)(BX*1), R12
+	LEAQ   (R12)(BX*1), R13
+	LEAQ   (R13)(BX*1), R14
+	MOVQ   CX, R10
+	MOVQ   AX, R9
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -829,46 +897,49 @@ TEXT ·dot4BF16AVX512(SB), NOSPLIT, $0-56
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
-	TESTQ  AX, AX
+	TESTQ  R9, R9
 	JZ     reduce
 
 loop:
-	VMOVUPS     (CX), Z8
-	VMOVUPS     64(CX), Z9
-	VPMOVZXWD   (DX), Z11
+	VMOVUPS     (R10), Z8
+	VMOVUPS     64(R10), Z9
+	PREFETCHT0  (R11)(DI*1)
+	VPMOVZXWD   (R11), Z11
 	VPSLLD      $0x10, Z11, Z11
 	VFMADD231PS Z11, Z8, Z0
-	VPMOVZXWD   32(DX), Z12
+	VPMOVZXWD   32(R11), Z12
 	VPSLLD      $0x10, Z12, Z12
 	VFMADD231PS Z12, Z9, Z1
-	VPMOVZXWD   (BX), Z13
+	PREFETCHT0  (R12)(DI*1)
+	VPMOVZXWD   (R12), Z13
 	VPSLLD      $0x10, Z13, Z13
 	VFMADD231PS Z13, Z8, Z2
-	VPMOVZXWD   32(BX), Z14
+	VPMOVZXWD   32(R12), Z14
 	VPSLLD      $0x10, Z14, Z14
 	VFMADD231PS Z14, Z9, Z3
-	VPMOVZXWD   (SI), Z15
+	PREFETCHT0  (R13)(DI*1)
+	VPMOVZXWD   (R13), Z15
 	VPSLLD      $0x10, Z15, Z15
 	VFMADD231PS Z15, Z8, Z4
-	VPMOVZXWD   32(SI), Z11
+	VPMOVZXWD   32(R13), Z11
 	VPSLLD      $0x10, Z11, Z11
 	VFMADD231PS Z11, Z9, Z5
-	VPMOVZXWD   (DI), Z12
+	PREFETCHT0  (R14)(DI*1)
+	VPMOVZXWD   (R14), Z12
 	VPSLLD      $0x10, Z12, Z12
 	VFMADD231PS Z12, Z8, Z6
-	VPMOVZXWD   32(DI), Z13
+	VPMOVZXWD   32(R14), Z13
 	VPSLLD      $0x10, Z13, Z13
 	VFMADD231PS Z13, Z9, Z7
-	ADDQ        $0x00000080, CX
-	ADDQ        $0x00000040, DX
-	ADDQ        $0x00000040, BX
-	ADDQ        $0x00000040, SI
-	ADDQ        $0x00000040, DI
-	SUBQ        $0x00000020, AX
+	ADDQ        $0x00000080, R10
+	ADDQ        $0x00000040, R11
+	ADDQ        $0x00000040, R12
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, R14
+	SUBQ        $0x00000020, R9
 	JNZ         loop
 
 reduce:
-	MOVQ          out+48(FP), AX
 	VADDPS        Z1, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z0, Y10
 	VADDPS        Y10, Y0, Y0
@@ -876,7 +947,7 @@ reduce:
 	VADDPS        X10, X0, X0
 	VHADDPS       X0, X0, X0
 	VHADDPS       X0, X0, X0
-	VMOVSS        X0, (AX)
+	VMOVSS        X0, (R8)
 	VADDPS        Z3, Z2, Z2
 	VEXTRACTF64X4 $0x01, Z2, Y10
 	VADDPS        Y10, Y2, Y2
@@ -884,7 +955,7 @@ reduce:
 	VADDPS        X10, X2, X2
 	VHADDPS       X2, X2, X2
 	VHADDPS       X2, X2, X2
-	VMOVSS        X2, 4(AX)
+	VMOVSS        X2, 4(R8)
 	VADDPS        Z5, Z4, Z4
 	VEXTRACTF64X4 $0x01, Z4, Y10
 	VADDPS        Y10, Y4, Y4
@@ -892,7 +963,7 @@ reduce:
 	VADDPS        X10, X4, X4
 	VHADDPS       X4, X4, X4
 	VHADDPS       X4, X4, X4
-	VMOVSS        X4, 8(AX)
+	VMOVSS        X4, 8(R8)
 	VADDPS        Z7, Z6, Z6
 	VEXTRACTF64X4 $0x01, Z6, Y10
 	VADDPS        Y10, Y6, Y6
@@ -900,17 +971,34 @@ reduce:
 	VADDPS        X10, X6, X6
 	VHADDPS       X6, X6, X6
 	VHADDPS       X6, X6, X6
-	VMOVSS        X6, 12(AX)
+	VMOVSS        X6, 12(R8)
+	ADDQ          $0x00000010, R8
+	ADDQ          BX, DX
+	ADDQ          BX, DX
+	ADDQ          BX, DX
+	ADDQ          BX, DX
+	SUBQ          $0x00000004, SI
+	JNZ           pass
 	VZEROUPPER
 	RET
 
-// func dot2F16AVX2(n int, x *float32, w0 *uint16, w1 *uint16, out *[2]float32)
-// Requires: AVX, F16C, FMA3
-TEXT ·dot2F16AVX2(SB), NOSPLIT, $0-40
-	MOVQ   n+0(FP), AX
-	MOVQ   x+8(FP), CX
-	MOVQ   w0+16(FP), DX
-	MOVQ   w1+24(FP), BX
+// func dotF16AVX2(n int, x *float32, w *uint16, ld int, rows int, pf int, out *float32)
+// Requires: AVX, F16C, FMA3, MMX+
+TEXT ·dotF16AVX2(SB), NOSPLIT, $0-56
+	MOVQ n+0(FP), AX
+	MOVQ x+8(FP), CX
+	MOVQ w+16(FP), DX
+	MOVQ ld+24(FP), BX
+	MOVQ rows+32(FP), SI
+	MOVQ pf+40(FP), DI
+	MOVQ out+48(FP), R8
+	SHLQ $0x01, BX
+
+pass:
+	MOVQ   DX, R11
+	LEAQ   (R11)(BX*1), R12
+	MOVQ   CX, R10
+	MOVQ   AX, R9
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -919,38 +1007,39 @@ TEXT ·dot2F16AVX2(SB), NOSPLIT, $0-40
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
-	TESTQ  AX, AX
+	TESTQ  R9, R9
 	JZ     reduce
 
 loop:
-	VMOVUPS     (CX), Y8
-	VMOVUPS     32(CX), Y9
-	VMOVUPS     64(CX), Y10
-	VMOVUPS     96(CX), Y11
-	VCVTPH2PS   (DX), Y13
+	VMOVUPS     (R10), Y8
+	VMOVUPS     32(R10), Y9
+	VMOVUPS     64(R10), Y10
+	VMOVUPS     96(R10), Y11
+	PREFETCHT0  (R11)(DI*1)
+	VCVTPH2PS   (R11), Y13
 	VFMADD231PS Y13, Y8, Y0
-	VCVTPH2PS   16(DX), Y14
+	VCVTPH2PS   16(R11), Y14
 	VFMADD231PS Y14, Y9, Y1
-	VCVTPH2PS   32(DX), Y15
+	VCVTPH2PS   32(R11), Y15
 	VFMADD231PS Y15, Y10, Y2
-	VCVTPH2PS   48(DX), Y13
+	VCVTPH2PS   48(R11), Y13
 	VFMADD231PS Y13, Y11, Y3
-	VCVTPH2PS   (BX), Y14
+	PREFETCHT0  (R12)(DI*1)
+	VCVTPH2PS   (R12), Y14
 	VFMADD231PS Y14, Y8, Y4
-	VCVTPH2PS   16(BX), Y15
+	VCVTPH2PS   16(R12), Y15
 	VFMADD231PS Y15, Y9, Y5
-	VCVTPH2PS   32(BX), Y13
+	VCVTPH2PS   32(R12), Y13
 	VFMADD231PS Y13, Y10, Y6
-	VCVTPH2PS   48(BX), Y14
+	VCVTPH2PS   48(R12), Y14
 	VFMADD231PS Y14, Y11, Y7
-	ADDQ        $0x00000080, CX
-	ADDQ        $0x00000040, DX
-	ADDQ        $0x00000040, BX
-	SUBQ        $0x00000020, AX
+	ADDQ        $0x00000080, R10
+	ADDQ        $0x00000040, R11
+	ADDQ        $0x00000040, R12
+	SUBQ        $0x00000020, R9
 	JNZ         loop
 
 reduce:
-	MOVQ         out+32(FP), AX
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y1, Y0, Y0
@@ -958,7 +1047,7 @@ reduce:
 	VADDPS       X12, X0, X0
 	VHADDPS      X0, X0, X0
 	VHADDPS      X0, X0, X0
-	VMOVSS       X0, (AX)
+	VMOVSS       X0, (R8)
 	VADDPS       Y6, Y4, Y4
 	VADDPS       Y7, Y5, Y5
 	VADDPS       Y5, Y4, Y4
@@ -966,19 +1055,34 @@ reduce:
 	VADDPS       X12, X4, X4
 	VHADDPS      X4, X4, X4
 	VHADDPS      X4, X4, X4
-	VMOVSS       X4, 4(AX)
+	VMOVSS       X4, 4(R8)
+	ADDQ         $0x00000008, R8
+	ADDQ         BX, DX
+	ADDQ         BX, DX
+	SUBQ         $0x00000002, SI
+	JNZ          pass
 	VZEROUPPER
 	RET
 
-// func dot4F16AVX512(n int, x *float32, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, out *[4]float32)
-// Requires: AVX, AVX512F
-TEXT ·dot4F16AVX512(SB), NOSPLIT, $0-56
-	MOVQ   n+0(FP), AX
-	MOVQ   x+8(FP), CX
-	MOVQ   w0+16(FP), DX
-	MOVQ   w1+24(FP), BX
-	MOVQ   w2+32(FP), SI
-	MOVQ   w3+40(FP), DI
+// func dotF16AVX512(n int, x *float32, w *uint16, ld int, rows int, pf int, out *float32)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·dotF16AVX512(SB), NOSPLIT, $0-56
+	MOVQ n+0(FP), AX
+	MOVQ x+8(FP), CX
+	MOVQ w+16(FP), DX
+	MOVQ ld+24(FP), BX
+	MOVQ rows+32(FP), SI
+	MOVQ pf+40(FP), DI
+	MOVQ out+48(FP), R8
+	SHLQ $0x01, BX
+
+pass:
+	MOVQ   DX, R11
+	LEAQ   (R11)(BX*1), R12
+	LEAQ   (R12)(BX*1), R13
+	LEAQ   (R13)(BX*1), R14
+	MOVQ   CX, R10
+	MOVQ   AX, R9
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -987,38 +1091,41 @@ TEXT ·dot4F16AVX512(SB), NOSPLIT, $0-56
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
-	TESTQ  AX, AX
+	TESTQ  R9, R9
 	JZ     reduce
 
 loop:
-	VMOVUPS     (CX), Z8
-	VMOVUPS     64(CX), Z9
-	VCVTPH2PS   (DX), Z11
+	VMOVUPS     (R10), Z8
+	VMOVUPS     64(R10), Z9
+	PREFETCHT0  (R11)(DI*1)
+	VCVTPH2PS   (R11), Z11
 	VFMADD231PS Z11, Z8, Z0
-	VCVTPH2PS   32(DX), Z12
+	VCVTPH2PS   32(R11), Z12
 	VFMADD231PS Z12, Z9, Z1
-	VCVTPH2PS   (BX), Z13
+	PREFETCHT0  (R12)(DI*1)
+	VCVTPH2PS   (R12), Z13
 	VFMADD231PS Z13, Z8, Z2
-	VCVTPH2PS   32(BX), Z14
+	VCVTPH2PS   32(R12), Z14
 	VFMADD231PS Z14, Z9, Z3
-	VCVTPH2PS   (SI), Z15
+	PREFETCHT0  (R13)(DI*1)
+	VCVTPH2PS   (R13), Z15
 	VFMADD231PS Z15, Z8, Z4
-	VCVTPH2PS   32(SI), Z11
+	VCVTPH2PS   32(R13), Z11
 	VFMADD231PS Z11, Z9, Z5
-	VCVTPH2PS   (DI), Z12
+	PREFETCHT0  (R14)(DI*1)
+	VCVTPH2PS   (R14), Z12
 	VFMADD231PS Z12, Z8, Z6
-	VCVTPH2PS   32(DI), Z13
+	VCVTPH2PS   32(R14), Z13
 	VFMADD231PS Z13, Z9, Z7
-	ADDQ        $0x00000080, CX
-	ADDQ        $0x00000040, DX
-	ADDQ        $0x00000040, BX
-	ADDQ        $0x00000040, SI
-	ADDQ        $0x00000040, DI
-	SUBQ        $0x00000020, AX
+	ADDQ        $0x00000080, R10
+	ADDQ        $0x00000040, R11
+	ADDQ        $0x00000040, R12
+	ADDQ        $0x00000040, R13
+	ADDQ        $0x00000040, R14
+	SUBQ        $0x00000020, R9
 	JNZ         loop
 
 reduce:
-	MOVQ          out+48(FP), AX
 	VADDPS        Z1, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z0, Y10
 	VADDPS        Y10, Y0, Y0
@@ -1026,7 +1133,7 @@ reduce:
 	VADDPS        X10, X0, X0
 	VHADDPS       X0, X0, X0
 	VHADDPS       X0, X0, X0
-	VMOVSS        X0, (AX)
+	VMOVSS        X0, (R8)
 	VADDPS        Z3, Z2, Z2
 	VEXTRACTF64X4 $0x01, Z2, Y10
 	VADDPS        Y10, Y2, Y2
@@ -1034,7 +1141,7 @@ reduce:
 	VADDPS        X10, X2, X2
 	VHADDPS       X2, X2, X2
 	VHADDPS       X2, X2, X2
-	VMOVSS        X2, 4(AX)
+	VMOVSS        X2, 4(R8)
 	VADDPS        Z5, Z4, Z4
 	VEXTRACTF64X4 $0x01, Z4, Y10
 	VADDPS        Y10, Y4, Y4
@@ -1042,7 +1149,7 @@ reduce:
 	VADDPS        X10, X4, X4
 	VHADDPS       X4, X4, X4
 	VHADDPS       X4, X4, X4
-	VMOVSS        X4, 8(AX)
+	VMOVSS        X4, 8(R8)
 	VADDPS        Z7, Z6, Z6
 	VEXTRACTF64X4 $0x01, Z6, Y10
 	VADDPS        Y10, Y6, Y6
@@ -1050,7 +1157,14 @@ reduce:
 	VADDPS        X10, X6, X6
 	VHADDPS       X6, X6, X6
 	VHADDPS       X6, X6, X6
-	VMOVSS        X6, 12(AX)
+	VMOVSS        X6, 12(R8)
+	ADDQ          $0x00000010, R8
+	ADDQ          BX, DX
+	ADDQ          BX, DX
+	ADDQ          BX, DX
+	ADDQ          BX, DX
+	SUBQ          $0x00000004, SI
+	JNZ           pass
 	VZEROUPPER
 	RET
 

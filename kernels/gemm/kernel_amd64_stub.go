@@ -14,35 +14,35 @@ func gemmKernelAVX2(kc int, a *float32, b *float32, c *float32, ldc int, accum b
 //go:noescape
 func gemmKernelAVX512(kc int, a *float32, b *float32, c *float32, ldc int, accum bool)
 
-// dot2AVX2 computes 2 dot products of x with rows w0..w1 (AVX2); n must be a multiple of 32.
+// dotAVX2 sets out[r] to the dot product of x with row r of w (rows ld elements apart) for r < rows, prefetching pf bytes ahead (AVX2); n must be a multiple of 32 and rows a positive multiple of 2.
 //
 //go:noescape
-func dot2AVX2(n int, x *float32, w0 *float32, w1 *float32, out *[2]float32)
+func dotAVX2(n int, x *float32, w *float32, ld int, rows int, pf int, out *float32)
 
-// dot4AVX512 computes 4 dot products of x with rows w0..w3 (AVX512); n must be a multiple of 32.
+// dotAVX512 sets out[r] to the dot product of x with row r of w (rows ld elements apart) for r < rows, prefetching pf bytes ahead (AVX512); n must be a multiple of 32 and rows a positive multiple of 4.
 //
 //go:noescape
-func dot4AVX512(n int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *float32, out *[4]float32)
+func dotAVX512(n int, x *float32, w *float32, ld int, rows int, pf int, out *float32)
 
-// dot2BF16AVX2 computes 2 dot products of x with BF16 rows w0..w1 (AVX2); n must be a multiple of 32.
+// dotBF16AVX2 sets out[r] to the dot product of x with BF16 row r of w (rows ld elements apart) for r < rows, prefetching pf bytes ahead (AVX2); n must be a multiple of 32 and rows a positive multiple of 2.
 //
 //go:noescape
-func dot2BF16AVX2(n int, x *float32, w0 *uint16, w1 *uint16, out *[2]float32)
+func dotBF16AVX2(n int, x *float32, w *uint16, ld int, rows int, pf int, out *float32)
 
-// dot4BF16AVX512 computes 4 dot products of x with BF16 rows w0..w3 (AVX512); n must be a multiple of 32.
+// dotBF16AVX512 sets out[r] to the dot product of x with BF16 row r of w (rows ld elements apart) for r < rows, prefetching pf bytes ahead (AVX512); n must be a multiple of 32 and rows a positive multiple of 4.
 //
 //go:noescape
-func dot4BF16AVX512(n int, x *float32, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, out *[4]float32)
+func dotBF16AVX512(n int, x *float32, w *uint16, ld int, rows int, pf int, out *float32)
 
-// dot2F16AVX2 computes 2 dot products of x with F16 rows w0..w1 (AVX2); n must be a multiple of 32.
+// dotF16AVX2 sets out[r] to the dot product of x with F16 row r of w (rows ld elements apart) for r < rows, prefetching pf bytes ahead (AVX2); n must be a multiple of 32 and rows a positive multiple of 2.
 //
 //go:noescape
-func dot2F16AVX2(n int, x *float32, w0 *uint16, w1 *uint16, out *[2]float32)
+func dotF16AVX2(n int, x *float32, w *uint16, ld int, rows int, pf int, out *float32)
 
-// dot4F16AVX512 computes 4 dot products of x with F16 rows w0..w3 (AVX512); n must be a multiple of 32.
+// dotF16AVX512 sets out[r] to the dot product of x with F16 row r of w (rows ld elements apart) for r < rows, prefetching pf bytes ahead (AVX512); n must be a multiple of 32 and rows a positive multiple of 4.
 //
 //go:noescape
-func dot4F16AVX512(n int, x *float32, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, out *[4]float32)
+func dotF16AVX512(n int, x *float32, w *uint16, ld int, rows int, pf int, out *float32)
 
 // widenBF16AVX2 converts n BF16 values at src to float32 at dst, exactly; n must be a positive multiple of 16.
 //

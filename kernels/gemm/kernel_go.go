@@ -8,8 +8,8 @@ package gemm
 var goImpl = &impl{
 	name: "go", mr: 2, nr: 4, kc: 256, mc: 128, nc: 1024,
 	kernel: goKernel,
-	dot4:   goDot4,
-	// No fused 16-bit dot: gemv widens four rows and runs goDot4.
+	dots:   goDots,
+	// No fused 16-bit dot: gemv widens four rows and runs goDots.
 	bf16: wkernels[uint16]{widen: widenBF16Go},
 	f16:  wkernels[uint16]{widen: widenF16Go},
 }
@@ -43,6 +43,19 @@ func goKernel(kc int, a, b, c []float32, ldc int, accum bool) {
 	}
 	c0[0], c0[1], c0[2], c0[3] = c00, c01, c02, c03
 	c1[0], c1[1], c1[2], c1[3] = c10, c11, c12, c13
+}
+
+// goDots runs goDot4 on successive groups of four rows; a ragged last group
+// repeats its last row and discards the surplus sums.
+func goDots(out, x, w []float32, ld int) {
+	k := len(x)
+	row := func(r int) []float32 { return w[r*ld : r*ld+k] }
+	var acc [4]float32
+	for j := 0; j < len(out); j += 4 {
+		last := min(j+4, len(out)) - 1
+		goDot4(x, row(j), row(min(j+1, last)), row(min(j+2, last)), row(min(j+3, last)), &acc)
+		copy(out[j:last+1], acc[:])
+	}
 }
 
 // goDot4 keeps two interleaved partial sums per row (even and odd p) to

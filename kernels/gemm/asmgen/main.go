@@ -236,80 +236,112 @@ func (wf weightFormat) operand(m Mem, tmp Register) Op {
 	return m
 }
 
-// dotRows emits dot<rows><format><suffix>: out[r] = Σ_{p<n} x[p]·w_r[p] for r < rows,
-// where n is a multiple of 32 (the caller finishes the tail). x is loaded once
-// per 32-float block and shared by the rows, so w is the only stream that
-// grows with n.
+// dotRows emits dot<format><suffix>, the matrix-vector kernel:
+//
+//	out[r] = Σ_{p<n} x[p]·w[r·ld+p]   for r < rows
+//
+// where n is a multiple of 32 (the caller finishes the tail) and rows a
+// positive multiple of group, the rows one pass dots at a time. x is loaded
+// once per 32-float block of a pass and shared by its rows, so w is the only
+// stream that grows with n. One call sweeps every row of a decode product,
+// so the per-call cost is paid once per product, not once per group.
+//
+// Each 64-byte line of w read is matched by a PREFETCHT0 of the line pf bytes
+// further on (the caller passes a few rows' worth, so the next passes' rows
+// are on their way while this one computes). The hardware prefetchers alone
+// fall short here: rows of decode's narrow layers are only 18–48 lines long,
+// too short for a stream to be detected and run ahead before it ends, and
+// the kernel then reads at about half the memory bandwidth. A prefetch never
+// faults, so lines past the end of w are harmless.
 //
 // Both flavours reduce in the same order, so they return identical bits: per
 // row, lane l of logical accumulator u (u = 0, 1; 16 lanes each) sums
 // x[32b+16u+l]·w[32b+16u+l] over blocks b by one FMA chain; then
 // u0+u1 lane-wise, lanes 0..7 + lanes 8..15, 0..3 + 4..7, and two horizontal
 // adds. A zmm register holds one logical accumulator; AVX2 spreads it over two
-// ymm registers, so it has room for two rows per call instead of four.
+// ymm registers, so its passes take two rows instead of four. The result of
+// a row depends on nothing but x and that row.
 //
 // The 16-bit formats widen each vector of w into one of the spare registers
 // (rotating, so consecutive widenings do not share a name) and then run the
 // very same FMA, so they return the float32 kernel's bits on widened rows.
-func dotRows(f flavour, rows int, wf weightFormat) {
-	name := fmt.Sprintf("dot%d%s%s", rows, wf.name, f.suffix)
-	params := "n int, x *float32"
-	for r := 0; r < rows; r++ {
-		params += fmt.Sprintf(", w%d *%s", r, wf.goType())
-	}
-	TEXT(name, NOSPLIT, fmt.Sprintf("func(%s, out *[%d]float32)", params, rows))
+func dotRows(f flavour, group int, wf weightFormat) {
+	name := fmt.Sprintf("dot%s%s", wf.name, f.suffix)
+	TEXT(name, NOSPLIT, fmt.Sprintf("func(n int, x *float32, w *%s, ld, rows, pf int, out *float32)", wf.goType()))
 	Pragma("noescape")
 	kind := ""
 	if wf != wF32 {
 		kind = wf.name + " "
 	}
-	Doc(fmt.Sprintf("%s computes %d dot products of x with %srows w0..w%d (%s); n must be a multiple of 32.", name, rows, kind, rows-1, f.suffix))
+	Doc(fmt.Sprintf("%s sets out[r] to the dot product of x with %srow r of w (rows ld elements apart) for r < rows, prefetching pf bytes ahead (%s); n must be a multiple of 32 and rows a positive multiple of %d.", name, kind, f.suffix, group))
 
 	per := 32 / f.lanes // vectors per row per 32-float block
-	if rows*per+per+1 > f.nregs {
+	if group*per+per+1 > f.nregs {
 		panic(name + ": registers")
 	}
 	// Registers past the accumulators, x and the reduction temporary, kept
 	// within zmm0-15 so VZEROUPPER leaves no dirty upper state behind.
-	nwide := min(8, 16-(rows*per+per+1))
-	wide := func(i int) Register { return f.vec(rows*per + per + 1 + i%nwide) }
+	nwide := min(8, 16-(group*per+per+1))
+	wide := func(i int) Register { return f.vec(group*per + per + 1 + i%nwide) }
 	if wf != wF32 && nwide < 1 {
 		panic(name + ": no register to widen into")
 	}
 	n := Load(Param("n"), GP64())
 	x := Load(Param("x"), GP64())
-	w := make([]Register, rows)
+	base := Load(Param("w"), GP64())
+	ld := Load(Param("ld"), GP64())
+	rows := Load(Param("rows"), GP64())
+	pf := Load(Param("pf"), GP64())
+	out := Load(Param("out"), GP64())
+	switch wf.size {
+	case 4:
+		SHLQ(U8(2), ld)
+	case 2:
+		SHLQ(U8(1), ld)
+	}
+	cnt, xp := GP64(), GP64()
+	w := make([]Register, group)
 	for r := range w {
-		w[r] = Load(Param(fmt.Sprintf("w%d", r)), GP64())
+		w[r] = GP64()
 	}
 	acc := func(r, q int) Register { return f.vec(r*per + q) }
-	xv := func(q int) Register { return f.vec(rows*per + q) }
-	tmp := f.vec(rows*per + per).(VecPhysical)
-	for i := 0; i < rows*per; i++ {
+	xv := func(q int) Register { return f.vec(group*per + q) }
+	tmp := f.vec(group*per + per).(VecPhysical)
+
+	Label("pass")
+	MOVQ(base, w[0])
+	for r := 1; r < group; r++ {
+		LEAQ(Mem{Base: w[r-1], Index: ld, Scale: 1}, w[r])
+	}
+	MOVQ(x, xp)
+	MOVQ(n, cnt)
+	for i := 0; i < group*per; i++ {
 		f.zero(f.vec(i))
 	}
-	TESTQ(n, n)
+	TESTQ(cnt, cnt)
 	JZ(LabelRef("reduce"))
 	Label("loop")
 	for q := 0; q < per; q++ {
-		VMOVUPS(Mem{Base: x, Disp: 4 * q * f.lanes}, xv(q))
+		VMOVUPS(Mem{Base: xp, Disp: 4 * q * f.lanes}, xv(q))
 	}
-	for r := 0; r < rows; r++ {
+	for r := 0; r < group; r++ {
+		for line := 0; line < wf.size*32/64; line++ {
+			PREFETCHT0(Mem{Base: w[r], Index: pf, Scale: 1, Disp: 64 * line})
+		}
 		for q := 0; q < per; q++ {
 			src := wf.operand(Mem{Base: w[r], Disp: wf.size * q * f.lanes}, wide(r*per+q))
 			VFMADD231PS(src, xv(q), acc(r, q))
 		}
 	}
-	ADDQ(U32(4*32), x)
-	for r := 0; r < rows; r++ {
+	ADDQ(U32(4*32), xp)
+	for r := 0; r < group; r++ {
 		ADDQ(U32(uint64(wf.size*32)), w[r])
 	}
-	SUBQ(U32(32), n)
+	SUBQ(U32(32), cnt)
 	JNZ(LabelRef("loop"))
 
 	Label("reduce")
-	out := Load(Param("out"), GP64())
-	for r := 0; r < rows; r++ {
+	for r := 0; r < group; r++ {
 		// u0 + u1, lane-wise.
 		for q := 0; q < per/2; q++ {
 			VADDPS(acc(r, q+per/2), acc(r, q), acc(r, q))
@@ -328,6 +360,12 @@ func dotRows(f flavour, rows int, wf weightFormat) {
 		VHADDPS(s.AsX(), s.AsX(), s.AsX())
 		VMOVSS(s.AsX(), Mem{Base: out, Disp: 4 * r})
 	}
+	ADDQ(U32(uint64(4*group)), out)
+	for r := 0; r < group; r++ {
+		ADDQ(ld, base)
+	}
+	SUBQ(U32(uint64(group)), rows)
+	JNZ(LabelRef("pass"))
 	VZEROUPPER()
 	RET()
 }
