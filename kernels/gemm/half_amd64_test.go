@@ -3,6 +3,7 @@
 package gemm
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -45,6 +46,51 @@ func TestHalfDotKernelsAgree(t *testing.T) {
 						t.Fatalf("%s k=%d rows=%d row %d: avx2 %x, avx512 %x, float32 kernel %x", kern.name, k, rows, i,
 							math.Float32bits(a[i]), math.Float32bits(b[i]), math.Float32bits(want[i]))
 					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkDecodePrefetch compares prefetch distances of the dot kernels
+// (tuning aid; 0 prefetches only the lines being read, i.e. none ahead):
+//
+//	go test -run=NONE -bench=DecodePrefetch ./kernels/gemm
+func BenchmarkDecodePrefetch(b *testing.B) {
+	defer func(v int) { prefetchRows = v }(prefetchRows)
+	for _, c := range decodeShapes {
+		for _, format := range []string{"f32", "bf16"} {
+			for _, rows := range []int{0, 4, 8, 16, 32} {
+				b.Run(fmt.Sprintf("%s/%v/rows%d", format, c, rows), func(b *testing.B) {
+					prefetchRows = rows
+					benchHalf(b, c, format, 1)
+				})
+			}
+		}
+	}
+}
+
+// TestDotKernelsAgree: the float32 dot kernels of both flavours return the
+// same bits for rows ld apart, whole passes and leftover rows alike, and a
+// row's result does not depend on the rows around it.
+func TestDotKernelsAgree(t *testing.T) {
+	if !cpu.X86.HasAVX512F {
+		t.Skip("needs AVX512F")
+	}
+	r := rand.New(rand.NewPCG(29, 30))
+	for _, k := range []int{1, 32, 33, 576, 1029} {
+		for _, rows := range []int{1, 3, 4, 7, 12} {
+			ld := k + 5
+			x, w := randMatrix(r, k), randMatrix(r, rows*ld)
+			a, b := make([]float32, rows), make([]float32, rows)
+			avx2Impl.dots(a, x, w, ld)
+			avx512Impl.dots(b, x, w, ld)
+			for i := range a {
+				var alone [1]float32
+				avx512Impl.dots(alone[:], x, w[i*ld:i*ld+k], k)
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) || math.Float32bits(alone[0]) != math.Float32bits(b[i]) {
+					t.Fatalf("k=%d rows=%d row %d: avx2 %x, avx512 %x, alone %x", k, rows, i,
+						math.Float32bits(a[i]), math.Float32bits(b[i]), math.Float32bits(alone[0]))
 				}
 			}
 		}

@@ -120,7 +120,10 @@ func checkTile(kc int, a, b, c []float32, ldc, mr, nr int) {
 
 // prefetchRows is how far ahead, in rows of w, the dot kernels prefetch:
 // far enough that the lines of the next passes arrive while this one
-// computes (see dotRows in asmgen).
+// computes (see dotRows in asmgen). BenchmarkDecodePrefetch on the shared
+// Zen 4 host: bf16 rows of 576 and 1536 values went from about 7 to 11–12
+// GFLOP per CPU-second with any distance from 4 to 32 rows; float32 from 5.7
+// to 6.3–6.7.
 var prefetchRows = 8
 
 // dotsAsm is the dotsFunc around an assembly dot kernel kern, whose passes
