@@ -283,7 +283,11 @@ func (n *Net) layout(alloc func(int) []float32) {
 	n.xn, n.dxn = alloc(rows*d), alloc(rows*d)
 	n.prod = exactProducts{}
 	if n.o.gemm {
-		n.prod = newGEMMProducts(rows, maxW, alloc)
+		whole := 0
+		for _, dm := range dims {
+			whole = max(whole, dm[1]*max(dm[0], rows))
+		}
+		n.prod = newGEMMProducts(rows, maxW, whole, alloc)
 		n.attn = newAttnGEMM(n.shape, alloc)
 	}
 	lr := min(n.o.logitRows, rows)

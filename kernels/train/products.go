@@ -40,14 +40,18 @@ type gemmProducts struct {
 	t2  []float32 // Xᵀ, [k × m]
 	tmp []float32 // a product before it is added in
 	// chunk is the size of t1 (and tmp's floor): gemmChunk, or more when one
-	// row of the widest operand needs it.
+	// row of the widest operand needs it, or when a block's whole projection
+	// fits in fewer floats than the model's weights already take.
 	chunk int
 }
 
 // newGEMMProducts sizes the scratch for products with at most rows rows of
-// width at most width (the k of any product, and the m of dW).
-func newGEMMProducts(rows, width int, alloc func(int) []float32) *gemmProducts {
-	chunk := max(gemmChunk, rows, width)
+// width at most width (the k of any product, and the m of dW). whole is
+// the chunk that takes every block projection's dX and dW in one slice:
+// one product over the full contraction and one add, instead of a pass
+// over dX per slice (which cost Qwen3-0.6B-sized blocks a dozen each).
+func newGEMMProducts(rows, width, whole int, alloc func(int) []float32) *gemmProducts {
+	chunk := max(gemmChunk, rows, width, whole)
 	return &gemmProducts{t1: alloc(chunk), t2: alloc(rows * width), tmp: alloc(max(chunk, rows*width)), chunk: chunk}
 }
 

@@ -3,6 +3,7 @@ package train
 import (
 	"math"
 	"runtime"
+	"runtime/debug"
 	"testing"
 
 	"lrmc/kernels/llama"
@@ -155,14 +156,21 @@ func TestPeakBytes(t *testing.T) {
 			t.Fatalf("PeakBytes %d, heap grew by %d", want, heap)
 		}
 		bt := microBatch(0, b, tt, cfg.Vocab)
+		// gemm pools its packing buffers (one set per concurrent product) in
+		// a sync.Pool, which a collection empties; with the collector off
+		// the warm-up fills the pool and the measured step reuses it, so
+		// what is left is the Net's own allocation (goroutines and closures)
+		// and, since gemm 55df4c0, about 0.5 MB of small accumulators that its
+		// matrix-vector path allocates per call (they escape through a kernel
+		// function value). The bound stays well below the 3.4 MB the Net
+		// holds, by which a buffer allocated per step would be sized.
+		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 		n.ForwardBackward(bt, 1) // warm up
 		runtime.ReadMemStats(&before)
 		n.ForwardBackward(bt, 1)
 		opt.Step(1e-3)
 		runtime.ReadMemStats(&after)
-		// gemm refills its pooled packing buffers now and then, one set per
-		// concurrent caller (attention runs a product per worker).
-		if step := int64(after.TotalAlloc - before.TotalAlloc); step > 512<<10 {
+		if step := int64(after.TotalAlloc - before.TotalAlloc); step > 1<<20 {
 			t.Fatalf("a training step allocated %d bytes", step)
 		}
 		t.Logf("PeakBytes %d (%.1f MiB), heap %d", want, float64(want)/(1<<20), heap)
