@@ -9,7 +9,6 @@ import (
 	"lrmc/kernels/safetensors"
 	"lrmc/kernels/sft"
 	"lrmc/kernels/textdata"
-	"lrmc/planner"
 )
 
 // SFTStream is training data: examples concatenated, with a loss mask
@@ -28,19 +27,7 @@ type dataSFT struct{ sftCodec }
 func (dataSFT) Version() int { return 1 }
 
 func (dataSFT) Run(ctx context.Context, c *executor.Call) (any, error) {
-	var p planner.TokensParams
-	if err := c.Params(&p); err != nil {
-		return nil, err
-	}
-	dataPath, err := input[string](c, 0)
-	if err != nil {
-		return nil, err
-	}
-	tokPath, err := input[string](c, 1)
-	if err != nil {
-		return nil, err
-	}
-	tf, err := openTokenizer(p.TokenizerFormat, tokPath, p.Vocab)
+	p, dataPath, tf, err := dataCall(c)
 	if err != nil {
 		return nil, err
 	}
@@ -84,10 +71,8 @@ func (dataSFT) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if len(out.IDs) == 0 {
 		return nil, fmt.Errorf("%s: split [%g, %g) holds no training tokens", dataPath, p.From, p.To)
 	}
-	for i, id := range out.IDs {
-		if id < 0 || int(id) >= p.Vocab {
-			return nil, fmt.Errorf("%s: token %d (id %d) is outside the model's vocabulary of %d", dataPath, i, id, p.Vocab)
-		}
+	if err := checkVocab(dataPath, out.IDs, p.Vocab); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

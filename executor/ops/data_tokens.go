@@ -19,19 +19,7 @@ type dataTokens struct{ tokensCodec }
 func (dataTokens) Version() int { return 1 }
 
 func (dataTokens) Run(ctx context.Context, c *executor.Call) (any, error) {
-	var p planner.TokensParams
-	if err := c.Params(&p); err != nil {
-		return nil, err
-	}
-	dataPath, err := input[string](c, 0)
-	if err != nil {
-		return nil, err
-	}
-	tokPath, err := input[string](c, 1)
-	if err != nil {
-		return nil, err
-	}
-	tf, err := openTokenizer(p.TokenizerFormat, tokPath, p.Vocab)
+	p, dataPath, tf, err := dataCall(c)
 	if err != nil {
 		return nil, err
 	}
@@ -46,13 +34,38 @@ func (dataTokens) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, id := range stream {
-		if id < 0 || int(id) >= p.Vocab {
-			return nil, fmt.Errorf("%s: token %d (id %d) is outside the model's vocabulary of %d", dataPath, i, id, p.Vocab)
-		}
+	if err := checkVocab(dataPath, stream, p.Vocab); err != nil {
+		return nil, err
 	}
 	c.Log.Debug("tokenized", "path", dataPath, "documents", docs, "tokens", len(stream))
 	return Tokens{IDs: stream, Rows: 1, Cols: len(stream)}, nil
+}
+
+// dataCall decodes what both data ops take: their parameters, the data
+// file (input 0) and the tokenizer (input 1).
+func dataCall(c *executor.Call) (p planner.TokensParams, dataPath string, tf *tokenizerFiles, err error) {
+	if err = c.Params(&p); err != nil {
+		return
+	}
+	if dataPath, err = input[string](c, 0); err != nil {
+		return
+	}
+	tokPath, err := input[string](c, 1)
+	if err != nil {
+		return
+	}
+	tf, err = openTokenizer(p.TokenizerFormat, tokPath, p.Vocab)
+	return
+}
+
+// checkVocab rejects token ids the model cannot embed.
+func checkVocab(path string, ids []int32, vocab int) error {
+	for i, id := range ids {
+		if id < 0 || int(id) >= vocab {
+			return fmt.Errorf("%s: token %d (id %d) is outside the model's vocabulary of %d", path, i, id, vocab)
+		}
+	}
+	return nil
 }
 
 // documentTokens encodes the split's plain documents, each with BOS.
