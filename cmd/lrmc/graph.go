@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 )
 
@@ -12,16 +10,11 @@ func graphCmd(g *globals) *cobra.Command {
 		Short: "Print a recipe's DAG in Graphviz DOT, coloured by cache status",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.load(args[0])
-			if err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), err)
-				return exitError{code: 1}
-			}
-			defer s.store.Close()
-			st, err := s.statuses()
+			s, st, err := g.planned(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
 			}
+			defer s.store.Close()
 			s.graph.RenderDOT(cmd.OutOrStdout(), st)
 			return nil
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"lrmc/cache"
 	"lrmc/compiler"
@@ -40,6 +41,24 @@ func (g *globals) load(path string) (*session, error) {
 		return nil, err
 	}
 	return &session{store: store, graph: graph}, nil
+}
+
+// planned compiles and plans a recipe and asks the cache what is in it,
+// for the commands that show a plan; the caller closes the store. Compile
+// and plan errors are printed to stderr (they name file:line:col) and
+// turn into exit status 1.
+func (g *globals) planned(stderr io.Writer, path string) (*session, map[*planner.Node]planner.Status, error) {
+	s, err := g.load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, nil, exitError{code: 1}
+	}
+	st, err := s.statuses()
+	if err != nil {
+		s.store.Close()
+		return nil, nil, err
+	}
+	return s, st, nil
 }
 
 // statuses asks the cache which nodes hold results.

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 )
 
@@ -20,16 +18,11 @@ followed by a summary line. With --detailed-exitcode the exit status is 0
 when nothing would run and 2 when something would.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.load(args[0])
-			if err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), err)
-				return exitError{code: 1}
-			}
-			defer s.store.Close()
-			st, err := s.statuses()
+			s, st, err := g.planned(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
 			}
+			defer s.store.Close()
 			s.graph.RenderPlan(cmd.OutOrStdout(), st)
 			if detailed && s.graph.Summarize(st).Run > 0 {
 				return exitError{code: 2}
