@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -17,7 +18,7 @@ import (
 )
 
 func applyCmd(g *globals) *cobra.Command {
-	var mode string
+	var mode, memLimit string
 	var jobs int
 	cmd := &cobra.Command{
 		Use:   "apply RECIPE",
@@ -31,6 +32,16 @@ apply again resumes where it stopped. With --progress=json the event stream
 goes to stdout as one JSON object per line, instead of the table.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if memLimit != "" {
+				limit, err := parseSize(memLimit)
+				if err != nil {
+					return fmt.Errorf("--memory-limit: %w", err)
+				}
+				// The Go runtime's soft limit: the collector works harder as
+				// the heap nears it. Activations are freed as soon as their
+				// last user is done, so the limit bounds the peak.
+				debug.SetMemoryLimit(limit)
+			}
 			s, err := g.load(args[0])
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
@@ -83,5 +94,6 @@ goes to stdout as one JSON object per line, instead of the table.`,
 	}
 	cmd.Flags().StringVar(&mode, "progress", "auto", "progress display: auto, tty, plain or json")
 	cmd.Flags().IntVar(&jobs, "jobs", 1, "ops run at once (each op already uses every core)")
+	cmd.Flags().StringVar(&memLimit, "memory-limit", "", "soft limit on lrmc's memory (e.g. 8GiB), passed to the Go runtime")
 	return cmd
 }
