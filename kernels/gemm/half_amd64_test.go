@@ -57,12 +57,12 @@ func TestHalfDotKernelsAgree(t *testing.T) {
 //
 //	go test -run=NONE -bench=DecodePrefetch ./kernels/gemm
 func BenchmarkDecodePrefetch(b *testing.B) {
-	defer func(v int) { prefetchRows = v }(prefetchRows)
+	defer func(v int) { prefetchBytes = v }(prefetchBytes)
 	for _, c := range decodeShapes {
 		for _, format := range []string{"f32", "bf16"} {
-			for _, rows := range []int{0, 4, 8, 16, 32} {
-				b.Run(fmt.Sprintf("%s/%v/rows%d", format, c, rows), func(b *testing.B) {
-					prefetchRows = rows
+			for _, kib := range []int{0, 2, 4, 8, 16, 32} {
+				b.Run(fmt.Sprintf("%s/%v/%dKiB", format, c, kib), func(b *testing.B) {
+					prefetchBytes = kib << 10
 					benchHalf(b, c, format, 1)
 				})
 			}

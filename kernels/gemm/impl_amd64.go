@@ -2,11 +2,7 @@
 
 package gemm
 
-import (
-	"unsafe"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 // The tile shapes below must match the ones asmgen emits.
 //
@@ -118,13 +114,18 @@ func checkTile(kc int, a, b, c []float32, ldc, mr, nr int) {
 	}
 }
 
-// prefetchRows is how far ahead, in rows of w, the dot kernels prefetch:
-// far enough that the lines of the next passes arrive while this one
-// computes (see dotRows in asmgen). BenchmarkDecodePrefetch on the shared
-// Zen 4 host: bf16 rows of 576 and 1536 values went from about 7 to 11–12
-// GFLOP per CPU-second with any distance from 4 to 32 rows; float32 from 5.7
-// to 6.3–6.7.
-var prefetchRows = 8
+// prefetchBytes is how far ahead of each line they read the dot kernels
+// prefetch (see dotRows in asmgen). A pass reads its rows side by side, and
+// the prefetches of all its rows together cover the same span of w shifted
+// by prefetchBytes, so any distance works with any row length: a line
+// prefetched is read after about prefetchBytes more of w. Far enough to
+// cover memory latency, not so far that the lines evict each other from L1
+// before use (8 rows of 1536 float32 values ahead, 48 KiB, was slower than
+// no prefetch). BenchmarkDecodePrefetch on the shared Zen 4 host, GFLOP per
+// CPU-second at 0 / 2 / 4 / 8 / 16 / 32 KiB on the SmolLM decode shapes:
+// bf16 6–9 / 8–12 / 9–12 / 10–12 / 11–12 / 10–11, float32 5–7.5 / 5–6 /
+// 5–6 / 6–7.7 / 6–8.4 / 5.5–8.2.
+var prefetchBytes = 16 << 10
 
 // dotsAsm is the dotsFunc around an assembly dot kernel kern, whose passes
 // take group rows: kern runs over the largest prefix of each row that is a
@@ -149,8 +150,7 @@ func dotsAsm[T elem](kern func(n int, x *float32, w *T, ld, rows, pf int, out *f
 	} else {
 		full := rows - rows%group
 		if full > 0 {
-			pf := prefetchRows * ld * int(unsafe.Sizeof(w[0]))
-			kern(body, &x[0], &w[0], ld, full, pf, &out[0])
+			kern(body, &x[0], &w[0], ld, full, prefetchBytes, &out[0])
 		}
 		// With ld = 0 a pass reads one row group times.
 		var acc [4]float32

@@ -247,8 +247,9 @@ func (wf weightFormat) operand(m Mem, tmp Register) Op {
 // so the per-call cost is paid once per product, not once per group.
 //
 // Each 64-byte line of w read is matched by a PREFETCHT0 of the line pf bytes
-// further on (the caller passes a few rows' worth, so the next passes' rows
-// are on their way while this one computes). The hardware prefetchers alone
+// further on, so the lines of the next rows are on their way while this pass
+// computes (the prefetches of a pass's rows together cover its span of w
+// shifted by pf, so pf need not be a whole number of rows). The hardware prefetchers alone
 // fall short here: rows of decode's narrow layers are only 18–48 lines long,
 // too short for a stream to be detected and run ahead before it ends, and
 // the kernel then reads at about half the memory bandwidth. A prefetch never
