@@ -30,6 +30,10 @@ type Recovered struct {
 	Losses []float64
 }
 
+// attentionCacheBudget bounds the memory recovery spends on keeping
+// attention probabilities between forward and backward.
+const attentionCacheBudget = 256 << 20
+
 // recoverTrain trains the pruned model. Inputs: pruned model, SFTStream,
 // and the dense teacher for distillation. Every CheckpointEvery steps the
 // trainer's state (adapters or weights, AdamW's moments, the step) goes to
@@ -66,6 +70,13 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 	// copy), which full fine-tuning needs anyway.
 	lm := model.LM.Float32()
 	opts := []train.Option{train.WithGEMM()}
+	// Keeping the attention probabilities for backward saves recomputing
+	// them (the gradients are bit-identical either way); take it when it
+	// costs little memory.
+	c0 := lm.Config
+	if probs := int64(c0.Layers) * int64(p.Batch) * int64(c0.Heads) * int64(p.SeqLen) * int64(p.SeqLen) * 4; probs <= attentionCacheBudget {
+		opts = append(opts, train.WithAttentionCache())
+	}
 	switch p.Method {
 	case "full":
 		if lm == model.LM {
