@@ -25,7 +25,7 @@ func NewDecoder(m *Model, maxSeq int) *Decoder {
 	d := &Decoder{
 		m:      m,
 		maxSeq: maxSeq,
-		freqs:  ropeFreqs(c),
+		freqs:  RopeFreqs(c),
 		kc:     make([][]float32, len(m.Layers)),
 		vc:     make([][]float32, len(m.Layers)),
 		x:      make([]float32, c.Dim),

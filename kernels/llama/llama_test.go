@@ -308,7 +308,7 @@ func TestVariantsAgainstFloat64(t *testing.T) {
 func TestLlama3Freqs(t *testing.T) {
 	c := Config{Dim: 4096, Heads: 32, RopeTheta: 500000,
 		RopeScaling: RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 8192}}
-	f := ropeFreqs(c)
+	f := RopeFreqs(c)
 	var kept, divided, smoothed int
 	for i, got := range f {
 		want := refInvFreq(c, i)

@@ -60,7 +60,7 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 	w.wv.mul(v, xb, n, d, kvd)
 	l.qkPrep(c, q, k, v)
 
-	freqs := ropeFreqs(c)
+	freqs := RopeFreqs(c)
 	cos, sin := make([]float32, t*hd/2), make([]float32, t*hd/2)
 	for p := range t {
 		ropeAt(cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2], freqs, p)

@@ -2,12 +2,12 @@ package llama
 
 import "math"
 
-// ropeFreqs returns the rotation frequency of each pair i of a head:
+// RopeFreqs returns the rotation frequency of each pair i of a head:
 // theta^(-2i/headDim), computed in float32 as llama2.c's run.c does
 // (1/powf(theta, 2i/(float)head_size)) so that generation matches it; the
 // same float32 steps are what transformers' default rope initialisation
 // takes. A "llama3" RopeScaling then rescales them.
-func ropeFreqs(c Config) []float32 {
+func RopeFreqs(c Config) []float32 {
 	hd := c.HeadDim()
 	f := make([]float32, hd/2)
 	for i := range f {

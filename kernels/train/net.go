@@ -339,7 +339,7 @@ func newRope(c llama.Config, t int, alloc func(int) []float32) rope {
 	if r.cos == nil {
 		return r // counting only
 	}
-	freqs := ropeFreqs(c)
+	freqs := llama.RopeFreqs(c)
 	for p := range t {
 		for i, f := range freqs {
 			a := float64(float32(p) * f)
@@ -348,33 +348,4 @@ func newRope(c llama.Config, t int, alloc func(int) []float32) rope {
 		}
 	}
 	return r
-}
-
-// ropeFreqs repeats llama's (unexported) frequency computation step for
-// step; TestForwardMatchesLlama holds the two to the same bits.
-func ropeFreqs(c llama.Config) []float32 {
-	hd := c.HeadDim()
-	f := make([]float32, hd/2)
-	for i := range f {
-		e := float32(2*i) / float32(hd)
-		f[i] = 1 / float32(math.Pow(c.RopeTheta, float64(e)))
-	}
-	if s := c.RopeScaling; s.Type == "llama3" {
-		factor, low, old := float32(s.Factor), float32(s.LowFreqFactor), float32(s.OriginalMaxPositions)
-		lowWavelen := float32(float64(s.OriginalMaxPositions) / s.LowFreqFactor)
-		highWavelen := float32(float64(s.OriginalMaxPositions) / s.HighFreqFactor)
-		span := float32(s.HighFreqFactor - s.LowFreqFactor)
-		for i, inv := range f {
-			wavelen := (1 / inv) * float32(2*math.Pi)
-			switch {
-			case wavelen > lowWavelen:
-				f[i] = inv / factor
-			case wavelen < highWavelen:
-			default:
-				smooth := ((1/wavelen)*old - low) / span
-				f[i] = float32(float32((1-smooth)*inv)/factor) + float32(smooth*inv)
-			}
-		}
-	}
-	return f
 }
