@@ -129,8 +129,8 @@ var prefetchBytes = 16 << 10
 
 // dotsAsm is the dotsFunc around an assembly dot kernel kern, whose passes
 // take group rows: kern runs over the largest prefix of each row that is a
-// multiple of 32 values, for all rows in one call (the last rows%group
-// one at a time), and the tail of each row is finished in Go, in ascending
+// multiple of 32 values, for all rows in one call (and one more pass for
+// the last rows%group), and the tail of each row is finished in Go, in ascending
 // order, from the widened values (binary16 if f16, else bfloat16, for a
 // 16-bit w). The widening functions are called directly, not through a func
 // value, so the tail buffer stays on the stack.
@@ -152,11 +152,20 @@ func dotsAsm[T elem](kern func(n int, x *float32, w *T, ld, rows, pf int, out *f
 		if full > 0 {
 			kern(body, &x[0], &w[0], ld, full, prefetchBytes, &out[0])
 		}
-		// With ld = 0 a pass reads one row group times.
-		var acc [4]float32
-		for r := full; r < rows; r++ {
-			kern(body, &x[0], &w[r*ld], 0, group, 0, &acc[0])
-			out[r] = acc[0]
+		switch {
+		case full == rows:
+		case rows >= group:
+			// The last group rows, again for some: a row's result depends
+			// only on the row, so they are rewritten with the same bits.
+			kern(body, &x[0], &w[(rows-group)*ld], ld, group, 0, &out[rows-group])
+		default:
+			// Fewer rows than a pass: with ld = 0 a pass reads one row group
+			// times. (acc escapes through kern, so it is declared only here.)
+			var acc [4]float32
+			for r := range rows {
+				kern(body, &x[0], &w[r*ld], 0, group, 0, &acc[0])
+				out[r] = acc[0]
+			}
 		}
 	}
 	if body == k {
