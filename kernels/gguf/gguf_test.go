@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"lrmc/internal/shareddata"
+	"lrmc/kernels/half"
 )
 
 // q8Block builds one Q8_0 block: an f16 scale, then 32 int8 quants.
@@ -187,7 +188,7 @@ func TestQuantizeQ8_0(t *testing.T) {
 			amax = math.Max(amax, math.Abs(float64(v)))
 		}
 		d := amax / 127
-		d16 := float64(f16ToFloat32(binary.LittleEndian.Uint16(tn.Data[34*b:])))
+		d16 := float64(half.ToFloat32F16(binary.LittleEndian.Uint16(tn.Data[34*b:])))
 		for j := range 32 {
 			i := 32*b + j
 			if e := math.Abs(float64(got[i]) - float64(x[i])); e > d/2*(1+1e-6)+127*math.Abs(d16-d) {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/bits"
 	"unsafe"
+
+	"lrmc/kernels/half"
 )
 
 // GGMLType is a tensor encoding (ggml_type).
@@ -165,13 +167,13 @@ func (t Tensor) Float32() ([]float32, error) {
 			}
 		}
 	case TypeF16:
-		decodeF16(out, t.Data)
+		half.DecodeF16(out, t.Data)
 	case TypeBF16:
-		decodeBF16(out, t.Data)
+		half.DecodeBF16(out, t.Data)
 	case TypeQ8_0:
 		for b := range n / 32 {
 			blk := t.Data[34*b : 34*b+34]
-			d := f16ToFloat32(binary.LittleEndian.Uint16(blk))
+			d := half.ToFloat32F16(binary.LittleEndian.Uint16(blk))
 			o := out[32*b : 32*b+32]
 			for j, q := range blk[2:] {
 				o[j] = d * float32(int8(q))
@@ -207,13 +209,11 @@ func FromFloat32(name string, typ GGMLType, shape []int, v []float32) (Tensor, e
 			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(x))
 		}
 	case TypeF16, TypeBF16:
-		conv := float32ToF16
-		if typ == TypeBF16 {
-			conv = float32ToBF16
-		}
 		data = make([]byte, 2*len(v))
-		for i, x := range v {
-			binary.LittleEndian.PutUint16(data[2*i:], conv(x))
+		if typ == TypeBF16 {
+			half.EncodeBF16(data, v)
+		} else {
+			half.EncodeF16(data, v)
 		}
 	case TypeQ8_0:
 		if len(dims) == 0 || dims[0]%32 != 0 {
@@ -243,7 +243,7 @@ func quantizeQ8_0(dst []byte, x []float32) []byte {
 	if d != 0 {
 		id = 1 / d
 	}
-	dst = binary.LittleEndian.AppendUint16(dst, float32ToF16(d))
+	dst = binary.LittleEndian.AppendUint16(dst, half.FromFloat32F16(d))
 	for _, v := range x {
 		dst = append(dst, byte(int8(math.Round(float64(v*id)))))
 	}
