@@ -18,6 +18,8 @@ import (
 	"math/bits"
 	"strings"
 	"unsafe"
+
+	"lrmc/kernels/half"
 )
 
 // FormatError reports malformed input: a corrupt or hostile header, or a
@@ -126,13 +128,11 @@ func FromFloat32(name string, dtype DType, shape []int, v []float32) (Tensor, er
 	case DTypeF32:
 		return F32(name, shape, v), nil
 	case DTypeF16, DTypeBF16:
-		conv := float32ToF16
-		if dtype == DTypeBF16 {
-			conv = float32ToBF16
-		}
 		data := make([]byte, 2*len(v))
-		for i, x := range v {
-			binary.LittleEndian.PutUint16(data[2*i:], conv(x))
+		if dtype == DTypeBF16 {
+			half.EncodeBF16(data, v)
+		} else {
+			half.EncodeF16(data, v)
 		}
 		return Tensor{Name: name, DType: dtype, Shape: cloneShape(shape), Data: data}, nil
 	default:
@@ -169,9 +169,9 @@ func (t Tensor) Float32() ([]float32, error) {
 			}
 		}
 	case DTypeF16:
-		decodeF16(out, t.Data)
+		half.DecodeF16(out, t.Data)
 	case DTypeBF16:
-		decodeBF16(out, t.Data)
+		half.DecodeBF16(out, t.Data)
 	default:
 		return nil, fmt.Errorf("safetensors: tensor %q: dtype %s is not a float type convertible to float32", t.Name, t.DType)
 	}
