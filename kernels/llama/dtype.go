@@ -2,10 +2,10 @@ package llama
 
 import (
 	"fmt"
-	"math"
 	"slices"
 
 	"lrmc/kernels/gemm"
+	"lrmc/kernels/half"
 	"lrmc/kernels/tensor"
 )
 
@@ -175,6 +175,10 @@ func Widen(dt DType, h []uint16) []float32 {
 	return out
 }
 
+// widenInto uses gemm's vector widening rather than kernels/half's portable
+// loops: it is faster, and it is the widening the matrix kernels apply, so a
+// widened model's weights are exactly those the 16-bit kernels multiply by
+// (the two differ only in quieting signalling f16 NaNs, as F16C does).
 func widenInto(dt DType, dst []float32, h []uint16) {
 	switch dt {
 	case BFloat16:
@@ -193,83 +197,32 @@ func Narrow(dt DType, w []float32) []uint16 {
 	if w == nil {
 		return nil
 	}
-	var round func(float32) uint16
+	var narrow func(dst []uint16, src []float32)
 	switch dt {
 	case BFloat16:
-		round = RoundBF16
+		narrow = half.NarrowBF16
 	case Float16:
-		round = RoundF16
+		narrow = half.NarrowF16
 	default:
 		panic(fmt.Sprintf("llama: narrow: dtype %q is not 16-bit", dt))
 	}
 	out := make([]uint16, len(w))
 	tensor.Parallel(len(w), 1<<16, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			out[i] = round(w[i])
-		}
+		narrow(out[lo:hi], w[lo:hi])
 	})
 	return out
 }
 
 // RoundBF16 rounds f to the nearest bfloat16, ties to even, as PyTorch's
 // tensor.to(torch.bfloat16) does. A NaN stays a NaN of the same sign, made
-// quiet (truncating its payload could otherwise leave an infinity).
-func RoundBF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	if f != f {
-		return uint16(b>>16) | 0x40
-	}
-	// Adding 0x7fff plus the lowest kept bit carries into the kept half
-	// exactly when the dropped half is above one half, or equal to it with
-	// an odd kept half. An overflow carries into the exponent: infinity.
-	b += 0x7fff + (b>>16)&1
-	return uint16(b >> 16)
-}
+// quiet. It is half.FromFloat32BF16.
+func RoundBF16(f float32) uint16 { return half.FromFloat32BF16(f) }
 
 // RoundF16 rounds f to the nearest IEEE half, ties to even, with subnormal
 // halves where the value needs them and infinity beyond 65504 (plus half an
-// ulp). A NaN stays a NaN of the same sign, made quiet.
-func RoundF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23) & 0xff
-	mant := b & 0x7fffff
-	switch {
-	case exp == 0xff && mant != 0: // NaN: keep the top of the payload, quiet
-		return sign | 0x7e00 | uint16(mant>>13)
-	case exp == 0xff: // infinity
-		return sign | 0x7c00
-	}
-	e := exp - 127 + 15 // the half's biased exponent if normal
-	if e >= 0x1f {
-		return sign | 0x7c00
-	}
-	var m uint32 // significand with the implicit bit, shifted to the half's 10 bits, before rounding
-	var shift uint
-	if e <= 0 {
-		// Subnormal half (or underflow to zero): the value is mant'·2^(exp-150)
-		// and a subnormal half counts units of 2⁻²⁴, so shift right by
-		// 126-exp (at least 14); beyond 24+1 bits everything rounds to zero.
-		if exp == 0 || e < -10 {
-			// float32 subnormals are far below half's smallest subnormal
-			// (2⁻²⁴), as is anything under 2⁻²⁵, which rounds to zero.
-			return sign
-		}
-		m = mant | 0x800000
-		shift = uint(126 - exp)
-		e = 0
-	} else {
-		m = mant
-		shift = 13
-	}
-	kept := m >> shift
-	rest := m & (1<<shift - 1)
-	half := uint32(1) << (shift - 1)
-	if rest > half || rest == half && kept&1 == 1 {
-		kept++ // may carry into the exponent: subnormal to normal, or the largest normal to infinity
-	}
-	return sign | uint16(e)<<10 + uint16(kept)
-}
+// ulp). A NaN stays a NaN of the same sign, made quiet. It is
+// half.FromFloat32F16.
+func RoundF16(f float32) uint16 { return half.FromFloat32F16(f) }
 
 // linear is one weight matrix [n, k] in whichever form the model stores it.
 type linear struct {
