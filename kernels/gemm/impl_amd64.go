@@ -114,7 +114,7 @@ func checkTile(kc int, a, b, c []float32, ldc, mr, nr int) {
 	}
 }
 
-// prefetchBytes is how far ahead of each line they read the dot kernels
+// prefetchBytes is how far past each line of w they read the dot kernels
 // prefetch (see dotRows in asmgen). A pass reads its rows side by side, and
 // the prefetches of all its rows together cover the same span of w shifted
 // by prefetchBytes, so any distance works with any row length: a line
@@ -130,8 +130,8 @@ var prefetchBytes = 16 << 10
 // dotsAsm is the dotsFunc around an assembly dot kernel kern, whose passes
 // take group rows: kern runs over the largest prefix of each row that is a
 // multiple of 32 values, for all rows in one call (and one more pass for
-// the last rows%group), and the tail of each row is finished in Go, in ascending
-// order, from the widened values (binary16 if f16, else bfloat16, for a
+// the last rows%group), and the tail of each row is finished in Go, in
+// ascending order, from the widened values (binary16 if f16, else bfloat16, for a
 // 16-bit w). The widening functions are called directly, not through a func
 // value, so the tail buffer stays on the stack.
 func dotsAsm[T elem](kern func(n int, x *float32, w *T, ld, rows, pf int, out *float32),
