@@ -50,65 +50,39 @@ type weight struct {
 	half  *[]uint16 // instead of data when the model stores the tensor 16-bit
 }
 
+// ggufNames are llama.cpp's names of a model's parts; a block's are under
+// "blk.N.".
+var ggufNames = map[llama.Part]string{
+	llama.PartEmbedding:  "token_embd.weight",
+	llama.PartAttnNorm:   "attn_norm.weight",
+	llama.PartWq:         "attn_q.weight",
+	llama.PartWk:         "attn_k.weight",
+	llama.PartWv:         "attn_v.weight",
+	llama.PartWo:         "attn_output.weight",
+	llama.PartBq:         "attn_q.bias",
+	llama.PartBk:         "attn_k.bias",
+	llama.PartBv:         "attn_v.bias",
+	llama.PartQNorm:      "attn_q_norm.weight",
+	llama.PartKNorm:      "attn_k_norm.weight",
+	llama.PartFFNNorm:    "ffn_norm.weight",
+	llama.PartW1:         "ffn_gate.weight",
+	llama.PartW3:         "ffn_up.weight",
+	llama.PartW2:         "ffn_down.weight",
+	llama.PartFinalNorm:  "output_norm.weight",
+	llama.PartClassifier: "output.weight",
+}
+
 // weights lists m's tensors under llama.cpp's names, in the order its
-// converter writes them. m.Layers must have Config.Layers entries. The
-// classifier is listed only when it is not shared.
+// converter writes them (llama.Model.WeightRefs).
 func weights(m *llama.Model) []weight {
-	c := m.Config
-	d, q, kv, h, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
-	ws := []weight{{name: "token_embd.weight", shape: []int{c.Vocab, d}, data: &m.Embedding}}
-	for i := range m.Layers {
-		l := &m.Layers[i]
-		p := fmt.Sprintf("blk.%d.", i)
-		ws = append(ws,
-			weight{name: p + "attn_norm.weight", shape: []int{d}, data: &l.AttnNorm},
-			weight{name: p + "attn_q.weight", shape: []int{q, d}, data: &l.Wq},
-			weight{name: p + "attn_k.weight", shape: []int{kv, d}, data: &l.Wk},
-			weight{name: p + "attn_v.weight", shape: []int{kv, d}, data: &l.Wv},
-			weight{name: p + "attn_output.weight", shape: []int{d, q}, data: &l.Wo},
-		)
-		if c.QKVBias {
-			ws = append(ws,
-				weight{name: p + "attn_q.bias", shape: []int{q}, data: &l.Bq},
-				weight{name: p + "attn_k.bias", shape: []int{kv}, data: &l.Bk},
-				weight{name: p + "attn_v.bias", shape: []int{kv}, data: &l.Bv},
-			)
+	refs := m.WeightRefs()
+	ws := make([]weight, len(refs))
+	for i, r := range refs {
+		name := ggufNames[r.Part]
+		if r.Layer >= 0 {
+			name = fmt.Sprintf("blk.%d.%s", r.Layer, name)
 		}
-		if c.QKNorm {
-			ws = append(ws,
-				weight{name: p + "attn_q_norm.weight", shape: []int{hd}, data: &l.QNorm},
-				weight{name: p + "attn_k_norm.weight", shape: []int{hd}, data: &l.KNorm},
-			)
-		}
-		ws = append(ws,
-			weight{name: p + "ffn_norm.weight", shape: []int{d}, data: &l.FFNNorm},
-			weight{name: p + "ffn_gate.weight", shape: []int{h, d}, data: &l.W1},
-			weight{name: p + "ffn_up.weight", shape: []int{h, d}, data: &l.W3},
-			weight{name: p + "ffn_down.weight", shape: []int{d, h}, data: &l.W2},
-		)
-	}
-	ws = append(ws, weight{name: "output_norm.weight", shape: []int{d}, data: &m.FinalNorm})
-	if !c.SharedClassifier {
-		ws = append(ws, weight{name: "output.weight", shape: []int{c.Vocab, d}, data: &m.Classifier})
-	}
-	if m.Half == nil {
-		return ws
-	}
-	// A 16-bit model holds the matrices in Half and Layer.Half.
-	half := map[*[]float32]*[]uint16{&m.Embedding: &m.Half.Embedding, &m.Classifier: &m.Half.Classifier}
-	for i := range m.Layers {
-		l := &m.Layers[i]
-		if l.Half == nil {
-			l.Half = &llama.HalfLayer{}
-		}
-		h := l.Half
-		for f, u := range map[*[]float32]*[]uint16{&l.Wq: &h.Wq, &l.Wk: &h.Wk, &l.Wv: &h.Wv, &l.Wo: &h.Wo,
-			&l.W1: &h.W1, &l.W2: &h.W2, &l.W3: &h.W3} {
-			half[f] = u
-		}
-	}
-	for i := range ws {
-		ws[i].half = half[ws[i].data]
+		ws[i] = weight{name: name, shape: r.Shape, data: r.Data, half: r.Half}
 	}
 	return ws
 }

@@ -29,65 +29,39 @@ func (w weight) len() int {
 	return len(*w.data)
 }
 
+// hfNames are the Hugging Face names of a model's parts; a block's are
+// under "model.layers.N.".
+var hfNames = map[llama.Part]string{
+	llama.PartEmbedding:  "model.embed_tokens.weight",
+	llama.PartAttnNorm:   "input_layernorm.weight",
+	llama.PartWq:         "self_attn.q_proj.weight",
+	llama.PartWk:         "self_attn.k_proj.weight",
+	llama.PartWv:         "self_attn.v_proj.weight",
+	llama.PartWo:         "self_attn.o_proj.weight",
+	llama.PartBq:         "self_attn.q_proj.bias",
+	llama.PartBk:         "self_attn.k_proj.bias",
+	llama.PartBv:         "self_attn.v_proj.bias",
+	llama.PartQNorm:      "self_attn.q_norm.weight",
+	llama.PartKNorm:      "self_attn.k_norm.weight",
+	llama.PartFFNNorm:    "post_attention_layernorm.weight",
+	llama.PartW1:         "mlp.gate_proj.weight",
+	llama.PartW3:         "mlp.up_proj.weight",
+	llama.PartW2:         "mlp.down_proj.weight",
+	llama.PartFinalNorm:  "model.norm.weight",
+	llama.PartClassifier: "lm_head.weight",
+}
+
 // weights lists m's tensors under their Hugging Face names, in the order
-// transformers' state_dict has them. m.Layers must already have
-// Config.Layers entries. The classifier is listed only when it is not tied.
+// transformers' state_dict has them (llama.Model.WeightRefs).
 func weights(m *llama.Model) []weight {
-	c := m.Config
-	d, q, kv, h, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
-	ws := []weight{{name: "model.embed_tokens.weight", shape: []int{c.Vocab, d}, data: &m.Embedding}}
-	for i := range m.Layers {
-		l := &m.Layers[i]
-		p := fmt.Sprintf("model.layers.%d.", i)
-		ws = append(ws,
-			weight{name: p + "input_layernorm.weight", shape: []int{d}, data: &l.AttnNorm},
-			weight{name: p + "self_attn.q_proj.weight", shape: []int{q, d}, data: &l.Wq},
-			weight{name: p + "self_attn.k_proj.weight", shape: []int{kv, d}, data: &l.Wk},
-			weight{name: p + "self_attn.v_proj.weight", shape: []int{kv, d}, data: &l.Wv},
-			weight{name: p + "self_attn.o_proj.weight", shape: []int{d, q}, data: &l.Wo},
-		)
-		if c.QKVBias {
-			ws = append(ws,
-				weight{name: p + "self_attn.q_proj.bias", shape: []int{q}, data: &l.Bq},
-				weight{name: p + "self_attn.k_proj.bias", shape: []int{kv}, data: &l.Bk},
-				weight{name: p + "self_attn.v_proj.bias", shape: []int{kv}, data: &l.Bv},
-			)
+	refs := m.WeightRefs()
+	ws := make([]weight, len(refs))
+	for i, r := range refs {
+		name := hfNames[r.Part]
+		if r.Layer >= 0 {
+			name = fmt.Sprintf("model.layers.%d.%s", r.Layer, name)
 		}
-		if c.QKNorm {
-			ws = append(ws,
-				weight{name: p + "self_attn.q_norm.weight", shape: []int{hd}, data: &l.QNorm},
-				weight{name: p + "self_attn.k_norm.weight", shape: []int{hd}, data: &l.KNorm},
-			)
-		}
-		ws = append(ws,
-			weight{name: p + "post_attention_layernorm.weight", shape: []int{d}, data: &l.FFNNorm},
-			weight{name: p + "mlp.gate_proj.weight", shape: []int{h, d}, data: &l.W1},
-			weight{name: p + "mlp.up_proj.weight", shape: []int{h, d}, data: &l.W3},
-			weight{name: p + "mlp.down_proj.weight", shape: []int{d, h}, data: &l.W2},
-		)
-	}
-	ws = append(ws, weight{name: "model.norm.weight", shape: []int{d}, data: &m.FinalNorm})
-	if !c.SharedClassifier {
-		ws = append(ws, weight{name: "lm_head.weight", shape: []int{c.Vocab, d}, data: &m.Classifier})
-	}
-	if m.Half == nil {
-		return ws
-	}
-	// A 16-bit model holds the large tensors in Half and Layer.Half.
-	half := map[*[]float32]*[]uint16{&m.Embedding: &m.Half.Embedding, &m.Classifier: &m.Half.Classifier}
-	for i := range m.Layers {
-		l := &m.Layers[i]
-		if l.Half == nil {
-			l.Half = &llama.HalfLayer{}
-		}
-		h := l.Half
-		for f, u := range map[*[]float32]*[]uint16{&l.Wq: &h.Wq, &l.Wk: &h.Wk, &l.Wv: &h.Wv, &l.Wo: &h.Wo,
-			&l.W1: &h.W1, &l.W2: &h.W2, &l.W3: &h.W3} {
-			half[f] = u
-		}
-	}
-	for i := range ws {
-		ws[i].half = half[ws[i].data]
+		ws[i] = weight{name: name, shape: r.Shape, data: r.Data, half: r.Half}
 	}
 	return ws
 }
