@@ -4,6 +4,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"lrmc/kernels/half"
 )
 
 // Hugging Face checkpoints ship weights as bfloat16 or IEEE half precision.
@@ -96,22 +98,12 @@ var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
 	return t
 })
 
-// f16ToFloat32 converts one binary16 value exactly, matching VCVTPH2PS.
+// f16ToFloat32 converts one binary16 value exactly, matching VCVTPH2PS:
+// kernels/half's conversion, with a NaN made quiet as the instruction does.
 func f16ToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch exp {
-	case 0x1f: // infinity or NaN
-		bits := sign | 0x7f800000 | mant<<13
-		if mant != 0 {
-			bits |= 1 << 22 // quiet
-		}
-		return math.Float32frombits(bits)
-	case 0: // zero or subnormal: mant·2⁻²⁴, normal in float32
-		v := float32(mant) * 0x1p-24
-		return math.Float32frombits(sign | math.Float32bits(v))
+	f := half.ToFloat32F16(h)
+	if f != f {
+		f = math.Float32frombits(math.Float32bits(f) | 1<<22)
 	}
-	// Rebias the exponent from 15 to 127.
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+	return f
 }
