@@ -27,6 +27,11 @@ func TestForwardMatchesLlama(t *testing.T) {
 			n.train = false
 			n.forward(bt.Tokens)
 			h := m.Embed(bt.Tokens, nil)
+			for j, v := range h {
+				if math.Float32bits(v) != math.Float32bits(n.ckpt[0][j]) {
+					t.Fatalf("embedding [%d]: train %g, llama %g", j, n.ckpt[0][j], v)
+				}
+			}
 			for i := range m.Layers {
 				// Compare each block on the training forward's own input, so
 				// differences do not compound.
