@@ -1,11 +1,13 @@
 package executor
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"lrmc/digest"
 	"lrmc/planner"
 )
 
@@ -21,7 +23,7 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 		case o.Node == nil:
 			err = WriteFileAtomic(dst, o.Data)
 		case o.Node.IsSource():
-			err = copyFileAtomic(o.Node.Source, dst)
+			err = copySourceAtomic(o.Node, dst)
 		default:
 			b, ok := r.Bytes(o.Node)
 			if !ok || b == nil {
@@ -61,15 +63,29 @@ func WriteFileAtomic(path string, b []byte) error {
 	})
 }
 
-func copyFileAtomic(src, dst string) error {
-	f, err := os.Open(src)
+// copySourceAtomic copies a source file, hashing the bytes as they are
+// copied: what is written must be the bytes whose digest keyed the graph,
+// even if the file was replaced since it was planned.
+func copySourceAtomic(n *planner.Node, dst string) error {
+	var p planner.SourceParams
+	if err := json.Unmarshal(n.Params, &p); err != nil {
+		return fmt.Errorf("output %s: source %s: %w", dst, n.Source, err)
+	}
+	f, _, err := digest.OpenFile(n.Source)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", dst, err)
 	}
 	defer f.Close()
 	return writeAtomic(dst, func(w io.Writer) error {
-		_, err := io.Copy(w, f)
-		return err
+		h := digest.New()
+		if _, err := io.Copy(io.MultiWriter(w, h), f); err != nil {
+			return err
+		}
+		if got := h.Digest().String(); got != p.Digest {
+			return fmt.Errorf("input changed during apply: %s no longer holds the bytes it was planned with (digest %s, planned %s)",
+				n.Source, got[:12], p.Digest[:min(12, len(p.Digest))])
+		}
+		return nil
 	})
 }
 
