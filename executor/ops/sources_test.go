@@ -452,3 +452,32 @@ func TestModelChangedDuringPlan(t *testing.T) {
 		t.Errorf("FileDigest error = %v, want %q", err, want)
 	}
 }
+
+// TestEnvModelRefusesNamedPipe: a model or tokenizer that became a named
+// pipe after vet is refused when planning reads its header, promptly
+// (reading the header would wait for a writer forever).
+func TestEnvModelRefusesNamedPipe(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "model.bin")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("cannot make a named pipe here: %v", err)
+	}
+	tokDir := t.TempDir()
+	writeTinyHF(t, tokDir, 1)
+	for _, m := range []ir.Model{
+		{Path: fifo, Format: "auto"},
+		{Path: fifo, Format: "llama2c", Tokenizer: tokDir},
+		{Tokenizer: fifo, Synthetic: &ir.Synthetic{Arch: "llama", Layers: 1, Dim: 32, Heads: 4, KVHeads: 2, FFN: 48, SeqLen: 64}},
+	} {
+		done := make(chan error, 1)
+		go func() { _, err := (&ops.Env{}).Model(m); done <- err }()
+		select {
+		case err := <-done:
+			if want := fifo + " is not a regular file (a named pipe)"; err == nil || err.Error() != want {
+				t.Errorf("Model(%+v) error = %v, want %q", m, err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Model(%+v) did not return within 10s: it reads the named pipe", m)
+		}
+	}
+}
