@@ -317,23 +317,6 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 	return val, enc, nil
 }
 
-// checkSources asks Options.Sources whether n's source inputs are still
-// the files planned.
-func (x *execution) checkSources(n *planner.Node) error {
-	if x.e.opts.Sources == nil {
-		return nil
-	}
-	for _, in := range n.Inputs {
-		if !in.IsSource() {
-			continue
-		}
-		if err := x.e.opts.Sources.Check(in.Source); err != nil {
-			return fmt.Errorf("input changed during apply: %w (nothing was stored for it; apply again to use the new contents)", err)
-		}
-	}
-	return nil
-}
-
 // runOp runs an op, turning a panic into an error that names the node, so
 // one broken op cannot take the store down mid-write.
 func runOp(ctx context.Context, op Op, c *Call) (v any, err error) {

@@ -1,13 +1,11 @@
 package executor
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
-	"lrmc/digest"
 	"lrmc/planner"
 )
 
@@ -63,29 +61,10 @@ func WriteFileAtomic(path string, b []byte) error {
 	})
 }
 
-// copySourceAtomic copies a source file, hashing the bytes as they are
-// copied: what is written must be the bytes whose digest keyed the graph,
-// even if the file was replaced since it was planned.
 func copySourceAtomic(n *planner.Node, dst string) error {
-	var p planner.SourceParams
-	if err := json.Unmarshal(n.Params, &p); err != nil {
-		return fmt.Errorf("output %s: source %s: %w", dst, n.Source, err)
-	}
-	f, _, err := digest.OpenFile(n.Source)
-	if err != nil {
-		return fmt.Errorf("output %s: %w", dst, err)
-	}
-	defer f.Close()
 	return writeAtomic(dst, func(w io.Writer) error {
-		h := digest.New()
-		if _, err := io.Copy(io.MultiWriter(w, h), f); err != nil {
-			return err
-		}
-		if got := h.Digest().String(); got != p.Digest {
-			return fmt.Errorf("input changed during apply: %s no longer holds the bytes it was planned with (digest %s, planned %s)",
-				n.Source, got[:12], p.Digest[:min(12, len(p.Digest))])
-		}
-		return nil
+		_, err := copySource(w, n)
+		return err
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,11 +156,15 @@ func TestOutputCopyOfAChangedSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = ex.WriteOutputs(g, &Result{})
-	want := "output " + dst + ": input changed during apply: " + src + " no longer holds the bytes it was planned with"
-	if err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Errorf("WriteOutputs error = %v, want it to start %q", err, want)
+	want := "input changed during apply: " + src + " no longer holds the bytes it was planned with"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("WriteOutputs error = %v, want it to contain %q", err, want)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(out, "run")); len(entries) != 0 {
-		t.Errorf("the output directory holds %d entries after the failed copy, want none", len(entries))
-	}
+	// Nothing of the changed file is left anywhere under the output directory.
+	filepath.WalkDir(out, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("%s is left in the output directory after the failed copy", path)
+		}
+		return nil
+	})
 }
