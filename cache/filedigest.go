@@ -7,40 +7,17 @@ import (
 	"path/filepath"
 
 	"github.com/dgraph-io/badger/v4"
-	"golang.org/x/sys/unix"
 
 	"lrmc/digest"
 )
 
-// fileStamp is what FileDigest trusts to say a file is unchanged. Size, mtime
-// and inode are what the planner's users change (rewriting, copying over,
-// replacing by rename); ctime also moves on writes that restore the mtime,
-// and the device tells apart equal inode numbers on different file systems.
-type fileStamp struct {
-	Size    int64  `json:"size"`
-	MtimeNs int64  `json:"mtime_ns"`
-	CtimeNs int64  `json:"ctime_ns"`
-	Inode   uint64 `json:"inode"`
-	Dev     uint64 `json:"dev"`
-}
+// fileStamp is what FileDigest trusts to say a file is unchanged (see
+// digest.Stamp); its JSON form is the memo's, so memos stay valid.
+type fileStamp = digest.Stamp
 
 type fileMemo struct {
 	Stamp  fileStamp     `json:"stamp"`
 	Digest digest.Digest `json:"digest"`
-}
-
-func stampOf(path string) (fileStamp, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return fileStamp{}, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return fileStamp{
-		Size:    st.Size,
-		MtimeNs: st.Mtim.Nano(),
-		CtimeNs: st.Ctim.Nano(),
-		Inode:   st.Ino,
-		Dev:     uint64(st.Dev),
-	}, nil
 }
 
 // FileDigest returns the BLAKE3 digest of the file at path, re-reading the
@@ -52,7 +29,9 @@ func (s *Store) FileDigest(path string) (digest.Digest, error) {
 		return digest.Digest{}, fmt.Errorf("cache: file digest: %w", err)
 	}
 	key := append([]byte(filePrefix), abs...)
-	stamp, err := stampOf(abs)
+	// A named pipe or a device is refused here, before anything opens it:
+	// reading it would block or never end.
+	stamp, err := digest.StatFile(abs)
 	if err != nil {
 		return digest.Digest{}, fmt.Errorf("cache: file digest: %w", err)
 	}
@@ -73,17 +52,12 @@ func (s *Store) FileDigest(path string) (digest.Digest, error) {
 		s.log.Warn("ignoring unreadable file digest memo", "path", abs, "error", err)
 	}
 
-	d, err := digest.File(abs)
+	// The memo records the stamp of the file that was read, which
+	// FileStamped checks is the same before and after reading it (the
+	// path may have been given another file since the stat above).
+	d, stamp, err := digest.FileStamped(abs)
 	if err != nil {
 		return digest.Digest{}, fmt.Errorf("cache: file digest: %w", err)
-	}
-	after, err := stampOf(abs)
-	if err != nil {
-		return digest.Digest{}, fmt.Errorf("cache: file digest: %w", err)
-	}
-	if after != stamp {
-		// The bytes hashed may mix two versions of the file.
-		return digest.Digest{}, fmt.Errorf("cache: file digest: %s changed while it was being hashed", abs)
 	}
 
 	b, err := json.Marshal(fileMemo{Stamp: stamp, Digest: d})

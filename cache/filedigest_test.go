@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,5 +89,59 @@ func TestFileDigestMemo(t *testing.T) {
 	_, err = s.FileDigest(filepath.Join(filepath.Dir(path), "absent"))
 	if want := "cache: file digest: stat " + filepath.Join(filepath.Dir(path), "absent") + ": no such file or directory"; err == nil || err.Error() != want {
 		t.Errorf("absent file: error %v, want %q", err, want)
+	}
+}
+
+// TestFileDigestSpecialFiles: a named pipe or a device is refused before
+// it is opened (opening a pipe waits for a writer, reading /dev/zero never
+// ends), and nothing is memoized for it.
+func TestFileDigestSpecialFiles(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	fifo := filepath.Join(t.TempDir(), "data.txt")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("cannot make a named pipe here: %v", err)
+	}
+	for path, kind := range map[string]string{fifo: "a named pipe", "/dev/zero": "a character device"} {
+		done := make(chan error, 1)
+		go func() { _, err := s.FileDigest(path); done <- err }()
+		select {
+		case err := <-done:
+			want := "cache: file digest: " + path + " is not a regular file (" + kind + ")"
+			if err == nil || err.Error() != want {
+				t.Errorf("FileDigest(%s) error = %v, want %q", path, err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("FileDigest(%s) did not return within 10s", path)
+		}
+	}
+}
+
+// TestFileDigestFollowsLinks: a path that is a symbolic link (a hub
+// snapshot's file) is digested as its target's bytes, and pointing the
+// link at another target gives the other target's digest, not the memo.
+func TestFileDigestFollowsLinks(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"blob1": payload(1, 5000), "blob2": payload(2, 5000)} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "model.safetensors")
+	if err := os.Symlink("blob1", link); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.FileDigest(link); err != nil || d != digest.Of(payload(1, 5000)) {
+		t.Fatalf("FileDigest(link to blob1) = %s, %v", d.Short(), err)
+	}
+	tmp := link + ".new"
+	if err := os.Symlink("blob2", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.FileDigest(link); err != nil || d != digest.Of(payload(2, 5000)) {
+		t.Errorf("FileDigest(link moved to blob2) = %s, %v; want blob2's digest", d.Short(), err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"cuelang.org/go/cue"
 
 	"lrmc/compiler/ir"
+	"lrmc/digest"
 	"lrmc/kernels/modelref"
 )
 
@@ -113,6 +114,9 @@ func (r *resolver) file(h hit, wantFile bool) (string, bool) {
 			err = pe.Err
 		}
 		r.c.errs.add(h.pos, h.path, "cannot read %s: %v", p, err)
+	case !st.IsDir() && !st.Mode().IsRegular():
+		// Reading a named pipe or a device would block or never end.
+		r.c.errs.add(h.pos, h.path, "%v", digest.CheckRegular(p, st.Mode()))
 	case wantFile && st.IsDir():
 		r.c.errs.add(h.pos, h.path, "%s is a directory, not a file", p)
 	}
@@ -201,7 +205,7 @@ func (r *resolver) model() ir.Model {
 	case m.Tokenizer != "":
 		st, err := os.Stat(m.Tokenizer)
 		switch {
-		case err != nil:
+		case err != nil, !st.IsDir() && !st.Mode().IsRegular():
 			// file has reported it.
 		case !st.IsDir():
 			r.c.errs.add(tok.pos, tok.path, "%s is a file; a synthetic model needs a directory with tokenizer.json", m.Tokenizer)
@@ -238,7 +242,7 @@ func (r *resolver) modelPath(h hit) (string, modelref.Kind, error) {
 	}
 	// A Hugging Face model is a directory, so no wantFile.
 	p, ok := r.file(h, false)
-	if _, err := os.Stat(p); !ok || err != nil {
+	if st, err := os.Stat(p); !ok || err != nil || !st.IsDir() && !st.Mode().IsRegular() {
 		return p, 0, nil // reported by file
 	}
 	res, err := modelref.Resolve(p)

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/zeebo/blake3"
 )
@@ -128,16 +127,33 @@ func Reader(r io.Reader) (Digest, int64, error) {
 	}
 }
 
-// File streams the file at path through the hash.
+// File streams the regular file at path through the hash. Anything else
+// (a named pipe, a device, a directory) is refused with a
+// *NotRegularError rather than read, which could block or never end.
 func File(path string) (Digest, error) {
-	f, err := os.Open(path)
+	d, _, err := FileStamped(path)
+	return d, err
+}
+
+// FileStamped is File that also returns the stamp of the file it hashed, the
+// same before and after reading it: a file written to while it is hashed is
+// an error, since the bytes hashed may mix two versions.
+func FileStamped(path string) (Digest, Stamp, error) {
+	f, before, err := OpenFile(path)
 	if err != nil {
-		return Digest{}, fmt.Errorf("digest: %w", err)
+		return Digest{}, Stamp{}, fmt.Errorf("digest: %w", err)
 	}
 	defer f.Close()
 	d, _, err := Reader(f)
 	if err != nil {
-		return Digest{}, fmt.Errorf("digest: read %s: %w", path, err)
+		return Digest{}, Stamp{}, fmt.Errorf("digest: read %s: %w", path, err)
 	}
-	return d, nil
+	after, err := FileStamp(f)
+	if err != nil {
+		return Digest{}, Stamp{}, fmt.Errorf("digest: %w", err)
+	}
+	if change := before.Change(after); change != "" {
+		return Digest{}, Stamp{}, fmt.Errorf("digest: %s changed while it was being hashed: %s", path, change)
+	}
+	return d, before, nil
 }

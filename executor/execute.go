@@ -22,6 +22,11 @@ type Options struct {
 	Log  hclog.Logger
 	// Events receives the event stream; calls are serialized.
 	Events func(Event)
+	// Sources, when set, is asked before and after each op that reads
+	// source files whether they are still what was planned; a node whose
+	// sources changed fails with "input changed during apply" and nothing
+	// is stored for it.
+	Sources Sources
 }
 
 // Executor runs graphs against a store with a fixed set of ops.
@@ -253,8 +258,6 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 	case <-x.ctx.Done():
 		return nil, nil, context.Cause(x.ctx)
 	}
-	ev.Event = EventStarted
-	x.e.emit(ev)
 	t0 := time.Now()
 	report := func(done, total int64, metrics map[string]float64) {
 		x.e.emit(Event{Event: EventProgress, Node: n.Key.String(), Op: n.Op, Label: n.Label, Done: done, Total: total, Metrics: metrics})
@@ -267,7 +270,18 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 		Report:      report,
 		Checkpoints: ck,
 	}
-	val, err = runOp(x.ctx, op, call)
+	// The sources are checked before the op reads them, and again after,
+	// before its result is stored: a file replaced while the op ran may
+	// have been read half old, half new.
+	err = x.checkSources(n)
+	if err == nil {
+		ev.Event = EventStarted
+		x.e.emit(ev)
+		val, err = runOp(x.ctx, op, call)
+	}
+	if err == nil {
+		err = x.checkSources(n)
+	}
 	if err == nil && ck.used {
 		// The result supersedes the checkpoint.
 		if derr := x.e.store.Delete(ck.key); derr != nil && !errors.Is(derr, cache.ErrNotFound) {

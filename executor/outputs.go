@@ -21,7 +21,7 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 		case o.Node == nil:
 			err = WriteFileAtomic(dst, o.Data)
 		case o.Node.IsSource():
-			err = copyFileAtomic(o.Node.Source, dst)
+			err = copySourceAtomic(o.Node, dst)
 		default:
 			b, ok := r.Bytes(o.Node)
 			if !ok || b == nil {
@@ -61,14 +61,9 @@ func WriteFileAtomic(path string, b []byte) error {
 	})
 }
 
-func copyFileAtomic(src, dst string) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("output %s: %w", dst, err)
-	}
-	defer f.Close()
+func copySourceAtomic(n *planner.Node, dst string) error {
 	return writeAtomic(dst, func(w io.Writer) error {
-		_, err := io.Copy(w, f)
+		_, err := copySource(w, n)
 		return err
 	})
 }

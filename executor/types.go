@@ -68,6 +68,17 @@ type Store interface {
 	Delete(key digest.Digest) error
 }
 
+// Sources checks that a source file is still the file whose digest keyed
+// the graph, so that an op never reads bytes its key does not name (and a
+// result is never stored under a key it does not belong to). ops.Env
+// implements it with the stamps it recorded when it digested each source.
+type Sources interface {
+	// Check returns an error naming the file and what happened to it when
+	// the source at path is no longer the file (or set of files) it was
+	// when the graph was planned.
+	Check(path string) error
+}
+
 // EventType names what happened to a node.
 type EventType string
 

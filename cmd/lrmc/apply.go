@@ -58,7 +58,7 @@ goes to stdout as one JSON object per line, instead of the table.`,
 			if err != nil {
 				return err
 			}
-			ex, err := executor.New(ops.Registry(), s.store, executor.Options{Jobs: jobs, Log: g.logger(), Events: display.Event})
+			ex, err := executor.New(ops.Registry(), s.store, executor.Options{Jobs: jobs, Log: g.logger(), Events: display.Event, Sources: s.env})
 			if err != nil {
 				return err
 			}

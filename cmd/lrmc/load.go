@@ -14,6 +14,8 @@ import (
 type session struct {
 	store *cache.Store
 	graph *planner.Graph
+	// env digested the sources; it checks them again as ops read them.
+	env *ops.Env
 }
 
 // openCache opens the store named by the flags.
@@ -35,12 +37,13 @@ func (g *globals) load(path string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	graph, err := planner.Plan(r, ops.Env{Files: store})
+	env := &ops.Env{Files: store}
+	graph, err := planner.Plan(r, env)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	return &session{store: store, graph: graph}, nil
+	return &session{store: store, graph: graph, env: env}, nil
 }
 
 // planned compiles and plans a recipe and asks the cache what is in it,

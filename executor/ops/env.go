@@ -1,11 +1,13 @@
 package ops
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
+	"sync"
 
 	"lrmc/compiler/ir"
 	"lrmc/digest"
@@ -24,45 +26,181 @@ type Digester interface {
 }
 
 // Env answers the planner's questions from the file system: content
-// digests and model headers.
+// digests and model headers. It remembers the stamps of every file behind
+// each source it read or digested, so that Check can tell, when an op is
+// about to read a source and again once it has, that the file still holds
+// the bytes its digest (and so every key built on it) names. One Env
+// serves one plan and the execution of that plan.
 type Env struct {
 	Files Digester
+
+	mu   sync.Mutex
+	seen map[string][]sourceFile // by path as the planner names it
 }
 
-// FileDigest implements planner.Env. A directory (a Hugging Face
-// checkpoint or tokenizer) is digested as the sorted list of its regular,
-// non-hidden files' names and digests.
-func (e Env) FileDigest(path string) (digest.Digest, error) {
-	st, err := os.Stat(path)
+// sourceFile is one file behind a source: its name in the source directory
+// ("" when the source is the file itself) and its stamp.
+type sourceFile struct {
+	name  string
+	stamp digest.Stamp
+}
+
+// FileDigest implements planner.Env. A file is digested as its bytes; a
+// directory (a Hugging Face checkpoint or tokenizer) as the sorted list of
+// its non-hidden files' names and digests. Symbolic links are followed,
+// and a file is digested as its target's bytes, since that is what a
+// loader reads: in a hub cache every file of a snapshot is a link into
+// blobs/. Subdirectories, and links to directories, are left out (no
+// loader reads them); a broken link, a named pipe, a socket or a device is
+// an error.
+func (e *Env) FileDigest(path string) (digest.Digest, error) {
+	files, dir, err := sourceFiles(path)
 	if err != nil {
 		return digest.Digest{}, err
 	}
-	if !st.IsDir() {
-		return e.file(path)
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return digest.Digest{}, err
-	}
-	var names []string
-	for _, en := range entries {
-		if en.Type().IsRegular() && !strings.HasPrefix(en.Name(), ".") {
-			names = append(names, en.Name())
-		}
-	}
-	sort.Strings(names)
-	h := digest.New()
-	for _, n := range names {
-		d, err := e.file(filepath.Join(path, n))
-		if err != nil {
+	var d digest.Digest
+	if !dir {
+		if d, err = e.file(path); err != nil {
 			return digest.Digest{}, err
 		}
-		fmt.Fprintf(h, "%s\x00%s\n", n, d)
+	} else {
+		h := digest.New()
+		for _, f := range files {
+			fd, err := e.file(filepath.Join(path, f.name))
+			if err != nil {
+				return digest.Digest{}, err
+			}
+			fmt.Fprintf(h, "%s\x00%s\n", f.name, fd)
+		}
+		d = h.Digest()
 	}
-	return h.Digest(), nil
+	// The digest names the files listed before it was taken only if they
+	// are still the same after.
+	after, _, err := sourceFiles(path)
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	if change := changed(path, files, after); change != "" {
+		return digest.Digest{}, fmt.Errorf("%s changed while it was being digested: %s", path, change)
+	}
+	if err := e.remember(path, files); err != nil {
+		return digest.Digest{}, err
+	}
+	return d, nil
 }
 
-func (e Env) file(path string) (digest.Digest, error) {
+// Check implements executor.Sources: it fails, naming the file and what
+// happened to it, when a source the planner digested is no longer the file
+// (or set of files) it digested.
+func (e *Env) Check(path string) error {
+	e.mu.Lock()
+	was, ok := e.seen[path]
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%s was not digested when the recipe was planned", path)
+	}
+	now, _, err := sourceFiles(path)
+	if err != nil {
+		return err
+	}
+	if change := changed(path, was, now); change != "" {
+		return errors.New(change)
+	}
+	return nil
+}
+
+// inspect checks and remembers a source before planning reads its header,
+// so that a named pipe is refused instead of blocking, and a file that
+// changes between its header being read and its bytes being digested is
+// an error instead of a key that mixes two versions.
+func (e *Env) inspect(path string) error {
+	files, _, err := sourceFiles(path)
+	if err != nil {
+		return err
+	}
+	return e.remember(path, files)
+}
+
+// remember records the files behind a source; seeing different ones for
+// the same path during one plan means the source changed under it.
+func (e *Env) remember(path string, files []sourceFile) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if was, ok := e.seen[path]; ok {
+		if change := changed(path, was, files); change != "" {
+			return fmt.Errorf("%s changed while the recipe was planned: %s", path, change)
+		}
+		return nil
+	}
+	if e.seen == nil {
+		e.seen = map[string][]sourceFile{}
+	}
+	e.seen[path] = files
+	return nil
+}
+
+// sourceFiles lists the files behind a source with their stamps: the
+// regular file at path (dir false), or the files FileDigest digests in the
+// directory at path (dir true), sorted by name.
+func sourceFiles(path string) (files []sourceFile, dir bool, err error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, false, err
+	}
+	if !st.IsDir() {
+		stamp, err := digest.StatFile(path)
+		if err != nil {
+			return nil, false, err
+		}
+		return []sourceFile{{stamp: stamp}}, false, nil
+	}
+	entries, err := os.ReadDir(path) // sorted by name
+	if err != nil {
+		return nil, true, err
+	}
+	for _, en := range entries {
+		name := en.Name()
+		if strings.HasPrefix(name, ".") || en.IsDir() {
+			continue
+		}
+		full := filepath.Join(path, name)
+		stamp, err := digest.StatFile(full)
+		var nr *digest.NotRegularError
+		switch {
+		case errors.As(err, &nr) && nr.Mode.IsDir():
+			continue // a link to a directory, left out like a directory
+		case errors.Is(err, fs.ErrNotExist) && en.Type()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(full)
+			return nil, true, fmt.Errorf("%s is a broken symbolic link (to %s)", full, target)
+		case err != nil:
+			return nil, true, err
+		}
+		files = append(files, sourceFile{name: name, stamp: stamp})
+	}
+	return files, true, nil
+}
+
+// changed says how the files behind the source at path went from was to
+// now, naming the first file that differs; "" when none does.
+func changed(path string, was, now []sourceFile) string {
+	i, j := 0, 0
+	for i < len(was) || j < len(now) {
+		switch {
+		case j == len(now) || (i < len(was) && was[i].name < now[j].name):
+			return fmt.Sprintf("%s was removed", filepath.Join(path, was[i].name))
+		case i == len(was) || now[j].name < was[i].name:
+			return fmt.Sprintf("%s was added", filepath.Join(path, now[j].name))
+		}
+		if c := was[i].stamp.Change(now[j].stamp); c != "" {
+			return fmt.Sprintf("%s: %s", filepath.Join(path, was[i].name), c)
+		}
+		i++
+		j++
+	}
+	return ""
+}
+
+func (e *Env) file(path string) (digest.Digest, error) {
 	if e.Files == nil {
 		return digest.File(path)
 	}
@@ -71,7 +209,15 @@ func (e Env) file(path string) (digest.Digest, error) {
 
 // Model implements planner.Env: it detects the format, reads only the
 // header or config, and finds the tokenizer.
-func (e Env) Model(m ir.Model) (planner.ModelInfo, error) {
+func (e *Env) Model(m ir.Model) (planner.ModelInfo, error) {
+	for _, p := range []string{m.Path, m.Tokenizer} {
+		if p == "" {
+			continue
+		}
+		if err := e.inspect(p); err != nil {
+			return planner.ModelInfo{}, err
+		}
+	}
 	if s := m.Synthetic; s != nil {
 		return syntheticInfo(m)
 	}

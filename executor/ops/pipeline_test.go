@@ -70,11 +70,12 @@ func apply(t *testing.T, ctx context.Context, dir string, r *ir.Recipe, rec *rec
 		t.Fatal(err)
 	}
 	defer store.Close()
-	g, err := planner.Plan(r, ops.Env{Files: store})
+	env := &ops.Env{Files: store}
+	g, err := planner.Plan(r, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := executor.New(ops.Registry(), store, executor.Options{Events: rec.add})
+	ex, err := executor.New(ops.Registry(), store, executor.Options{Events: rec.add, Sources: env})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestCorruptEntryIsRecomputed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := planner.Plan(r, ops.Env{Files: store})
+	g, err := planner.Plan(r, &ops.Env{Files: store})
 	if err != nil {
 		t.Fatal(err)
 	}
