@@ -56,7 +56,7 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 	// Refuse before writing anything, so a refusal changes nothing.
 	for _, u := range units {
 		if u.dir {
-			if err := checkRunDir(filepath.Join(out, u.name)); err != nil {
+			if err := u.checkRunDir(filepath.Join(out, u.name)); err != nil {
 				return nil, err
 			}
 		}
@@ -151,8 +151,11 @@ func groupOutputs(outputs []planner.Output) ([]*unit, error) {
 	return units, nil
 }
 
-// checkRunDir accepts a missing run directory or a real one.
-func checkRunDir(path string) error {
+// checkRunDir accepts a missing run directory, or a real one that is
+// empty or holds an output of this unit. The last condition keeps the
+// whole-directory swap from deleting a directory lrmc did not write (a
+// run named like an existing folder of an absolute output.dir).
+func (u *unit) checkRunDir(path string) error {
 	st, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -165,7 +168,23 @@ func checkRunDir(path string) error {
 	case !st.IsDir():
 		return fmt.Errorf("output %s: exists and is not a directory; move it away so the run's outputs can be written", path)
 	}
-	return nil
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return fmt.Errorf("output %s: %w", path, err)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	for _, o := range u.outputs {
+		_, rest, _ := strings.Cut(filepath.ToSlash(filepath.Clean(o.Path)), "/")
+		first, _, _ := strings.Cut(rest, "/")
+		for _, e := range entries {
+			if e.Name() == first {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("output %s: exists and holds none of the run's outputs; lrmc replaces a run's directory whole, so it does not take over one it did not write: move it away or choose another output.dir", path)
 }
 
 // stage writes the unit where no reader looks yet.

@@ -326,6 +326,29 @@ func TestWriteOutputsSymlinkedRunDir(t *testing.T) {
 	}
 }
 
+// TestWriteOutputsForeignDir: a directory that holds none of a run's
+// outputs was not written by lrmc, and is not replaced; an empty one is.
+func TestWriteOutputsForeignDir(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	if err := os.MkdirAll(filepath.Join(out, "a", "photos"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(out, "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g, r := outputs(t, out, 1)
+	_, err := (&Executor{}).WriteOutputs(g, r)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(out, "a")+": exists and holds none of the run's outputs") {
+		t.Fatalf("error %v, want the foreign directory refused", err)
+	}
+	wantTree(t, out, map[string]string{".": "dir", "a": "dir", "a/photos": "dir", "b": "dir"})
+	if err := os.Remove(filepath.Join(out, "a", "photos")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, g, r)
+	wantTree(t, out, v1Tree())
+}
+
 func TestExchange(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
