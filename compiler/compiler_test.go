@@ -586,3 +586,44 @@ func TestCompileRecovery(t *testing.T) {
 		}
 	}
 }
+
+// TestCompileOutputDir: a relative output.dir resolves against the
+// recipe's directory and must stay inside it; outside it takes an absolute
+// path, written as such.
+func TestCompileOutputDir(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "recipes")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(sub, "model.bin"), "x")
+	writeFile(t, filepath.Join(sub, "text.txt"), "x")
+	file := filepath.Join(sub, "recipe.cue")
+	for _, c := range []struct{ dir, want, err string }{
+		{"out/x", filepath.Join(sub, "out", "x"), ""},
+		{"./out/../out/y", filepath.Join(sub, "out", "y"), ""},
+		{".", sub, ""},
+		{filepath.Join(dir, "elsewhere"), filepath.Join(dir, "elsewhere"), ""},
+		{"../out/x", "", file + `:3:14: output.dir: "../out/x" leaves the recipe's directory; a relative output.dir must stay inside it (write an absolute path to put outputs elsewhere)`},
+		{"out/../..", "", file + `:3:14: output.dir: "out/../.." leaves the recipe's directory; a relative output.dir must stay inside it (write an absolute path to put outputs elsewhere)`},
+	} {
+		writeFile(t, file, `model: path: "model.bin"
+eval: [{task: "perplexity", data: path: "text.txt", seqLen: 16}]
+output: dir: "`+c.dir+`"
+`)
+		got, err := Compile(file)
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("output.dir %q: error\n%v\nwant\n%s", c.dir, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("output.dir %q: %v", c.dir, err)
+			continue
+		}
+		if got.Output.Dir != c.want {
+			t.Errorf("output.dir %q resolved to %s, want %s", c.dir, got.Output.Dir, c.want)
+		}
+	}
+}

@@ -547,6 +547,13 @@ func (r *resolver) output() ir.Output {
 	if h, ok := r.get("output.dir"); ok {
 		if s, ok := r.str(h); ok {
 			if !filepath.IsAbs(s) {
+				// lrmc replaces run directories whole, so a relative path
+				// that climbs out of the recipe's directory would let a
+				// recipe copied elsewhere overwrite someone else's tree.
+				// Writing outside is allowed, but only said plainly.
+				if rel := filepath.Clean(s); rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+					r.c.errs.add(h.pos, h.path, "%q leaves the recipe's directory; a relative output.dir must stay inside it (write an absolute path to put outputs elsewhere)", s)
+				}
 				s = filepath.Join(r.c.dir, s)
 			}
 			o.Dir = filepath.Clean(s)

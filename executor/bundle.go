@@ -51,35 +51,31 @@ func PackDir(dir string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// unpackDir writes a bundle's files into a fresh directory beside dst and
-// renames it over dst, so a reader never sees half an artifact.
-func unpackDir(bundle []byte, dst string) error {
-	parent := filepath.Dir(dst)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("output %s: %w", dst, err)
+// extractBundle writes a bundle's files into dir (created if missing, in a
+// staging directory no reader looks at) and returns the bytes written.
+func extractBundle(bundle []byte, dir string) (int64, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("output %s: %w", dst, err)
-	}
-	defer os.RemoveAll(tmp) // no-op after a successful rename
+	var total int64
 	tr := tar.NewReader(bytes.NewReader(bundle))
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			break
+			return total, nil
 		}
 		if err != nil {
-			return fmt.Errorf("output %s: bundle: %w", dst, err)
+			return total, fmt.Errorf("bundle: %w", err)
 		}
 		if hdr.Typeflag != tar.TypeReg || strings.ContainsAny(hdr.Name, `/\`) || hdr.Name == ".." || hdr.Name == "." {
-			return fmt.Errorf("output %s: bundle entry %q is not a plain file name", dst, hdr.Name)
+			return total, fmt.Errorf("bundle entry %q is not a plain file name", hdr.Name)
 		}
-		f, err := os.OpenFile(filepath.Join(tmp, hdr.Name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(filepath.Join(dir, hdr.Name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		if err != nil {
-			return fmt.Errorf("output %s: %w", dst, err)
+			return total, err
 		}
-		_, err = io.Copy(f, tr)
+		n, err := io.Copy(f, tr)
+		total += n
 		if err == nil {
 			err = f.Sync()
 		}
@@ -87,29 +83,7 @@ func unpackDir(bundle []byte, dst string) error {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("output %s: %s: %w", dst, hdr.Name, err)
+			return total, fmt.Errorf("%s: %w", hdr.Name, err)
 		}
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("output %s: %w", dst, err)
-	}
-	// A directory cannot be renamed over a non-empty one: move the old one
-	// aside first, and remove it once the new one is in place.
-	var old string
-	if _, err := os.Stat(dst); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dst, old); err != nil {
-			return fmt.Errorf("output %s: %w", dst, err)
-		}
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		if old != "" {
-			os.Rename(old, dst)
-		}
-		return fmt.Errorf("output %s: %w", dst, err)
-	}
-	if old != "" {
-		os.RemoveAll(old)
-	}
-	return nil
 }

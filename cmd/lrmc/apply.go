@@ -63,6 +63,12 @@ goes to stdout as one JSON object per line, instead of the table.`,
 				return err
 			}
 
+			// Leftovers of an apply killed while writing outputs go first,
+			// so an unusable output directory is reported before the work.
+			if err := executor.CleanOutputs(s.graph); err != nil {
+				return err
+			}
+
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			res, err := ex.Run(ctx, s.graph)

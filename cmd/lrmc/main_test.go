@@ -143,10 +143,31 @@ func TestApplyJSONProgressAndCaching(t *testing.T) {
 		t.Errorf("dense blocks = %v, want 5", results.Dense["blocks"])
 	}
 
+	// What a kill while writing outputs leaves behind: temporary files and
+	// a staging directory of a process that is gone (no pid is 2^30).
+	leftovers := []string{
+		filepath.Join(dir, "out", ".results.json.tmp123"),
+		filepath.Join(dir, "out", "shortgpt-1", ".model.bin.tmp456"),
+		filepath.Join(dir, "out", ".shortgpt-2.staging-1073741824", "model.bin"),
+	}
+	for _, p := range leftovers {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Second apply: nothing runs, and the table says so.
 	code, out, errs = lrmc(t, "--cache", cacheDir, "apply", "--progress=plain", recipe)
 	if code != 0 {
 		t.Fatalf("second apply: exit %d: %s", code, errs)
+	}
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("second apply left %s", p)
+		}
 	}
 	if !strings.Contains(out, "Nothing to run") {
 		t.Errorf("second apply did not say it ran nothing:\n%s", out)
