@@ -38,8 +38,21 @@ const discardRatio = 0.3
 //
 // Writers block while GC decides what to drop; readers do not.
 func (s *Store) GC(maxBytes int64) (removed []Meta, err error) {
+	defer s.recoverPanic(&err)
+	if err := s.readOnly("gc"); err != nil {
+		return nil, err
+	}
+	// Dropping flushes the memtable into a table and value-log GC copies
+	// live values: both write through memory maps.
+	if err := ensureSpace(s.dir, spaceHeadroom); err != nil {
+		var ne *NoSpaceError
+		if errors.As(err, &ne) {
+			ne.Hint = "too little even for gc: free space on that disk, or run lrmc cache reset"
+		}
+		return nil, err
+	}
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrNoSpace) {
 			err = fmt.Errorf("cache: gc: %w", err)
 		}
 	}()
@@ -163,10 +176,30 @@ func (s *Store) reclaim() (files int, err error) {
 
 // Verify re-hashes every entry, deletes those that fail (returned as bad) and
 // drops orphan chunks, then reclaims space as GC does.
+//
+// Damaged Meta records are dropped too, returned in bad as a Meta holding
+// only the Key.
 func (s *Store) Verify() (bad []Meta, err error) {
-	metas, err := s.List()
+	defer s.recoverPanic(&err)
+	if err := s.readOnly("verify"); err != nil {
+		return nil, err
+	}
+	if err := ensureSpace(s.dir, spaceHeadroom); err != nil {
+		return nil, err
+	}
+	metas, damagedMetas, err := s.list()
 	if err != nil {
 		return nil, fmt.Errorf("cache: verify: %w", err)
+	}
+	for _, k := range damagedMetas {
+		m := Meta{Key: k}
+		dropped, err := s.dropCorrupt(m, errDamagedMeta.Error())
+		if err != nil {
+			return bad, fmt.Errorf("cache: verify: %w", err)
+		}
+		if dropped {
+			bad = append(bad, m)
+		}
 	}
 	for _, m := range metas {
 		var reason string

@@ -104,6 +104,10 @@ func acquireLock(dir string, opts Options, log hclog.Logger) (*processLock, erro
 	if err := writeHolder(f, append(b, '\n')); err != nil {
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
+		if isNoSpace(err) {
+			free, _ := freeSpace(dir)
+			return nil, &NoSpaceError{Dir: dir, Need: openHeadroom, Free: free}
+		}
 		return nil, fmt.Errorf("cache: record lock holder in %s: %w", path, err)
 	}
 	return &processLock{f: f}, nil
@@ -134,6 +138,9 @@ func readHolder(path string) Holder {
 // release clears the holder record while still holding the lock, so a reader
 // never sees a stale holder, then unlocks.
 func (l *processLock) release() error {
+	if l == nil { // a Store that Repair opens under its own lock
+		return nil
+	}
 	err := l.f.Truncate(0)
 	if e := unix.Flock(int(l.f.Fd()), unix.LOCK_UN); err == nil {
 		err = e
