@@ -346,3 +346,85 @@ func TestSmallTmpfsFillsWithoutSIGBUS(t *testing.T) {
 		t.Errorf("Verify after the disk filled: %v, %d bad", err, len(bad))
 	}
 }
+
+// dirState lists dir's files with size and modification time.
+func dirState(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	st := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			info, _ := d.Info()
+			st[p] = fmt.Sprint(info.Size(), info.ModTime().UnixNano())
+		}
+		return nil
+	})
+	return st
+}
+
+func TestReadOnlyViewWhileWriterHolds(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	big, small := key("big"), key("small")
+	if err := w.Put(big, "op", "big", payload(1, 5<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Put(small, "op", "small", payload(2, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second writer: %v, want ErrLocked", err)
+	}
+	before := dirState(t, dir)
+	v, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []digest.Digest{big, small} {
+		if m, ok, err := v.Stat(k); !ok || err != nil || m.Key != k {
+			t.Errorf("view Stat %s: %v %v", k.Short(), ok, err)
+		}
+	}
+	if metas, err := v.List(); err != nil || len(metas) != 2 {
+		t.Errorf("view List: %d entries, %v", len(metas), err)
+	}
+	if _, _, err := v.Get(big); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("view Get: %v, want ErrReadOnly", err)
+	}
+	if err := v.Put(key("x"), "op", "x", []byte("x")); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("view Put: %v, want ErrReadOnly", err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	os.WriteFile(data, []byte("data"), 0o644)
+	if d, err := v.FileDigest(data); err != nil || d != digest.Of([]byte("data")) {
+		t.Errorf("view FileDigest: %v", err)
+	}
+	if after := dirState(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("opening a view changed the cache directory:\nbefore %v\nafter  %v", before, after)
+	}
+	// The writer goes on, and a new writer gets the lock while the view is open.
+	if err := w.Put(key("after"), "op", "after", payload(3, 5<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("writer after the view opened: %v", err)
+	}
+	w2.Close()
+	view := v.view
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(view); !os.IsNotExist(err) {
+		t.Errorf("view directory %s left behind: %v", view, err)
+	}
+}
