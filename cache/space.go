@@ -23,8 +23,11 @@ const (
 	spaceHeadroom = memTableSize + 4<<20
 	// openHeadroom is what Open needs: Badger writes headers into a new
 	// write-ahead log and value-log file, the discard-stats file, the
-	// MANIFEST and the format record.
-	openHeadroom = 1 << 20
+	// MANIFEST and the format record, and flushes every write-ahead log it
+	// replays into a table of up to memTableSize; Close flushes the
+	// memtable too. The same as a Put's headroom, so that a store Open
+	// accepts can always be closed.
+	openHeadroom = spaceHeadroom
 )
 
 // ErrNoSpace matches (errors.Is) a write refused or failed for want of disk

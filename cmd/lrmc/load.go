@@ -36,16 +36,22 @@ func (g *globals) openCache() (*cache.Store, error) {
 // graph, cache ls and du): the store itself when it is free, so that file
 // digests are memoized, else a read-only view, so that the command neither
 // fails nor waits while an apply holds the cache (and the apply never waits
-// for it).
+// for it), nor fails on a disk too full to open the store for writing.
 func (g *globals) openCacheForReading() (*cache.Store, error) {
 	dir, opts := g.cacheOptions()
 	opts.Wait = false
 	s, err := cache.Open(dir, opts)
 	var locked *cache.LockedError
-	if !errors.As(err, &locked) {
+	switch {
+	case errors.As(err, &locked):
+		opts.Logger.Info("cache in use; reading a snapshot of it", "holder_pid", locked.Holder.PID, "holder_command", locked.Holder.Command)
+	case errors.Is(err, cache.ErrNoSpace):
+		// The view is copied to the temporary directory, so a full
+		// cache disk can still be listed (to choose what gc keeps).
+		opts.Logger.Info("cache disk is full; reading a snapshot of it", "error", err)
+	default:
 		return s, err
 	}
-	opts.Logger.Info("cache in use; reading a snapshot of it", "holder_pid", locked.Holder.PID, "holder_command", locked.Holder.Command)
 	opts.ReadOnly = true
 	return cache.Open(dir, opts)
 }
