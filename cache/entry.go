@@ -294,6 +294,12 @@ func (s *Store) Get(key digest.Digest) (_ []byte, _ Meta, err error) {
 // than their sum.
 func readValue(txn *badger.Txn, m Meta) (value []byte, reason string, err error) {
 	ends := make(chan int64, m.Chunks) // end offsets of the copied chunks, in order
+	endsOpen := true
+	defer func() { // a panic in Badger must not strand the hashing goroutine
+		if endsOpen {
+			close(ends)
+		}
+	}()
 	sumc := make(chan digest.Digest, 1)
 	reason, err = scanChunks(txn, m, func(i int, chunk []byte) {
 		if value == nil {
@@ -307,6 +313,7 @@ func readValue(txn *badger.Txn, m Meta) (value []byte, reason string, err error)
 		ends <- off + int64(len(chunk))
 	})
 	close(ends)
+	endsOpen = false
 	sum := digest.Of(nil)
 	if value != nil {
 		sum = <-sumc
