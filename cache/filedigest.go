@@ -86,6 +86,9 @@ func (s *Store) FileDigest(path string) (digest.Digest, error) {
 		return digest.Digest{}, fmt.Errorf("cache: file digest: %s changed while it was being hashed", abs)
 	}
 
+	if s.ReadOnly() {
+		return d, nil // a read-only view records nothing
+	}
 	b, err := json.Marshal(fileMemo{Stamp: stamp, Digest: d})
 	if err != nil {
 		return digest.Digest{}, fmt.Errorf("cache: file digest of %s: %w", abs, err)
