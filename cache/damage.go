@@ -103,20 +103,26 @@ func checkTables(dir, path string) error {
 	if err != nil {
 		return nil
 	}
-	def := badger.DefaultOptions("")
-	topt := table.Options{
-		ReadOnly:           true,
-		BlockSize:          def.BlockSize,
-		BloomFalsePositive: def.BloomFalsePositive,
-		Compression:        def.Compression,
-		ChkMode:            options.NoVerification,
-	}
+	topt := tableCheckOptions()
 	for _, name := range names {
 		if err := checkTable(name, topt); err != nil {
 			return &DamagedError{Dir: dir, File: filepath.Base(name), Cause: err.Error()}
 		}
 	}
 	return nil
+}
+
+// tableCheckOptions are the table options lrmc's tables were written with
+// (Badger's defaults), without checksum verification.
+func tableCheckOptions() table.Options {
+	def := badger.DefaultOptions("")
+	return table.Options{
+		ReadOnly:           true,
+		BlockSize:          def.BlockSize,
+		BloomFalsePositive: def.BloomFalsePositive,
+		Compression:        def.Compression,
+		ChkMode:            options.NoVerification,
+	}
 }
 
 func checkTable(name string, topt table.Options) (err error) {

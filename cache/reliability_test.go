@@ -172,6 +172,11 @@ func TestDamagedFilesNeverPanicOrLieAndRepair(t *testing.T) {
 				t.Errorf("%s: Open after repair: %v", what, err)
 				continue
 			}
+			// A damaged header of a log, registry or MANIFEST loses
+			// nothing: Repair restores or rebuilds it.
+			if ext != ".sst" && d.what == "flip byte 7" && len(rep.Kept) != len(f.values) {
+				t.Errorf("%s: repair kept %d of %d entries", what, len(rep.Kept), len(f.values))
+			}
 			if after != len(rep.Kept) {
 				t.Errorf("%s: repair kept %d entries but %d read back", what, len(rep.Kept), after)
 			}

@@ -1,14 +1,20 @@
 package cache
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/dgraph-io/badger/v4/pb"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/badger/v4/y"
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 
 	"lrmc/digest"
 )
@@ -112,16 +118,101 @@ func Repair(dir string, opts Options) (*RepairReport, error) {
 // checksum verification (every record read is verified by its own hash),
 // and replacing a damaged key registry: lrmc does not encrypt, so the
 // registry holds no keys the data needs.
+//
+// A damaged MANIFEST (which says which table is at which level) is rebuilt
+// from the tables on disk, all at level 0, where Badger allows tables to
+// overlap and resolves each key by its version, as it does across levels:
+// the union of the tables reads as the database did. Tables that do not
+// open are renamed *.sst.damaged and left out.
 func openDamaged(dir, path string, opts Options, log hclog.Logger) (*Store, error) {
-	s, err := openDB(dir, path, opts, log, false)
-	var de *DamagedError
-	if errors.As(err, &de) && strings.Contains(de.Error(), "KEYREGISTRY") {
-		if rerr := os.Remove(filepath.Join(path, "KEYREGISTRY")); rerr == nil {
-			s, err = openDB(dir, path, opts, log, false)
+	var s *Store
+	err := checkTables(dir, path)
+	if err == nil {
+		s, err = openDB(dir, path, opts, log, false)
+	}
+	for range 4 { // several files may need fixing
+		var de *DamagedError
+		if !errors.As(err, &de) {
+			break
 		}
+		switch {
+		case (strings.HasSuffix(de.File, ".vlog") || strings.HasSuffix(de.File, ".mem")) && strings.Contains(de.Cause, "Invalid datakey id"):
+			// The log's header names an encryption key; lrmc's are
+			// all 0 (none), so a damaged one is restored. Its entries
+			// carry their own CRCs.
+			if rerr := zeroKeyID(filepath.Join(path, de.File)); rerr != nil {
+				return nil, err
+			}
+		case de.File == "KEYREGISTRY":
+			if rerr := os.Remove(filepath.Join(path, "KEYREGISTRY")); rerr != nil {
+				return nil, err
+			}
+		case de.File == "MANIFEST" || strings.HasSuffix(de.File, ".sst") || strings.HasPrefix(de.Cause, "file does not exist for table"):
+			n, rerr := rebuildManifest(path)
+			if rerr != nil {
+				return nil, fmt.Errorf("%w; rebuilding its MANIFEST: %v", err, rerr)
+			}
+			log.Warn("rebuilt the damaged cache database's MANIFEST from its tables", "path", path, "tables", n)
+		default:
+			return nil, err
+		}
+		s, err = openDB(dir, path, opts, log, false)
 	}
 	return s, err
 }
+
+// rebuildManifest writes a MANIFEST for the Badger directory path that
+// creates every sound table at level 0, in Badger's file format (magic,
+// then one length- and CRC-prefixed ManifestChangeSet), and returns the
+// number of tables. All lrmc tables use Badger's default compression and
+// no encryption.
+func rebuildManifest(path string) (int, error) {
+	names, err := filepath.Glob(filepath.Join(path, "*.sst"))
+	if err != nil {
+		return 0, err
+	}
+	topt := tableCheckOptions()
+	var set pb.ManifestChangeSet
+	for _, name := range names {
+		id, ok := table.ParseFileID(name)
+		if ok && checkTable(name, topt) == nil {
+			set.Changes = append(set.Changes, &pb.ManifestChange{
+				Id: id, Op: pb.ManifestChange_CREATE, Level: 0, Compression: uint32(topt.Compression)})
+			continue
+		}
+		if err := os.Rename(name, name+".damaged"); err != nil {
+			return 0, err
+		}
+	}
+	body, err := proto.Marshal(&set)
+	if err != nil {
+		return 0, err
+	}
+	buf := []byte{'B', 'd', 'g', 'r', 0, 0, 0, manifestVersion}
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(body)))
+	buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(body, y.CastagnoliCrcTable))
+	buf = append(buf, body...)
+	return len(set.Changes), os.WriteFile(filepath.Join(path, "MANIFEST"), buf, 0o644)
+}
+
+// zeroKeyID clears the data-key id at the start of a write-ahead or value
+// log file (its first 8 bytes; the 12 after them are an IV that only
+// encryption uses).
+func zeroKeyID(name string) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(make([]byte, 8), 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// manifestVersion is Badger v4's MANIFEST format version
+// (badgerMagicVersion); Open rejects a MANIFEST of another.
+const manifestVersion = 8
 
 // listSafe is list with Badger's panics turned into errors.
 func (s *Store) listSafe() (metas []Meta, damagedMetas []digest.Digest, err error) {
