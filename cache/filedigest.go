@@ -46,7 +46,8 @@ func stampOf(path string) (fileStamp, error) {
 // FileDigest returns the BLAKE3 digest of the file at path, re-reading the
 // file only when its size, mtime, ctime, inode or device differ from the last
 // time it was hashed, so planning does not re-hash multi-gigabyte model files.
-func (s *Store) FileDigest(path string) (digest.Digest, error) {
+func (s *Store) FileDigest(path string) (_ digest.Digest, err error) {
+	defer s.recoverPanic(&err)
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return digest.Digest{}, fmt.Errorf("cache: file digest: %w", err)

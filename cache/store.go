@@ -278,10 +278,15 @@ func (s *Store) migrateV1() error {
 // Dir is the cache directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Close flushes Badger to disk and releases the process lock. Later calls
-// return the first call's result.
+// Close flushes Badger to disk and releases the process lock; a view's
+// private copy is removed instead. Later calls return the first call's
+// result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// Release the lock even when Badger panics on a damaged file
+		// (s.lock is nil by then after a normal close).
+		defer func() { s.lock.release() }()
+		defer s.recoverPanic(&s.closeErr)
 		// SyncWrites is off (an fsync per chunk would halve write speed and
 		// the per-value hash catches what a crash damages); sync once here.
 		var errs []error
@@ -289,6 +294,7 @@ func (s *Store) Close() error {
 			errs = append(errs, s.db.Close(), os.RemoveAll(s.view))
 		} else {
 			errs = append(errs, s.db.Sync(), s.db.Close(), s.lock.release())
+			s.lock = nil
 		}
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("cache: close %s: %w", s.dir, err)

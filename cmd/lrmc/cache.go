@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -98,7 +99,14 @@ over. It prints what it dropped and kept.`,
 					return err
 				}
 				if rep.MovedAside != "" {
-					fmt.Fprintf(out, "database damaged (%v)\nmoved it aside to %s (delete it when done)\n", rep.Cause, rep.MovedAside)
+					cause := rep.Cause.Error()
+					if de := (*cache.DamagedError)(nil); errors.As(rep.Cause, &de) {
+						cause = de.Cause
+						if de.File != "" {
+							cause = de.File + ": " + cause
+						}
+					}
+					fmt.Fprintf(out, "database damaged (%s)\nmoved it aside to %s (delete it when done)\n", cause, rep.MovedAside)
 					if !rep.Salvaged {
 						fmt.Fprintln(out, "nothing could be read from it: started an empty cache")
 					}

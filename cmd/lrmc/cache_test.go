@@ -108,11 +108,11 @@ func TestDamagedCacheSaysTheWayOutAndRepairs(t *testing.T) {
 		t.Errorf("cache ls on a damaged cache: exit %d\n got %q\nwant %q", code, errs, want)
 	}
 	code, out, errs := lrmc(t, "--cache", dir, "cache", "verify", "--repair")
-	if code != 0 || !strings.Contains(out, "moved it aside to "+filepath.Join(dir, "badger.damaged-")) || !strings.Contains(out, "0 entries kept") {
+	if code != 0 || !strings.HasPrefix(out, "database damaged (MANIFEST: manifest has bad magic)\nmoved it aside to "+filepath.Join(dir, "badger.damaged-")) || !strings.HasSuffix(out, "\n1 entries kept, 0 dropped\n") {
 		t.Errorf("verify --repair: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = lrmc(t, "--cache", dir, "cache", "du")
-	if code != 0 || !strings.HasPrefix(out, "0 entries") {
+	if code != 0 || !strings.HasPrefix(out, "1 entries") {
 		t.Errorf("du after repair: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = lrmc(t, "--cache", dir, "cache", "reset")
