@@ -246,6 +246,9 @@ func (s *Store) Stat(key digest.Digest) (m Meta, ok bool, err error) {
 // deleted and yields a *CorruptError, which matches ErrCorrupt.
 func (s *Store) Get(key digest.Digest) (_ []byte, _ Meta, err error) {
 	defer s.recoverPanic(&err)
+	if err := s.readOnly("get"); err != nil {
+		return nil, Meta{}, err
+	}
 	// A second round covers an entry that was replaced or collected while
 	// it was being read, which looks like damage but is not.
 	for range 2 {
@@ -273,11 +276,6 @@ func (s *Store) Get(key digest.Digest) (_ []byte, _ Meta, err error) {
 		if reason == "" {
 			s.touch(m)
 			return value, m, nil
-		}
-		if s.view != "" {
-			// A view cannot drop the entry, and the writer may have
-			// replaced it since the copy: a miss, never a wrong value.
-			return nil, Meta{}, fmt.Errorf("cache: entry %s: unreadable in a read-only view (%s): %w", key.Short(), reason, ErrNotFound)
 		}
 		dropped, err := s.dropCorrupt(m, reason)
 		if err != nil {
@@ -434,10 +432,10 @@ func (s *Store) dropCorrupt(m Meta, reason string) (dropped bool, err error) {
 
 // touch refreshes m's LastUsed if it is older than touchInterval. It is best
 // effort: a failure costs only LRU precision, so Get does not report it, and
-// it is skipped rather than waiting while GC sweeps, and in a read-only view.
+// it is skipped rather than waiting while GC sweeps.
 func (s *Store) touch(m Meta) {
 	now := s.now().UTC()
-	if s.view != "" || now.Sub(m.LastUsed) < touchInterval || !s.sweep.TryRLock() {
+	if now.Sub(m.LastUsed) < touchInterval || !s.sweep.TryRLock() {
 		return
 	}
 	defer s.sweep.RUnlock()

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -29,12 +28,14 @@ import (
 // data durable in them (logs, then MANIFEST, then tables), so a record is in
 // the copied log or in a table the copied MANIFEST names; a log entry torn by
 // a concurrent write fails its CRC and ends the replay, as after a crash. A
-// compaction that deletes a named table midway is retried. Value-log files
-// are not copied but linked, and opened read-only: values are found where
-// the writer put them, and a value that a concurrent write or value-log GC
-// makes unreadable fails its hash and reads as a miss (ErrNotFound), never
-// as a wrong value. Put, Delete, GC and Verify answer ErrReadOnly, and
-// FileDigest hashes without recording a memo.
+// compaction that deletes a named table midway is retried.
+//
+// Value-log files are neither copied (they are the bulk of the cache) nor
+// mapped: the writer truncates a value-log file when it moves on to the
+// next, and a reader that had mapped the old length would take SIGBUS on
+// the cut pages. So a view answers Stat, List and FileDigest (hashing
+// without recording a memo), and its Get, Put, Delete, GC and Verify
+// answer ErrReadOnly.
 
 // ErrReadOnly matches (errors.Is) an operation a read-only view refuses.
 var ErrReadOnly = errors.New("read-only view of the cache")
@@ -94,40 +95,13 @@ func copyAndOpenView(dir, src, tmp string, opts Options, log hclog.Logger) (*Sto
 		}
 	}
 	// The copy is private: open it as a writable database so Badger replays
-	// and trims the copied logs (its read-only mode refuses to), and close
-	// it, which flushes them into tables.
+	// and trims the copied logs (its read-only mode refuses to).
 	s, err := openDB(dir, dst, opts, log, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.Close(); err != nil {
-		return nil, fmt.Errorf("cache: read-only view of %s: %w", dir, err)
-	}
-	// Then reopen it in Badger's read-only mode with the cache's value-log
-	// files linked in, so that Get reads values where the writer wrote
-	// them: read-only mode maps them read-only and never truncates them.
-	// (The copy's own value log, made by the writable open, holds nothing.)
-	own, _ := filepath.Glob(filepath.Join(dst, "*.vlog"))
-	for _, p := range own {
-		if err := os.Remove(p); err != nil {
-			return nil, fmt.Errorf("cache: read-only view of %s: %w", dir, err)
-		}
-	}
-	vlogs, _ := filepath.Glob(filepath.Join(src, "*.vlog"))
-	for _, p := range vlogs {
-		abs, err := filepath.Abs(p)
-		if err == nil {
-			err = os.Symlink(abs, filepath.Join(dst, filepath.Base(p)))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("cache: read-only view of %s: %w", dir, err)
-		}
-	}
-	db, err := openBadger(badgerOptions(dst, opts, log, true).WithReadOnly(true))
-	if err != nil {
-		return nil, openFailure(dir, err)
-	}
-	return &Store{dir: dir, db: db, log: log, now: time.Now, view: tmp}, nil
+	s.view = tmp
+	return s, nil
 }
 
 // copySparse copies a file, leaving holes for all-zero blocks: write-ahead
