@@ -71,7 +71,11 @@ func notFound(key digest.Digest) error {
 // Put stores value under key, replacing a different value stored there.
 // Putting the value already stored only refreshes LastUsed. value must not
 // change during the call.
-func (s *Store) Put(key digest.Digest, op, name string, value []byte) error {
+func (s *Store) Put(key digest.Digest, op, name string, value []byte) (err error) {
+	defer s.recoverPanic(&err)
+	if err := s.readOnly("put"); err != nil {
+		return err
+	}
 	mu := s.keyLock(key)
 	mu.Lock()
 	defer mu.Unlock()
@@ -80,6 +84,9 @@ func (s *Store) Put(key digest.Digest, op, name string, value []byte) error {
 
 	now := s.now().UTC()
 	size := int64(len(value))
+	if err := s.checkSpace(size); err != nil {
+		return err
+	}
 	old, ok, err := s.Stat(key)
 	if err != nil {
 		return err
@@ -130,24 +137,72 @@ func (s *Store) writeChunks(m Meta, value []byte) error {
 		}
 	}
 	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("cache: put %s: write chunks: %w", m.describe(), err)
+		return s.writeError(fmt.Errorf("cache: put %s: write chunks: %w", m.describe(), err), m.Size)
 	}
 	return nil
 }
 
 func (s *Store) writeMeta(m Meta) error {
-	b, err := json.Marshal(m)
+	b, err := encodeMeta(m)
 	if err != nil {
 		return fmt.Errorf("cache: encode metadata of %s: %w", m.describe(), err)
 	}
 	err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(metaKey(m.Key), b) })
 	if err != nil {
-		return fmt.Errorf("cache: write metadata of %s: %w", m.describe(), err)
+		return s.writeError(fmt.Errorf("cache: write metadata of %s: %w", m.describe(), err), int64(len(b)))
 	}
 	return nil
 }
 
-// readMeta returns the Meta of key in txn, or an ErrNotFound error.
+// errDamagedMeta matches (errors.Is) a Meta record that fails its own hash
+// or does not decode: the entry is treated as corrupt, never trusted.
+var errDamagedMeta = errors.New("metadata record is damaged")
+
+// encodeMeta seals m's JSON behind its BLAKE3 (format lrmc-cache/2): the
+// record decides which chunks make a value and which sum they must have, so
+// a damaged record must read as damaged, not as a different entry.
+func encodeMeta(m Meta) ([]byte, error) {
+	j, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return seal(j), nil
+}
+
+// seal prefixes b with its BLAKE3.
+func seal(b []byte) []byte {
+	sum := digest.Of(b)
+	return append(sum[:], b...)
+}
+
+// unseal returns the payload of a sealed record, or false if it is damaged.
+func unseal(v []byte) ([]byte, bool) {
+	if len(v) < digest.Size {
+		return nil, false
+	}
+	body := v[digest.Size:]
+	return body, digest.Of(body) == digest.Digest(v[:digest.Size])
+}
+
+// decodeMeta decodes the sealed Meta record v stored under key's meta key,
+// checking that it describes key.
+func decodeMeta(key digest.Digest, v []byte) (Meta, error) {
+	body, ok := unseal(v)
+	if !ok {
+		return Meta{}, fmt.Errorf("cache: entry %s: %w (hash mismatch)", key.Short(), errDamagedMeta)
+	}
+	var m Meta
+	if err := json.Unmarshal(body, &m); err != nil {
+		return Meta{}, fmt.Errorf("cache: entry %s: %w: %v", key.Short(), errDamagedMeta, err)
+	}
+	if m.Key != key {
+		return Meta{}, fmt.Errorf("cache: entry %s: %w: it describes %s", key.Short(), errDamagedMeta, m.Key.Short())
+	}
+	return m, nil
+}
+
+// readMeta returns the Meta of key in txn, or an ErrNotFound error, or an
+// errDamagedMeta error.
 func readMeta(txn *badger.Txn, key digest.Digest) (Meta, error) {
 	item, err := txn.Get(metaKey(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -157,20 +212,28 @@ func readMeta(txn *badger.Txn, key digest.Digest) (Meta, error) {
 		return Meta{}, fmt.Errorf("cache: entry %s: read metadata: %w", key.Short(), err)
 	}
 	var m Meta
-	err = item.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
-	if err != nil {
-		return Meta{}, fmt.Errorf("cache: entry %s: decode metadata: %w", key.Short(), err)
-	}
-	return m, nil
+	err = item.Value(func(v []byte) error {
+		var err error
+		m, err = decodeMeta(key, v)
+		return err
+	})
+	return m, err
 }
 
 // Stat returns key's Meta without reading its value; ok is false when there
 // is no entry.
+// A damaged Meta reads as no entry (the value is recomputed, and the Put
+// that stores it replaces the record; Get and Verify delete it).
 func (s *Store) Stat(key digest.Digest) (m Meta, ok bool, err error) {
+	defer s.recoverPanic(&err)
 	err = s.db.View(func(txn *badger.Txn) error {
 		m, err = readMeta(txn, key)
 		return err
 	})
+	if errors.Is(err, errDamagedMeta) {
+		s.log.Warn("ignoring damaged cache metadata", "key", key.String(), "error", err)
+		return Meta{}, false, nil
+	}
 	if errors.Is(err, ErrNotFound) {
 		return Meta{}, false, nil
 	}
@@ -181,7 +244,11 @@ func (s *Store) Stat(key digest.Digest) (m Meta, ok bool, err error) {
 // BLAKE3 sum. A missing key yields an ErrNotFound error; a damaged value
 // (a chunk missing, unreadable, of the wrong length, or a sum mismatch) is
 // deleted and yields a *CorruptError, which matches ErrCorrupt.
-func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
+func (s *Store) Get(key digest.Digest) (_ []byte, _ Meta, err error) {
+	defer s.recoverPanic(&err)
+	if err := s.readOnly("get"); err != nil {
+		return nil, Meta{}, err
+	}
 	// A second round covers an entry that was replaced or collected while
 	// it was being read, which looks like damage but is not.
 	for range 2 {
@@ -198,6 +265,11 @@ func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
 			value, reason, err = readValue(txn, m)
 			return err
 		})
+		if errors.Is(err, errDamagedMeta) {
+			// No Meta to trust: drop the record as a corrupt entry.
+			m, reason = Meta{Key: key}, err.Error()
+			err = nil
+		}
 		if err != nil {
 			return nil, Meta{}, err
 		}
@@ -222,6 +294,12 @@ func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
 // than their sum.
 func readValue(txn *badger.Txn, m Meta) (value []byte, reason string, err error) {
 	ends := make(chan int64, m.Chunks) // end offsets of the copied chunks, in order
+	endsOpen := true
+	defer func() { // a panic in Badger must not strand the hashing goroutine
+		if endsOpen {
+			close(ends)
+		}
+	}()
 	sumc := make(chan digest.Digest, 1)
 	reason, err = scanChunks(txn, m, func(i int, chunk []byte) {
 		if value == nil {
@@ -235,6 +313,7 @@ func readValue(txn *badger.Txn, m Meta) (value []byte, reason string, err error)
 		ends <- off + int64(len(chunk))
 	})
 	close(ends)
+	endsOpen = false
 	sum := digest.Of(nil)
 	if value != nil {
 		sum = <-sumc
@@ -326,9 +405,23 @@ func (s *Store) dropCorrupt(m Meta, reason string) (dropped bool, err error) {
 	defer mu.Unlock()
 	s.sweep.RLock()
 	defer s.sweep.RUnlock()
-	cur, ok, err := s.Stat(m.Key)
-	if err != nil || !ok || cur.Sum != m.Sum || !cur.Created.Equal(m.Created) {
-		return false, err
+	if m.Sum.IsZero() && m.Created.IsZero() {
+		// m stands for a damaged Meta record: drop it if it is still there
+		// and still damaged.
+		var damaged bool
+		err := s.db.View(func(txn *badger.Txn) error {
+			_, err := readMeta(txn, m.Key)
+			damaged = errors.Is(err, errDamagedMeta)
+			return nil
+		})
+		if err != nil || !damaged {
+			return false, err
+		}
+	} else {
+		cur, ok, err := s.Stat(m.Key)
+		if err != nil || !ok || cur.Sum != m.Sum || !cur.Created.Equal(m.Created) {
+			return false, err
+		}
 	}
 	s.log.Warn("dropping corrupt cache entry", "key", m.Key.String(), "op", m.Op, "name", m.Name, "reason", reason)
 	if err := s.deleteLocked(m.Key); err != nil {
@@ -352,7 +445,7 @@ func (s *Store) touch(m Meta) {
 			return err // gone or replaced since the read: nothing to refresh
 		}
 		cur.LastUsed = now
-		b, err := json.Marshal(cur)
+		b, err := encodeMeta(cur)
 		if err != nil {
 			return err
 		}
@@ -366,7 +459,11 @@ func (s *Store) touch(m Meta) {
 // Delete removes key's entry, or returns an ErrNotFound error if there is
 // none. The entry ends at once; its chunks stay on disk as garbage until the
 // next GC or Verify drops them and returns their space.
-func (s *Store) Delete(key digest.Digest) error {
+func (s *Store) Delete(key digest.Digest) (err error) {
+	defer s.recoverPanic(&err)
+	if err := s.readOnly("delete"); err != nil {
+		return err
+	}
 	mu := s.keyLock(key)
 	mu.Lock()
 	defer mu.Unlock()
@@ -409,26 +506,16 @@ func (s *Store) keysWithPrefix(prefix []byte) ([][]byte, error) {
 	return keys, err
 }
 
-// List returns every entry's Meta, most recently used first.
-func (s *Store) List() ([]Meta, error) {
-	var metas []Meta
-	err := s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte(metaPrefix)
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var m Meta
-			item := it.Item()
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
-				return fmt.Errorf("cache: decode metadata under key %x: %w", item.Key(), err)
-			}
-			metas = append(metas, m)
-		}
-		return nil
-	})
+// List returns every entry's Meta, most recently used first. Damaged Meta
+// records are left out (with a warning); Verify deletes them.
+func (s *Store) List() (_ []Meta, err error) {
+	defer s.recoverPanic(&err)
+	metas, damaged, err := s.list()
 	if err != nil {
 		return nil, err
+	}
+	if len(damaged) > 0 {
+		s.log.Warn("cache holds damaged metadata records; lrmc cache verify drops them", "count", len(damaged))
 	}
 	slices.SortFunc(metas, func(a, b Meta) int {
 		if c := b.LastUsed.Compare(a.LastUsed); c != 0 {
@@ -437,6 +524,41 @@ func (s *Store) List() ([]Meta, error) {
 		return bytes.Compare(a.Key[:], b.Key[:])
 	})
 	return metas, nil
+}
+
+// list reads every Meta record: the sound ones, and the keys of the damaged
+// ones.
+func (s *Store) list() (metas []Meta, damaged []digest.Digest, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(metaPrefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			var k digest.Digest
+			if len(item.Key()) != len(metaPrefix)+digest.Size {
+				continue // not a key this package writes
+			}
+			copy(k[:], item.Key()[len(metaPrefix):])
+			var m Meta
+			err := item.Value(func(v []byte) error {
+				var err error
+				m, err = decodeMeta(k, v)
+				return err
+			})
+			switch {
+			case errors.Is(err, errDamagedMeta):
+				damaged = append(damaged, k)
+			case err != nil:
+				return fmt.Errorf("cache: read metadata under key %x: %w", item.Key(), err)
+			default:
+				metas = append(metas, m)
+			}
+		}
+		return nil
+	})
+	return metas, damaged, err
 }
 
 // Usage returns the number of entries and the sum of their value sizes.

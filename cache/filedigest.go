@@ -23,7 +23,8 @@ type fileMemo struct {
 // FileDigest returns the BLAKE3 digest of the file at path, re-reading the
 // file only when its size, mtime, ctime, inode or device differ from the last
 // time it was hashed, so planning does not re-hash multi-gigabyte model files.
-func (s *Store) FileDigest(path string) (digest.Digest, error) {
+func (s *Store) FileDigest(path string) (_ digest.Digest, err error) {
+	defer s.recoverPanic(&err)
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return digest.Digest{}, fmt.Errorf("cache: file digest: %w", err)
@@ -60,6 +61,9 @@ func (s *Store) FileDigest(path string) (digest.Digest, error) {
 		return digest.Digest{}, fmt.Errorf("cache: file digest: %w", err)
 	}
 
+	if s.ReadOnly() {
+		return d, nil // a read-only view records nothing
+	}
 	b, err := json.Marshal(fileMemo{Stamp: stamp, Digest: d})
 	if err != nil {
 		return digest.Digest{}, fmt.Errorf("cache: file digest of %s: %w", abs, err)

@@ -38,30 +38,56 @@ const discardRatio = 0.3
 //
 // Writers block while GC decides what to drop; readers do not.
 func (s *Store) GC(maxBytes int64) (removed []Meta, err error) {
+	defer s.recoverPanic(&err)
+	if err := s.readOnly("gc"); err != nil {
+		return nil, err
+	}
+	// Dropping flushes the memtable into a table and value-log GC copies
+	// live values: both write through memory maps.
+	if err := ensureSpace(s.dir, spaceHeadroom); err != nil {
+		var ne *NoSpaceError
+		if errors.As(err, &ne) {
+			ne.Hint = "too little even for gc: free space on that disk, or run lrmc cache reset"
+		}
+		return nil, err
+	}
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrNoSpace) {
 			err = fmt.Errorf("cache: gc: %w", err)
 		}
 	}()
+	removed, total, orphans, err := s.evict(maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	files, err := s.reclaim()
+	if err != nil {
+		return removed, err
+	}
+	s.log.Info("cache gc", "evicted", len(removed), "kept_bytes", total, "orphan_prefixes", len(orphans), "value_log_files_rewritten", files)
+	return removed, nil
+}
+
+// evict drops the least recently used entries beyond maxBytes and the orphan
+// chunks, under sweep (released by defer, so that a panic recovered above
+// does not leave every writer blocked).
+func (s *Store) evict(maxBytes int64) (removed []Meta, total int64, orphans [][]byte, err error) {
 	s.sweep.Lock()
+	defer s.sweep.Unlock()
 	metas, err := s.List()
 	if err != nil {
-		s.sweep.Unlock()
-		return nil, err
+		return nil, 0, nil, err
 	}
-	orphans, err := s.orphanChunks(metas)
+	orphans, err = s.orphanChunks(metas)
 	if err != nil {
-		s.sweep.Unlock()
-		return nil, err
+		return nil, 0, nil, err
 	}
-
 	slices.SortFunc(metas, func(a, b Meta) int { // least recently used first
 		if c := a.LastUsed.Compare(b.LastUsed); c != 0 {
 			return c
 		}
 		return bytes.Compare(a.Key[:], b.Key[:])
 	})
-	var total int64
 	for _, m := range metas {
 		total += m.Size
 	}
@@ -74,17 +100,7 @@ func (s *Store) GC(maxBytes int64) (removed []Meta, err error) {
 		drop = append(drop, chunksOf(m.Key))
 		total -= m.Size
 	}
-	err = s.dropEntries(removed, drop)
-	s.sweep.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	files, err := s.reclaim()
-	if err != nil {
-		return removed, err
-	}
-	s.log.Info("cache gc", "evicted", len(removed), "kept_bytes", total, "orphan_prefixes", len(orphans), "value_log_files_rewritten", files)
-	return removed, nil
+	return removed, total, orphans, s.dropEntries(removed, drop)
 }
 
 // dropEntries deletes the Metas of entries (ending them) and then drops all
@@ -163,10 +179,30 @@ func (s *Store) reclaim() (files int, err error) {
 
 // Verify re-hashes every entry, deletes those that fail (returned as bad) and
 // drops orphan chunks, then reclaims space as GC does.
+//
+// Damaged Meta records are dropped too, returned in bad as a Meta holding
+// only the Key.
 func (s *Store) Verify() (bad []Meta, err error) {
-	metas, err := s.List()
+	defer s.recoverPanic(&err)
+	if err := s.readOnly("verify"); err != nil {
+		return nil, err
+	}
+	if err := ensureSpace(s.dir, spaceHeadroom); err != nil {
+		return nil, err
+	}
+	metas, damagedMetas, err := s.list()
 	if err != nil {
 		return nil, fmt.Errorf("cache: verify: %w", err)
+	}
+	for _, k := range damagedMetas {
+		m := Meta{Key: k}
+		dropped, err := s.dropCorrupt(m, errDamagedMeta.Error())
+		if err != nil {
+			return bad, fmt.Errorf("cache: verify: %w", err)
+		}
+		if dropped {
+			bad = append(bad, m)
+		}
 	}
 	for _, m := range metas {
 		var reason string
@@ -194,16 +230,7 @@ func (s *Store) Verify() (bad []Meta, err error) {
 		}
 	}
 
-	s.sweep.Lock()
-	metas, err = s.List()
-	var orphans [][]byte
-	if err == nil {
-		orphans, err = s.orphanChunks(metas)
-	}
-	if err == nil {
-		err = s.dropEntries(nil, orphans)
-	}
-	s.sweep.Unlock()
+	metas, orphans, err := s.dropOrphans()
 	if err == nil {
 		_, err = s.reclaim()
 	}
@@ -212,4 +239,17 @@ func (s *Store) Verify() (bad []Meta, err error) {
 	}
 	s.log.Info("cache verify", "entries", len(metas)+len(bad), "corrupt", len(bad), "orphan_prefixes", len(orphans))
 	return bad, nil
+}
+
+// dropOrphans drops the chunks no entry owns, under sweep.
+func (s *Store) dropOrphans() (metas []Meta, orphans [][]byte, err error) {
+	s.sweep.Lock()
+	defer s.sweep.Unlock()
+	if metas, err = s.List(); err != nil {
+		return nil, nil, err
+	}
+	if orphans, err = s.orphanChunks(metas); err != nil {
+		return nil, nil, err
+	}
+	return metas, orphans, s.dropEntries(nil, orphans)
 }

@@ -36,11 +36,15 @@ type LockedError struct {
 	Waited time.Duration // how long Open waited before giving up; 0 without Options.Wait
 }
 
-func (e *LockedError) Error() string {
-	who := "another process"
-	if e.Holder.PID != 0 {
-		who = fmt.Sprintf("pid %d (%s) since %s", e.Holder.PID, e.Holder.Command, e.Holder.Since.UTC().Format(time.RFC3339))
+func (e *LockedError) holder() string {
+	if e.Holder.PID == 0 {
+		return "another process"
 	}
+	return fmt.Sprintf("pid %d (%s) since %s", e.Holder.PID, e.Holder.Command, e.Holder.Since.UTC().Format(time.RFC3339))
+}
+
+func (e *LockedError) Error() string {
+	who := e.holder()
 	if e.Waited > 0 {
 		return fmt.Sprintf("cache %s is still in use by %s after waiting %s", e.Dir, who, e.Waited)
 	}
@@ -93,10 +97,20 @@ func acquireLock(dir string, opts Options, log hclog.Logger) (*processLock, erro
 			return nil, locked
 		}
 		if !logged {
-			log.Info("waiting for the cache lock", "dir", dir, "holder_pid", locked.Holder.PID, "holder_command", locked.Holder.Command)
+			// Warn: the default level, so a user who passed --wait sees
+			// what the command is waiting for.
+			bound := "as long as it takes"
+			if opts.WaitTimeout > 0 {
+				bound = "up to " + opts.WaitTimeout.String()
+			}
+			log.Warn(fmt.Sprintf("waiting (%s) for the cache %s, held by %s", bound, dir, locked.holder()))
 			logged = true
 		}
-		time.Sleep(waitPoll)
+		sleep := waitPoll
+		if opts.WaitTimeout > 0 {
+			sleep = min(sleep, opts.WaitTimeout-waited)
+		}
+		time.Sleep(sleep)
 	}
 
 	h := Holder{PID: os.Getpid(), Command: strings.Join(os.Args, " "), Since: time.Now().UTC().Truncate(time.Second)}
@@ -104,6 +118,10 @@ func acquireLock(dir string, opts Options, log hclog.Logger) (*processLock, erro
 	if err := writeHolder(f, append(b, '\n')); err != nil {
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
+		if isNoSpace(err) {
+			free, _ := freeSpace(dir)
+			return nil, &NoSpaceError{Dir: dir, Need: openHeadroom, Free: free}
+		}
 		return nil, fmt.Errorf("cache: record lock holder in %s: %w", path, err)
 	}
 	return &processLock{f: f}, nil
@@ -134,6 +152,9 @@ func readHolder(path string) Holder {
 // release clears the holder record while still holding the lock, so a reader
 // never sees a stale holder, then unlocks.
 func (l *processLock) release() error {
+	if l == nil { // a Store that Repair opens under its own lock
+		return nil
+	}
 	err := l.f.Truncate(0)
 	if e := unix.Flock(int(l.f.Fd()), unix.LOCK_UN); err == nil {
 		err = e

@@ -9,11 +9,18 @@
 // Verify drop. Every Get re-hashes the value against Meta.Sum, so damage on
 // disk turns into ErrCorrupt (and a recomputation) instead of wrong results.
 //
-// One process at a time owns a cache directory (see Open).
+// One process at a time owns a cache directory (see Open); others may read a
+// point-in-time view of it meanwhile (Options.ReadOnly). Meta records are
+// sealed with their own BLAKE3, so damaged metadata also reads as a missing
+// or corrupt entry. Damaged Badger files (a panic or refusal inside Badger)
+// become a *DamagedError, repaired by Repair; a disk too full to write
+// safely, a *NoSpaceError (Badger writes through memory maps, where a full
+// disk is SIGBUS rather than an error, so free space is checked first).
 package cache
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +30,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/hashicorp/go-hclog"
 
 	"lrmc/digest"
@@ -37,6 +45,10 @@ type Options struct {
 	Wait bool
 	// WaitTimeout bounds the wait; zero waits indefinitely.
 	WaitTimeout time.Duration
+	// ReadOnly opens a private, point-in-time view of the cache instead of
+	// the cache itself: it takes no lock, so it works while another process
+	// writes, and never writes to dir (see openView).
+	ReadOnly bool
 
 	// valueLogFileSize overrides the value-log file size; tests use small
 	// files to observe space reclamation.
@@ -63,15 +75,25 @@ const (
 // layout rather than misreading it.
 var formatKey = []byte("format")
 
-const formatVersion = "lrmc-cache/1"
+// formatVersion names the record layout. lrmc-cache/2 seals each Meta record
+// behind its BLAKE3 (see encodeMeta); lrmc-cache/1 stored bare JSON, and
+// Open migrates such a cache by sealing its records (chunks are unchanged).
+const (
+	formatVersion   = "lrmc-cache/2"
+	formatVersionV1 = "lrmc-cache/1"
+)
 
 // Store is an open cache directory. Its methods are safe for concurrent use.
 type Store struct {
 	dir  string
 	db   *badger.DB
-	lock *processLock
+	lock *processLock // nil for a read-only view
 	log  hclog.Logger
 	now  func() time.Time // replaced in tests to order LastUsed
+
+	// view is the private directory of a read-only view (see openView),
+	// removed by Close; empty for the cache itself.
+	view string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -101,11 +123,18 @@ func DefaultDir() string {
 // Open opens (creating if needed) the cache in dir. It first takes an
 // exclusive process lock on dir; if another process or another Store in this
 // process holds it, Open returns a *LockedError naming the holder, or waits
-// for it when opts.Wait is set.
+// for it when opts.Wait is set. With opts.ReadOnly it opens a view instead.
+//
+// Damaged Badger files make Open return a *DamagedError (errors.Is
+// ErrDamaged) naming the file and the way out (Repair); a disk too full to
+// open the cache safely, a *NoSpaceError.
 func Open(dir string, opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
+	}
+	if opts.ReadOnly {
+		return openView(dir, opts, log)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -114,11 +143,45 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := openDB(dir, filepath.Join(dir, "badger"), opts, log, true)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// openDB opens the Badger database in path for the cache dir and checks
+// (or writes) its format. strict turns on checksum verification of every
+// table at open: a damaged table is then an error here, instead of a panic
+// later on a compaction goroutine where nothing can recover it. (The LSM
+// tree holds pointers and metadata only, so this reads a few MiB.)
+func openDB(dir, path string, opts Options, log hclog.Logger, strict bool) (*Store, error) {
+	if err := ensureSpace(filepath.Dir(path), openHeadroom); err != nil {
+		return nil, err
+	}
+	if err := checkTables(dir, path); err != nil {
+		return nil, err
+	}
+	db, err := openBadger(badgerOptions(path, opts, log, strict))
+	if err != nil {
+		return nil, openFailure(dir, err)
+	}
+	s := &Store{dir: dir, db: db, log: log, now: time.Now}
+	if err := s.checkFormat(); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func badgerOptions(path string, opts Options, log hclog.Logger, strict bool) badger.Options {
 	vlogSize := int64(valueLogFileSize)
 	if opts.valueLogFileSize > 0 {
 		vlogSize = opts.valueLogFileSize
 	}
-	bopts := badger.DefaultOptions(filepath.Join(dir, "badger")).
+	bopts := badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log.Named("badger")}).
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(numMemtables).
@@ -126,49 +189,113 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithNumCompactors(2).
 		WithValueLogFileSize(vlogSize).
 		WithMetricsEnabled(false)
-	db, err := badger.Open(bopts)
-	if err != nil {
-		lock.release()
-		return nil, fmt.Errorf("cache: open %s: %w", dir, err)
+	if strict {
+		bopts = bopts.WithChecksumVerificationMode(options.OnTableRead)
 	}
-	s := &Store{dir: dir, db: db, lock: lock, log: log, now: time.Now}
-	if err := s.checkFormat(); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return bopts
 }
 
-func (s *Store) checkFormat() error {
-	return s.db.Update(func(txn *badger.Txn) error {
+// openBadger is badger.Open with its panics (asserts on damaged files)
+// turned into errors.
+func openBadger(bopts badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	return badger.Open(bopts)
+}
+
+func (s *Store) checkFormat() (err error) {
+	defer s.recoverPanic(&err)
+	var v []byte
+	err = s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(formatKey)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return txn.Set(formatKey, []byte(formatVersion))
-		}
 		if err != nil {
-			return fmt.Errorf("cache: read format of %s: %w", s.dir, err)
+			return err
 		}
-		v, err := item.ValueCopy(nil)
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(formatKey, []byte(formatVersion)) })
 		if err != nil {
-			return fmt.Errorf("cache: read format of %s: %w", s.dir, err)
-		}
-		if !bytes.Equal(v, []byte(formatVersion)) {
-			return fmt.Errorf("cache: %s has format %q, this lrmc reads %q", s.dir, v, formatVersion)
+			return s.writeError(fmt.Errorf("cache: write format of %s: %w", s.dir, err), 0)
 		}
 		return nil
+	case err != nil:
+		return damaged(s.dir, fmt.Sprintf("format record unreadable: %v", err))
+	case string(v) == formatVersion:
+		return nil
+	case string(v) == formatVersionV1:
+		return s.migrateV1()
+	}
+	return fmt.Errorf("cache: %s has format %q, this lrmc reads %q (use another --cache directory, or lrmc cache reset to empty this one)", s.dir, v, formatVersion)
+}
+
+// migrateV1 seals the bare JSON Meta records of an lrmc-cache/1 cache and
+// marks it lrmc-cache/2, in one transaction per batch; a record that does not
+// decode is deleted (its entry is recomputed when next needed).
+func (s *Store) migrateV1() error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte(metaPrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.KeyCopy(nil)
+			var m Meta
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil || !bytes.Equal(k, metaKey(m.Key)) {
+				if err := wb.Delete(k); err != nil {
+					return err
+				}
+				continue
+			}
+			b, err := encodeMeta(m)
+			if err != nil {
+				return err
+			}
+			if err := wb.Set(k, b); err != nil {
+				return err
+			}
+			n++
+		}
+		return wb.Set(formatKey, []byte(formatVersion))
 	})
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err != nil {
+		return s.writeError(fmt.Errorf("cache: migrate %s from %s to %s: %w", s.dir, formatVersionV1, formatVersion, err), 0)
+	}
+	s.log.Info("migrated cache format", "dir", s.dir, "from", formatVersionV1, "to", formatVersion, "entries", n)
+	return nil
 }
 
 // Dir is the cache directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Close flushes Badger to disk and releases the process lock. Later calls
-// return the first call's result.
+// Close flushes Badger to disk and releases the process lock; a view's
+// private copy is removed instead. Later calls return the first call's
+// result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// Release the lock even when Badger panics on a damaged file
+		// (s.lock is nil by then after a normal close).
+		defer func() { s.lock.release() }()
+		defer s.recoverPanic(&s.closeErr)
 		// SyncWrites is off (an fsync per chunk would halve write speed and
 		// the per-value hash catches what a crash damages); sync once here.
-		errs := []error{s.db.Sync(), s.db.Close(), s.lock.release()}
+		var errs []error
+		if s.view != "" {
+			errs = append(errs, s.db.Close(), os.RemoveAll(s.view))
+		} else {
+			errs = append(errs, s.db.Sync(), s.db.Close(), s.lock.release())
+			s.lock = nil
+		}
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("cache: close %s: %w", s.dir, err)
 		}

@@ -532,7 +532,7 @@ func TestOpenRefusesOtherFormat(t *testing.T) {
 	}
 	s.Close()
 	_, err := Open(dir, Options{})
-	if want := fmt.Sprintf(`cache: %s has format "lrmc-cache/0", this lrmc reads "lrmc-cache/1"`, dir); err == nil || err.Error() != want {
+	if want := fmt.Sprintf(`cache: %s has format "lrmc-cache/0", this lrmc reads "lrmc-cache/2" (use another --cache directory, or lrmc cache reset to empty this one)`, dir); err == nil || err.Error() != want {
 		t.Errorf("Open error = %v, want %q", err, want)
 	}
 	// The refused Open released the lock.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+
+	"lrmc/cache"
 )
 
 func cacheCmd(g *globals) *cobra.Command {
@@ -22,7 +25,7 @@ func cacheCmd(g *globals) *cobra.Command {
 			Short: "List cache entries, most recently used first",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				s, err := g.openCache()
+				s, err := g.openCacheForReading()
 				if err != nil {
 					return err
 				}
@@ -44,7 +47,7 @@ func cacheCmd(g *globals) *cobra.Command {
 			Short: "Print the number of entries and their total size",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				s, err := g.openCache()
+				s, err := g.openCacheForReading()
 				if err != nil {
 					return err
 				}
@@ -58,32 +61,83 @@ func cacheCmd(g *globals) *cobra.Command {
 			},
 		},
 		gcCmd(g),
+		verifyCmd(g),
 		&cobra.Command{
-			Use:   "verify",
-			Short: "Re-hash every entry; drop the corrupt ones (they are recomputed when next needed)",
+			Use:   "reset",
+			Short: "Delete every cache entry (and any database that verify --repair moved aside)",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				s, err := g.openCache()
-				if err != nil {
+				dir, opts := g.cacheOptions()
+				if err := cache.Reset(dir, opts); err != nil {
 					return err
 				}
-				defer s.Close()
-				bad, err := s.Verify()
-				if err != nil {
-					return err
-				}
-				for _, m := range bad {
-					fmt.Fprintf(cmd.OutOrStdout(), "dropped corrupt %s %s %s\n", m.Key.Short(), m.Op, m.Name)
-				}
-				n, _, err := s.Usage()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%d entries verified, %d corrupt dropped\n", n, len(bad))
+				fmt.Fprintf(cmd.OutOrStdout(), "cache %s emptied\n", dir)
 				return nil
 			},
 		},
 	)
+	return cmd
+}
+
+func verifyCmd(g *globals) *cobra.Command {
+	var repair bool
+	cmd := &cobra.Command{
+		Use:   "verify [--repair]",
+		Short: "Re-hash every entry; drop the corrupt ones (they are recomputed when next needed)",
+		Long: `Verify re-hashes every entry and drops the corrupt ones. With --repair it also
+recovers a cache whose database files are damaged: when Badger cannot open
+them, the database is moved aside to badger.damaged-<time>, a fresh one
+replaces it, and every entry that can still be read and verified is copied
+over. It prints what it dropped and kept.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			if repair {
+				dir, opts := g.cacheOptions()
+				rep, err := cache.Repair(dir, opts)
+				if err != nil {
+					return err
+				}
+				if rep.MovedAside != "" {
+					cause := rep.Cause.Error()
+					if de := (*cache.DamagedError)(nil); errors.As(rep.Cause, &de) {
+						cause = de.Cause
+						if de.File != "" {
+							cause = de.File + ": " + cause
+						}
+					}
+					fmt.Fprintf(out, "database damaged (%s)\nmoved it aside to %s (delete it when done)\n", cause, rep.MovedAside)
+					if !rep.Salvaged {
+						fmt.Fprintln(out, "nothing could be read from it: started an empty cache")
+					}
+				}
+				for _, m := range rep.Dropped {
+					fmt.Fprintf(out, "dropped %s %s %s\n", m.Key.Short(), m.Op, m.Name)
+				}
+				fmt.Fprintf(out, "%d entries kept, %d dropped\n", len(rep.Kept), len(rep.Dropped))
+				return nil
+			}
+			s, err := g.openCache()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			bad, err := s.Verify()
+			if err != nil {
+				return err
+			}
+			for _, m := range bad {
+				fmt.Fprintf(out, "dropped corrupt %s %s %s\n", m.Key.Short(), m.Op, m.Name)
+			}
+			n, _, err := s.Usage()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%d entries verified, %d corrupt dropped\n", n, len(bad))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&repair, "repair", false, "also recover a cache whose database files are damaged")
 	return cmd
 }
 

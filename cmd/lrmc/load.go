@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -18,22 +19,57 @@ type session struct {
 	env *ops.Env
 }
 
-// openCache opens the store named by the flags.
-func (g *globals) openCache() (*cache.Store, error) {
+// cacheOptions are the store options the flags name, and the directory.
+func (g *globals) cacheOptions() (string, cache.Options) {
 	dir := g.cacheDir
 	if dir == "" {
 		dir = cache.DefaultDir()
 	}
-	return cache.Open(dir, cache.Options{Logger: g.logger().Named("cache"), Wait: g.wait})
+	return dir, cache.Options{Logger: g.logger().Named("cache"), Wait: g.wait.on, WaitTimeout: g.wait.max}
 }
 
-// load compiles and plans a recipe against the cache.
+// openCache opens the store named by the flags, for a command that writes.
+func (g *globals) openCache() (*cache.Store, error) {
+	dir, opts := g.cacheOptions()
+	return cache.Open(dir, opts)
+}
+
+// openCacheForReading opens the store for a command that only reads (plan,
+// graph, cache ls and du): the store itself when it is free, so that file
+// digests are memoized, else a read-only view, so that the command neither
+// fails nor waits while an apply holds the cache (and the apply never waits
+// for it), nor fails on a disk too full to open the store for writing.
+func (g *globals) openCacheForReading() (*cache.Store, error) {
+	dir, opts := g.cacheOptions()
+	opts.Wait = false
+	s, err := cache.Open(dir, opts)
+	var locked *cache.LockedError
+	switch {
+	case errors.As(err, &locked):
+		opts.Logger.Info("cache in use; reading a snapshot of it", "holder_pid", locked.Holder.PID, "holder_command", locked.Holder.Command)
+	case errors.Is(err, cache.ErrNoSpace):
+		// The view is copied to the temporary directory, so a full
+		// cache disk can still be listed (to choose what gc keeps).
+		opts.Logger.Info("cache disk is full; reading a snapshot of it", "error", err)
+	default:
+		return s, err
+	}
+	opts.ReadOnly = true
+	return cache.Open(dir, opts)
+}
+
+// load compiles and plans a recipe against the cache, for apply.
 func (g *globals) load(path string) (*session, error) {
+	return g.loadWith(path, g.openCache)
+}
+
+// loadWith is load with the cache opened by open.
+func (g *globals) loadWith(path string, open func() (*cache.Store, error)) (*session, error) {
 	r, err := compiler.Compile(path)
 	if err != nil {
 		return nil, err
 	}
-	store, err := g.openCache()
+	store, err := open()
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +87,7 @@ func (g *globals) load(path string) (*session, error) {
 // and plan errors are printed to stderr (they name file:line:col) and
 // turn into exit status 1.
 func (g *globals) planned(stderr io.Writer, path string) (*session, map[*planner.Node]planner.Status, error) {
-	s, err := g.load(path)
+	s, err := g.loadWith(path, g.openCacheForReading)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, nil, exitError{code: 1}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -18,7 +20,7 @@ const version = "0.1.0-dev"
 // globals are the flags every subcommand shares.
 type globals struct {
 	cacheDir string
-	wait     bool
+	wait     waitFlag
 	logLevel string
 	stderr   io.Writer
 }
@@ -46,7 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache", "", "cache directory (default $LRMC_CACHE, else the user cache directory)")
-	root.PersistentFlags().BoolVar(&g.wait, "wait", false, "wait for another lrmc process holding the cache instead of failing")
+	root.PersistentFlags().Var(&g.wait, "wait", "wait for another lrmc process holding the cache instead of failing: --wait waits as long as it takes, --wait=5m at most that long")
+	root.PersistentFlags().Lookup("wait").NoOptDefVal = "true"
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g),
 		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd())
@@ -64,6 +67,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 func (g *globals) logger() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "lrmc", Level: hclog.LevelFromString(g.logLevel), Output: g.stderr})
 }
+
+// waitFlag is --wait: off, on (wait indefinitely) or a bound on the wait.
+// A bare --wait means "true" (pflag's NoOptDefVal), so it needs no value.
+type waitFlag struct {
+	on  bool
+	max time.Duration // zero: indefinitely
+}
+
+func (w *waitFlag) String() string {
+	switch {
+	case !w.on:
+		return "false"
+	case w.max == 0:
+		return "true"
+	}
+	return w.max.String()
+}
+
+func (w *waitFlag) Set(s string) error {
+	if b, err := strconv.ParseBool(s); err == nil {
+		*w = waitFlag{on: b}
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration such as 30s or 5m, or nothing to wait indefinitely; got %q", s)
+	}
+	*w = waitFlag{on: true, max: d}
+	return nil
+}
+
+func (w *waitFlag) Type() string { return "duration" }
 
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
