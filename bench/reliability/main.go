@@ -11,7 +11,9 @@
 // something was wrong: a corrupt entry recomputed, a damaged cache named
 // with its way out, a full disk), recovered (the outputs in the end equal
 // the undisturbed run's, byte for byte), wrong outputs (an apply exited 0
-// with different outputs: must be 0) and panics (a Go panic, SIGBUS or
+// with different outputs: must be 0), refused clearly (on a disk too small
+// for the cache, apply stopped with "no space left" before it ran anything)
+// and panics (a Go panic, SIGBUS or
 // fatal error on stderr: must be 0). It exits 1 when a wrong output, a panic
 // or an unrecovered trial was seen.
 //
@@ -61,8 +63,8 @@ func main() {
 
 // tally is one row of the summary table.
 type tally struct {
-	name                                              string
-	trials, detected, recovered, wrong, panics, leaks int
+	name                                                       string
+	trials, detected, recovered, refused, wrong, panics, leaks int
 }
 
 type campaign struct {
@@ -128,11 +130,11 @@ func run(kills, damage int, disks string, seed uint64, bin string, keep, verbose
 
 	fmt.Println()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "attack\ttrials\tdetected\trecovered\twrong outputs\tpanics\tleftover temp files")
+	fmt.Fprintln(tw, "attack\ttrials\tdetected\trecovered\trefused clearly\twrong outputs\tpanics\tleftover temp files")
 	bad := false
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.name, r.trials, r.detected, r.recovered, r.wrong, r.panics, r.leaks)
-		bad = bad || r.wrong > 0 || r.panics > 0 || r.recovered < r.trials || r.leaks > 0
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", r.name, r.trials, r.detected, r.recovered, r.refused, r.wrong, r.panics, r.leaks)
+		bad = bad || r.wrong > 0 || r.panics > 0 || r.recovered+r.refused < r.trials || r.leaks > 0
 	}
 	tw.Flush()
 	if bad {
@@ -235,9 +237,7 @@ func (c *campaign) killTrials(name string, rs *recipeSet, n int) tally {
 	for i := 0; i < n; i++ {
 		t.trials++
 		cache := filepath.Join(c.work, fmt.Sprintf("%s-kill-%d", rs.name, i))
-		os.RemoveAll(rs.out)
-		at := time.Duration(c.rng.Float64() * rs.seconds * float64(time.Second))
-		first := c.lrmc(cache, at, "apply", "--progress=plain", rs.path)
+		at, first := c.killedApply(rs, cache)
 		// A second kill half of the time, in the resumed run.
 		var second result
 		if c.rng.IntN(2) == 0 {
@@ -274,6 +274,28 @@ func (c *campaign) killTrials(name string, rs *recipeSet, n int) tally {
 	return t
 }
 
+// killedApply starts an apply of rs on a fresh cache and kills it at a
+// random moment of its duration. The machine's load changes that duration,
+// so an apply that finished before its kill is run again on a fresh cache,
+// killed within the time it took, until a kill lands (a few tries).
+func (c *campaign) killedApply(rs *recipeSet, cache string) (time.Duration, result) {
+	span := rs.seconds
+	var at time.Duration
+	var r result
+	for try := 0; try < 4; try++ {
+		os.RemoveAll(cache)
+		os.RemoveAll(rs.out)
+		at = time.Duration(c.rng.Float64() * span * float64(time.Second))
+		t0 := time.Now()
+		r = c.lrmc(cache, at, "apply", "--progress=plain", rs.path)
+		if r.killed {
+			break
+		}
+		span = min(span, time.Since(t0).Seconds())
+	}
+	return at, r
+}
+
 // damage modes applied to one file of the cache's Badger directory.
 var damageModes = []string{"flip bytes", "truncate", "zero 4 KiB", "delete", "append garbage"}
 
@@ -286,7 +308,16 @@ func (c *campaign) damageTrials(name string, rs *recipeSet, n int) tally {
 	for i := 0; i < n; i++ {
 		t.trials++
 		cache := filepath.Join(c.work, fmt.Sprintf("damage-%d", i))
-		if err := copyTree(rs.cache, cache); err != nil {
+		// Every other trial damages a cache that a kill left mid-write
+		// (live memtable logs, a value log being appended), the others a
+		// cache closed cleanly.
+		origin := "closed"
+		if i%2 == 1 {
+			origin = "killed"
+			if _, r := c.killedApply(rs, cache); r.panicked() {
+				t.panics++
+			}
+		} else if err := copyTree(rs.cache, cache); err != nil {
 			c.trace("%s #%d: copy: %v", name, i, err)
 			continue
 		}
@@ -340,7 +371,7 @@ func (c *campaign) damageTrials(name string, rs *recipeSet, n int) tally {
 			t.panics++
 			note = "PANIC " + note
 		}
-		c.trace("%s #%d: %s %s: %s", name, i, mode, strings.TrimPrefix(victim, cache+"/"), note)
+		c.trace("%s #%d: %s %s of a %s cache: %s", name, i, mode, strings.TrimPrefix(victim, cache+"/"), origin, note)
 		os.RemoveAll(cache)
 	}
 	return t
@@ -435,8 +466,9 @@ func (c *campaign) diskTrials(name string, rs *recipeSet, sizes []string) (tally
 					note = "WRONG OUTPUT " + diff
 				}
 			case full:
-				// A clear refusal is an acceptable end on a disk this small.
-				t.recovered++
+				// A clear refusal is an acceptable end on a disk too small
+				// for the cache's headroom.
+				t.refused++
 				note = "refused: " + firstLine(r.stderr)
 			default:
 				note = fmt.Sprintf("exit %d: %s", r.code, firstLine(r.stderr))
