@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"lrmc/kernels/internal/stored"
 	"lrmc/kernels/llama"
 )
 
@@ -84,6 +85,11 @@ func readHeader(f *os.File, path string) (llama.Config, int64, error) {
 	n, err := checkSize(c, st.Size())
 	if err != nil {
 		return c, 0, fmt.Errorf("llama2c: %s: %w", path, err)
+	}
+	// The size matches the header; a sparse file matches it too while
+	// storing nothing, and Load would allocate all of it.
+	if err := stored.Check(path, st); err != nil {
+		return c, 0, fmt.Errorf("llama2c: %w (header %s)", err, describe(c))
 	}
 	return c, n, nil
 }

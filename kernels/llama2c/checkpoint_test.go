@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"lrmc/internal/shareddata"
@@ -222,17 +223,69 @@ func TestLoadErrors(t *testing.T) {
 			t.Errorf("ReadConfig(%s) error:\n got %v\nwant %s", c.name, err, want)
 		}
 	}
-	// A header claiming a huge model fails on the size check, before any
-	// allocation could be attempted, even where the exact count would
-	// overflow int64 (layers·6·dim² = 6·2^90 ≈ 7.43e27 dominates).
+	// A header claiming a huge model fails on the caps, before any size is
+	// computed from it or any allocation could be attempted.
 	path := filepath.Join(dir, "huge.bin")
 	if err := os.WriteFile(path, header(1<<30, 1<<30, 1<<30, 2, 1, -(1<<30), 1<<30), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := "llama2c: " + path + ": header (dim 1073741824, hidden_dim 1073741824, layers 1073741824, heads 2, kv_heads 1, " +
-		"vocab 1073741824, seq_len 1073741824, separate classifier) implies about 7.43e+27 floats, more than any file can hold"
-	if _, err := Load(path); err == nil || err.Error() != want {
-		t.Fatalf("huge header:\n got %v\nwant %s", err, want)
+	want := "llama2c: " + path + ": bad header [1073741824 1073741824 1073741824 2 1 -1073741824 1073741824]: llama: invalid config: " +
+		"dim is 1073741824, more than the limit of 131072 (far above any released model): refusing to size anything by it"
+	if _, err := Load(path); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("huge header:\n got %v\nwant %s…", err, want)
+	}
+	for _, c := range []struct {
+		name  string
+		hdr   []byte
+		field string
+	}{
+		{"layers.bin", header(64, 172, 1e9, 8, 4, 512, 512), "layers is 1000000000, more than the limit of 4096"},
+		{"seq.bin", header(64, 172, 5, 8, 4, 512, 1<<31-1), "seq_len is 2147483647, more than the limit of 16777216"},
+	} {
+		path := filepath.Join(dir, c.name)
+		if err := os.WriteFile(path, c.hdr, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadConfig(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("ReadConfig(%s) = %v, want an error naming the file and %q", c.name, err, c.field)
+		}
+	}
+}
+
+// TestLoadSparse: a sparse file whose size matches a 7B header (26 GB)
+// stores almost nothing; reading its config or loading it fails at once
+// instead of allocating 26 GB of weights.
+func TestLoadSparse(t *testing.T) {
+	c := llama.Config{Dim: 4096, HiddenDim: 11008, Layers: 32, Heads: 32, KVHeads: 32, Vocab: 32000, SeqLen: 2048,
+		NormEps: normEps, RopeTheta: ropeTheta, SharedClassifier: true}
+	path := filepath.Join(t.TempDir(), "7b.bin")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hb []byte
+	for _, v := range []int{c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, c.Vocab, c.SeqLen} {
+		hb = binary.LittleEndian.AppendUint32(hb, uint32(v))
+	}
+	if _, err := f.Write(hb); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(headerSize + 4*floatCount(c)); err != nil {
+		t.Skipf("cannot make a sparse file here: %v", err)
+	}
+	f.Close()
+	if st, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if sys, ok := st.Sys().(*syscall.Stat_t); !ok || sys.Blocks == 0 {
+		t.Skip("this filesystem reports no block counts")
+	}
+	// ReadConfig first: on a build without the check it succeeds, and Load
+	// would then try to allocate 26 GB.
+	if _, err := ReadConfig(path); err == nil || !strings.Contains(err.Error(), path+": sparse file") {
+		t.Fatalf("ReadConfig(sparse 7B) = %v, want a sparse-file error naming %s", err, path)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "sparse file") {
+		t.Fatalf("Load(sparse 7B) = %v, want a sparse-file error", err)
 	}
 }
 
