@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -422,4 +423,39 @@ func TestStories260KBF16(t *testing.T) {
 	if math.Abs(b-a) > 0.05*a {
 		t.Errorf("bf16 NLL %.4f differs from float32's %.4f by more than 5%%", b, a)
 	}
+}
+
+// TestWriteLongContext: the freq_cis tables are written row by row, not
+// built whole: a model declaring 2^22 positions writes its 32 MiB of tables
+// with a few KiB of memory (a 2^31-1 context once asked for 34 GB here).
+func TestWriteLongContext(t *testing.T) {
+	c := llama.Config{Dim: 4, HiddenDim: 4, Layers: 1, Heads: 2, KVHeads: 2, Vocab: 4, SeqLen: 1 << 22,
+		NormEps: normEps, RopeTheta: ropeTheta, SharedClassifier: true}
+	d := c.Dim
+	m := &llama.Model{Config: c, Embedding: make([]float32, c.Vocab*d), FinalNorm: make([]float32, d),
+		Layers: []llama.Layer{{AttnNorm: make([]float32, d), Wq: make([]float32, d*d), Wk: make([]float32, d*d),
+			Wv: make([]float32, d*d), Wo: make([]float32, d*d), FFNNorm: make([]float32, d),
+			W1: make([]float32, d*d), W2: make([]float32, d*d), W3: make([]float32, d*d)}}}
+	m.Classifier = m.Embedding
+	var n countingWriter
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := Write(&n, m); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if want := headerSize + 4*floatCount(c); int64(n) != want {
+		t.Fatalf("wrote %d bytes, want %d", n, want)
+	}
+	// bufio's 1 MiB buffer is the one large allocation left.
+	if a := after.TotalAlloc - before.TotalAlloc; a > 4<<20 {
+		t.Fatalf("Write allocated %d bytes for a 2^22-position model, want under 4 MiB", a)
+	}
+}
+
+type countingWriter int64
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	*w += countingWriter(len(p))
+	return len(p), nil
 }
