@@ -66,6 +66,34 @@ func (ev *evaluator) checkValue(p pos, v any, err error) (any, error) {
 	return v, err
 }
 
+// repeatBytes is about how many bytes seq * n (or n * seq) builds, so that
+// it can be refused before it is built; 0 when the operands are not a
+// sequence and a count, or when binary refuses the repetition itself (over
+// maxRepeat items).
+func repeatBytes(l, r any) int64 {
+	seq, cnt := l, r
+	if _, ok := number(l); ok {
+		seq, cnt = r, l
+	}
+	c, ok := cnt.(int64)
+	if !ok || c <= 0 {
+		return 0
+	}
+	if n := int64(seqLen(seq)); n > 0 && c > maxRepeat/n {
+		return 0
+	}
+	var each int64
+	switch x := seq.(type) {
+	case string:
+		each = int64(len(x))
+	case []any:
+		each = 16 * int64(len(x)) // an interface value per item
+	case tuple:
+		each = 16 * int64(len(x))
+	}
+	return each * c // at most 16·maxRepeat bytes: no overflow
+}
+
 // enter counts a macro or caller() call; the caller must call leave.
 func (ev *evaluator) enter() error {
 	if ev.depth >= ev.lim.Depth {
@@ -512,6 +540,9 @@ func (ev *evaluator) eval(e expr, f *frame) (any, error) {
 		r, err := ev.eval(e.r, f)
 		if err != nil {
 			return nil, err
+		}
+		if e.op == "*" && repeatBytes(l, r) > int64(ev.lim.Output) {
+			return nil, &evalError{p: e.p, msg: fmt.Sprintf("value larger than %s", sizeText(ev.lim.Output))}
 		}
 		v, err := binary(e.op, l, r)
 		return ev.checkValue(e.p, v, errAtOrNil(e.p, err))

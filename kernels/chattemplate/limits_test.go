@@ -78,6 +78,10 @@ func TestLimits(t *testing.T) {
 			"replace's result would be 100000000 bytes"},
 		{"tojson indent", "{{ [1] | tojson(indent=100000000) }}", Limits{},
 			"tojson: indent 100000000 is more than the limit of 1024"},
+		{"repeat", "{% for i in range(100000) %}{% if 'x' * 16000000 %}{% endif %}{% endfor %}", Limits{Output: 1 << 20},
+			"chattemplate: render: 1:39: value larger than 1 MiB"},
+		{"repeat list", "{{ ([1, 2] * 1000000) | length }}", Limits{Output: 1 << 20},
+			"chattemplate: render: 1:12: value larger than 1 MiB"},
 		// range() itself stays capped at Jinja2's sandbox size: no giant list.
 		{"range", "{{ range(1000000000) | length }}", Limits{},
 			"range too big, maximum size for range is 100000"},
@@ -135,4 +139,35 @@ func TestParseNesting(t *testing.T) {
 	if _, err := New("{{ " + strings.Repeat("(", 200) + "1" + strings.Repeat(")", 200) + " }}"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzRender renders arbitrary templates under small limits: a render
+// never panics, ends within a few seconds (loops, recursion and string
+// growth are all bounded) and never returns more than the output limit.
+func FuzzRender(f *testing.F) {
+	for _, seed := range []string{
+		"{% for i in range(1000) %}{% for j in range(1000) %}{{ i * j }}{% endfor %}{% endfor %}",
+		"{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+		"{% set ns = namespace(s='ab') %}{% for i in range(100) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+		"{{ ('x' * 1000) | replace('', 'yy') | indent(100) | center(100000) }}",
+		"{% for m in messages %}{{ m.role }}: {{ m.content | tojson(indent=2) }}{% endfor %}",
+	} {
+		f.Add(seed)
+	}
+	msgs := []Message{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "<think>r</think>a"}}
+	lim := Limits{Iterations: 10000, Depth: 50, Output: 1 << 20}
+	f.Fuzz(func(t *testing.T, src string) {
+		tpl, err := New(src)
+		if err != nil {
+			return
+		}
+		start := time.Now()
+		out, err := tpl.Render(msgs, Options{AddGenerationPrompt: true, Limits: lim})
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("render of %q took %v", src, d)
+		}
+		if err == nil && len(out) > lim.Output {
+			t.Fatalf("render of %q returned %d bytes, over the %d-byte limit", src, len(out), lim.Output)
+		}
+	})
 }
