@@ -143,6 +143,9 @@ func LoadDType(path, dtype string) (*llama.Model, *Meta, error) {
 			return nil, nil, fmt.Errorf("ggufmodel: %s: unexpected tensor %q: not part of a %s model with this metadata", path, t.Name, meta.Architecture)
 		}
 	}
+	// Every tensor's presence and shape is checked against the metadata
+	// before any is converted, so nothing is allocated for a file whose
+	// tensors do not hold what its header describes.
 	for _, w := range ws {
 		t, ok := f.Tensor(w.name)
 		if !ok {
@@ -151,6 +154,9 @@ func LoadDType(path, dtype string) (*llama.Model, *Meta, error) {
 		if shape := t.Shape(); !slices.Equal(shape, w.shape) {
 			return nil, nil, fmt.Errorf("ggufmodel: %s: tensor %q has shape %v, the metadata implies %v", path, w.name, shape, w.shape)
 		}
+	}
+	for _, w := range ws {
+		t, _ := f.Tensor(w.name)
 		if w.half != nil {
 			*w.half, err = halfValues(t, dt)
 		} else {
