@@ -19,7 +19,8 @@ type Limits struct {
 	// Depth caps nested macro (and caller()) calls.
 	Depth int
 	// Output caps the bytes of any string the render builds: the output
-	// itself, a macro's or a block's output, or an expression's value.
+	// itself, a macro's or a block's output, or an expression's value. It
+	// is at most 64 MiB.
 	Output int
 }
 
@@ -39,7 +40,9 @@ func (l Limits) withDefaults() Limits {
 	if l.Depth <= 0 {
 		l.Depth = DefaultLimits.Depth
 	}
-	if l.Output <= 0 {
+	// Above maxStringBytes a repr stops short (see reprWriter); a cap no
+	// larger keeps such a string from passing the size checks.
+	if l.Output <= 0 || l.Output > maxStringBytes {
 		l.Output = DefaultLimits.Output
 	}
 	return l

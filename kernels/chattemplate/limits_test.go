@@ -82,6 +82,9 @@ func TestLimits(t *testing.T) {
 			"chattemplate: render: 1:39: value larger than 1 MiB"},
 		{"repeat list", "{{ ([1, 2] * 1000000) | length }}", Limits{Output: 1 << 20},
 			"chattemplate: render: 1:12: value larger than 1 MiB"},
+		// Shared values nest exponentially: 2^100 leaves.
+		{"shared", "{% set ns = namespace(s=1) %}{% for i in range(100) %}{% set ns.s = (ns.s, ns.s) %}{% endfor %}{{ ns.s == ns.s }}{{ ns }}",
+			Limits{}, "chattemplate: render: 1:114: output larger than 64 MiB"},
 		// range() itself stays capped at Jinja2's sandbox size: no giant list.
 		{"range", "{{ range(1000000000) | length }}", Limits{},
 			"range too big, maximum size for range is 100000"},
@@ -138,6 +141,16 @@ func TestParseNesting(t *testing.T) {
 	// Real templates nest a few levels; 200 is fine.
 	if _, err := New("{{ " + strings.Repeat("(", 200) + "1" + strings.Repeat(")", 200) + " }}"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReprCycle: a namespace that holds itself (found by FuzzRender) made
+// repr recurse until the stack overflowed; Python writes the dict it is
+// already inside as {...}.
+func TestReprCycle(t *testing.T) {
+	out, err := mustNew(t, "{% set ns = namespace() %}{% set ns.s = ns, 1 %}{{ ns }}").Render(nil, Options{})
+	if want := "<Namespace {'s': (<Namespace {...}>, 1)}>"; err != nil || out != want {
+		t.Fatalf("got %q, %v; want %q", out, err, want)
 	}
 }
 
