@@ -35,15 +35,16 @@ import (
 )
 
 // Bounds on one recipe's evaluation. Real recipes compile in milliseconds
-// and a few MiB, but CUE is a language: a comprehension over
-// list.Range(0, 1e8, 1) in a few lines takes many minutes and gigabytes, and
+// and allocate about 1 MiB, but CUE is a language: a comprehension over
+// list.Range(0, 1e8, 1) in a few lines takes many minutes and gigabytes
+// (with these bounds `lrmc vet` stops it after 1 GiB, in seconds), and
 // cue.Context has no way to interrupt an evaluation (cuelang.org/go v0.17.1
 // takes no context.Context and exposes no step or memory limit).
 var (
 	// evalTimeout bounds the wall time of loading and evaluating a recipe.
 	evalTimeout = 60 * time.Second
 	// evalMaxHeap bounds how much the process heap may grow meanwhile.
-	evalMaxHeap uint64 = 2 << 30
+	evalMaxHeap uint64 = 1 << 30
 	// evalPoll is how often the heap is sampled.
 	evalPoll = 50 * time.Millisecond
 )
