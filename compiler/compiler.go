@@ -16,9 +16,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
@@ -32,10 +34,72 @@ import (
 	"lrmc/schema"
 )
 
+// Bounds on one recipe's evaluation. Real recipes compile in milliseconds
+// and allocate about 1 MiB, but CUE is a language: a comprehension over
+// list.Range(0, 1e8, 1) in a few lines takes many minutes and gigabytes
+// (with these bounds `lrmc vet` stops it after 1 GiB, in seconds), and
+// cue.Context has no way to interrupt an evaluation (cuelang.org/go v0.17.1
+// takes no context.Context and exposes no step or memory limit).
+var (
+	// evalTimeout bounds the wall time of loading and evaluating a recipe.
+	evalTimeout = 60 * time.Second
+	// evalMaxHeap bounds how much the process heap may grow meanwhile.
+	evalMaxHeap uint64 = 1 << 30
+	// evalPoll is how often the heap is sampled.
+	evalPoll = 50 * time.Millisecond
+)
+
 // Compile loads the recipe at path, with the other files of its CUE package
 // in the same directory, and returns it resolved. On failure the error is an
 // Errors listing every problem found.
+//
+// Evaluation runs on its own goroutine, watched against evalTimeout and
+// evalMaxHeap. When it passes one, Compile returns an error at once, but
+// the goroutine cannot be stopped: it runs on, holding its memory, until
+// CUE finishes or the process exits. The lrmc commands exit on that error,
+// so this costs nothing there; a long-lived caller pays for the abandoned
+// evaluation until it ends.
 func Compile(path string) (*ir.Recipe, error) {
+	type result struct {
+		r   *ir.Recipe
+		err error
+	}
+	done := make(chan result, 1) // buffered: an abandoned evaluation does not block
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{err: Errors{{Pos: ir.Pos{File: path}, Msg: fmt.Sprintf("internal error evaluating the recipe: %v", p)}}}
+			}
+		}()
+		r, err := compile(path)
+		done <- result{r, err}
+	}()
+	deadline := time.NewTimer(evalTimeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(evalPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case res := <-done:
+			return res.r, res.err
+		case <-deadline.C:
+			return nil, Errors{{Pos: ir.Pos{File: path},
+				Msg: fmt.Sprintf("recipe evaluation exceeded %s (a comprehension or recursion too large?)", evalTimeout)}}
+		case <-poll.C:
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > base.HeapAlloc && ms.HeapAlloc-base.HeapAlloc > evalMaxHeap {
+				return nil, Errors{{Pos: ir.Pos{File: path},
+					Msg: fmt.Sprintf("recipe evaluation exceeded %d MiB of memory (a comprehension or recursion too large?)", evalMaxHeap>>20)}}
+			}
+		}
+	}
+}
+
+// compile is Compile without the bounds.
+func compile(path string) (*ir.Recipe, error) {
 	c, err := newCompiler(path)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // frame is one variable scope. Jinja2 gives each for-loop iteration and
@@ -38,7 +39,88 @@ type evalError struct {
 
 func (e *evalError) Error() string { return fmt.Sprintf("%s: %s", e.p, e.msg) }
 
-type evaluator struct{}
+// evaluator renders one template once; it counts what the render costs
+// against its limits.
+type evaluator struct {
+	lim   Limits
+	iters int // loop iterations so far
+	depth int // macro and caller() calls in progress
+}
+
+// write appends s to out unless out would outgrow the output limit.
+func (ev *evaluator) write(out *strings.Builder, p pos, s string) error {
+	if out.Len()+len(s) > ev.lim.Output {
+		return &evalError{p: p, msg: fmt.Sprintf("output larger than %s", sizeText(ev.lim.Output))}
+	}
+	out.WriteString(s)
+	return nil
+}
+
+// checkValue fails when v is a string over the output limit: operators and
+// filters (~, +, replace, join, …) can each multiply a string's size, so a
+// chain of them is stopped at the first step past the limit.
+func (ev *evaluator) checkValue(p pos, v any, err error) (any, error) {
+	if s, ok := v.(string); ok && err == nil && len(s) > ev.lim.Output {
+		return nil, &evalError{p: p, msg: fmt.Sprintf("value larger than %s", sizeText(ev.lim.Output))}
+	}
+	return v, err
+}
+
+// repeatBytes is about how many bytes seq * n (or n * seq) builds, so that
+// it can be refused before it is built; 0 when the operands are not a
+// sequence and a count, or when binary refuses the repetition itself (over
+// maxRepeat items).
+func repeatBytes(l, r any) int64 {
+	seq, cnt := l, r
+	if _, ok := number(l); ok {
+		seq, cnt = r, l
+	}
+	c, ok := cnt.(int64)
+	if !ok || c <= 0 {
+		return 0
+	}
+	if n := int64(seqLen(seq)); n > 0 && c > maxRepeat/n {
+		return 0
+	}
+	var each int64
+	switch x := seq.(type) {
+	case string:
+		each = int64(len(x))
+	case []any:
+		each = 16 * int64(len(x)) // an interface value per item
+	case tuple:
+		each = 16 * int64(len(x))
+	}
+	return each * c // at most 16·maxRepeat bytes: no overflow
+}
+
+// enter counts a macro or caller() call; the caller must call leave.
+func (ev *evaluator) enter() error {
+	if ev.depth >= ev.lim.Depth {
+		return fmt.Errorf("macro recursion deeper than %d calls", ev.lim.Depth)
+	}
+	ev.depth++
+	return nil
+}
+
+func (ev *evaluator) leave() { ev.depth-- }
+
+// iterate counts n loop iterations at p.
+func (ev *evaluator) iterate(p pos, n int) error {
+	if err := ev.canIterate(p, n); err != nil {
+		return err
+	}
+	ev.iters += n
+	return nil
+}
+
+// canIterate fails when n more iterations would pass the limit.
+func (ev *evaluator) canIterate(p pos, n int) error {
+	if n > ev.lim.Iterations-ev.iters {
+		return &evalError{p: p, msg: fmt.Sprintf("loop limit of %d iterations exceeded", ev.lim.Iterations)}
+	}
+	return nil
+}
 
 func errAt(p pos, err error) error {
 	var ee *evalError
@@ -68,13 +150,13 @@ func (ev *evaluator) render(out *strings.Builder, nodes []node, f *frame) error 
 func (ev *evaluator) exec(out *strings.Builder, n node, f *frame) error {
 	switch n := n.(type) {
 	case *textNode:
-		out.WriteString(n.text)
+		return ev.write(out, n.p, n.text)
 	case *outputNode:
 		v, err := ev.eval(n.e, f)
 		if err != nil {
 			return err
 		}
-		out.WriteString(toStr(v))
+		return ev.write(out, n.p, toStr(v))
 	case *ifNode:
 		for i, c := range n.conds {
 			v, err := ev.eval(c, f)
@@ -95,6 +177,10 @@ func (ev *evaluator) exec(out *strings.Builder, n node, f *frame) error {
 	case *callBlockNode:
 		body := n.body
 		caller := callable(func(args []any, kw *dict) (any, error) {
+			if err := ev.enter(); err != nil {
+				return nil, err
+			}
+			defer ev.leave()
 			var b strings.Builder
 			err := ev.render(&b, body, newFrame(f))
 			return b.String(), err
@@ -105,7 +191,7 @@ func (ev *evaluator) exec(out *strings.Builder, n node, f *frame) error {
 		if err != nil {
 			return err
 		}
-		out.WriteString(toStr(v))
+		return ev.write(out, n.p, toStr(v))
 	case *filterBlockNode:
 		var b strings.Builder
 		if err := ev.render(&b, n.body, f); err != nil {
@@ -118,7 +204,7 @@ func (ev *evaluator) exec(out *strings.Builder, n node, f *frame) error {
 				return err
 			}
 		}
-		out.WriteString(toStr(v))
+		return ev.write(out, n.p, toStr(v))
 	case *loopControlNode:
 		return &errLoopControl{isBreak: n.isBreak}
 	case *scopeNode:
@@ -134,6 +220,13 @@ func (ev *evaluator) execFor(out *strings.Builder, n *forNode, f *frame) error {
 	if err != nil {
 		return err
 	}
+	// A string becomes a list of its characters: count them first, so a
+	// huge one fails before the list is built.
+	if s, ok := it.(string); ok {
+		if err := ev.canIterate(n.p, utf8.RuneCountInString(s)); err != nil {
+			return err
+		}
+	}
 	all, err := iterate(it)
 	if err != nil {
 		return errAt(n.iter.at(), err)
@@ -142,6 +235,9 @@ func (ev *evaluator) execFor(out *strings.Builder, n *forNode, f *frame) error {
 	if n.filter != nil {
 		// Loop counters see only the items that pass the filter.
 		items = nil
+		if err := ev.iterate(n.p, len(all)); err != nil {
+			return err
+		}
 		for _, item := range all {
 			sc := newFrame(f)
 			if err := bindTargets(sc, n.targets, item, n.p); err != nil {
@@ -157,6 +253,9 @@ func (ev *evaluator) execFor(out *strings.Builder, n *forNode, f *frame) error {
 		}
 	}
 	for i, item := range items {
+		if err := ev.iterate(n.p, 1); err != nil {
+			return err
+		}
 		sc := newFrame(f)
 		sc.vars["loop"] = &loopInfo{items: items, index0: i}
 		if err := bindTargets(sc, n.targets, item, n.p); err != nil {
@@ -227,6 +326,10 @@ func (ev *evaluator) execSet(n *setNode, f *frame) error {
 
 func (ev *evaluator) macro(n *macroNode, def *frame) callable {
 	return func(args []any, kw *dict) (any, error) {
+		if err := ev.enter(); err != nil {
+			return nil, err
+		}
+		defer ev.leave()
 		sc := newFrame(def)
 		if len(args) > len(n.params) {
 			return nil, fmt.Errorf("macro '%s' takes not more than %d argument(s)", n.name, len(n.params))
@@ -396,13 +499,14 @@ func (ev *evaluator) eval(e expr, f *frame) (any, error) {
 			return nil, err
 		}
 		v, err := call(fn, args, kw)
-		return v, errAtOrNil(e.p, err)
+		return ev.checkValue(e.p, v, errAtOrNil(e.p, err))
 	case *filterExpr:
 		v, err := ev.eval(e.obj, f)
 		if err != nil {
 			return nil, err
 		}
-		return ev.applyFilter(e, v, f)
+		v, err = ev.applyFilter(e, v, f)
+		return ev.checkValue(e.p, v, err)
 	case *testExpr:
 		return ev.applyTest(e, f)
 	case *unaryExpr:
@@ -437,8 +541,11 @@ func (ev *evaluator) eval(e expr, f *frame) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if e.op == "*" && repeatBytes(l, r) > int64(ev.lim.Output) {
+			return nil, &evalError{p: e.p, msg: fmt.Sprintf("value larger than %s", sizeText(ev.lim.Output))}
+		}
 		v, err := binary(e.op, l, r)
-		return v, errAtOrNil(e.p, err)
+		return ev.checkValue(e.p, v, errAtOrNil(e.p, err))
 	case *compareExpr:
 		l, err := ev.eval(e.first, f)
 		if err != nil {
@@ -467,6 +574,9 @@ func (ev *evaluator) eval(e expr, f *frame) (any, error) {
 				return nil, err
 			}
 			b.WriteString(toStr(v))
+			if b.Len() > ev.lim.Output {
+				return ev.checkValue(e.p, b.String(), nil)
+			}
 		}
 		return b.String(), nil
 	case *condExpr:

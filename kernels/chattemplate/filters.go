@@ -62,8 +62,14 @@ func filterToJSON(v any, a *args) (any, error) {
 	switch ind := a.get(0, "indent", nil).(type) {
 	case nil:
 	case int64:
+		if ind > maxJSONIndent {
+			return nil, fmt.Errorf("tojson: indent %d is more than the limit of %d", ind, maxJSONIndent)
+		}
 		o.hasIndent, o.indent, o.itemSep = true, strings.Repeat(" ", int(max(ind, 0))), ","
 	case string:
+		if len(ind) > maxJSONIndent {
+			return nil, fmt.Errorf("tojson: indent of %d characters is more than the limit of %d", len(ind), maxJSONIndent)
+		}
 		o.hasIndent, o.indent, o.itemSep = true, ind, ","
 	default:
 		return nil, fmt.Errorf("tojson: indent must be an int or str, not %s", typeName(ind))
@@ -160,7 +166,23 @@ func filterReplace(v any, a *args) (any, error) {
 		return nil, err
 	}
 	n, _ := toIndex(a.get(2, "count", int64(-1)))
-	return strings.Replace(toStr(v), old, repl, n), nil
+	return replaceBounded(toStr(v), old, repl, n)
+}
+
+// replaceBounded is strings.Replace, refusing a result over maxStringBytes
+// before building it: replacing "" (every gap) or a short string by a long
+// one multiplies the size.
+func replaceBounded(s, old, repl string, n int) (string, error) {
+	if len(repl) > len(old) {
+		k := int64(strings.Count(s, old))
+		if n >= 0 {
+			k = min(k, int64(n))
+		}
+		if size := int64(len(s)) + k*int64(len(repl)-len(old)); size > maxStringBytes {
+			return "", tooLarge("replace's result", size)
+		}
+	}
+	return strings.Replace(s, old, repl, n), nil
 }
 
 func filterItems(v any, a *args) (any, error) {
@@ -324,6 +346,9 @@ func filterIndent(v any, a *args) (any, error) {
 	width := "    "
 	switch w := a.get(0, "width", int64(4)).(type) {
 	case int64:
+		if w > maxStringBytes {
+			return nil, tooLarge("indent's width", w)
+		}
 		width = strings.Repeat(" ", int(max(w, 0)))
 	case string:
 		width = w
@@ -331,6 +356,9 @@ func filterIndent(v any, a *args) (any, error) {
 	first := truthy(a.get(1, "first", false))
 	blank := truthy(a.get(2, "blank", false))
 	s := toStr(v)
+	if size := int64(len(s)) + int64(strings.Count(s, "\n")+1)*int64(len(width)); size > maxStringBytes {
+		return nil, tooLarge("indent's result", size)
+	}
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
 		if i == 0 && !first {
@@ -350,6 +378,9 @@ func filterCenter(v any, a *args) (any, error) {
 	n := len([]rune(s))
 	if w <= n {
 		return s, nil
+	}
+	if w > maxStringBytes {
+		return nil, tooLarge("center's result", int64(w))
 	}
 	total := w - n
 	// CPython's str.center: left = pad/2 + (pad & width & 1).

@@ -98,7 +98,14 @@ func toJSON(v any, o jsonOptions) (string, error) {
 	return b.String(), nil
 }
 
+// maxJSONIndent caps tojson's indent: each line repeats it once per level,
+// so the output grows with indent × depth × lines.
+const maxJSONIndent = 1 << 10
+
 func writeJSON(b *strings.Builder, v any, o jsonOptions, depth int) error {
+	if b.Len() > maxStringBytes {
+		return tooLarge("tojson's result", int64(b.Len()))
+	}
 	newline := func(d int) {
 		if o.hasIndent {
 			b.WriteByte('\n')

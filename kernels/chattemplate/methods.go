@@ -234,7 +234,7 @@ var strMethods = map[string]func(s string, a *args) (any, error){
 			return nil, err
 		}
 		n, _ := toIndex(a.get(2, "count", int64(-1)))
-		return strings.Replace(s, old, repl, n), nil
+		return replaceBounded(s, old, repl, n)
 	},
 	"find": func(s string, a *args) (any, error) {
 		sub, err := a.str(0, "sub", "")

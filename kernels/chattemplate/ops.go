@@ -569,6 +569,12 @@ func equalSeq(a, b []any) bool {
 	if len(a) != len(b) {
 		return false
 	}
+	// The same sequence: Python's comparisons treat identical elements as
+	// equal, and this keeps shared structures from being walked again and
+	// again (their size doubles per level of sharing).
+	if len(a) > 0 && &a[0] == &b[0] {
+		return true
+	}
 	for i := range a {
 		if !equal(a[i], b[i]) {
 			return false

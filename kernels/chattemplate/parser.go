@@ -21,7 +21,28 @@ type parser struct {
 	// loops counts enclosing for-loop bodies, so that break and continue
 	// elsewhere fail at parse time as in Jinja2.
 	loops int
+	// depth counts the parser's own recursion (nested expressions and
+	// blocks), bounded by maxParseDepth.
+	depth int
 }
+
+// maxParseDepth bounds nesting: the parser (and the evaluator after it)
+// recurses once per level, and a few MB of "((((" would otherwise overflow
+// the Go stack, which aborts the process. Jinja2 itself, on Python's
+// default recursion limit, gives up below a hundred levels.
+const maxParseDepth = 1000
+
+// enter counts one level of nesting at the current token; the caller must
+// call leave.
+func (p *parser) enter() error {
+	if p.depth >= maxParseDepth {
+		return p.failAt(p.cur().pos, "nesting deeper than %d levels", maxParseDepth)
+	}
+	p.depth++
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
 
 func parse(src string) ([]node, error) {
 	toks, err := lex(src)
@@ -79,6 +100,10 @@ func (p *parser) expectName() (string, error) {
 // statement start; that keyword (e.g. "endif", "else") is returned with
 // the parser positioned just after it.
 func (p *parser) subparse() ([]node, string, error) {
+	if err := p.enter(); err != nil {
+		return nil, "", err
+	}
+	defer p.leave()
 	var body []node
 	for {
 		t := p.cur()
@@ -501,6 +526,10 @@ func (p *parser) tupleEnds(explicitParens bool) bool {
 }
 
 func (p *parser) parseExpr() (expr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	at := p.cur().pos
 	e, err := p.parseOr()
 	if err != nil {
@@ -559,6 +588,10 @@ func (p *parser) binaryLevel(ops []string, operand func() (expr, error)) (expr, 
 
 func (p *parser) parseNot() (expr, error) {
 	if p.isName("not") {
+		if err := p.enter(); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		t := p.next()
 		x, err := p.parseNot()
 		if err != nil {
@@ -645,6 +678,10 @@ func (p *parser) parseUnary(withFilter bool) (expr, error) {
 	var e expr
 	var err error
 	if p.isOp("-") || p.isOp("+") {
+		if err := p.enter(); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		p.next()
 		x, err := p.parseUnary(false)
 		if err != nil {

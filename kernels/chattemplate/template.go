@@ -75,6 +75,8 @@ type Options struct {
 	Vars map[string]any
 	// Now is the time strftime_now() formats; zero means time.Now().
 	Now time.Time
+	// Limits bound the render's cost; a zero field means DefaultLimits'.
+	Limits Limits
 }
 
 // RenderError is a failure while rendering, at a template position.
@@ -134,7 +136,7 @@ func (t *Template) Render(messages []Message, opts Options) (string, error) {
 		}
 		vars[k] = c
 	}
-	return t.render(vars, opts.Now)
+	return t.renderWith(vars, opts.Now, opts.Limits)
 }
 
 // RenderJSON renders with messages given as a JSON array of message
@@ -165,6 +167,10 @@ func (t *Template) RenderJSON(messages []byte, opts Options) (string, error) {
 }
 
 func (t *Template) render(vars map[string]any, now time.Time) (string, error) {
+	return t.renderWith(vars, now, Limits{})
+}
+
+func (t *Template) renderWith(vars map[string]any, now time.Time, lim Limits) (string, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
@@ -176,7 +182,7 @@ func (t *Template) render(vars map[string]any, now time.Time) (string, error) {
 		top.vars[k] = v
 	}
 	var out strings.Builder
-	err := (&evaluator{}).render(&out, t.body, top)
+	err := (&evaluator{lim: lim.withDefaults()}).render(&out, t.body, top)
 	if err != nil {
 		var ee *evalError
 		var ex *ExceptionError

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -166,11 +167,26 @@ func toStr(v any) string {
 // repr is Python's repr().
 func repr(v any) string {
 	var b strings.Builder
-	writeRepr(&b, v)
+	w := reprWriter{b: &b}
+	w.write(v)
 	return b.String()
 }
 
-func writeRepr(b *strings.Builder, v any) {
+// reprWriter writes a repr. A namespace can hold itself ({% set ns.x =
+// (ns,) %}), and shared values can nest exponentially ({% set ns.x =
+// (ns.x, ns.x) %} in a loop), so it writes "{...}" for a dict it is
+// already inside, as Python does, and stops once past maxStringBytes: the
+// render's size checks then refuse the string.
+type reprWriter struct {
+	b    *strings.Builder
+	open []*dict // the dicts being written, outermost first
+}
+
+func (w *reprWriter) write(v any) {
+	b := w.b
+	if b.Len() > maxStringBytes {
+		return
+	}
 	switch x := v.(type) {
 	case nil:
 		b.WriteString("None")
@@ -195,7 +211,7 @@ func writeRepr(b *strings.Builder, v any) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeRepr(b, e)
+			w.write(e)
 		}
 		b.WriteByte(']')
 	case tuple:
@@ -204,31 +220,37 @@ func writeRepr(b *strings.Builder, v any) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeRepr(b, e)
+			w.write(e)
 		}
 		if len(x) == 1 {
 			b.WriteByte(',')
 		}
 		b.WriteByte(')')
 	case *dict:
+		if slices.Contains(w.open, x) {
+			b.WriteString("{...}")
+			return
+		}
+		w.open = append(w.open, x)
+		defer func() { w.open = w.open[:len(w.open)-1] }()
 		b.WriteByte('{')
 		for i, k := range x.keys {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeRepr(b, k)
+			w.write(k)
 			b.WriteString(": ")
-			writeRepr(b, x.vals[k])
+			w.write(x.vals[k])
 		}
 		b.WriteByte('}')
 	case *dictView:
 		b.WriteString(x.kind)
 		b.WriteByte('(')
-		writeRepr(b, x.items)
+		w.write(x.items)
 		b.WriteByte(')')
 	case *namespace:
 		b.WriteString("<Namespace ")
-		writeRepr(b, x.attrs)
+		w.write(x.attrs)
 		b.WriteByte('>')
 	case callable:
 		b.WriteString("<function>")

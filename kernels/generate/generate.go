@@ -57,7 +57,8 @@ func Generate(m *llama.Model, tok Tokenizer, prompt string, opt Options, emit fu
 	}
 	dec := llama.NewDecoder(m, steps)
 	smp := sample.New(opt.Temperature, opt.TopP, opt.Seed)
-	out := append(make([]int32, 0, steps+1), promptToks[0])
+	// steps may be a header's whole context (millions); out grows as tokens come.
+	out := append(make([]int32, 0, min(steps+1, 4096)), promptToks[0])
 	token := promptToks[0]
 	for pos := 0; pos < steps; pos++ {
 		logits := dec.Step(token, pos)

@@ -9,6 +9,8 @@ import (
 	"sort"
 
 	"golang.org/x/sys/unix"
+
+	"lrmc/kernels/internal/stored"
 )
 
 // maxNesting bounds arrays of arrays. The format allows them; no converter
@@ -32,6 +34,11 @@ func Open(path string) (*File, error) {
 	size := st.Size()
 	if size == 0 || size != int64(int(size)) {
 		return decode(nil, path) // reports the file as truncated
+	}
+	// Tensor data is checked against the file's size; a sparse file passes
+	// that while holding nothing, and converting it would allocate its size.
+	if err := stored.Check(path, st); err != nil {
+		return nil, fmt.Errorf("gguf: %w", err)
 	}
 	m, err := unix.Mmap(int(fh.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {

@@ -143,6 +143,9 @@ func LoadDType(path, dtype string) (*llama.Model, *Meta, error) {
 			return nil, nil, fmt.Errorf("ggufmodel: %s: unexpected tensor %q: not part of a %s model with this metadata", path, t.Name, meta.Architecture)
 		}
 	}
+	// Every tensor's presence and shape is checked against the metadata
+	// before any is converted, so nothing is allocated for a file whose
+	// tensors do not hold what its header describes.
 	for _, w := range ws {
 		t, ok := f.Tensor(w.name)
 		if !ok {
@@ -151,6 +154,9 @@ func LoadDType(path, dtype string) (*llama.Model, *Meta, error) {
 		if shape := t.Shape(); !slices.Equal(shape, w.shape) {
 			return nil, nil, fmt.Errorf("ggufmodel: %s: tensor %q has shape %v, the metadata implies %v", path, w.name, shape, w.shape)
 		}
+	}
+	for _, w := range ws {
+		t, _ := f.Tensor(w.name)
 		if w.half != nil {
 			*w.half, err = halfValues(t, dt)
 		} else {
@@ -274,6 +280,23 @@ func readMeta(f *gguf.File) (llama.Config, *Meta, error) {
 	if c.Heads <= 0 {
 		return c, nil, fmt.Errorf("ggufmodel: %s: %s.attention.head_count is %d", f.Path(), arch, c.Heads)
 	}
+	// Reject sizes no real model has under the file's own key names, before
+	// the planner plans per block or a loader allocates from them.
+	for _, k := range []struct {
+		key      string
+		v, limit int
+	}{
+		{"embedding_length", c.Dim, llama.MaxDim},
+		{"feed_forward_length", c.HiddenDim, llama.MaxHiddenDim},
+		{"block_count", c.Layers, llama.MaxLayers},
+		{"attention.head_count", c.Heads, llama.MaxHeads},
+		{"attention.head_count_kv", c.KVHeads, llama.MaxHeads},
+		{"context_length", c.SeqLen, llama.MaxSeqLen},
+	} {
+		if err := llama.CheckLimit(arch+"."+k.key, k.v, k.limit); err != nil {
+			return c, nil, fmt.Errorf("ggufmodel: %s: %w", f.Path(), err)
+		}
+	}
 	hd := c.Dim / c.Heads
 	keyLen, valLen := optional("attention.key_length", hd), optional("attention.value_length", hd)
 	ropeDim := optional("rope.dimension_count", keyLen)
@@ -287,6 +310,9 @@ func readMeta(f *gguf.File) (llama.Config, *Meta, error) {
 		return c, nil, errs[0]
 	}
 	c.HeadSize = keyLen
+	if err := llama.CheckLimit(arch+".attention.key_length", c.HeadSize, llama.MaxHeadDim); err != nil {
+		return c, nil, fmt.Errorf("ggufmodel: %s: %w", f.Path(), err)
+	}
 	c.Vocab = 0
 	if t, ok := f.Tensor("token_embd.weight"); ok && len(t.Dims) == 2 {
 		c.Vocab = int(t.Dims[1])

@@ -2,6 +2,7 @@ package ggufmodel
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -309,6 +310,19 @@ func TestErrors(t *testing.T) {
 
 	p = write("rope.gguf", edit("llama.rope.dimension_count", uint32(4)), ts)
 	check(p, "ggufmodel: "+p+": rope.dimension_count 4 is not the head size 8 (partial rotary embedding is not supported)")
+
+	// Hostile sizes fail in ReadConfig, before the planner plans a node per
+	// block or anything allocates by them.
+	for _, c := range []struct {
+		key string
+		v   uint32
+	}{{"llama.block_count", 1e9}, {"llama.context_length", 1<<31 - 1}, {"llama.embedding_length", 1 << 30}} {
+		p := write("hostile.gguf", edit(c.key, c.v), ts)
+		want := fmt.Sprintf("ggufmodel: %s: %s is %d, more than the limit of ", p, c.key, c.v)
+		if _, _, err := ReadConfig(p); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s = %d:\n got %v\nwant %s…", c.key, c.v, err, want)
+		}
+	}
 
 	if err := Save(filepath.Join(dir, "x.gguf"), g, &Meta{Architecture: "qwen3"}, "f32"); err == nil ||
 		err.Error() != "ggufmodel: save "+filepath.Join(dir, "x.gguf")+": architecture qwen3 cannot express a model with QKNorm=false" {

@@ -170,6 +170,9 @@ func ParseConfig(b []byte) (*Config, error) {
 	default:
 		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
 	}
+	if err := checkLimits(c); err != nil {
+		return nil, err
+	}
 	c.RMSNormEps = 1e-6 // the default of all four configuration classes
 	if f.RMSNormEps != nil {
 		c.RMSNormEps = *f.RMSNormEps
@@ -219,6 +222,30 @@ func ParseConfig(b []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkLimits rejects sizes no real model has, under config.json's names,
+// before anything is sized by them: the planner plans per layer from
+// num_hidden_layers, and a loader allocates from the others.
+func checkLimits(c *Config) error {
+	for _, f := range []struct {
+		name     string
+		v, limit int
+	}{
+		{"hidden_size", c.HiddenSize, llama.MaxDim},
+		{"intermediate_size", c.IntermediateSize, llama.MaxHiddenDim},
+		{"num_hidden_layers", c.NumHiddenLayers, llama.MaxLayers},
+		{"num_attention_heads", c.NumAttentionHeads, llama.MaxHeads},
+		{"num_key_value_heads", c.NumKeyValueHeads, llama.MaxHeads},
+		{"head_dim", c.HeadDim, llama.MaxHeadDim},
+		{"vocab_size", c.VocabSize, llama.MaxVocab},
+		{"max_position_embeddings", c.MaxPositionEmbeddings, llama.MaxSeqLen},
+	} {
+		if err := llama.CheckLimit(f.name, f.v, f.limit); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parseRopeScaling reads rope_scaling (or rope_parameters), whose type is

@@ -530,6 +530,14 @@ func TestConfigErrors(t *testing.T) {
 		{`"hidden_size": 32, -> ` + "``" + ` and "vocab_size": 64 -> "x": 1`, "missing hidden_size, vocab_size"},
 		{`"num_key_value_heads": 1 -> "num_key_value_heads": 3`, "llama: invalid config: heads 2 is not a multiple of kv_heads 3"},
 		{`"low_freq_factor": 1.0, -> ` + "``", "rope_scaling low_freq_factor is missing or not a number"},
+		// Hostile sizes fail before the planner plans a node per layer or
+		// anything allocates a table by them.
+		{`"num_hidden_layers": 3 -> "num_hidden_layers": 1000000000`,
+			"num_hidden_layers is 1000000000, more than the limit of 4096 (far above any released model): refusing to size anything by it"},
+		{`"max_position_embeddings": 131072 -> "max_position_embeddings": 2147483647`,
+			"max_position_embeddings is 2147483647, more than the limit of 16777216 (far above any released model): refusing to size anything by it"},
+		{`"vocab_size": 64 -> "vocab_size": 1000000000`,
+			"vocab_size is 1000000000, more than the limit of 16777216 (far above any released model): refusing to size anything by it"},
 	} {
 		doc := specs[0].config
 		for _, e := range strings.Split(c.edit, " and ") {

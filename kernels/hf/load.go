@@ -128,6 +128,9 @@ func LoadDType(dir, dtype string) (*llama.Model, *Config, error) {
 		return nil, nil, fmt.Errorf("hf: %s: unexpected tensor %q: not part of a %s with this config.json",
 			location(r, dir, name), name, cfg.Architecture)
 	}
+	// Every tensor's presence and shape is checked against config.json
+	// before any is converted: nothing is allocated for a checkpoint whose
+	// safetensors headers do not hold what the config describes.
 	for _, w := range ws {
 		t, ok := r.Tensor(w.name)
 		if !ok {
@@ -138,6 +141,9 @@ func LoadDType(dir, dtype string) (*llama.Model, *Config, error) {
 			return nil, nil, fmt.Errorf("hf: %s: tensor %q has shape %v, config.json implies %v",
 				location(r, dir, w.name), w.name, t.Shape, w.shape)
 		}
+	}
+	for _, w := range ws {
+		t, _ := r.Tensor(w.name)
 		if w.half != nil {
 			*w.half, err = halfValues(t, dt)
 		} else {

@@ -118,6 +118,7 @@ func (c Config) Validate() error {
 	pos("kv_heads", c.KVHeads)
 	pos("vocab", c.Vocab)
 	pos("seq_len", c.SeqLen)
+	errs = append(errs, c.checkLimits()...)
 	if c.Layers < 0 {
 		errs = append(errs, fmt.Errorf("layers is %d, must not be negative", c.Layers))
 	}

@@ -12,14 +12,21 @@ type Decoder struct {
 	m      *Model
 	maxSeq int
 	freqs  []float32
-	// Per-layer caches, [maxSeq, KVDim] each.
+	// Per-layer caches, [held, KVDim] each, grown as positions are fed.
 	kc, vc [][]float32
+	held   int // positions the caches (and scores) have room for
 	// Scratch, reused every step.
 	x, xb, xb2, q, att, hb, hb2, cos, sin, scores, logits []float32
 }
 
-// NewDecoder allocates a decoder for positions 0…maxSeq-1: the cache takes
-// 2·Layers·maxSeq·KVDim floats.
+// initialPositions is the room a new decoder's caches have; they double as
+// positions past it are fed.
+const initialPositions = 256
+
+// NewDecoder makes a decoder for positions 0…maxSeq-1. Its cache takes
+// 2·Layers·KVDim floats per position fed (at most maxSeq): it is sized by
+// the positions used, not by maxSeq, which callers take from a model's
+// declared context (millions of positions for some headers).
 func NewDecoder(m *Model, maxSeq int) *Decoder {
 	c := m.Config
 	d := &Decoder{
@@ -37,14 +44,32 @@ func NewDecoder(m *Model, maxSeq int) *Decoder {
 		hb2:    make([]float32, c.HiddenDim),
 		cos:    make([]float32, c.HeadDim()/2),
 		sin:    make([]float32, c.HeadDim()/2),
-		scores: make([]float32, maxSeq),
 		logits: make([]float32, c.Vocab),
 	}
-	for i := range m.Layers {
-		d.kc[i] = make([]float32, maxSeq*c.KVDim())
-		d.vc[i] = make([]float32, maxSeq*c.KVDim())
-	}
+	d.reserve(min(maxSeq, initialPositions))
 	return d
+}
+
+// reserve makes room in the caches for positions 0…n-1, growing them to at
+// least twice their size so that feeding positions one by one copies each
+// value O(1) times.
+func (d *Decoder) reserve(n int) {
+	if n <= d.held {
+		return
+	}
+	n = min(d.maxSeq, max(n, 2*d.held))
+	kvd := d.m.Config.KVDim()
+	grow := func(s []float32, size int) []float32 {
+		t := make([]float32, size)
+		copy(t, s)
+		return t
+	}
+	for i := range d.kc {
+		d.kc[i] = grow(d.kc[i], n*kvd)
+		d.vc[i] = grow(d.vc[i], n*kvd)
+	}
+	d.scores = grow(d.scores, n)
+	d.held = n
 }
 
 // Step feeds token at position pos and returns the logits for the next
@@ -56,6 +81,7 @@ func (d *Decoder) Step(token int32, pos int) []float32 {
 	if pos < 0 || pos >= d.maxSeq {
 		panic(fmt.Sprintf("llama: Decoder.Step: position %d outside [0, %d)", pos, d.maxSeq))
 	}
+	d.reserve(pos + 1)
 	dim, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
 	x := m.Embed([]int32{token}, d.x)
 	ropeAt(d.cos, d.sin, d.freqs, pos)

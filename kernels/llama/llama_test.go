@@ -604,3 +604,34 @@ func TestWithRopeStyle(t *testing.T) {
 		t.Errorf("interleaved→half permutes [0 1 2 3] to %v, want [0 2 1 3]", got)
 	}
 }
+
+// TestDecoderSizedByUse: a decoder for a context of 2^24 positions (what a
+// header's context length can ask for) takes memory for the positions fed,
+// not for the whole context, and computes what a decoder sized exactly for
+// them does, across the caches' growth.
+func TestDecoderSizedByUse(t *testing.T) {
+	c := testConfig
+	c.SeqLen = MaxSeqLen
+	m := randModel(c, 9)
+	const T = 2*initialPositions + 3
+	tokens := randTokens(T, c.Vocab, 10)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	big := NewDecoder(m, MaxSeqLen)
+	runtime.ReadMemStats(&after)
+	// Sized by maxSeq, the caches alone would be 2·3·2^24·16 floats (6 GiB).
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("NewDecoder(m, 2^24) allocated %d bytes, want under 1 MiB", n)
+	}
+	exact := NewDecoder(m, T)
+	for p, tok := range tokens {
+		got, want := big.Step(tok, p), exact.Step(tok, p)
+		if !slices.Equal(got, want) {
+			t.Fatalf("position %d: logits of the growing decoder differ from the exactly sized one", p)
+		}
+	}
+	if big.held >= 4*T {
+		t.Errorf("after %d positions the caches hold %d", T, big.held)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"lrmc/kernels/internal/stored"
 	"lrmc/kernels/llama"
 )
 
@@ -84,6 +85,11 @@ func readHeader(f *os.File, path string) (llama.Config, int64, error) {
 	n, err := checkSize(c, st.Size())
 	if err != nil {
 		return c, 0, fmt.Errorf("llama2c: %s: %w", path, err)
+	}
+	// The size matches the header; a sparse file matches it too while
+	// storing nothing, and Load would allocate all of it.
+	if err := stored.Check(path, st); err != nil {
+		return c, 0, fmt.Errorf("llama2c: %w (header %s)", err, describe(c))
 	}
 	return c, n, nil
 }
@@ -218,8 +224,8 @@ func Write(w io.Writer, m *llama.Model) error {
 		binary.LittleEndian.PutUint32(hb[4*i:], uint32(int32(v)))
 	}
 	bw.Write(hb[:])
+	var b [4]byte // one buffer for all values: it escapes into bw.Write
 	put := func(t []float32) {
-		var b [4]byte
 		for _, v := range t {
 			binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
 			bw.Write(b[:])
@@ -242,9 +248,16 @@ func Write(w io.Writer, m *llama.Model) error {
 		}
 	}
 	put(m.FinalNorm)
-	re, im := FreqCis(c)
-	put(re)
-	put(im)
+	// The tables are written a row at a time: sized by seq_len alone, they
+	// would take 2·seq_len·head_dim/2 floats of memory at once.
+	re, im := make([]float32, c.HeadDim()/2), make([]float32, c.HeadDim()/2)
+	freqs := freqCisFreqs(c)
+	for _, part := range [][]float32{re, im} {
+		for t := range c.SeqLen {
+			freqCisRow(freqs, t, re, im)
+			put(part)
+		}
+	}
 	if !c.SharedClassifier {
 		put(m.Classifier)
 	}
@@ -260,21 +273,32 @@ func Write(w io.Writer, m *llama.Model) error {
 // float32 arithmetic does, cos and sin correctly rounded.
 func FreqCis(c llama.Config) (re, im []float32) {
 	half := c.HeadDim() / 2
-	freqs := make([]float32, half)
+	freqs := freqCisFreqs(c)
+	re = make([]float32, c.SeqLen*half)
+	im = make([]float32, c.SeqLen*half)
+	for t := range c.SeqLen {
+		freqCisRow(freqs, t, re[t*half:(t+1)*half], im[t*half:(t+1)*half])
+	}
+	return re, im
+}
+
+// freqCisFreqs is f_i = 1/theta^(2i/head_dim), i < head_dim/2, in float32.
+func freqCisFreqs(c llama.Config) []float32 {
+	freqs := make([]float32, c.HeadDim()/2)
 	for i := range freqs {
 		e := float32(2*i) / float32(c.HeadDim())
 		freqs[i] = 1 / float32(math.Pow(c.RopeTheta, float64(e)))
 	}
-	re = make([]float32, c.SeqLen*half)
-	im = make([]float32, c.SeqLen*half)
-	for t := range c.SeqLen {
-		for i, f := range freqs {
-			a := float64(float32(t) * f)
-			re[t*half+i] = float32(math.Cos(a))
-			im[t*half+i] = float32(math.Sin(a))
-		}
+	return freqs
+}
+
+// freqCisRow writes row t of the tables: cos and sin of t·f_i.
+func freqCisRow(freqs []float32, t int, re, im []float32) {
+	for i, f := range freqs {
+		a := float64(float32(t) * f)
+		re[i] = float32(math.Cos(a))
+		im[i] = float32(math.Sin(a))
 	}
-	return re, im
 }
 
 // readFloats fills dst with little-endian float32 values from r.

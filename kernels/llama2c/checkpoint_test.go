@@ -7,8 +7,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"lrmc/internal/shareddata"
@@ -222,17 +224,69 @@ func TestLoadErrors(t *testing.T) {
 			t.Errorf("ReadConfig(%s) error:\n got %v\nwant %s", c.name, err, want)
 		}
 	}
-	// A header claiming a huge model fails on the size check, before any
-	// allocation could be attempted, even where the exact count would
-	// overflow int64 (layers·6·dim² = 6·2^90 ≈ 7.43e27 dominates).
+	// A header claiming a huge model fails on the caps, before any size is
+	// computed from it or any allocation could be attempted.
 	path := filepath.Join(dir, "huge.bin")
 	if err := os.WriteFile(path, header(1<<30, 1<<30, 1<<30, 2, 1, -(1<<30), 1<<30), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := "llama2c: " + path + ": header (dim 1073741824, hidden_dim 1073741824, layers 1073741824, heads 2, kv_heads 1, " +
-		"vocab 1073741824, seq_len 1073741824, separate classifier) implies about 7.43e+27 floats, more than any file can hold"
-	if _, err := Load(path); err == nil || err.Error() != want {
-		t.Fatalf("huge header:\n got %v\nwant %s", err, want)
+	want := "llama2c: " + path + ": bad header [1073741824 1073741824 1073741824 2 1 -1073741824 1073741824]: llama: invalid config: " +
+		"dim is 1073741824, more than the limit of 131072 (far above any released model): refusing to size anything by it"
+	if _, err := Load(path); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("huge header:\n got %v\nwant %s…", err, want)
+	}
+	for _, c := range []struct {
+		name  string
+		hdr   []byte
+		field string
+	}{
+		{"layers.bin", header(64, 172, 1e9, 8, 4, 512, 512), "layers is 1000000000, more than the limit of 4096"},
+		{"seq.bin", header(64, 172, 5, 8, 4, 512, 1<<31-1), "seq_len is 2147483647, more than the limit of 16777216"},
+	} {
+		path := filepath.Join(dir, c.name)
+		if err := os.WriteFile(path, c.hdr, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadConfig(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("ReadConfig(%s) = %v, want an error naming the file and %q", c.name, err, c.field)
+		}
+	}
+}
+
+// TestLoadSparse: a sparse file whose size matches a 7B header (26 GB)
+// stores almost nothing; reading its config or loading it fails at once
+// instead of allocating 26 GB of weights.
+func TestLoadSparse(t *testing.T) {
+	c := llama.Config{Dim: 4096, HiddenDim: 11008, Layers: 32, Heads: 32, KVHeads: 32, Vocab: 32000, SeqLen: 2048,
+		NormEps: normEps, RopeTheta: ropeTheta, SharedClassifier: true}
+	path := filepath.Join(t.TempDir(), "7b.bin")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hb []byte
+	for _, v := range []int{c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, c.Vocab, c.SeqLen} {
+		hb = binary.LittleEndian.AppendUint32(hb, uint32(v))
+	}
+	if _, err := f.Write(hb); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(headerSize + 4*floatCount(c)); err != nil {
+		t.Skipf("cannot make a sparse file here: %v", err)
+	}
+	f.Close()
+	if st, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if sys, ok := st.Sys().(*syscall.Stat_t); !ok || sys.Blocks == 0 {
+		t.Skip("this filesystem reports no block counts")
+	}
+	// ReadConfig first: on a build without the check it succeeds, and Load
+	// would then try to allocate 26 GB.
+	if _, err := ReadConfig(path); err == nil || !strings.Contains(err.Error(), path+": sparse file") {
+		t.Fatalf("ReadConfig(sparse 7B) = %v, want a sparse-file error naming %s", err, path)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "sparse file") {
+		t.Fatalf("Load(sparse 7B) = %v, want a sparse-file error", err)
 	}
 }
 
@@ -369,4 +423,39 @@ func TestStories260KBF16(t *testing.T) {
 	if math.Abs(b-a) > 0.05*a {
 		t.Errorf("bf16 NLL %.4f differs from float32's %.4f by more than 5%%", b, a)
 	}
+}
+
+// TestWriteLongContext: the freq_cis tables are written row by row, not
+// built whole: a model declaring 2^22 positions writes its 32 MiB of tables
+// with a few KiB of memory (a 2^31-1 context once asked for 34 GB here).
+func TestWriteLongContext(t *testing.T) {
+	c := llama.Config{Dim: 4, HiddenDim: 4, Layers: 1, Heads: 2, KVHeads: 2, Vocab: 4, SeqLen: 1 << 22,
+		NormEps: normEps, RopeTheta: ropeTheta, SharedClassifier: true}
+	d := c.Dim
+	m := &llama.Model{Config: c, Embedding: make([]float32, c.Vocab*d), FinalNorm: make([]float32, d),
+		Layers: []llama.Layer{{AttnNorm: make([]float32, d), Wq: make([]float32, d*d), Wk: make([]float32, d*d),
+			Wv: make([]float32, d*d), Wo: make([]float32, d*d), FFNNorm: make([]float32, d),
+			W1: make([]float32, d*d), W2: make([]float32, d*d), W3: make([]float32, d*d)}}}
+	m.Classifier = m.Embedding
+	var n countingWriter
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := Write(&n, m); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if want := headerSize + 4*floatCount(c); int64(n) != want {
+		t.Fatalf("wrote %d bytes, want %d", n, want)
+	}
+	// bufio's 1 MiB buffer is the one large allocation left.
+	if a := after.TotalAlloc - before.TotalAlloc; a > 4<<20 {
+		t.Fatalf("Write allocated %d bytes for a 2^22-position model, want under 4 MiB", a)
+	}
+}
+
+type countingWriter int64
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	*w += countingWriter(len(p))
+	return len(p), nil
 }

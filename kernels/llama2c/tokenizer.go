@@ -2,6 +2,7 @@ package llama2c
 
 import (
 	"bufio"
+	"bytes"
 	"container/heap"
 	"encoding/binary"
 	"errors"
@@ -60,27 +61,33 @@ func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
 	if maxLen <= 0 {
 		return nil, fmt.Errorf("max_token_length is %d, must be positive", maxLen)
 	}
+	// vocab (from the model's header) and the lengths are claims of the
+	// files: the tables grow as pieces are actually read, so a short file
+	// claiming a huge vocabulary or piece fails on its end, having
+	// allocated only what it holds.
+	const prealloc = 1 << 16
 	t := &Tokenizer{
-		pieces: make([]string, vocab),
-		scores: make([]float32, vocab),
-		lookup: make(map[string]int32, vocab),
+		pieces: make([]string, 0, min(vocab, prealloc)),
+		scores: make([]float32, 0, min(vocab, prealloc)),
+		lookup: make(map[string]int32, min(vocab, prealloc)),
 	}
+	var p bytes.Buffer
 	for i := range vocab {
 		if _, err := io.ReadFull(r, b[:8]); err != nil {
 			return nil, readErr(err, fmt.Sprintf("at piece %d of %d", i, vocab))
 		}
-		t.scores[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[:4]))
+		t.scores = append(t.scores, math.Float32frombits(binary.LittleEndian.Uint32(b[:4])))
 		n := int32(binary.LittleEndian.Uint32(b[4:8]))
 		if n < 0 || n > maxLen {
 			return nil, fmt.Errorf("piece %d has length %d, outside [0, max_token_length=%d]", i, n, maxLen)
 		}
-		p := make([]byte, n)
-		if _, err := io.ReadFull(r, p); err != nil {
+		p.Reset()
+		if _, err := io.CopyN(&p, r, int64(n)); err != nil {
 			return nil, readErr(err, fmt.Sprintf("in the bytes of piece %d of %d", i, vocab))
 		}
 		// run.c handles pieces as C strings: a NUL ends them.
-		s, _, _ := strings.Cut(string(p), "\x00")
-		t.pieces[i] = s
+		s, _, _ := strings.Cut(p.String(), "\x00")
+		t.pieces = append(t.pieces, s)
 		if _, dup := t.lookup[s]; !dup {
 			// With duplicates run.c's bsearch may find either; keep the lowest id.
 			t.lookup[s] = int32(i)

@@ -2,8 +2,10 @@ package llama2c
 
 import (
 	"bufio"
+	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -271,5 +273,39 @@ func BenchmarkEncode(b *testing.B) {
 	b.SetBytes(int64(len(text)))
 	for b.Loop() {
 		tok.Encode(text, true, false)
+	}
+}
+
+// TestLoadTokenizerHostileSizes: a tiny file claiming a 2^24-piece
+// vocabulary or a 2 GiB piece fails as truncated having allocated about
+// what it holds (before, the tables were sized by the claims: 1 GiB and
+// 2 GiB).
+func TestLoadTokenizerHostileSizes(t *testing.T) {
+	dir := t.TempDir()
+	le := binary.LittleEndian
+	for _, c := range []struct {
+		name  string
+		data  []byte
+		vocab int
+		want  string
+	}{
+		{"bigvocab.bin", le.AppendUint32(nil, 7), 1 << 24, "truncated at piece 0 of 16777216"},
+		{"bigpiece.bin", le.AppendUint32(le.AppendUint32(le.AppendUint32(nil, 1<<31-1), 0), 1<<31-1), 512,
+			"truncated in the bytes of piece 0 of 512"},
+	} {
+		path := filepath.Join(dir, c.name)
+		if err := os.WriteFile(path, c.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := LoadTokenizer(path, c.vocab)
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("LoadTokenizer(%s) = %v, want %q naming the file", c.name, err, c.want)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+			t.Errorf("LoadTokenizer(%s) allocated %d MiB", c.name, n>>20)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"lrmc/kernels/internal/stored"
 )
 
 // Open maps the file at path read-only and decodes its header. The tensors
@@ -38,6 +40,11 @@ func Open(path string) (*File, error) {
 	}
 	if size != int64(int(size)) {
 		return nil, fmt.Errorf("safetensors: %s: %d bytes do not fit in the address space", path, size)
+	}
+	// Tensor data is checked against the file's size; a sparse file passes
+	// that while holding nothing, and widening it would allocate its size.
+	if err := stored.Check(path, st); err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
 	}
 	m, err := unix.Mmap(int(fh.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {

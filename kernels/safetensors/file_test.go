@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -272,5 +273,33 @@ func TestOpenDir(t *testing.T) {
 	_, err := OpenDir(t.TempDir())
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("empty directory: error = %v, want os.ErrNotExist", err)
+	}
+}
+
+// TestOpenSparse: a file whose header and size describe 400 MiB of weights
+// but which stores none of them (made with truncate) is refused at Open,
+// before anything converts, and so allocates, its tensors.
+func TestOpenSparse(t *testing.T) {
+	const n = 100 << 20 // float32 values
+	hdr := []byte(`{"w":{"dtype":"F32","shape":[104857600],"data_offsets":[0,419430400]}}`)
+	path := filepath.Join(t.TempDir(), "model.safetensors")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(hdr))))
+	f.Write(hdr)
+	if err := f.Truncate(int64(8 + len(hdr) + 4*n)); err != nil {
+		t.Skipf("cannot make a sparse file here: %v", err)
+	}
+	f.Close()
+	if st, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if sys, ok := st.Sys().(*syscall.Stat_t); !ok || sys.Blocks == 0 {
+		t.Skip("this file system reports no block counts")
+	}
+	_, err = Open(path)
+	if err == nil || !strings.Contains(err.Error(), path+": sparse file") {
+		t.Fatalf("Open(sparse) = %v, want a sparse-file error naming %s", err, path)
 	}
 }

@@ -45,6 +45,12 @@ func Load(dir string) (*Tokenizer, error) {
 }
 
 // fieldError says which JSON field is wrong.
+// maxTokenID caps token ids. The id → token table is sized by the largest
+// id, so an id near 2^31 in a tiny file would ask for a 32 GiB table. The
+// largest released vocabularies have about 262k tokens; at this cap the
+// table takes at most 256 MiB.
+const maxTokenID = 1<<24 - 1
+
 func fieldError(path string, format string, args ...any) error {
 	return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 }
@@ -201,6 +207,9 @@ func parseModel(mj *modelJSON) (*bpe, error) {
 		if id < 0 {
 			return nil, fieldError("model.vocab["+strconv.Quote(tok)+"]", "negative id %d", id)
 		}
+		if id > maxTokenID {
+			return nil, fieldError("model.vocab["+strconv.Quote(tok)+"]", "id %d is above the limit of %d", id, maxTokenID)
+		}
 		if other, dup := byID[id]; dup {
 			return nil, fieldError("model.vocab["+strconv.Quote(tok)+"]", "id %d is also %q", id, other)
 		}
@@ -316,6 +325,8 @@ func parseAddedTokens(raw json.RawMessage) ([]*addedToken, error) {
 			return nil, fieldError(path+".id", "missing")
 		case *a.ID < 0:
 			return nil, fieldError(path+".id", "negative id %d", *a.ID)
+		case *a.ID > maxTokenID:
+			return nil, fieldError(path+".id", "id %d is above the limit of %d", *a.ID, maxTokenID)
 		case a.Content == nil || *a.Content == "":
 			return nil, fieldError(path+".content", "missing or empty")
 		}

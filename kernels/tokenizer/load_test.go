@@ -71,6 +71,13 @@ func TestLoadErrors(t *testing.T) {
 		{"syntax",
 			`{"model": {"type": "BPE", "vocab": {"a": 1,, }}}`, "",
 			`tokenizer.json: model.vocab: invalid character ',' looking for beginning of object key string`},
+		// Ids near 2^31 sized the id → token table (a makeslice panic).
+		{"vocab id huge",
+			tiny(`{"type": "BPE", "vocab": {"<unk>": 0, "a": 2147483600}}`), "",
+			`tokenizer.json: model.vocab["a"]: id 2147483600 is above the limit of 16777215`},
+		{"added token id huge",
+			`{"added_tokens": [{"id": 2147483646, "content": "<x>"}], "model": {"type": "BPE", "vocab": ` + tinyVocab + `}}`, "",
+			`tokenizer.json: added_tokens[0].id: id 2147483646 is above the limit of 16777215`},
 		{"config token",
 			tiny(`{"type": "BPE", "vocab": ` + tinyVocab + `}`), `{"bos_token": "<x>"}`,
 			`tokenizer_config.json: bos_token: "<x>" is not a token of tokenizer.json`},
