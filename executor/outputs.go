@@ -197,16 +197,11 @@ func (u *unit) stage(out string, r *Result) ([]writtenOutput, error) {
 			return nil, fmt.Errorf("output %s: %w", dst, err)
 		}
 		u.staged = tmp.Name()
-		n, err := fillOutput(tmp, o, r)
-		if err == nil {
-			err = tmp.Chmod(0o644)
-		}
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
+		var n int64
+		err = finishTemp(tmp, func(w io.Writer) (err error) {
+			n, err = fillOutput(w, o, r)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", dst, err)
 		}
@@ -366,7 +361,24 @@ func WriteFileAtomic(path string, b []byte) error {
 		return fmt.Errorf("output %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	_, err = tmp.Write(b)
+	err = finishTemp(tmp, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("output %s: %w", path, err)
+	}
+	return nil
+}
+
+// finishTemp fills a new temporary file, makes it readable like any output
+// (CreateTemp makes it 0600), syncs and closes it: what a rename then puts
+// in place is complete on disk.
+func finishTemp(tmp *os.File, fill func(io.Writer) error) error {
+	err := fill(tmp)
 	if err == nil {
 		err = tmp.Chmod(0o644)
 	}
@@ -376,13 +388,7 @@ func WriteFileAtomic(path string, b []byte) error {
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("output %s: %w", path, err)
-	}
-	return nil
+	return err
 }
 
 func syncDir(path string) error {

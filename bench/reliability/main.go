@@ -337,7 +337,10 @@ func (c *campaign) damageTrials(name string, rs *recipeSet, n int) tally {
 		apply := c.lrmc(cache, 0, "apply", "--progress=plain", rs.path)
 		note := ""
 		panicked := verify.panicked() || apply.panicked()
-		said := strings.Contains(apply.stdout+apply.stderr, "corrupt") || verify.code != 0 || apply.code != 0
+		// Detection: verify or apply dropped a corrupt entry, or a command
+		// refused the damaged cache.
+		said := strings.Contains(verify.stdout+verify.stderr, "dropping corrupt") ||
+			strings.Contains(apply.stdout+apply.stderr, "corrupt") || verify.code != 0 || apply.code != 0
 		if apply.code == 0 {
 			if same, diff := c.sameOutputs(rs); same {
 				t.recovered++
@@ -586,51 +589,43 @@ func firstLine(s string) string {
 	return l
 }
 
-// depthRecipe is the README's depth sweep with absolute data paths and GGUF
-// exports added, so that kills land in output writing as well.
-func depthRecipe(data string) string {
+// recipeHead is the model, calibration and held-out perplexity shared by
+// the campaign's recipes, with absolute data paths.
+func recipeHead(data string, samples, seqLen int) string {
+	text := filepath.Join(data, "text/tinystories/tinystories_val.txt")
 	return fmt.Sprintf(`model: path: %q
 calibration: {
 	data: {path: %q, format: "text", split: {from: 0, to: 0.9}}
-	samples: 64
-	seqLen:  256
+	samples: %d
+	seqLen:  %d
 	seed:    1
 }
 eval: [{
 	task: "perplexity"
 	data: {path: %q, format: "text", split: {from: 0.9, to: 1.0}}
-	samples: 64
-	seqLen:  256
+	samples: %d
+	seqLen:  %d
 }]
-runs: {
+`, filepath.Join(data, "models/stories260K/stories260K.bin"), text, samples, seqLen, text, samples, seqLen)
+}
+
+// depthRecipe is the README's depth sweep with GGUF exports added, so that
+// kills land in output writing as well.
+func depthRecipe(data string) string {
+	return recipeHead(data, 64, 256) + `runs: {
 	"shortgpt-1": prune: {paradigm: "depth", method: "shortgpt", remove: 1}
 	"shortgpt-2": prune: {paradigm: "depth", method: "shortgpt", remove: 2}
 	"sleb-1":     prune: {paradigm: "depth", method: "sleb", remove: 1}
 }
 dense: true
 output: {dir: "out", formats: ["llama2c", "gguf"]}
-`, filepath.Join(data, "models/stories260K/stories260K.bin"),
-		filepath.Join(data, "text/tinystories/tinystories_val.txt"),
-		filepath.Join(data, "text/tinystories/tinystories_val.txt"))
+`
 }
 
 // recoveryRecipe is a short LoRA recovery that checkpoints often, so kills
 // land between and inside checkpoints.
 func recoveryRecipe(data string) string {
-	return fmt.Sprintf(`model: path: %q
-calibration: {
-	data: {path: %q, format: "text", split: {from: 0, to: 0.9}}
-	samples: 16
-	seqLen:  128
-	seed:    1
-}
-eval: [{
-	task: "perplexity"
-	data: {path: %q, format: "text", split: {from: 0.9, to: 1.0}}
-	samples: 16
-	seqLen:  128
-}]
-prune: {paradigm: "depth", method: "shortgpt", remove: 2}
+	return recipeHead(data, 16, 128) + fmt.Sprintf(`prune: {paradigm: "depth", method: "shortgpt", remove: 2}
 runs: "shortgpt-2-lora": recovery: {
 	method: "lora"
 	data: {path: %q, format: "text", split: {from: 0, to: 0.9}}
@@ -646,8 +641,5 @@ runs: "shortgpt-2-lora": recovery: {
 }
 dense: false
 output: {dir: "out", formats: ["llama2c"]}
-`, filepath.Join(data, "models/stories260K/stories260K.bin"),
-		filepath.Join(data, "text/tinystories/tinystories_val.txt"),
-		filepath.Join(data, "text/tinystories/tinystories_val.txt"),
-		filepath.Join(data, "text/tinystories/tinystories_val.txt"))
+`, filepath.Join(data, "text/tinystories/tinystories_val.txt"))
 }
