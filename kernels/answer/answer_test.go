@@ -311,11 +311,17 @@ func TestRegexFilterAndFullMatch(t *testing.T) {
 		{"one group", "the answer is  B, surely", "", true}, // the group is empty, as findall gives it
 		{"one group filled", "the answer is B", "B", true},
 	})
-	re := regexp.MustCompile(`(?i)a|ab`)
+	re, err := CompileFullMatch(`(?i)a|ab`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for s, want := range map[string]bool{"ab": true, "A": true, "abc": false, "xab": false} {
-		if got := FullMatch(re, s); got != want {
-			t.Errorf("FullMatch(%q, %q) = %v, want %v", re, s, got, want)
+		if got := re.MatchString(s); got != want {
+			t.Errorf("full match of %q on %q = %v, want %v", re, s, got, want)
 		}
+	}
+	if _, err := CompileFullMatch(`a)|(b`); err == nil || !strings.Contains(err.Error(), "answer pattern \"a)|(b\"") {
+		t.Errorf("a pattern that only compiles once wrapped: error %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package answer
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 )
@@ -106,16 +107,14 @@ func (f RegexFilter) Apply(response string) (string, bool) {
 	return strings.TrimSpace(s), true
 }
 
-// FullMatch reports whether the whole of s matches re, as Python's
-// re.fullmatch: a regex answer key ("(?i)paris|the capital of france")
-// accepts a prediction only when nothing is left over on either side.
-func FullMatch(re *regexp.Regexp, s string) bool {
-	loc := anchored(re).FindStringIndex(s)
-	return loc != nil
-}
-
-// anchored wraps re in ^(?:...)$; leftmost-first matching could otherwise
-// pick a shorter alternative and miss a full match that exists.
-func anchored(re *regexp.Regexp) *regexp.Regexp {
-	return regexp.MustCompile(`^(?:` + re.String() + `)$`)
+// CompileFullMatch compiles a regex answer key whose MatchString is
+// Python's re.fullmatch: it accepts a prediction only when the whole of it
+// matches ("(?i)paris|the capital of france" rejects "Paris, France").
+// Anchoring the alternation as a group matters: leftmost-first matching of
+// the bare pattern could settle on a shorter alternative.
+func CompileFullMatch(expr string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(expr); err != nil {
+		return nil, fmt.Errorf("answer pattern %q: %w", expr, err)
+	}
+	return regexp.Compile(`^(?:` + expr + `)$`)
 }

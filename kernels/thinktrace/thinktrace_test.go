@@ -226,3 +226,55 @@ func TestRealTraces(t *testing.T) {
 		t.Fatalf("summary %+v", s)
 	}
 }
+
+// FuzzPieces cuts a text into pieces at fuzzed points: the counts always
+// add up, and a text whose markers each sit in a piece of their own is
+// measured as the same ids would be.
+func FuzzPieces(f *testing.F) {
+	f.Add("<think>\nhmm</think>\n\nok", []byte{3, 1, 4}, false)
+	f.Add("a</think>b<think>", []byte{1, 1, 1}, true)
+	f.Add("<think><think></think></think>", []byte{7, 7, 8}, false)
+	f.Fuzz(func(t *testing.T, text string, cuts []byte, inside bool) {
+		var pieces []string
+		for _, c := range cuts {
+			if len(text) == 0 {
+				break
+			}
+			n := min(int(c)%8+1, len(text))
+			pieces = append(pieces, text[:n])
+			text = text[n:]
+		}
+		if text != "" {
+			pieces = append(pieces, text)
+		}
+		m := Markers{StartsInside: inside}
+		got := FromPieces(pieces, m, FinishStop)
+		if got.Tokens != len(pieces) || got.Tokens != got.Before+got.Think+got.After+got.MarkerTokens {
+			t.Fatalf("%q: counts do not add up: %+v", pieces, got)
+		}
+		if got.Closed && !got.Opened {
+			t.Fatalf("%q: closed without opening: %+v", pieces, got)
+		}
+		// The same generation as ids, each marker piece its own id.
+		ids := make([]int32, len(pieces))
+		for i, p := range pieces {
+			switch p {
+			case "<think>":
+				ids[i] = openID
+			case "</think>":
+				ids[i] = closeID
+			case "":
+				return // an empty piece has no id form
+			default:
+				if strings.Contains(p, "<") || strings.Contains(p, ">") {
+					return // a marker may straddle pieces
+				}
+				ids[i] = 9
+			}
+		}
+		m.OpenID, m.CloseID = openID, closeID
+		if byID, _ := FromIDs(ids, m, FinishStop); byID != got {
+			t.Fatalf("%q: pieces %+v, ids %+v", pieces, got, byID)
+		}
+	})
+}
