@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"lrmc/internal/shareddata"
+	"lrmc/kernels/hf"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/llama2c"
 	"lrmc/kernels/sample"
+	"lrmc/kernels/synth"
 )
 
 // reference is the part of reference/stories260K_greedy.json the test uses.
@@ -372,5 +375,68 @@ func TestGenerateBinAndGGUF(t *testing.T) {
 	}
 	if bin.Tok.Decode(pb) != gg.Tok.Decode(pg) {
 		t.Fatalf("prompt text: .bin %q, .gguf %q", bin.Tok.Decode(pb), gg.Tok.Decode(pg))
+	}
+}
+
+// TestLoadHFEOS: a Hugging Face checkpoint ends generation at the
+// tokenizer's eos_token and at config.json's and generation_config.json's
+// eos_token_id, as transformers' generate does; the chat template and its
+// special tokens come from tokenizer_config.json.
+func TestLoadHFEOS(t *testing.T) {
+	tokDir := shareddata.Path(t, "tokenizers", "qwen3")
+	dir := filepath.Join(t.TempDir(), "m")
+	m, cfg, err := synth.New(synth.Spec{Arch: "qwen3", Layers: 1, Dim: 16, Heads: 2, KVHeads: 1, HeadDim: 8,
+		FFN: 16, Vocab: 64, SeqLen: 32, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hf.Save(dir, m, cfg, "float32", 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tokenizer.json", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(tokDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gc := filepath.Join(dir, "generation_config.json")
+	if err := os.WriteFile(gc, []byte(`{"eos_token_id": [151645, 151643], "do_sample": true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir, "", "bfloat16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.EOS, []int32{151645, 151643}) || got.Format != "hf" || got.Template == nil ||
+		got.Specials.EOS != "<|im_end|>" || got.LM.DType() != llama.BFloat16 {
+		t.Fatalf("EOS %v, format %q, template %v, specials %+v, dtype %s", got.EOS, got.Format, got.Template != nil, got.Specials, got.LM.DType())
+	}
+	if err := os.WriteFile(gc, []byte(`{"eos_token_id": "x"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir, "", ""); err == nil || !strings.Contains(err.Error(), gc+": eos_token_id: want an id or a list of ids") {
+		t.Fatalf("bad generation_config.json: %v", err)
+	}
+	if _, err := Load(dir, filepath.Join(dir, "config.json"), ""); err == nil ||
+		!strings.Contains(err.Error(), "cannot tell the tokenizer's format") {
+		t.Fatalf("tokenizer config.json: %v", err)
+	}
+}
+
+func TestMetaID(t *testing.T) {
+	for _, c := range []struct {
+		v  any
+		id int32
+		ok bool
+	}{
+		{uint32(2), 2, true}, {int32(7), 7, true}, {uint64(151645), 151645, true}, {int64(-1), 0, false},
+		{uint64(1 << 40), 0, false}, {"2", 0, false}, {uint8(3), 3, true},
+	} {
+		if id, ok := metaID(c.v); id != c.id || ok != c.ok {
+			t.Errorf("metaID(%T %v) = %d, %v; want %d, %v", c.v, c.v, id, ok, c.id, c.ok)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -166,19 +167,20 @@ func (m *Model) loadTokenizer(path string) error {
 		}
 		m.Tok = hfTokenizer{t}
 		for _, kv := range meta.Tokenizer {
-			switch v := kv.Value.(type) {
-			case string:
-				if kv.Key == "tokenizer.chat_template" && v != "" {
-					if m.Template, err = chattemplate.New(v); err != nil {
+			switch kv.Key {
+			case "tokenizer.chat_template":
+				if src, ok := kv.Value.(string); ok && src != "" {
+					if m.Template, err = chattemplate.New(src); err != nil {
 						return fmt.Errorf("%s: tokenizer.chat_template: %w", path, err)
 					}
 				}
-			case uint32:
+			case "tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id":
 				// llama.cpp ends generation at eos, eot and eom.
-				switch kv.Key {
-				case "tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id":
-					m.addEOS(int32(v))
+				id, ok := metaID(kv.Value)
+				if !ok {
+					return fmt.Errorf("%s: %s is %T, not a token id", path, kv.Key, kv.Value)
 				}
+				m.addEOS(id)
 			}
 		}
 		// llama.cpp also counts these tokens as end of generation,
@@ -205,6 +207,36 @@ func (m *Model) loadTokenizer(path string) error {
 		return fmt.Errorf("%s: cannot tell the tokenizer's format: want a Hugging Face directory, a .gguf or a llama2.c .bin", path)
 	}
 	return nil
+}
+
+// metaID reads a token id from GGUF metadata, which converters write in
+// integer types of various widths.
+func metaID(v any) (int32, bool) {
+	var id int64
+	switch x := v.(type) {
+	case uint8:
+		id = int64(x)
+	case uint16:
+		id = int64(x)
+	case uint32:
+		id = int64(x)
+	case uint64:
+		id = int64(min(x, math.MaxInt32+1))
+	case int8:
+		id = int64(x)
+	case int16:
+		id = int64(x)
+	case int32:
+		id = int64(x)
+	case int64:
+		id = x
+	default:
+		return 0, false
+	}
+	if id < 0 || id > math.MaxInt32 {
+		return 0, false
+	}
+	return int32(id), true
 }
 
 // generationEOS reads eos_token_id (one id or a list) from a

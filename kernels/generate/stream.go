@@ -24,7 +24,7 @@ type streamer struct {
 	ids   []int32 // the prompt's last tokens, then every generated one
 	start int     // where the decode window starts
 	read  int     // ids[:read] are in text
-	text  string  // the continuation's text so far
+	text  []byte  // the continuation's text so far (appended to, not copied)
 	stops []string
 	// maxStop is the longest stop sequence's length; searched is how much
 	// of text has been searched for stop sequences (a match may still
@@ -53,7 +53,7 @@ func (s *streamer) push(id int32) (string, bool) {
 	if len(cur) <= len(prev) || strings.HasSuffix(cur, string(utf8.RuneError)) {
 		return "", false // no new text yet, or a character not complete
 	}
-	s.text += cur[len(prev):]
+	s.text = append(s.text, cur[len(prev):]...)
 	s.start, s.read = s.read, len(s.ids)
 	return s.advance(false)
 }
@@ -64,7 +64,7 @@ func (s *streamer) flush() (string, bool) {
 	if s.read < len(s.ids) {
 		prev := s.tok.Decode(s.ids[s.start:s.read])
 		if cur := s.tok.Decode(s.ids[s.start:]); len(cur) > len(prev) {
-			s.text += cur[len(prev):]
+			s.text = append(s.text, cur[len(prev):]...)
 		}
 		s.read = len(s.ids)
 	}
@@ -76,7 +76,7 @@ func (s *streamer) flush() (string, bool) {
 func (s *streamer) advance(final bool) (string, bool) {
 	// A match not found before must end in the new text.
 	from := max(0, s.searched-max(s.maxStop-1, 0))
-	cut, which := CutStop(s.text[from:], s.stops)
+	cut, which := CutStop(string(s.text[from:]), s.stops)
 	s.searched = len(s.text)
 	if which != "" {
 		s.emitTo(from + len(cut))
@@ -96,7 +96,7 @@ func (s *streamer) heldBack() int {
 	for n := min(len(s.text), s.maxStop-1); n > 0; n-- {
 		tail := s.text[len(s.text)-n:]
 		for _, st := range s.stops {
-			if strings.HasPrefix(st, tail) {
+			if strings.HasPrefix(st, string(tail)) {
 				return n
 			}
 		}
@@ -106,7 +106,7 @@ func (s *streamer) heldBack() int {
 
 func (s *streamer) emitTo(end int) {
 	if s.emit != nil && end > s.emitted {
-		s.emit(s.text[s.emitted:end])
+		s.emit(string(s.text[s.emitted:end]))
 	}
 	s.emitted = max(s.emitted, end)
 }
