@@ -189,7 +189,7 @@ func TestStories260KAgainstFloat64Reference(t *testing.T) {
 
 // ref is run.c's transformer in float64, weights as run.c maps them.
 type ref struct {
-	dim, hidden, layers, heads, kvHeads, vocab, seqLen int
+	dim, hidden, layers, heads, kvHeads, vocab, seqLen              int
 	emb, rmsAtt, wq, wk, wv, wo, rmsFFN, w1, w2, w3, rmsFinal, wcls []float64
 }
 
