@@ -165,14 +165,15 @@ func (c *compiler) compile() *ir.Recipe {
 		return nil
 	}
 	c.user = user
-	c.full = c.schema.Recipe.Unify(user)
+	recipe := c.schema.For(user)
+	c.full = recipe.Unify(user)
 	if err := c.full.Validate(cue.Concrete(true), cue.Final()); err != nil {
 		c.addCUE(err)
 	}
 	// CUE reports a field the closed schema does not allow only when the
 	// struct holding it has no other error; look for them all, so one
 	// pass of vet shows every mistake.
-	c.unknownFields(user, c.schema.Recipe, nil)
+	c.unknownFields(user, recipe, nil)
 	return c.resolve()
 }
 

@@ -39,7 +39,7 @@ func TestCompileValid(t *testing.T) {
 		Samples: 64, SeqLen: 256, Seed: 1,
 	}
 	topEval := []ir.Eval{{
-		Task:    "perplexity",
+		Name: "perplexity", Field: "eval[0]", Task: "perplexity",
 		Data:    ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}},
 		Samples: 8, SeqLen: 128,
 	}}
@@ -63,7 +63,7 @@ func TestCompileValid(t *testing.T) {
 				},
 				Prune: ir.Prune{Paradigm: "depth", Method: "shortgpt", Layers: []int{1, 3}},
 				Eval: []ir.Eval{{
-					Task:   "perplexity",
+					Name: "perplexity", Field: "eval[0]", Task: "perplexity",
 					Data:   ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.8, To: 1}},
 					SeqLen: 64,
 				}},
@@ -141,7 +141,7 @@ eval: [{task: "perplexity", data: {path: "`+text+`"}, seqLen: 256, samples: 64}]
 		Dense:      true,
 		DenseModel: ir.Model{Path: model, Tokenizer: tok, Format: "llama2c", DType: "float32"},
 		DenseEval: []ir.Eval{{
-			Task: "perplexity", Samples: 64, SeqLen: 256,
+			Name: "perplexity", Field: "eval[0]", Task: "perplexity", Samples: 64, SeqLen: 256,
 			Data: ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}},
 		}},
 		Output: ir.Output{Dir: filepath.Join(dir, "out"), Formats: []string{"llama2c"}, DType: "float32"},
@@ -274,7 +274,7 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("checkMethod(%s, %s) = %q, want %q", tc.paradigm, tc.method, got, tc.want)
 		}
 	}
-	if got := evalTasks.check("gsm8k"); got != `task "gsm8k" is not built yet; built tasks: perplexity` {
+	if got := evalTasks.check("gsm8k"); got != `task "gsm8k" is not built yet; built tasks: perplexity, boolq, commonsense_qa, hellaswag, piqa, swag` {
 		t.Errorf("evalTasks.check(gsm8k) = %q", got)
 	}
 	if got := dataFormats.check("csv"); got != `unknown data format "csv"; built data formats: text, jsonl, chat, instruction` {
@@ -402,7 +402,7 @@ func TestCompileChatSynthetic(t *testing.T) {
 		Samples: 8, SeqLen: 64,
 	}
 	eval := []ir.Eval{{
-		Task: "perplexity", SeqLen: 64,
+		Name: "perplexity", Field: "eval[0]", Task: "perplexity", SeqLen: 64,
 		Data: ir.Data{Path: filepath.Join(dir, "files/alpaca.jsonl"), Format: "instruction", Template: "model", Split: ir.Split{From: 0.9, To: 1}},
 	}}
 	prune := ir.Prune{Paradigm: "depth", Method: "shortgpt", Remove: 1}
@@ -625,5 +625,38 @@ output: dir: "`+c.dir+`"
 		if got.Output.Dir != c.want {
 			t.Errorf("output.dir %q resolved to %s, want %s", c.dir, got.Output.Dir, c.want)
 		}
+	}
+}
+
+// TestCompileNamedEvals decodes testdata/valid_mc.cue: evaluations by name
+// (a map, in the order written) and a run's list item named by its task; a
+// multiple-choice task reads its jsonl file whole by default.
+func TestCompileNamedEvals(t *testing.T) {
+	got, err := Compile("testdata/valid_mc.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	piqa := filepath.Join(dir, "files/piqa.jsonl")
+	text := filepath.Join(dir, "files/stories.txt")
+	wantDense := []ir.Eval{
+		{Name: "ppl", Field: "eval.ppl", Task: "perplexity", SeqLen: 32,
+			Data: ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}}},
+		{Name: "piqa", Field: "eval.piqa", Task: "piqa", Samples: 2, Fewshot: 1, Seed: 7,
+			Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 1}}},
+	}
+	if diff := cmp.Diff(wantDense, got.DenseEval); diff != "" {
+		t.Errorf("dense evals (-want +got):\n%s", diff)
+	}
+	wantRun := []ir.Eval{{Name: "piqa", Field: "eval[0]", Task: "piqa",
+		Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 0.5}}}}
+	if diff := cmp.Diff(wantRun, got.Runs[0].Eval); diff != "" {
+		t.Errorf("run evals (-want +got):\n%s", diff)
+	}
+	if p := got.Positions[`eval.piqa.fewshot`]; p.Line != 5 {
+		t.Errorf("position of eval.piqa.fewshot = %v, want line 5", p)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"lrmc/kernels/mceval"
 )
 
 // A registry lists the names a recipe may use for one kind of thing, and
@@ -28,8 +30,8 @@ var (
 	}
 	evalTasks = registry{
 		kind: "task", plural: "tasks",
-		built:   []string{"perplexity"},
-		planned: []string{"boolq", "piqa", "hellaswag", "winogrande", "arc-easy", "arc-challenge", "openbookqa", "gsm8k"},
+		built:   append([]string{"perplexity"}, mceval.Names()...),
+		planned: []string{"winogrande", "arc-easy", "arc-challenge", "openbookqa", "gsm8k"},
 	}
 	outputFormats = registry{
 		kind: "output format", plural: "output formats",

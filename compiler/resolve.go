@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -502,42 +503,131 @@ func (r *resolver) template(field, format string) (string, *bool) {
 	return tmpl, &thinking
 }
 
-// evals resolves the eval list, taken whole from the first layer that
-// writes one; each item's unset fields come from #Defaults.eval.
+// evalName keeps evaluation names usable as file names and field paths.
+var evalName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+
+// evals resolves the evaluations, taken whole from the first layer that
+// writes them: a map by name or a list; each item's unset fields come from
+// #Defaults.eval. Names are unique: two evaluations of one task need two
+// names.
 func (r *resolver) evals() []ir.Eval {
 	i := r.layerOf(true, "eval")
 	if i < 0 {
 		return nil
 	}
 	h, _ := r.from(i, "eval")
+	l := r.layers[i]
+	var out []ir.Eval
+	first := map[string]string{}
+	add := func(field string, full, written cue.Value, name string, named bool) {
+		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, field), layers: []layer{
+			{user: written, full: full, run: l.run, prefix: join(l.prefix, field), root: r.c.valuePos(written)},
+			{full: r.c.defaults.LookupPath(cue.ParsePath("eval")), isDefault: true},
+		}}
+		e := item.eval()
+		e.Field = field
+		if !named {
+			name = e.Task
+			if nh, ok := item.get("name"); ok {
+				name, _ = item.str(nh)
+				named = true
+			}
+		}
+		at := ir.FieldPath(l.run, join(l.prefix, field))
+		pos := r.c.valuePos(written)
+		if nh, ok := item.get("name"); ok && field != "" && !strings.HasPrefix(field, "eval[") {
+			r.c.errs.add(nh.pos, nh.path, "a map's key names its evaluation; name is for list items")
+		}
+		switch {
+		case name == "":
+			// The task is missing or bad, reported.
+		case !evalName.MatchString(name):
+			r.c.errs.add(pos, at, "evaluation name %q must match %s (it names a results column and samples/%s.jsonl)", name, evalName, name)
+		case first[name] != "":
+			how := "give one another name"
+			if !named {
+				how = "name them with name, or write eval as a map by name"
+			}
+			r.c.errs.add(pos, at, "evaluation name %q is already %s; %s", name, first[name], how)
+		default:
+			first[name] = field
+		}
+		e.Name = name
+		out = append(out, e)
+	}
+	if h.v.IncompleteKind() == cue.StructKind {
+		it, err := h.v.Fields()
+		if !r.decoded(h, err) {
+			return nil
+		}
+		for it.Next() {
+			name := it.Selector().Unquoted()
+			label := name
+			if !evalName.MatchString(name) {
+				label = strconv.Quote(name) // reported below
+			}
+			add("eval."+label, it.Value(), h.w.LookupPath(cue.MakePath(cue.Str(name))), name, true)
+		}
+		return out
+	}
 	items, written, ok := r.list(h)
 	if !ok {
 		return nil
 	}
-	l := r.layers[i]
-	out := make([]ir.Eval, 0, len(items))
 	for j := range items {
-		idx := fmt.Sprintf("eval[%d]", j)
-		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, idx), layers: []layer{
-			{user: written[j], full: items[j], run: l.run, prefix: join(l.prefix, idx), root: r.c.valuePos(written[j])},
-			{full: r.c.defaults.LookupPath(cue.ParsePath("eval")), isDefault: true},
-		}}
-		out = append(out, item.eval())
+		add(fmt.Sprintf("eval[%d]", j), items[j], written[j], "", false)
 	}
 	return out
 }
 
 func (r *resolver) eval() ir.Eval {
 	var e ir.Eval
+	// An unknown task is reported once; the other checks go by what was
+	// written, so a misspelt multiple-choice task is not asked for seqLen.
+	written := "perplexity"
 	if h, ok := r.need("task"); ok {
 		e.Task = r.name(h, evalTasks)
+		if s, ok := r.str(h); ok {
+			written = s
+		}
 	}
 	e.Data = r.data("data")
 	if h, ok := r.get("samples"); ok {
 		e.Samples, _ = r.int(h)
 	}
-	if h, ok := r.need("seqLen"); ok {
-		e.SeqLen, _ = r.int(h)
+	if written == "perplexity" {
+		if h, ok := r.need("seqLen"); ok {
+			e.SeqLen, _ = r.int(h)
+		}
+		for _, f := range []string{"fewshot", "seed"} {
+			if h, ok := r.get(f); ok {
+				r.c.errs.add(h.pos, h.path, "%s applies to multiple-choice tasks; task is %q", f, e.Task)
+			}
+		}
+		return e
+	}
+	// A multiple-choice task reads its jsonl file whole unless told
+	// otherwise: the held-out default split is perplexity's.
+	if h, ok := r.get("seqLen"); ok && !h.def {
+		r.c.errs.add(h.pos, h.path, "seqLen is perplexity's window length; task %q scores each item whole", written)
+	}
+	if h, ok := r.get("data.format"); ok && !h.def && e.Data.Format != "jsonl" {
+		r.c.errs.add(h.pos, h.path, "task %q reads jsonl (one item per line); format is %q", written, e.Data.Format)
+	}
+	e.Data.Format, e.Data.Field, e.Data.Template, e.Data.Thinking = "jsonl", "", "", nil
+	if fh, ok := r.get("data.split.from"); ok && fh.def {
+		if th, ok := r.get("data.split.to"); ok && th.def {
+			e.Data.Split = ir.Split{From: 0, To: 1}
+		}
+	}
+	if h, ok := r.get("fewshot"); ok {
+		e.Fewshot, _ = r.int(h)
+	}
+	if h, ok := r.get("seed"); ok {
+		seed, err := h.v.Int64()
+		if r.decoded(h, err) {
+			e.Seed = seed
+		}
 	}
 	return e
 }
