@@ -94,17 +94,14 @@ func Fit(r Request, maxLen int) (Request, error) {
 }
 
 // Score returns Σ log p(continuation token | everything before it) for each
-// continuation, in float64. The context is fed once; each continuation
-// then branches from the context's key/value cache (positions past the
+// continuation, in float64. The context is fed once, in one batched
+// prefill; each continuation then branches from the context's key/value
+// cache (positions past the
 // context are overwritten by the next continuation), so N choices cost one
 // prefill and N short decodes. d must be a fresh decoder or one whose
 // positions will all be rewritten.
 func Score(d *llama.Decoder, r Request) []float64 {
-	var logits []float32
-	for pos, tok := range r.Context {
-		logits = d.Step(tok, pos)
-	}
-	last := LogSoftmax(logits)
+	last := LogSoftmax(d.Prefill(r.Context))
 	n := len(r.Context)
 	out := make([]float64, len(r.Conts))
 	for i, cont := range r.Conts {
