@@ -122,6 +122,10 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	var tasks, names []string
 	for _, e := range run.Eval {
 		field := e.Field
+		if e.Name == "" {
+			// An IR built by hand (tests, tools) may leave names out.
+			e.Name = e.Task
+		}
 		if e.MultipleChoice() {
 			if acc := p.multipleChoice(name, posRun, e, pruned, m); acc != nil {
 				evals = append(evals, acc)
