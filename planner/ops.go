@@ -89,7 +89,7 @@ var Versions = map[string]int{
 	OpModelDepth:     1,
 	OpEvalWindows:    1,
 	OpPerplexity:     1,
-	OpMetrics:        2,
+	OpMetrics:        1,
 	OpMCItems:        1,
 	OpMCScore:        1,
 	OpMCAccuracy:     1,
@@ -257,7 +257,9 @@ type MCAccuracyParams struct {
 // recovery result when Recovery is set. Model-shape metrics (params,
 // blocks) come with each evaluation's result.
 type MetricsParams struct {
-	Tasks    []string `json:"tasks"`
+	Tasks []string `json:"tasks"`
+	// Names is always in the key (no omitempty), so metrics nodes planned
+	// before evaluations had names never match; the version stays.
 	Names    []string `json:"names"`
 	Depth    bool     `json:"depth,omitempty"`
 	Recovery bool     `json:"recovery,omitempty"` // then the recovery node follows

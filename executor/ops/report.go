@@ -18,7 +18,7 @@ type Metrics map[string]any
 // metricsOp gathers a run's evaluations. Inputs: EvalResults in task order.
 type metricsOp struct{ jsonCodec[Metrics] }
 
-func (metricsOp) Version() int { return 2 }
+func (metricsOp) Version() int { return 1 }
 
 func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	var p planner.MetricsParams
