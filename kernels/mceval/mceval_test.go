@@ -351,3 +351,40 @@ func (r *ref) loglik(ctx, cont []int32) float64 {
 	}
 	return ll
 }
+
+// Each family's context and continuations, as lm-eval's yaml writes them.
+func TestTaskTemplates(t *testing.T) {
+	for _, tc := range []struct {
+		task    string
+		doc     Doc
+		context string
+		conts   []string
+		gold    int
+	}{
+		{"hellaswag", Doc{"ctx": "Home: [header] How to x [title] Do  it.", "endings": []any{" a [step] b ", "c"}, "label": 1.0},
+			"Home: How to x. Do it.", []string{" a b", " c"}, 1},
+		{"commonsense_qa", Doc{"question": " Where? ", "choices": []any{"bank", "mall"}, "answer": 0.0},
+			"Question: Where?\nA. bank\nB. mall\nAnswer:", []string{" A", " B"}, 0},
+		{"swag", Doc{"startphrase": "She", "choices": []any{"runs.", "sits."}, "answer": 1.0},
+			"She", []string{" runs.", " sits."}, 1},
+		{"boolq", Doc{"passage": "P.", "question": "q", "answer": false},
+			"P.\nQuestion: q?\nAnswer:", []string{" no", " yes"}, 0},
+	} {
+		task, ok := Lookup(tc.task)
+		if !ok {
+			t.Fatalf("no task %q", tc.task)
+		}
+		items, err := Items(task, []Doc{tc.doc}, 0, 0, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.task, err)
+		}
+		it := items[0]
+		var conts []string
+		for i := range it.Choices {
+			conts = append(conts, it.Continuation(i))
+		}
+		if it.Context != tc.context || strings.Join(conts, "|") != strings.Join(tc.conts, "|") || it.Gold != tc.gold {
+			t.Errorf("%s: context %q, continuations %q, gold %d; want %q, %q, %d", tc.task, it.Context, conts, it.Gold, tc.context, tc.conts, tc.gold)
+		}
+	}
+}

@@ -33,107 +33,17 @@ type Task struct {
 	FewshotDelimiter string
 }
 
-// The task families, transcribed from lm-eval's yaml files (tasks/piqa,
-// tasks/hellaswag, tasks/super_glue/boolq, tasks/commonsense_qa, tasks/swag)
-// for the field layouts of the jsonl files in ../shared/data/text.
-var tasks = map[string]Task{
-	// piqa.yaml: doc_to_text "Question: {{goal}}\nAnswer:",
-	// doc_to_choice "{{[sol1, sol2]}}", doc_to_target label.
-	"piqa": {
-		Text: func(d Doc) (string, error) {
-			g, err := str(d, "goal")
-			return "Question: " + g + "\nAnswer:", err
-		},
-		Choices: func(d Doc) ([]string, error) { return strs(d, "sol1", "sol2") },
-		Gold:    func(d Doc) (int, error) { return integer(d, "label") },
-	},
-	// hellaswag.yaml with utils.process_docs: query = preprocess(
-	// activity_label + ": " + ctx_a + " " + ctx_b.capitalize()), choices =
-	// preprocess(ending) each. The shared file has that context already
-	// joined in "ctx" (so ctx_b's capital is lost: lm-eval would write "He"
-	// where the file has "he").
-	"hellaswag": {
-		Text: func(d Doc) (string, error) {
-			c, err := str(d, "ctx")
-			return Preprocess(c), err
-		},
-		Choices: func(d Doc) ([]string, error) {
-			e, err := list(d, "endings")
-			for i := range e {
-				e[i] = Preprocess(e[i])
-			}
-			return e, err
-		},
-		Gold: func(d Doc) (int, error) { return integer(d, "label") },
-	},
-	// super_glue/boolq/default.yaml: doc_to_text
-	// "{{passage}}\nQuestion: {{question}}?\nAnswer:", doc_to_choice
-	// ["no", "yes"], doc_to_target label (answer true is "yes").
-	"boolq": {
-		Text: func(d Doc) (string, error) {
-			p, err1 := str(d, "passage")
-			q, err2 := str(d, "question")
-			return p + "\nQuestion: " + q + "?\nAnswer:", firstErr(err1, err2)
-		},
-		Choices: func(Doc) ([]string, error) { return []string{"no", "yes"}, nil },
-		Gold: func(d Doc) (int, error) {
-			v, ok := d["answer"].(bool)
-			if !ok {
-				return 0, fmt.Errorf("field \"answer\" is %T, want a boolean", d["answer"])
-			}
-			if v {
-				return 1, nil
-			}
-			return 0, nil
-		},
-	},
-	// commonsense_qa/default.yaml: doc_to_text "Question: {{question.strip()}}
-	// \nA. …\nB. …\nC. …\nD. …\nE. …\nAnswer:", doc_to_choice the labels
-	// A…E, doc_to_target the answer's index.
-	"commonsense_qa": {
-		Text: func(d Doc) (string, error) {
-			q, err := str(d, "question")
-			if err != nil {
-				return "", err
-			}
-			c, err := list(d, "choices")
-			if err != nil {
-				return "", err
-			}
-			var b strings.Builder
-			b.WriteString("Question: " + strings.TrimSpace(q))
-			for i, s := range c {
-				fmt.Fprintf(&b, "\n%c. %s", 'A'+i, s)
-			}
-			b.WriteString("\nAnswer:")
-			return b.String(), nil
-		},
-		Choices: func(d Doc) ([]string, error) {
-			c, err := list(d, "choices")
-			labels := make([]string, len(c))
-			for i := range c {
-				labels[i] = string(rune('A' + i))
-			}
-			return labels, err
-		},
-		Gold: func(d Doc) (int, error) { return integer(d, "answer") },
-	},
-	// swag/swag.yaml: doc_to_text startphrase, doc_to_choice the four
-	// endings, doc_to_target label.
-	"swag": {
-		Text:    func(d Doc) (string, error) { return str(d, "startphrase") },
-		Choices: func(d Doc) ([]string, error) { return list(d, "choices") },
-		Gold:    func(d Doc) (int, error) { return integer(d, "answer") },
-	},
-}
+// tasks are the task families by name, each defined in its own file
+// (piqa.go, hellaswag.go, …) as a transcription of lm-eval's yaml for the
+// field layout of the jsonl files in ../shared/data/text.
+var tasks = map[string]Task{}
 
-func init() {
-	for name, t := range tasks {
-		t.Name = name
-		t.Delimiter = " "
-		t.FewshotDelimiter = "\n\n"
-		tasks[name] = t
-	}
+// register adds a task family with lm-eval's default delimiters.
+func register(name string, t Task) {
+	t.Name = name
+	t.Delimiter = " "
+	t.FewshotDelimiter = "\n\n"
+	tasks[name] = t
 }
 
 // Lookup returns the task named name.
