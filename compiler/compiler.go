@@ -132,6 +132,10 @@ type compiler struct {
 
 	positions map[string]ir.Pos
 	errs      errorList
+	// tasks are the names eval's task may take; taskDefs define the
+	// multiple-choice ones (built in and the recipe's own).
+	tasks    registry
+	taskDefs map[string]ir.TaskDef
 	// cuePaths are the field paths of the schema's errors, so checks in Go
 	// can stay quiet about what follows from them.
 	cuePaths []string

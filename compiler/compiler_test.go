@@ -14,6 +14,7 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/internal/shareddata"
+	"lrmc/kernels/mceval"
 )
 
 // noRecovery is a run's recovery when no layer switches one on.
@@ -274,7 +275,7 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("checkMethod(%s, %s) = %q, want %q", tc.paradigm, tc.method, got, tc.want)
 		}
 	}
-	if got := evalTasks.check("gsm8k"); got != `task "gsm8k" is not built yet; built tasks: perplexity, boolq, commonsense_qa, hellaswag, piqa, swag` {
+	if got := evalTasks.check("gsm8k"); got != `task "gsm8k" is not built yet; built tasks: perplexity` {
 		t.Errorf("evalTasks.check(gsm8k) = %q", got)
 	}
 	if got := dataFormats.check("csv"); got != `unknown data format "csv"; built data formats: text, jsonl, chat, instruction` {
@@ -642,21 +643,75 @@ func TestCompileNamedEvals(t *testing.T) {
 	}
 	piqa := filepath.Join(dir, "files/piqa.jsonl")
 	text := filepath.Join(dir, "files/stories.txt")
+	piqaDef := &ir.TaskDef{Text: "Question: {{goal}}\nAnswer:", Choices: []string{"{{sol1}}", "{{sol2}}"}, Gold: "label"}
 	wantDense := []ir.Eval{
 		{Name: "ppl", Field: "eval.ppl", Task: "perplexity", SeqLen: 32,
 			Data: ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}}},
 		{Name: "piqa", Field: "eval.piqa", Task: "piqa", Samples: 2, Fewshot: 1, Seed: 7,
-			Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 1}}},
+			Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 1}}, Def: piqaDef},
+		{Name: "mine", Field: "eval.mine", Task: "yesno",
+			Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 1}},
+			Def:  &ir.TaskDef{Text: "{{goal}}?", Choices: []string{"no", "yes"}, Gold: "label", Delimiter: "\n"}},
 	}
 	if diff := cmp.Diff(wantDense, got.DenseEval); diff != "" {
 		t.Errorf("dense evals (-want +got):\n%s", diff)
 	}
 	wantRun := []ir.Eval{{Name: "piqa", Field: "eval[0]", Task: "piqa",
-		Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 0.5}}}}
+		Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 0.5}}, Def: piqaDef}}
 	if diff := cmp.Diff(wantRun, got.Runs[0].Eval); diff != "" {
 		t.Errorf("run evals (-want +got):\n%s", diff)
 	}
-	if p := got.Positions[`eval.piqa.fewshot`]; p.Line != 5 {
-		t.Errorf("position of eval.piqa.fewshot = %v, want line 5", p)
+	if p := got.Positions[`eval.piqa.fewshot`]; p.Line != 7 {
+		t.Errorf("position of eval.piqa.fewshot = %v, want line 7", p)
+	}
+}
+
+// The built-in tasks of schema #Tasks give each family's context and
+// continuations as lm-eval's yaml writes them.
+func TestBuiltinTasks(t *testing.T) {
+	c, err := newCompiler("testdata/valid_mc.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.compile(); len(c.errs.errs) > 0 {
+		t.Fatal(c.errs.errs)
+	}
+	if got := c.tasks.check("arc"); got != `unknown task "arc"; built tasks: perplexity, boolq, commonsense_qa, hellaswag, piqa, swag, yesno; planned: winogrande, arc-easy, arc-challenge, openbookqa, gsm8k` {
+		t.Errorf("tasks.check(arc) = %q", got)
+	}
+	for _, tc := range []struct {
+		task    string
+		doc     mceval.Doc
+		context string
+		conts   []string
+		gold    int
+	}{
+		{"piqa", mceval.Doc{"goal": "g", "sol1": "a", "sol2": "b", "label": 1.0}, "Question: g\nAnswer:", []string{" a", " b"}, 1},
+		{"hellaswag", mceval.Doc{"ctx": "Home: [header] How to x [title] Do  it.", "endings": []any{" a [step] b ", "c"}, "label": 1.0},
+			"Home: How to x. Do it.", []string{" a b", " c"}, 1},
+		{"commonsense_qa", mceval.Doc{"question": " Where? ", "choices": []any{"bank", "mall", "c", "d", "e"}, "answer": 0.0},
+			"Question: Where?\nA. bank\nB. mall\nC. c\nD. d\nE. e\nAnswer:", []string{" A", " B", " C", " D", " E"}, 0},
+		{"swag", mceval.Doc{"startphrase": "She", "choices": []any{"runs.", "sits."}, "answer": 1.0},
+			"She", []string{" runs.", " sits."}, 1},
+		{"boolq", mceval.Doc{"passage": "P.", "question": "q", "answer": false},
+			"P.\nQuestion: q?\nAnswer:", []string{" no", " yes"}, 0},
+		{"yesno", mceval.Doc{"goal": "g", "label": 1.0}, "g?", []string{"\nno", "\nyes"}, 1},
+	} {
+		task, err := mceval.FromSpec(tc.task, specOf(c.taskDefs[tc.task]))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.task, err)
+		}
+		items, err := mceval.Items(task, []mceval.Doc{tc.doc}, 0, 0, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.task, err)
+		}
+		it := items[0]
+		var conts []string
+		for i := range it.Choices {
+			conts = append(conts, it.Continuation(i))
+		}
+		if it.Context != tc.context || strings.Join(conts, "|") != strings.Join(tc.conts, "|") || it.Gold != tc.gold {
+			t.Errorf("%s: context %q, continuations %q, gold %d; want %q, %q, %d", tc.task, it.Context, conts, it.Gold, tc.context, tc.conts, tc.gold)
+		}
 	}
 }

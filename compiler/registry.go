@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"lrmc/kernels/mceval"
 )
 
 // A registry lists the names a recipe may use for one kind of thing, and
@@ -28,9 +26,12 @@ var (
 			"dynamic/mod", "dynamic/dllm", "dynamic/skipgpt",
 		},
 	}
+	// evalTasks are the tasks that are not defined as data: perplexity,
+	// and the planned ones. Each compilation adds the multiple-choice
+	// tasks of #Tasks and of the recipe's tasks (compiler.tasks).
 	evalTasks = registry{
 		kind: "task", plural: "tasks",
-		built:   append([]string{"perplexity"}, mceval.Names()...),
+		built:   []string{"perplexity"},
 		planned: []string{"winogrande", "arc-easy", "arc-challenge", "openbookqa", "gsm8k"},
 	}
 	outputFormats = registry{

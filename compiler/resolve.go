@@ -15,6 +15,7 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/digest"
+	"lrmc/kernels/mceval"
 	"lrmc/kernels/modelref"
 )
 
@@ -26,6 +27,7 @@ var runName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 func (c *compiler) resolve() *ir.Recipe {
 	rec := &ir.Recipe{File: c.file, Dir: c.dir, Positions: c.positions}
 	c.recordWritten(c.user, "")
+	c.resolveTasks()
 	top := &resolver{c: c, layers: []layer{
 		{user: c.user, full: c.full, root: ir.Pos{File: c.file}},
 		{full: c.defaults, isDefault: true},
@@ -503,6 +505,79 @@ func (r *resolver) template(field, format string) (string, *bool) {
 	return tmpl, &thinking
 }
 
+// resolveTasks decodes the multiple-choice tasks an eval may name: the
+// built-in #Tasks and the recipe's own tasks, checking each definition as
+// mceval will use it.
+func (c *compiler) resolveTasks() {
+	c.taskDefs = map[string]ir.TaskDef{}
+	c.tasks = evalTasks
+	c.tasks.built = slices.Clone(evalTasks.built)
+	var names []string
+	add := func(name string, v, w cue.Value, path string) {
+		pos := c.valuePos(w)
+		switch {
+		case !w.Exists():
+		case slices.Contains(evalTasks.built, name) || slices.Contains(evalTasks.planned, name):
+			c.errs.add(pos, path, "task %q is lrmc's own; name yours otherwise", name)
+			return
+		case c.taskDefs[name].Text != "" || slices.Contains(names, name):
+			builtin := slices.Sorted(slices.Values(names))
+			c.errs.add(pos, path, "task %q is built in; name yours otherwise (built-in tasks: %s)", name, strings.Join(builtin, ", "))
+			return
+		case !evalName.MatchString(name):
+			c.errs.add(pos, path, "task name %q must match %s", name, evalName)
+			return
+		}
+		var d ir.TaskDef
+		str := func(field string, dst *string) {
+			if f := v.LookupPath(cue.ParsePath(field)); f.Exists() {
+				*dst, _ = f.String()
+			}
+		}
+		str("text", &d.Text)
+		str("choicesField", &d.ChoicesField)
+		str("gold", &d.Gold)
+		str("preprocess", &d.Preprocess)
+		str("delimiter", &d.Delimiter)
+		str("fewshotDelimiter", &d.FewshotDelimiter)
+		if f := v.LookupPath(cue.ParsePath("choices")); f.Exists() {
+			if err := f.Decode(&d.Choices); err != nil {
+				return // the schema reports it
+			}
+		}
+		if _, err := mceval.FromSpec(name, specOf(d)); err != nil {
+			c.errs.add(pos, path, "%v", err)
+			return
+		}
+		c.taskDefs[name] = d
+		names = append(names, name)
+	}
+	if it, err := c.schema.Tasks.Fields(); err == nil {
+		for it.Next() {
+			name := it.Selector().Unquoted()
+			add(name, it.Value(), cue.Value{}, "")
+		}
+	}
+	builtin := len(names)
+	if user := c.user.LookupPath(cue.ParsePath("tasks")); user.Exists() {
+		if it, err := user.Fields(); err == nil {
+			for it.Next() {
+				name := it.Selector().Unquoted()
+				full := c.full.LookupPath(cue.MakePath(cue.Str("tasks"), it.Selector()))
+				add(name, full, it.Value(), "tasks."+name)
+			}
+		}
+	}
+	slices.Sort(names[:builtin])
+	c.tasks.built = append(c.tasks.built, names...)
+}
+
+// specOf is a task definition as mceval takes it.
+func specOf(d ir.TaskDef) mceval.Spec {
+	return mceval.Spec{Text: d.Text, Choices: d.Choices, ChoicesField: d.ChoicesField, Gold: d.Gold,
+		Preprocess: d.Preprocess, Delimiter: d.Delimiter, FewshotDelimiter: d.FewshotDelimiter}
+}
+
 // evalName keeps evaluation names usable as file names and field paths.
 var evalName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 
@@ -586,7 +661,7 @@ func (r *resolver) eval() ir.Eval {
 	// written, so a misspelt multiple-choice task is not asked for seqLen.
 	written := "perplexity"
 	if h, ok := r.need("task"); ok {
-		e.Task = r.name(h, evalTasks)
+		e.Task = r.name(h, r.c.tasks)
 		if s, ok := r.str(h); ok {
 			written = s
 		}
@@ -619,6 +694,9 @@ func (r *resolver) eval() ir.Eval {
 		if th, ok := r.get("data.split.to"); ok && th.def {
 			e.Data.Split = ir.Split{From: 0, To: 1}
 		}
+	}
+	if def, ok := r.c.taskDefs[e.Task]; ok {
+		e.Def = &def
 	}
 	if h, ok := r.get("fewshot"); ok {
 		e.Fewshot, _ = r.int(h)

@@ -231,14 +231,28 @@ type PerplexityParams struct {
 // each with Fewshot examples drawn with Seed from the split's other
 // documents.
 type MCItemsParams struct {
-	Task            string  `json:"task"`
-	From            float64 `json:"from"`
-	To              float64 `json:"to"`
-	Samples         int     `json:"samples"`
-	Fewshot         int     `json:"fewshot"`
-	Seed            int64   `json:"seed"`
-	TokenizerFormat string  `json:"tokenizerFormat"`
-	Vocab           int     `json:"vocab"`
+	Task string `json:"task"`
+	// Def is the task's definition, in the key: editing a task's
+	// templates invalidates its items and everything downstream.
+	Def             MCTaskParams `json:"def"`
+	From            float64      `json:"from"`
+	To              float64      `json:"to"`
+	Samples         int          `json:"samples"`
+	Fewshot         int          `json:"fewshot"`
+	Seed            int64        `json:"seed"`
+	TokenizerFormat string       `json:"tokenizerFormat"`
+	Vocab           int          `json:"vocab"`
+}
+
+// MCTaskParams is a multiple-choice task as data (ir.TaskDef).
+type MCTaskParams struct {
+	Text             string   `json:"text"`
+	Choices          []string `json:"choices,omitempty"`
+	ChoicesField     string   `json:"choicesField,omitempty"`
+	Gold             string   `json:"gold"`
+	Preprocess       string   `json:"preprocess,omitempty"`
+	Delimiter        string   `json:"delimiter,omitempty"`
+	FewshotDelimiter string   `json:"fewshotDelimiter,omitempty"`
 }
 
 // MCScoreParams: inputs are a model and the items (OpMCItems).

@@ -299,8 +299,15 @@ func (p *planning) multipleChoice(name, posRun string, e ir.Eval, model *Node, m
 		return nil
 	}
 	src := p.b.source(name, e.Data.Path, sum, filepath.Base(e.Data.Path))
+	if e.Def == nil {
+		p.errorf(posRun, e.Field+".task", "task %q has no definition", e.Task)
+		return nil
+	}
+	d := e.Def
+	def := MCTaskParams{Text: d.Text, Choices: d.Choices, ChoicesField: d.ChoicesField, Gold: d.Gold,
+		Preprocess: d.Preprocess, Delimiter: d.Delimiter, FewshotDelimiter: d.FewshotDelimiter}
 	items := p.b.add(name, OpMCItems, MCItemsParams{
-		Task: e.Task, From: e.Data.Split.From, To: e.Data.Split.To, Samples: e.Samples, Fewshot: e.Fewshot, Seed: e.Seed,
+		Task: e.Task, Def: def, From: e.Data.Split.From, To: e.Data.Split.To, Samples: e.Samples, Fewshot: e.Fewshot, Seed: e.Seed,
 		TokenizerFormat: m.info.TokenizerFormat, Vocab: m.info.Vocab,
 	}, fmt.Sprintf("%s items %s (%d-shot)", e.Task, filepath.Base(e.Data.Path), e.Fewshot), src, m.tokenizer)
 	score := p.b.add(name, OpMCScore, MCScoreParams{Task: e.Task}, e.Task+" log-likelihoods", model, items)

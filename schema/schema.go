@@ -23,6 +23,7 @@ var (
 	DefaultsPath = cue.ParsePath("#Defaults")
 	EvalMapPath  = cue.ParsePath("#EvalMap")
 	EvalListPath = cue.ParsePath("#EvalList")
+	TasksPath    = cue.ParsePath("#Tasks")
 )
 
 // Source returns the schema's CUE text.
@@ -34,6 +35,8 @@ type Schema struct {
 	Defaults cue.Value // #Defaults
 	// EvalMap and EvalList are the shapes of eval: by name, or a list.
 	EvalMap, EvalList cue.Value
+	// Tasks are the built-in multiple-choice tasks (#Tasks).
+	Tasks cue.Value
 }
 
 // Compile builds the schema in ctx. A cue.Context is not safe for concurrent
@@ -46,6 +49,7 @@ func Compile(ctx *cue.Context) (*Schema, error) {
 	s := &Schema{
 		Recipe: v.LookupPath(RecipePath), Defaults: v.LookupPath(DefaultsPath),
 		EvalMap: v.LookupPath(EvalMapPath), EvalList: v.LookupPath(EvalListPath),
+		Tasks: v.LookupPath(TasksPath),
 	}
 	if err := s.Defaults.Validate(cue.Concrete(true), cue.Final()); err != nil {
 		return nil, fmt.Errorf("schema: #Defaults: %w", err)

@@ -180,6 +180,20 @@ type Eval struct {
 	// from the file's other items.
 	Fewshot int
 	Seed    int64
+	// Def defines a multiple-choice task (nil for perplexity).
+	Def *TaskDef
+}
+
+// TaskDef is a multiple-choice task as data, as lm-eval's yaml writes one
+// (see schema #Task): templates with {{ field }} holes.
+type TaskDef struct {
+	Text             string
+	Choices          []string // one template per choice, or
+	ChoicesField     string   // the field holding the choices
+	Gold             string   // the field holding the answer
+	Preprocess       string   // "" or "hellaswag"
+	Delimiter        string
+	FewshotDelimiter string
 }
 
 // MultipleChoice reports whether the evaluation is scored by comparing

@@ -42,9 +42,11 @@ func (mcItems) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	task, ok := mceval.Lookup(p.Task)
-	if !ok {
-		return nil, fmt.Errorf("unknown multiple-choice task %q", p.Task)
+	d := p.Def
+	task, err := mceval.FromSpec(p.Task, mceval.Spec{Text: d.Text, Choices: d.Choices, ChoicesField: d.ChoicesField,
+		Gold: d.Gold, Preprocess: d.Preprocess, Delimiter: d.Delimiter, FewshotDelimiter: d.FewshotDelimiter})
+	if err != nil {
+		return nil, fmt.Errorf("task %q: %w", p.Task, err)
 	}
 	path, err := input[string](c, 0)
 	if err != nil {

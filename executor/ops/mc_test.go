@@ -27,8 +27,14 @@ func withEvals(r *ir.Recipe, evals ...ir.Eval) *ir.Recipe {
 	return r
 }
 
+// defs are the definitions of schema #Tasks that the tests use.
+var defs = map[string]*ir.TaskDef{
+	"piqa":      {Text: "Question: {{goal}}\nAnswer:", Choices: []string{"{{sol1}}", "{{sol2}}"}, Gold: "label"},
+	"hellaswag": {Text: "{{ctx}}", ChoicesField: "endings", Gold: "label", Preprocess: "hellaswag"},
+}
+
 func mcEval(t *testing.T, name, task string, samples int, file ...string) ir.Eval {
-	return ir.Eval{Name: name, Task: task, Samples: samples,
+	return ir.Eval{Name: name, Task: task, Samples: samples, Def: defs[task],
 		Data: ir.Data{Path: shareddata.Path(t, append([]string{"text"}, file...)...), Format: "jsonl", Split: ir.Split{From: 0, To: 1}}}
 }
 

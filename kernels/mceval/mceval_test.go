@@ -68,7 +68,7 @@ func TestPreprocess(t *testing.T) {
 }
 
 func TestItemsTemplatesAndFewshot(t *testing.T) {
-	piqa, _ := Lookup("piqa")
+	piqa := mustTask(t, "piqa", Spec{Text: "Question: {{goal}}\nAnswer:", Choices: []string{"{{sol1}}", "{{sol2}}"}, Gold: "label"})
 	docs := []Doc{
 		{"goal": "g0", "sol1": "a0", "sol2": "b0", "label": 0.0},
 		{"goal": "g1", "sol1": "a1", "sol2": "b1", "label": 1.0},
@@ -102,12 +102,12 @@ func TestItemsTemplatesAndFewshot(t *testing.T) {
 			t.Errorf("few-shot sampling is not reproducible")
 		}
 	}
-	boolq, _ := Lookup("boolq")
+	boolq := mustTask(t, "boolq", Spec{Text: "{{passage}}\nQuestion: {{question}}?\nAnswer:", Choices: []string{"no", "yes"}, Gold: "answer"})
 	it, err := Items(boolq, []Doc{{"passage": "P", "question": "is it", "answer": true}}, 0, 0, 0)
 	if err != nil || it[0].Context != "P\nQuestion: is it?\nAnswer:" || it[0].Gold != 1 || it[0].Continuation(1) != " yes" {
 		t.Errorf("boolq item %+v, %v", it, err)
 	}
-	if _, err := Items(piqa, []Doc{{"goal": 3.0}}, 0, 0, 0); err == nil || !strings.Contains(err.Error(), `piqa: document 0: field "goal" is a number, want a string`) {
+	if _, err := Items(piqa, []Doc{{"goal": "g", "label": 0.0}}, 0, 0, 0); err == nil || !strings.Contains(err.Error(), `piqa: document 0: field "sol1" is missing`) {
 		t.Errorf("bad document: %v", err)
 	}
 }
@@ -352,39 +352,40 @@ func (r *ref) loglik(ctx, cont []int32) float64 {
 	return ll
 }
 
-// Each family's context and continuations, as lm-eval's yaml writes them.
-func TestTaskTemplates(t *testing.T) {
-	for _, tc := range []struct {
-		task    string
-		doc     Doc
-		context string
-		conts   []string
-		gold    int
-	}{
-		{"hellaswag", Doc{"ctx": "Home: [header] How to x [title] Do  it.", "endings": []any{" a [step] b ", "c"}, "label": 1.0},
-			"Home: How to x. Do it.", []string{" a b", " c"}, 1},
-		{"commonsense_qa", Doc{"question": " Where? ", "choices": []any{"bank", "mall"}, "answer": 0.0},
-			"Question: Where?\nA. bank\nB. mall\nAnswer:", []string{" A", " B"}, 0},
-		{"swag", Doc{"startphrase": "She", "choices": []any{"runs.", "sits."}, "answer": 1.0},
-			"She", []string{" runs.", " sits."}, 1},
-		{"boolq", Doc{"passage": "P.", "question": "q", "answer": false},
-			"P.\nQuestion: q?\nAnswer:", []string{" no", " yes"}, 0},
+func mustTask(t *testing.T, name string, s Spec) Task {
+	t.Helper()
+	task, err := FromSpec(name, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func TestSpecTemplates(t *testing.T) {
+	task := mustTask(t, "t", Spec{
+		Text:    "Q: {{ q.strip() }} {{c[1]}} {{n}}|{{b}}",
+		Choices: []string{"{{c[0]}}", "lit"}, Gold: "g", Preprocess: "hellaswag",
+	})
+	items, err := Items(task, []Doc{{"q": "  why? ", "c": []any{"x [step] y", "z"}, "n": 3.0, "b": true, "g": 1.0}}, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it := items[0]; it.Context != "Q: why? z 3|true" || it.Choices[0] != "x y" || it.Continuation(1) != " lit" || it.Gold != 1 {
+		t.Errorf("item %+v", it)
+	}
+	for _, bad := range []Spec{
+		{Text: "{{q | upper}}", Choices: []string{"a", "b"}, Gold: "g"},
+		{Text: "{{q", Choices: []string{"a", "b"}, Gold: "g"},
+		{Text: "q", Gold: "g"},
+		{Text: "q", Choices: []string{"a", "b"}, ChoicesField: "c", Gold: "g"},
+		{Text: "q", Choices: []string{"a", "b"}, Gold: "g", Preprocess: "arc"},
 	} {
-		task, ok := Lookup(tc.task)
-		if !ok {
-			t.Fatalf("no task %q", tc.task)
+		if _, err := FromSpec("bad", bad); err == nil {
+			t.Errorf("FromSpec(%+v) accepted", bad)
 		}
-		items, err := Items(task, []Doc{tc.doc}, 0, 0, 0)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.task, err)
-		}
-		it := items[0]
-		var conts []string
-		for i := range it.Choices {
-			conts = append(conts, it.Continuation(i))
-		}
-		if it.Context != tc.context || strings.Join(conts, "|") != strings.Join(tc.conts, "|") || it.Gold != tc.gold {
-			t.Errorf("%s: context %q, continuations %q, gold %d; want %q, %q, %d", tc.task, it.Context, conts, it.Gold, tc.context, tc.conts, tc.gold)
-		}
+	}
+	if _, err := Items(task, []Doc{{"q": "x", "c": []any{"a"}, "n": 1.0, "b": true, "g": 0.0}}, 0, 0, 0); err == nil ||
+		!strings.Contains(err.Error(), `t: document 0: field "c" has no item 1`) {
+		t.Errorf("missing item: %v", err)
 	}
 }

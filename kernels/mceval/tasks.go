@@ -10,7 +10,6 @@ package mceval
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 )
 
@@ -19,7 +18,8 @@ type Doc map[string]any
 
 // Task turns documents into multiple-choice items the way lm-eval's task
 // yaml does: Text is doc_to_text, Choices doc_to_choice and Gold
-// doc_to_target (an index into Choices).
+// doc_to_target (an index into Choices). FromSpec builds one from its
+// definition as data.
 type Task struct {
 	Name    string
 	Text    func(Doc) (string, error)
@@ -33,35 +33,6 @@ type Task struct {
 	FewshotDelimiter string
 }
 
-// tasks are the task families by name, each defined in its own file
-// (piqa.go, hellaswag.go, …) as a transcription of lm-eval's yaml for the
-// field layout of the jsonl files in ../shared/data/text.
-var tasks = map[string]Task{}
-
-// register adds a task family with lm-eval's default delimiters.
-func register(name string, t Task) {
-	t.Name = name
-	t.Delimiter = " "
-	t.FewshotDelimiter = "\n\n"
-	tasks[name] = t
-}
-
-// Lookup returns the task named name.
-func Lookup(name string) (Task, bool) {
-	t, ok := tasks[name]
-	return t, ok
-}
-
-// Names returns the task names, sorted.
-func Names() []string {
-	out := make([]string, 0, len(tasks))
-	for n := range tasks {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
-
 var brackets = regexp.MustCompile(`\[.*?\]`)
 
 // Preprocess is lm-eval's hellaswag preprocess: strip, " [title]" becomes
@@ -71,26 +42,6 @@ func Preprocess(text string) string {
 	text = strings.ReplaceAll(text, " [title]", ". ")
 	text = brackets.ReplaceAllString(text, "")
 	return strings.ReplaceAll(text, "  ", " ")
-}
-
-func str(d Doc, field string) (string, error) {
-	s, ok := d[field].(string)
-	if !ok {
-		return "", fmt.Errorf("field %q is %s, want a string", field, kind(d[field]))
-	}
-	return s, nil
-}
-
-func strs(d Doc, fields ...string) ([]string, error) {
-	out := make([]string, len(fields))
-	for i, f := range fields {
-		s, err := str(d, f)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = s
-	}
-	return out, nil
 }
 
 func list(d Doc, field string) ([]string, error) {
@@ -140,13 +91,4 @@ func kind(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
