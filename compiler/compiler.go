@@ -132,6 +132,10 @@ type compiler struct {
 
 	positions map[string]ir.Pos
 	errs      errorList
+	// tasks are the names eval's task may take; taskDefs define the
+	// multiple-choice ones (built in and the recipe's own).
+	tasks    registry
+	taskDefs map[string]ir.TaskDef
 	// cuePaths are the field paths of the schema's errors, so checks in Go
 	// can stay quiet about what follows from them.
 	cuePaths []string
@@ -165,14 +169,15 @@ func (c *compiler) compile() *ir.Recipe {
 		return nil
 	}
 	c.user = user
-	c.full = c.schema.Recipe.Unify(user)
+	recipe := c.schema.For(user)
+	c.full = recipe.Unify(user)
 	if err := c.full.Validate(cue.Concrete(true), cue.Final()); err != nil {
 		c.addCUE(err)
 	}
 	// CUE reports a field the closed schema does not allow only when the
 	// struct holding it has no other error; look for them all, so one
 	// pass of vet shows every mistake.
-	c.unknownFields(user, c.schema.Recipe, nil)
+	c.unknownFields(user, recipe, nil)
 	return c.resolve()
 }
 

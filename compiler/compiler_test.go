@@ -14,6 +14,7 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/internal/shareddata"
+	"lrmc/kernels/mceval"
 )
 
 // noRecovery is a run's recovery when no layer switches one on.
@@ -39,7 +40,7 @@ func TestCompileValid(t *testing.T) {
 		Samples: 64, SeqLen: 256, Seed: 1,
 	}
 	topEval := []ir.Eval{{
-		Task:    "perplexity",
+		Name: "perplexity", Field: "eval[0]", Task: "perplexity",
 		Data:    ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}},
 		Samples: 8, SeqLen: 128,
 	}}
@@ -63,7 +64,7 @@ func TestCompileValid(t *testing.T) {
 				},
 				Prune: ir.Prune{Paradigm: "depth", Method: "shortgpt", Layers: []int{1, 3}},
 				Eval: []ir.Eval{{
-					Task:   "perplexity",
+					Name: "perplexity", Field: "eval[0]", Task: "perplexity",
 					Data:   ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.8, To: 1}},
 					SeqLen: 64,
 				}},
@@ -141,7 +142,7 @@ eval: [{task: "perplexity", data: {path: "`+text+`"}, seqLen: 256, samples: 64}]
 		Dense:      true,
 		DenseModel: ir.Model{Path: model, Tokenizer: tok, Format: "llama2c", DType: "float32"},
 		DenseEval: []ir.Eval{{
-			Task: "perplexity", Samples: 64, SeqLen: 256,
+			Name: "perplexity", Field: "eval[0]", Task: "perplexity", Samples: 64, SeqLen: 256,
 			Data: ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}},
 		}},
 		Output: ir.Output{Dir: filepath.Join(dir, "out"), Formats: []string{"llama2c"}, DType: "float32"},
@@ -402,7 +403,7 @@ func TestCompileChatSynthetic(t *testing.T) {
 		Samples: 8, SeqLen: 64,
 	}
 	eval := []ir.Eval{{
-		Task: "perplexity", SeqLen: 64,
+		Name: "perplexity", Field: "eval[0]", Task: "perplexity", SeqLen: 64,
 		Data: ir.Data{Path: filepath.Join(dir, "files/alpaca.jsonl"), Format: "instruction", Template: "model", Split: ir.Split{From: 0.9, To: 1}},
 	}}
 	prune := ir.Prune{Paradigm: "depth", Method: "shortgpt", Remove: 1}
@@ -624,6 +625,93 @@ output: dir: "`+c.dir+`"
 		}
 		if got.Output.Dir != c.want {
 			t.Errorf("output.dir %q resolved to %s, want %s", c.dir, got.Output.Dir, c.want)
+		}
+	}
+}
+
+// TestCompileNamedEvals decodes testdata/valid_mc.cue: evaluations by name
+// (a map, in the order written) and a run's list item named by its task; a
+// multiple-choice task reads its jsonl file whole by default.
+func TestCompileNamedEvals(t *testing.T) {
+	got, err := Compile("testdata/valid_mc.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	piqa := filepath.Join(dir, "files/piqa.jsonl")
+	text := filepath.Join(dir, "files/stories.txt")
+	piqaDef := &ir.TaskDef{Text: "Question: {{goal}}\nAnswer:", Choices: []string{"{{sol1}}", "{{sol2}}"}, Gold: "label"}
+	wantDense := []ir.Eval{
+		{Name: "ppl", Field: "eval.ppl", Task: "perplexity", SeqLen: 32,
+			Data: ir.Data{Path: text, Format: "text", Template: "none", Split: ir.Split{From: 0.9, To: 1}}},
+		{Name: "piqa", Field: "eval.piqa", Task: "piqa", Samples: 2, Fewshot: 1, Seed: 7,
+			Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 1}}, Def: piqaDef},
+		{Name: "mine", Field: "eval.mine", Task: "yesno",
+			Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 1}},
+			Def:  &ir.TaskDef{Text: "{{goal}}?", Choices: []string{"no", "yes"}, Gold: "label", Delimiter: "\n"}},
+	}
+	if diff := cmp.Diff(wantDense, got.DenseEval); diff != "" {
+		t.Errorf("dense evals (-want +got):\n%s", diff)
+	}
+	wantRun := []ir.Eval{{Name: "piqa", Field: "eval[0]", Task: "piqa",
+		Data: ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 0.5}}, Def: piqaDef}}
+	if diff := cmp.Diff(wantRun, got.Runs[0].Eval); diff != "" {
+		t.Errorf("run evals (-want +got):\n%s", diff)
+	}
+	if p := got.Positions[`eval.piqa.fewshot`]; p.Line != 7 {
+		t.Errorf("position of eval.piqa.fewshot = %v, want line 7", p)
+	}
+}
+
+// The built-in tasks of schema #Tasks give each family's context and
+// continuations as lm-eval's yaml writes them.
+func TestBuiltinTasks(t *testing.T) {
+	c, err := newCompiler("testdata/valid_mc.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.compile(); len(c.errs.errs) > 0 {
+		t.Fatal(c.errs.errs)
+	}
+	if got := c.tasks.check("arc"); got != `unknown task "arc"; built tasks: perplexity, boolq, commonsense_qa, hellaswag, piqa, swag, yesno; planned: winogrande, arc-easy, arc-challenge, openbookqa, gsm8k` {
+		t.Errorf("tasks.check(arc) = %q", got)
+	}
+	for _, tc := range []struct {
+		task    string
+		doc     mceval.Doc
+		context string
+		conts   []string
+		gold    int
+	}{
+		{"piqa", mceval.Doc{"goal": "g", "sol1": "a", "sol2": "b", "label": 1.0}, "Question: g\nAnswer:", []string{" a", " b"}, 1},
+		{"hellaswag", mceval.Doc{"ctx": "Home: [header] How to x [title] Do  it.", "endings": []any{" a [step] b ", "c"}, "label": 1.0},
+			"Home: How to x. Do it.", []string{" a b", " c"}, 1},
+		{"commonsense_qa", mceval.Doc{"question": " Where? ", "choices": []any{"bank", "mall", "c", "d", "e"}, "answer": 0.0},
+			"Question: Where?\nA. bank\nB. mall\nC. c\nD. d\nE. e\nAnswer:", []string{" A", " B", " C", " D", " E"}, 0},
+		{"swag", mceval.Doc{"startphrase": "She", "choices": []any{"runs.", "sits."}, "answer": 1.0},
+			"She", []string{" runs.", " sits."}, 1},
+		{"boolq", mceval.Doc{"passage": "P.", "question": "q", "answer": false},
+			"P.\nQuestion: q?\nAnswer:", []string{" no", " yes"}, 0},
+		{"yesno", mceval.Doc{"goal": "g", "label": 1.0}, "g?", []string{"\nno", "\nyes"}, 1},
+	} {
+		task, err := mceval.FromSpec(tc.task, specOf(c.taskDefs[tc.task]))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.task, err)
+		}
+		items, err := mceval.Items(task, []mceval.Doc{tc.doc}, 0, 0, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.task, err)
+		}
+		it := items[0]
+		var conts []string
+		for i := range it.Choices {
+			conts = append(conts, it.Continuation(i))
+		}
+		if it.Context != tc.context || strings.Join(conts, "|") != strings.Join(tc.conts, "|") || it.Gold != tc.gold {
+			t.Errorf("%s: context %q, continuations %q, gold %d; want %q, %q, %d", tc.task, it.Context, conts, it.Gold, tc.context, tc.conts, tc.gold)
 		}
 	}
 }

@@ -26,10 +26,13 @@ var (
 			"dynamic/mod", "dynamic/dllm", "dynamic/skipgpt",
 		},
 	}
+	// evalTasks are the tasks that are not defined as data: perplexity,
+	// and the planned ones. Each compilation adds the multiple-choice
+	// tasks of #Tasks and of the recipe's tasks (compiler.tasks).
 	evalTasks = registry{
 		kind: "task", plural: "tasks",
 		built:   []string{"perplexity"},
-		planned: []string{"boolq", "piqa", "hellaswag", "winogrande", "arc-easy", "arc-challenge", "openbookqa", "gsm8k"},
+		planned: []string{"winogrande", "arc-easy", "arc-challenge", "openbookqa", "gsm8k"},
 	}
 	outputFormats = registry{
 		kind: "output format", plural: "output formats",

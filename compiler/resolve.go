@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
 
 	"lrmc/compiler/ir"
 	"lrmc/digest"
+	"lrmc/kernels/mceval"
 	"lrmc/kernels/modelref"
 )
 
@@ -25,6 +27,7 @@ var runName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 func (c *compiler) resolve() *ir.Recipe {
 	rec := &ir.Recipe{File: c.file, Dir: c.dir, Positions: c.positions}
 	c.recordWritten(c.user, "")
+	c.resolveTasks()
 	top := &resolver{c: c, layers: []layer{
 		{user: c.user, full: c.full, root: ir.Pos{File: c.file}},
 		{full: c.defaults, isDefault: true},
@@ -502,42 +505,207 @@ func (r *resolver) template(field, format string) (string, *bool) {
 	return tmpl, &thinking
 }
 
-// evals resolves the eval list, taken whole from the first layer that
-// writes one; each item's unset fields come from #Defaults.eval.
+// resolveTasks decodes the multiple-choice tasks an eval may name: the
+// built-in #Tasks and the recipe's own tasks, checking each definition as
+// mceval will use it.
+func (c *compiler) resolveTasks() {
+	c.taskDefs = map[string]ir.TaskDef{}
+	c.tasks = evalTasks
+	c.tasks.built = slices.Clone(evalTasks.built)
+	var names []string
+	add := func(name string, v, w cue.Value, path string) {
+		pos := c.valuePos(w)
+		switch {
+		case !w.Exists():
+		case slices.Contains(evalTasks.built, name) || slices.Contains(evalTasks.planned, name):
+			c.errs.add(pos, path, "task %q is lrmc's own; name yours otherwise", name)
+			return
+		case c.taskDefs[name].Text != "" || slices.Contains(names, name):
+			builtin := slices.Sorted(slices.Values(names))
+			c.errs.add(pos, path, "task %q is built in; name yours otherwise (built-in tasks: %s)", name, strings.Join(builtin, ", "))
+			return
+		case !evalName.MatchString(name):
+			c.errs.add(pos, path, "task name %q must match %s", name, evalName)
+			return
+		}
+		var d ir.TaskDef
+		str := func(field string, dst *string) {
+			if f := v.LookupPath(cue.ParsePath(field)); f.Exists() {
+				*dst, _ = f.String()
+			}
+		}
+		str("text", &d.Text)
+		str("choicesField", &d.ChoicesField)
+		str("gold", &d.Gold)
+		str("preprocess", &d.Preprocess)
+		str("delimiter", &d.Delimiter)
+		str("fewshotDelimiter", &d.FewshotDelimiter)
+		if f := v.LookupPath(cue.ParsePath("choices")); f.Exists() {
+			if err := f.Decode(&d.Choices); err != nil {
+				return // the schema reports it
+			}
+		}
+		if _, err := mceval.FromSpec(name, specOf(d)); err != nil {
+			c.errs.add(pos, path, "%v", err)
+			return
+		}
+		c.taskDefs[name] = d
+		names = append(names, name)
+	}
+	if it, err := c.schema.Tasks.Fields(); err == nil {
+		for it.Next() {
+			name := it.Selector().Unquoted()
+			add(name, it.Value(), cue.Value{}, "")
+		}
+	}
+	builtin := len(names)
+	if user := c.user.LookupPath(cue.ParsePath("tasks")); user.Exists() {
+		if it, err := user.Fields(); err == nil {
+			for it.Next() {
+				name := it.Selector().Unquoted()
+				full := c.full.LookupPath(cue.MakePath(cue.Str("tasks"), it.Selector()))
+				add(name, full, it.Value(), "tasks."+name)
+			}
+		}
+	}
+	slices.Sort(names[:builtin])
+	c.tasks.built = append(c.tasks.built, names...)
+}
+
+// specOf is a task definition as mceval takes it.
+func specOf(d ir.TaskDef) mceval.Spec {
+	return mceval.Spec{Text: d.Text, Choices: d.Choices, ChoicesField: d.ChoicesField, Gold: d.Gold,
+		Preprocess: d.Preprocess, Delimiter: d.Delimiter, FewshotDelimiter: d.FewshotDelimiter}
+}
+
+// evalName keeps evaluation names usable as file names and field paths.
+var evalName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+
+// evals resolves the evaluations, taken whole from the first layer that
+// writes them: a map by name or a list; each item's unset fields come from
+// #Defaults.eval. Names are unique: two evaluations of one task need two
+// names.
 func (r *resolver) evals() []ir.Eval {
 	i := r.layerOf(true, "eval")
 	if i < 0 {
 		return nil
 	}
 	h, _ := r.from(i, "eval")
+	l := r.layers[i]
+	var out []ir.Eval
+	first := map[string]string{}
+	add := func(field string, full, written cue.Value, name string, named bool) {
+		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, field), layers: []layer{
+			{user: written, full: full, run: l.run, prefix: join(l.prefix, field), root: r.c.valuePos(written)},
+			{full: r.c.defaults.LookupPath(cue.ParsePath("eval")), isDefault: true},
+		}}
+		e := item.eval()
+		e.Field = field
+		if !named {
+			name = e.Task
+			if nh, ok := item.get("name"); ok {
+				name, _ = item.str(nh)
+				named = true
+			}
+		}
+		at := ir.FieldPath(l.run, join(l.prefix, field))
+		pos := r.c.valuePos(written)
+		if nh, ok := item.get("name"); ok && field != "" && !strings.HasPrefix(field, "eval[") {
+			r.c.errs.add(nh.pos, nh.path, "a map's key names its evaluation; name is for list items")
+		}
+		switch {
+		case name == "":
+			// The task is missing or bad, reported.
+		case !evalName.MatchString(name):
+			r.c.errs.add(pos, at, "evaluation name %q must match %s (it names a results column and samples/%s.jsonl)", name, evalName, name)
+		case first[name] != "":
+			how := "give one another name"
+			if !named {
+				how = "name them with name, or write eval as a map by name"
+			}
+			r.c.errs.add(pos, at, "evaluation name %q is already %s; %s", name, first[name], how)
+		default:
+			first[name] = field
+		}
+		e.Name = name
+		out = append(out, e)
+	}
+	if h.v.IncompleteKind() == cue.StructKind {
+		it, err := h.v.Fields()
+		if !r.decoded(h, err) {
+			return nil
+		}
+		for it.Next() {
+			name := it.Selector().Unquoted()
+			label := name
+			if !evalName.MatchString(name) {
+				label = strconv.Quote(name) // reported below
+			}
+			add("eval."+label, it.Value(), h.w.LookupPath(cue.MakePath(cue.Str(name))), name, true)
+		}
+		return out
+	}
 	items, written, ok := r.list(h)
 	if !ok {
 		return nil
 	}
-	l := r.layers[i]
-	out := make([]ir.Eval, 0, len(items))
 	for j := range items {
-		idx := fmt.Sprintf("eval[%d]", j)
-		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, idx), layers: []layer{
-			{user: written[j], full: items[j], run: l.run, prefix: join(l.prefix, idx), root: r.c.valuePos(written[j])},
-			{full: r.c.defaults.LookupPath(cue.ParsePath("eval")), isDefault: true},
-		}}
-		out = append(out, item.eval())
+		add(fmt.Sprintf("eval[%d]", j), items[j], written[j], "", false)
 	}
 	return out
 }
 
 func (r *resolver) eval() ir.Eval {
 	var e ir.Eval
+	// An unknown task is reported once; the other checks go by what was
+	// written, so a misspelt multiple-choice task is not asked for seqLen.
+	written := "perplexity"
 	if h, ok := r.need("task"); ok {
-		e.Task = r.name(h, evalTasks)
+		e.Task = r.name(h, r.c.tasks)
+		if s, ok := r.str(h); ok {
+			written = s
+		}
 	}
 	e.Data = r.data("data")
 	if h, ok := r.get("samples"); ok {
 		e.Samples, _ = r.int(h)
 	}
-	if h, ok := r.need("seqLen"); ok {
-		e.SeqLen, _ = r.int(h)
+	if written == "perplexity" {
+		if h, ok := r.need("seqLen"); ok {
+			e.SeqLen, _ = r.int(h)
+		}
+		for _, f := range []string{"fewshot", "seed"} {
+			if h, ok := r.get(f); ok {
+				r.c.errs.add(h.pos, h.path, "%s applies to multiple-choice tasks; task is %q", f, e.Task)
+			}
+		}
+		return e
+	}
+	// A multiple-choice task reads its jsonl file whole unless told
+	// otherwise: the held-out default split is perplexity's.
+	if h, ok := r.get("seqLen"); ok && !h.def {
+		r.c.errs.add(h.pos, h.path, "seqLen is perplexity's window length; task %q scores each item whole", written)
+	}
+	if h, ok := r.get("data.format"); ok && !h.def && e.Data.Format != "jsonl" {
+		r.c.errs.add(h.pos, h.path, "task %q reads jsonl (one item per line); format is %q", written, e.Data.Format)
+	}
+	e.Data.Format, e.Data.Field, e.Data.Template, e.Data.Thinking = "jsonl", "", "", nil
+	if fh, ok := r.get("data.split.from"); ok && fh.def {
+		if th, ok := r.get("data.split.to"); ok && th.def {
+			e.Data.Split = ir.Split{From: 0, To: 1}
+		}
+	}
+	if def, ok := r.c.taskDefs[e.Task]; ok {
+		e.Def = &def
+	}
+	if h, ok := r.get("fewshot"); ok {
+		e.Fewshot, _ = r.int(h)
+	}
+	if h, ok := r.get("seed"); ok {
+		seed, err := h.v.Int64()
+		if r.decoded(h, err) {
+			e.Seed = seed
+		}
 	}
 	return e
 }

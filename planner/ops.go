@@ -41,6 +41,18 @@ const (
 	OpEvalWindows = "eval.windows"
 	// OpPerplexity evaluates a model on evaluation windows.
 	OpPerplexity = "eval.perplexity"
+	// OpMCItems reads a multiple-choice task's jsonl file into items
+	// (context with its few-shot examples, choices, gold) and tokenizes
+	// each as lm-eval splits context and continuation. The model is not an
+	// input: models that share a tokenizer share the items.
+	OpMCItems = "eval.mc.items"
+	// OpMCScore is the log-likelihood of every choice of every item under
+	// a model; its result, one JSON line per item, is also the
+	// evaluation's samples file.
+	OpMCScore = "eval.mc.score"
+	// OpMCAccuracy turns the scores into acc and acc_norm with their
+	// standard errors.
+	OpMCAccuracy = "eval.mc.accuracy"
 	// OpMetrics gathers a run's metrics into metrics.json.
 	OpMetrics = "report.metrics"
 	// OpResults gathers every run's metrics into results.json.
@@ -78,6 +90,9 @@ var Versions = map[string]int{
 	OpEvalWindows:    1,
 	OpPerplexity:     1,
 	OpMetrics:        1,
+	OpMCItems:        1,
+	OpMCScore:        1,
+	OpMCAccuracy:     1,
 	OpResults:        1,
 	OpExportLlama2c:  1,
 	OpExportHF:       1,
@@ -211,12 +226,55 @@ type PerplexityParams struct {
 	SeqLen int `json:"seqLen"`
 }
 
-// MetricsParams: inputs are the run's evaluation nodes, in Tasks order,
-// then the depth decision when Depth is set, then the recovery result when
-// Recovery is set. Model-shape metrics (params,
+// MCItemsParams: inputs are the task's jsonl file and the tokenizer
+// source. The first Samples documents of the split (0: all) become items,
+// each with Fewshot examples drawn with Seed from the split's other
+// documents.
+type MCItemsParams struct {
+	Task string `json:"task"`
+	// Def is the task's definition, in the key: editing a task's
+	// templates invalidates its items and everything downstream.
+	Def             MCTaskParams `json:"def"`
+	From            float64      `json:"from"`
+	To              float64      `json:"to"`
+	Samples         int          `json:"samples"`
+	Fewshot         int          `json:"fewshot"`
+	Seed            int64        `json:"seed"`
+	TokenizerFormat string       `json:"tokenizerFormat"`
+	Vocab           int          `json:"vocab"`
+}
+
+// MCTaskParams is a multiple-choice task as data (ir.TaskDef).
+type MCTaskParams struct {
+	Text             string   `json:"text"`
+	Choices          []string `json:"choices,omitempty"`
+	ChoicesField     string   `json:"choicesField,omitempty"`
+	Gold             string   `json:"gold"`
+	Preprocess       string   `json:"preprocess,omitempty"`
+	Delimiter        string   `json:"delimiter,omitempty"`
+	FewshotDelimiter string   `json:"fewshotDelimiter,omitempty"`
+}
+
+// MCScoreParams: inputs are a model and the items (OpMCItems).
+type MCScoreParams struct {
+	Task string `json:"task"`
+}
+
+// MCAccuracyParams: inputs are the scores (OpMCScore) and the model
+// scored, for its shape.
+type MCAccuracyParams struct {
+	Task string `json:"task"`
+}
+
+// MetricsParams: inputs are the run's evaluation nodes, in Tasks order
+// (named by Names), then the depth decision when Depth is set, then the
+// recovery result when Recovery is set. Model-shape metrics (params,
 // blocks) come with each evaluation's result.
 type MetricsParams struct {
-	Tasks    []string `json:"tasks"`
+	Tasks []string `json:"tasks"`
+	// Names is always in the key (no omitempty), so metrics nodes planned
+	// before evaluations had names never match; the version stays.
+	Names    []string `json:"names"`
 	Depth    bool     `json:"depth,omitempty"`
 	Recovery bool     `json:"recovery,omitempty"` // then the recovery node follows
 }

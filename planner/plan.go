@@ -119,9 +119,20 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	}
 
 	var evals []*Node
-	var tasks []string
-	for i, e := range run.Eval {
-		field := fmt.Sprintf("eval[%d]", i)
+	var tasks, names []string
+	for _, e := range run.Eval {
+		field := e.Field
+		if e.Name == "" {
+			// An IR built by hand (tests, tools) may leave names out.
+			e.Name = e.Task
+		}
+		if e.MultipleChoice() {
+			if acc := p.multipleChoice(name, posRun, e, pruned, m); acc != nil {
+				evals = append(evals, acc)
+				tasks, names = append(tasks, e.Task), append(names, e.Name)
+			}
+			continue
+		}
 		if e.SeqLen > m.info.SeqLen {
 			p.errorf(posRun, field+".seqLen", "seqLen %d exceeds the model's context of %d tokens", e.SeqLen, m.info.SeqLen)
 			continue
@@ -140,7 +151,7 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 			w := p.b.add(name, OpEvalWindows, EvalWindowsParams{Samples: e.Samples, SeqLen: e.SeqLen},
 				fmt.Sprintf("eval windows %d×%d", e.Samples, e.SeqLen), stream)
 			evals = append(evals, p.b.add(name, OpPerplexity, PerplexityParams{SeqLen: e.SeqLen}, "perplexity", pruned, w))
-			tasks = append(tasks, e.Task)
+			tasks, names = append(tasks, e.Task), append(names, e.Name)
 		default:
 			p.errorf(posRun, field+".task", "task %q has no planner", e.Task)
 		}
@@ -148,7 +159,7 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	if len(p.errs) > before {
 		return nil
 	}
-	mp := MetricsParams{Tasks: tasks}
+	mp := MetricsParams{Tasks: tasks, Names: names}
 	if decision != nil {
 		mp.Depth = true
 		evals = append(evals, decision)
@@ -275,6 +286,34 @@ func (p *planning) adapter(name string, base, recovered *Node, m modelNodes) {
 	g.Outputs = append(g.Outputs,
 		Output{Node: bx, Path: filepath.Join(name, "base"), Dir: true},
 		Output{Node: ax, Path: filepath.Join(name, "adapter"), Dir: true})
+}
+
+// multipleChoice plans a multiple-choice evaluation: the items (shared
+// by every model with this tokenizer), their scores under the run's model
+// (also written as samples/<name>.jsonl) and the accuracy computed from
+// them; nil on error.
+func (p *planning) multipleChoice(name, posRun string, e ir.Eval, model *Node, m modelNodes) *Node {
+	sum, err := p.env.FileDigest(e.Data.Path)
+	if err != nil {
+		p.errorf(posRun, e.Field+".data.path", "%v", err)
+		return nil
+	}
+	src := p.b.source(name, e.Data.Path, sum, filepath.Base(e.Data.Path))
+	if e.Def == nil {
+		p.errorf(posRun, e.Field+".task", "task %q has no definition", e.Task)
+		return nil
+	}
+	d := e.Def
+	def := MCTaskParams{Text: d.Text, Choices: d.Choices, ChoicesField: d.ChoicesField, Gold: d.Gold,
+		Preprocess: d.Preprocess, Delimiter: d.Delimiter, FewshotDelimiter: d.FewshotDelimiter}
+	items := p.b.add(name, OpMCItems, MCItemsParams{
+		Task: e.Task, Def: def, From: e.Data.Split.From, To: e.Data.Split.To, Samples: e.Samples, Fewshot: e.Fewshot, Seed: e.Seed,
+		TokenizerFormat: m.info.TokenizerFormat, Vocab: m.info.Vocab,
+	}, fmt.Sprintf("%s items %s (%d-shot)", e.Task, filepath.Base(e.Data.Path), e.Fewshot), src, m.tokenizer)
+	score := p.b.add(name, OpMCScore, MCScoreParams{Task: e.Task}, e.Task+" log-likelihoods", model, items)
+	p.b.g.Targets = append(p.b.g.Targets, score)
+	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: score, Path: filepath.Join(name, "samples", e.Name+".jsonl")})
+	return p.b.add(name, OpMCAccuracy, MCAccuracyParams{Task: e.Task}, e.Task+" accuracy", score, model)
 }
 
 // modelID identifies a model reference within one plan.

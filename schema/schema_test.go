@@ -76,6 +76,16 @@ func TestRecipeChecks(t *testing.T) {
 		{`runs: x: model: {path: "hf:Qwen/Qwen3-0.6B", format: "hf"}`, ""},
 		{`calibration: data: {format: "chat", template: "model", thinking: true}`, ""},
 		{`eval: [{data: thinking: "yes"}]`, "conflicting values"},
+		{`eval: {piqa: {task: "piqa", fewshot: 5, seed: 1, samples: 200}, ppl: {task: "perplexity", seqLen: 64}}`, ""},
+		{`eval: {piqa: {fewshot: -1}}`, "out of bound >=0"},
+		{`eval: {piqa: {shots: 1}}`, "field not allowed"},
+		{`runs: x: eval: [{name: "a", task: "piqa"}]`, ""},
+		{`runs: x: eval: [{sample: 1}]`, "field not allowed"},
+		{`runs: x: eval: {a: {seqLen: 1}}`, "out of bound >=2"},
+		{`eval: "piqa"`, "conflicting values"},
+		{`tasks: t: {text: "{{q}}", choices: ["a", "b"], gold: "g", preprocess: "hellaswag", delimiter: " ", fewshotDelimiter: "\n"}`, ""},
+		{`tasks: t: {text: "{{q}}", choices: ["a"]}`, "list.MinItems"},
+		{`tasks: t: {txt: "{{q}}"}`, "field not allowed"},
 		{`output: {formats: ["hf", "gguf"], dtype: "bfloat16"}`, ""},
 		{`output: dtype: 16`, "conflicting values"},
 		{`recovery: {method: "lora", data: {path: "x", format: "chat", thinking: false}, steps: 200, batch: 4, accumulation: 8, seqLen: 256, lr: 4e-4, warmup: 0.1, schedule: "cosine", weightDecay: 0, maxGradNorm: 1.0, rank: 16, alpha: 32, dropout: 0.1, targets: ["q", "v"], loss: "kd", temperature: 2.0, topK: 0, seed: -3, checkpointEvery: 0}`, ""},
@@ -95,7 +105,8 @@ func TestRecipeChecks(t *testing.T) {
 		{`recovery: checkpointEvery: -1`, "out of bound >=0"},
 		{`runs: x: recovery: epochs: 1`, "field not allowed"},
 	} {
-		v := s.Recipe.Unify(ctx.CompileString(tc.src))
+		user := ctx.CompileString(tc.src)
+		v := s.For(user).Unify(user)
 		err := v.Validate(cue.Concrete(true), cue.Final())
 		switch {
 		case tc.want == "" && err != nil:

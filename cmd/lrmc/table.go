@@ -3,18 +3,52 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"lrmc/executor/ops"
 )
 
-// printResults prints one row for the dense baseline and each run.
+// printResults prints one row for the dense baseline and each run: the
+// model's shape, the headline perplexity (the first perplexity
+// evaluation's) against dense, then one column per metric of every other
+// named evaluation ("piqa.acc", "piqa.acc_norm", "wiki.perplexity").
 func printResults(w io.Writer, r ops.Results) {
+	names := make([]string, 0, len(r.Runs))
+	for n := range r.Runs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	rows := names
+	if r.Dense != nil {
+		rows = append([]string{"dense"}, names...)
+	}
+	metrics := func(name string) ops.Metrics {
+		if name == "dense" && r.Dense != nil {
+			return r.Dense
+		}
+		return r.Runs[name]
+	}
+	var cols []column
+	for _, name := range rows {
+		for _, c := range evalColumns(metrics(name)) {
+			if !slices.Contains(cols, c) {
+				cols = append(cols, c)
+			}
+		}
+	}
+
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "run\tblocks kept\tremoved\tparams\tperplexity\tvs dense")
+	header := "run\tblocks kept\tremoved\tparams\tperplexity\tvs dense"
+	for _, c := range cols {
+		header += "\t" + c.eval + "." + c.metric
+	}
+	fmt.Fprintln(tw, header)
 	dense, hasDense := r.Dense["perplexity"].(float64)
-	row := func(name string, m ops.Metrics) {
+	for _, name := range rows {
+		m := metrics(name)
 		ppl, _ := m["perplexity"].(float64)
 		rel := "-"
 		if hasDense && name != "dense" && dense > 0 {
@@ -24,18 +58,62 @@ func printResults(w io.Writer, r ops.Results) {
 		if v, ok := m["removed"]; ok {
 			removed = fmt.Sprint(v)
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%.4f\t%s\n", name, m["blocks"], removed, m["params"], ppl, rel)
-	}
-	if r.Dense != nil {
-		row("dense", r.Dense)
-	}
-	names := make([]string, 0, len(r.Runs))
-	for n := range r.Runs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		row(n, r.Runs[n])
+		var b strings.Builder
+		for _, c := range cols {
+			b.WriteString("\t")
+			if v, ok := taskEntry(m, c.eval)[c.metric].(float64); ok {
+				fmt.Fprintf(&b, "%.4f", v)
+			} else {
+				b.WriteString("-")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%.4f\t%s%s\n", name, m["blocks"], removed, m["params"], ppl, rel, b.String())
 	}
 	tw.Flush()
+}
+
+// column is one metric of one named evaluation.
+type column struct{ eval, metric string }
+
+// evalColumns lists a run's evaluation columns in the order written, less
+// the first perplexity evaluation (the headline column).
+func evalColumns(m ops.Metrics) []column {
+	var cols []column
+	headline := false
+	for _, name := range evalNames(m) {
+		e := taskEntry(m, name)
+		switch {
+		case e["acc"] != nil:
+			cols = append(cols, column{name, "acc"}, column{name, "acc_norm"})
+		case e["task"] == "perplexity" && !headline:
+			headline = true
+		case e["perplexity"] != nil:
+			cols = append(cols, column{name, "perplexity"})
+		}
+	}
+	return cols
+}
+
+// evalNames are the run's evaluation names in the order written (a fresh
+// result holds them as []string, one read from the cache as []any).
+func evalNames(m ops.Metrics) []string {
+	switch v := m["evals"].(type) {
+	case []string:
+		return v
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, s := range v {
+			if s, ok := s.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func taskEntry(m ops.Metrics, name string) map[string]any {
+	tasks, _ := m["tasks"].(map[string]any)
+	e, _ := tasks[name].(map[string]any)
+	return e
 }

@@ -161,13 +161,44 @@ type Prune struct {
 	Layers []int
 }
 
-// Eval is one evaluation task.
+// Eval is one named evaluation.
 type Eval struct {
-	Task    string // "perplexity"
-	Data    Data
-	Samples int // number of windows; 0 means all
-	SeqLen  int
+	// Name is the evaluation's column in the results (a map key, a list
+	// item's name, or its task); unique within a run.
+	Name string
+	// Field is where the evaluation was written, "eval.piqa" or "eval[0]",
+	// for messages.
+	Field string
+	// Task is "perplexity" or a multiple-choice task ("piqa", …).
+	Task string
+	Data Data
+	// Samples is the number of windows (perplexity) or of items, the
+	// file's first (multiple choice); 0 means all.
+	Samples int
+	SeqLen  int // perplexity's window length
+	// Fewshot examples precede each multiple-choice item, drawn with Seed
+	// from the file's other items.
+	Fewshot int
+	Seed    int64
+	// Def defines a multiple-choice task (nil for perplexity).
+	Def *TaskDef
 }
+
+// TaskDef is a multiple-choice task as data, as lm-eval's yaml writes one
+// (see schema #Task): templates with {{ field }} holes.
+type TaskDef struct {
+	Text             string
+	Choices          []string // one template per choice, or
+	ChoicesField     string   // the field holding the choices
+	Gold             string   // the field holding the answer
+	Preprocess       string   // "" or "hellaswag"
+	Delimiter        string
+	FewshotDelimiter string
+}
+
+// MultipleChoice reports whether the evaluation is scored by comparing
+// the log-likelihoods of choices.
+func (e Eval) MultipleChoice() bool { return e.Task != "" && e.Task != "perplexity" }
 
 // Output says where artifacts go; nothing here changes a node's key.
 type Output struct {

@@ -12,13 +12,23 @@ import (
 // EvalResult is one evaluation of one model. Params and Blocks describe the
 // model evaluated, so reports need not load it again.
 type EvalResult struct {
-	Task       string  `json:"task"`
-	Perplexity float64 `json:"perplexity"`
-	MeanNLL    float64 `json:"meanNLL"`
-	Tokens     int     `json:"tokens"`
-	Windows    int     `json:"windows"`
-	Params     int64   `json:"params"`
-	Blocks     int     `json:"blocks"`
+	Task string `json:"task"`
+	// Perplexity: the fields are omitted for other tasks (a perplexity is
+	// never 0).
+	Perplexity float64 `json:"perplexity,omitempty"`
+	MeanNLL    float64 `json:"meanNLL,omitempty"`
+	Tokens     int     `json:"tokens,omitempty"`
+	Windows    int     `json:"windows,omitempty"`
+	// Multiple choice: accuracy by log-likelihood and by log-likelihood
+	// per character, with lm-eval's standard errors, over Items items.
+	// Pointers, so an accuracy of 0 is written.
+	Acc           *float64 `json:"acc,omitempty"`
+	AccStderr     *float64 `json:"acc_stderr,omitempty"`
+	AccNorm       *float64 `json:"acc_norm,omitempty"`
+	AccNormStderr *float64 `json:"acc_norm_stderr,omitempty"`
+	Items         int      `json:"items,omitempty"`
+	Params        int64    `json:"params"`
+	Blocks        int      `json:"blocks"`
 }
 
 // logitBudget bounds the logits held at once (floats), which decides how

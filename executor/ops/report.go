@@ -10,7 +10,9 @@ import (
 )
 
 // Metrics are one run's results, as written to its metrics.json. Keys are
-// stable: "perplexity", "params", "blocks", and per-task details.
+// stable: "perplexity" (the first perplexity evaluation's), "params",
+// "blocks", "tasks" (each evaluation's details by its name) and "evals"
+// (the names in the order written).
 type Metrics map[string]any
 
 // metricsOp gathers a run's evaluations. Inputs: EvalResults in task order.
@@ -50,6 +52,9 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 			m["removalOrder"] = d.Order
 		}
 	}
+	if len(p.Names) != 0 && len(p.Names) != evals {
+		return nil, fmt.Errorf("%d evaluation names for %d evaluations", len(p.Names), evals)
+	}
 	for i := 0; i < evals; i++ {
 		r, err := input[EvalResult](c, i)
 		if err != nil {
@@ -61,18 +66,20 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := tasks[r.Task]; dup {
-			// Several evaluations of one task: keep each under its index.
-			tasks[fmt.Sprintf("%s[%d]", r.Task, i)] = entry
-		} else {
-			tasks[r.Task] = entry
-			if r.Task == "perplexity" {
-				m["perplexity"] = r.Perplexity
-			}
+		name := r.Task
+		if len(p.Names) > 0 {
+			name = p.Names[i]
+		}
+		tasks[name] = entry
+		if _, ok := m["perplexity"]; !ok && r.Task == "perplexity" {
+			// The first perplexity evaluation is the run's perplexity, the
+			// table's and the reports' headline.
+			m["perplexity"] = r.Perplexity
 		}
 		m["params"] = r.Params
 		m["blocks"] = r.Blocks
 	}
+	m["evals"] = p.Names
 	m["tasks"] = tasks
 	return m, nil
 }

@@ -38,6 +38,12 @@ func (m *Model) Embed(tokens []int32, dst []float32) []float32 {
 // state entering the block, [b·t, Dim]; it is not modified. The result is a
 // new slice holding the hidden state leaving the block.
 func (m *Model) Block(i int, h []float32, b, t int) []float32 {
+	return m.block(i, h, b, t, nil)
+}
+
+// block is Block, handing the block's rotated keys and values, [b·t,
+// KVDim] each, to kv when it is not nil (Decoder.Prefill keeps them).
+func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32)) []float32 {
 	c := m.Config
 	n := b * t
 	if i < 0 || i >= len(m.Layers) {
@@ -70,6 +76,9 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 		cs, sn := cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2]
 		rotate(q[r*qd:(r+1)*qd], cs, sn, c.RopeStyle)
 		rotate(k[r*kvd:(r+1)*kvd], cs, sn, c.RopeStyle)
+	}
+	if kv != nil {
+		kv(k, v)
 	}
 
 	// Causal attention, flash style: query × key tiles on the GEMM with an

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"lrmc/executor/ops"
+)
+
+// The table has one column per metric of every named evaluation after the
+// headline perplexity (the first perplexity evaluation), in the order
+// written; a run without an evaluation shows "-".
+func TestTableColumnsPerNamedEval(t *testing.T) {
+	// As read back from results.json (names as []any).
+	var r ops.Results
+	err := json.Unmarshal([]byte(`{
+	  "dense": {"blocks": 5, "params": 100, "perplexity": 6, "evals": ["ppl", "piqa", "ppl64"],
+	    "tasks": {"ppl": {"task": "perplexity", "perplexity": 6}, "ppl64": {"task": "perplexity", "perplexity": 7.5},
+	              "piqa": {"task": "piqa", "acc": 0.5, "acc_norm": 0.25}}},
+	  "runs": {"x": {"blocks": 4, "params": 80, "perplexity": 12, "removed": [2], "evals": ["ppl"],
+	    "tasks": {"ppl": {"task": "perplexity", "perplexity": 12}}}}}`), &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	printResults(&b, r)
+	want := `run    blocks kept  removed  params  perplexity  vs dense  piqa.acc  piqa.acc_norm  ppl64.perplexity
+dense  5            -        100     6.0000      -         0.5000    0.2500         7.5000
+x      4            [2]      80      12.0000     +100.0%   -         -              -
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
