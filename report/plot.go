@@ -27,10 +27,12 @@ type Plot struct {
 // Point is one point of a series.
 type Point struct{ X, Y float64 }
 
-// Series is one line of a plot: a method's runs.
+// Series is one line of a plot: a method's runs. Errs, when the metric
+// has standard errors, holds each point's (0 where a run has none).
 type Series struct {
 	Label  string
 	Points []Point
+	Errs   []float64
 }
 
 // Reference is a horizontal line: the dense model's value.
@@ -66,7 +68,12 @@ func (t Table) Plottable(col string) bool {
 // the dense values as reference lines (one per distinct value; labelled
 // with the recipe when the recipes' dense values differ).
 func (t Table) RatioSeries(col string) ([]Series, []Reference) {
-	byMethod := map[string][]Point{}
+	type point struct {
+		Point
+		err float64
+	}
+	byMethod := map[string][]point{}
+	_, hasErr := t.stderr[col]
 	type ref struct {
 		recipe string
 		y      float64
@@ -83,14 +90,22 @@ func (t Table) RatioSeries(col string) ([]Series, []Reference) {
 			}
 			continue
 		}
-		byMethod[r.Method] = append(byMethod[r.Method], Point{100 * r.Ratio, v})
+		e, _ := t.Stderr(r, col)
+		byMethod[r.Method] = append(byMethod[r.Method], point{Point{100 * r.Ratio, v}, e})
 	}
 	var series []Series
 	for label, pts := range byMethod {
 		// Rows come in a fixed order, so a stable sort keeps ties (two runs
 		// of one method at one ratio) in it.
 		sort.SliceStable(pts, func(i, j int) bool { return pts[i].X < pts[j].X })
-		series = append(series, Series{Label: label, Points: pts})
+		s := Series{Label: label}
+		for _, pt := range pts {
+			s.Points = append(s.Points, pt.Point)
+			if hasErr {
+				s.Errs = append(s.Errs, pt.err)
+			}
+		}
+		series = append(series, s)
 	}
 	sort.Slice(series, func(i, j int) bool { return series[i].Label < series[j].Label })
 	var refs []Reference
@@ -225,6 +240,11 @@ func ratioPlot(col string, series []Series, refs []Reference) (Plot, error) {
 		if err := addLine(p, s.Label, s.Points, i, true); err != nil {
 			return Plot{}, err
 		}
+		if s.Errs != nil {
+			if err := addErrorBars(p, s, i); err != nil {
+				return Plot{}, err
+			}
+		}
 	}
 	for i, r := range refs {
 		l, err := plotter.NewLine(plotter.XYs{{X: 0, Y: r.Y}, {X: xmax, Y: r.Y}})
@@ -241,6 +261,12 @@ func ratioPlot(col string, series []Series, refs []Reference) (Plot, error) {
 	p.Legend.Left = true
 	pad(p)
 	caption := fmt.Sprintf("%s of each run against the fraction of the dense model's parameters it removed; one line per method, the dense model dashed.", col)
+	for _, s := range series {
+		if s.Errs != nil {
+			caption += " Bars: ± one standard error."
+			break
+		}
+	}
 	return finish(p, caption)
 }
 
@@ -284,6 +310,31 @@ func lossPlot(curves []LossCurve) (Plot, error) {
 		caption += " metrics.json holds only the first and last step's loss (recoveryLoss.first and .last), so only those two points are drawn; the per-step curve is drawn when the metrics carry recoveryLoss.losses."
 	}
 	return finish(p, caption)
+}
+
+// errPoints are a series' points with symmetric errors.
+type errPoints struct {
+	xys  plotter.XYs
+	errs []float64
+}
+
+func (e errPoints) Len() int                        { return len(e.xys) }
+func (e errPoints) XY(i int) (float64, float64)     { return e.xys[i].X, e.xys[i].Y }
+func (e errPoints) YError(i int) (float64, float64) { return e.errs[i], e.errs[i] }
+
+// addErrorBars draws ± one standard error at each point of s.
+func addErrorBars(p *plot.Plot, s Series, i int) error {
+	e := errPoints{xys: make(plotter.XYs, len(s.Points)), errs: s.Errs}
+	for j, pt := range s.Points {
+		e.xys[j].X, e.xys[j].Y = pt.X, pt.Y
+	}
+	bars, err := plotter.NewYErrorBars(e)
+	if err != nil {
+		return err
+	}
+	bars.Color = plotutil.Color(i)
+	p.Add(bars)
+	return nil
 }
 
 func newPlot(title, x, y string) *plot.Plot {

@@ -40,6 +40,15 @@ func (r *Report) Files() map[string][]byte {
 	return map[string][]byte{MarkdownFile: r.Markdown(), HTMLFile: r.HTML()}
 }
 
+// legend explains the table's derived texts.
+func (r *Report) legend() string {
+	s := "ratio = 1 − params / dense params."
+	if len(r.Table.stderr) > 0 {
+		s += " v ± s: the metric and its standard error."
+	}
+	return s
+}
+
 // notes are what a reader should know about what is not shown.
 func (r *Report) notes() []string {
 	var n []string
@@ -75,7 +84,7 @@ func (r *Report) Markdown() []byte {
 	for _, row := range r.Table.Rows {
 		b.WriteString("| " + strings.Join(mdEscape(r.Table.Cells(row)), " | ") + " |\n")
 	}
-	b.WriteString("\nratio = 1 − params / dense params.\n")
+	b.WriteString("\n" + r.legend() + "\n")
 	if len(r.Plots) > 0 {
 		fmt.Fprintf(&b, "\n## Plots\n\nIn %s:\n\n", HTMLFile)
 		for _, p := range r.Plots {
@@ -128,7 +137,7 @@ func (r *Report) HTML() []byte {
 		}
 		b.WriteString("</tr>\n")
 	}
-	b.WriteString("</tbody>\n</table>\n<p>ratio = 1 − params / dense params.</p>\n")
+	b.WriteString("</tbody>\n</table>\n<p>" + html.EscapeString(r.legend()) + "</p>\n")
 	if len(r.Plots) > 0 {
 		b.WriteString("<h2>Plots</h2>\n")
 		for _, p := range r.Plots {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -180,14 +181,14 @@ func TestRatioSeriesGroupsByMethod(t *testing.T) {
 	tab := buildHandBuilt(t).Table
 	series, refs := tab.RatioSeries("piqa.acc")
 	want := []Series{
-		{"shortgpt", []Point{{20, 0.58}, {40, 0.52}}},
-		{"shortgpt+lora", []Point{{40, 0.55}}},
+		{"shortgpt", []Point{{20, 0.58}, {40, 0.52}}, []float64{0.049, 0.049}},
+		{"shortgpt+lora", []Point{{40, 0.55}}, []float64{0.049}},
 	}
 	if len(series) != len(want) {
 		t.Fatalf("series %+v, want %+v", series, want)
 	}
 	for i := range want {
-		if series[i].Label != want[i].Label || len(series[i].Points) != len(want[i].Points) {
+		if series[i].Label != want[i].Label || len(series[i].Points) != len(want[i].Points) || !slices.Equal(series[i].Errs, want[i].Errs) {
 			t.Fatalf("series %d = %+v, want %+v", i, series[i], want[i])
 		}
 		for j, p := range want[i].Points {

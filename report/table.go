@@ -39,6 +39,10 @@ type Table struct {
 	// integral columns hold only whole numbers and are written as such;
 	// the others have every value with the same decimals.
 	integral map[string]bool
+	// stderr maps a metric to its standard error's column ("piqa.acc" to
+	// "piqa.acc_stderr"), written in the metric's cell as "v ± s"
+	// rather than as a column of its own.
+	stderr map[string]string
 }
 
 // Ratio is the pruning ratio of a model with params parameters against
@@ -94,7 +98,12 @@ func BuildTable(srcs []Source) Table {
 	for _, c := range structural {
 		delete(cols, c)
 	}
+	t.stderr = map[string]string{}
 	for c := range cols {
+		if base, ok := strings.CutSuffix(c, "_stderr"); ok && cols[base] {
+			t.stderr[base] = c
+			continue
+		}
 		if t.duplicate(c) {
 			continue
 		}
@@ -102,6 +111,16 @@ func BuildTable(srcs []Source) Table {
 	}
 	sort.Strings(t.Metrics)
 	return t
+}
+
+// Stderr is the standard error of column col in row r, if the row has one.
+func (t Table) Stderr(r Row, col string) (float64, bool) {
+	c, ok := t.stderr[col]
+	if !ok {
+		return 0, false
+	}
+	v, ok := r.Values[c]
+	return v, ok
 }
 
 // duplicate reports whether column "EVAL.M" repeats the headline column
@@ -214,7 +233,11 @@ func (t Table) Cells(r Row) []string {
 		}
 	}
 	for _, c := range t.Metrics {
-		cells = append(cells, t.cell(r.Values, c))
+		text := t.cell(r.Values, c)
+		if e, ok := t.Stderr(r, c); ok && text != "-" {
+			text += " ± " + formatNumber(e, false)
+		}
+		cells = append(cells, text)
 	}
 	return cells
 }
