@@ -25,7 +25,8 @@ func applyCmd(g *globals) *cobra.Command {
 		Short: "Run a recipe: compute what is not cached, write outputs, print the results table",
 		Long: `Apply plans the recipe, resolves every result from the cache or by running
 its op, writes the outputs under output.dir (each run's metrics.json and
-artifacts, and results.json), and prints a table comparing the runs.
+artifacts, results.json, and the report: report.md and report.html), and
+prints a table comparing the runs.
 
 Ctrl-C stops cleanly: every node that finished is in the cache, so running
 apply again resumes where it stopped. With --progress=json the event stream
@@ -74,6 +75,13 @@ goes to stdout as one JSON object per line, instead of the table.`,
 			res, err := ex.Run(ctx, s.graph)
 			if err == nil {
 				_, err = ex.WriteOutputs(s.graph, res)
+			}
+			if err == nil && s.graph.Results != nil {
+				// The report is drawn from the files just written, as
+				// lrmc report draws it; it is no node of the DAG, so no
+				// cache key depends on it, and the same results write
+				// the same bytes.
+				_, err = writeReport(s.graph.OutDir, s.recipe)
 			}
 			display.Close()
 			if err != nil {

@@ -7,14 +7,16 @@ import (
 
 	"lrmc/cache"
 	"lrmc/compiler"
+	"lrmc/compiler/ir"
 	"lrmc/executor/ops"
 	"lrmc/planner"
 )
 
 // session is a compiled, planned recipe with its cache open.
 type session struct {
-	store *cache.Store
-	graph *planner.Graph
+	store  *cache.Store
+	recipe *ir.Recipe
+	graph  *planner.Graph
 	// env digested the sources; it checks them again as ops read them.
 	env *ops.Env
 }
@@ -79,7 +81,7 @@ func (g *globals) loadWith(path string, open func() (*cache.Store, error)) (*ses
 		store.Close()
 		return nil, err
 	}
-	return &session{store: store, graph: graph, env: env}, nil
+	return &session{store: store, recipe: r, graph: graph, env: env}, nil
 }
 
 // planned compiles and plans a recipe and asks the cache what is in it,
