@@ -50,6 +50,15 @@ func (s *memStore) Stat(k digest.Digest) (cache.Meta, bool, error) {
 	return cache.Meta{}, err == nil, nil
 }
 
+// planned gives a test op the version the planner plans its name at, so
+// one stub can stand for every op.
+type planned struct {
+	Op
+	v int
+}
+
+func (p planned) Version() int { return p.v }
+
 // sumOp adds its integer inputs and its "add" parameter, counting runs.
 type sumOp struct {
 	runs *atomic.Int32
@@ -113,10 +122,10 @@ func diamond() (*planner.Graph, map[string]*planner.Node) {
 
 func newExec(t *testing.T, op Op, store Store, jobs int, events func(Event)) *Executor {
 	ops := map[string]Op{}
-	for name := range planner.Versions {
-		ops[name] = sumOp{runs: new(atomic.Int32)}
+	for name, v := range planner.Versions {
+		ops[name] = planned{sumOp{runs: new(atomic.Int32)}, v}
 	}
-	ops[planner.OpMetrics] = op
+	ops[planner.OpMetrics] = planned{op, planner.Versions[planner.OpMetrics]}
 	ex, err := New(ops, store, Options{Jobs: jobs, Events: events})
 	if err != nil {
 		t.Fatal(err)
@@ -168,8 +177,8 @@ func TestFailureCancelsAndNamesTheNode(t *testing.T) {
 
 func TestVersionMismatchIsRejected(t *testing.T) {
 	ops := map[string]Op{}
-	for name := range planner.Versions {
-		ops[name] = sumOp{runs: new(atomic.Int32)}
+	for name, v := range planner.Versions {
+		ops[name] = planned{sumOp{runs: new(atomic.Int32)}, v}
 	}
 	ops[planner.OpPerplexity] = badVersion{sumOp{runs: new(atomic.Int32)}}
 	_, err := New(ops, &memStore{}, Options{})

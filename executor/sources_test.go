@@ -82,8 +82,8 @@ func TestSourceCheckedBeforeAndAfterTheOp(t *testing.T) {
 			g, n := sourceGraph(path)
 			runs := new(atomic.Int32)
 			ops := map[string]Op{}
-			for name := range planner.Versions {
-				ops[name] = lenOp{runs: runs}
+			for name, v := range planner.Versions {
+				ops[name] = planned{lenOp{runs: runs}, v}
 			}
 			sources := &scriptedSources{script: c.script}
 			var started int
@@ -136,8 +136,8 @@ func TestOutputCopyOfAChangedSource(t *testing.T) {
 	out := t.TempDir()
 	g := &planner.Graph{OutDir: out, Outputs: []planner.Output{{Node: n, Path: "run/tokenizer.bin"}}}
 	ops := map[string]Op{}
-	for name := range planner.Versions {
-		ops[name] = lenOp{runs: new(atomic.Int32)}
+	for name, v := range planner.Versions {
+		ops[name] = planned{lenOp{runs: new(atomic.Int32)}, v}
 	}
 	ex, err := New(ops, &memStore{m: map[digest.Digest][]byte{}}, Options{})
 	if err != nil {

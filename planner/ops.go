@@ -89,7 +89,7 @@ var Versions = map[string]int{
 	OpModelDepth:     1,
 	OpEvalWindows:    1,
 	OpPerplexity:     1,
-	OpMetrics:        1,
+	OpMetrics:        2,
 	OpMCItems:        1,
 	OpMCScore:        1,
 	OpMCAccuracy:     1,

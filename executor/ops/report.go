@@ -18,7 +18,7 @@ type Metrics map[string]any
 // metricsOp gathers a run's evaluations. Inputs: EvalResults in task order.
 type metricsOp struct{ jsonCodec[Metrics] }
 
-func (metricsOp) Version() int { return 1 }
+func (metricsOp) Version() int { return 2 } // 2: recoveryLoss.losses
 
 func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	var p planner.MetricsParams
@@ -35,7 +35,8 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 			return nil, err
 		}
 		if n := len(r.Losses); n > 0 {
-			m["recoveryLoss"] = map[string]any{"first": r.Losses[0], "last": r.Losses[n-1], "steps": n}
+			// Every step's loss, so reports can draw the training curve.
+			m["recoveryLoss"] = map[string]any{"first": r.Losses[0], "last": r.Losses[n-1], "steps": n, "losses": r.Losses}
 		}
 	}
 	if p.Depth {
