@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"lrmc/kernels/chattemplate"
+	"lrmc/kernels/gguf"
 	"lrmc/kernels/ggufmodel"
 	"lrmc/kernels/hf"
 	"lrmc/kernels/llama"
@@ -212,28 +213,8 @@ func (m *Model) loadTokenizer(path string) error {
 // metaID reads a token id from GGUF metadata, which converters write in
 // integer types of various widths.
 func metaID(v any) (int32, bool) {
-	var id int64
-	switch x := v.(type) {
-	case uint8:
-		id = int64(x)
-	case uint16:
-		id = int64(x)
-	case uint32:
-		id = int64(x)
-	case uint64:
-		id = int64(min(x, math.MaxInt32+1))
-	case int8:
-		id = int64(x)
-	case int16:
-		id = int64(x)
-	case int32:
-		id = int64(x)
-	case int64:
-		id = x
-	default:
-		return 0, false
-	}
-	if id < 0 || id > math.MaxInt32 {
+	id, ok := gguf.Int64(v)
+	if !ok || id < 0 || id > math.MaxInt32 {
 		return 0, false
 	}
 	return int32(id), true

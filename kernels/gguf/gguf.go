@@ -154,6 +154,22 @@ func (f *File) lookup(key string) (any, error) {
 	return v, nil
 }
 
+// Int64 returns an integer metadata value of any width as int64 (token
+// ids and counts are written as uint32 by some converters, int32 or uint64
+// by others); false for a value that is not an integer or exceeds int64.
+func Int64(v any) (int64, bool) {
+	i, u, signed, ok := integer(v)
+	switch {
+	case !ok:
+		return 0, false
+	case signed:
+		return i, true
+	case u > math.MaxInt64:
+		return 0, false
+	}
+	return int64(u), true
+}
+
 // integer returns an integer value of any width as int64 or uint64, so the
 // typed getters accept every integer type whose value fits: converters differ
 // in the widths they write (context_length as uint32 or uint64).

@@ -116,26 +116,9 @@ func (m ggufMeta) tokenID(key string, n int, def int32) (int32, error) {
 	if !ok {
 		return def, nil
 	}
-	var id int64
-	switch x := v.(type) {
-	case uint8:
-		id = int64(x)
-	case uint16:
-		id = int64(x)
-	case uint32:
-		id = int64(x)
-	case uint64:
-		id = int64(min(x, math.MaxInt64))
-	case int8:
-		id = int64(x)
-	case int16:
-		id = int64(x)
-	case int32:
-		id = int64(x)
-	case int64:
-		id = x
-	default:
-		return 0, fieldError(key, "has Go type %T, want an integer", v)
+	id, ok := gguf.Int64(v)
+	if !ok {
+		return 0, fieldError(key, "is %v (Go type %T), want an integer token id", v, v)
 	}
 	if id < 0 || id >= int64(n) {
 		return 0, fieldError(key, "id %d is outside the %d tokens", id, n)
