@@ -15,19 +15,8 @@
 set -euo pipefail
 
 max_new=${MAX_NEW:-400}
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(dirname "$here")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-npmdir=${LLAMACPP_DIR:-$work/npm}
-
-echo "building lrmc" >&2
-(cd "$repo" && go build -o "$work/lrmc" ./cmd/lrmc)
-if [ ! -d "$npmdir/node_modules/node-llama-cpp" ]; then
-	echo "installing node-llama-cpp@3.21.1 into $npmdir" >&2
-	mkdir -p "$npmdir"
-	(cd "$npmdir" && npm i -E --ignore-scripts --no-audit --no-fund node-llama-cpp@3.21.1 >&2)
-fi
+# shellcheck source=bench/llamacpp-setup.sh
+source "$(dirname "$0")/llamacpp-setup.sh"
 cp "$here/llamacpp-generate.mjs" "$npmdir/llamacpp-generate.mjs"
 
 model=${1:-}

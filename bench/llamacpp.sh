@@ -23,20 +23,8 @@ rounds=${ROUNDS:-3}
 prefill=${PREFILL:-512}
 decode=${DECODE:-128}
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(dirname "$here")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-npmdir=${LLAMACPP_DIR:-$work/npm}
-
-echo "building lrmc" >&2
-(cd "$repo" && go build -o "$work/lrmc" ./cmd/lrmc)
-
-if [ ! -d "$npmdir/node_modules/node-llama-cpp" ]; then
-	echo "installing node-llama-cpp@3.21.1 into $npmdir" >&2
-	mkdir -p "$npmdir"
-	(cd "$npmdir" && npm i -E --ignore-scripts --no-audit --no-fund node-llama-cpp@3.21.1 >&2)
-fi
+# shellcheck source=bench/llamacpp-setup.sh
+source "$(dirname "$0")/llamacpp-setup.sh"
 cp "$here/llamacpp.mjs" "$npmdir/llamacpp.mjs"
 
 "$work/lrmc" bench model --shape "$shape" --export-gguf "$work/models" >/dev/null
