@@ -2,9 +2,9 @@ package mceval
 
 import (
 	"fmt"
-	"math"
 
 	"lrmc/kernels/llama"
+	"lrmc/kernels/perplexity"
 )
 
 // Encoder encodes text as the model's tokenizer does by default (a leading
@@ -131,7 +131,7 @@ func ScoreAlone(m *llama.Model, ctx, cont []int32) float64 {
 
 // LogSoftmax returns log softmax(x) in float64.
 func LogSoftmax(x []float32) []float64 {
-	lse := logSumExp(x)
+	lse := perplexity.LogSumExp(x)
 	out := make([]float64, len(x))
 	for i, v := range x {
 		out[i] = float64(v) - lse
@@ -140,19 +140,4 @@ func LogSoftmax(x []float32) []float64 {
 }
 
 // LogProb returns log softmax(x)[tok] in float64.
-func LogProb(x []float32, tok int32) float64 { return float64(x[tok]) - logSumExp(x) }
-
-func logSumExp(x []float32) float64 {
-	m := math.Inf(-1)
-	for _, v := range x {
-		m = max(m, float64(v))
-	}
-	if math.IsInf(m, 0) {
-		return m
-	}
-	var s float64
-	for _, v := range x {
-		s += math.Exp(float64(v) - m)
-	}
-	return m + math.Log(s)
-}
+func LogProb(x []float32, tok int32) float64 { return float64(x[tok]) - perplexity.LogSumExp(x) }

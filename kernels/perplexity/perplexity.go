@@ -64,14 +64,14 @@ func NLL(logits []float32, tokens []int32, vocab int) (sum float64, count int) {
 			panic(fmt.Sprintf("perplexity.NLL: token %d at position %d is outside the %d-entry vocabulary", next, j+1, vocab))
 		}
 		row := logits[j*vocab : (j+1)*vocab]
-		sum += logSumExp(row) - float64(row[next])
+		sum += LogSumExp(row) - float64(row[next])
 		count++
 	}
 	return sum, count
 }
 
-// logSumExp returns log Σ exp(x) in float64, stably.
-func logSumExp(x []float32) float64 {
+// LogSumExp returns log Σ exp(x) in float64, stably; mceval scores choices with it too.
+func LogSumExp(x []float32) float64 {
 	// A plain comparison, not the max builtin, whose NaN and signed-zero
 	// rules made this loop ten times slower. A NaN never wins the
 	// comparison, but it still reaches the sum below and makes it NaN.
