@@ -256,13 +256,7 @@ func (c *campaign) killTrials(name string, rs *recipeSet, n int) tally {
 			if strings.Contains(last.stdout+last.stderr, "resum") || strings.Contains(last.stdout+last.stderr, "corrupt") {
 				t.detected++
 			}
-			if same, diff := c.sameOutputs(rs); same {
-				t.recovered++
-				note = "ok"
-			} else {
-				t.wrong++
-				note = "WRONG OUTPUT " + diff
-			}
+			note = c.judge(&t, rs)
 		}
 		if leaks := tempLeftovers(rs.out); len(leaks) > 0 {
 			t.leaks++
@@ -342,13 +336,7 @@ func (c *campaign) damageTrials(name string, rs *recipeSet, n int) tally {
 		said := strings.Contains(verify.stdout+verify.stderr, "dropping corrupt") ||
 			strings.Contains(apply.stdout+apply.stderr, "corrupt") || verify.code != 0 || apply.code != 0
 		if apply.code == 0 {
-			if same, diff := c.sameOutputs(rs); same {
-				t.recovered++
-				note = "apply ok"
-			} else {
-				t.wrong++
-				note = "WRONG OUTPUT " + diff
-			}
+			note = "apply " + c.judge(&t, rs)
 		} else {
 			named := strings.Contains(apply.stderr, "repair") || strings.Contains(apply.stderr, "cache reset")
 			repair := c.lrmc(cache, 0, "cache", "verify", "--repair")
@@ -356,13 +344,7 @@ func (c *campaign) damageTrials(name string, rs *recipeSet, n int) tally {
 			panicked = panicked || repair.panicked() || again.panicked()
 			note = fmt.Sprintf("apply exit %d (way out named: %v): %s; repair exit %d", apply.code, named, firstLine(apply.stderr), repair.code)
 			if again.code == 0 {
-				if same, diff := c.sameOutputs(rs); same {
-					t.recovered++
-					note += "; after repair ok"
-				} else {
-					t.wrong++
-					note += "; after repair WRONG OUTPUT " + diff
-				}
+				note += "; after repair " + c.judge(&t, rs)
 			} else {
 				note += "; after repair apply failed: " + firstLine(again.stderr)
 			}
@@ -461,13 +443,7 @@ func (c *campaign) diskTrials(name string, rs *recipeSet, sizes []string) (tally
 				t.panics++
 				note = "PANIC " + firstLine(r.stderr)
 			case r.code == 0:
-				if same, diff := c.sameOutputs(rs); same {
-					t.recovered++
-					note = "ok"
-				} else {
-					t.wrong++
-					note = "WRONG OUTPUT " + diff
-				}
+				note = c.judge(&t, rs)
 			case full:
 				// A clear refusal is an acceptable end on a disk too small
 				// for the cache's headroom.
@@ -481,6 +457,17 @@ func (c *campaign) diskTrials(name string, rs *recipeSet, sizes []string) (tally
 		exec.Command("umount", mnt).Run()
 	}
 	return t, nil
+}
+
+// judge compares the outputs with the undisturbed run's, counts the trial
+// as recovered or wrong, and says which.
+func (c *campaign) judge(t *tally, rs *recipeSet) string {
+	if same, diff := c.sameOutputs(rs); !same {
+		t.wrong++
+		return "WRONG OUTPUT " + diff
+	}
+	t.recovered++
+	return "ok"
 }
 
 // sameOutputs compares the output tree with the undisturbed run's.
