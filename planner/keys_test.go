@@ -9,6 +9,7 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/digest"
+	_ "lrmc/methods/all"
 	"lrmc/planner"
 )
 
