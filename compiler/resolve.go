@@ -370,6 +370,7 @@ func (r *resolver) prune() (ir.Prune, bool) {
 	}
 	if s, ok := spec.Lookup(p.Paradigm, p.Method); ok && !s.Planned {
 		p.Options = r.methodOptions(s)
+		return p, s.Calibration
 	}
 	return p, true
 }
