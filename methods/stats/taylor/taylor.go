@@ -1,7 +1,7 @@
 // Package taylor is a shared statistic: first-order Taylor importance
-// (|w·∂L/∂w|, kernels/train) of blocks, heads and channels, accumulated
-// over the calibration windows in LLM-Pruner's element- and vector-wise
-// variants. Shortened LLaMA's Taylor criterion ranks blocks by it; width
+// (|w·G|, G the gradient summed over the calibration batches; see
+// kernels/train.Taylor) of blocks, heads and channels, in LLM-Pruner's
+// element- and vector-wise variants. Shortened LLaMA's Taylor criterion ranks blocks by it; width
 // methods can rank heads and channels by the same node.
 package taylor
 
@@ -55,7 +55,10 @@ func (s Scores) BlockScores() []float64 { return s.Element.Blocks }
 // while it runs). Inputs: model, calibration windows.
 type taylor struct{ ops.JSONCodec[Scores] }
 
-func (taylor) Version() int { return 1 }
+// Version 2: the signed w·g is summed over batches before the absolute
+// value, and block scores count weights only, as Shortened LLaMA's code
+// does (1 summed each batch's absolute scores, biases included).
+func (taylor) Version() int { return 2 }
 
 func (taylor) Run(ctx context.Context, c *executor.Call) (any, error) {
 	var p Params
