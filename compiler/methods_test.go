@@ -102,3 +102,50 @@ func TestRegisteredMethods(t *testing.T) {
 		t.Error("width/llm-pruner is not registered as planned")
 	}
 }
+
+// shortgptDefaults are the options a compiled shortgpt run carries.
+var shortgptDefaults = ir.Options{"finalNorm": false}
+
+// Each depth method's own fields default as documented: the reference
+// codes' barriers (Shortened LLaMA's Taylor+ keeps the first 4 and last 2
+// blocks, SLEB the first and the last) and ShortGPT scoring the last block
+// on its own output.
+func TestDepthMethodDefaults(t *testing.T) {
+	files, err := filepath.Abs("testdata/files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "r.cue")
+	src := `model: path: "` + files + `/model.bin"
+calibration: {data: path: "` + files + `/stories.txt", samples: 8, seqLen: 32}
+eval: [{task: "perplexity", data: path: "` + files + `/stories.txt", seqLen: 32}]
+runs: {
+	taylor: prune: {paradigm: "depth", method: "shortened-taylor", remove: 1}
+	sleb: prune: {paradigm: "depth", method: "sleb", remove: 1}
+	sgpt: prune: {paradigm: "depth", method: "shortgpt", remove: 1}
+	ppl: prune: {paradigm: "depth", method: "shortened-ppl", remove: 1}
+	set: prune: {paradigm: "depth", method: "sleb", remove: 1, earlyBarrier: 0, latterBarrier: 2}
+	norm: prune: {paradigm: "depth", method: "shortgpt", remove: 1, finalNorm: true}
+}
+`
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]ir.Options{
+		"taylor": {"earlyBarrier": 4, "latterBarrier": 2},
+		"sleb":   {"earlyBarrier": 1, "latterBarrier": 1},
+		"sgpt":   {"finalNorm": false},
+		"ppl":    nil,
+		"set":    {"earlyBarrier": 0, "latterBarrier": 2},
+		"norm":   {"finalNorm": true},
+	}
+	for _, run := range r.Runs {
+		if !reflect.DeepEqual(run.Prune.Options, want[run.Name]) {
+			t.Errorf("%s: options %#v, want %#v", run.Name, run.Prune.Options, want[run.Name])
+		}
+	}
+}

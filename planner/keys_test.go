@@ -24,7 +24,8 @@ func (keyEnv) Model(ir.Model) (planner.ModelInfo, error) {
 
 // TestDepthKeysGolden pins the key of every node of a recipe that uses each
 // depth method: moving methods between packages must not change a key
-// (an op's version is bumped when its result must change).
+// (an op's version is bumped when its result must change). Options are
+// what the compiler fills in.
 func TestDepthKeysGolden(t *testing.T) {
 	model := ir.Model{Path: "/m/model.bin", Format: "auto"}
 	eval := []ir.Eval{{Name: "ppl", Task: "perplexity", Data: ir.Data{Path: "/d/text.txt", Format: "text", Split: ir.Split{From: 0.9, To: 1}}, Samples: 8, SeqLen: 128}}
@@ -39,8 +40,9 @@ func TestDepthKeysGolden(t *testing.T) {
 			run("ppl", "shortened-ppl", ir.Prune{Remove: 1}),
 			run("sgpt", "shortgpt", ir.Prune{Remove: 1}),
 			run("sgpt-ratio", "shortgpt", ir.Prune{Ratio: 0.4}),
-			run("sleb", "sleb", ir.Prune{Remove: 2}),
-			run("taylor", "shortened-taylor", ir.Prune{Remove: 2}),
+			run("sgpt-norm", "shortgpt", ir.Prune{Remove: 1, Options: ir.Options{"finalNorm": true}}),
+			run("sleb", "sleb", ir.Prune{Remove: 2, Options: ir.Options{"earlyBarrier": 1, "latterBarrier": 1}}),
+			run("taylor", "shortened-taylor", ir.Prune{Remove: 2, Options: ir.Options{"earlyBarrier": 1, "latterBarrier": 1}}),
 		}}
 	g, err := planner.Plan(r, keyEnv{})
 	if err != nil {

@@ -221,3 +221,24 @@ func TestPlanErrors(t *testing.T) {
 		t.Errorf("missing data error: %v", err)
 	}
 }
+
+// A method's barriers must leave enough blocks to remove; the message
+// names them, at the field that asked for the removal.
+func TestBarrierErrors(t *testing.T) {
+	run := ir.Run{Name: "big", Prune: ir.Prune{Paradigm: "depth", Method: "shortened-taylor", Remove: 1,
+		Options: ir.Options{"earlyBarrier": 4, "latterBarrier": 2}}}
+	_, err := Plan(recipe(run), env())
+	want := `r.cue:7:40: runs."big".prune.remove: cannot remove 1 blocks: earlyBarrier 4 and latterBarrier 2 leave 0 of the model's 5 blocks to choose from`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n got %v\nwant %s", err, want)
+	}
+	run.Prune.Options = ir.Options{"earlyBarrier": 1, "latterBarrier": 1}
+	run.Prune.Remove = 3
+	if _, err := Plan(recipe(run), env()); err != nil {
+		t.Errorf("removing the 3 blocks between the barriers: %v", err)
+	}
+	run.Prune.Remove = 4
+	if _, err := Plan(recipe(run), env()); err == nil || !strings.Contains(err.Error(), "cannot remove 4 blocks: earlyBarrier 1 and latterBarrier 1 leave 3 of the model's 5 blocks to choose from") {
+		t.Errorf("4 of 3 candidates: %v", err)
+	}
+}

@@ -6,6 +6,7 @@
 package depth
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -34,6 +35,10 @@ type PruneParams struct {
 	Blocks int    `json:"blocks"`
 	Remove int    `json:"remove,omitempty"`
 	Layers []int  `json:"layers,omitempty"`
+	// EarlyBarrier and LatterBarrier protect the first and the last blocks
+	// from scored removal (absent, so keys stay, when zero).
+	EarlyBarrier  int `json:"earlyBarrier,omitempty"`
+	LatterBarrier int `json:"latterBarrier,omitempty"`
 }
 
 // ApplyParams: inputs are the model and a depth decision.
@@ -59,8 +64,30 @@ type Method struct {
 // Amount is what a scored depth run removes.
 type Amount struct {
 	Blocks, Remove int
+	// Early and Latter are the method's barriers: blocks [0, Early) and
+	// [Blocks-Latter, Blocks) are never removed (nor scored, where scoring
+	// them costs work).
+	Early, Latter int
 	// Windows are the run's calibration windows.
 	Windows *planner.Node
+}
+
+// Barrier fields: a method that protects its first and last blocks
+// declares them with its own defaults (Shortened LLaMA's Taylor+ keeps 4
+// and 2, SLEB 1 and 1).
+const (
+	EarlyBarrier  = "earlyBarrier"
+	LatterBarrier = "latterBarrier"
+)
+
+// BarrierFields declares earlyBarrier and latterBarrier with defaults.
+func BarrierFields(early, latter int) []spec.Field {
+	return []spec.Field{
+		{Name: EarlyBarrier, CUE: "#Count & >=0", Default: early,
+			Doc: "the first earlyBarrier blocks are never removed"},
+		{Name: LatterBarrier, CUE: "#Count & >=0", Default: latter,
+			Doc: "the last latterBarrier blocks are never removed"},
+	}
 }
 
 // Register registers a depth method.
@@ -121,15 +148,21 @@ func decide(mp *planner.MethodPlan, m Method) *planner.Node {
 		mp.Errorf(field, "removing %d blocks leaves none: the model has %d", remove, blocks)
 		return nil
 	}
+	early, latter := pr.Options.Int(EarlyBarrier), pr.Options.Int(LatterBarrier)
+	if free := blocks - early - latter; remove > free {
+		mp.Errorf(field, "cannot remove %d blocks: earlyBarrier %d and latterBarrier %d leave %d of the model's %d blocks to choose from",
+			remove, early, latter, max(free, 0), blocks)
+		return nil
+	}
 	windows := mp.Windows()
 	if windows == nil {
 		return nil
 	}
-	scores := m.Score(mp, Amount{Blocks: blocks, Remove: remove, Windows: windows})
+	scores := m.Score(mp, Amount{Blocks: blocks, Remove: remove, Early: early, Latter: latter, Windows: windows})
 	if scores == nil {
 		return nil
 	}
-	return mp.Add(OpPrune, PruneParams{Method: pr.Method, Blocks: blocks, Remove: remove},
+	return mp.Add(OpPrune, PruneParams{Method: pr.Method, Blocks: blocks, Remove: remove, EarlyBarrier: early, LatterBarrier: latter},
 		fmt.Sprintf("%s: remove %d of %d blocks", pr.Method, remove, blocks), scores...)
 }
 
@@ -201,7 +234,7 @@ func (prune) Run(ctx context.Context, c *executor.Call) (any, error) {
 			return nil, fmt.Errorf("%s: %w", p.Method, err)
 		}
 		d.Scores = scores
-		removed, err := shortgpt.Lowest(d.Scores, p.Remove)
+		removed, err := Lowest(d.Scores, p.Remove, p.EarlyBarrier, p.LatterBarrier)
 		if err != nil {
 			return nil, err
 		}
@@ -209,6 +242,30 @@ func (prune) Run(ctx context.Context, c *executor.Call) (any, error) {
 	}
 	d.Kept = shortgpt.Keep(p.Blocks, d.Removed)
 	return d, nil
+}
+
+// Lowest returns the remove lowest-scoring blocks among [early,
+// len(scores)-latter), in ascending index order; among equal scores the
+// lower index goes first. Without barriers it is kernels/shortgpt.Lowest.
+func Lowest(scores []float64, remove, early, latter int) ([]int, error) {
+	if early == 0 && latter == 0 {
+		return shortgpt.Lowest(scores, remove)
+	}
+	n := len(scores)
+	if remove < 1 || remove > n-early-latter {
+		return nil, fmt.Errorf("cannot remove %d of %d blocks when the first %d and the last %d stay", remove, n, early, latter)
+	}
+	var cand []int
+	for i := early; i < n-latter; i++ {
+		if math.IsNaN(scores[i]) {
+			return nil, fmt.Errorf("block %d has a NaN score", i)
+		}
+		cand = append(cand, i)
+	}
+	slices.SortStableFunc(cand, func(i, j int) int { return cmp.Compare(scores[i], scores[j]) })
+	removed := cand[:remove]
+	slices.Sort(removed)
+	return removed, nil
 }
 
 func isOrdered(v any) bool { _, ok := v.(Ordered); return ok }

@@ -1,6 +1,9 @@
 // Package shortenedppl is Shortened LLaMA's PPL criterion (Kim et al.
 // 2024): a block's score is the calibration perplexity of the model with
-// that block alone removed; the blocks whose removal hurts least go.
+// that block alone removed; the blocks whose removal hurts least go. Block
+// i's score starts from the captured hidden state entering block i (the
+// dense prefix is the same with or without it), so it reuses the capture
+// chain ShortGPT and SLEB use, and runs only the blocks after i.
 package shortenedppl
 
 import (
@@ -11,6 +14,7 @@ import (
 	"lrmc/executor"
 	"lrmc/executor/ops"
 	"lrmc/methods/depth"
+	"lrmc/methods/stats/capture"
 	"lrmc/planner"
 )
 
@@ -18,7 +22,8 @@ import (
 // removed.
 const OpBlockPPL = "importance.blockppl"
 
-// Params: inputs are the model and the calibration windows.
+// Params: inputs are the model, the calibration windows (the targets) and
+// the hidden state entering block Layer (capture).
 type Params struct {
 	Layer   int `json:"layer"`
 	Samples int `json:"samples"`
@@ -36,9 +41,13 @@ func init() {
 func score(mp *planner.MethodPlan, a depth.Amount) []*planner.Node {
 	c := mp.Run.Calibration
 	scores := make([]*planner.Node, a.Blocks)
+	h := capture.Embed(mp, a.Windows)
 	for i := range scores {
+		if i > 0 {
+			h = capture.Next(mp, h, i-1)
+		}
 		scores[i] = mp.Add(OpBlockPPL, Params{Layer: i, Samples: c.Samples, SeqLen: c.SeqLen},
-			fmt.Sprintf("calibration perplexity without block %d", i), mp.Model, a.Windows)
+			fmt.Sprintf("calibration perplexity without block %d", i), mp.Model, a.Windows, h)
 	}
 	return scores
 }
@@ -53,10 +62,12 @@ type BlockPPL struct {
 func (b BlockPPL) BlockScore() (int, float64) { return b.Layer, b.Perplexity }
 
 // blockPPL scores one block (the lower, the less the block matters).
-// Inputs: model, calibration windows.
+// Inputs: model, calibration windows, hidden state entering the block.
 type blockPPL struct{ ops.JSONCodec[BlockPPL] }
 
-func (blockPPL) Version() int { return 1 }
+// Version 2: starts from the captured input of the block (1 ran the
+// blocks before it from the embeddings).
+func (blockPPL) Version() int { return 2 }
 
 func (blockPPL) Run(ctx context.Context, c *executor.Call) (any, error) {
 	var p Params
@@ -71,13 +82,16 @@ func (blockPPL) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	lm, err := m.LM.Keep(depth.AllBut(m.LM.Config.Layers, p.Layer))
+	h, err := ops.Input[ops.Hidden](c, 2)
 	if err != nil {
 		return nil, err
 	}
-	mean, _, err := ops.MeanNLL(ctx, lm, w.IDs, w.Rows, w.Cols, func(d int) { c.Progress(int64(d), int64(w.Rows)) })
+	if w.Rows != p.Samples || w.Cols != p.SeqLen {
+		return nil, fmt.Errorf("calibration windows are %d×%d, planned %d×%d", w.Rows, w.Cols, p.Samples, p.SeqLen)
+	}
+	mean, err := depth.NLLFrom(ctx, m.LM, h, p.Layer, func(j int) bool { return j == p.Layer }, w)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("block %d: %w", p.Layer, err)
 	}
 	return BlockPPL{Layer: p.Layer, Perplexity: math.Exp(mean)}, nil
 }

@@ -1,6 +1,12 @@
 // Package shortgpt is ShortGPT (Men et al. 2024): a block's influence is
 // one minus the mean cosine similarity between the hidden states entering
 // and leaving it; the least influential blocks are removed.
+//
+// The field finalNorm (default false) chooses what the last block is
+// compared with. By default it is the block's own output, as the paper
+// defines BI for every block. With finalNorm: true it is that output after
+// the model's final RMSNorm, as the reference code has it: it compares
+// Hugging Face's output_hidden_states, whose last entry is normed.
 package shortgpt
 
 import (
@@ -10,7 +16,9 @@ import (
 	"lrmc/executor"
 	"lrmc/executor/ops"
 	"lrmc/kernels/shortgpt"
+	"lrmc/kernels/tensor"
 	"lrmc/methods/depth"
+	"lrmc/methods/spec"
 	"lrmc/methods/stats/capture"
 	"lrmc/planner"
 )
@@ -18,15 +26,24 @@ import (
 // OpBI is one block's influence score from its two taps.
 const OpBI = "shortgpt.bi"
 
-// BIParams: inputs are the hidden states entering and leaving Layer.
+// BIParams: inputs are the hidden states entering and leaving Layer, and
+// the model when FinalNorm is set (its final RMSNorm is applied to the
+// leaving state first).
 type BIParams struct {
-	Layer int `json:"layer"`
-	Dim   int `json:"dim"`
+	Layer     int  `json:"layer"`
+	Dim       int  `json:"dim"`
+	FinalNorm bool `json:"finalNorm,omitempty"`
 }
+
+// FinalNorm is the field that scores the last block against its normed
+// output.
+const FinalNorm = "finalNorm"
 
 func init() {
 	depth.Register(depth.Method{
-		Name:  "shortgpt",
+		Name: "shortgpt",
+		Fields: []spec.Field{{Name: FinalNorm, CUE: "bool", Default: false,
+			Doc: "score the last block against its output after the final RMSNorm (the reference code's HF hidden_states)"}},
 		Score: score,
 		Ops:   map[string]executor.Op{OpBI: bi{}},
 	})
@@ -38,7 +55,12 @@ func score(mp *planner.MethodPlan, a depth.Amount) []*planner.Node {
 	scores := make([]*planner.Node, a.Blocks)
 	for i := range a.Blocks {
 		next := capture.Next(mp, h, i)
-		scores[i] = mp.Add(OpBI, BIParams{Layer: i, Dim: mp.Info.Dim}, fmt.Sprintf("block influence %d", i), h, next)
+		if i == a.Blocks-1 && mp.Run.Prune.Options.Bool(FinalNorm) {
+			scores[i] = mp.Add(OpBI, BIParams{Layer: i, Dim: mp.Info.Dim, FinalNorm: true},
+				fmt.Sprintf("block influence %d (final norm)", i), h, next, mp.Model)
+		} else {
+			scores[i] = mp.Add(OpBI, BIParams{Layer: i, Dim: mp.Info.Dim}, fmt.Sprintf("block influence %d", i), h, next)
+		}
 		h = next
 	}
 	return scores
@@ -76,6 +98,18 @@ func (bi) Run(ctx context.Context, c *executor.Call) (any, error) {
 	}
 	if in.Rows != out.Rows || in.Dim != out.Dim {
 		return nil, fmt.Errorf("block %d: taps differ in shape: %d×%d vs %d×%d", p.Layer, in.Rows, in.Dim, out.Rows, out.Dim)
+	}
+	if p.FinalNorm {
+		m, err := ops.Input[*ops.Model](c, 2)
+		if err != nil {
+			return nil, err
+		}
+		if m.LM.Config.Dim != out.Dim {
+			return nil, fmt.Errorf("block %d: model is %d wide, taps %d", p.Layer, m.LM.Config.Dim, out.Dim)
+		}
+		normed := make([]float32, len(out.Data))
+		tensor.RMSNormRows(normed, out.Data, m.LM.FinalNorm, m.LM.Config.NormEps)
+		out.Data = normed
 	}
 	v, err := shortgpt.BlockInfluence(in.Data, out.Data, in.Dim)
 	if err != nil {
