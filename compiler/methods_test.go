@@ -149,3 +149,38 @@ runs: {
 		}
 	}
 }
+
+// speed is measured only when asked for; #Defaults fill what the recipe
+// leaves out, and the schema checks each field where it is written.
+func TestSpeed(t *testing.T) {
+	files, err := filepath.Abs("testdata/files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := `model: path: "` + files + `/model.bin"
+eval: [{task: "perplexity", data: path: "` + files + `/stories.txt", seqLen: 32}]
+`
+	compile := func(body string) (*ir.Recipe, string, error) {
+		p := filepath.Join(t.TempDir(), "r.cue")
+		if err := os.WriteFile(p, []byte(head+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Compile(p)
+		return r, p, err
+	}
+	r, _, err := compile("")
+	if err != nil || r.Speed != nil {
+		t.Fatalf("no speed field: %+v, %v", r.Speed, err)
+	}
+	r, _, err = compile("speed: {decode: 8}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ir.Speed{Prefill: 128, Decode: 8, Reps: 3, Threads: 0}); r.Speed == nil || *r.Speed != want {
+		t.Errorf("speed = %+v, want %+v", r.Speed, want)
+	}
+	_, p, err := compile("speed: {prefill: 0}\n")
+	if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), p, "r.cue"), "r.cue:3:18: speed.prefill: invalid value 0 (out of bound >=1)") {
+		t.Errorf("prefill 0: %v", err)
+	}
+}

@@ -59,7 +59,25 @@ func (c *compiler) resolve() *ir.Recipe {
 	}
 
 	rec.Output = top.output()
+	if top.has("speed") {
+		rec.Speed = top.speed()
+	}
 	return rec
+}
+
+// speed resolves how models' speed is measured, #Defaults filling what
+// the recipe leaves out.
+func (r *resolver) speed() *ir.Speed {
+	s := &ir.Speed{}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"prefill", &s.Prefill}, {"decode", &s.Decode}, {"reps", &s.Reps}, {"threads", &s.Threads}} {
+		if h, ok := r.get("speed." + f.name); ok {
+			*f.dst, _ = r.int(h)
+		}
+	}
+	return s
 }
 
 // resolveRun merges the top level (and then #Defaults) under the run's own

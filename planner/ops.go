@@ -52,6 +52,11 @@ const (
 	OpExportHF = "export.hf"
 	// OpExportGGUF writes a model as a GGUF file for llama.cpp.
 	OpExportGGUF = "export.gguf"
+	// OpSpeed measures a model's prefill and decode tokens/s on the
+	// machine that runs it. Its result is a measurement, not a function of
+	// its inputs; it is cached like any result so a rerun measures nothing
+	// again, and it names the machine it was taken on.
+	OpSpeed = "bench.speed"
 )
 
 // Versions holds the current version of every op.
@@ -74,6 +79,7 @@ var Versions = map[string]int{
 	OpRecover:        1,
 	OpModelRecovered: 1,
 	OpExportPEFT:     1,
+	OpSpeed:          1,
 }
 
 // SourceParams identify a file by content.
@@ -191,6 +197,15 @@ type MetricsParams struct {
 	Names    []string `json:"names"`
 	Depth    bool     `json:"depth,omitempty"`
 	Recovery bool     `json:"recovery,omitempty"` // then the recovery node follows
+	Speed    bool     `json:"speed,omitempty"`    // then, last, the speed node
+}
+
+// SpeedParams: input is a model. Threads 0 measures with GOMAXPROCS.
+type SpeedParams struct {
+	Prefill int `json:"prefill"`
+	Decode  int `json:"decode"`
+	Reps    int `json:"reps"`
+	Threads int `json:"threads"`
 }
 
 // ResultsParams: inputs are the metrics nodes, in Runs order; the dense

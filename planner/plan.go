@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"lrmc/compiler/ir"
 	"lrmc/digest"
@@ -35,7 +36,7 @@ const DenseRun = "dense"
 // Plan compiles a recipe into a graph. Every error found is reported, each
 // as "file:line:col: path: message".
 func Plan(r *ir.Recipe, env Env) (*Graph, error) {
-	p := &planning{r: r, env: env, b: newBuilder(), models: map[string]modelNodes{}}
+	p := &planning{r: r, env: env, b: newBuilder(), models: map[string]modelNodes{}, reported: map[string]bool{}}
 	var metrics []*Node
 	var names []string
 	if r.Dense {
@@ -70,6 +71,8 @@ type planning struct {
 	b      *builder
 	models map[string]modelNodes
 	errs   []error
+	// reported holds messages about top-level fields already reported.
+	reported map[string]bool
 }
 
 // modelNodes caches, per model reference, the inspection and its nodes.
@@ -151,6 +154,10 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 			p.errorf(posRun, field+".task", "task %q has no planner", e.Task)
 		}
 	}
+	var speed *Node
+	if sp := p.r.Speed; sp != nil {
+		speed = p.speed(name, *sp, pruned, m)
+	}
 	if len(p.errs) > before {
 		return nil
 	}
@@ -162,6 +169,10 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	if recovered != nil {
 		mp.Recovery = true
 		evals = append(evals, recovered)
+	}
+	if speed != nil {
+		mp.Speed = true
+		evals = append(evals, speed)
 	}
 	metrics := p.b.add(name, OpMetrics, mp, "metrics", evals...)
 	p.b.g.Targets = append(p.b.g.Targets, metrics)
@@ -309,6 +320,25 @@ func (p *planning) multipleChoice(name, posRun string, e ir.Eval, model *Node, m
 	p.b.g.Targets = append(p.b.g.Targets, score)
 	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: score, Path: filepath.Join(name, "samples", e.Name+".jsonl")})
 	return p.b.add(name, OpMCAccuracy, MCAccuracyParams{Task: e.Task}, e.Task+" accuracy", score, model)
+}
+
+// speed plans measuring a model's speed; nil on error. The recipe's speed
+// is top-level, so a length the model cannot hold is reported once.
+func (p *planning) speed(name string, sp ir.Speed, model *Node, m modelNodes) *Node {
+	for _, c := range []struct {
+		field string
+		n     int
+	}{{"speed.prefill", sp.Prefill}, {"speed.decode", sp.Decode}} {
+		if c.n > m.info.SeqLen {
+			msg := fmt.Sprintf("%s %d exceeds the model's context of %d tokens", strings.TrimPrefix(c.field, "speed."), c.n, m.info.SeqLen)
+			if !p.reported[c.field+msg] {
+				p.reported[c.field+msg] = true
+				p.errorf("", c.field, "%s", msg)
+			}
+			return nil
+		}
+	}
+	return p.b.add(name, OpSpeed, SpeedParams(sp), fmt.Sprintf("measure speed (prefill %d, decode %d)", sp.Prefill, sp.Decode), model)
 }
 
 // modelID identifies a model reference within one plan.

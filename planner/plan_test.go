@@ -242,3 +242,39 @@ func TestBarrierErrors(t *testing.T) {
 		t.Errorf("4 of 3 candidates: %v", err)
 	}
 }
+
+// speed adds one measurement per distinct model, fed last into each
+// run's metrics; without it no key changes. A length the model cannot
+// hold is reported once, at the top-level field.
+func TestSpeedNodes(t *testing.T) {
+	base, err := Plan(recipe(shortgpt("a", 1), shortgpt("b", 2)), env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := recipe(shortgpt("a", 1), shortgpt("b", 2))
+	r.Speed = &ir.Speed{Prefill: 64, Decode: 16, Reps: 1}
+	g, err := Plan(r, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(g, OpSpeed); n != 3 {
+		t.Errorf("%d speed nodes, want 3 (dense, a, b)", n)
+	}
+	for _, n := range g.Nodes {
+		if n.Op != OpMetrics {
+			continue
+		}
+		last := n.Inputs[len(n.Inputs)-1]
+		if last.Op != OpSpeed || last.Inputs[0] != n.Inputs[0].Inputs[0] {
+			t.Errorf("%s: last input %s, want the speed of the model it evaluates", n.Runs, last.Op)
+		}
+	}
+	if count(base, OpSpeed) != 0 || fmt.Sprint(keys(base, OpPruneDepth)) != fmt.Sprint(keys(g, OpPruneDepth)) {
+		t.Error("speed changed the plan of a recipe that does not ask for it")
+	}
+	r.Speed.Prefill = 600
+	_, err = Plan(r, env())
+	if want := "r.cue: speed.prefill: prefill 600 exceeds the model's context of 512 tokens"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+}

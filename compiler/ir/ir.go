@@ -28,6 +28,9 @@ type Recipe struct {
 
 	Output Output
 
+	// Speed, when set, measures every model's prefill and decode speed.
+	Speed *Speed
+
 	// Positions maps a field path (see FieldPath) to where its value was
 	// written, for runs' resolved fields: a value inherited from the top level
 	// points at the top-level field.
@@ -222,6 +225,13 @@ type TaskDef struct {
 // MultipleChoice reports whether the evaluation is scored by comparing
 // the log-likelihoods of choices.
 func (e Eval) MultipleChoice() bool { return e.Task != "" && e.Task != "perplexity" }
+
+// Speed says how to measure a model's speed on this machine: one prefill
+// of Prefill tokens and Decode greedy decode steps, each Reps times (the
+// median is reported), on Threads threads (0: GOMAXPROCS).
+type Speed struct {
+	Prefill, Decode, Reps, Threads int
+}
 
 // Output says where artifacts go; nothing here changes a node's key.
 type Output struct {

@@ -36,6 +36,7 @@ func Registry() map[string]executor.Op {
 		planner.OpRecover:        recoverTrain{},
 		planner.OpModelRecovered: modelRecovered{},
 		planner.OpExportPEFT:     exportPEFT{},
+		planner.OpSpeed:          speedOp{},
 	}
 	regMu.RLock()
 	defer regMu.RUnlock()

@@ -34,6 +34,17 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	m := Metrics{}
 	tasks := map[string]any{}
 	evals := len(c.Inputs)
+	if p.Speed {
+		evals--
+		s, err := input[Speed](c, evals)
+		if err != nil {
+			return nil, err
+		}
+		// Two numbers (report columns) and how they were measured (a
+		// string, which reports do not tabulate).
+		m["measuredSpeed"] = map[string]any{"prefillTokensPerS": s.PrefillTokensPerS, "decodeTokensPerS": s.DecodeTokensPerS}
+		m["measuredOn"] = s.Note()
+	}
 	if p.Recovery {
 		evals--
 		r, err := input[Recovered](c, evals)
