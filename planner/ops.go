@@ -1,8 +1,10 @@
 package planner
 
-// The ops the planner emits, with their versions and parameter types. This
-// file is the contract between the planner and the executor's op
+// The core ops the planner emits, with their versions and parameter types.
+// This file is the contract between the planner and the executor's op
 // implementations (executor/ops), which decode Params into these structs.
+// Pruning methods and the statistics they share declare their own ops in
+// their packages (lrmc/methods/...) and register them (RegisterOp).
 // Bump an op's version whenever its algorithm or output encoding changes: the
 // key changes with it, so stale cache entries are never reused.
 const (
