@@ -1,4 +1,4 @@
-package planner
+package planner_test
 
 import (
 	"fmt"
@@ -7,6 +7,19 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/digest"
+	_ "lrmc/methods/all"
+	"lrmc/methods/depth"
+	sgpt "lrmc/methods/depth/shortgpt"
+	"lrmc/methods/stats/capture"
+	. "lrmc/planner"
+)
+
+// The depth methods' ops, by the names these tests knew them.
+const (
+	OpCaptureEmbed = capture.OpEmbed
+	OpCaptureBlock = capture.OpBlock
+	OpShortGPTBI   = sgpt.OpBI
+	OpPruneDepth   = depth.OpPrune
 )
 
 // fakeEnv answers from maps: file digests by path, one model shape.
@@ -206,5 +219,62 @@ func TestPlanErrors(t *testing.T) {
 	_, err = Plan(recipe(shortgpt("a", 1)), e)
 	if err == nil || !strings.Contains(err.Error(), "no such file: /d/text.txt") {
 		t.Errorf("missing data error: %v", err)
+	}
+}
+
+// A method's barriers must leave enough blocks to remove; the message
+// names them, at the field that asked for the removal.
+func TestBarrierErrors(t *testing.T) {
+	run := ir.Run{Name: "big", Prune: ir.Prune{Paradigm: "depth", Method: "shortened-taylor", Remove: 1,
+		Options: ir.Options{"earlyBarrier": 4, "latterBarrier": 2}}}
+	_, err := Plan(recipe(run), env())
+	want := `r.cue:7:40: runs."big".prune.remove: cannot remove 1 blocks: earlyBarrier 4 and latterBarrier 2 leave 0 of the model's 5 blocks to choose from`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n got %v\nwant %s", err, want)
+	}
+	run.Prune.Options = ir.Options{"earlyBarrier": 1, "latterBarrier": 1}
+	run.Prune.Remove = 3
+	if _, err := Plan(recipe(run), env()); err != nil {
+		t.Errorf("removing the 3 blocks between the barriers: %v", err)
+	}
+	run.Prune.Remove = 4
+	if _, err := Plan(recipe(run), env()); err == nil || !strings.Contains(err.Error(), "cannot remove 4 blocks: earlyBarrier 1 and latterBarrier 1 leave 3 of the model's 5 blocks to choose from") {
+		t.Errorf("4 of 3 candidates: %v", err)
+	}
+}
+
+// speed adds one measurement per distinct model, fed last into each
+// run's metrics; without it no key changes. A length the model cannot
+// hold is reported once, at the top-level field.
+func TestSpeedNodes(t *testing.T) {
+	base, err := Plan(recipe(shortgpt("a", 1), shortgpt("b", 2)), env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := recipe(shortgpt("a", 1), shortgpt("b", 2))
+	r.Speed = &ir.Speed{Prefill: 64, Decode: 16, Reps: 1}
+	g, err := Plan(r, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(g, OpSpeed); n != 3 {
+		t.Errorf("%d speed nodes, want 3 (dense, a, b)", n)
+	}
+	for _, n := range g.Nodes {
+		if n.Op != OpMetrics {
+			continue
+		}
+		last := n.Inputs[len(n.Inputs)-1]
+		if last.Op != OpSpeed || last.Inputs[0] != n.Inputs[0].Inputs[0] {
+			t.Errorf("%s: last input %s, want the speed of the model it evaluates", n.Runs, last.Op)
+		}
+	}
+	if count(base, OpSpeed) != 0 || fmt.Sprint(keys(base, OpPruneDepth)) != fmt.Sprint(keys(g, OpPruneDepth)) {
+		t.Error("speed changed the plan of a recipe that does not ask for it")
+	}
+	r.Speed.Prefill = 600
+	_, err = Plan(r, env())
+	if want := "r.cue: speed.prefill: prefill 600 exceeds the model's context of 512 tokens"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
 	}
 }

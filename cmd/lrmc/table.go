@@ -40,10 +40,24 @@ func printResults(w io.Writer, r ops.Results) {
 		}
 	}
 
+	// Speed columns appear when the recipe measured speed.
+	var speeds []string
+	for _, name := range rows {
+		if s := speedOf(metrics(name)); s != nil {
+			d, _ := metrics(name)["measuredOn"].(string)
+			if !slices.Contains(speeds, d) {
+				speeds = append(speeds, d)
+			}
+		}
+	}
+
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	header := "run\tblocks kept\tremoved\tparams\tperplexity\tvs dense"
 	for _, c := range cols {
 		header += "\t" + c.eval + "." + c.metric
+	}
+	if speeds != nil {
+		header += "\tprefill tok/s*\tdecode tok/s*"
 	}
 	fmt.Fprintln(tw, header)
 	dense, hasDense := r.Dense["perplexity"].(float64)
@@ -67,9 +81,43 @@ func printResults(w io.Writer, r ops.Results) {
 				b.WriteString("-")
 			}
 		}
+		if speeds != nil {
+			var dense map[string]any
+			if name != "dense" {
+				dense = speedOf(metrics("dense"))
+			}
+			b.WriteString(speedCells(speedOf(m), dense))
+		}
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%.4f\t%s%s\n", name, m["blocks"], removed, m["params"], ppl, rel, b.String())
 	}
 	tw.Flush()
+	for _, d := range speeds {
+		fmt.Fprintf(w, "* measured on this machine, not estimated: %s\n", d)
+	}
+}
+
+// speedOf is a run's measured speed (metrics "measuredSpeed"), or nil.
+func speedOf(m ops.Metrics) map[string]any {
+	s, _ := m["measuredSpeed"].(map[string]any)
+	return s
+}
+
+// speedCells are a run's prefill and decode tokens/s, each with its ratio
+// to dense's when dense is given.
+func speedCells(s, dense map[string]any) string {
+	var b strings.Builder
+	for _, k := range []string{"prefillTokensPerS", "decodeTokensPerS"} {
+		v, ok := s[k].(float64)
+		if !ok {
+			b.WriteString("\t-")
+			continue
+		}
+		fmt.Fprintf(&b, "\t%.1f", v)
+		if d, ok := dense[k].(float64); ok && d > 0 {
+			fmt.Fprintf(&b, " (%.2f×)", v/d)
+		}
+	}
+	return b.String()
 }
 
 // column is one metric of one named evaluation.

@@ -33,3 +33,27 @@ x      4            [2]      80      12.0000     +100.0%   -         -          
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// Measured speeds get two columns, each run's with its ratio to dense's,
+// and a note that they are measurements and where they were taken.
+func TestTableSpeedColumns(t *testing.T) {
+	var r ops.Results
+	err := json.Unmarshal([]byte(`{
+	  "dense": {"blocks": 5, "params": 100, "perplexity": 6, "evals": ["ppl"], "tasks": {"ppl": {"task": "perplexity", "perplexity": 6}},
+	    "measuredSpeed": {"prefillTokensPerS": 1000, "decodeTokensPerS": 200}, "measuredOn": "Test CPU, 2 CPUs, 2 threads; one prefill of 128 tokens and 32 greedy decode steps, median of 3"},
+	  "runs": {"x": {"blocks": 4, "params": 80, "perplexity": 12, "removed": [2], "evals": ["ppl"], "tasks": {"ppl": {"task": "perplexity", "perplexity": 12}},
+	    "measuredSpeed": {"prefillTokensPerS": 1250, "decodeTokensPerS": 250}, "measuredOn": "Test CPU, 2 CPUs, 2 threads; one prefill of 128 tokens and 32 greedy decode steps, median of 3"}}}`), &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	printResults(&b, r)
+	want := `run    blocks kept  removed  params  perplexity  vs dense  prefill tok/s*  decode tok/s*
+dense  5            -        100     6.0000      -         1000.0          200.0
+x      4            [2]      80      12.0000     +100.0%   1250.0 (1.25×)  250.0 (1.25×)
+* measured on this machine, not estimated: Test CPU, 2 CPUs, 2 threads; one prefill of 128 tokens and 32 greedy decode steps, median of 3
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}

@@ -59,6 +59,11 @@ type ModelOptions struct {
 	Prefill int   // tokens in the one prefill batch (512)
 	Decode  int   // greedy decode steps (128)
 	Reps    int   // repetitions of each phase, the median reported (1)
+	// MinRep, when positive, makes each repetition repeat its phase until
+	// it lasts at least this long (a first, untimed call sizes it and warms
+	// up), so a small model's phase is not timed at the clock's and the
+	// scheduler's grain; the result is per phase. Zero times one call.
+	MinRep time.Duration
 	// Progress, when set, receives a line per phase and repetition: a
 	// Qwen3-0.6B-shaped run takes minutes.
 	Progress io.Writer
@@ -124,10 +129,16 @@ func MeasureModel(m *llama.Model, name string, o ModelOptions) ([]ModelResult, e
 		dec.Phase, dec.Tokens = PhaseDecode, o.Decode
 		var preT, decT []timing
 		withProcs(t, func() {
+			pre := func() { prefill(m, tokens) }
+			dec := func() { decode(m, tokens[0], o.Decode) }
+			preCalls, decCalls := 1, 1
+			if o.MinRep > 0 {
+				preCalls, decCalls = callsFor(o.MinRep, pre), callsFor(o.MinRep, dec)
+			}
 			for r := range o.Reps {
-				preT = append(preT, timed(func() { prefill(m, tokens) }))
+				preT = append(preT, timedCalls(preCalls, pre))
 				progress(o.Progress, name, t, r, o.Reps, PhasePrefill, o.Prefill, preT[r].wall)
-				decT = append(decT, timed(func() { decode(m, tokens[0], o.Decode) }))
+				decT = append(decT, timedCalls(decCalls, dec))
 				progress(o.Progress, name, t, r, o.Reps, PhaseDecode, o.Decode, decT[r].wall)
 			}
 		})
@@ -190,6 +201,16 @@ func argmax(v []float32) int32 {
 		}
 	}
 	return int32(best)
+}
+
+// timedCalls times calls calls of fn and returns the time of one.
+func timedCalls(calls int, fn func()) timing {
+	tm := timed(func() {
+		for range calls {
+			fn()
+		}
+	})
+	return timing{wall: tm.wall / time.Duration(calls), cpu: tm.cpu / time.Duration(calls)}
 }
 
 func timed(fn func()) timing {

@@ -7,13 +7,13 @@ import (
 	"lrmc/kernels/train/optim"
 )
 
-// Importance holds first-order Taylor scores of a model's prunable units,
-// the sum over calibration batches of each batch's score.
+// Importance holds first-order Taylor scores of a model's prunable units.
 type Importance struct {
-	// Blocks[l] scores block l. Element-wise it is Shortened-LLM's Taylor+
-	// score, Σ |w·∂L/∂w| over every weight of the block (norms and biases
-	// included); vector-wise it is the sum of the block's Heads, KVHeads and
-	// Channels scores.
+	// Blocks[l] scores block l. Element-wise it is Shortened LLaMA's Taylor
+	// score, Σ |w·G| over every weight of the block's projections and norms
+	// (not biases: the reference scores parameters named "weight");
+	// vector-wise it is the sum of the block's Heads, KVHeads and Channels
+	// scores.
 	Blocks []float64
 	// Heads[l][h] is query head h's LLM-Pruner group: its Wq rows (and Bq
 	// entries) and its Wo columns.
@@ -28,16 +28,22 @@ type Importance struct {
 
 // Taylor accumulates first-order Taylor importance, |ΔL| ≈ |w·∂L/∂w| for
 // removing weights, over calibration batches, in both of LLM-Pruner's
-// variants. Element-wise scores each weight by |w·g| and sums them over a
-// unit's weights; vector-wise scores each weight vector (a row, or a column
-// of o_proj and down_proj) by |Σ w·g| over the vector, the first-order
-// change of zeroing it whole, and sums the vectors of a unit. Each batch's
-// gradient is scored on its own and the scores are added, so with one batch
-// this is exactly LLM-Pruner's score of that batch.
+// variants. As the references do (Shortened LLaMA sums the signed w·g of
+// every batch and takes the absolute value once; LLM-Pruner scores one
+// batch's gradient), the signed gradients of the batches are summed first,
+// G = Σ_b ∂L_b/∂w, and the scores are taken of w·G: element-wise scores
+// each weight by |w·G| and sums them over a unit's weights; vector-wise
+// scores each weight vector (a row, or a column of o_proj and down_proj)
+// by |Σ w·G| over the vector, the first-order change of zeroing it whole,
+// and sums the vectors of a unit. Element and Vector are current after
+// every Add.
 type Taylor struct {
 	n               *Net
 	Element, Vector Importance
 	Batches         int
+	// sum[p] is Σ_b of p's gradient, in float64 so the order of batches
+	// changes it by rounding only.
+	sum map[*optim.Param][]float64
 }
 
 // NewTaylor scores n's model; n must be built with FullFineTune so that
@@ -46,37 +52,78 @@ func NewTaylor(n *Net) (*Taylor, error) {
 	if !n.o.full {
 		return nil, fmt.Errorf("train: taylor importance needs the gradient of every weight; build the net with FullFineTune")
 	}
-	c := n.c
-	newImp := func() Importance {
-		imp := Importance{Blocks: make([]float64, c.Layers)}
-		for range c.Layers {
-			imp.Heads = append(imp.Heads, make([]float64, c.Heads))
-			imp.KVHeads = append(imp.KVHeads, make([]float64, c.KVHeads))
-			imp.Channels = append(imp.Channels, make([]float64, c.HiddenDim))
-		}
-		return imp
-	}
-	return &Taylor{n: n, Element: newImp(), Vector: newImp()}, nil
+	t := &Taylor{n: n, sum: map[*optim.Param][]float64{}}
+	t.Element, t.Vector = t.newImportance(), t.newImportance()
+	return t, nil
 }
 
-// Add computes the gradient of the loss on one calibration batch and adds
-// its scores.
+func (t *Taylor) newImportance() Importance {
+	c := t.n.c
+	imp := Importance{Blocks: make([]float64, c.Layers)}
+	for range c.Layers {
+		imp.Heads = append(imp.Heads, make([]float64, c.Heads))
+		imp.KVHeads = append(imp.KVHeads, make([]float64, c.KVHeads))
+		imp.Channels = append(imp.Channels, make([]float64, c.HiddenDim))
+	}
+	return imp
+}
+
+// blockParams are layer l's scored parameters: its norms and its
+// projections' weights and biases.
+func (t *Taylor) blockParams(l layerParams) []*optim.Param {
+	var ps []*optim.Param
+	for _, p := range []*optim.Param{l.attnNorm, l.ffnNorm, l.qNorm, l.kNorm} {
+		if p != nil {
+			ps = append(ps, p)
+		}
+	}
+	for _, lin := range l.lin {
+		ps = append(ps, lin.w)
+		if lin.b != nil {
+			ps = append(ps, lin.b)
+		}
+	}
+	return ps
+}
+
+// Add computes the gradient of the loss on one calibration batch, adds it
+// to the running sum and rescores.
 func (t *Taylor) Add(b Batch) error {
 	ps := t.n.Params()
 	optim.ZeroGrads(ps)
 	if _, err := t.n.ForwardBackward(b, 1); err != nil {
 		return fmt.Errorf("train: taylor batch %d: %w", t.Batches, err)
 	}
+	for _, l := range t.n.layers {
+		for _, p := range t.blockParams(l) {
+			s := t.sum[p]
+			if s == nil {
+				s = make([]float64, len(p.Grad))
+				t.sum[p] = s
+			}
+			for i, g := range p.Grad {
+				s[i] += float64(g)
+			}
+		}
+	}
+	t.Batches++
+	t.score()
+	return nil
+}
+
+// score computes Element and Vector from the summed gradients.
+func (t *Taylor) score() {
+	t.Element, t.Vector = t.newImportance(), t.newImportance()
 	c := t.n.c
 	hd := c.HeadDim()
 	for li, l := range t.n.layers {
 		for _, p := range []*optim.Param{l.attnNorm, l.ffnNorm, l.qNorm, l.kNorm} {
 			if p != nil {
-				t.Element.Blocks[li] += absSalience(p.Data, p.Grad)
+				t.Element.Blocks[li] += absSalience(p.Data, t.sum[p])
 			}
 		}
 		for mod, lin := range l.lin {
-			w, g := lin.w.Data, lin.w.Grad
+			w, g := lin.w.Data, t.sum[lin.w]
 			t.Element.Blocks[li] += absSalience(w, g)
 			// Per output row (q, k, v, gate, up) or input column (o, down).
 			var elem, vec []float64
@@ -85,9 +132,11 @@ func (t *Taylor) Add(b Batch) error {
 			} else {
 				elem, vec = rowSalience(w, g, lin.out, lin.in)
 				if lin.b != nil {
-					t.Element.Blocks[li] += absSalience(lin.b.Data, lin.b.Grad)
+					// A bias entry belongs to its row's group, not to the
+					// block's score (which counts weights only).
+					bg := t.sum[lin.b]
 					for j := range elem {
-						s := float64(lin.b.Data[j]) * float64(lin.b.Grad[j])
+						s := float64(lin.b.Data[j]) * bg[j]
 						elem[j] += math.Abs(s)
 						vec[j] += s // the bias entry extends the row's vector
 					}
@@ -116,14 +165,12 @@ func (t *Taylor) Add(b Batch) error {
 		}
 		t.Vector.Blocks[li] = v
 	}
-	t.Batches++
-	return nil
 }
 
-func absSalience(w, g []float32) float64 {
+func absSalience(w []float32, g []float64) float64 {
 	var s float64
 	for i, x := range w {
-		s += math.Abs(float64(x) * float64(g[i]))
+		s += math.Abs(float64(x) * g[i])
 	}
 	return s
 }
@@ -131,12 +178,12 @@ func absSalience(w, g []float32) float64 {
 // rowSalience returns, for each row of w [out, in], Σ|w·g| and Σ w·g (the
 // vector score before its absolute value, which the caller takes once a
 // bias entry has joined the row).
-func rowSalience(w, g []float32, out, in int) (elem, vec []float64) {
+func rowSalience(w []float32, g []float64, out, in int) (elem, vec []float64) {
 	elem, vec = make([]float64, out), make([]float64, out)
 	for o := range out {
 		var e, v float64
 		for i := range in {
-			s := float64(w[o*in+i]) * float64(g[o*in+i])
+			s := float64(w[o*in+i]) * g[o*in+i]
 			e += math.Abs(s)
 			v += s
 		}
@@ -146,11 +193,11 @@ func rowSalience(w, g []float32, out, in int) (elem, vec []float64) {
 }
 
 // columnSalience is rowSalience for the columns of w [out, in].
-func columnSalience(w, g []float32, out, in int) (elem, vec []float64) {
+func columnSalience(w []float32, g []float64, out, in int) (elem, vec []float64) {
 	elem, vec = make([]float64, in), make([]float64, in)
 	for o := range out {
 		for i := range in {
-			s := float64(w[o*in+i]) * float64(g[o*in+i])
+			s := float64(w[o*in+i]) * g[o*in+i]
 			elem[i] += math.Abs(s)
 			vec[i] += s
 		}

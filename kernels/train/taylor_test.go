@@ -3,6 +3,8 @@ package train
 import (
 	"math"
 	"testing"
+
+	"lrmc/kernels/train/optim"
 )
 
 // elemRef is one scalar of a named tensor.
@@ -13,11 +15,15 @@ type elemRef struct {
 
 // TestTaylorAgainstFiniteDifferences rebuilds scores from the float64
 // reference loss alone: scaling a set of weights S by (1 ± ε) changes the
-// loss by ±ε·Σ_S w·∂L/∂w to first order, so |L(1+ε) − L(1−ε)|/2ε is |Σ_S w·g|.
-// Over each single weight that gives the element-wise score, over each
-// vector (a row with its bias entry, or a column) the vector-wise one. Query
-// head 1 of layer 0 (q rows and bias, o columns), kv head 0 (k and v rows
-// and biases) and MLP channel 3 are checked, summed over two batches.
+// summed loss of the batches by ±ε·Σ_S w·G to first order, G the sum of the
+// batches' gradients, so |Σ_b L_b(1+ε) − L_b(1−ε)|/2ε is |Σ_S w·G|: the
+// signed salience summed over batches before the absolute value, as
+// Shortened LLaMA accumulates it. Over each single weight that gives the
+// element-wise score, over each vector (a row with its bias entry, or a
+// column) the vector-wise one. Query head 1 of layer 0 (q rows and bias, o
+// columns), kv head 0 (k and v rows and biases), MLP channel 3 and the
+// whole of block 0 (its norms and projection weights, not its biases) are
+// checked, over two batches.
 func TestTaylorAgainstFiniteDifferences(t *testing.T) {
 	cs := gradCases()[1] // GQA, biases, q/k norm
 	n, bt := cs.build(t)
@@ -37,7 +43,8 @@ func TestTaylorAgainstFiniteDifferences(t *testing.T) {
 	c := n.c
 	hd := c.HeadDim()
 	l := n.layers[0]
-	scaled := func(b Batch, set []elemRef) float64 {
+	// scaled is |d/dε Σ_b L_b| at scale 1 of the weights in set.
+	scaled := func(set []elemRef) float64 {
 		const eps = 1e-5
 		orig := make([]float64, len(set))
 		for k, e := range set {
@@ -48,12 +55,15 @@ func TestTaylorAgainstFiniteDifferences(t *testing.T) {
 				P[e.name][e.i] = orig[k] * f
 			}
 		}
-		scale(1 + eps)
-		lp := refLoss(n, P, b, -1)
-		scale(1 - eps)
-		lm := refLoss(n, P, b, -1)
+		var d float64
+		for _, b := range batches {
+			scale(1 + eps)
+			d += refLoss(n, P, b, -1)
+			scale(1 - eps)
+			d -= refLoss(n, P, b, -1)
+		}
 		scale(1)
-		return math.Abs(lp-lm) / (2 * eps)
+		return math.Abs(d) / (2 * eps)
 	}
 	row := func(lin linear, o int) []elemRef {
 		v := make([]elemRef, 0, lin.in+1)
@@ -90,12 +100,10 @@ func TestTaylorAgainstFiniteDifferences(t *testing.T) {
 		{"mlp channel 3", channel, tay.Element.Channels[0][3], tay.Vector.Channels[0][3]},
 	} {
 		var elem, vect float64
-		for _, b := range batches {
-			for _, v := range c.vectors {
-				vect += scaled(b, v)
-				for _, e := range v {
-					elem += scaled(b, []elemRef{e})
-				}
+		for _, v := range c.vectors {
+			vect += scaled(v)
+			for _, e := range v {
+				elem += scaled([]elemRef{e})
 			}
 		}
 		if math.Abs(c.elem-elem) > 1e-4*elem || math.Abs(c.vect-vect) > 1e-4*vect {
@@ -105,16 +113,36 @@ func TestTaylorAgainstFiniteDifferences(t *testing.T) {
 			t.Errorf("%s: vector-wise %g not below element-wise %g (|Σ| ≤ Σ||)", c.what, c.vect, c.elem)
 		}
 	}
-	// The block's element-wise score covers every weight: more than its
-	// groups alone, which leave out the norms.
-	var groups float64
-	for _, s := range [][]float64{tay.Element.Heads[0], tay.Element.KVHeads[0], tay.Element.Channels[0]} {
-		for _, x := range s {
-			groups += x
+	// The block's element-wise score covers every weight of its norms and
+	// projections, and no bias.
+	var block float64
+	weights := []*optim.Param{l.attnNorm, l.ffnNorm, l.qNorm, l.kNorm}
+	for _, lin := range l.lin {
+		weights = append(weights, lin.w)
+	}
+	for _, p := range weights {
+		for i := range p.Data {
+			block += scaled([]elemRef{{p.Name, i}})
 		}
 	}
-	if b := tay.Element.Blocks[0]; !(b > groups) {
-		t.Errorf("block 0 score %g not above its groups' %g", b, groups)
+	if b := tay.Element.Blocks[0]; math.Abs(b-block) > 1e-4*block {
+		t.Errorf("block 0: element-wise %.8g, finite differences over its weights %.8g", b, block)
+	}
+	// Scoring each batch on its own and adding (|w·g₁| + |w·g₂|), which the
+	// references do not do, scores higher wherever the batches' signs
+	// differ: checked on Wq.
+	var perBatch, summed float64
+	q := l.lin[modQ].w
+	for i := range q.Data {
+		summed += scaled([]elemRef{{q.Name, i}})
+		for _, b := range []Batch{bt, bt2} {
+			batches = []Batch{b}
+			perBatch += scaled([]elemRef{{q.Name, i}})
+		}
+		batches = []Batch{bt, bt2}
+	}
+	if !(perBatch > summed*(1+1e-3)) {
+		t.Errorf("per-batch absolute scores %g not above the summed-gradient score %g", perBatch, summed)
 	}
 	if tay.Batches != 2 {
 		t.Errorf("batches %d", tay.Batches)
