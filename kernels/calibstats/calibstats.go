@@ -99,17 +99,12 @@ func (s *Site) Add(x []float32, seqs int) error {
 			}
 		}
 		g := s.Gram
-		tensor.Parallel(w, 8, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				a := xt[i*rows : (i+1)*rows]
-				for j := i; j < w; j++ {
-					b := xt[j*rows : (j+1)*rows]
-					acc := g[i*w+j]
-					for r, av := range a {
-						acc += av * b[r]
-					}
-					g[i*w+j] = acc
-				}
+		// Rows of the Gram in pairs: spreading pairs over threads
+		// changes which thread adds to an entry, never the order of its
+		// sum.
+		tensor.Parallel((w+1)/2, 4, func(lo, hi int) {
+			for p := lo; p < hi; p++ {
+				gramRows(g, xt, w, rows, 2*p)
 			}
 		})
 		for i := range w {
@@ -303,4 +298,72 @@ func Collect(ctx context.Context, m *llama.Model, layer int, h []float32, sample
 		}
 	}
 	return out, nil
+}
+
+// gramRows adds to the upper triangle of g the entries of rows i and i+1
+// (when i+1 < w) of XᵀX, for xt = Xᵀ [w × rows]. Each entry's sum runs
+// over the tokens in order, starting from the entry's current value, so
+// the result is the plain loop's, bit for bit; the 2×4 tile only shares
+// the loads. (The products of two float32 values are exact in float64, so
+// a fused multiply-add rounds them the same way.)
+func gramRows(g, xt []float64, w, rows, i int) {
+	a0 := xt[i*rows : (i+1)*rows]
+	if i+1 >= w {
+		for j := i; j < w; j++ {
+			b := xt[j*rows : (j+1)*rows]
+			acc := g[i*w+j]
+			for r, av := range a0 {
+				acc += av * b[r]
+			}
+			g[i*w+j] = acc
+		}
+		return
+	}
+	a1 := xt[(i+1)*rows : (i+2)*rows]
+	g0, g1 := g[i*w:(i+1)*w], g[(i+1)*w:(i+2)*w]
+	j := i
+	for ; j+4 <= w; j += 4 {
+		b0, b1, b2, b3 := xt[j*rows:(j+1)*rows], xt[(j+1)*rows:(j+2)*rows], xt[(j+2)*rows:(j+3)*rows], xt[(j+3)*rows:(j+4)*rows]
+		b0, b1, b2, b3 = b0[:len(a0)], b1[:len(a0)], b2[:len(a0)], b3[:len(a0)]
+		a1 := a1[:len(a0)]
+		s00, s01, s02, s03 := g0[j], g0[j+1], g0[j+2], g0[j+3]
+		// Row i+1's entry at column i = j is below the diagonal: it is
+		// computed alongside (from 0) and dropped.
+		var s10 float64
+		if j > i {
+			s10 = g1[j]
+		}
+		s11, s12, s13 := g1[j+1], g1[j+2], g1[j+3]
+		for r, x0 := range a0 {
+			x1 := a1[r]
+			y0, y1, y2, y3 := b0[r], b1[r], b2[r], b3[r]
+			s00 += x0 * y0
+			s01 += x0 * y1
+			s02 += x0 * y2
+			s03 += x0 * y3
+			s10 += x1 * y0
+			s11 += x1 * y1
+			s12 += x1 * y2
+			s13 += x1 * y3
+		}
+		g0[j], g0[j+1], g0[j+2], g0[j+3] = s00, s01, s02, s03
+		if j > i {
+			g1[j] = s10
+		}
+		g1[j+1], g1[j+2], g1[j+3] = s11, s12, s13
+	}
+	for ; j < w; j++ {
+		b := xt[j*rows : (j+1)*rows]
+		for k, a := range [][]float64{a0, a1} {
+			row := i + k
+			if j < row {
+				continue
+			}
+			acc := g[row*w+j]
+			for r, av := range a {
+				acc += av * b[r]
+			}
+			g[row*w+j] = acc
+		}
+	}
 }

@@ -342,3 +342,38 @@ func TestCollectRejects(t *testing.T) {
 		t.Fatalf("missing site: %v", err)
 	}
 }
+
+// TestGramTileIsPlainLoop: the tiled Gram equals, bit for bit, the plain
+// loop that adds every token's product in order, at every width (tile
+// edges, odd rows) and across calls.
+func TestGramTileIsPlainLoop(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, w := range []int{1, 2, 3, 4, 5, 6, 7, 9, 13, 37} {
+		const rows = 23
+		s := NewSite(llama.SiteOIn, w, true)
+		want := make([]float64, w*w)
+		for range 2 {
+			x := make([]float32, rows*w)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			if err := s.Add(x, 1); err != nil {
+				t.Fatal(err)
+			}
+			for i := range w {
+				for j := range w {
+					acc := want[i*w+j]
+					for t := range rows {
+						acc += float64(x[t*w+i]) * float64(x[t*w+j])
+					}
+					want[i*w+j] = acc
+				}
+			}
+		}
+		for k := range want {
+			if math.Float64bits(s.Gram[k]) != math.Float64bits(want[k]) {
+				t.Fatalf("width %d: XᵀX[%d,%d] = %v, the plain loop gives %v", w, k/w, k%w, s.Gram[k], want[k])
+			}
+		}
+	}
+}

@@ -48,7 +48,9 @@ func (o SparseGPTOptions) withDefaults() SparseGPTOptions {
 //
 // Rows are independent given the mask, so they run in parallel; each row's
 // arithmetic is in a fixed order, and the result does not depend on the
-// number of threads.
+// number of threads. Products are rounded before they are subtracted (an
+// explicit conversion), so no architecture fuses them into a multiply-add
+// and the weights are the same on every machine.
 func SparseGPT(w []float32, rows, cols int, h []float64, p Pattern, o SparseGPTOptions) (float64, error) {
 	o = o.withDefaults()
 	if err := p.check(w, rows, cols); err != nil {
@@ -124,7 +126,7 @@ func SparseGPT(w []float32, rows, cols int, h []float64, p Pattern, o SparseGPTO
 					er := (wv - q) / d
 					urow := u[c*cols:]
 					for j := c; j < i2; j++ {
-						row[j] -= er * urow[j]
+						row[j] -= float64(er * urow[j])
 					}
 					row[c] = q
 					e[i] = er
@@ -137,7 +139,7 @@ func SparseGPT(w []float32, rows, cols int, h []float64, p Pattern, o SparseGPTO
 					}
 					urow := u[(i1+i)*cols:]
 					for j := i2; j < cols; j++ {
-						row[j] -= er * urow[j]
+						row[j] -= float64(er * urow[j])
 					}
 				}
 			}
