@@ -9,6 +9,10 @@ import (
 	_ "lrmc/methods/depth/shortenedtaylor"
 	_ "lrmc/methods/depth/shortgpt"
 	_ "lrmc/methods/depth/sleb"
+	// Unstructured and semi-structured methods.
+	_ "lrmc/methods/sparse/magnitude"
+	_ "lrmc/methods/sparse/sparsegpt"
+	_ "lrmc/methods/sparse/wanda"
 )
 
 // Methods known but not built: vet says "not built yet". Building one
@@ -18,9 +22,6 @@ func init() {
 	methods.Planned("width", "slicegpt")
 	methods.Planned("width", "wanda-sp")
 	methods.Planned("width", "flap")
-	methods.Planned("sparse", "magnitude")
-	methods.Planned("sparse", "wanda")
-	methods.Planned("sparse", "sparsegpt")
 	methods.Planned("dynamic", "mod")
 	methods.Planned("dynamic", "dllm")
 	methods.Planned("dynamic", "skipgpt")
