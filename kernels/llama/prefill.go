@@ -44,11 +44,11 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 // block is Block, handing the block's rotated keys and values, [b·t,
 // KVDim] each, to kv when it is not nil (Decoder.Prefill keeps them).
 func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32)) []float32 {
-	c := m.Config
 	n := b * t
 	if i < 0 || i >= len(m.Layers) {
 		panic(fmt.Sprintf("llama: Block: layer %d out of range [0, %d)", i, len(m.Layers)))
 	}
+	c := m.Config.Layer(i)
 	if b < 0 || t < 0 || len(h) != n*c.Dim {
 		panic(fmt.Sprintf("llama: Block: hidden state holds %d floats, want b=%d × t=%d × dim=%d", len(h), b, t, c.Dim))
 	}
@@ -88,6 +88,9 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32)) []f
 	attention.Causal(att, q, k, v, b, t, c.Heads, c.KVHeads, hd)
 	out := make([]float32, n*d)
 	w.wo.mul(out, att, n, qd, d)
+	if c.OutBias {
+		addRows(out, l.Bo)
+	}
 	tensor.Add(out, h)
 
 	// SwiGLU MLP.
@@ -98,6 +101,9 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32)) []f
 	w.w3.mul(hb2, xb, n, d, hid)
 	tensor.SwiGLU(hb, hb2)
 	w.w2.mul(xb, hb, n, hid, d)
+	if c.OutBias {
+		addRows(xb, l.B2)
+	}
 	tensor.Add(out, xb)
 	return out
 }

@@ -49,10 +49,11 @@ func NewTaylor(n *Net) (*Taylor, error) {
 	c := n.c
 	newImp := func() Importance {
 		imp := Importance{Blocks: make([]float64, c.Layers)}
-		for range c.Layers {
-			imp.Heads = append(imp.Heads, make([]float64, c.Heads))
-			imp.KVHeads = append(imp.KVHeads, make([]float64, c.KVHeads))
-			imp.Channels = append(imp.Channels, make([]float64, c.HiddenDim))
+		for i := range c.Layers {
+			w := c.Width(i)
+			imp.Heads = append(imp.Heads, make([]float64, w.Heads))
+			imp.KVHeads = append(imp.KVHeads, make([]float64, w.KVHeads))
+			imp.Channels = append(imp.Channels, make([]float64, w.HiddenDim))
 		}
 		return imp
 	}
@@ -82,6 +83,11 @@ func (t *Taylor) Add(b Batch) error {
 			var elem, vec []float64
 			if mod == modO || mod == modDown {
 				elem, vec = columnSalience(w, g, lin.out, lin.in)
+				if lin.b != nil {
+					// An output bias (Config.OutBias) belongs to no
+					// column's group, only to the block.
+					t.Element.Blocks[li] += absSalience(lin.b.Data, lin.b.Grad)
+				}
 			} else {
 				elem, vec = rowSalience(w, g, lin.out, lin.in)
 				if lin.b != nil {
