@@ -298,7 +298,7 @@ func TestErrors(t *testing.T) {
 			t.Errorf("got  %v\nwant %s", err, want)
 		}
 	}
-	check(p, "ggufmodel: "+p+`: architecture "gpt2" is not supported (supported: llama, qwen2, qwen3)`)
+	check(p, "ggufmodel: "+p+`: architecture "gpt2" is not supported (supported: llama, qwen2, qwen3, deci)`)
 
 	p = write("missing.gguf", kvs, slices.DeleteFunc(slices.Clone(ts), func(x gguf.Tensor) bool { return x.Name == "blk.3.ffn_up.weight" }))
 	check(p, "ggufmodel: "+p+`: tensor "blk.3.ffn_up.weight" is missing (llama with 5 blocks)`)
