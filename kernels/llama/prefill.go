@@ -38,12 +38,13 @@ func (m *Model) Embed(tokens []int32, dst []float32) []float32 {
 // state entering the block, [b·t, Dim]; it is not modified. The result is a
 // new slice holding the hidden state leaving the block.
 func (m *Model) Block(i int, h []float32, b, t int) []float32 {
-	return m.block(i, h, b, t, nil)
+	return m.block(i, h, b, t, nil, nil)
 }
 
 // block is Block, handing the block's rotated keys and values, [b·t,
-// KVDim] each, to kv when it is not nil (Decoder.Prefill keeps them).
-func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32)) []float32 {
+// KVDim] each, to kv when it is not nil (Decoder.Prefill keeps them), and
+// every linear layer's input to tap when it is not nil (BlockTap).
+func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap Tap) []float32 {
 	n := b * t
 	if i < 0 || i >= len(m.Layers) {
 		panic(fmt.Sprintf("llama: Block: layer %d out of range [0, %d)", i, len(m.Layers)))
@@ -58,6 +59,7 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32)) []f
 	// Attention.
 	xb := make([]float32, n*d)
 	tensor.RMSNormRows(xb, h, l.AttnNorm, c.NormEps)
+	tap.at(SiteAttnIn, xb, d)
 	q := make([]float32, n*qd)
 	k := make([]float32, n*kvd)
 	v := make([]float32, n*kvd)
@@ -86,6 +88,7 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32)) []f
 	// Decoder keeps run.c's per-query order, which the reference test pins.
 	att := make([]float32, n*qd)
 	attention.Causal(att, q, k, v, b, t, c.Heads, c.KVHeads, hd)
+	tap.at(SiteOIn, att, qd)
 	out := make([]float32, n*d)
 	w.wo.mul(out, att, n, qd, d)
 	if c.OutBias {
@@ -95,11 +98,13 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32)) []f
 
 	// SwiGLU MLP.
 	tensor.RMSNormRows(xb, out, l.FFNNorm, c.NormEps)
+	tap.at(SiteMLPIn, xb, d)
 	hb := make([]float32, n*hid)
 	hb2 := make([]float32, n*hid)
 	w.w1.mul(hb, xb, n, d, hid)
 	w.w3.mul(hb2, xb, n, d, hid)
 	tensor.SwiGLU(hb, hb2)
+	tap.at(SiteDownIn, hb, hid)
 	w.w2.mul(xb, hb, n, hid, d)
 	if c.OutBias {
 		addRows(xb, l.B2)
