@@ -1,14 +1,17 @@
 package width
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"lrmc/kernels/calibstats"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/synth"
+	"lrmc/kernels/train"
 )
 
 // shapes are the two model families of the tests: Qwen3 (GQA 2:1, head
@@ -289,5 +292,134 @@ func checkClose(t *testing.T, what string, got, want []float64) {
 		if math.Abs(got[j]-want[j]) > 1e-9*math.Abs(want[j])+1e-300 {
 			t.Fatalf("%s[%d] = %.12g, float64 reference %.12g", what, j, got[j], want[j])
 		}
+	}
+}
+
+// LLM-Pruner's group scores from kernels/train's Taylor saliences equal a
+// float64 recomputation from the weights and their gradients: element-wise
+// Σ|w·g| over every weight of the group, vector-wise Σ over the group's
+// rows and columns of |Σ w·g|. One batch, so train sums nothing else in.
+func TestLLMPrunerGroupsAgainstFloat64(t *testing.T) {
+	m := testModel(t, shapes["llama2c"])
+	c := m.Config
+	const b, T = 2, 6
+	net, err := train.New(m, b, T, train.FullFineTune())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tay, err := train.NewTaylor(net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := tokens(b*T, c.Vocab, 8)
+	if err := tay.Add(train.Batch{Tokens: toks, Targets: train.NextTokenTargets(toks, nil, b, T)}); err != nil {
+		t.Fatal(err)
+	}
+	params := map[string][2][]float32{}
+	for _, p := range net.Params() {
+		params[p.Name] = [2][]float32{p.Data, p.Grad}
+	}
+	hd, d, rep := c.HeadDim(), c.Dim, c.Heads/c.KVHeads
+	for li := range c.Layers {
+		pre := fmt.Sprintf("model.layers.%d.", li)
+		get := func(n string) ([]float32, []float32) { p := params[pre+n+".weight"]; return p[0], p[1] }
+		// rowsScore sums rows [r0, r1) of w [out, in]; colsScore columns.
+		rowsScore := func(n string, r0, r1 int, vector bool) float64 {
+			w, g := get(n)
+			var s float64
+			in := len(w) / (len(w) / d)
+			for r := r0; r < r1; r++ {
+				var v float64
+				for i := range in {
+					x := float64(w[r*in+i]) * float64(g[r*in+i])
+					if vector {
+						v += x
+					} else {
+						s += math.Abs(x)
+					}
+				}
+				s += math.Abs(v)
+			}
+			return s
+		}
+		colsScore := func(n string, c0, c1 int, vector bool) float64 {
+			w, g := get(n)
+			in := len(w) / d
+			var s float64
+			for j := c0; j < c1; j++ {
+				var v float64
+				for r := range d {
+					x := float64(w[r*in+j]) * float64(g[r*in+j])
+					if vector {
+						v += x
+					} else {
+						s += math.Abs(x)
+					}
+				}
+				s += math.Abs(v)
+			}
+			return s
+		}
+		for _, vector := range []bool{false, true} {
+			imp := tay.Element
+			if vector {
+				imp = tay.Vector
+			}
+			attn, mlp := LLMPrunerGroups(TaylorLayer{imp.Heads[li], imp.KVHeads[li], imp.Channels[li]}, rep)
+			want := make([]float64, c.KVHeads)
+			for g := range want {
+				q0, q1 := g*rep*hd, (g+1)*rep*hd
+				want[g] = rowsScore("self_attn.q_proj", q0, q1, vector) + colsScore("self_attn.o_proj", q0, q1, vector) +
+					rowsScore("self_attn.k_proj", g*hd, (g+1)*hd, vector) + rowsScore("self_attn.v_proj", g*hd, (g+1)*hd, vector)
+			}
+			checkCloseTol(t, fmt.Sprintf("layer %d attention (vector %v)", li, vector), attn, want, 1e-9)
+			wm := make([]float64, c.HiddenDim)
+			for j := range wm {
+				wm[j] = rowsScore("mlp.gate_proj", j, j+1, vector) + rowsScore("mlp.up_proj", j, j+1, vector) + colsScore("mlp.down_proj", j, j+1, vector)
+			}
+			checkCloseTol(t, fmt.Sprintf("layer %d mlp (vector %v)", li, vector), mlp, wm, 1e-9)
+		}
+	}
+}
+
+func checkCloseTol(t *testing.T, what string, got, want []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d scores, want %d", what, len(got), len(want))
+	}
+	for j := range got {
+		if math.Abs(got[j]-want[j]) > tol*math.Abs(want[j])+1e-300 {
+			t.Fatalf("%s[%d] = %.12g, float64 reference %.12g", what, j, got[j], want[j])
+		}
+	}
+}
+
+// LLM-Pruner's plan prunes only its block range, each pruned block keeping
+// ⌊n·(1−ratio)⌋ of each kind, the best scored.
+func TestLLMPrunerPlan(t *testing.T) {
+	c := llama.Config{Dim: 16, HiddenDim: 10, Layers: 8, Heads: 4, KVHeads: 4, Vocab: 10, SeqLen: 8, NormEps: 1e-5, RopeTheta: 1e4}
+	s := make([]TaylorLayer, c.Layers)
+	for i := range s {
+		s[i] = TaylorLayer{Heads: []float64{4, 1, 3, 2}, KVHeads: []float64{0, 0, 0, 0.5}, Channels: []float64{9, 1, 8, 2, 7, 3, 6, 4, 5, 0}}
+	}
+	p, err := LLMPrunerPlan(c, s, 0.4, DefaultRange(c.Layers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, lp := range p {
+		if i < 4 || i >= 6 {
+			if !reflect.DeepEqual(lp, Full(c)[i]) {
+				t.Errorf("block %d outside [4, 6) pruned: %+v", i, lp)
+			}
+			continue
+		}
+		// Heads 4·0.6 = 2.4 → 2 kept: head 0 (4) and head 2 (3); head 3
+		// (2+0.5) loses to head 2. Channels 10·0.6 → 6 kept.
+		if !reflect.DeepEqual(lp.KVHeads, []int{0, 2}) || !reflect.DeepEqual(lp.Channels, []int{0, 2, 4, 6, 7, 8}) {
+			t.Errorf("block %d keeps %+v", i, lp)
+		}
+	}
+	if _, err := LLMPrunerPlan(c, s, 0.4, Range{4, 4}); err == nil || !strings.Contains(err.Error(), "layer range [4, 4) is empty") {
+		t.Errorf("empty range: %v", err)
 	}
 }
