@@ -183,3 +183,43 @@ func TestFLAPPlanProperties(t *testing.T) {
 		}
 	}
 }
+
+// The whole FLAP pipeline (statistics, scores, global plan, compensated
+// pruning) run twice gives bit-identical models.
+func TestDeterministic(t *testing.T) {
+	run := func() *llama.Model {
+		m := testModel(t, shapes["qwen3"])
+		c := m.Config
+		o, down, _, _ := collect(t, m, tokens(16, c.Vocab, 3), 2, 8)
+		attn, mlp := make([][]float64, c.Layers), make([][]float64, c.Layers)
+		in := make([]FLAPInputs, c.Layers)
+		for i := range in {
+			in[i] = FLAPInputs{OMean: o[i].Mean(), OVar: o[i].Variance(), DownMean: down[i].Mean(), DownVar: down[i].Variance()}
+			var err error
+			if attn[i], mlp[i], err = FLAPScores(c, i, &m.Layers[i], in[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, err := FLAPPlan(c, attn, mlp, 0.3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm, err := Prune(m, p, FLAPCompensation(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pm
+	}
+	a, b := run(), run()
+	if !reflect.DeepEqual(a.Config, b.Config) {
+		t.Fatalf("configs differ: %+v vs %+v", a.Config, b.Config)
+	}
+	ta, tb := a.Tensors(), b.Tensors()
+	for i := range ta {
+		for j := range ta[i].Data {
+			if math.Float32bits(ta[i].Data[j]) != math.Float32bits(tb[i].Data[j]) {
+				t.Fatalf("%s[%d] differs between runs", ta[i].Name, j)
+			}
+		}
+	}
+}
