@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
-
-	"strings"
 
 	"lrmc/cache"
 	"lrmc/compiler"
