@@ -126,3 +126,32 @@ func TestMarshalRejectsInconsistent(t *testing.T) {
 		t.Fatalf("inconsistent site: %v", err)
 	}
 }
+
+// FuzzUnmarshal: no input makes Unmarshal panic, and whatever it accepts
+// encodes back to the same bytes.
+func FuzzUnmarshal(f *testing.F) {
+	l := &Layer{Layer: 1, Sites: []Site{*NewSite(llama.SiteOIn, 3, true)}}
+	if err := l.Sites[0].Add([]float32{1, 2, 3, 4, 5, 6}, 1); err != nil {
+		f.Fatal(err)
+	}
+	good, err := l.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:30])
+	f.Add([]byte("LRMCSTAT"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := Unmarshal(b)
+		if err != nil {
+			return
+		}
+		again, err := got.MarshalBinary()
+		if err != nil {
+			t.Fatalf("decoded statistics do not encode: %v", err)
+		}
+		if string(again) != string(b) {
+			t.Fatal("decode/encode changes the bytes")
+		}
+	})
+}
