@@ -4,11 +4,11 @@
 // package below this one, planning a decision node (a width.Plan, with
 // FLAP's compensation means) that the shared model.width op applies.
 //
-// Input statistics: until a shared cached statistics op exists, the
-// methods that need activation statistics (Wanda-sp, FLAP) ask for
-// width.inputstats here, one node per block keyed by the model, the
-// calibration windows and the block only, so every method and ratio of a
-// sweep shares them (and the capture chain they read).
+// Input statistics: Wanda-sp and FLAP read the shared per-block input
+// statistics of the dense model (methods/stats/inputstats, keyed by the
+// model, the calibration windows and the block, never by method or
+// ratio), so a sweep, the two methods, and the sparse methods' Wanda all
+// share one set of nodes.
 package width
 
 import (
@@ -23,7 +23,7 @@ import (
 	kwidth "lrmc/kernels/width"
 	"lrmc/methods"
 	"lrmc/methods/spec"
-	"lrmc/methods/stats/capture"
+	"lrmc/methods/stats/inputstats"
 	"lrmc/planner"
 )
 
@@ -31,24 +31,13 @@ const (
 	// OpApply applies a width decision to a model (not cached: a copy of
 	// the kept rows and columns).
 	OpApply = "model.width"
-	// OpInputStats gathers one block's o and down projection input
-	// statistics over the calibration windows.
-	OpInputStats = "width.inputstats"
 )
 
 // ApplyParams: inputs are the model and a Decision.
 type ApplyParams struct{}
 
-// InputStatsParams: inputs are the model and the hidden state entering
-// Layer (methods/stats/capture).
-type InputStatsParams struct {
-	Layer   int `json:"layer"`
-	Samples int `json:"samples"`
-	SeqLen  int `json:"seqLen"`
-}
-
 func init() {
-	methods.Register(methods.Unit{Ops: map[string]executor.Op{OpApply: apply{}, OpInputStats: inputStats{}}})
+	methods.Register(methods.Unit{Ops: map[string]executor.Op{OpApply: apply{}}})
 }
 
 // Ratio is the width methods' amount: the fraction of parameters removed,
@@ -102,23 +91,14 @@ func Plan(mp *planner.MethodPlan, op string, params any, label string, inputs ..
 	return &planner.Pruned{Model: model, Decision: decision}
 }
 
-// InputStats plans every block's input statistics; nil on error (reported).
+// InputStats plans every block's shared input statistics (without XᵀX);
+// nil on error (reported).
 func InputStats(mp *planner.MethodPlan) []*planner.Node {
 	windows := mp.Windows()
 	if windows == nil {
 		return nil
 	}
-	c := mp.Run.Calibration
-	h := capture.Embed(mp, windows)
-	var out []*planner.Node
-	for i := range mp.Info.Blocks {
-		out = append(out, mp.Add(OpInputStats, InputStatsParams{Layer: i, Samples: c.Samples, SeqLen: c.SeqLen},
-			fmt.Sprintf("o/down input statistics of block %d", i), mp.Model, h))
-		if i+1 < mp.Info.Blocks {
-			h = capture.Next(mp, h, i)
-		}
-	}
-	return out
+	return inputstats.Plan(mp, windows, false)
 }
 
 // Stats returns the input statistics among a call's inputs from index
@@ -140,47 +120,6 @@ func Stats(c *executor.Call, first int, m *llama.Model) ([]*calibstats.Layer, er
 	}
 	return out, nil
 }
-
-// inputStats gathers block Layer's o and down input statistics (sums and
-// sums of squares per channel, float64, order-fixed). Inputs: model, the
-// hidden state entering the block.
-type inputStats struct{}
-
-func (inputStats) Version() int { return 1 }
-
-func (inputStats) Run(ctx context.Context, c *executor.Call) (any, error) {
-	var p InputStatsParams
-	if err := c.Params(&p); err != nil {
-		return nil, err
-	}
-	m, err := ops.Input[*ops.Model](c, 0)
-	if err != nil {
-		return nil, err
-	}
-	h, err := ops.Input[ops.Hidden](c, 1)
-	if err != nil {
-		return nil, err
-	}
-	lm := m.LM
-	if p.Layer >= lm.Config.Layers {
-		return nil, fmt.Errorf("block %d does not exist in a model of %d blocks", p.Layer, lm.Config.Layers)
-	}
-	if !lm.Config.Uniform() {
-		return nil, fmt.Errorf("input statistics are gathered on a dense model; this one is already width-pruned")
-	}
-	return calibstats.Collect(ctx, lm, p.Layer, h.Data, p.Samples, p.SeqLen,
-		calibstats.Options{Sites: []llama.Site{llama.SiteOIn, llama.SiteDownIn}}, c.Progress)
-}
-
-func (inputStats) Encode(v any) ([]byte, error) {
-	l, ok := v.(*calibstats.Layer)
-	if !ok {
-		return nil, fmt.Errorf("width input statistics: cannot encode %T", v)
-	}
-	return l.MarshalBinary()
-}
-
-func (inputStats) Decode(b []byte) (any, error) { return calibstats.Unmarshal(b) }
 
 // apply prunes the model by a decision. Inputs: model, decision. Not
 // cached: it copies the kept rows and columns, cheap beside deciding.

@@ -17,8 +17,8 @@ import (
 	"lrmc/internal/shareddata"
 	_ "lrmc/methods/all"
 	"lrmc/methods/stats/capture"
+	"lrmc/methods/stats/inputstats"
 	"lrmc/methods/stats/taylor"
-	"lrmc/methods/width"
 	"lrmc/planner"
 )
 
@@ -102,14 +102,14 @@ func apply(t *testing.T, dir string, r *ir.Recipe) *recorder {
 func TestRatioSweepReusesStatistics(t *testing.T) {
 	dir, out := t.TempDir(), t.TempDir()
 	rec := apply(t, dir, recipe(t, out, 0.2))
-	if n := rec.started(width.OpInputStats); n != 5 {
+	if n := rec.started(inputstats.Op); n != 5 {
 		t.Errorf("gathered input statistics of %d blocks, want 5 (shared by wanda-sp and flap)", n)
 	}
 	if n := rec.started(taylor.Op); n != 1 {
 		t.Errorf("ran %d taylor nodes, want 1", n)
 	}
 	rec = apply(t, dir, recipe(t, out, 0.2, 0.4))
-	for _, op := range []string{width.OpInputStats, taylor.Op, capture.OpEmbed, capture.OpBlock} {
+	for _, op := range []string{inputstats.Op, taylor.Op, capture.OpEmbed, capture.OpBlock} {
 		if n := rec.started(op); n != 0 {
 			t.Errorf("the 0.4 runs reran %d %s nodes", n, op)
 		}
