@@ -83,3 +83,31 @@ func TestKeepWidths(t *testing.T) {
 		t.Fatalf("one kept block: %+v, %v", one.Config, one.Validate())
 	}
 }
+
+// A model whose blocks differ stores 16-bit like any other: WithDType
+// validates, and computes bit for bit what the float32 model holding the
+// widened weights computes, through the prefill and the decoder.
+func TestWidthsHalf(t *testing.T) {
+	m := randModel(variants["widths-qwen3"], 5)
+	h, err := m.WithDType(BFloat16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := h.Float32()
+	toks := randTokens(7, m.Config.Vocab, 6)
+	a, b := h.Forward(toks, 1, 7), f.Forward(toks, 1, 7)
+	da, db := NewDecoder(h, 7), NewDecoder(f, 7)
+	for p, tok := range toks {
+		sa, sb := da.Step(tok, p), db.Step(tok, p)
+		for i := range sa {
+			if sa[i] != sb[i] {
+				t.Fatalf("decoder position %d logit %d: bfloat16 %g, widened %g", p, i, sa[i], sb[i])
+			}
+		}
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("logit %d: bfloat16 %g, widened %g", i, a[i], b[i])
+		}
+	}
+}
