@@ -130,6 +130,9 @@ func (l *Layer) qkPrep(c Config, q, k, v []float32) {
 
 // addRows adds bias to every row of x, whose width is len(bias).
 func addRows(x, bias []float32) {
+	if len(bias) == 0 {
+		panic("llama: addRows: empty bias (the model does not hold a bias its config declares)")
+	}
 	for r := 0; r+len(bias) <= len(x); r += len(bias) {
 		tensor.Add(x[r:r+len(bias)], bias)
 	}
