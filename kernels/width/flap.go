@@ -40,9 +40,10 @@ func FLAPScores(c llama.Config, layer int, l *llama.Layer, in FLAPInputs) (attn,
 }
 
 // FLAPPlan is FLAP's adaptive structure across layers and modules (its
-// default, AL-AM): every block's attention channel scores, pooled over
-// blocks, are standardized ((x−mean)/std, std with n−1), and so are the MLP
-// channel scores; an attention group scores the mean of its channels. All
+// default, AL-AM): every block's attention channel scores are standardized
+// over that block ((x−mean)/std, std with n−1, as FLAP's prune_flap), and
+// so are its MLP channel scores; an attention group scores the mean of its
+// standardized channels. All
 // groups of all blocks are then ranked together, each weighing its
 // parameters (an attention group of a kv head with rep query heads weighs
 // (2·rep+2)·HeadDim/3 MLP channels: FLAP's 512/3 for 128-wide heads
@@ -127,31 +128,30 @@ func FLAPPlan(c llama.Config, attn, mlp [][]float64, ratio float64) (Plan, error
 	return p, nil
 }
 
-// standardize returns (x−mean)/std over every value of every block, std
-// with Bessel's correction as torch.std; a constant set becomes zeros.
+// standardize returns every block's scores as (x−mean)/std over that
+// block's own values (FLAP's standarlization, axis=1 of the [blocks,
+// channels] stack), std with Bessel's correction as torch.std; a constant
+// block, or one of a single value, becomes zeros.
 func standardize(v [][]float64) [][]float64 {
-	var n, sum float64
-	for _, b := range v {
-		for _, x := range b {
-			sum += x
-			n++
-		}
-	}
-	mean := sum / n
-	var ss float64
-	for _, b := range v {
-		for _, x := range b {
-			ss += (x - mean) * (x - mean)
-		}
-	}
-	std := math.Sqrt(ss / (n - 1))
 	out := make([][]float64, len(v))
 	for i, b := range v {
 		out[i] = make([]float64, len(b))
+		n := float64(len(b))
+		var sum float64
+		for _, x := range b {
+			sum += x
+		}
+		mean := sum / n
+		var ss float64
+		for _, x := range b {
+			ss += (x - mean) * (x - mean)
+		}
+		std := math.Sqrt(ss / (n - 1))
+		if !(std > 0) || len(b) < 2 {
+			continue
+		}
 		for j, x := range b {
-			if std > 0 {
-				out[i][j] = (x - mean) / std
-			}
+			out[i][j] = (x - mean) / std
 		}
 	}
 	return out

@@ -223,3 +223,18 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// FLAP standardizes each block's scores on their own (axis=1 of its
+// [blocks, channels] stack), with torch.std's n−1.
+func TestStandardizePerBlock(t *testing.T) {
+	got := standardize([][]float64{{1, 2, 3}, {10, 10}, {0, 4}, {7}})
+	r := 1 / math.Sqrt(2)
+	want := [][]float64{{-1, 0, 1}, {0, 0}, {-r, r}, {0}}
+	for i := range want {
+		for j := range want[i] {
+			if math.Abs(got[i][j]-want[i][j]) > 1e-15 {
+				t.Fatalf("standardize: %v, want %v", got, want)
+			}
+		}
+	}
+}

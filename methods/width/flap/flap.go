@@ -53,7 +53,7 @@ func plan(mp *planner.MethodPlan) *planner.Pruned {
 // model, block statistics in block order.
 type decide struct{ ops.JSONCodec[width.Decision] }
 
-func (decide) Version() int { return 1 }
+func (decide) Version() int { return 2 } // 2: per-block standardization, as FLAP
 
 func (decide) Run(ctx context.Context, c *executor.Call) (any, error) {
 	var p Params
