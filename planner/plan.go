@@ -179,7 +179,10 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: metrics, Path: filepath.Join(name, "metrics.json")})
 	if name != DenseRun {
 		p.exports(name, pruned, m)
-		if recovered != nil && run.Recovery.Method == "lora" {
+		// A width-pruned base may differ in width per block, which no
+		// Hugging Face directory (PEFT's base) can hold: such runs export
+		// the merged model through output.formats only.
+		if recovered != nil && run.Recovery.Method == "lora" && run.Prune.Paradigm != "width" {
 			p.adapter(name, base, recovered, m)
 		}
 	}

@@ -97,7 +97,19 @@ func printModel(w io.Writer, path, format, arch string, c llama.Config) {
 	fmt.Fprintf(w, "%s\n  format        %s\n  architecture  %s\n", path, format, arch)
 	fmt.Fprintf(w, "  blocks        %d\n  hidden        %d\n  heads         %d (kv %d, head dim %d)\n  intermediate  %d\n  vocab         %d\n  context       %d\n",
 		c.Layers, c.Dim, c.Heads, c.KVHeads, c.HeadDim(), c.HiddenDim, c.Vocab, c.SeqLen)
+	if !c.Uniform() {
+		// Width-pruned: heads and intermediate above are the widest block's.
+		ws := make([]string, c.Layers)
+		for i := range ws {
+			l := c.Width(i)
+			ws[i] = fmt.Sprintf("%d/%d/%d", l.Heads, l.KVHeads, l.HiddenDim)
+		}
+		fmt.Fprintf(w, "  block widths  %s (heads/kv/intermediate; the lines above are the widest)\n", strings.Join(ws, " "))
+	}
 	var extras []string
+	if c.OutBias {
+		extras = append(extras, "o/down bias")
+	}
 	if c.QKVBias {
 		extras = append(extras, "q/k/v bias")
 	}

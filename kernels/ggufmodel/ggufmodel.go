@@ -13,6 +13,8 @@ package ggufmodel
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -20,12 +22,16 @@ import (
 	"lrmc/kernels/llama"
 )
 
-// Architectures lists the supported general.architecture values.
-var Architectures = []string{"llama", "qwen2", "qwen3"}
+// Architectures lists the supported general.architecture values. deci
+// (DeciLM) is llama with per-block head counts and MLP widths, which
+// llama.cpp sizes every block's tensors by: Save writes a llama model whose
+// blocks differ under it.
+var Architectures = []string{"llama", "qwen2", "qwen3", "deci"}
 
 // ropeStyles is the rotary layout each architecture's weights are stored in.
 var ropeStyles = map[string]llama.RopeStyle{
 	"llama": llama.RopeInterleaved,
+	"deci":  llama.RopeInterleaved,
 	"qwen2": llama.RopeHalf,
 	"qwen3": llama.RopeHalf,
 }
@@ -70,6 +76,8 @@ var ggufNames = map[llama.Part]string{
 	llama.PartW2:         "ffn_down.weight",
 	llama.PartFinalNorm:  "output_norm.weight",
 	llama.PartClassifier: "output.weight",
+	llama.PartBo:         "attn_output.bias",
+	llama.PartB2:         "ffn_down.bias",
 }
 
 // weights lists m's tensors under llama.cpp's names, in the order its
@@ -213,6 +221,9 @@ func modelConfig(f *gguf.File) (llama.Config, *Meta, error) {
 	}
 	_, hasOutput := f.Tensor("output.weight")
 	c.SharedClassifier = !hasOutput
+	// Output biases are all or nothing: Load reports any block missing
+	// one once the first block has it.
+	_, c.OutBias = f.Tensor("blk.0.attn_output.bias")
 	if err := c.Validate(); err != nil {
 		return c, nil, fmt.Errorf("ggufmodel: %s: %w", path, err)
 	}
@@ -258,9 +269,27 @@ func readMeta(f *gguf.File) (llama.Config, *Meta, error) {
 	c.SeqLen = num("context_length")
 	c.Dim = num("embedding_length")
 	c.Layers = num("block_count")
-	c.HiddenDim = num("feed_forward_length")
-	c.Heads = num("attention.head_count")
-	c.KVHeads = optional("attention.head_count_kv", c.Heads)
+	if len(errs) > 0 {
+		return c, nil, errs[0]
+	}
+	if err := llama.CheckLimit(arch+".block_count", c.Layers, llama.MaxLayers); err != nil {
+		return c, nil, fmt.Errorf("ggufmodel: %s: %w", f.Path(), err)
+	}
+	// Head counts and MLP widths are a number, or (llama.cpp's
+	// get_key_or_arr, as DeciLM and OpenELM files hold them) one per block.
+	hidden, err := perLayer(f, arch+".feed_forward_length", c.Layers, nil)
+	if err != nil {
+		return c, nil, err
+	}
+	heads, err := perLayer(f, arch+".attention.head_count", c.Layers, nil)
+	if err != nil {
+		return c, nil, err
+	}
+	kvHeads, err := perLayer(f, arch+".attention.head_count_kv", c.Layers, heads)
+	if err != nil {
+		return c, nil, err
+	}
+	c.HiddenDim, c.Heads, c.KVHeads = slices.Max(hidden), slices.Max(heads), slices.Max(kvHeads)
 	eps, err := f.Float32(arch + ".attention.layer_norm_rms_epsilon")
 	if err != nil {
 		errs = append(errs, err)
@@ -280,6 +309,11 @@ func readMeta(f *gguf.File) (llama.Config, *Meta, error) {
 	if c.Heads <= 0 {
 		return c, nil, fmt.Errorf("ggufmodel: %s: %s.attention.head_count is %d", f.Path(), arch, c.Heads)
 	}
+	for i, h := range heads[:c.Layers] {
+		if h <= 0 || kvHeads[i] <= 0 {
+			return c, nil, fmt.Errorf("ggufmodel: %s: block %d has %d heads and %d kv heads; blocks without attention are not supported", f.Path(), i, h, kvHeads[i])
+		}
+	}
 	// Reject sizes no real model has under the file's own key names, before
 	// the planner plans per block or a loader allocates from them.
 	for _, k := range []struct {
@@ -297,7 +331,9 @@ func readMeta(f *gguf.File) (llama.Config, *Meta, error) {
 			return c, nil, fmt.Errorf("ggufmodel: %s: %w", f.Path(), err)
 		}
 	}
-	hd := c.Dim / c.Heads
+	// llama.cpp's default head size is embedding_length over the first
+	// block's head count.
+	hd := c.Dim / heads[0]
 	keyLen, valLen := optional("attention.key_length", hd), optional("attention.value_length", hd)
 	ropeDim := optional("rope.dimension_count", keyLen)
 	switch {
@@ -310,6 +346,13 @@ func readMeta(f *gguf.File) (llama.Config, *Meta, error) {
 		return c, nil, errs[0]
 	}
 	c.HeadSize = keyLen
+	ws := make([]llama.LayerWidth, c.Layers)
+	for i := range ws {
+		ws[i] = llama.LayerWidth{Heads: heads[i], KVHeads: kvHeads[i], HiddenDim: hidden[i]}
+	}
+	if c.Widths = nil; c.Layers > 0 {
+		c = c.SetWidths(ws)
+	}
 	if err := llama.CheckLimit(arch+".attention.key_length", c.HeadSize, llama.MaxHeadDim); err != nil {
 		return c, nil, fmt.Errorf("ggufmodel: %s: %w", f.Path(), err)
 	}
@@ -324,6 +367,46 @@ func readMeta(f *gguf.File) (llama.Config, *Meta, error) {
 	c.QKNorm = arch == "qwen3"
 	c.RopeStyle = ropeStyles[arch]
 	return c, meta, nil
+}
+
+// perLayer reads key, a number or an array of one integer per block, as
+// one value per block; an absent key is def (an error when def is nil).
+func perLayer(f *gguf.File, key string, layers int, def []int) ([]int, error) {
+	v, ok := f.Value(key)
+	if !ok {
+		if def == nil {
+			return nil, fmt.Errorf("ggufmodel: %s: key %q is missing", f.Path(), key)
+		}
+		return def, nil
+	}
+	if n, ok := gguf.Int64(v); ok {
+		if n < 0 || n > math.MaxInt32 {
+			return nil, fmt.Errorf("ggufmodel: %s: %s is %d", f.Path(), key, n)
+		}
+		// At least one entry, so that a model without blocks keeps its
+		// declared heads.
+		out := make([]int, max(layers, 1))
+		for i := range out {
+			out[i] = int(n)
+		}
+		return out, nil
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice {
+		return nil, fmt.Errorf("ggufmodel: %s: %s is a %T, want an integer or an array of them", f.Path(), key, v)
+	}
+	if rv.Len() != layers || layers == 0 {
+		return nil, fmt.Errorf("ggufmodel: %s: %s has %d entries for %d blocks", f.Path(), key, rv.Len(), layers)
+	}
+	out := make([]int, layers)
+	for i := range out {
+		n, ok := gguf.Int64(rv.Index(i).Interface())
+		if !ok || n < 0 || n > math.MaxInt32 {
+			return nil, fmt.Errorf("ggufmodel: %s: %s[%d] is %v, want a non-negative integer", f.Path(), key, i, rv.Index(i).Interface())
+		}
+		out[i] = int(n)
+	}
+	return out, nil
 }
 
 // halfTypes maps the 16-bit model dtypes to their GGML tensor types.

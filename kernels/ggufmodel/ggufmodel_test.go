@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -104,7 +105,7 @@ func TestSavePruned(t *testing.T) {
 	}
 	tokens := randTokens(20, 512, 2)
 	identical(t, "pruned save/load", k.Forward(tokens, 1, 20), back.Forward(tokens, 1, 20))
-	if back.Config != k.Config {
+	if !reflect.DeepEqual(back.Config, k.Config) {
 		t.Errorf("config %+v, saved %+v", back.Config, k.Config)
 	}
 	if !slices.EqualFunc(bmeta.Tokenizer, meta.Tokenizer, func(a, b gguf.KV) bool { return a.Key == b.Key }) {
@@ -297,7 +298,7 @@ func TestErrors(t *testing.T) {
 			t.Errorf("got  %v\nwant %s", err, want)
 		}
 	}
-	check(p, "ggufmodel: "+p+`: architecture "gpt2" is not supported (supported: llama, qwen2, qwen3)`)
+	check(p, "ggufmodel: "+p+`: architecture "gpt2" is not supported (supported: llama, qwen2, qwen3, deci)`)
 
 	p = write("missing.gguf", kvs, slices.DeleteFunc(slices.Clone(ts), func(x gguf.Tensor) bool { return x.Name == "blk.3.ffn_up.weight" }))
 	check(p, "ggufmodel: "+p+`: tensor "blk.3.ffn_up.weight" is missing (llama with 5 blocks)`)
@@ -411,7 +412,7 @@ func TestLlama3RopeFreqs(t *testing.T) {
 func TestReadConfig(t *testing.T) {
 	g, _, _ := stories(t)
 	c, meta, err := ReadConfig(shareddata.Path(t, "models", "stories260K", "stories260K.gguf"))
-	if err != nil || c != g.Config || meta.Architecture != "llama" {
+	if err != nil || !reflect.DeepEqual(c, g.Config) || meta.Architecture != "llama" {
 		t.Fatalf("ReadConfig: %+v, %+v, %v; Load's config %+v", c, meta, err, g.Config)
 	}
 }

@@ -31,7 +31,16 @@ var fileTypes = map[string]struct {
 // value_length when the head size is not embedding_length/head_count; Llama
 // 3's rope scaling becomes llama.cpp's rope_freqs.weight tensor. The
 // q/k rows are permuted into the architecture's rotary layout when m uses
-// the other one. A 16-bit model's matrices saved in their own type are
+// the other one. A model whose blocks differ in heads or MLP width
+// (llama.Config.Widths) gets head_count, head_count_kv and
+// feed_forward_length as per-block arrays and an explicit key_length;
+// llama.cpp reads such shapes only for deci, which Save writes instead of
+// llama (the same network and tensor names), while qwen2 and qwen3 files
+// with arrays load in lrmc but not in llama.cpp, whose loaders for those
+// size every block by the first. Output biases (llama.Config.OutBias) are
+// blk.N.attn_output.bias and blk.N.ffn_down.bias, which llama.cpp's llama
+// loader takes as optional tensors. A 16-bit model's matrices saved in
+// their own type are
 // written bit for bit, in another type widened first. The file is written
 // atomically.
 func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
@@ -42,6 +51,11 @@ func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 	arch := "llama"
 	if meta != nil {
 		arch = meta.Architecture
+	}
+	if arch == "llama" && !m.Config.Uniform() {
+		// llama.cpp's llama sizes every block by the first block's heads
+		// and MLP width; its deci reads them per block.
+		arch = "deci"
 	}
 	style, ok := ropeStyles[arch]
 	if !ok {
@@ -76,14 +90,14 @@ func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 		gguf.KV{Key: arch + ".context_length", Value: uint32(c.SeqLen)},
 		gguf.KV{Key: arch + ".embedding_length", Value: uint32(c.Dim)},
 		gguf.KV{Key: arch + ".block_count", Value: uint32(c.Layers)},
-		gguf.KV{Key: arch + ".feed_forward_length", Value: uint32(c.HiddenDim)},
+		gguf.KV{Key: arch + ".feed_forward_length", Value: widths(c, func(w llama.LayerWidth) int { return w.HiddenDim })},
 		gguf.KV{Key: arch + ".rope.dimension_count", Value: uint32(hd)},
-		gguf.KV{Key: arch + ".attention.head_count", Value: uint32(c.Heads)},
-		gguf.KV{Key: arch + ".attention.head_count_kv", Value: uint32(c.KVHeads)},
+		gguf.KV{Key: arch + ".attention.head_count", Value: widths(c, func(w llama.LayerWidth) int { return w.Heads })},
+		gguf.KV{Key: arch + ".attention.head_count_kv", Value: widths(c, func(w llama.LayerWidth) int { return w.KVHeads })},
 		gguf.KV{Key: arch + ".attention.layer_norm_rms_epsilon", Value: c.NormEps},
 		gguf.KV{Key: arch + ".rope.freq_base", Value: float32(c.RopeTheta)},
 	)
-	if c.Dim%c.Heads != 0 || hd != c.Dim/c.Heads {
+	if !c.Uniform() || c.Dim%c.Heads != 0 || hd != c.Dim/c.Heads {
 		kvs = append(kvs,
 			gguf.KV{Key: arch + ".attention.key_length", Value: uint32(hd)},
 			gguf.KV{Key: arch + ".attention.value_length", Value: uint32(hd)},
@@ -118,6 +132,20 @@ func Save(path string, m *llama.Model, meta *Meta, dtype string) error {
 		ts[i] = t
 	}
 	return gguf.WriteFile(path, kvs, ts)
+}
+
+// widths is one of c's widths as GGUF metadata: a uint32 when every block
+// has it, else an int32 array with one entry per block, the type llama.cpp's
+// converter writes such arrays in (gguf-py's default for Python ints).
+func widths(c llama.Config, of func(llama.LayerWidth) int) any {
+	if c.Uniform() {
+		return uint32(of(c.Width(0)))
+	}
+	out := make([]int32, c.Layers)
+	for i := range out {
+		out[i] = int32(of(c.Width(i)))
+	}
+	return out
 }
 
 func withFactor(s llama.RopeScaling, factor float64) llama.RopeScaling {

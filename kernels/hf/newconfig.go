@@ -24,6 +24,9 @@ func NewConfig(arch string, c llama.Config) (*Config, error) {
 	if c.QKNorm != (arch == ArchQwen3) {
 		return nil, fmt.Errorf("hf: %s models %s q/k norms", arch, map[bool]string{true: "have", false: "have no"}[arch == ArchQwen3])
 	}
+	if err := oneShape(c); err != nil {
+		return nil, fmt.Errorf("hf: %w", err)
+	}
 	doc := map[string]any{
 		"architectures":           []string{arch},
 		"model_type":              modelTypes[arch],

@@ -128,6 +128,9 @@ func configDocument(mc llama.Config, cfg *Config, dtype string) ([]byte, error) 
 	case mc.QKNorm != want.QKNorm:
 		return nil, fmt.Errorf("%s cannot express a model with QKNorm=%v", arch, mc.QKNorm)
 	}
+	if err := oneShape(mc); err != nil {
+		return nil, err
+	}
 
 	doc := map[string]any{}
 	if cfg != nil {
@@ -193,6 +196,20 @@ func configDocument(mc llama.Config, cfg *Config, dtype string) ([]byte, error) 
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// oneShape reports what of a width-pruned model config.json cannot hold:
+// transformers' Llama and Qwen configs give every layer the same heads and
+// MLP width, and have no o_proj/down_proj bias without biases on every
+// projection.
+func oneShape(mc llama.Config) error {
+	switch {
+	case !mc.Uniform():
+		return fmt.Errorf("the model's blocks differ in heads or MLP width, which a config.json cannot express (export GGUF, which holds per-block widths)")
+	case mc.OutBias:
+		return fmt.Errorf("the model has o_proj/down_proj output biases (FLAP's bias compensation), which a config.json cannot express (export GGUF)")
+	}
+	return nil
 }
 
 // resizeLayerTypes fits the per-layer attention kinds newer Qwen configs

@@ -47,6 +47,76 @@ type Config struct {
 	// RopeScaling rescales the rotary frequencies; the zero value leaves
 	// them alone.
 	RopeScaling RopeScaling
+
+	// Widths, when not nil, gives every block its own number of query
+	// heads, key/value heads and MLP channels, as width pruning leaves a
+	// model; it has Layers entries. Heads, KVHeads and HiddenDim are then
+	// the largest of any block (what per-block buffers are sized by), and
+	// HeadSize must be set, since Dim/Heads no longer says how wide a head
+	// is. nil, the case of every checkpoint as released, means every block
+	// has Heads, KVHeads and HiddenDim, and costs nothing: Layer(i) returns
+	// c itself. SetWidths keeps these rules.
+	Widths []LayerWidth `json:",omitempty"`
+	// OutBias says the attention output and the MLP down projections add a
+	// bias (Layer.Bo, B2, each [Dim]), which FLAP's bias compensation
+	// leaves. Blocks without compensation hold zeros.
+	OutBias bool `json:",omitempty"`
+}
+
+// LayerWidth is one block's widths in a model whose blocks differ.
+type LayerWidth struct {
+	Heads, KVHeads, HiddenDim int
+}
+
+// Width is block i's widths.
+func (c Config) Width(i int) LayerWidth {
+	if c.Widths != nil {
+		return c.Widths[i]
+	}
+	return LayerWidth{c.Heads, c.KVHeads, c.HiddenDim}
+}
+
+// Uniform says every block has the same widths.
+func (c Config) Uniform() bool { return c.Widths == nil }
+
+// Layer is the configuration block i computes with: c with Heads, KVHeads
+// and HiddenDim of that block and no Widths, so code written for one block
+// shape (QDim, KVDim, HiddenDim) serves every block. For a uniform model it
+// is c itself.
+func (c Config) Layer(i int) Config {
+	if c.Widths == nil {
+		return c
+	}
+	w := c.Widths[i]
+	c.Heads, c.KVHeads, c.HiddenDim, c.Widths = w.Heads, w.KVHeads, w.HiddenDim, nil
+	return c
+}
+
+// SetWidths returns c with the given per-block widths (one per layer):
+// when they are all equal, a uniform config of those widths; otherwise
+// Widths set and Heads, KVHeads and HiddenDim their maxima. HeadSize is
+// made explicit whenever the heads change, so that the head width stays
+// what it was.
+func (c Config) SetWidths(ws []LayerWidth) Config {
+	hd := c.HeadDim()
+	if len(ws) == 0 {
+		c.Widths = nil
+		return c
+	}
+	uniform, top := true, LayerWidth{}
+	for _, w := range ws {
+		uniform = uniform && w == ws[0]
+		top = LayerWidth{max(top.Heads, w.Heads), max(top.KVHeads, w.KVHeads), max(top.HiddenDim, w.HiddenDim)}
+	}
+	c.Widths = nil
+	if !uniform {
+		c.Widths = append([]LayerWidth(nil), ws...)
+	}
+	if c.HeadSize == 0 && (!uniform || top.Heads != c.Heads) {
+		c.HeadSize = hd
+	}
+	c.Heads, c.KVHeads, c.HiddenDim = top.Heads, top.KVHeads, top.HiddenDim
+	return c
 }
 
 // RopeStyle is the pairing of a head's components under the rotary
@@ -144,6 +214,7 @@ func (c Config) Validate() error {
 	if err := c.RopeScaling.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateWidths()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("llama: invalid config: %w", err)
 	}
@@ -171,21 +242,64 @@ func (s RopeScaling) validate() error {
 	return nil
 }
 
+// validateWidths checks Widths against the rules its comment states.
+func (c Config) validateWidths() []error {
+	if c.Widths == nil {
+		return nil
+	}
+	var errs []error
+	if len(c.Widths) != c.Layers {
+		return []error{fmt.Errorf("widths has %d entries for %d layers", len(c.Widths), c.Layers)}
+	}
+	if c.HeadSize == 0 {
+		errs = append(errs, fmt.Errorf("per-layer widths need an explicit head_size"))
+	}
+	var top LayerWidth
+	for i, w := range c.Widths {
+		if w.Heads <= 0 || w.KVHeads <= 0 || w.HiddenDim <= 0 {
+			errs = append(errs, fmt.Errorf("layer %d has %d heads, %d kv heads, hidden dim %d; all must be positive", i, w.Heads, w.KVHeads, w.HiddenDim))
+			continue
+		}
+		if w.Heads%w.KVHeads != 0 {
+			errs = append(errs, fmt.Errorf("layer %d: heads %d is not a multiple of kv_heads %d", i, w.Heads, w.KVHeads))
+		}
+		top = LayerWidth{max(top.Heads, w.Heads), max(top.KVHeads, w.KVHeads), max(top.HiddenDim, w.HiddenDim)}
+	}
+	if len(errs) == 0 && top != (LayerWidth{c.Heads, c.KVHeads, c.HiddenDim}) {
+		errs = append(errs, fmt.Errorf("heads %d, kv_heads %d, hidden_dim %d are not the largest per-layer widths %d, %d, %d",
+			c.Heads, c.KVHeads, c.HiddenDim, top.Heads, top.KVHeads, top.HiddenDim))
+	}
+	return errs
+}
+
 // Params is the number of parameters, counting a shared classifier once.
 func (c Config) Params() int64 {
+	d := int64(c.Dim)
+	var n int64
+	for i := range c.Layers {
+		n += c.Layer(i).layerParams()
+	}
+	n += int64(c.Vocab)*d + d
+	if !c.SharedClassifier {
+		n += int64(c.Vocab) * d
+	}
+	return n
+}
+
+// layerParams is the number of parameters of one block of shape c.
+func (c Config) layerParams() int64 {
 	d, h, q, kv := int64(c.Dim), int64(c.HiddenDim), int64(c.QDim()), int64(c.KVDim())
-	perLayer := 2*d + // attention and MLP norms
+	n := 2*d + // attention and MLP norms
 		2*q*d + 2*kv*d + // wq, wo; wk, wv
 		3*h*d // w1, w2, w3
 	if c.QKVBias {
-		perLayer += q + 2*kv
+		n += q + 2*kv
 	}
 	if c.QKNorm {
-		perLayer += 2 * int64(c.HeadDim())
+		n += 2 * int64(c.HeadDim())
 	}
-	n := int64(c.Vocab)*d + int64(c.Layers)*perLayer + d
-	if !c.SharedClassifier {
-		n += int64(c.Vocab) * d
+	if c.OutBias {
+		n += 2 * d
 	}
 	return n
 }

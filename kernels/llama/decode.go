@@ -7,7 +7,9 @@ import (
 )
 
 // Decoder runs the model one token at a time over a key/value cache, as
-// llama2.c's run.c does. It is not safe for concurrent use.
+// llama2.c's run.c does. Each block's cache is as wide as that block's
+// key/value heads; the scratch buffers are sized by the widest block. It is
+// not safe for concurrent use.
 type Decoder struct {
 	m      *Model
 	maxSeq int
@@ -58,13 +60,13 @@ func (d *Decoder) reserve(n int) {
 		return
 	}
 	n = min(d.maxSeq, max(n, 2*d.held))
-	kvd := d.m.Config.KVDim()
 	grow := func(s []float32, size int) []float32 {
 		t := make([]float32, size)
 		copy(t, s)
 		return t
 	}
 	for i := range d.kc {
+		kvd := d.m.Config.Layer(i).KVDim()
 		d.kc[i] = grow(d.kc[i], n*kvd)
 		d.vc[i] = grow(d.vc[i], n*kvd)
 	}
@@ -82,33 +84,41 @@ func (d *Decoder) Step(token int32, pos int) []float32 {
 		panic(fmt.Sprintf("llama: Decoder.Step: position %d outside [0, %d)", pos, d.maxSeq))
 	}
 	d.reserve(pos + 1)
-	dim, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
+	dim, hd := c.Dim, c.HeadDim()
 	x := m.Embed([]int32{token}, d.x)
 	ropeAt(d.cos, d.sin, d.freqs, pos)
-	kvMul := c.Heads / c.KVHeads
 	for i := range m.Layers {
+		c := m.Config.Layer(i)
+		qd, kvd, hid, kvMul := c.QDim(), c.KVDim(), c.HiddenDim, c.Heads/c.KVHeads
+		q, att, hb, hb2 := d.q[:qd], d.att[:qd], d.hb[:hid], d.hb2[:hid]
 		l, w := &m.Layers[i], m.projections(i)
 		tensor.RMSNorm(d.xb, x, l.AttnNorm, c.NormEps)
 		krow := d.kc[i][pos*kvd : (pos+1)*kvd]
 		vrow := d.vc[i][pos*kvd : (pos+1)*kvd]
-		w.wq.mul(d.q, d.xb, 1, dim, qd)
+		w.wq.mul(q, d.xb, 1, dim, qd)
 		w.wk.mul(krow, d.xb, 1, dim, kvd)
 		w.wv.mul(vrow, d.xb, 1, dim, kvd)
-		l.qkPrep(c, d.q, krow, vrow)
-		rotate(d.q, d.cos, d.sin, c.RopeStyle)
+		l.qkPrep(c, q, krow, vrow)
+		rotate(q, d.cos, d.sin, c.RopeStyle)
 		rotate(krow, d.cos, d.sin, c.RopeStyle)
 		for h := range c.Heads {
 			off := (h / kvMul) * hd
-			attend(d.att[h*hd:(h+1)*hd], d.q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
+			attend(att[h*hd:(h+1)*hd], q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
 		}
-		w.wo.mul(d.xb2, d.att, 1, qd, dim)
+		w.wo.mul(d.xb2, att, 1, qd, dim)
+		if c.OutBias {
+			tensor.Add(d.xb2, l.Bo)
+		}
 		tensor.Add(x, d.xb2)
 
 		tensor.RMSNorm(d.xb, x, l.FFNNorm, c.NormEps)
-		w.w1.mul(d.hb, d.xb, 1, dim, hid)
-		w.w3.mul(d.hb2, d.xb, 1, dim, hid)
-		tensor.SwiGLU(d.hb, d.hb2)
-		w.w2.mul(d.xb, d.hb, 1, hid, dim)
+		w.w1.mul(hb, d.xb, 1, dim, hid)
+		w.w3.mul(hb2, d.xb, 1, dim, hid)
+		tensor.SwiGLU(hb, hb2)
+		w.w2.mul(d.xb, hb, 1, hid, dim)
+		if c.OutBias {
+			tensor.Add(d.xb, l.B2)
+		}
 		tensor.Add(x, d.xb)
 	}
 	tensor.RMSNorm(x, x, m.FinalNorm, c.NormEps)
@@ -130,9 +140,9 @@ func (d *Decoder) Prefill(tokens []int32) []float32 {
 		panic(fmt.Sprintf("llama: Decoder.Prefill: %d tokens outside [1, %d]", n, d.maxSeq))
 	}
 	d.reserve(n)
-	kvd := c.KVDim()
 	h := m.Embed(tokens, nil)
 	for i := range m.Layers {
+		kvd := c.Layer(i).KVDim()
 		h = m.block(i, h, 1, n, func(k, v []float32) {
 			copy(d.kc[i][:n*kvd], k)
 			copy(d.vc[i][:n*kvd], v)

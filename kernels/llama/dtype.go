@@ -120,11 +120,15 @@ func (m *Model) WithDType(dt DType) (*Model, error) {
 			AttnNorm: slices.Clone(s.AttnNorm), FFNNorm: slices.Clone(s.FFNNorm),
 			Bq: slices.Clone(s.Bq), Bk: slices.Clone(s.Bk), Bv: slices.Clone(s.Bv),
 			QNorm: slices.Clone(s.QNorm), KNorm: slices.Clone(s.KNorm),
+			Bo: slices.Clone(s.Bo), B2: slices.Clone(s.B2),
 			Half: &HalfLayer{
 				Wq: narrow(s.Wq), Wk: narrow(s.Wk), Wv: narrow(s.Wv), Wo: narrow(s.Wo),
 				W1: narrow(s.W1), W2: narrow(s.W2), W3: narrow(s.W3),
 			},
 		}
+	}
+	if err := out.Validate(); err != nil {
+		return nil, fmt.Errorf("llama: with dtype %s: %w", dt, err)
 	}
 	return out, nil
 }

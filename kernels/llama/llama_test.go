@@ -33,7 +33,8 @@ func randModel(c Config, seed uint64) *Model {
 		return w
 	}
 	m := &Model{Config: c, Embedding: mat(c.Vocab, c.Dim)}
-	for range c.Layers {
+	for i := range c.Layers {
+		c := c.Layer(i)
 		l := Layer{
 			AttnNorm: norm(c.Dim), Wq: mat(c.QDim(), c.Dim), Wk: mat(c.KVDim(), c.Dim), Wv: mat(c.KVDim(), c.Dim),
 			Wo: mat(c.Dim, c.QDim()), FFNNorm: norm(c.Dim), W1: mat(c.HiddenDim, c.Dim), W2: mat(c.Dim, c.HiddenDim),
@@ -44,6 +45,9 @@ func randModel(c Config, seed uint64) *Model {
 		}
 		if c.QKNorm {
 			l.QNorm, l.KNorm = norm(c.HeadDim()), norm(c.HeadDim())
+		}
+		if c.OutBias {
+			l.Bo, l.B2 = mat(1, c.Dim), mat(1, c.Dim)
 		}
 		m.Layers = append(m.Layers, l)
 	}
@@ -106,7 +110,6 @@ func refHeadDim(c Config) int {
 func refForward(m *Model, tokens []int32) [][]float64 {
 	c := m.Config
 	d, hd, T := c.Dim, refHeadDim(c), len(tokens)
-	qd, kvd := c.Heads*hd, c.KVHeads*hd
 	linear := func(w []float32, x []float64, out int) []float64 {
 		y := make([]float64, out)
 		for o := range y {
@@ -160,7 +163,15 @@ func refForward(m *Model, tokens []int32) [][]float64 {
 			x[t][i] = float64(m.Embedding[int(tok)*d+i])
 		}
 	}
-	for _, l := range m.Layers {
+	for li, l := range m.Layers {
+		// Each block's own widths (Config.Widths), from the one place
+		// that states them.
+		c := c
+		if c.Widths != nil {
+			w := c.Widths[li]
+			c.Heads, c.KVHeads, c.HiddenDim = w.Heads, w.KVHeads, w.HiddenDim
+		}
+		qd, kvd := c.Heads*hd, c.KVHeads*hd
 		q, k, v := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		for t := range T {
 			xn := rms(x[t], l.AttnNorm)
@@ -198,6 +209,9 @@ func refForward(m *Model, tokens []int32) [][]float64 {
 			o := linear(l.Wo, att, d)
 			for i := range o {
 				x[t][i] += o[i]
+				if l.Bo != nil {
+					x[t][i] += float64(l.Bo[i])
+				}
 			}
 			xn := rms(x[t], l.FFNNorm)
 			g, u := linear(l.W1, xn, c.HiddenDim), linear(l.W3, xn, c.HiddenDim)
@@ -207,6 +221,9 @@ func refForward(m *Model, tokens []int32) [][]float64 {
 			o = linear(l.W2, g, d)
 			for i := range o {
 				x[t][i] += o[i]
+				if l.B2 != nil {
+					x[t][i] += float64(l.B2[i])
+				}
 			}
 		}
 	}
@@ -269,6 +286,15 @@ var variants = map[string]Config{
 	"llama3.1": {Dim: 32, HiddenDim: 44, Layers: 2, Heads: 4, KVHeads: 1, Vocab: 50, SeqLen: 16,
 		NormEps: 1e-5, RopeTheta: 10000, RopeStyle: RopeHalf,
 		RopeScaling: RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 64}},
+	// Width-pruned Qwen3 shape: every block its own heads (GQA kept per
+	// block), kv heads and MLP width, with FLAP's output biases.
+	"widths-qwen3": {Dim: 32, HiddenDim: 44, Layers: 3, Heads: 6, KVHeads: 3, Vocab: 50, SeqLen: 16,
+		NormEps: 1e-6, RopeTheta: 1e6, HeadSize: 12, QKNorm: true, RopeStyle: RopeHalf, SharedClassifier: true,
+		OutBias: true, Widths: []LayerWidth{{6, 3, 44}, {2, 1, 20}, {4, 2, 37}}},
+	// Width-pruned llama2.c shape (head 8 = Dim/Heads of the dense model).
+	"widths-llama2c": {Dim: 32, HiddenDim: 40, Layers: 3, Heads: 4, KVHeads: 4, Vocab: 50, SeqLen: 16,
+		NormEps: 1e-5, RopeTheta: 10000, HeadSize: 8,
+		Widths: []LayerWidth{{3, 3, 40}, {4, 4, 17}, {1, 1, 31}}},
 	// Every option at once, with interleaved RoPE.
 	"all": {Dim: 24, HiddenDim: 40, Layers: 2, Heads: 3, KVHeads: 1, Vocab: 40, SeqLen: 16,
 		NormEps: 1e-5, RopeTheta: 500, HeadSize: 10, QKVBias: true, QKNorm: true,

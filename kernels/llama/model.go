@@ -21,6 +21,9 @@ type Layer struct {
 	// QNorm and KNorm [HeadDim] are the per-head query and key RMSNorm
 	// weights, present exactly when Config.QKNorm.
 	QNorm, KNorm []float32
+	// Bo and B2 [Dim] are the attention output and MLP down projection
+	// biases, present exactly when Config.OutBias.
+	Bo, B2 []float32
 
 	// Half holds Wq…W3 instead when the model stores its weights 16-bit
 	// (Model.Half is set); those float32 fields are then nil.
@@ -56,7 +59,7 @@ func (m *Model) Validate() error {
 	if len(m.Layers) != c.Layers {
 		return fmt.Errorf("llama: model has %d layers, config says %d", len(m.Layers), c.Layers)
 	}
-	d, h, q, kv, v, hd := c.Dim, c.HiddenDim, c.QDim(), c.KVDim(), c.Vocab, c.HeadDim()
+	d, v, hd := c.Dim, c.Vocab, c.HeadDim()
 	half := m.Half != nil
 	if half && m.Half.DType != BFloat16 && m.Half.DType != Float16 {
 		return fmt.Errorf("llama: model's 16-bit dtype is %q, want bfloat16 or float16", m.Half.DType)
@@ -100,8 +103,11 @@ func (m *Model) Validate() error {
 		}
 		return 0
 	}
-	bq, bkv, qkn := optional(c.QKVBias, q), optional(c.QKVBias, kv), optional(c.QKNorm, hd)
+	qkn, bout := optional(c.QKNorm, hd), optional(c.OutBias, d)
 	for i, l := range m.Layers {
+		lc := c.Layer(i)
+		h, q, kv := lc.HiddenDim, lc.QDim(), lc.KVDim()
+		bq, bkv := optional(c.QKVBias, q), optional(c.QKVBias, kv)
 		for _, t := range []struct {
 			name string
 			data []float32
@@ -110,7 +116,7 @@ func (m *Model) Validate() error {
 			{"attn_norm", l.AttnNorm, d}, {"wq", l.Wq, big(q * d)}, {"wk", l.Wk, big(kv * d)}, {"wv", l.Wv, big(kv * d)},
 			{"wo", l.Wo, big(d * q)}, {"ffn_norm", l.FFNNorm, d}, {"w1", l.W1, big(h * d)}, {"w2", l.W2, big(d * h)},
 			{"w3", l.W3, big(h * d)}, {"bq", l.Bq, bq}, {"bk", l.Bk, bkv}, {"bv", l.Bv, bkv},
-			{"q_norm", l.QNorm, qkn}, {"k_norm", l.KNorm, qkn},
+			{"q_norm", l.QNorm, qkn}, {"k_norm", l.KNorm, qkn}, {"bo", l.Bo, bout}, {"b2", l.B2, bout},
 		} {
 			if err := check(fmt.Sprintf("layers.%d.%s", i, t.name), t.data, t.want); err != nil {
 				return err
@@ -160,6 +166,7 @@ func (m *Model) Validate() error {
 // slice with m; nothing is copied.
 func (m *Model) Keep(layers []int) (*Model, error) {
 	kept := make([]Layer, 0, len(layers))
+	var widths []LayerWidth
 	for n, i := range layers {
 		if i < 0 || i >= len(m.Layers) {
 			return nil, fmt.Errorf("llama: keep: layer %d out of range [0, %d)", i, len(m.Layers))
@@ -168,9 +175,15 @@ func (m *Model) Keep(layers []int) (*Model, error) {
 			return nil, fmt.Errorf("llama: keep: layers must be strictly increasing, got %d after %d", i, layers[n-1])
 		}
 		kept = append(kept, m.Layers[i])
+		widths = append(widths, m.Config.Width(i))
 	}
 	out := *m
 	out.Config.Layers = len(kept)
 	out.Layers = kept
+	if !m.Config.Uniform() {
+		// Dropping blocks may leave the rest uniform, or with smaller maxima.
+		out.Config.Widths = nil
+		out.Config = out.Config.SetWidths(widths)
+	}
 	return &out, nil
 }

@@ -45,11 +45,11 @@ func (m *Model) Block(i int, h []float32, b, t int) []float32 {
 // KVDim] each, to kv when it is not nil (Decoder.Prefill keeps them), and
 // every linear layer's input to tap when it is not nil (BlockTap).
 func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap Tap) []float32 {
-	c := m.Config
 	n := b * t
 	if i < 0 || i >= len(m.Layers) {
 		panic(fmt.Sprintf("llama: Block: layer %d out of range [0, %d)", i, len(m.Layers)))
 	}
+	c := m.Config.Layer(i)
 	if b < 0 || t < 0 || len(h) != n*c.Dim {
 		panic(fmt.Sprintf("llama: Block: hidden state holds %d floats, want b=%d × t=%d × dim=%d", len(h), b, t, c.Dim))
 	}
@@ -91,6 +91,9 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 	tap.at(SiteOIn, att, qd)
 	out := make([]float32, n*d)
 	w.wo.mul(out, att, n, qd, d)
+	if c.OutBias {
+		addRows(out, l.Bo)
+	}
 	tensor.Add(out, h)
 
 	// SwiGLU MLP.
@@ -103,6 +106,9 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 	tensor.SwiGLU(hb, hb2)
 	tap.at(SiteDownIn, hb, hid)
 	w.w2.mul(xb, hb, n, hid, d)
+	if c.OutBias {
+		addRows(xb, l.B2)
+	}
 	tensor.Add(out, xb)
 	return out
 }
@@ -124,6 +130,9 @@ func (l *Layer) qkPrep(c Config, q, k, v []float32) {
 
 // addRows adds bias to every row of x, whose width is len(bias).
 func addRows(x, bias []float32) {
+	if len(bias) == 0 {
+		panic("llama: addRows: empty bias (the model does not hold a bias its config declares)")
+	}
 	for r := 0; r+len(bias) <= len(x); r += len(bias) {
 		tensor.Add(x[r:r+len(bias)], bias)
 	}

@@ -69,6 +69,8 @@ func (l *Layer) tensors() []layerTensor {
 		{"bv", func(l *Layer) *[]float32 { return &l.Bv }},
 		{"q_norm", func(l *Layer) *[]float32 { return &l.QNorm }},
 		{"k_norm", func(l *Layer) *[]float32 { return &l.KNorm }},
+		{"bo", func(l *Layer) *[]float32 { return &l.Bo }},
+		{"b2", func(l *Layer) *[]float32 { return &l.B2 }},
 	}
 }
 

@@ -21,6 +21,8 @@ const (
 	PartW2 // down
 	PartFinalNorm
 	PartClassifier
+	PartBo // attention output bias (Config.OutBias)
+	PartB2 // down projection bias (Config.OutBias)
 )
 
 // WeightRef is one weight of a model: which part of which layer it is, its
@@ -53,13 +55,15 @@ func (w WeightRef) Len() int {
 // so that loaders can fill it.
 func (m *Model) WeightRefs() []WeightRef {
 	c := m.Config
-	d, q, kv, h, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
+	d, hd := c.Dim, c.HeadDim()
 	ref := func(p Part, layer int, data *[]float32, shape ...int) WeightRef {
 		return WeightRef{Part: p, Layer: layer, Shape: shape, Data: data}
 	}
 	ws := []WeightRef{ref(PartEmbedding, -1, &m.Embedding, c.Vocab, d)}
 	for i := range m.Layers {
 		l := &m.Layers[i]
+		lc := c.Layer(i)
+		q, kv, h := lc.QDim(), lc.KVDim(), lc.HiddenDim
 		ws = append(ws,
 			ref(PartAttnNorm, i, &l.AttnNorm, d),
 			ref(PartWq, i, &l.Wq, q, d),
@@ -67,6 +71,9 @@ func (m *Model) WeightRefs() []WeightRef {
 			ref(PartWv, i, &l.Wv, kv, d),
 			ref(PartWo, i, &l.Wo, d, q),
 		)
+		if c.OutBias {
+			ws = append(ws, ref(PartBo, i, &l.Bo, d))
+		}
 		if c.QKVBias {
 			ws = append(ws, ref(PartBq, i, &l.Bq, q), ref(PartBk, i, &l.Bk, kv), ref(PartBv, i, &l.Bv, kv))
 		}
@@ -79,6 +86,9 @@ func (m *Model) WeightRefs() []WeightRef {
 			ref(PartW3, i, &l.W3, h, d),
 			ref(PartW2, i, &l.W2, d, h),
 		)
+		if c.OutBias {
+			ws = append(ws, ref(PartB2, i, &l.B2, d))
+		}
 	}
 	ws = append(ws, ref(PartFinalNorm, -1, &m.FinalNorm, d))
 	if !c.SharedClassifier {

@@ -191,6 +191,10 @@ func Write(w io.Writer, m *llama.Model) error {
 	m = m.Float32()
 	c := m.Config
 	switch {
+	case !c.Uniform():
+		return fmt.Errorf("llama2c: write: the model's blocks differ in heads or MLP width; the format holds one shape for every block (export GGUF)")
+	case c.OutBias:
+		return fmt.Errorf("llama2c: write: the format has no attention output or down projection biases (export GGUF)")
 	case c.QKVBias:
 		return fmt.Errorf("llama2c: write: the format has no q/k/v biases")
 	case c.QKNorm:

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -26,7 +27,7 @@ func TestLoadStories260K(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Config != stories260K {
+	if !reflect.DeepEqual(m.Config, stories260K) {
 		t.Fatalf("config %+v, want %+v", m.Config, stories260K)
 	}
 	if err := m.Validate(); err != nil {
@@ -36,7 +37,7 @@ func TestLoadStories260K(t *testing.T) {
 		t.Fatal("shared classifier does not alias the embedding")
 	}
 	c, err := ReadConfig(path)
-	if err != nil || c != m.Config {
+	if err != nil || !reflect.DeepEqual(c, m.Config) {
 		t.Fatalf("ReadConfig = %+v, %v; Load found %+v", c, err, m.Config)
 	}
 	// Spot-check the layout against raw file offsets: the first float of
@@ -179,7 +180,7 @@ func TestWriteUnshared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Config != c {
+	if !reflect.DeepEqual(got.Config, c) {
 		t.Fatalf("config %+v, want %+v", got.Config, c)
 	}
 	for i, v := range m.Classifier {

@@ -6,7 +6,8 @@ import "lrmc/kernels/tensor"
 // gradient at its input h, accumulating the block's parameter gradients. It
 // needs the block's activations in n.a (recomputed by block just before).
 func (n *Net) blockBackward(li int, h []float32) {
-	c, a, g, l := n.c, &n.a, &n.g, &n.layers[li]
+	c, g, l := n.c.Layer(li), &n.g, &n.layers[li]
+	a, shape, attn := n.view(li)
 	rows := n.b * n.t
 	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
 	dh := g.dh[:rows*d]
@@ -28,10 +29,10 @@ func (n *Net) blockBackward(li int, h []float32) {
 	clear(datt)
 	n.linBackward(li, modO, datt, dh, a.att)
 	dq, dk, dv := g.dq[:rows*qd], g.dk[:rows*kvd], g.dv[:rows*kvd]
-	if n.attn != nil {
-		n.attn.backward(dq, dk, dv, datt, n.probsOf(li), a.q, a.k, a.v)
+	if attn != nil {
+		attn.backward(dq, dk, dv, datt, n.probsOf(li), a.q, a.k, a.v)
 	} else {
-		attnBackward(dq, dk, dv, datt, n.probsOf(li), a.q, a.k, a.v, g.attnScratch, n.shape)
+		attnBackward(dq, dk, dv, datt, n.probsOf(li), a.q, a.k, a.v, g.attnScratch, shape)
 	}
 	for r := range rows {
 		n.rope.apply(dq[r*qd:(r+1)*qd], r%n.t, true)

@@ -126,7 +126,8 @@ func (n *Net) forward(tokens []int32) {
 // order of operations is llama.Model.Block's, so without adapters the
 // hidden states are the inference prefill's bit for bit.
 func (n *Net) block(li int, h, out []float32) {
-	c, a, l := n.c, &n.a, &n.layers[li]
+	c, l := n.c.Layer(li), &n.layers[li]
+	a, shape, attn := n.view(li)
 	rows := n.b * n.t
 	hd := c.HeadDim()
 	tensor.RMSNormRows(a.xa, h, l.attnNorm.Data, c.NormEps)
@@ -145,12 +146,12 @@ func (n *Net) block(li int, h, out []float32) {
 		n.rope.apply(a.k[r*kvd:(r+1)*kvd], r%n.t, false)
 	}
 	switch p := n.probsOf(li); {
-	case n.attn == nil:
-		attnForward(a.att, p, a.q, a.k, a.v, n.shape)
+	case attn == nil:
+		attnForward(a.att, p, a.q, a.k, a.v, shape)
 	case n.recomputing && n.probs != nil:
-		n.attn.weighted(a.att, p, a.v) // the probabilities are cached
+		attn.weighted(a.att, p, a.v) // the probabilities are cached
 	default:
-		n.attn.forward(a.att, p, a.q, a.k, a.v)
+		attn.forward(a.att, p, a.q, a.k, a.v)
 	}
 	n.linForward(li, modO, a.h1, a.att)
 	tensor.Add(a.h1, h)
@@ -165,6 +166,38 @@ func (n *Net) block(li int, h, out []float32) {
 	}
 	n.linForward(li, modDown, out, a.a)
 	tensor.Add(out, a.h1)
+}
+
+// view is the Net's activation buffers, sized for the widest block, cut to
+// block li's widths, with that block's attention geometry. A uniform model
+// uses them whole, as they are.
+func (n *Net) view(li int) (*acts, attnShape, *attnGEMM) {
+	if n.c.Uniform() {
+		return &n.a, n.shape, n.attn
+	}
+	c := n.c.Layer(li)
+	rows := n.b * n.t
+	qd, kvd, hid := rows*c.QDim(), rows*c.KVDim(), rows*c.HiddenDim
+	a := n.a
+	cut := func(s []float32, k int) []float32 {
+		if s == nil {
+			return nil
+		}
+		return s[:k]
+	}
+	a.q, a.qRaw, a.att = cut(a.q, qd), cut(a.qRaw, qd), cut(a.att, qd)
+	a.k, a.kRaw, a.v = cut(a.k, kvd), cut(a.kRaw, kvd), cut(a.v, kvd)
+	a.g, a.u, a.a, a.sig = cut(a.g, hid), cut(a.u, hid), cut(a.a, hid), cut(a.sig, hid)
+	shape := n.shape
+	shape.heads, shape.kvHeads = c.Heads, c.KVHeads
+	a.p = cut(a.p, n.b*c.Heads*n.t*n.t)
+	attn := n.attn
+	if attn != nil {
+		at := *attn
+		at.s = shape
+		attn = &at
+	}
+	return &a, shape, attn
 }
 
 // linForward computes y = x·Wᵀ + b + scale·B·A·dropout(x) for projection mod

@@ -60,6 +60,11 @@ func gradCases() []gradCase {
 	qwen.RopeScaling = llama.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 4}
 	tied := base
 	tied.KVHeads, tied.SharedClassifier = 2, true
+	// Width-pruned: blocks of their own heads, kv heads and MLP width, with
+	// FLAP's output biases.
+	widths := gqaHalf
+	widths.HeadSize, widths.OutBias = 6, true
+	widths.Widths = []llama.LayerWidth{{Heads: 4, KVHeads: 2, HiddenDim: 24}, {Heads: 2, KVHeads: 1, HiddenDim: 9}, {Heads: 4, KVHeads: 2, HiddenDim: 13}}
 	all := []string{QProj, KProj, VProj, OProj, GateProj, UpProj, DownProj}
 	return []gradCase{
 		{name: "mha-interleaved-untied-full", cfg: base, opts: []Option{FullFineTune()}, b: 2, t: 5},
@@ -69,6 +74,9 @@ func gradCases() []gradCase {
 		{name: "headsize-llama3-lora-qv-distill-topk", cfg: qwen, b: 2, t: 4, noisy: true, topK: 5,
 			opts: []Option{WithLoRA(LoRAConfig{Rank: 2, Alpha: 4, Targets: []string{QProj, VProj}, Seed: 1}),
 				WithObjective(Objective{CE: 0.5, KL: 1, Temperature: 2}), WithLogitRows(3)}},
+		{name: "widths-outbias-full", cfg: widths, opts: []Option{FullFineTune()}, b: 2, t: 4},
+		{name: "widths-outbias-lora-all", cfg: widths, b: 2, t: 4, noisy: true,
+			opts: []Option{WithLoRA(LoRAConfig{Rank: 2, Alpha: 4, Targets: all, Seed: 4})}},
 		{name: "gqa-half-bias-qknorm-full-lora-distill-full", cfg: gqaHalf, b: 1, t: 6, noisy: true,
 			opts: []Option{FullFineTune(), WithLoRA(LoRAConfig{Rank: 2, Alpha: 2, Dropout: 0.1, Targets: []string{GateProj, OProj}, Seed: 2}),
 				WithObjective(Objective{KL: 1, Temperature: 1.5})}},

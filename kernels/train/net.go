@@ -185,10 +185,12 @@ func (n *Net) layout(alloc func(int) []float32) {
 			loraT[t] = true
 		}
 	}
-	dims := [7][2]int{{d, qd}, {d, kvd}, {d, kvd}, {qd, d}, {d, hid}, {d, hid}, {hid, d}}
 	n.layers = make([]layerParams, c.Layers)
 	for i := range n.layers {
 		l, ml := &n.layers[i], &m.Layers[i]
+		lc := c.Layer(i)
+		lq, lkv, lh := lc.QDim(), lc.KVDim(), lc.HiddenDim
+		dims := [7][2]int{{d, lq}, {d, lkv}, {d, lkv}, {lq, d}, {d, lh}, {d, lh}, {lh, d}}
 		pre := fmt.Sprintf("model.layers.%d.", i)
 		l.attnNorm = param(pre+"input_layernorm.weight", ml.AttnNorm, d, true)
 		weights := [7][]float32{ml.Wq, ml.Wk, ml.Wv, ml.Wo, ml.W1, ml.W3, ml.W2}
@@ -199,6 +201,13 @@ func (n *Net) layout(alloc func(int) []float32) {
 			lin.w = param(name+".weight", weights[j], lin.in*lin.out, false)
 			if c.QKVBias && j <= modV {
 				lin.b = param(name+".bias", [3][]float32{ml.Bq, ml.Bk, ml.Bv}[j], lin.out, true)
+			}
+			if c.OutBias && (j == modO || j == modDown) {
+				b := ml.Bo
+				if j == modDown {
+					b = ml.B2
+				}
+				lin.b = param(name+".bias", b, lin.out, true)
 			}
 			if j == modV && c.QKNorm {
 				l.qNorm = param(pre+"self_attn.q_norm.weight", ml.QNorm, hd, true)
@@ -283,6 +292,8 @@ func (n *Net) layout(alloc func(int) []float32) {
 	n.xn, n.dxn = alloc(rows*d), alloc(rows*d)
 	n.prod = exactProducts{}
 	if n.o.gemm {
+		// The widest block bounds every block's products.
+		dims := [7][2]int{{d, qd}, {d, kvd}, {d, kvd}, {qd, d}, {d, hid}, {d, hid}, {hid, d}}
 		whole := 0
 		for _, dm := range dims {
 			whole = max(whole, dm[1]*max(dm[0], rows))

@@ -28,9 +28,11 @@ func randModel(c llama.Config, seed uint64) *llama.Model {
 		}
 		return w
 	}
-	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
+	d, hd := c.Dim, c.HeadDim()
 	m := &llama.Model{Config: c, Embedding: mat(c.Vocab, d)}
-	for range c.Layers {
+	for i := range c.Layers {
+		w := c.Width(i)
+		qd, kvd, hid := w.Heads*hd, w.KVHeads*hd, w.HiddenDim
 		l := llama.Layer{
 			AttnNorm: vec(d, 1, 0.2), Wq: mat(qd, d), Wk: mat(kvd, d), Wv: mat(kvd, d),
 			Wo: mat(d, qd), FFNNorm: vec(d, 1, 0.2), W1: mat(hid, d), W2: mat(d, hid), W3: mat(hid, d),
@@ -40,6 +42,9 @@ func randModel(c llama.Config, seed uint64) *llama.Model {
 		}
 		if c.QKNorm {
 			l.QNorm, l.KNorm = vec(hd, 1, 0.2), vec(hd, 1, 0.2)
+		}
+		if c.OutBias {
+			l.Bo, l.B2 = vec(d, 0, 0.3), vec(d, 0, 0.3)
 		}
 		m.Layers = append(m.Layers, l)
 	}
@@ -102,7 +107,7 @@ func refParams(n *Net) map[string][]float64 {
 // micro-step step (none when step < 0).
 func refLoss(n *Net, P map[string][]float64, bt Batch, step int) float64 {
 	c := n.c
-	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
+	d, hd := c.Dim, c.HeadDim()
 	rows, eps := n.b*n.t, float64(c.NormEps)
 	rms := func(x []float64, w []float64) []float64 {
 		out := make([]float64, len(x))
@@ -178,6 +183,12 @@ func refLoss(n *Net, P map[string][]float64, bt Batch, step int) float64 {
 		copy(x[r*d:(r+1)*d], P[n.emb.Name][int(tok)*d:(int(tok)+1)*d])
 	}
 	for li, l := range n.layers {
+		c := c // block li's widths, read from the config as stated
+		if c.Widths != nil {
+			w := c.Widths[li]
+			c.Heads, c.KVHeads, c.HiddenDim = w.Heads, w.KVHeads, w.HiddenDim
+		}
+		qd, kvd, hid := c.Heads*hd, c.KVHeads*hd, c.HiddenDim
 		xa := rms(x, P[l.attnNorm.Name])
 		q, k, v := lin(li, modQ, xa), lin(li, modK, xa), lin(li, modV, xa)
 		if c.QKNorm {

@@ -60,10 +60,11 @@ func NewTaylor(n *Net) (*Taylor, error) {
 func (t *Taylor) newImportance() Importance {
 	c := t.n.c
 	imp := Importance{Blocks: make([]float64, c.Layers)}
-	for range c.Layers {
-		imp.Heads = append(imp.Heads, make([]float64, c.Heads))
-		imp.KVHeads = append(imp.KVHeads, make([]float64, c.KVHeads))
-		imp.Channels = append(imp.Channels, make([]float64, c.HiddenDim))
+	for i := range c.Layers {
+		w := c.Width(i)
+		imp.Heads = append(imp.Heads, make([]float64, w.Heads))
+		imp.KVHeads = append(imp.KVHeads, make([]float64, w.KVHeads))
+		imp.Channels = append(imp.Channels, make([]float64, w.HiddenDim))
 	}
 	return imp
 }
@@ -129,6 +130,8 @@ func (t *Taylor) score() {
 			var elem, vec []float64
 			if mod == modO || mod == modDown {
 				elem, vec = columnSalience(w, g, lin.out, lin.in)
+				// An output bias (Config.OutBias) belongs to no column's
+				// group, and the block's score counts weights only.
 			} else {
 				elem, vec = rowSalience(w, g, lin.out, lin.in)
 				if lin.b != nil {
