@@ -5,12 +5,19 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"testing"
 
+	"gonum.org/v1/gonum/mat"
 
 	"lrmc/internal/shareddata"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/llama2c"
+	"lrmc/kernels/perplexity"
+	"lrmc/kernels/safetensors"
 	"lrmc/kernels/synth"
 )
 
@@ -124,5 +131,373 @@ func TestUnslicedEqualsDense(t *testing.T) {
 				t.Fatalf("s=0 logits differ from the dense model's by %g > 1e-4", diff)
 			}
 		})
+	}
+}
+
+// TestWidth: d' = int((1−s)·d) rounded down to a multiple of 8, as
+// run_slicegpt.py computes new_embedding_dimension.
+func TestWidth(t *testing.T) {
+	for _, c := range []struct {
+		d     int
+		s     float64
+		round int
+		want  int
+	}{
+		{64, 0, 8, 64}, {64, 0.2, 8, 48}, {64, 0.25, 8, 48}, {64, 0.4, 8, 32},
+		{64, 0.1, 8, 56}, {64, 0.125, 8, 56}, {64, 0.126, 8, 48},
+		{1024, 0.2, 8, 816}, {1024, 0.25, 8, 768}, {1024, 0.3, 8, 712}, {1024, 0.4, 8, 608},
+		{4096, 0.3, 8, 2864}, {896, 0.25, 8, 672}, {2048, 0.2, 8, 1632},
+		{1000, 0.4, 8, 600}, // (1−0.4)·1000 is 600 in float64, not 599.99…
+		{64, 0.2, 1, 51}, {64, 0.2, 16, 48},
+	} {
+		got, err := Width(c.d, c.s, c.round)
+		if err != nil || got != c.want {
+			t.Errorf("Width(%d, %g, %d) = %d, %v; want %d", c.d, c.s, c.round, got, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		d     int
+		s     float64
+		round int
+		msg   string
+	}{
+		{64, 1, 8, "slicing ratio 1 outside [0, 1)"},
+		{64, -0.1, 8, "slicing ratio -0.1 outside [0, 1)"},
+		{64, math.NaN(), 8, "outside [0, 1)"},
+		{64, 0.2, 0, "round interval 0"},
+		{8, 0.2, 8, "leaves no dimension of the 8-wide residual stream"},
+	} {
+		if _, err := Width(c.d, c.s, c.round); err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("Width(%d, %g, %d): error %v, want one containing %q", c.d, c.s, c.round, err, c.msg)
+		}
+	}
+}
+
+// TestPCA checks Cov against a plain float64 sum of outer products, and
+// PCA's Q: orthonormal, QᵀHQ diagonal with the returned eigenvalues,
+// sorted descending, on rows drawn with a known, anisotropic covariance.
+func TestPCA(t *testing.T) {
+	const d, rows = 24, 1000
+	r := rand.New(rand.NewPCG(9, 9))
+	// x = (z ⊙ σ)·R: independent N(0, σ_i²) coordinates, σ_i = i+1,
+	// turned by a random rotation R, so H ≈ rows·Rᵀ·diag(σ²)·R.
+	g := make([]float64, d*d)
+	for i := range g {
+		g[i] = r.NormFloat64()
+	}
+	var qr mat.QR
+	qr.Factorize(mat.NewDense(d, d, g))
+	var rot mat.Dense
+	qr.QTo(&rot)
+	x := make([]float32, rows*d)
+	z := make([]float64, d)
+	for n := range rows {
+		for i := range z {
+			z[i] = r.NormFloat64() * float64(i+1)
+		}
+		for j := range d {
+			var s float64
+			for i := range d {
+				s += z[i] * rot.At(i, j)
+			}
+			x[n*d+j] = float32(s)
+		}
+	}
+	c := NewCov(d)
+	c.Add(x[:300*d]) // in two calls, across a block boundary
+	c.Add(x[300*d:])
+	ref := make([]float64, d*d)
+	for n := range rows {
+		for i := range d {
+			for j := range d {
+				ref[i*d+j] += float64(x[n*d+i]) * float64(x[n*d+j])
+			}
+		}
+	}
+	for i := range ref {
+		if math.Abs(c.Sum[i]-ref[i]) > 1e-9*math.Abs(ref[i])+1e-9 {
+			t.Fatalf("H[%d,%d] = %g, float64 reference %g", i/d, i%d, c.Sum[i], ref[i])
+		}
+	}
+	if c.Rows != rows {
+		t.Fatalf("rows %d", c.Rows)
+	}
+	vals, q, err := c.PCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mat.NewDense(d, d, ref)
+	var qtq, qthq, tmp mat.Dense
+	qtq.Mul(q.T(), q)
+	tmp.Mul(h, q)
+	qthq.Mul(q.T(), &tmp)
+	scale := vals[0]
+	for i := range d {
+		for j := range d {
+			want := 0.0
+			if i == j {
+				want = 1
+			}
+			if e := math.Abs(qtq.At(i, j) - want); e > 1e-12 {
+				t.Fatalf("QᵀQ[%d,%d] = %g, want %g", i, j, qtq.At(i, j), want)
+			}
+			want = 0
+			if i == j {
+				want = vals[i]
+			}
+			if e := math.Abs(qthq.At(i, j) - want); e > 1e-10*scale {
+				t.Fatalf("QᵀHQ[%d,%d] = %g, want %g", i, j, qthq.At(i, j), want)
+			}
+		}
+		if i > 0 && vals[i] > vals[i-1] {
+			t.Fatalf("eigenvalues not descending: λ%d = %g > λ%d = %g", i, vals[i], i-1, vals[i-1])
+		}
+	}
+	if !(vals[d-1] > 0) || vals[0]/vals[d-1] < 100 {
+		t.Fatalf("eigenvalues %g … %g: the test data is not anisotropic", vals[0], vals[d-1])
+	}
+	// The leading component is the direction of the largest σ: row d−1
+	// of R, up to sign.
+	var dot float64
+	for j := range d {
+		dot += q.At(j, 0) * rot.At(d-1, j)
+	}
+	if math.Abs(dot) < 0.95 {
+		t.Fatalf("leading eigenvector · the σ=%d direction = %g, want ±1", d, dot)
+	}
+	if _, _, err := NewCov(4).PCA(); err == nil || !strings.Contains(err.Error(), "no calibration rows") {
+		t.Fatalf("PCA of nothing: %v", err)
+	}
+}
+
+// randomBasis is the baseline the PCA must beat: a rotation drawn at
+// random (QR of a Gaussian matrix), whatever the activations.
+func randomBasis(seed uint64) basisFunc {
+	r := rand.New(rand.NewPCG(seed, 1))
+	return func(c *Cov) ([]float64, *mat.Dense, error) {
+		d := c.Dim
+		g := make([]float64, d*d)
+		for i := range g {
+			g[i] = r.NormFloat64()
+		}
+		var qr mat.QR
+		qr.Factorize(mat.NewDense(d, d, g))
+		var q mat.Dense
+		qr.QTo(&q)
+		return make([]float64, d), &q, nil
+	}
+}
+
+func ppl(t testing.TB, forward func([]int32, int, int) []float32, vocab int, eval []int32, seq int) float64 {
+	t.Helper()
+	ws, err := perplexity.Windows(eval, 0, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acc perplexity.Accumulator
+	for _, w := range ws {
+		acc.AddWindow(forward(w, 1, seq), w, vocab)
+	}
+	return acc.Perplexity()
+}
+
+// TestStoriesPerplexity slices stories260K by a quarter (d 64 → 48) with
+// TinyStories calibration and measures held-out perplexity: finite, worse
+// than the dense model's, and better than slicing the same widths along a
+// random rotation instead of the principal components.
+func TestStoriesPerplexity(t *testing.T) {
+	const seq = 128
+	m, calib, eval := stories(t, 64*seq, 16*seq)
+	ctx := context.Background()
+	sm, st, err := Slice(ctx, m, calib, seq, nil, Options{Sparsity: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, _, err := slice(ctx, m, calib, seq, nil, Options{Sparsity: 0.25}, randomBasis(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dense := ppl(t, m.Forward, m.Config.Vocab, eval, seq)
+	sliced := ppl(t, sm.Forward, m.Config.Vocab, eval, seq)
+	random := ppl(t, rm.Forward, m.Config.Vocab, eval, seq)
+	t.Logf("stories260K held-out perplexity: dense %.3f, SliceGPT s=0.25 (d'=%d, %d → %d params) %.3f, random rotation %.3f",
+		dense, sm.Width, m.Config.Params(), sm.Params(), sliced, random)
+	t.Logf("variance kept: embedding %.4f, attention %.4v, block outputs %.4v", st.Embedding, st.Attn, st.MLP)
+	if sm.Width != 48 {
+		t.Fatalf("width %d, want 48", sm.Width)
+	}
+	if math.IsNaN(sliced) || math.IsInf(sliced, 0) || !(sliced > dense) || !(sliced < random) {
+		t.Fatalf("perplexity dense %g, sliced %g, random %g: want dense < sliced < random", dense, sliced, random)
+	}
+	if st.Embedding <= 0.75 || st.Embedding >= 1 {
+		t.Fatalf("PCA keeps %g of the embedding variance in 48 of 64 coordinates; more than 48/64 expected", st.Embedding)
+	}
+}
+
+// TestDeterministic: slicing twice, and with another thread count, gives
+// bit-identical weights; a precomputed input covariance gives the same
+// model as one computed inside Slice.
+func TestDeterministic(t *testing.T) {
+	m := qwen3(t)
+	const seq = 64
+	r := rand.New(rand.NewPCG(3, 4))
+	calib := make([]int32, 8*seq)
+	for i := range calib {
+		calib[i] = int32(r.IntN(m.Config.Vocab))
+	}
+	ctx := context.Background()
+	opt := Options{Sparsity: 0.3}
+	a, _, err := Slice(ctx, m, calib, seq, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := runtime.GOMAXPROCS(1)
+	in0, err := InputCovariance(ctx, m, calib, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := Slice(ctx, m, calib, seq, in0, opt)
+	runtime.GOMAXPROCS(prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Width != 40 {
+		t.Fatalf("width %d, want 40", a.Width)
+	}
+	ta, tb := a.tensors(), b.tensors()
+	if len(ta) != len(tb) {
+		t.Fatalf("%d vs %d tensors", len(ta), len(tb))
+	}
+	for i := range ta {
+		if ta[i].name != tb[i].name || !slices.Equal(ta[i].data, tb[i].data) {
+			t.Fatalf("tensor %s differs between two slicings", ta[i].name)
+		}
+	}
+}
+
+// TestSliceErrors: bad inputs are refused with the reason.
+func TestSliceErrors(t *testing.T) {
+	m := qwen3(t)
+	ctx := context.Background()
+	toks := make([]int32, 64)
+	for _, c := range []struct {
+		toks []int32
+		seq  int
+		in0  *Cov
+		opt  Options
+		msg  string
+	}{
+		{toks[:60], 32, nil, Options{}, "calibration needs whole windows: 60 tokens in windows of 32"},
+		{append(slices.Clone(toks[:63]), 128), 32, nil, Options{}, "calibration token 128 at index 63 outside the model's vocabulary [0, 128)"},
+		{toks, 32, NewCov(8), Options{}, "input covariance is 8 wide, the model 64"},
+		{toks, 32, nil, Options{Sparsity: 1}, "slicing ratio 1 outside [0, 1)"},
+	} {
+		if _, _, err := Slice(ctx, m, c.toks, c.seq, c.in0, c.opt); err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("error %v, want one containing %q", err, c.msg)
+		}
+	}
+}
+
+// TestSaveLoad: a saved sliced model loads back with identical logits
+// (float32) or within bfloat16 rounding, and says that standard tools
+// cannot read it; damaged saves fail naming the file and the tensor.
+func TestSaveLoad(t *testing.T) {
+	m := qwen3(t)
+	const seq = 32
+	r := rand.New(rand.NewPCG(7, 8))
+	calib := make([]int32, 4*seq)
+	for i := range calib {
+		calib[i] = int32(r.IntN(m.Config.Vocab))
+	}
+	sm, _, err := Slice(context.Background(), m, calib, seq, nil, Options{Sparsity: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := Save(dir, sm, safetensors.DTypeF32); err != nil {
+		t.Fatal(err)
+	}
+	if !IsSaved(dir) || IsSaved(t.TempDir()) {
+		t.Fatal("IsSaved")
+	}
+	back, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sm.Forward(calib[:2*seq], 2, seq)
+	if got := back.Forward(calib[:2*seq], 2, seq); !slices.Equal(got, want) {
+		t.Fatalf("logits after a float32 round trip differ by %g", maxAbsDiff(got, want))
+	}
+	if back.Width != 48 || back.Sparsity != 0.2 || back.Params() != sm.Params() || back.Config != sm.Config {
+		t.Fatalf("loaded width %d, sparsity %g, params %d, config %+v", back.Width, back.Sparsity, back.Params(), back.Config)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+	readme, _ := os.ReadFile(filepath.Join(dir, ReadmeFile))
+	for _, b := range [][]byte{cfg, readme} {
+		if !strings.Contains(string(b), "transformers and llama.cpp cannot load it") {
+			t.Fatalf("saved files do not say that standard tools cannot load them:\n%s", b)
+		}
+	}
+	if !strings.Contains(string(cfg), `"format": "lrmc-slicegpt"`) {
+		t.Fatalf("config does not name the format:\n%s", cfg)
+	}
+
+	bdir := t.TempDir()
+	if err := Save(bdir, sm, safetensors.DTypeBF16); err != nil {
+		t.Fatal(err)
+	}
+	b16, err := Load(bdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(b16.Forward(calib[:seq], 1, seq), want[:seq*m.Config.Vocab]); d == 0 || d > 0.5 {
+		t.Fatalf("bfloat16 round trip: logits differ by %g, want rounding-sized and nonzero", d)
+	}
+
+	// Damage: a tensor of the wrong shape, a missing one, another format.
+	bad := func(edit func(dir string)) error {
+		d := t.TempDir()
+		if err := Save(d, sm, safetensors.DTypeF32); err != nil {
+			t.Fatal(err)
+		}
+		edit(d)
+		_, err := Load(d)
+		return err
+	}
+	rewrite := func(drop, reshape string) func(string) {
+		return func(d string) {
+			var ts []safetensors.Tensor
+			for _, n := range sm.tensors() {
+				switch n.name {
+				case drop:
+					continue
+				case reshape:
+					ts = append(ts, safetensors.F32(n.name, []int{len(n.data)}, n.data))
+				default:
+					ts = append(ts, safetensors.F32(n.name, n.shape, n.data))
+				}
+			}
+			if err := safetensors.WriteFile(filepath.Join(d, WeightsFile), ts, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		edit func(string)
+		msg  string
+	}{
+		{rewrite("layers.1.mlp_shortcut", ""), "slicegpt.safetensors: tensor layers.1.mlp_shortcut is missing"},
+		{rewrite("", "layers.0.attn_shortcut"), "tensor layers.0.attn_shortcut has shape [2304], want [48 48]"},
+		{func(d string) {
+			os.WriteFile(filepath.Join(d, ConfigFile), []byte(strings.Replace(string(cfg), `"lrmc-slicegpt"`, `"other"`, 1)), 0o644)
+		}, `slicegpt.json: format is "other", want "lrmc-slicegpt"`},
+		{func(d string) {
+			os.WriteFile(filepath.Join(d, ConfigFile), []byte(strings.Replace(string(cfg), `"mid": 48`, `"mid": 4096`, 1)), 0o644)
+		}, "layers[0].mid is 4096, outside [1, dense.dim = 64]"},
+		{func(d string) { os.Remove(filepath.Join(d, ConfigFile)) }, "no slicegpt.json: not a saved SliceGPT model"},
+	} {
+		if err := bad(c.edit); err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("load error %v, want one containing %q", err, c.msg)
+		}
 	}
 }
