@@ -226,22 +226,44 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("slicegpt: %w", err)
 	}
+	m, err := skeleton(cpath, raw)
+	if err != nil {
+		return nil, err
+	}
+	wpath := filepath.Join(dir, WeightsFile)
+	sf, err := safetensors.Open(wpath)
+	if err != nil {
+		return nil, fmt.Errorf("slicegpt: %w", err)
+	}
+	defer sf.Close()
+	if err := m.fill(wpath, sf.Tensor, len(sf.Names())); err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, dir)
+	}
+	return m, nil
+}
+
+// skeleton parses a config (where names it in errors) into a model with
+// its shapes set and no tensors.
+func skeleton(where string, raw []byte) (*Model, error) {
 	var f fileConfig
 	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("slicegpt: %s: %w", cpath, err)
+		return nil, fmt.Errorf("slicegpt: %s: %w", where, err)
 	}
 	if f.Format != Format {
-		return nil, fmt.Errorf("slicegpt: %s: format is %q, want %q", cpath, f.Format, Format)
+		return nil, fmt.Errorf("slicegpt: %s: format is %q, want %q", where, f.Format, Format)
 	}
 	if f.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("slicegpt: %s: format_version %d, this lrmc reads %d", cpath, f.FormatVersion, FormatVersion)
+		return nil, fmt.Errorf("slicegpt: %s: format_version %d, this lrmc reads %d", where, f.FormatVersion, FormatVersion)
 	}
 	c, err := f.Dense.config()
 	if err != nil {
-		return nil, fmt.Errorf("slicegpt: %s: dense: %w", cpath, err)
+		return nil, fmt.Errorf("slicegpt: %s: dense: %w", where, err)
 	}
 	if len(f.Layers) != c.Layers {
-		return nil, fmt.Errorf("slicegpt: %s: layers lists %d blocks, dense.layers says %d", cpath, len(f.Layers), c.Layers)
+		return nil, fmt.Errorf("slicegpt: %s: layers lists %d blocks, dense.layers says %d", where, len(f.Layers), c.Layers)
 	}
 	m := &Model{Config: c, Width: f.Width, Sparsity: f.Sparsity, Layers: make([]Layer, c.Layers)}
 	for i, w := range f.Layers {
@@ -250,42 +272,38 @@ func Load(dir string) (*Model, error) {
 			v    int
 		}{{"in", w.In}, {"mid", w.Mid}, {"out", w.Out}} {
 			if v.v < 1 || v.v > c.Dim {
-				return nil, fmt.Errorf("slicegpt: %s: layers[%d].%s is %d, outside [1, dense.dim = %d]", cpath, i, v.name, v.v, c.Dim)
+				return nil, fmt.Errorf("slicegpt: %s: layers[%d].%s is %d, outside [1, dense.dim = %d]", where, i, v.name, v.v, c.Dim)
 			}
 		}
 		m.Layers[i].In, m.Layers[i].Mid, m.Layers[i].Out = w.In, w.Mid, w.Out
 	}
-	wpath := filepath.Join(dir, WeightsFile)
-	sf, err := safetensors.Open(wpath)
-	if err != nil {
-		return nil, fmt.Errorf("slicegpt: %w", err)
-	}
-	defer sf.Close()
-	// tensors() names every field with the shape the widths imply; the
-	// file's tensors are checked against it and copied in.
+	return m, nil
+}
+
+// fill reads m's tensors, whose shapes the widths already set imply, from
+// a file (where names it in errors): each is checked against its expected
+// shape before it is widened, and the file must hold nothing else.
+func (m *Model) fill(where string, get func(string) (safetensors.Tensor, bool), count int) error {
 	want := m.tensors()
 	fields := m.fields()
 	for k, t := range want {
-		st, ok := sf.Tensor(t.name)
+		st, ok := get(t.name)
 		if !ok {
-			return nil, fmt.Errorf("slicegpt: %s: tensor %s is missing", wpath, t.name)
+			return fmt.Errorf("slicegpt: %s: tensor %s is missing", where, t.name)
 		}
 		if !equalShape(st.Shape, t.shape) {
-			return nil, fmt.Errorf("slicegpt: %s: tensor %s has shape %v, want %v", wpath, t.name, st.Shape, t.shape)
+			return fmt.Errorf("slicegpt: %s: tensor %s has shape %v, want %v", where, t.name, st.Shape, t.shape)
 		}
 		data, err := st.Float32()
 		if err != nil {
-			return nil, fmt.Errorf("slicegpt: %s: tensor %s: %w", wpath, t.name, err)
+			return fmt.Errorf("slicegpt: %s: tensor %s: %w", where, t.name, err)
 		}
 		*fields[k] = data
 	}
-	if n := len(sf.Names()); n != len(want) {
-		return nil, fmt.Errorf("slicegpt: %s: %d tensors, the config implies %d", wpath, n, len(want))
+	if count != len(want) {
+		return fmt.Errorf("slicegpt: %s: %d tensors, the config implies %d", where, count, len(want))
 	}
-	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, dir)
-	}
-	return m, nil
+	return nil
 }
 
 // fields returns pointers to m's tensor fields in tensors()'s order.

@@ -508,3 +508,45 @@ func TestSaveLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestCodecs: the cache's encodings of a sliced model and of a covariance
+// decode to equal values.
+func TestCodecs(t *testing.T) {
+	m := qwen3(t)
+	const seq = 32
+	calib := make([]int32, 2*seq)
+	for i := range calib {
+		calib[i] = int32(i % m.Config.Vocab)
+	}
+	ctx := context.Background()
+	in0, err := InputCovariance(ctx, m, calib, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := EncodeCov(in0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := DecodeCov(b)
+	if err != nil || c.Dim != in0.Dim || c.Rows != 2*seq || !slices.Equal(c.Sum, in0.Sum) {
+		t.Fatalf("covariance round trip: %v", err)
+	}
+	sm, _, err := Slice(ctx, m, calib, seq, c, Options{Sparsity: 0.4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := Encode(sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Width != 32 || !slices.Equal(back.Forward(calib[:seq], 1, seq), sm.Forward(calib[:seq], 1, seq)) {
+		t.Fatal("decoded model computes other logits")
+	}
+	if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), "not an encoded sliced model") {
+		t.Fatalf("decoding a covariance as a model: %v", err)
+	}
+}
