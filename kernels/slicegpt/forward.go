@@ -76,6 +76,12 @@ func (m *Model) Forward(tokens []int32, b, t int) []float32 {
 // and per-head q/k norms), rotary embedding, causal attention. Calibration
 // calls it on a block whose Wo is not rotated yet.
 func (l *Layer) attention(c llama.Config, x []float32, b, t int) []float32 {
+	return l.attentionKV(c, x, b, t, nil)
+}
+
+// attentionKV is attention, handing the rotated keys and values, [b·t,
+// KVDim] each, to kv when it is not nil (Decoder.Prefill keeps them).
+func (l *Layer) attentionKV(c llama.Config, x []float32, b, t int, kv func(k, v []float32)) []float32 {
 	n := b * t
 	qd, kvd, hd := c.QDim(), c.KVDim(), c.HeadDim()
 	xb := make([]float32, n*l.In)
@@ -106,6 +112,9 @@ func (l *Layer) attention(c llama.Config, x []float32, b, t int) []float32 {
 		cs, sn := cos[p*half:(p+1)*half], sin[p*half:(p+1)*half]
 		rotate(q[r*qd:(r+1)*qd], cs, sn, c.RopeStyle)
 		rotate(k[r*kvd:(r+1)*kvd], cs, sn, c.RopeStyle)
+	}
+	if kv != nil {
+		kv(k, v)
 	}
 	att := make([]float32, n*qd)
 	attention.Causal(att, q, k, v, b, t, c.Heads, c.KVHeads, hd)

@@ -550,3 +550,38 @@ func TestCodecs(t *testing.T) {
 		t.Fatalf("decoding a covariance as a model: %v", err)
 	}
 }
+
+// TestDecoder: token-by-token decoding, and a batched prefill followed by
+// steps, give the prefill's logits at every position (to rounding: the
+// attention sums in another order).
+func TestDecoder(t *testing.T) {
+	m := qwen3(t)
+	const seq = 24
+	calib := make([]int32, 4*seq)
+	r := rand.New(rand.NewPCG(2, 2))
+	for i := range calib {
+		calib[i] = int32(r.IntN(m.Config.Vocab))
+	}
+	sm, _, err := Slice(context.Background(), m, calib, seq, nil, Options{Sparsity: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := calib[:seq]
+	v := m.Config.Vocab
+	want := sm.Forward(toks, 1, seq)
+	d := NewDecoder(sm, 128)
+	for p, tok := range toks {
+		if diff := maxAbsDiff(d.Step(tok, p), want[p*v:(p+1)*v]); diff > 1e-4 {
+			t.Fatalf("step %d: logits differ from the prefill's by %g", p, diff)
+		}
+	}
+	d = NewDecoder(sm, 128)
+	if diff := maxAbsDiff(d.Prefill(toks[:10]), want[9*v:10*v]); diff > 1e-4 {
+		t.Fatalf("prefill: logits differ by %g", diff)
+	}
+	for p := 10; p < seq; p++ {
+		if diff := maxAbsDiff(d.Step(toks[p], p), want[p*v:(p+1)*v]); diff > 1e-4 {
+			t.Fatalf("step %d after prefill: logits differ by %g", p, diff)
+		}
+	}
+}
