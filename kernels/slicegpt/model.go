@@ -19,6 +19,22 @@
 // sums the squares of the d' kept coordinates and divides by d. Since a
 // rotation keeps ‖x‖ and the deleted coordinates carry the least energy, the
 // norm of the sliced vector stays close to the dense one.
+//
+// Where this package departs from the reference, and why:
+//   - The reference's fuse_modules also subtracts each embedding row's
+//     mean, which LayerNorm models (OPT) need and RMSNorm models do not:
+//     for an RMSNorm model it changes the function. It is not done here, so
+//     s = 0 reproduces the dense logits.
+//   - The reference's RMSN uses ε = 1e-5 whatever the model; here the
+//     model's own ε is kept (Qwen3 uses 1e-6), for the same reason.
+//   - run_slicegpt.py defaults to --final-orientation random, which turns
+//     the kept d' coordinates by a random rotation after the PCA. That
+//     rotation is inside the kept subspace, so it changes neither the
+//     function nor the perplexity, only rounding; PCA orientation (the
+//     reference's other choice) keeps the result deterministic.
+//   - Weights are rotated and folded in float64 and rounded to float32
+//     once (the reference rounds to the model's dtype after each step).
+//   - Padding masks are not needed: calibration windows are full.
 package slicegpt
 
 import (
