@@ -31,6 +31,7 @@ import (
 	"cuelang.org/go/cue/token"
 
 	"lrmc/compiler/ir"
+	"lrmc/methods/spec"
 	"lrmc/schema"
 )
 
@@ -147,7 +148,7 @@ func newCompiler(path string) (*compiler, error) {
 		return nil, Errors{{Pos: ir.Pos{File: path}, Msg: err.Error()}}
 	}
 	ctx := cuecontext.New()
-	s, err := schema.Compile(ctx)
+	s, err := schema.Compile(ctx, spec.CUE())
 	if err != nil {
 		// The schema is embedded and tested, so this is a bug in lrmc.
 		return nil, err

@@ -265,15 +265,22 @@ func TestErrorsFormat(t *testing.T) {
 }
 
 func TestRegistry(t *testing.T) {
-	for _, tc := range []struct{ paradigm, method, want string }{
-		{"depth", "shortgpt", ""},
-		{"depth", "sleb", ""},
-		{"dynamic", "mod", `method "mod" (dynamic) is not built yet; built methods: depth/shortgpt, depth/shortened-ppl, depth/shortened-taylor, depth/sleb`},
-		{"width", "shortgpt", `unknown method "shortgpt"; built methods: depth/shortgpt, depth/shortened-ppl, depth/shortened-taylor, depth/sleb; planned: width/llm-pruner, width/slicegpt, dynamic/mod, dynamic/dllm, dynamic/skipgpt`},
+	// The lists grow as methods are built (lrmc/methods/all); what they
+	// must say is pinned here.
+	depth := "depth/shortened-ppl, depth/shortened-taylor, depth/shortgpt, depth/sleb"
+	for _, tc := range []struct{ paradigm, method, prefix, contains string }{
+		{"depth", "shortgpt", "", ""},
+		{"depth", "sleb", "", ""},
+		{"dynamic", "mod", `method "mod" (dynamic) is not built yet; built methods: ` + depth, ""},
+		{"width", "shortgpt", `unknown method "shortgpt"; built methods: ` + depth, "; planned: width/"},
 	} {
-		if got := checkMethod(tc.paradigm, tc.method); got != tc.want {
-			t.Errorf("checkMethod(%s, %s) = %q, want %q", tc.paradigm, tc.method, got, tc.want)
+		got := checkMethod(tc.paradigm, tc.method)
+		if !strings.HasPrefix(got, tc.prefix) || !strings.Contains(got, tc.contains) || (tc.prefix == "") != (got == "") {
+			t.Errorf("checkMethod(%s, %s) = %q, want %q…%q", tc.paradigm, tc.method, got, tc.prefix, tc.contains)
 		}
+	}
+	if got := checkMethod("dynamic", "mod"); strings.Contains(got, "dynamic/mod") {
+		t.Errorf("a planned method is listed as built: %q", got)
 	}
 	if got := evalTasks.check("gsm8k"); got != `task "gsm8k" is not built yet; built tasks: perplexity` {
 		t.Errorf("evalTasks.check(gsm8k) = %q", got)

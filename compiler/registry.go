@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"lrmc/methods/spec"
 )
 
 // A registry lists the names a recipe may use for one kind of thing, and
-// which of them lrmc implements. Adding a method, task or format is adding a
-// row here (and its implementation elsewhere).
+// which of them lrmc implements. Adding a task or format is adding a row
+// here (and its implementation elsewhere); methods register themselves
+// (lrmc/methods/spec), so adding one touches only its own package.
 type registry struct {
 	kind    string // "method", "task", ...
 	plural  string
@@ -17,15 +20,6 @@ type registry struct {
 }
 
 var (
-	// Methods are "paradigm/method".
-	methods = registry{
-		kind: "method", plural: "methods",
-		built: []string{"depth/shortgpt", "depth/shortened-ppl", "depth/shortened-taylor", "depth/sleb"},
-		planned: []string{
-			"width/llm-pruner", "width/slicegpt",
-			"dynamic/mod", "dynamic/dllm", "dynamic/skipgpt",
-		},
-	}
 	// evalTasks are the tasks that are not defined as data: perplexity,
 	// and the planned ones. Each compilation adds the multiple-choice
 	// tasks of #Tasks and of the recipe's tasks (compiler.tasks).
@@ -77,9 +71,10 @@ var (
 	}
 )
 
-// paradigms are the values of prune.paradigm; "none" evaluates the model
-// as it is and takes no method.
-var paradigms = []string{"depth", "width", "dynamic", "none"}
+// paradigms are the values of prune.paradigm: those of the registered
+// methods (lrmc/methods/spec), and "none", which evaluates the model as it
+// is and takes no method.
+func paradigms() []string { return append(spec.Paradigms(), "none") }
 
 // templates are the values of data.template: "none" reads documents as
 // they are, "model" renders them with the model's own chat template.
@@ -107,14 +102,15 @@ func (r registry) check(name string) string {
 // checkMethod is check for a method within its paradigm, worded with the
 // paradigm apart: `method "sleb" (depth) is not built yet`.
 func checkMethod(paradigm, method string) string {
-	key := paradigm + "/" + method
-	builtList := "built methods: " + strings.Join(methods.built, ", ")
+	built, planned := spec.Keys(false), spec.Keys(true)
+	builtList := "built methods: " + strings.Join(built, ", ")
+	s, ok := spec.Lookup(paradigm, method)
 	switch {
-	case slices.Contains(methods.built, key):
+	case ok && !s.Planned:
 		return ""
-	case slices.Contains(methods.planned, key):
+	case ok:
 		return fmt.Sprintf("method %q (%s) is not built yet; %s", method, paradigm, builtList)
 	default:
-		return fmt.Sprintf("unknown method %q; %s; planned: %s", method, builtList, strings.Join(methods.planned, ", "))
+		return fmt.Sprintf("unknown method %q; %s; planned: %s", method, builtList, strings.Join(planned, ", "))
 	}
 }

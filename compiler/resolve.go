@@ -17,6 +17,7 @@ import (
 	"lrmc/digest"
 	"lrmc/kernels/mceval"
 	"lrmc/kernels/modelref"
+	"lrmc/methods/spec"
 )
 
 // runName keeps run names usable as directory names.
@@ -348,7 +349,7 @@ func (r *resolver) prune() (ir.Prune, bool) {
 	if p.Paradigm, ok = r.str(ph); !ok {
 		return p, false
 	}
-	if _, ok := r.oneOf(ph, "paradigm", "paradigms", paradigms); !ok {
+	if _, ok := r.oneOf(ph, "paradigm", "paradigms", paradigms()); !ok {
 		return p, false
 	}
 	if p.Paradigm == "none" {
@@ -367,7 +368,90 @@ func (r *resolver) prune() (ir.Prune, bool) {
 	if p.Paradigm == "depth" {
 		r.depthAmount(&p)
 	}
+	if s, ok := spec.Lookup(p.Paradigm, p.Method); ok && !s.Planned {
+		p.Options = r.methodOptions(s)
+		return p, s.Calibration
+	}
 	return p, true
+}
+
+// methodOptions resolves the method's own fields (its spec's), filling
+// in their defaults, and reports fields written for other methods: every
+// method's fields are in #Prune, so the schema alone lets them through.
+func (r *resolver) methodOptions(s spec.Spec) ir.Options {
+	fields, owners := spec.Fields()
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	own := map[string]bool{}
+	for _, f := range s.Fields {
+		own[f.Name] = true
+	}
+	for _, n := range names {
+		if h, ok := r.get("prune." + n); ok && !own[n] && !h.def && !slices.Contains(spec.Base, n) {
+			r.c.errs.add(h.pos, h.path, "%s is a field of %s; method is %s", n, strings.Join(owners[n], ", "), s.Key())
+		}
+	}
+	if len(s.Fields) == 0 {
+		return nil
+	}
+	o := ir.Options{}
+	written := map[string]hit{}
+	for _, f := range s.Fields {
+		h, ok := r.get("prune." + f.Name)
+		if !ok {
+			if f.Default != nil {
+				o[f.Name] = f.Default
+			}
+			continue
+		}
+		written[f.Name] = h
+		if v, ok := r.option(h, "prune."+f.Name, f.KindOf()); ok {
+			o[f.Name] = v
+		}
+	}
+	if s.Check != nil {
+		s.Check(o, func(field, format string, args ...any) {
+			h, ok := written[field]
+			if !ok {
+				r.c.errs.add(r.missingPos("prune."+field), r.msgPath("prune."+field), format, args...)
+				return
+			}
+			r.c.errs.add(h.pos, h.path, format, args...)
+		})
+	}
+	return o
+}
+
+// option decodes a method field of the given kind (spec.Field.KindOf).
+func (r *resolver) option(h hit, field, kind string) (any, bool) {
+	switch kind {
+	case "int":
+		return r.int(h)
+	case "float":
+		return r.float(h)
+	case "bool":
+		return r.bool(h)
+	case "string":
+		return r.str(h)
+	case "[]int":
+		items, written, ok := r.list(h)
+		if !ok {
+			return nil, false
+		}
+		out := []int{}
+		for j, v := range items {
+			n, ok := r.int(r.item(h, field, j, v, written[j]))
+			if !ok {
+				return nil, false
+			}
+			out = append(out, n)
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // depthAmount resolves the one of remove, ratio, layers that is set, taking

@@ -40,7 +40,7 @@ type Executor struct {
 // New checks that every op the planner can emit is implemented at the
 // planner's version.
 func New(ops map[string]Op, store Store, opts Options) (*Executor, error) {
-	for name, v := range planner.Versions {
+	for name, v := range planner.OpVersions() {
 		if name == planner.OpSource {
 			continue
 		}
@@ -215,7 +215,7 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 		return n.Source, nil, nil
 	}
 	op := x.e.ops[n.Op]
-	ephemeral := planner.Ephemeral[n.Op]
+	ephemeral := planner.IsEphemeral(n.Op)
 	ev := Event{Node: n.Key.String(), Op: n.Op, Label: n.Label}
 	if !ephemeral {
 		b, meta, err := x.e.store.Get(n.Key)

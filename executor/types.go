@@ -22,12 +22,12 @@ import (
 
 // Op computes the result of one kind of node.
 type Op interface {
-	// Version must equal planner.Versions[name]; Register checks it.
+	// Version must equal planner.OpVersion(name); New checks it.
 	Version() int
 	// Run computes the result from the inputs' results.
 	Run(ctx context.Context, c *Call) (any, error)
 	// Encode and Decode convert results to and from cache bytes. Ephemeral
-	// ops (planner.Ephemeral) are never encoded.
+	// ops (planner.IsEphemeral) are never encoded.
 	Encode(v any) ([]byte, error)
 	Decode(b []byte) (any, error)
 }

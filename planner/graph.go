@@ -99,7 +99,7 @@ func (b *builder) add(run, op string, params any, label string, inputs ...*Node)
 		// Params are planner-owned structs; failing to encode one is a bug.
 		panic(fmt.Sprintf("planner: encoding params of %s: %v", op, err))
 	}
-	version, ok := Versions[op]
+	version, ok := OpVersion(op)
 	if !ok {
 		panic("planner: op without a version: " + op)
 	}

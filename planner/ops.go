@@ -15,28 +15,6 @@ const (
 	OpTokens = "data.tokens"
 	// OpCalibWindows samples calibration windows from a token stream.
 	OpCalibWindows = "calib.windows"
-	// OpCaptureEmbed is the hidden state entering block 0.
-	OpCaptureEmbed = "capture.embed"
-	// OpCaptureBlock is the hidden state leaving block Layer, computed from
-	// the one entering it: a prefix chain that later methods share.
-	OpCaptureBlock = "capture.block"
-	// OpShortGPTBI is one block's influence score from its two taps.
-	OpShortGPTBI = "shortgpt.bi"
-	// OpTaylor accumulates first-order Taylor importance (|w·∂L/∂w|) of
-	// blocks, heads and channels over the calibration windows.
-	OpTaylor = "importance.taylor"
-	// OpBlockPPL is the calibration perplexity of the model with one block
-	// removed (Shortened-LLM's PPL criterion).
-	OpBlockPPL = "importance.blockppl"
-	// OpSLEBStep is one step of SLEB's greedy search: the block whose
-	// removal, after the previous steps' removals, raises calibration
-	// perplexity least. Step k's node feeds step k+1, so a sweep over the
-	// number of removed blocks shares its prefix.
-	OpSLEBStep = "sleb.step"
-	// OpPruneDepth decides which blocks to remove.
-	OpPruneDepth = "prune.depth"
-	// OpModelDepth applies a depth decision to a model (not cached: cheap).
-	OpModelDepth = "model.depth"
 	// OpEvalWindows cuts evaluation windows from a token stream.
 	OpEvalWindows = "eval.windows"
 	// OpPerplexity evaluates a model on evaluation windows.
@@ -82,11 +60,6 @@ var Versions = map[string]int{
 	OpModelLoad:      1,
 	OpTokens:         1,
 	OpCalibWindows:   1,
-	OpCaptureEmbed:   1,
-	OpCaptureBlock:   1,
-	OpShortGPTBI:     1,
-	OpPruneDepth:     1,
-	OpModelDepth:     1,
 	OpEvalWindows:    1,
 	OpPerplexity:     1,
 	OpMetrics:        2,
@@ -101,9 +74,6 @@ var Versions = map[string]int{
 	OpRecover:        1,
 	OpModelRecovered: 1,
 	OpExportPEFT:     1,
-	OpTaylor:         1,
-	OpBlockPPL:       1,
-	OpSLEBStep:       1,
 }
 
 // SourceParams identify a file by content.
@@ -158,62 +128,6 @@ type CalibWindowsParams struct {
 	SeqLen  int    `json:"seqLen"`
 	Seed    uint64 `json:"seed"`
 }
-
-// CaptureEmbedParams: inputs are the model and the calibration windows.
-type CaptureEmbedParams struct {
-	Samples int `json:"samples"`
-	SeqLen  int `json:"seqLen"`
-}
-
-// CaptureBlockParams: inputs are the model and the hidden state entering Layer.
-type CaptureBlockParams struct {
-	Layer   int `json:"layer"`
-	Samples int `json:"samples"`
-	SeqLen  int `json:"seqLen"`
-}
-
-// ShortGPTBIParams: inputs are the hidden states entering and leaving Layer.
-type ShortGPTBIParams struct {
-	Layer int `json:"layer"`
-	Dim   int `json:"dim"`
-}
-
-// TaylorParams: inputs are the model and the calibration windows, taken
-// Batch sequences at a time.
-type TaylorParams struct {
-	Samples int `json:"samples"`
-	SeqLen  int `json:"seqLen"`
-	Batch   int `json:"batch"`
-}
-
-// BlockPPLParams: inputs are the model and the calibration windows.
-type BlockPPLParams struct {
-	Layer   int `json:"layer"`
-	Samples int `json:"samples"`
-	SeqLen  int `json:"seqLen"`
-}
-
-// SLEBStepParams: inputs are the model, the calibration windows and the
-// previous step (none for step 1). Step k removes its k-th block.
-type SLEBStepParams struct {
-	Step    int `json:"step"`
-	Blocks  int `json:"blocks"`
-	Samples int `json:"samples"`
-	SeqLen  int `json:"seqLen"`
-}
-
-// PruneDepthParams: inputs are one score node per block for shortgpt and
-// shortened-ppl, the Taylor node for shortened-taylor, the last SLEB step
-// for sleb, and none when Layers is given explicitly.
-type PruneDepthParams struct {
-	Method string `json:"method"`
-	Blocks int    `json:"blocks"`
-	Remove int    `json:"remove,omitempty"`
-	Layers []int  `json:"layers,omitempty"`
-}
-
-// ModelDepthParams: inputs are the model and a depth decision.
-type ModelDepthParams struct{}
 
 // EvalWindowsParams: input is a token stream.
 type EvalWindowsParams struct {

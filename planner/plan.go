@@ -3,7 +3,6 @@ package planner
 import (
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 
@@ -99,16 +98,12 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 
 	pruned := model
 	var decision *Node
-	switch run.Prune.Paradigm {
-	case "", "none":
-	case "depth":
-		decision = p.depth(name, posRun, run, m)
-		if decision != nil {
-			pruned = p.b.add(name, OpModelDepth, ModelDepthParams{}, "apply depth pruning", model, decision)
+	if pa := run.Prune.Paradigm; pa != "" && pa != "none" {
+		if pr := p.method(name, posRun, run, m); pr != nil {
+			pruned, decision = pr.Model, pr.Decision
+		} else if len(p.errs) == before {
+			p.errorf(posRun, "prune.method", "method %s/%s planned nothing", pa, run.Prune.Method)
 		}
-	default:
-		// The compiler rejects unbuilt paradigms; reaching here is a bug.
-		p.errorf(posRun, "prune.paradigm", "paradigm %q has no planner", run.Prune.Paradigm)
 	}
 	base := pruned
 	var recovered *Node
@@ -390,105 +385,4 @@ func (p *planning) overlaps(a, b ir.Data) bool {
 		return false
 	}
 	return a.Split.From < b.Split.To && b.Split.From < a.Split.To
-}
-
-// depth plans a depth-pruning decision; nil on error.
-func (p *planning) depth(name, posRun string, run ir.Run, m modelNodes) *Node {
-	pr := run.Prune
-	blocks := m.info.Blocks
-	if len(pr.Layers) > 0 {
-		seen := map[int]bool{}
-		for i, l := range pr.Layers {
-			if l < 0 || l >= blocks {
-				p.errorf(posRun, fmt.Sprintf("prune.layers[%d]", i), "block %d does not exist: the model has blocks 0..%d", l, blocks-1)
-				return nil
-			}
-			if seen[l] {
-				p.errorf(posRun, fmt.Sprintf("prune.layers[%d]", i), "block %d is listed twice", l)
-				return nil
-			}
-			seen[l] = true
-		}
-		if len(pr.Layers) >= blocks {
-			p.errorf(posRun, "prune.layers", "removing %d blocks leaves none of the model's %d", len(pr.Layers), blocks)
-			return nil
-		}
-		return p.b.add(name, OpPruneDepth, PruneDepthParams{Method: "explicit", Blocks: blocks, Layers: sorted(pr.Layers)},
-			fmt.Sprintf("remove blocks %v", pr.Layers))
-	}
-	remove, field := pr.Remove, "prune.remove"
-	if pr.Ratio > 0 {
-		field = "prune.ratio"
-		remove = int(math.Floor(pr.Ratio * float64(blocks)))
-		if remove < 1 {
-			p.errorf(posRun, field, "ratio %g of %d blocks removes no block", pr.Ratio, blocks)
-			return nil
-		}
-	}
-	if remove >= blocks {
-		p.errorf(posRun, field, "removing %d blocks leaves none: the model has %d", remove, blocks)
-		return nil
-	}
-	c := run.Calibration
-	if c.SeqLen > m.info.SeqLen {
-		p.errorf(posRun, "calibration.seqLen", "seqLen %d exceeds the model's context of %d tokens", c.SeqLen, m.info.SeqLen)
-		return nil
-	}
-	stream := p.tokens(name, posRun, "calibration.data", c.Data, m)
-	if stream == nil {
-		return nil
-	}
-	windows := p.b.add(name, OpCalibWindows, CalibWindowsParams{Samples: c.Samples, SeqLen: c.SeqLen, Seed: uint64(c.Seed)},
-		fmt.Sprintf("calibration windows %d×%d seed %d", c.Samples, c.SeqLen, c.Seed), stream)
-	decide := func(scores ...*Node) *Node {
-		return p.b.add(name, OpPruneDepth, PruneDepthParams{Method: pr.Method, Blocks: blocks, Remove: remove},
-			fmt.Sprintf("%s: remove %d of %d blocks", pr.Method, remove, blocks), scores...)
-	}
-	switch pr.Method {
-	case "shortgpt":
-		h := p.b.add(name, OpCaptureEmbed, CaptureEmbedParams{Samples: c.Samples, SeqLen: c.SeqLen}, "capture embeddings", m.model, windows)
-		scores := make([]*Node, blocks)
-		for i := 0; i < blocks; i++ {
-			next := p.b.add(name, OpCaptureBlock, CaptureBlockParams{Layer: i, Samples: c.Samples, SeqLen: c.SeqLen},
-				fmt.Sprintf("capture block %d", i), m.model, h)
-			scores[i] = p.b.add(name, OpShortGPTBI, ShortGPTBIParams{Layer: i, Dim: m.info.Dim},
-				fmt.Sprintf("block influence %d", i), h, next)
-			h = next
-		}
-		return decide(scores...)
-	case "shortened-ppl":
-		scores := make([]*Node, blocks)
-		for i := range scores {
-			scores[i] = p.b.add(name, OpBlockPPL, BlockPPLParams{Layer: i, Samples: c.Samples, SeqLen: c.SeqLen},
-				fmt.Sprintf("calibration perplexity without block %d", i), m.model, windows)
-		}
-		return decide(scores...)
-	case "shortened-taylor":
-		taylor := p.b.add(name, OpTaylor, TaylorParams{Samples: c.Samples, SeqLen: c.SeqLen, Batch: taylorBatch},
-			"taylor importance", m.model, windows)
-		return decide(taylor)
-	case "sleb":
-		var step *Node
-		for k := 1; k <= remove; k++ {
-			in := []*Node{m.model, windows}
-			if step != nil {
-				in = append(in, step)
-			}
-			step = p.b.add(name, OpSLEBStep, SLEBStepParams{Step: k, Blocks: blocks, Samples: c.Samples, SeqLen: c.SeqLen},
-				fmt.Sprintf("sleb step %d", k), in...)
-		}
-		return decide(step)
-	}
-	p.errorf(posRun, "prune.method", "depth method %q has no planner", pr.Method)
-	return nil
-}
-
-// taylorBatch is how many calibration sequences one Taylor gradient covers:
-// fixed, so scores never depend on tuning.
-const taylorBatch = 4
-
-func sorted(v []int) []int {
-	out := slices.Clone(v)
-	slices.Sort(out)
-	return out
 }

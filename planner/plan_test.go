@@ -1,4 +1,4 @@
-package planner
+package planner_test
 
 import (
 	"fmt"
@@ -7,6 +7,19 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/digest"
+	_ "lrmc/methods/all"
+	"lrmc/methods/depth"
+	sgpt "lrmc/methods/depth/shortgpt"
+	"lrmc/methods/stats/capture"
+	. "lrmc/planner"
+)
+
+// The depth methods' ops, by the names these tests knew them.
+const (
+	OpCaptureEmbed = capture.OpEmbed
+	OpCaptureBlock = capture.OpBlock
+	OpShortGPTBI   = sgpt.OpBI
+	OpPruneDepth   = depth.OpPrune
 )
 
 // fakeEnv answers from maps: file digests by path, one model shape.

@@ -37,7 +37,7 @@ func (g *Graph) Statuses(cached func(*Node) bool) map[*Node]Status {
 		case n.IsSource():
 			st[n] = Read
 			return
-		case !Ephemeral[n.Op] && cached(n):
+		case !IsEphemeral(n.Op) && cached(n):
 			st[n] = Cached
 			return
 		}
@@ -58,11 +58,10 @@ func (g *Graph) Statuses(cached func(*Node) bool) map[*Node]Status {
 	return st
 }
 
-// Ephemeral ops are cheap to recompute from their inputs and would only
-// duplicate model weights in the cache, so their results are never stored.
+// Ephemeral core ops are cheap to recompute from their inputs and would only
+// duplicate model weights in the cache, so their results are never stored (methods register their own: IsEphemeral).
 var Ephemeral = map[string]bool{
 	OpSource:         true,
 	OpModelLoad:      true,
-	OpModelDepth:     true,
 	OpModelRecovered: true,
 }

@@ -39,10 +39,17 @@ type Schema struct {
 	Tasks cue.Value
 }
 
-// Compile builds the schema in ctx. A cue.Context is not safe for concurrent
-// use, so each caller compiles into its own.
-func Compile(ctx *cue.Context) (*Schema, error) {
-	v := ctx.CompileBytes(source, cue.Filename(Filename))
+// Compile builds the schema in ctx, with extra declarations appended (the
+// registered methods' fields extend #Prune this way: CUE unifies two
+// declarations of one definition, and the result stays closed). A
+// cue.Context is not safe for concurrent use, so each caller compiles
+// into its own.
+func Compile(ctx *cue.Context, extra ...string) (*Schema, error) {
+	src := Source()
+	for _, e := range extra {
+		src = append(append(src, '\n'), e...)
+	}
+	v := ctx.CompileBytes(src, cue.Filename(Filename))
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}

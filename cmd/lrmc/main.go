@@ -12,6 +12,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+
+	// Every pruning method and statistic registers itself.
+	_ "lrmc/methods/all"
 )
 
 // version is stamped into provenance and `lrmc version`.

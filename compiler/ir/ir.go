@@ -159,7 +159,30 @@ type Prune struct {
 	Remove int
 	Ratio  float64
 	Layers []int
+	// Options are the method's own fields (declared in its spec,
+	// lrmc/methods/spec), each resolved or given its default; nil for a
+	// method without fields.
+	Options Options
 }
+
+// Options hold a method's own fields by name. Values are int, float64,
+// bool, string or []int, as the field's spec declares.
+type Options map[string]any
+
+// Int returns an int option (0 when absent).
+func (o Options) Int(name string) int { v, _ := o[name].(int); return v }
+
+// Float returns a float option (0 when absent).
+func (o Options) Float(name string) float64 { v, _ := o[name].(float64); return v }
+
+// Bool returns a bool option (false when absent).
+func (o Options) Bool(name string) bool { v, _ := o[name].(bool); return v }
+
+// String returns a string option ("" when absent).
+func (o Options) String(name string) string { v, _ := o[name].(string); return v }
+
+// Ints returns an []int option (nil when absent).
+func (o Options) Ints(name string) []int { v, _ := o[name].([]int); return v }
 
 // Eval is one named evaluation.
 type Eval struct {

@@ -138,7 +138,7 @@ func TestMultipleChoiceCachesByTask(t *testing.T) {
 			if !strings.HasPrefix(e.Label, "hellaswag ") {
 				t.Errorf("adding hellaswag ran %s %q", e.Op, e.Label)
 			}
-		case planner.OpMetrics, planner.OpResults, planner.OpModelLoad, planner.OpModelDepth:
+		case planner.OpMetrics, planner.OpResults, planner.OpModelLoad, opModelDepth:
 			// The reports gather the new column; the models are loaded
 			// (never cached) to be scored.
 		default:

@@ -7,7 +7,6 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/executor/ops"
-	"lrmc/planner"
 )
 
 // depthRun is a stories260K run with the given depth method and count.
@@ -34,7 +33,7 @@ func TestDepthMethods(t *testing.T) {
 	if err := apply(t, context.Background(), dir, r, rec); err != nil {
 		t.Fatal(err)
 	}
-	if n := rec.started(planner.OpBlockPPL); n != 5 {
+	if n := rec.started(opBlockPPL); n != 5 {
 		t.Errorf("scored %d blocks by perplexity, want 5", n)
 	}
 	var res ops.Results
@@ -69,7 +68,7 @@ func TestDepthMethods(t *testing.T) {
 	if err := apply(t, context.Background(), dir, r, rec); err != nil {
 		t.Fatal(err)
 	}
-	if n := rec.started(planner.OpSLEBStep); n != 1 {
+	if n := rec.started(opSLEBStep); n != 1 {
 		t.Errorf("sleb-2 ran %d search steps, want 1 (step 1 is cached)", n)
 	}
 }

@@ -92,28 +92,3 @@ func withDType(m *Model, dtype string) (*Model, error) {
 	m.LM = lm
 	return m, nil
 }
-
-// modelDepth applies a depth decision. Inputs: model, decision. Not cached:
-// dropping blocks shares the weights and costs nothing.
-type modelDepth struct{ ephemeral }
-
-func (modelDepth) Version() int { return 1 }
-
-func (modelDepth) Run(ctx context.Context, c *executor.Call) (any, error) {
-	m, err := input[*Model](c, 0)
-	if err != nil {
-		return nil, err
-	}
-	d, err := input[Decision](c, 1)
-	if err != nil {
-		return nil, err
-	}
-	if d.Blocks != m.LM.Config.Layers {
-		return nil, fmt.Errorf("decision is for a model of %d blocks, this one has %d", d.Blocks, m.LM.Config.Layers)
-	}
-	lm, err := m.LM.Keep(d.Kept)
-	if err != nil {
-		return nil, err
-	}
-	return &Model{LM: lm, HF: m.HF, GGUF: m.GGUF}, nil
-}

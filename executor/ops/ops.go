@@ -4,25 +4,24 @@
 package ops
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"lrmc/executor"
+	"lrmc/kernels/llama"
 	"lrmc/kernels/safetensors"
 	"lrmc/planner"
 )
 
-// Registry returns every op by name.
+// Registry returns every op by name: the core ops and those registered
+// by methods (Register).
 func Registry() map[string]executor.Op {
-	return map[string]executor.Op{
+	ops := map[string]executor.Op{
 		planner.OpModelLoad:      modelLoad{},
 		planner.OpTokens:         dataTokens{},
 		planner.OpCalibWindows:   calibWindows{},
-		planner.OpCaptureEmbed:   captureEmbed{},
-		planner.OpCaptureBlock:   captureBlock{},
-		planner.OpShortGPTBI:     shortgptBI{},
-		planner.OpPruneDepth:     pruneDepth{},
-		planner.OpModelDepth:     modelDepth{},
 		planner.OpEvalWindows:    evalWindows{},
 		planner.OpPerplexity:     perplexityOp{},
 		planner.OpMetrics:        metricsOp{},
@@ -37,10 +36,53 @@ func Registry() map[string]executor.Op {
 		planner.OpRecover:        recoverTrain{},
 		planner.OpModelRecovered: modelRecovered{},
 		planner.OpExportPEFT:     exportPEFT{},
-		planner.OpTaylor:         taylor{},
-		planner.OpBlockPPL:       blockPPL{},
-		planner.OpSLEBStep:       slebStep{},
 	}
+	regMu.RLock()
+	defer regMu.RUnlock()
+	for name, op := range registered {
+		ops[name] = op
+	}
+	return ops
+}
+
+var (
+	regMu      sync.RWMutex
+	registered = map[string]executor.Op{}
+)
+
+// Register adds a method's op (lrmc/methods registers a unit's ops here
+// and with the planner). A name registered twice panics.
+func Register(name string, op executor.Op) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registered[name]; dup {
+		panic("ops: op registered twice: " + name)
+	}
+	registered[name] = op
+}
+
+// Ephemeral is embedded by ops whose results are never cached (the
+// planner is told so when the op is registered).
+type Ephemeral struct{ ephemeral }
+
+// IsEphemeral marks an op embedding Ephemeral.
+func (Ephemeral) IsEphemeral() bool { return true }
+
+// JSONCodec stores results of type T as JSON; ops embed it.
+type JSONCodec[T any] struct{ jsonCodec[T] }
+
+// HiddenCodec stores Hidden results as safetensors; ops embed it.
+type HiddenCodec struct{ hiddenCodec }
+
+// Input returns inputs[i] of a call as a T, or an error naming what was
+// expected.
+func Input[T any](c *executor.Call, i int) (T, error) { return input[T](c, i) }
+
+// MeanNLL is the mean next-token negative log-likelihood of lm over rows
+// windows of seqLen tokens (the perplexity protocol); done reports windows
+// finished.
+func MeanNLL(ctx context.Context, lm *llama.Model, ids []int32, rows, seqLen int, done func(int)) (mean float64, count int, err error) {
+	return meanNLL(ctx, lm, ids, rows, seqLen, done)
 }
 
 // ephemeral is embedded by ops whose results are never cached.

@@ -102,7 +102,7 @@ func TestPipelineCachesAndShares(t *testing.T) {
 	if err := apply(t, context.Background(), dir, stories(t, out, 1, 2), rec); err != nil {
 		t.Fatal(err)
 	}
-	if n := rec.started(planner.OpCaptureBlock); n != 5 {
+	if n := rec.started(opCaptureBlock); n != 5 {
 		t.Errorf("first apply captured %d blocks, want 5 (shared by both runs)", n)
 	}
 	first := readResults(t, out)
@@ -144,12 +144,12 @@ func TestPipelineCachesAndShares(t *testing.T) {
 	if err := apply(t, context.Background(), dir, stories(t, out, 1, 2, 3), rec); err != nil {
 		t.Fatal(err)
 	}
-	for _, op := range []string{planner.OpCaptureEmbed, planner.OpCaptureBlock, planner.OpShortGPTBI, planner.OpCalibWindows} {
+	for _, op := range []string{opCaptureEmbed, opCaptureBlock, opShortGPTBI, planner.OpCalibWindows} {
 		if n := rec.started(op); n != 0 {
 			t.Errorf("adding shortgpt-3 ran %s %d times", op, n)
 		}
 	}
-	if n := rec.started(planner.OpPruneDepth); n != 1 {
+	if n := rec.started(opPruneDepth); n != 1 {
 		t.Errorf("adding shortgpt-3 ran prune.depth %d times, want 1", n)
 	}
 }
@@ -177,11 +177,11 @@ func TestCorruptEntryIsRecomputed(t *testing.T) {
 	var block *planner.Node
 	for _, n := range g.Nodes {
 		switch {
-		case n.Op == planner.OpCaptureBlock:
+		case n.Op == opCaptureBlock:
 			if block == nil {
 				block = n
 			}
-		case n.Op == planner.OpCaptureEmbed || n.Op == planner.OpCalibWindows || n.Op == planner.OpTokens || planner.Ephemeral[n.Op]:
+		case n.Op == opCaptureEmbed || n.Op == planner.OpCalibWindows || n.Op == planner.OpTokens || planner.IsEphemeral(n.Op):
 		default:
 			if err := store.Delete(n.Key); err != nil {
 				t.Fatal(err)
@@ -207,9 +207,9 @@ func TestCorruptEntryIsRecomputed(t *testing.T) {
 	if corrupt != 1 {
 		t.Errorf("corrupt events for the tampered block: %d, want 1", corrupt)
 	}
-	if rec.started(planner.OpCaptureBlock) != 1 || rec.started(planner.OpShortGPTBI) != 5 || rec.started(planner.OpCaptureEmbed) != 0 {
+	if rec.started(opCaptureBlock) != 1 || rec.started(opShortGPTBI) != 5 || rec.started(opCaptureEmbed) != 0 {
 		t.Errorf("recomputed %d blocks, %d scores, %d embeddings; want 1, 5, 0",
-			rec.started(planner.OpCaptureBlock), rec.started(planner.OpShortGPTBI), rec.started(planner.OpCaptureEmbed))
+			rec.started(opCaptureBlock), rec.started(opShortGPTBI), rec.started(opCaptureEmbed))
 	}
 	if got := readResults(t, out); !bytes.Equal(got, want) {
 		t.Errorf("results after recomputation differ:\n%s\nwant\n%s", got, want)

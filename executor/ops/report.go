@@ -15,6 +15,12 @@ import (
 // (the names in the order written).
 type Metrics map[string]any
 
+// Reporter is a pruning decision that adds to its run's metrics
+// (planner.Pruned.Decision).
+type Reporter interface {
+	Metrics() map[string]any
+}
+
 // metricsOp gathers a run's evaluations. Inputs: EvalResults in task order.
 type metricsOp struct{ jsonCodec[Metrics] }
 
@@ -40,17 +46,15 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 		}
 	}
 	if p.Depth {
+		// A method's decision reports its own metrics (a depth decision:
+		// removed, blockScores, removalOrder).
 		evals--
-		d, err := input[Decision](c, evals)
+		d, err := input[Reporter](c, evals)
 		if err != nil {
 			return nil, err
 		}
-		m["removed"] = d.Removed
-		if d.Scores != nil {
-			m["blockScores"] = d.Scores
-		}
-		if d.Order != nil {
-			m["removalOrder"] = d.Order
+		for k, v := range d.Metrics() {
+			m[k] = v
 		}
 	}
 	if len(p.Names) != 0 && len(p.Names) != evals {
