@@ -585,3 +585,221 @@ func TestDecoder(t *testing.T) {
 		}
 	}
 }
+
+// recordingBasis is PCA that remembers every basis it returns, in the
+// order slice asks: the embedding's, then per block the attention
+// output's and the block output's.
+func recordingBasis(qs *[]*mat.Dense) basisFunc {
+	return func(c *Cov) ([]float64, *mat.Dense, error) {
+		v, q, err := c.PCA()
+		*qs = append(*qs, q)
+		return v, q, err
+	}
+}
+
+// projectedReference is the dense model computed in float64 with the
+// residual stream projected, after the embedding and after each residual
+// addition, onto the span of the kept principal directions (P = Q_kQ_kᵀ
+// for the first k columns of that point's basis; the last block's output
+// is not projected). This is what SliceGPT's sliced model computes,
+// written in the dense basis: the rotations, the sliced rows and columns
+// and the shortcut matrices are only its coordinates. The RMSNorms see
+// the projected vector, whose norm is that of its kept coordinates, over
+// the dense width d.
+func projectedReference(m *llama.Model, qs []*mat.Dense, keep int, toks []int32) []float64 {
+	c := m.Config
+	d, qd, kvd, hd, hid, t := c.Dim, c.QDim(), c.KVDim(), c.HeadDim(), c.HiddenDim, len(toks)
+	eps := float64(c.NormEps)
+	project := func(x []float64, q *mat.Dense, k int) {
+		coef := make([]float64, k)
+		for j := range k {
+			for i := range d {
+				coef[j] += x[i] * q.At(i, j)
+			}
+		}
+		for i := range d {
+			var s float64
+			for j := range k {
+				s += q.At(i, j) * coef[j]
+			}
+			x[i] = s
+		}
+	}
+	norm := func(x []float64, w []float32) []float64 {
+		var ss float64
+		for _, v := range x {
+			ss += v * v
+		}
+		r := 1 / math.Sqrt(ss/float64(len(x))+eps)
+		out := make([]float64, len(x))
+		for i, v := range x {
+			out[i] = v * r * float64(w[i])
+		}
+		return out
+	}
+	lin := func(w []float32, x []float64, rows int) []float64 {
+		cols := len(x)
+		out := make([]float64, rows)
+		for r := range rows {
+			for j := range cols {
+				out[r] += float64(w[r*cols+j]) * x[j]
+			}
+		}
+		return out
+	}
+	rope := func(v []float64, pos int) {
+		freqs := llama.RopeFreqs(c)
+		half := hd / 2
+		for h := 0; h < len(v); h += hd {
+			for i := range half {
+				a, b := h+2*i, h+2*i+1
+				if c.RopeStyle == llama.RopeHalf {
+					a, b = h+i, h+i+half
+				}
+				ang := float64(pos) * float64(freqs[i])
+				cs, sn := math.Cos(ang), math.Sin(ang)
+				v0, v1 := v[a], v[b]
+				v[a], v[b] = v0*cs-v1*sn, v0*sn+v1*cs
+			}
+		}
+	}
+	xs := make([][]float64, t)
+	for p, tok := range toks {
+		x := make([]float64, d)
+		for i := range d {
+			x[i] = float64(m.Embedding[int(tok)*d+i])
+		}
+		project(x, qs[0], keep)
+		xs[p] = x
+	}
+	for li := range m.Layers {
+		l := &m.Layers[li]
+		ks, vs := make([][]float64, t), make([][]float64, t)
+		qv := make([][]float64, t)
+		for p := range t {
+			n := norm(xs[p], l.AttnNorm)
+			q, k, v := lin(l.Wq, n, qd), lin(l.Wk, n, kvd), lin(l.Wv, n, kvd)
+			if c.QKVBias {
+				for i := range q {
+					q[i] += float64(l.Bq[i])
+				}
+				for i := range k {
+					k[i] += float64(l.Bk[i])
+					v[i] += float64(l.Bv[i])
+				}
+			}
+			if c.QKNorm {
+				for h := 0; h < qd; h += hd {
+					copy(q[h:h+hd], norm(q[h:h+hd], l.QNorm))
+				}
+				for h := 0; h < kvd; h += hd {
+					copy(k[h:h+hd], norm(k[h:h+hd], l.KNorm))
+				}
+			}
+			rope(q, p)
+			rope(k, p)
+			qv[p], ks[p], vs[p] = q, k, v
+		}
+		group := c.Heads / c.KVHeads
+		for p := range t {
+			att := make([]float64, qd)
+			for h := range c.Heads {
+				kh := (h / group) * hd
+				sc := make([]float64, p+1)
+				mx := math.Inf(-1)
+				for s := range p + 1 {
+					for i := range hd {
+						sc[s] += qv[p][h*hd+i] * ks[s][kh+i]
+					}
+					sc[s] /= math.Sqrt(float64(hd))
+					mx = max(mx, sc[s])
+				}
+				var z float64
+				for s := range sc {
+					sc[s] = math.Exp(sc[s] - mx)
+					z += sc[s]
+				}
+				for s := range sc {
+					for i := range hd {
+						att[h*hd+i] += sc[s] / z * vs[s][kh+i]
+					}
+				}
+			}
+			o := lin(l.Wo, att, d)
+			h := make([]float64, d)
+			for i := range d {
+				h[i] = xs[p][i] + o[i]
+			}
+			project(h, qs[1+2*li], keep)
+			n := norm(h, l.FFNNorm)
+			g, u := lin(l.W1, n, hid), lin(l.W3, n, hid)
+			for i := range g {
+				g[i] = g[i] / (1 + math.Exp(-g[i])) * u[i]
+			}
+			down := lin(l.W2, g, d)
+			for i := range d {
+				h[i] += down[i]
+			}
+			if li < len(m.Layers)-1 {
+				project(h, qs[2+2*li], keep)
+			}
+			xs[p] = h
+		}
+	}
+	var logits []float64
+	for p := range t {
+		logits = append(logits, lin(m.Classifier, norm(xs[p], m.FinalNorm), c.Vocab)...)
+	}
+	return logits
+}
+
+// TestSlicedEqualsProjectedDense: at s = 0.25 the sliced model's logits
+// equal an independent float64 computation of the dense model with its
+// residual stream projected onto the kept principal subspaces, for a
+// llama2.c model (interleaved rotary pairs, real norms) and a Qwen3-shaped
+// one (per-head q/k norms, wide heads, tied embedding).
+func TestSlicedEqualsProjectedDense(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    func(testing.TB) *llama.Model
+	}{
+		{"stories260K", func(t testing.TB) *llama.Model { m, _, _ := stories(t, 0, 0); return m }},
+		{"qwen3-synthetic", qwen3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.m(t)
+			const seq = 32
+			r := rand.New(rand.NewPCG(11, 12))
+			calib := make([]int32, 6*seq)
+			for i := range calib {
+				calib[i] = int32(r.IntN(m.Config.Vocab))
+			}
+			var qs []*mat.Dense
+			sm, _, err := slice(context.Background(), m, calib, seq, nil, Options{Sparsity: 0.25}, recordingBasis(&qs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(qs) != 1+2*m.Config.Layers || sm.Width != 48 {
+				t.Fatalf("%d bases, width %d", len(qs), sm.Width)
+			}
+			toks := calib[seq : seq+16]
+			want := projectedReference(m, qs, sm.Width, toks)
+			got := sm.Forward(toks, 1, len(toks))
+			var worst, scale float64
+			for i := range want {
+				worst = max(worst, math.Abs(float64(got[i])-want[i]))
+				scale = max(scale, math.Abs(want[i]))
+			}
+			t.Logf("max |Δlogit| %.3g (logits up to %.3g)", worst, scale)
+			if worst > 1e-4 {
+				t.Fatalf("sliced logits differ from the projected dense model's by %g", worst)
+			}
+			// And the projection matters: the dense model's logits are
+			// far from the sliced ones.
+			dense := m.Forward(toks, 1, len(toks))
+			if d := maxAbsDiff(got, dense); d < 100*worst {
+				t.Fatalf("dense and sliced logits differ by only %g", d)
+			}
+		})
+	}
+}
