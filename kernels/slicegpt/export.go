@@ -207,11 +207,18 @@ func IsSaved(dir string) bool {
 // maxConfigBytes bounds the config read: a real one is a few KiB.
 const maxConfigBytes = 1 << 20
 
-// Load reads a sliced model saved by Save. Every shape is checked against
-// the config (and the config against llama's limits) before a tensor is
-// read, and errors name the file and the field or tensor.
-func Load(dir string) (*Model, error) {
+// ReadConfig reads a saved model's ConfigFile only: the returned model has
+// its configuration and block widths and no tensors (for inspection).
+func ReadConfig(dir string) (*Model, error) {
 	cpath := filepath.Join(dir, ConfigFile)
+	raw, err := readConfig(dir, cpath)
+	if err != nil {
+		return nil, err
+	}
+	return skeleton(cpath, raw)
+}
+
+func readConfig(dir, cpath string) ([]byte, error) {
 	st, err := os.Stat(cpath)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -225,6 +232,18 @@ func Load(dir string) (*Model, error) {
 	raw, err := os.ReadFile(cpath)
 	if err != nil {
 		return nil, fmt.Errorf("slicegpt: %w", err)
+	}
+	return raw, nil
+}
+
+// Load reads a sliced model saved by Save. Every shape is checked against
+// the config (and the config against llama's limits) before a tensor is
+// read, and errors name the file and the field or tensor.
+func Load(dir string) (*Model, error) {
+	cpath := filepath.Join(dir, ConfigFile)
+	raw, err := readConfig(dir, cpath)
+	if err != nil {
+		return nil, err
 	}
 	m, err := skeleton(cpath, raw)
 	if err != nil {
