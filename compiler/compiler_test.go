@@ -272,7 +272,7 @@ func TestRegistry(t *testing.T) {
 		{"depth", "shortgpt", "", ""},
 		{"depth", "sleb", "", ""},
 		{"dynamic", "mod", `method "mod" (dynamic) is not built yet; built methods: ` + depth, ""},
-		{"width", "shortgpt", `unknown method "shortgpt"; built methods: ` + depth, "; planned: width/"},
+		{"width", "shortgpt", `unknown method "shortgpt"; built methods: ` + depth, "; planned: dynamic/"},
 	} {
 		got := checkMethod(tc.paradigm, tc.method)
 		if !strings.HasPrefix(got, tc.prefix) || !strings.Contains(got, tc.contains) || (tc.prefix == "") != (got == "") {

@@ -30,7 +30,9 @@ var (
 	}
 	outputFormats = registry{
 		kind: "output format", plural: "output formats",
-		built: []string{"llama2c", "hf", "gguf"},
+		// slicegpt is lrmc's own layout of width/slicegpt's sliced models
+		// (kernels/slicegpt), the only format that holds them.
+		built: []string{"llama2c", "hf", "gguf", "slicegpt"},
 	}
 	modelFormats = registry{
 		kind: "model format", plural: "model formats",

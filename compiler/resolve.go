@@ -62,6 +62,7 @@ func (c *compiler) resolve() *ir.Recipe {
 	if top.has("speed") {
 		rec.Speed = top.speed()
 	}
+	c.checkModelForms(rec)
 	return rec
 }
 
@@ -103,7 +104,8 @@ func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run
 			"field is required but not present: %s/%s measures the model on calibration data",
 			run.Prune.Paradigm, run.Prune.Method)
 	case r.has("calibration"):
-		run.Calibration = r.calibration()
+		s, _ := spec.Lookup(run.Prune.Paradigm, run.Prune.Method)
+		run.Calibration = r.calibration(s.DefaultSamples, s.DefaultSeqLen)
 	}
 	run.Recovery = r.recovery()
 	run.Eval = r.evals()
@@ -387,10 +389,27 @@ func (r *resolver) prune() (ir.Prune, bool) {
 		r.depthAmount(&p)
 	}
 	if s, ok := spec.Lookup(p.Paradigm, p.Method); ok && !s.Planned {
+		if p.Paradigm != "depth" {
+			r.foreignAmounts(s)
+		}
 		p.Options = r.methodOptions(s)
 		return p, s.Calibration
 	}
 	return p, true
+}
+
+// foreignAmounts reports depth's amounts (remove, ratio, layers) written
+// for a method of another paradigm that does not declare them as its own
+// fields: nothing would read them.
+func (r *resolver) foreignAmounts(s spec.Spec) {
+	for _, f := range spec.Base {
+		if slices.ContainsFunc(s.Fields, func(g spec.Field) bool { return g.Name == f }) {
+			continue
+		}
+		if h, ok := r.get("prune." + f); ok && !h.def {
+			r.c.errs.add(h.pos, h.path, "%s is depth pruning's; %s does not take it", f, s.Key())
+		}
+	}
 }
 
 // methodOptions resolves the method's own fields (its spec's), filling
@@ -512,15 +531,29 @@ func (r *resolver) depthAmount(p *ir.Prune) {
 	}
 }
 
-func (r *resolver) calibration() ir.Calibration {
+// calibration resolves the calibration windows. samples and seqLen are
+// required unless the method has defaults for them (defSamples,
+// defSeqLen not 0): then an absent samples takes defSamples and an absent
+// seqLen stays 0, which the method's plan reads as its default capped at
+// the model's context.
+func (r *resolver) calibration(defSamples, defSeqLen int) ir.Calibration {
 	var cal ir.Calibration
 	cal.Data = r.data("calibration.data")
-	if h, ok := r.need("calibration.samples"); ok {
-		cal.Samples, _ = r.int(h)
+	count := func(field string, def int) int {
+		h, ok := r.get(field)
+		if !ok && def == 0 {
+			h, ok = r.need(field)
+		}
+		if !ok {
+			return 0
+		}
+		n, _ := r.int(h)
+		return n
 	}
-	if h, ok := r.need("calibration.seqLen"); ok {
-		cal.SeqLen, _ = r.int(h)
+	if cal.Samples = count("calibration.samples", defSamples); cal.Samples == 0 {
+		cal.Samples = defSamples
 	}
+	cal.SeqLen = count("calibration.seqLen", defSeqLen)
 	if h, ok := r.get("calibration.seed"); ok {
 		seed, err := h.v.Int64()
 		if r.decoded(h, err) {
@@ -855,8 +888,8 @@ func (r *resolver) output() ir.Output {
 		// llama2.c files are float32 whatever dtype says; a dtype written
 		// for them alone would be silently ignored.
 		if o.DType != "" && o.DType != "float32" && !h.def && o.Formats != nil &&
-			!slices.Contains(o.Formats, "hf") && !slices.Contains(o.Formats, "gguf") {
-			r.c.errs.add(h.pos, h.path, "dtype %q applies to hf and gguf exports, and formats has neither", o.DType)
+			!slices.Contains(o.Formats, "hf") && !slices.Contains(o.Formats, "gguf") && !slices.Contains(o.Formats, "slicegpt") {
+			r.c.errs.add(h.pos, h.path, "dtype %q applies to hf, gguf and slicegpt exports, and formats has none of them", o.DType)
 		}
 	}
 	return o

@@ -25,6 +25,19 @@ type Pruned struct {
 	// Decision, when set, is reported in the run's metrics: its result
 	// must have a Metrics() map[string]any method (executor/ops.Reporter).
 	Decision *Node
+	// Exports are the method's own output formats (a model form the
+	// planner's formats cannot hold, such as width/slicegpt's), by format
+	// name: the planner writes the node's result under the run's
+	// directory instead of planning a format of its own.
+	Exports map[string]Export
+}
+
+// Export is a method's export of its pruned model: Node's result written
+// at Path under the run's directory (a directory when Dir).
+type Export struct {
+	Node *Node
+	Path string
+	Dir  bool
 }
 
 // MethodPlan is a method's view of the run being planned.
@@ -43,6 +56,14 @@ type MethodPlan struct {
 	windows *Node
 	wdone   bool
 }
+
+// Output is the recipe's output settings (formats, dtype), for a method
+// that exports its own model form.
+func (mp *MethodPlan) Output() ir.Output { return mp.p.r.Output }
+
+// Tokenizer is the model's tokenizer source node (its result is the
+// tokenizer's path), for exports that carry the tokenizer along.
+func (mp *MethodPlan) Tokenizer() *Node { return mp.m.tokenizer }
 
 // Add creates (or finds, by key) a node for op, which must be a core op or
 // one registered with RegisterOp.

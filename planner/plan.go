@@ -101,9 +101,10 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 
 	pruned := model
 	var decision *Node
+	var own map[string]Export
 	if pa := run.Prune.Paradigm; pa != "" && pa != "none" {
 		if pr := p.method(name, posRun, run, m); pr != nil {
-			pruned, decision = pr.Model, pr.Decision
+			pruned, decision, own = pr.Model, pr.Decision, pr.Exports
 		} else if len(p.errs) == before {
 			p.errorf(posRun, "prune.method", "method %s/%s planned nothing", pa, run.Prune.Method)
 		}
@@ -178,7 +179,7 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	p.b.g.Targets = append(p.b.g.Targets, metrics)
 	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: metrics, Path: filepath.Join(name, "metrics.json")})
 	if name != DenseRun {
-		p.exports(name, pruned, m)
+		p.exports(name, pruned, m, own)
 		// A width-pruned base may differ in width per block, which no
 		// Hugging Face directory (PEFT's base) can hold: such runs export
 		// the merged model through output.formats only.
@@ -353,14 +354,20 @@ func modelID(ref ir.Model) string {
 }
 
 // exports plans a run's artifacts in every requested format, and its
-// provenance.
-func (p *planning) exports(name string, pruned *Node, m modelNodes) {
+// provenance. own are the method's exports of its own model form, used
+// for the formats they name.
+func (p *planning) exports(name string, pruned *Node, m modelNodes, own map[string]Export) {
 	g := p.b.g
 	dtype := p.r.Output.DType
 	if dtype == "" {
 		dtype = "float32"
 	}
 	for _, f := range p.r.Output.Formats {
+		if ex, ok := own[f]; ok {
+			g.Targets = append(g.Targets, ex.Node)
+			g.Outputs = append(g.Outputs, Output{Node: ex.Node, Path: filepath.Join(name, ex.Path), Dir: ex.Dir})
+			continue
+		}
 		switch f {
 		case "llama2c":
 			ex := p.b.add(name, OpExportLlama2c, ExportParams{}, "export llama2c", pruned)

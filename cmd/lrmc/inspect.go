@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -16,7 +17,43 @@ import (
 	"lrmc/kernels/llama"
 	"lrmc/kernels/llama2c"
 	"lrmc/kernels/safetensors"
+	"lrmc/kernels/slicegpt"
 )
+
+// inspectSliced describes a SliceGPT export from its config and its
+// tensor index: the dense shape it was sliced from, the widths, the
+// parameters the tensors hold.
+func inspectSliced(w io.Writer, dir string, all bool) error {
+	m, err := slicegpt.ReadConfig(dir)
+	if err != nil {
+		return err
+	}
+	f, err := safetensors.Open(filepath.Join(dir, slicegpt.WeightsFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var tensors []tensorInfo
+	var params int64
+	for _, t := range f.Tensors() {
+		tensors = append(tensors, tensorInfo{t.Name, strings.ToLower(string(t.DType)), t.Shape})
+		params += int64(t.NumElements())
+	}
+	c := m.Config
+	fmt.Fprintf(w, "%s\n  format        slicegpt (lrmc's own layout; transformers and llama.cpp cannot load it)\n", dir)
+	fmt.Fprintf(w, "  architecture  SliceGPT-sliced llama: shortcut matrices on the residual stream\n")
+	fmt.Fprintf(w, "  blocks        %d\n  hidden        %d sliced to %d (ratio %g)\n", c.Layers, c.Dim, m.Width, m.Sparsity)
+	var widths []string
+	for _, l := range m.Layers {
+		widths = append(widths, fmt.Sprintf("%d→%d→%d", l.In, l.Mid, l.Out))
+	}
+	fmt.Fprintf(w, "  block widths  %s\n", strings.Join(widths, ", "))
+	fmt.Fprintf(w, "  heads         %d (kv %d, head dim %d)\n  intermediate  %d\n  vocab         %d\n  context       %d\n",
+		c.Heads, c.KVHeads, c.HeadDim(), c.HiddenDim, c.Vocab, c.SeqLen)
+	fmt.Fprintf(w, "  parameters    %s (dense %s)\n", commas(params), commas(c.Params()))
+	printTensors(w, tensors, all)
+	return nil
+}
 
 func inspectCmd() *cobra.Command {
 	var all bool
@@ -26,10 +63,14 @@ func inspectCmd() *cobra.Command {
 		Long: `Inspect reads a model's header or config and its tensor index (never the
 weights) and prints its architecture, shape, parameter count and tensors:
 the first block's and those outside the blocks (--all: every tensor).
-PATH is a Hugging Face directory, a .gguf file or a llama2.c .bin file.`,
+PATH is a Hugging Face directory, a .gguf file, a llama2.c .bin file or
+a SliceGPT export (a run's slicegpt/ directory).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
+			if slicegpt.IsSaved(path) {
+				return inspectSliced(cmd.OutOrStdout(), path, all)
+			}
 			format, err := ops.DetectFormat(path, "auto")
 			if err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 	"lrmc/kernels/ggufmodel"
 	"lrmc/kernels/hf"
 	"lrmc/kernels/llama2c"
+	"lrmc/kernels/slicegpt"
 	"lrmc/kernels/synth"
 	"lrmc/kernels/tokenizer"
 	"lrmc/planner"
@@ -323,6 +324,11 @@ func DetectFormat(path, format string) (string, error) {
 		return "", err
 	}
 	if st.IsDir() {
+		if slicegpt.IsSaved(path) {
+			return "", fmt.Errorf("%s holds a SliceGPT-sliced model (%s, lrmc's own layout of width/slicegpt's output): "+
+				"its blocks carry shortcut matrices, so it is no checkpoint to prune, evaluate or generate with; "+
+				"lrmc inspect describes it", path, slicegpt.ConfigFile)
+		}
 		return "hf", nil
 	}
 	switch strings.ToLower(filepath.Ext(path)) {

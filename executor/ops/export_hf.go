@@ -31,7 +31,7 @@ func (exportHF) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	m, err := input[*Model](c, 0)
+	m, err := llamaInput(c, 0)
 	if err != nil {
 		return nil, err
 	}

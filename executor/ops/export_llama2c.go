@@ -14,7 +14,7 @@ type exportLlama2c struct{ rawBytes }
 func (exportLlama2c) Version() int { return 1 }
 
 func (exportLlama2c) Run(ctx context.Context, c *executor.Call) (any, error) {
-	m, err := input[*Model](c, 0)
+	m, err := llamaInput(c, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -155,7 +155,7 @@ type mcScore struct{ samplesCodec }
 func (mcScore) Version() int { return 1 }
 
 func (mcScore) Run(ctx context.Context, c *executor.Call) (any, error) {
-	model, err := input[*Model](c, 0)
+	model, err := llamaInput(c, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ func (mcAccuracy) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	model, err := input[*Model](c, 1)
+	model, err := llamaInput(c, 1)
 	if err != nil {
 		return nil, err
 	}

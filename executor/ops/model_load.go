@@ -9,6 +9,7 @@ import (
 	"lrmc/kernels/hf"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/llama2c"
+	"lrmc/kernels/slicegpt"
 	"lrmc/kernels/synth"
 	"lrmc/planner"
 )
@@ -16,7 +17,12 @@ import (
 // Model is a loaded model and what exports need of its source to write it
 // back faithfully.
 type Model struct {
+	// LM is the model, nil when Sliced holds it instead.
 	LM *llama.Model
+	// Sliced is a SliceGPT-sliced model (width/slicegpt), which is not a
+	// Llama model (shortcut matrices between blocks): only perplexity
+	// evaluates it (the compiler rejects the rest), and LM is nil.
+	Sliced *slicegpt.Model
 	// HF is the configuration of a Hugging Face or synthetic model.
 	HF *hf.Config
 	// GGUF is the metadata of a GGUF model (tokenizer included).
@@ -90,5 +96,23 @@ func withDType(m *Model, dtype string) (*Model, error) {
 		return nil, err
 	}
 	m.LM = lm
+	return m, nil
+}
+
+// llamaInput is input i of a call as a *Model that holds a Llama model:
+// a sliced model (SliceGPT) reaching an op other than perplexity is
+// refused by name, not dereferenced. The compiler rejects such recipes
+// first; this keeps a hand-built plan from crashing.
+func llamaInput(c *executor.Call, i int) (*Model, error) {
+	m, err := input[*Model](c, i)
+	if err != nil {
+		return nil, err
+	}
+	if m.LM == nil {
+		if m.Sliced != nil {
+			return nil, fmt.Errorf("%s needs a Llama model; input %d is a SliceGPT-sliced model, which only perplexity evaluates", c.Node.Op, i)
+		}
+		return nil, fmt.Errorf("%s: input %d holds no model", c.Node.Op, i)
+	}
 	return m, nil
 }

@@ -4,15 +4,19 @@ import (
 	"context"
 	"fmt"
 
-	"lrmc/kernels/llama"
 	"lrmc/kernels/perplexity"
 )
+
+// forwarder is what the perplexity protocol needs of a model: the logits
+// of a batched forward pass (a *llama.Model, a *slicegpt.Model).
+type forwarder interface {
+	Forward(tokens []int32, b, t int) []float32
+}
 
 // meanNLL is the mean next-token negative log-likelihood of lm over rows
 // windows of seqLen tokens (the perplexity protocol), as many windows per
 // forward pass as logitBudget allows. done reports windows finished.
-func meanNLL(ctx context.Context, lm *llama.Model, ids []int32, rows, seqLen int, done func(int)) (mean float64, count int, err error) {
-	vocab := lm.Config.Vocab
+func meanNLL(ctx context.Context, lm forwarder, vocab int, ids []int32, rows, seqLen int, done func(int)) (mean float64, count int, err error) {
 	batch := max(1, min(rows, logitBudget/(seqLen*vocab)))
 	var sum float64
 	for r := 0; r < rows; r += batch {

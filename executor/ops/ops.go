@@ -83,7 +83,7 @@ func Input[T any](c *executor.Call, i int) (T, error) { return input[T](c, i) }
 // windows of seqLen tokens (the perplexity protocol); done reports windows
 // finished.
 func MeanNLL(ctx context.Context, lm *llama.Model, ids []int32, rows, seqLen int, done func(int)) (mean float64, count int, err error) {
-	return meanNLL(ctx, lm, ids, rows, seqLen, done)
+	return meanNLL(ctx, lm, lm.Config.Vocab, ids, rows, seqLen, done)
 }
 
 // ephemeral is embedded by ops whose results are never cached.

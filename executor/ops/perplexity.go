@@ -49,7 +49,16 @@ func (perplexityOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := model.LM
+	// A sliced model (SliceGPT) has its own forward pass and count.
+	var lm forwarder
+	var vocab, blocks int
+	var params int64
+	if s := model.Sliced; s != nil {
+		lm, vocab, params, blocks = s, s.Config.Vocab, s.Params(), len(s.Layers)
+	} else {
+		m := model.LM
+		lm, vocab, params, blocks = m, m.Config.Vocab, m.Config.Params(), m.Config.Layers
+	}
 	w, err := input[Tokens](c, 1)
 	if err != nil {
 		return nil, err
@@ -57,12 +66,12 @@ func (perplexityOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if w.Cols != p.SeqLen {
 		return nil, fmt.Errorf("evaluation windows have %d tokens, planned %d", w.Cols, p.SeqLen)
 	}
-	mean, count, err := meanNLL(ctx, m, w.IDs, w.Rows, p.SeqLen, func(d int) { c.Progress(int64(d), int64(w.Rows)) })
+	mean, count, err := meanNLL(ctx, lm, vocab, w.IDs, w.Rows, p.SeqLen, func(d int) { c.Progress(int64(d), int64(w.Rows)) })
 	if err != nil {
 		return nil, err
 	}
 	return EvalResult{
 		Task: "perplexity", Perplexity: math.Exp(mean), MeanNLL: mean, Tokens: count, Windows: w.Rows,
-		Params: m.Config.Params(), Blocks: m.Config.Layers,
+		Params: params, Blocks: blocks,
 	}, nil
 }

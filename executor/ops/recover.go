@@ -47,7 +47,7 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	model, err := input[*Model](c, 0)
+	model, err := llamaInput(c, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 	}
 	var teacher *Model
 	if p.Loss == "kd" {
-		if teacher, err = input[*Model](c, 2); err != nil {
+		if teacher, err = llamaInput(c, 2); err != nil {
 			return nil, err
 		}
 	}
@@ -293,7 +293,7 @@ type modelRecovered struct{ ephemeral }
 func (modelRecovered) Version() int { return 1 }
 
 func (modelRecovered) Run(ctx context.Context, c *executor.Call) (any, error) {
-	base, err := input[*Model](c, 0)
+	base, err := llamaInput(c, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"lrmc/kernels/slicegpt"
 )
 
 // Kind is the format of a resolved model.
@@ -77,6 +79,11 @@ func resolvePath(ref string) (Resolved, error) {
 	switch ext := strings.ToLower(filepath.Ext(abs)); {
 	case st.IsDir():
 		if _, err := os.Stat(filepath.Join(abs, "config.json")); err != nil {
+			if slicegpt.IsSaved(abs) {
+				return Resolved{}, fmt.Errorf("modelref: %q: directory %s holds a SliceGPT-sliced model (%s, lrmc's own layout), "+
+					"whose blocks carry shortcut matrices: no checkpoint lrmc loads as a model (lrmc inspect describes it)",
+					ref, abs, slicegpt.ConfigFile)
+			}
 			return Resolved{}, fmt.Errorf("modelref: %q: directory %s has no config.json, so it is no Hugging Face checkpoint", ref, abs)
 		}
 		r.Kind = HFDir

@@ -32,6 +32,17 @@ type Spec struct {
 	// Check, if set, validates the resolved options as a whole (what CUE
 	// constraints on single fields cannot say). report names the field.
 	Check func(o ir.Options, report func(field, format string, args ...any))
+	// DefaultSamples and DefaultSeqLen, when not 0, are the calibration
+	// windows a run of this method takes when the recipe gives none (the
+	// method's reference defaults); 0 makes the field required. A default
+	// seqLen is capped at the model's context by the method's plan, so
+	// the compiler leaves calibration.seqLen 0 ("the method's default").
+	DefaultSamples, DefaultSeqLen int
+	// ModelForm, when set, says the pruned model is not a Llama model but
+	// this form of its own (an output format of that name writes it):
+	// the compiler rejects multiple-choice evaluation, recovery and every
+	// other output format for such a run, with this method's name.
+	ModelForm string
 }
 
 // Key is "paradigm/name", the method's name in messages and registries.
