@@ -715,3 +715,34 @@ func TestBuiltinTasks(t *testing.T) {
 		}
 	}
 }
+
+// TestCompileGeneration decodes testdata/valid_gen.cue: the built-in
+// gsm8k task as lm-eval's yaml has it, with the eval's maxNewTokens over
+// the task's, and a recipe's own generation task whose seed applies when
+// the eval sets none.
+func TestCompileGeneration(t *testing.T) {
+	got, err := Compile("testdata/valid_gen.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	piqa := filepath.Join(dir, "files/piqa.jsonl")
+	data := ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 1}}
+	want := []ir.Eval{
+		{Name: "gsm", Field: "eval.gsm", Task: "gsm8k", Data: data, Samples: 2, Fewshot: 1, Seed: 7,
+			Gen: &ir.GenTask{Text: "Question: {{question}}\nAnswer:", Target: "{{answer}}",
+				Stop: []string{"Question:", "</s>", "<|im_end|>"}, MaxNewTokens: 32, Extraction: "gsm8k", N: 1, TopP: 1}},
+		{Name: "mine", Field: "eval.mine", Task: "first", Data: data, Seed: 5,
+			Gen: &ir.GenTask{Text: "{{goal}}\n", Target: "{{sol1}}", Stop: []string{"\n"}, MaxNewTokens: 256,
+				Extraction: "regex", Regex: `^\s*(\w+)`, IgnoreCase: true, N: 2, Temperature: 0.8, TopP: 0.9}},
+	}
+	if diff := cmp.Diff(want, got.DenseEval); diff != "" {
+		t.Errorf("evals (-want +got):\n%s", diff)
+	}
+	if e := got.DenseEval[0]; e.MultipleChoice() || !e.Generation() {
+		t.Errorf("gsm8k: multiple choice %v, generation %v", e.MultipleChoice(), e.Generation())
+	}
+}

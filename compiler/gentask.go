@@ -218,7 +218,15 @@ func (c *compiler) checkSettings(g ir.GenTask, pos map[string]ir.Pos, taskPath, 
 		ok = false
 	}
 	if g.N > 1 && g.Temperature == 0 {
-		p, path := where("n")
+		// At whichever of the two the eval wrote: that edit made them
+		// disagree.
+		field := "n"
+		if _, evalN := pos["eval:n"]; !evalN {
+			if _, evalT := pos["eval:temperature"]; evalT {
+				field = "temperature"
+			}
+		}
+		p, path := where(field)
 		c.errs.add(p, path, "n %d samples at temperature 0 repeat one greedy generation; set temperature above 0 or n to 1", g.N)
 		ok = false
 	}
