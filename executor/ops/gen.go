@@ -92,7 +92,7 @@ type GenTrace struct {
 
 // checkpointEvery is how often (at most) generation saves what it has
 // done, so that an interrupted evaluation loses little.
-const checkpointEvery = 10 * time.Second
+var checkpointEvery = 10 * time.Second
 
 // generateOp generates every item's samples. Inputs: model, items,
 // tokenizer source, and the model source of a Hugging Face checkpoint.
