@@ -73,13 +73,17 @@ type GenMetricsParams struct {
 // samples/<name>.jsonl) and the metrics; nil on error. Each stage is its
 // own node so that a new extraction does not generate again.
 func (p *planning) generation(name, posRun string, e ir.Eval, model *Node, m modelNodes) *Node {
+	g := e.Gen
+	if g.MaxNewTokens >= m.info.SeqLen {
+		p.errorf(posRun, e.Field+".maxNewTokens", "maxNewTokens %d leaves no room for a prompt in the model's context of %d tokens", g.MaxNewTokens, m.info.SeqLen)
+		return nil
+	}
 	sum, err := p.env.FileDigest(e.Data.Path)
 	if err != nil {
 		p.errorf(posRun, e.Field+".data.path", "%v", err)
 		return nil
 	}
 	src := p.b.source(name, e.Data.Path, sum, filepath.Base(e.Data.Path))
-	g := e.Gen
 	items := p.b.add(name, OpGenItems, GenItemsParams{
 		Task:   e.Task,
 		Prompt: GenPromptParams{Text: g.Text, Target: g.Target, Delimiter: g.Delimiter, FewshotDelimiter: g.FewshotDelimiter},
