@@ -10,7 +10,7 @@ import (
 func genEval(extraction string, maxNew int) ir.Eval {
 	return ir.Eval{Name: "gsm8k", Field: "eval.gsm8k", Task: "gsm8k", Samples: 4,
 		Data: ir.Data{Path: "/d/gsm8k.jsonl", Format: "jsonl", Split: ir.Split{From: 0, To: 1}},
-		Gen: &ir.GenTask{Text: "Q: {{question}}", Target: "{{answer}}", MaxNewTokens: maxNew, Extraction: extraction, N: 1, TopP: 1}}
+		Gen:  &ir.GenTask{Text: "Q: {{question}}", Target: "{{answer}}", MaxNewTokens: maxNew, Extraction: extraction, N: 1, TopP: 1}}
 }
 
 func genRecipe(e ir.Eval) *ir.Recipe {
