@@ -161,8 +161,10 @@ func TestGenerationEval(t *testing.T) {
 	if got, _ := e["pass@1"].(float64); math.Abs(got-pass) > 1e-12 || e["items"] != 4.0 || e["n"] != 3.0 {
 		t.Errorf("pass@1 %v over %v items × %v, recount %v", e["pass@1"], e["items"], e["n"], pass)
 	}
-	if pass == 0 || pass == 1 {
-		t.Logf("pass@1 recount is %v: the test would be stronger with a fraction", pass)
+	// Seeded, so always the same: 5 of the 12 samples start with the
+	// target word, a fraction that a wrong average would miss.
+	if math.Abs(pass-5.0/12) > 1e-12 {
+		t.Errorf("pass@1 recount %v, want 5/12 as recorded when the test was written", pass)
 	}
 
 	// A rerun runs nothing and changes nothing.
