@@ -137,6 +137,10 @@ type compiler struct {
 	// multiple-choice ones (built in and the recipe's own).
 	tasks    registry
 	taskDefs map[string]ir.TaskDef
+	// genDefs define the generation tasks; chatPos is where each
+	// evaluation (by its Positions key) turned chat on.
+	genDefs map[string]genDef
+	chatPos map[string]chatAt
 	// cuePaths are the field paths of the schema's errors, so checks in Go
 	// can stay quiet about what follows from them.
 	cuePaths []string

@@ -282,8 +282,8 @@ func TestRegistry(t *testing.T) {
 	if got := checkMethod("dynamic", "mod"); strings.Contains(got, "dynamic/mod") {
 		t.Errorf("a planned method is listed as built: %q", got)
 	}
-	if got := evalTasks.check("gsm8k"); got != `task "gsm8k" is not built yet; built tasks: perplexity` {
-		t.Errorf("evalTasks.check(gsm8k) = %q", got)
+	if got := evalTasks.check("openbookqa"); got != `task "openbookqa" is not built yet; built tasks: perplexity` {
+		t.Errorf("evalTasks.check(openbookqa) = %q", got)
 	}
 	if got := dataFormats.check("csv"); got != `unknown data format "csv"; built data formats: text, jsonl, chat, instruction` {
 		t.Errorf("dataFormats.check(csv) = %q", got)
@@ -683,7 +683,7 @@ func TestBuiltinTasks(t *testing.T) {
 	if c.compile(); len(c.errs.errs) > 0 {
 		t.Fatal(c.errs.errs)
 	}
-	if got := c.tasks.check("arc"); got != `unknown task "arc"; built tasks: perplexity, boolq, commonsense_qa, hellaswag, piqa, swag, yesno; planned: winogrande, arc-easy, arc-challenge, openbookqa, gsm8k` {
+	if got := c.tasks.check("arc"); got != `unknown task "arc"; built tasks: perplexity, boolq, commonsense_qa, gsm8k, hellaswag, piqa, swag, yesno; planned: winogrande, arc-easy, arc-challenge, openbookqa` {
 		t.Errorf("tasks.check(arc) = %q", got)
 	}
 	for _, tc := range []struct {
@@ -720,5 +720,36 @@ func TestBuiltinTasks(t *testing.T) {
 		if it.Context != tc.context || strings.Join(conts, "|") != strings.Join(tc.conts, "|") || it.Gold != tc.gold {
 			t.Errorf("%s: context %q, continuations %q, gold %d; want %q, %q, %d", tc.task, it.Context, conts, it.Gold, tc.context, tc.conts, tc.gold)
 		}
+	}
+}
+
+// TestCompileGeneration decodes testdata/valid_gen.cue: the built-in
+// gsm8k task as lm-eval's yaml has it, with the eval's maxNewTokens over
+// the task's, and a recipe's own generation task whose seed applies when
+// the eval sets none.
+func TestCompileGeneration(t *testing.T) {
+	got, err := Compile("testdata/valid_gen.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	piqa := filepath.Join(dir, "files/piqa.jsonl")
+	data := ir.Data{Path: piqa, Format: "jsonl", Split: ir.Split{From: 0, To: 1}}
+	want := []ir.Eval{
+		{Name: "gsm", Field: "eval.gsm", Task: "gsm8k", Data: data, Samples: 2, Fewshot: 1, Seed: 7,
+			Gen: &ir.GenTask{Text: "Question: {{question}}\nAnswer:", Target: "{{answer}}",
+				Stop: []string{"Question:", "</s>", "<|im_end|>"}, MaxNewTokens: 32, Extraction: "gsm8k", N: 1, TopP: 1}},
+		{Name: "mine", Field: "eval.mine", Task: "first", Data: data, Seed: 5,
+			Gen: &ir.GenTask{Text: "{{goal}}\n", Target: "{{sol1}}", Stop: []string{"\n"}, MaxNewTokens: 256,
+				Extraction: "regex", Regex: `^\s*(\w+)`, IgnoreCase: true, N: 2, Temperature: 0.8, TopP: 0.9}},
+	}
+	if diff := cmp.Diff(want, got.DenseEval); diff != "" {
+		t.Errorf("evals (-want +got):\n%s", diff)
+	}
+	if e := got.DenseEval[0]; e.MultipleChoice() || !e.Generation() {
+		t.Errorf("gsm8k: multiple choice %v, generation %v", e.MultipleChoice(), e.Generation())
 	}
 }

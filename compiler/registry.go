@@ -26,7 +26,7 @@ var (
 	evalTasks = registry{
 		kind: "task", plural: "tasks",
 		built:   []string{"perplexity"},
-		planned: []string{"winogrande", "arc-easy", "arc-challenge", "openbookqa", "gsm8k"},
+		planned: []string{"winogrande", "arc-easy", "arc-challenge", "openbookqa"},
 	}
 	outputFormats = registry{
 		kind: "output format", plural: "output formats",

@@ -40,6 +40,7 @@ func (c *compiler) resolve() *ir.Recipe {
 	if dense {
 		rec.DenseModel = top.model()
 		rec.DenseEval = top.evals()
+		c.checkChat("", rec.DenseModel, rec.DenseEval)
 		if len(rec.DenseEval) == 0 && !c.cueErrorRelated("eval") {
 			c.errs.add(orPos(denseHit.pos, ir.Pos{File: c.file}), "dense",
 				"the dense baseline needs eval at the top level; add eval or set dense: false")
@@ -109,6 +110,7 @@ func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run
 	}
 	run.Recovery = r.recovery()
 	run.Eval = r.evals()
+	c.checkChat(name, run.Model, run.Eval)
 	return run
 }
 
@@ -645,6 +647,8 @@ func (r *resolver) template(field, format string) (string, *bool) {
 // mceval will use it.
 func (c *compiler) resolveTasks() {
 	c.taskDefs = map[string]ir.TaskDef{}
+	c.genDefs = map[string]genDef{}
+	c.chatPos = map[string]chatAt{}
 	c.tasks = evalTasks
 	c.tasks.built = slices.Clone(evalTasks.built)
 	var names []string
@@ -655,12 +659,25 @@ func (c *compiler) resolveTasks() {
 		case slices.Contains(evalTasks.built, name) || slices.Contains(evalTasks.planned, name):
 			c.errs.add(pos, path, "task %q is lrmc's own; name yours otherwise", name)
 			return
-		case c.taskDefs[name].Text != "" || slices.Contains(names, name):
+		case slices.Contains(names, name):
 			builtin := slices.Sorted(slices.Values(names))
 			c.errs.add(pos, path, "task %q is built in; name yours otherwise (built-in tasks: %s)", name, strings.Join(builtin, ", "))
 			return
 		case !evalName.MatchString(name):
 			c.errs.add(pos, path, "task name %q must match %s", name, evalName)
+			return
+		}
+		kind, ok := c.taskKind(v, w, path, pos)
+		switch {
+		case !ok:
+			return
+		case kind == kindGen:
+			if d, ok := c.genTask(name, v, w, path, pos); ok {
+				c.genDefs[name] = d
+				names = append(names, name)
+			}
+			return
+		case !c.foreignFields(v, w, path, pos, kind, genOnly):
 			return
 		}
 		var d ir.TaskDef
@@ -690,7 +707,7 @@ func (c *compiler) resolveTasks() {
 	if it, err := c.schema.Tasks.Fields(); err == nil {
 		for it.Next() {
 			name := it.Selector().Unquoted()
-			add(name, it.Value(), cue.Value{}, "")
+			add(name, it.Value(), cue.Value{}, "#Tasks."+name)
 		}
 	}
 	builtin := len(names)
@@ -805,6 +822,14 @@ func (r *resolver) eval() ir.Eval {
 	if h, ok := r.get("samples"); ok {
 		e.Samples, _ = r.int(h)
 	}
+	gen, isGen := r.c.genDefs[e.Task]
+	if !isGen {
+		for _, f := range genSettings {
+			if h, ok := r.get(f); ok && !h.def {
+				r.c.errs.add(h.pos, h.path, "%s applies to generation tasks; task is %q", f, written)
+			}
+		}
+	}
 	if written == "perplexity" {
 		if h, ok := r.need("seqLen"); ok {
 			e.SeqLen, _ = r.int(h)
@@ -832,6 +857,12 @@ func (r *resolver) eval() ir.Eval {
 	}
 	if def, ok := r.c.taskDefs[e.Task]; ok {
 		e.Def = &def
+	}
+	if isGen {
+		e.Gen = r.genSettings(gen)
+		if gen.seed != nil {
+			e.Seed = *gen.seed
+		}
 	}
 	if h, ok := r.get("fewshot"); ok {
 		e.Fewshot, _ = r.int(h)

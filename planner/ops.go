@@ -33,6 +33,20 @@ const (
 	// OpMCAccuracy turns the scores into acc and acc_norm with their
 	// standard errors.
 	OpMCAccuracy = "eval.mc.accuracy"
+	// OpGenItems renders a generation task's documents into prompts and
+	// targets (few-shot examples included); the model and its tokenizer
+	// are not inputs, so every model shares them.
+	OpGenItems = "eval.gen.items"
+	// OpGenerate generates n samples for every item with a model (the
+	// prompt through its chat template when asked), checkpointing as it
+	// goes; it keeps the raw texts and think traces.
+	OpGenerate = "eval.gen.generate"
+	// OpGenScore extracts answers from the generations and scores them
+	// against the targets; its result, one JSON line per item, is also the
+	// evaluation's samples file. A new extraction reruns only this.
+	OpGenScore = "eval.gen.score"
+	// OpGenMetrics turns the scored samples into the evaluation's metrics.
+	OpGenMetrics = "eval.gen.metrics"
 	// OpMetrics gathers a run's metrics into metrics.json.
 	OpMetrics = "report.metrics"
 	// OpResults gathers every run's metrics into results.json.
@@ -73,6 +87,10 @@ var Versions = map[string]int{
 	OpMCItems:        1,
 	OpMCScore:        1,
 	OpMCAccuracy:     1,
+	OpGenItems:       1,
+	OpGenerate:       1,
+	OpGenScore:       1,
+	OpGenMetrics:     1,
 	OpResults:        1,
 	OpExportLlama2c:  1,
 	OpExportHF:       1,

@@ -125,6 +125,13 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 			// An IR built by hand (tests, tools) may leave names out.
 			e.Name = e.Task
 		}
+		if e.Generation() {
+			if g := p.generation(name, posRun, e, pruned, m); g != nil {
+				evals = append(evals, g)
+				tasks, names = append(tasks, e.Task), append(names, e.Name)
+			}
+			continue
+		}
 		if e.MultipleChoice() {
 			if acc := p.multipleChoice(name, posRun, e, pruned, m); acc != nil {
 				evals = append(evals, acc)

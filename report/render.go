@@ -85,6 +85,18 @@ func (r *Report) Markdown() []byte {
 		b.WriteString("| " + strings.Join(mdEscape(r.Table.Cells(row)), " | ") + " |\n")
 	}
 	b.WriteString("\n" + r.legend() + "\n")
+	if rs := r.Table.Reasoning(); len(rs) > 0 {
+		b.WriteString("\n## Reasoning length\n\n")
+		b.WriteString("| " + strings.Join(mdEscape(reasoningHeader), " | ") + " |\n|---|---|")
+		for range reasoningHeader[2:] {
+			b.WriteString("---:|")
+		}
+		b.WriteString("\n")
+		for _, x := range rs {
+			b.WriteString("| " + strings.Join(mdEscape(r.Table.reasoningCells(x)), " | ") + " |\n")
+		}
+		b.WriteString("\n" + reasoningLegend + "\n")
+	}
 	if len(r.Plots) > 0 {
 		fmt.Fprintf(&b, "\n## Plots\n\nIn %s:\n\n", HTMLFile)
 		for _, p := range r.Plots {
@@ -138,6 +150,25 @@ func (r *Report) HTML() []byte {
 		b.WriteString("</tr>\n")
 	}
 	b.WriteString("</tbody>\n</table>\n<p>" + html.EscapeString(r.legend()) + "</p>\n")
+	if rs := r.Table.Reasoning(); len(rs) > 0 {
+		b.WriteString("<h2>Reasoning length</h2>\n<table>\n<thead><tr>")
+		for _, h := range reasoningHeader {
+			fmt.Fprintf(&b, "<th>%s</th>", html.EscapeString(h))
+		}
+		b.WriteString("</tr></thead>\n<tbody>\n")
+		for _, x := range rs {
+			b.WriteString("<tr>")
+			for i, c := range r.Table.reasoningCells(x) {
+				if i < 2 {
+					fmt.Fprintf(&b, "<td>%s</td>", html.EscapeString(c))
+				} else {
+					fmt.Fprintf(&b, "<td class=\"n\">%s</td>", html.EscapeString(c))
+				}
+			}
+			b.WriteString("</tr>\n")
+		}
+		b.WriteString("</tbody>\n</table>\n<p>" + html.EscapeString(reasoningLegend) + "</p>\n")
+	}
 	if len(r.Plots) > 0 {
 		b.WriteString("<h2>Plots</h2>\n")
 		for _, p := range r.Plots {

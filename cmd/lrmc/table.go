@@ -131,6 +131,14 @@ func evalColumns(m ops.Metrics) []column {
 	for _, name := range evalNames(m) {
 		e := taskEntry(m, name)
 		switch {
+		case e["pass@1"] != nil:
+			// A generation evaluation: its answer metrics, then the
+			// length of its reasoning and answers.
+			for _, k := range genColumns {
+				if e[k] != nil {
+					cols = append(cols, column{name, k})
+				}
+			}
 		case e["acc"] != nil:
 			cols = append(cols, column{name, "acc"}, column{name, "acc_norm"})
 		case e["task"] == "perplexity" && !headline:
@@ -141,6 +149,11 @@ func evalColumns(m ops.Metrics) []column {
 	}
 	return cols
 }
+
+// genColumns are the columns a generation evaluation shows, those it has
+// (the answer metrics depend on its extraction).
+var genColumns = []string{"exact_match_strict", "exact_match_flexible", "exact_match", "accuracy", "pass@1",
+	"think_tokens_mean", "answer_tokens_mean"}
 
 // evalNames are the run's evaluation names in the order written (a fresh
 // result holds them as []string, one read from the cache as []any).

@@ -57,3 +57,30 @@ x      4            [2]      80      12.0000     +100.0%   1250.0 (1.25×)  250.
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// A generation evaluation shows its answer metrics, pass@1 and the mean
+// think and answer lengths, not its other columns.
+func TestTableGenerationColumns(t *testing.T) {
+	var r ops.Results
+	err := json.Unmarshal([]byte(`{
+	  "dense": {"blocks": 5, "params": 100, "perplexity": 6, "evals": ["gsm8k", "math"],
+	    "tasks": {"gsm8k": {"task": "gsm8k", "exact_match_strict": 0.25, "exact_match_flexible": 0.5, "pass@1": 0.5,
+	                        "think_tokens_mean": 120, "answer_tokens_mean": 8, "truncated_rate": 0.1, "items": 4},
+	              "math": {"task": "math", "accuracy": 0.75, "pass@1": 0.5, "think_tokens_mean": 0, "answer_tokens_mean": 3}}},
+	  "runs": {}}`), &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	printResults(&b, r)
+	header := strings.Fields(strings.SplitN(b.String(), "\n", 2)[0])
+	want := []string{"run", "blocks", "kept", "removed", "params", "perplexity", "vs", "dense",
+		"gsm8k.exact_match_strict", "gsm8k.exact_match_flexible", "gsm8k.pass@1", "gsm8k.think_tokens_mean", "gsm8k.answer_tokens_mean",
+		"math.accuracy", "math.pass@1", "math.think_tokens_mean", "math.answer_tokens_mean"}
+	if strings.Join(header, " ") != strings.Join(want, " ") {
+		t.Errorf("header %q, want %q", header, want)
+	}
+	if !strings.Contains(b.String(), "0.2500") || !strings.Contains(b.String(), "120.0000") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

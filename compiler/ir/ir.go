@@ -206,8 +206,36 @@ type Eval struct {
 	// from the file's other items.
 	Fewshot int
 	Seed    int64
-	// Def defines a multiple-choice task (nil for perplexity).
+	// Def defines a multiple-choice task (nil for perplexity and
+	// generation).
 	Def *TaskDef
+	// Gen defines a generation task, the eval's settings merged over the
+	// task's (nil for other tasks).
+	Gen *GenTask
+}
+
+// GenTask is a generation task as data (schema #GenTask) with the
+// settings it runs with.
+type GenTask struct {
+	// Text and Target are doc_to_text and doc_to_target templates;
+	// Delimiter and FewshotDelimiter join few-shot examples.
+	Text, Target, Delimiter, FewshotDelimiter string
+	Stop                                      []string
+	MaxNewTokens                              int
+	// Extraction is "gsm8k", "boxed", "exact" or "regex" (Regex, the
+	// GroupSelect-th match); IgnoreCase and IgnorePunctuation are
+	// exact_match's options.
+	Extraction                    string
+	Regex                         string
+	GroupSelect                   int
+	IgnoreCase, IgnorePunctuation bool
+	// Chat renders the prompt with the model's chat template; Thinking,
+	// when set, is its enable_thinking.
+	Chat     bool
+	Thinking *bool
+	// N samples per item at Temperature (0: greedy) and TopP.
+	N                 int
+	Temperature, TopP float64
 }
 
 // TaskDef is a multiple-choice task as data, as lm-eval's yaml writes one
@@ -224,7 +252,11 @@ type TaskDef struct {
 
 // MultipleChoice reports whether the evaluation is scored by comparing
 // the log-likelihoods of choices.
-func (e Eval) MultipleChoice() bool { return e.Task != "" && e.Task != "perplexity" }
+func (e Eval) MultipleChoice() bool { return e.Task != "" && e.Task != "perplexity" && e.Gen == nil }
+
+// Generation reports whether the evaluation generates text and scores
+// the answers extracted from it.
+func (e Eval) Generation() bool { return e.Gen != nil }
 
 // Speed says how to measure a model's speed on this machine: one prefill
 // of Prefill tokens and Decode greedy decode steps, each Reps times (the

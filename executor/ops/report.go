@@ -72,13 +72,21 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 		return nil, fmt.Errorf("%d evaluation names for %d evaluations", len(p.Names), evals)
 	}
 	for i := 0; i < evals; i++ {
-		r, err := input[EvalResult](c, i)
-		if err != nil {
-			return nil, err
+		var r EvalResult
+		var result any
+		if g, ok := c.Inputs[i].(GenResult); ok {
+			// A generation evaluation: its own metric columns.
+			r, result = EvalResult{Task: g.Task, Params: g.Params, Blocks: g.Blocks}, g
+		} else {
+			var err error
+			if r, err = input[EvalResult](c, i); err != nil {
+				return nil, err
+			}
+			result = r
 		}
 		// Store the result as a generic map, the form it has when read back
 		// from the cache, so metrics.json is byte-identical either way.
-		entry, err := asMap(r)
+		entry, err := asMap(result)
 		if err != nil {
 			return nil, err
 		}
