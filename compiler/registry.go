@@ -32,7 +32,7 @@ var (
 	evalTasks = registry{
 		kind: "task", plural: "tasks",
 		built:   []string{"perplexity"},
-		planned: []string{"winogrande", "arc-easy", "arc-challenge", "openbookqa", "gsm8k"},
+		planned: []string{"gsm8k"},
 	}
 	outputFormats = registry{
 		kind: "output format", plural: "output formats",
