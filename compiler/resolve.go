@@ -414,7 +414,7 @@ func (r *resolver) depthAmount(p *ir.Prune) {
 func (r *resolver) calibration() ir.Calibration {
 	var cal ir.Calibration
 	cal.Data = r.data("calibration.data")
-	r.multipleChoiceOnly(cal.Data, "calibration.data")
+	r.multipleChoiceOnly(cal.Data, "calibration.data", "calibration")
 	if h, ok := r.need("calibration.samples"); ok {
 		cal.Samples, _ = r.int(h)
 	}
@@ -432,14 +432,15 @@ func (r *resolver) calibration() ir.Calibration {
 
 func (r *resolver) data(field string) ir.Data {
 	var d ir.Data
+	hub := false
 	if h, ok := r.need(field + ".path"); ok {
 		if s, err := h.v.String(); err == nil && strings.HasPrefix(s, hfdataset.Prefix) {
-			d.Path, d.Dataset = s, r.dataset(h, field)
+			d.Path, d.Dataset, hub = s, r.dataset(h, field), true
 		} else {
 			d.Path, _ = r.file(h, true)
 		}
 	}
-	if d.Dataset == nil {
+	if !hub {
 		for _, f := range []string{"config", "hfSplit"} {
 			if h, ok := r.get(field + "." + f); ok && !h.def {
 				r.c.errs.add(h.pos, h.path, "%s chooses part of a Hugging Face dataset; path is not %sORG/NAME", f, hfdataset.Prefix)
@@ -516,13 +517,13 @@ func (r *resolver) dataset(h hit, field string) *ir.Dataset {
 }
 
 // multipleChoiceOnly reports a Hugging Face dataset where text is read:
-// calibration, recovery and perplexity read files.
-func (r *resolver) multipleChoiceOnly(d ir.Data, field string) {
-	if d.Dataset == nil {
+// calibration, recovery and perplexity (who) read files.
+func (r *resolver) multipleChoiceOnly(d ir.Data, field, who string) {
+	if !strings.HasPrefix(d.Path, hfdataset.Prefix) {
 		return
 	}
 	if h, ok := r.get(field + ".path"); ok {
-		r.c.errs.add(h.pos, h.path, "a Hugging Face dataset (%s) is read by multiple-choice tasks only; %s reads a file", d.Path, field)
+		r.c.errs.add(h.pos, h.path, "a Hugging Face dataset (%s) is read by multiple-choice tasks only; %s reads a file", d.Path, who)
 	}
 }
 
@@ -735,7 +736,7 @@ func (r *resolver) eval() ir.Eval {
 		e.Samples, _ = r.int(h)
 	}
 	if written == "perplexity" {
-		r.multipleChoiceOnly(e.Data, "data")
+		r.multipleChoiceOnly(e.Data, "data", "perplexity")
 		if h, ok := r.need("seqLen"); ok {
 			e.SeqLen, _ = r.int(h)
 		}
@@ -753,7 +754,7 @@ func (r *resolver) eval() ir.Eval {
 	}
 	switch h, ok := r.get("data.format"); {
 	case !ok || h.def:
-	case e.Data.Dataset != nil:
+	case strings.HasPrefix(e.Data.Path, hfdataset.Prefix):
 		r.c.errs.add(h.pos, h.path, "a Hugging Face dataset is read from its parquet files; format applies to files")
 	case e.Data.Format != "jsonl":
 		r.c.errs.add(h.pos, h.path, "task %q reads jsonl (one item per line); format is %q", written, e.Data.Format)
