@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
+
 	"lrmc/kernels/hfdataset/hubtest"
 )
 
@@ -162,5 +164,44 @@ func TestReadBadFiles(t *testing.T) {
 		if err != nil && !strings.HasPrefix(err.Error(), p+": ") {
 			t.Errorf("damage at %d: %v does not name the file", off, err)
 		}
+	}
+}
+
+// Files written by pyarrow (as the hub's are) make every column optional:
+// optional strings, optional LIST groups of optional elements, optional
+// groups. They read like the required ones, nulls as nil.
+func TestReadOptionalColumns(t *testing.T) {
+	str := parquet.Optional(parquet.String())
+	list := parquet.Optional(parquet.List(str))
+	schema := parquet.NewSchema("schema", parquet.Group{
+		"question":  str,
+		"choices":   parquet.Optional(parquet.Group{"text": list, "label": list}),
+		"answerKey": str,
+	})
+	path := filepath.Join(t.TempDir(), "arrow.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[map[string]any](f, schema)
+	rows := []map[string]any{
+		{"question": "q?", "choices": map[string]any{"text": []any{"x", "y"}, "label": []any{"A", "B"}}, "answerKey": "B"},
+		{"question": "r?", "choices": map[string]any{"text": []any{"z"}, "label": []any{"1"}}, "answerKey": nil},
+	}
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadRows(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, rows) {
+		t.Errorf("rows:\n got %#v\nwant %#v", got, rows)
 	}
 }
