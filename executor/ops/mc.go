@@ -37,8 +37,9 @@ type MCItem struct {
 	ChoiceContextTokens [][]int32 `json:"choiceContextTokens,omitempty"`
 }
 
-// mcItems reads a task's jsonl documents into tokenized items. Inputs:
-// data source, tokenizer source.
+// mcItems reads a task's documents into tokenized items. Inputs: data
+// source (a jsonl file, or a dataset split's first parquet file),
+// tokenizer source, then the split's other parquet files.
 type mcItems struct{ jsonCodec[[]MCItem] }
 
 func (mcItems) Version() int { return 1 }

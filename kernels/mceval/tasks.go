@@ -13,7 +13,8 @@ import (
 	"strings"
 )
 
-// Doc is one row of a task's jsonl file.
+// Doc is one row of a task's data: a jsonl line, or a parquet row read
+// as the same JSON-shaped record.
 type Doc map[string]any
 
 // Task turns documents into multiple-choice items the way lm-eval's task
