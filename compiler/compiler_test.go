@@ -282,8 +282,8 @@ func TestRegistry(t *testing.T) {
 	if got := checkMethod("dynamic", "mod"); strings.Contains(got, "dynamic/mod") {
 		t.Errorf("a planned method is listed as built: %q", got)
 	}
-	if got := evalTasks.check("openbookqa"); got != `task "openbookqa" is not built yet; built tasks: perplexity` {
-		t.Errorf("evalTasks.check(openbookqa) = %q", got)
+	if got := evalTasks.check("mmlu"); got != `unknown task "mmlu"; built tasks: perplexity` {
+		t.Errorf("evalTasks.check(mmlu) = %q", got)
 	}
 	if got := dataFormats.check("csv"); got != `unknown data format "csv"; built data formats: text, jsonl, chat, instruction` {
 		t.Errorf("dataFormats.check(csv) = %q", got)
@@ -683,7 +683,7 @@ func TestBuiltinTasks(t *testing.T) {
 	if c.compile(); len(c.errs.errs) > 0 {
 		t.Fatal(c.errs.errs)
 	}
-	if got := c.tasks.check("arc"); got != `unknown task "arc"; built tasks: perplexity, boolq, commonsense_qa, gsm8k, hellaswag, piqa, swag, yesno; planned: winogrande, arc-easy, arc-challenge, openbookqa` {
+	if got := c.tasks.check("arc"); got != `unknown task "arc"; built tasks: perplexity, arc_challenge, arc_easy, boolq, commonsense_qa, gsm8k, hellaswag, openbookqa, piqa, swag, winogrande, yesno` {
 		t.Errorf("tasks.check(arc) = %q", got)
 	}
 	for _, tc := range []struct {
@@ -703,6 +703,14 @@ func TestBuiltinTasks(t *testing.T) {
 		{"boolq", mceval.Doc{"passage": "P.", "question": "q", "answer": false},
 			"P.\nQuestion: q?\nAnswer:", []string{" no", " yes"}, 0},
 		{"yesno", mceval.Doc{"goal": "g", "label": 1.0}, "g?", []string{"\nno", "\nyes"}, 1},
+		// ARC's choices and labels are lists in a group; the answer is the
+		// label's position, numeric labels included.
+		{"arc_easy", mceval.Doc{"question": "Why?", "choices": map[string]any{"text": []any{"x", "y", "z"}, "label": []any{"A", "B", "C"}}, "answerKey": "C"},
+			"Question: Why?\nAnswer:", []string{" x", " y", " z"}, 2},
+		{"arc_challenge", mceval.Doc{"question": "How?", "choices": map[string]any{"text": []any{"x", "y", "z", "w"}, "label": []any{"1", "2", "3", "4"}}, "answerKey": "2"},
+			"Question: How?\nAnswer:", []string{" x", " y", " z", " w"}, 1},
+		{"openbookqa", mceval.Doc{"question_stem": "The sun is", "choices": map[string]any{"text": []any{"cold", "hot", "wet", "blue"}, "label": []any{"A", "B", "C", "D"}}, "answerKey": " B"},
+			"The sun is", []string{" cold", " hot", " wet", " blue"}, 1},
 	} {
 		task, err := mceval.FromSpec(tc.task, specOf(c.taskDefs[tc.task]))
 		if err != nil {
@@ -720,6 +728,26 @@ func TestBuiltinTasks(t *testing.T) {
 		if it.Context != tc.context || strings.Join(conts, "|") != strings.Join(tc.conts, "|") || it.Gold != tc.gold {
 			t.Errorf("%s: context %q, continuations %q, gold %d; want %q, %q, %d", tc.task, it.Context, conts, it.Gold, tc.context, tc.conts, tc.gold)
 		}
+	}
+	// WinoGrande: each option fills the blank and ends its context; the
+	// rest of the sentence is the one continuation (lm-eval's
+	// preprocess_winogrande: sentence[:idx] + option, and
+	// " " + sentence[idx+1:].strip()); answer "2" is choice 1.
+	wg, err := mceval.FromSpec("winogrande", specOf(c.taskDefs["winogrande"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := mceval.Items(wg, []mceval.Doc{{"sentence": "Ian fed the cat but _ was still hungry _ later.", "option1": "Ian", "option2": "the cat", "answer": "2"}}, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := items[0]
+	if !it.Partial || it.Gold != 1 || it.ContextOf(0) != "Ian fed the cat but Ian" || it.ContextOf(1) != "Ian fed the cat but the cat" ||
+		it.Continuation(0) != " was still hungry _ later." || it.Continuation(1) != it.Continuation(0) {
+		t.Errorf("winogrande item %+v: contexts %q, %q; continuation %q", it, it.ContextOf(0), it.ContextOf(1), it.Continuation(0))
+	}
+	if d := c.taskDefs["winogrande"]; !slices.Equal(d.Metrics, []string{"acc"}) || c.taskDefs["arc_easy"].Metrics != nil {
+		t.Errorf("metrics: winogrande %q, arc_easy %q", d.Metrics, c.taskDefs["arc_easy"].Metrics)
 	}
 }
 

@@ -44,7 +44,9 @@ const (
 // mcOnly and genOnly are the #Task fields of one kind only.
 var (
 	mcOnly  = []string{"choices", "choicesField", "gold", "preprocess"}
-	genOnly = []string{"target", "stop", "extraction", "regex", "groupSelect", "ignoreCase", "ignorePunctuation",
+	// target is both: a generation's answer, or the one continuation a
+	// multiple-choice task's choices share (WinoGrande).
+	genOnly = []string{"stop", "extraction", "regex", "groupSelect", "ignoreCase", "ignorePunctuation",
 		"maxNewTokens", "chat", "thinking", "n", "temperature", "topP", "seed"}
 	// genSettings are the fields an eval may set over its task's.
 	genSettings = []string{"maxNewTokens", "chat", "thinking", "n", "temperature", "topP"}

@@ -46,6 +46,7 @@ func (r *resolver) recovery() ir.Recovery {
 
 	if r.has("recovery.data") {
 		rec.Data = r.data("recovery.data")
+		r.multipleChoiceOnly(rec.Data, "recovery.data", "recovery")
 	} else {
 		r.c.errs.add(r.missingPos("recovery.data"), r.msgPath("recovery.data"),
 			"field is required but not present: method %s trains on data", method)

@@ -26,7 +26,6 @@ var (
 	evalTasks = registry{
 		kind: "task", plural: "tasks",
 		built:   []string{"perplexity"},
-		planned: []string{"winogrande", "arc-easy", "arc-challenge", "openbookqa"},
 	}
 	outputFormats = registry{
 		kind: "output format", plural: "output formats",

@@ -15,6 +15,7 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/digest"
+	"lrmc/kernels/hfdataset"
 	"lrmc/kernels/mceval"
 	"lrmc/kernels/modelref"
 	"lrmc/methods/spec"
@@ -541,6 +542,7 @@ func (r *resolver) depthAmount(p *ir.Prune) {
 func (r *resolver) calibration(defSamples, defSeqLen int) ir.Calibration {
 	var cal ir.Calibration
 	cal.Data = r.data("calibration.data")
+	r.multipleChoiceOnly(cal.Data, "calibration.data", "calibration")
 	count := func(field string, def int) int {
 		h, ok := r.get(field)
 		if !ok && def == 0 {
@@ -567,8 +569,20 @@ func (r *resolver) calibration(defSamples, defSeqLen int) ir.Calibration {
 
 func (r *resolver) data(field string) ir.Data {
 	var d ir.Data
+	hub := false
 	if h, ok := r.need(field + ".path"); ok {
-		d.Path, _ = r.file(h, true)
+		if s, err := h.v.String(); err == nil && strings.HasPrefix(s, hfdataset.Prefix) {
+			d.Path, d.Dataset, hub = s, r.dataset(h, field), true
+		} else {
+			d.Path, _ = r.file(h, true)
+		}
+	}
+	if !hub {
+		for _, f := range []string{"config", "hfSplit"} {
+			if h, ok := r.get(field + "." + f); ok && !h.def {
+				r.c.errs.add(h.pos, h.path, "%s chooses part of a Hugging Face dataset; path is not %sORG/NAME", f, hfdataset.Prefix)
+			}
+		}
 	}
 	if h, ok := r.get(field + ".format"); ok {
 		d.Format = r.name(h, dataFormats)
@@ -605,6 +619,49 @@ func (r *resolver) data(field string) ir.Data {
 		r.c.errs.add(at.pos, at.path, "empty split: from %v is not below to %v", from, to)
 	}
 	return d
+}
+
+// dataset resolves an hf-dataset: path with its config and hfSplit to the
+// split's parquet files in the local hub cache; nil when it cannot.
+func (r *resolver) dataset(h hit, field string) *ir.Dataset {
+	var config, split string
+	if ch, ok := r.get(field + ".config"); ok {
+		config, _ = r.str(ch)
+	}
+	sh, ok := r.get(field + ".hfSplit")
+	if !ok {
+		r.c.errs.add(h.pos, h.path, "a Hugging Face dataset needs hfSplit, the split to read (train, validation, test)")
+		return nil
+	}
+	if split, ok = r.str(sh); !ok {
+		return nil
+	}
+	ref, _ := r.str(h)
+	res, err := hfdataset.Resolve(ref, config, split)
+	if err != nil {
+		r.c.errs.add(h.pos, h.path, "%v", err)
+		return nil
+	}
+	files := make([]string, len(res.Files))
+	for i, f := range res.Files {
+		// The hub cache may be named relatively; the IR's paths are absolute.
+		if files[i], err = filepath.Abs(f); err != nil {
+			r.c.errs.add(h.pos, h.path, "%v", err)
+			return nil
+		}
+	}
+	return &ir.Dataset{Config: res.Config, Split: res.Split, Commit: res.Commit, Files: files}
+}
+
+// multipleChoiceOnly reports a Hugging Face dataset where text is read:
+// calibration, recovery and perplexity (who) read files.
+func (r *resolver) multipleChoiceOnly(d ir.Data, field, who string) {
+	if !strings.HasPrefix(d.Path, hfdataset.Prefix) {
+		return
+	}
+	if h, ok := r.get(field + ".path"); ok {
+		r.c.errs.add(h.pos, h.path, "a Hugging Face dataset (%s) is read by multiple-choice tasks only; %s reads a file", d.Path, who)
+	}
 }
 
 // template resolves how data of format is turned into text: chat and
@@ -692,10 +749,17 @@ func (c *compiler) resolveTasks() {
 		str("preprocess", &d.Preprocess)
 		str("delimiter", &d.Delimiter)
 		str("fewshotDelimiter", &d.FewshotDelimiter)
-		if f := v.LookupPath(cue.ParsePath("choices")); f.Exists() {
-			if err := f.Decode(&d.Choices); err != nil {
-				return // the schema reports it
+		str("goldLabelsField", &d.GoldLabelsField)
+		str("target", &d.Target)
+		for field, dst := range map[string]*[]string{"choices": &d.Choices, "goldLabels": &d.GoldLabels, "metrics": &d.Metrics} {
+			if f := v.LookupPath(cue.ParsePath(field)); f.Exists() {
+				if err := f.Decode(dst); err != nil {
+					return // the schema reports it
+				}
 			}
+		}
+		if slices.Equal(d.Metrics, mceval.Metrics) {
+			d.Metrics = nil // the default, written out: the same task
 		}
 		if _, err := mceval.FromSpec(name, specOf(d)); err != nil {
 			c.errs.add(pos, path, "%v", err)
@@ -727,6 +791,7 @@ func (c *compiler) resolveTasks() {
 // specOf is a task definition as mceval takes it.
 func specOf(d ir.TaskDef) mceval.Spec {
 	return mceval.Spec{Text: d.Text, Choices: d.Choices, ChoicesField: d.ChoicesField, Gold: d.Gold,
+		GoldLabels: d.GoldLabels, GoldLabelsField: d.GoldLabelsField, Target: d.Target, Metrics: d.Metrics,
 		Preprocess: d.Preprocess, Delimiter: d.Delimiter, FewshotDelimiter: d.FewshotDelimiter}
 }
 
@@ -831,6 +896,7 @@ func (r *resolver) eval() ir.Eval {
 		}
 	}
 	if written == "perplexity" {
+		r.multipleChoiceOnly(e.Data, "data", "perplexity")
 		if h, ok := r.need("seqLen"); ok {
 			e.SeqLen, _ = r.int(h)
 		}
@@ -846,10 +912,17 @@ func (r *resolver) eval() ir.Eval {
 	if h, ok := r.get("seqLen"); ok && !h.def {
 		r.c.errs.add(h.pos, h.path, "seqLen is perplexity's window length; task %q scores each item whole", written)
 	}
-	if h, ok := r.get("data.format"); ok && !h.def && e.Data.Format != "jsonl" {
+	switch h, ok := r.get("data.format"); {
+	case !ok || h.def:
+	case strings.HasPrefix(e.Data.Path, hfdataset.Prefix):
+		r.c.errs.add(h.pos, h.path, "a Hugging Face dataset is read from its parquet files; format applies to files")
+	case e.Data.Format != "jsonl":
 		r.c.errs.add(h.pos, h.path, "task %q reads jsonl (one item per line); format is %q", written, e.Data.Format)
 	}
 	e.Data.Format, e.Data.Field, e.Data.Template, e.Data.Thinking = "jsonl", "", "", nil
+	if e.Data.Dataset != nil {
+		e.Data.Format = "parquet"
+	}
 	if fh, ok := r.get("data.split.from"); ok && fh.def {
 		if th, ok := r.get("data.split.to"); ok && th.def {
 			e.Data.Split = ir.Split{From: 0, To: 1}

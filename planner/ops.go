@@ -167,11 +167,15 @@ type PerplexityParams struct {
 }
 
 // MCItemsParams: inputs are the task's jsonl file and the tokenizer
-// source. The first Samples documents of the split (0: all) become items,
-// each with Fewshot examples drawn with Seed from the split's other
-// documents.
+// source; for a Hugging Face dataset (Format "parquet"), the split's first
+// parquet file, the tokenizer, then its other parquet files in order. The
+// first Samples documents of the split (0: all) become items, each with
+// Fewshot examples drawn with Seed from the split's other documents.
 type MCItemsParams struct {
 	Task string `json:"task"`
+	// Format is "" (jsonl) or "parquet"; empty keeps the keys of jsonl
+	// items as they were before datasets could be read.
+	Format string `json:"format,omitempty"`
 	// Def is the task's definition, in the key: editing a task's
 	// templates invalidates its items and everything downstream.
 	Def             MCTaskParams `json:"def"`
@@ -193,6 +197,11 @@ type MCTaskParams struct {
 	Preprocess       string   `json:"preprocess,omitempty"`
 	Delimiter        string   `json:"delimiter,omitempty"`
 	FewshotDelimiter string   `json:"fewshotDelimiter,omitempty"`
+	// The fields added since are left out when unset, so tasks that do
+	// not use them keep their keys.
+	GoldLabels      []string `json:"goldLabels,omitempty"`
+	GoldLabelsField string   `json:"goldLabelsField,omitempty"`
+	Target          string   `json:"target,omitempty"`
 }
 
 // MCScoreParams: inputs are a model and the items (OpMCItems).
@@ -204,6 +213,8 @@ type MCScoreParams struct {
 // scored, for its shape.
 type MCAccuracyParams struct {
 	Task string `json:"task"`
+	// Metrics are those reported when not both acc and acc_norm.
+	Metrics []string `json:"metrics,omitempty"`
 }
 
 // MetricsParams: inputs are the run's evaluation nodes, in Tasks order

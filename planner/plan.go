@@ -310,27 +310,52 @@ func (p *planning) adapter(name string, base, recovered *Node, m modelNodes) {
 // (also written as samples/<name>.jsonl) and the accuracy computed from
 // them; nil on error.
 func (p *planning) multipleChoice(name, posRun string, e ir.Eval, model *Node, m modelNodes) *Node {
-	sum, err := p.env.FileDigest(e.Data.Path)
-	if err != nil {
-		p.errorf(posRun, e.Field+".data.path", "%v", err)
-		return nil
-	}
-	src := p.b.source(name, e.Data.Path, sum, filepath.Base(e.Data.Path))
 	if e.Def == nil {
 		p.errorf(posRun, e.Field+".task", "task %q has no definition", e.Task)
 		return nil
 	}
+	srcs, format, what := p.mcSources(name, posRun, e)
+	if srcs == nil {
+		return nil
+	}
 	d := e.Def
 	def := MCTaskParams{Text: d.Text, Choices: d.Choices, ChoicesField: d.ChoicesField, Gold: d.Gold,
-		Preprocess: d.Preprocess, Delimiter: d.Delimiter, FewshotDelimiter: d.FewshotDelimiter}
+		Preprocess: d.Preprocess, Delimiter: d.Delimiter, FewshotDelimiter: d.FewshotDelimiter,
+		GoldLabels: d.GoldLabels, GoldLabelsField: d.GoldLabelsField, Target: d.Target}
+	inputs := append([]*Node{srcs[0], m.tokenizer}, srcs[1:]...)
 	items := p.b.add(name, OpMCItems, MCItemsParams{
-		Task: e.Task, Def: def, From: e.Data.Split.From, To: e.Data.Split.To, Samples: e.Samples, Fewshot: e.Fewshot, Seed: e.Seed,
+		Task: e.Task, Format: format, Def: def, From: e.Data.Split.From, To: e.Data.Split.To, Samples: e.Samples, Fewshot: e.Fewshot, Seed: e.Seed,
 		TokenizerFormat: m.info.TokenizerFormat, Vocab: m.info.Vocab,
-	}, fmt.Sprintf("%s items %s (%d-shot)", e.Task, filepath.Base(e.Data.Path), e.Fewshot), src, m.tokenizer)
+	}, fmt.Sprintf("%s items %s (%d-shot)", e.Task, what, e.Fewshot), inputs...)
 	score := p.b.add(name, OpMCScore, MCScoreParams{Task: e.Task}, e.Task+" log-likelihoods", model, items)
 	p.b.g.Targets = append(p.b.g.Targets, score)
 	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: score, Path: filepath.Join(name, "samples", e.Name+".jsonl")})
-	return p.b.add(name, OpMCAccuracy, MCAccuracyParams{Task: e.Task}, e.Task+" accuracy", score, model)
+	return p.b.add(name, OpMCAccuracy, MCAccuracyParams{Task: e.Task, Metrics: d.Metrics}, e.Task+" accuracy", score, model)
+}
+
+// mcSources plans the source nodes of a multiple-choice evaluation's
+// documents: its jsonl file, or each parquet file of a Hugging Face
+// dataset's split, keyed by its bytes as a file is. It returns them, the
+// items' format and the data's name for labels; nil on error.
+func (p *planning) mcSources(name, posRun string, e ir.Eval) ([]*Node, string, string) {
+	files, format, what := []string{e.Data.Path}, "", filepath.Base(e.Data.Path)
+	if ds := e.Data.Dataset; ds != nil {
+		files, format, what = ds.Files, "parquet", fmt.Sprintf("%s %s/%s", e.Data.Path, ds.Config, ds.Split)
+	}
+	var srcs []*Node
+	for _, f := range files {
+		sum, err := p.env.FileDigest(f)
+		if err != nil {
+			p.errorf(posRun, e.Field+".data.path", "%v", err)
+			return nil, "", ""
+		}
+		srcs = append(srcs, p.b.source(name, f, sum, filepath.Base(f)))
+	}
+	if len(srcs) == 0 {
+		p.errorf(posRun, e.Field+".data.path", "%s has no files", e.Data.Path)
+		return nil, "", ""
+	}
+	return srcs, format, what
 }
 
 // speed plans measuring a model's speed; nil on error. The recipe's speed

@@ -119,7 +119,12 @@ type Synthetic struct {
 
 // Data is a dataset on disk and how to read and split it.
 type Data struct {
+	// Path is a file, or an "hf-dataset:ORG/NAME[@REV]" reference when
+	// Dataset is set.
 	Path string
+	// Dataset is the Hugging Face dataset split Path names, resolved in
+	// the local hub cache; nil for a file.
+	Dataset *Dataset
 	// Format is "text" (documents separated by blank lines), "jsonl" (one
 	// object per line, text in Field), "chat" (JSON lines or a JSON array of
 	// conversations under "messages" or "conversations", with role/content
@@ -137,6 +142,17 @@ type Data struct {
 	// Split selects the fraction [From, To) of the documents, so calibration
 	// and evaluation can draw disjoint parts of one file.
 	Split Split
+}
+
+// Dataset is one split of a Hugging Face dataset in the local hub cache.
+type Dataset struct {
+	// Config is the config (subset) directory the split was found in
+	// and Split the split's name.
+	Config, Split string
+	// Commit is the snapshot the reference resolved to.
+	Commit string
+	// Files are the split's parquet files (absolute), in order.
+	Files []string
 }
 
 // Split is a half-open range of document fractions.
@@ -248,6 +264,15 @@ type TaskDef struct {
 	Preprocess       string   // "" or "hellaswag"
 	Delimiter        string
 	FewshotDelimiter string
+	// GoldLabels or GoldLabelsField (the field holding them) are the
+	// choices' labels, among which Gold's value is looked up.
+	GoldLabels      []string
+	GoldLabelsField string
+	// Target, when set, is the continuation every choice shares; the
+	// choices are then contexts (WinoGrande's partial scoring).
+	Target string
+	// Metrics are the metrics reported; nil for acc and acc_norm.
+	Metrics []string
 }
 
 // MultipleChoice reports whether the evaluation is scored by comparing

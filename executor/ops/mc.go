@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 
 	"lrmc/executor"
@@ -29,10 +30,16 @@ type MCItem struct {
 	// context+continuation encoding.
 	ContextTokens []int32   `json:"contextTokens"`
 	ChoiceTokens  [][]int32 `json:"choiceTokens"`
+	// A partial item's choices are contexts: choice i is scored as
+	// ChoiceTokens[i] after ChoiceContextTokens[i] (ContextTokens is
+	// empty), the continuation being Delimiter+Target.
+	Target              string    `json:"target,omitempty"`
+	ChoiceContextTokens [][]int32 `json:"choiceContextTokens,omitempty"`
 }
 
-// mcItems reads a task's jsonl documents into tokenized items. Inputs:
-// data source, tokenizer source.
+// mcItems reads a task's documents into tokenized items. Inputs: data
+// source (a jsonl file, or a dataset split's first parquet file),
+// tokenizer source, then the split's other parquet files.
 type mcItems struct{ jsonCodec[[]MCItem] }
 
 func (mcItems) Version() int { return 1 }
@@ -42,15 +49,10 @@ func (mcItems) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	d := p.Def
-	task, err := mceval.FromSpec(p.Task, mceval.Spec{Text: d.Text, Choices: d.Choices, ChoicesField: d.ChoicesField,
-		Gold: d.Gold, Preprocess: d.Preprocess, Delimiter: d.Delimiter, FewshotDelimiter: d.FewshotDelimiter})
+	spec := mcSpec(p.Def)
+	task, err := mceval.FromSpec(p.Task, spec)
 	if err != nil {
 		return nil, fmt.Errorf("task %q: %w", p.Task, err)
-	}
-	path, err := input[string](c, 0)
-	if err != nil {
-		return nil, err
 	}
 	tokPath, err := input[string](c, 1)
 	if err != nil {
@@ -60,7 +62,7 @@ func (mcItems) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	docs, err := readDocs(path)
+	path, docs, err := mcDocs(c, p.Format, p.Task, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +80,12 @@ func (mcItems) Run(ctx context.Context, c *executor.Call) (any, error) {
 	}
 	out := make([]MCItem, len(items))
 	for i, it := range items {
+		if it.Partial {
+			if out[i], err = partialItem(enc, it, path, lo, p.Vocab); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		r, err := mceval.Tokenize(enc, it)
 		if err != nil {
 			return nil, fmt.Errorf("%s: document %d: %w", path, lo+it.Doc, err)
@@ -138,11 +146,14 @@ type MCSample struct {
 	LogLikelihoods []float64 `json:"loglikelihoods"`
 	// Pred is argmax of the log-likelihoods, PredNorm argmax of them per
 	// character of the choice.
-	Pred     int  `json:"pred"`
-	PredNorm int  `json:"pred_norm"`
-	Gold     int  `json:"gold"`
-	Acc      bool `json:"acc"`
-	AccNorm  bool `json:"acc_norm"`
+	Pred     int `json:"pred"`
+	PredNorm int `json:"pred_norm"`
+	// Target is a partial item's one continuation (after the delimiter);
+	// its choices are then the contexts.
+	Target  string `json:"target,omitempty"`
+	Gold    int    `json:"gold"`
+	Acc     bool   `json:"acc"`
+	AccNorm bool   `json:"acc_norm"`
 	// Truncated counts the context tokens dropped from the left to fit
 	// the model's context.
 	Truncated int `json:"truncated,omitempty"`
@@ -215,6 +226,9 @@ feed:
 }
 
 func scoreItem(d *llama.Decoder, maxLen int, it MCItem) (MCSample, error) {
+	if it.ChoiceContextTokens != nil {
+		return scorePartial(d, maxLen, it)
+	}
 	r, err := mceval.Fit(mceval.Request{Context: it.ContextTokens, Conts: it.ChoiceTokens}, maxLen)
 	if err != nil {
 		return MCSample{}, err
@@ -289,9 +303,14 @@ func (mcAccuracy) Run(ctx context.Context, c *executor.Call) (any, error) {
 		acc[i], norm[i] = b2f(s.Acc), b2f(s.AccNorm)
 	}
 	r := EvalResult{Task: p.Task, Items: len(samples), Params: model.LM.Config.Params(), Blocks: model.LM.Config.Layers}
-	a, ase := mceval.Mean(acc)
-	n, nse := mceval.Mean(norm)
-	r.Acc, r.AccStderr, r.AccNorm, r.AccNormStderr = &a, &ase, &n, &nse
+	if len(p.Metrics) == 0 || slices.Contains(p.Metrics, "acc") {
+		a, ase := mceval.Mean(acc)
+		r.Acc, r.AccStderr = &a, &ase
+	}
+	if len(p.Metrics) == 0 || slices.Contains(p.Metrics, "acc_norm") {
+		n, nse := mceval.Mean(norm)
+		r.AccNorm, r.AccNormStderr = &n, &nse
+	}
 	return r, nil
 }
 

@@ -16,10 +16,27 @@ type Item struct {
 	Choices   []string
 	Delimiter string
 	Gold      int
+	// Partial items (a task with a target) score one continuation,
+	// Delimiter+Target, after each of the contexts Context+choice.
+	Partial bool
+	Target  string
 }
 
 // Continuation returns the text scored for choice i.
-func (it Item) Continuation(i int) string { return it.Delimiter + it.Choices[i] }
+func (it Item) Continuation(i int) string {
+	if it.Partial {
+		return it.Delimiter + it.Target
+	}
+	return it.Delimiter + it.Choices[i]
+}
+
+// ContextOf returns the context choice i is scored after.
+func (it Item) ContextOf(i int) string {
+	if it.Partial {
+		return it.Context + it.Choices[i]
+	}
+	return it.Context
+}
 
 // Items turns the first samples documents (all when samples is 0, as
 // lm-eval's --limit does) into items with k few-shot examples each. The
@@ -41,7 +58,7 @@ func Items(t Task, docs []Doc, samples, k int, seed uint64) ([]Item, error) {
 	}
 	items := make([]Item, n)
 	for i := range n {
-		text, choices, gold, err := parts(t, docs[i])
+		text, choices, gold, target, err := parts(t, docs[i])
 		if err != nil {
 			return nil, fmt.Errorf("%s: document %d: %w", t.Name, i, err)
 		}
@@ -49,15 +66,23 @@ func Items(t Task, docs []Doc, samples, k int, seed uint64) ([]Item, error) {
 		if k > 0 {
 			r := rand.New(rand.NewPCG(seed, uint64(i)))
 			for _, j := range pick(r, len(docs), k, i) {
-				xt, xc, xg, err := parts(t, docs[j])
+				xt, xc, xg, xtarget, err := parts(t, docs[j])
 				if err != nil {
 					return nil, fmt.Errorf("%s: few-shot document %d: %w", t.Name, j, err)
 				}
-				ctx.WriteString(xt + t.Delimiter + xc[xg] + t.FewshotDelimiter)
+				// An example is its gold pair: a partial task's gold
+				// context and the shared target, as lm-eval's sampler
+				// writes choices[gold] + delimiter + target.
+				if t.Target != nil {
+					ctx.WriteString(xt + xc[xg] + t.Delimiter + xtarget + t.FewshotDelimiter)
+				} else {
+					ctx.WriteString(xt + t.Delimiter + xc[xg] + t.FewshotDelimiter)
+				}
 			}
 		}
 		ctx.WriteString(text)
-		items[i] = Item{Doc: i, Context: ctx.String(), Choices: choices, Delimiter: t.Delimiter, Gold: gold}
+		items[i] = Item{Doc: i, Context: ctx.String(), Choices: choices, Delimiter: t.Delimiter, Gold: gold,
+			Partial: t.Target != nil, Target: target}
 	}
 	return items, nil
 }
@@ -78,21 +103,24 @@ func pick(r *rand.Rand, n, k, skip int) []int {
 	return idx[:k]
 }
 
-func parts(t Task, d Doc) (string, []string, int, error) {
-	text, err := t.Text(d)
-	if err != nil {
-		return "", nil, 0, err
+// parts renders a document: its text, choices, gold index and, for a
+// partial task, its target.
+func parts(t Task, d Doc) (text string, choices []string, gold int, target string, err error) {
+	if text, err = t.Text(d); err != nil {
+		return
 	}
-	choices, err := t.Choices(d)
-	if err != nil {
-		return "", nil, 0, err
+	if choices, err = t.Choices(d); err != nil {
+		return
 	}
-	gold, err := t.Gold(d)
-	if err != nil {
-		return "", nil, 0, err
+	if gold, err = t.Gold(d); err != nil {
+		return
 	}
 	if gold < 0 || gold >= len(choices) {
-		return "", nil, 0, fmt.Errorf("gold %d is not one of the %d choices", gold, len(choices))
+		err = fmt.Errorf("gold %d is not one of the %d choices", gold, len(choices))
+		return
 	}
-	return text, choices, gold, nil
+	if t.Target != nil {
+		target, err = t.Target(d)
+	}
+	return
 }

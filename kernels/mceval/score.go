@@ -19,25 +19,14 @@ type Request struct {
 	Conts   [][]int32
 }
 
-// Tokenize splits as lm-eval's HFLM._encode_pair does for a causal model:
-// trailing spaces of the context move to the continuation, then the
-// continuation's tokens are encode(context+continuation) past the
-// length of encode(context). (Encoding the continuation alone would give a
-// SentencePiece tokenizer's word-initial pieces a second leading space.)
+// Tokenize splits as lm-eval's HFLM._encode_pair does for a causal model
+// (encodePair), choice by choice; the choices share the context's tokens.
 func Tokenize(enc Encoder, it Item) (Request, error) {
-	ctx := it.Context
 	var r Request
 	for i := range it.Choices {
-		cont := it.Continuation(i)
-		c := ctx
-		if trimmed := trimRightSpace(c); len(trimmed) < len(c) {
-			cont = c[len(trimmed):] + cont
-			c = trimmed
-		}
-		ce := enc.Encode(c)
-		whole := enc.Encode(c + cont)
-		if len(whole) <= len(ce) {
-			return Request{}, fmt.Errorf("choice %d (%q) adds no token to the context", i, it.Choices[i])
+		ce, cont, err := encodePair(enc, it.Context, it.Continuation(i))
+		if err != nil {
+			return Request{}, fmt.Errorf("choice %d (%q): %w", i, it.Choices[i], err)
 		}
 		if r.Context == nil {
 			r.Context = ce
@@ -46,10 +35,7 @@ func Tokenize(enc Encoder, it Item) (Request, error) {
 			// space; no task here does.
 			return Request{}, fmt.Errorf("choice %d tokenizes the context differently", i)
 		}
-		r.Conts = append(r.Conts, whole[len(ce):])
-	}
-	if len(r.Context) == 0 {
-		return Request{}, fmt.Errorf("empty context")
+		r.Conts = append(r.Conts, cont)
 	}
 	return r, nil
 }

@@ -13,7 +13,8 @@ import (
 	"strings"
 )
 
-// Doc is one row of a task's jsonl file.
+// Doc is one row of a task's data: a jsonl line, or a parquet row read
+// as the same JSON-shaped record.
 type Doc map[string]any
 
 // Task turns documents into multiple-choice items the way lm-eval's task
@@ -25,6 +26,12 @@ type Task struct {
 	Text    func(Doc) (string, error)
 	Choices func(Doc) ([]string, error)
 	Gold    func(Doc) (int, error)
+	// Target, when not nil, is the one continuation every choice shares
+	// (lm-eval's multiple_inputs): each choice is then a context, scored
+	// by the log-likelihood of Delimiter+Target after it.
+	Target func(Doc) (string, error)
+	// Metrics are the metrics reported ("acc", "acc_norm").
+	Metrics []string
 	// Delimiter is lm-eval's target_delimiter, put between the context and
 	// each choice.
 	Delimiter string
@@ -42,37 +49,6 @@ func Preprocess(text string) string {
 	text = strings.ReplaceAll(text, " [title]", ". ")
 	text = brackets.ReplaceAllString(text, "")
 	return strings.ReplaceAll(text, "  ", " ")
-}
-
-func list(d Doc, field string) ([]string, error) {
-	v, ok := d[field].([]any)
-	if !ok || len(v) == 0 {
-		return nil, fmt.Errorf("field %q is %s, want a non-empty list of strings", field, kind(d[field]))
-	}
-	out := make([]string, len(v))
-	for i, e := range v {
-		s, ok := e.(string)
-		if !ok {
-			return nil, fmt.Errorf("field %q[%d] is %s, want a string", field, i, kind(e))
-		}
-		out[i] = s
-	}
-	return out, nil
-}
-
-func integer(d Doc, field string) (int, error) {
-	switch v := d[field].(type) {
-	case float64:
-		if v == float64(int(v)) {
-			return int(v), nil
-		}
-	case string: // some exports write labels as "0"/"1"
-		var n int
-		if _, err := fmt.Sscan(v, &n); err == nil {
-			return n, nil
-		}
-	}
-	return 0, fmt.Errorf("field %q is %s, want an integer", field, kind(d[field]))
 }
 
 func kind(v any) string {

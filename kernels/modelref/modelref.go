@@ -104,10 +104,36 @@ var (
 )
 
 func resolveHub(ref, rest string) (Resolved, error) {
-	repo, rev, hasRev := strings.Cut(rest, "@")
+	snap, err := FindSnapshot("models", ref, rest)
+	if err != nil {
+		return Resolved{}, fmt.Errorf("modelref: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(snap.Path, "config.json")); err != nil {
+		return Resolved{}, fmt.Errorf("modelref: %q: snapshot %s has no config.json (an incomplete download?)", ref, snap.Path)
+	}
+	return Resolved{Ref: ref, Kind: HFDir, Path: snap.Path, Repo: snap.Repo, Revision: snap.Revision, Commit: snap.Commit}, nil
+}
+
+// Snapshot is one revision of a hub repository in the local cache.
+type Snapshot struct {
+	// Repo is "ORG/NAME", Revision the revision asked for ("main" when
+	// none) and Commit the commit its snapshot is.
+	Repo, Revision, Commit string
+	// Path is the snapshot's directory, as the cache directory is named.
+	Path string
+}
+
+// FindSnapshot resolves spec, "ORG/NAME[@REVISION]", a repository of
+// repoType ("models" or "datasets") that ref names, to its snapshot in
+// the local hub cache (HubCache): REVISION is a branch or tag under the
+// repository's refs/ or a commit hash. Errors start with ref quoted and
+// say what was looked for and where.
+func FindSnapshot(repoType, ref, spec string) (Snapshot, error) {
+	prefix := strings.TrimSuffix(ref, spec)
+	repo, rev, hasRev := strings.Cut(spec, "@")
 	org, name, ok := strings.Cut(repo, "/")
 	if !ok || !repoPart.MatchString(org) || !repoPart.MatchString(name) || strings.Contains(repo, "..") {
-		return Resolved{}, fmt.Errorf("modelref: %q: want hf:ORG/NAME or hf:ORG/NAME@REVISION", ref)
+		return Snapshot{}, fmt.Errorf("%q: want %sORG/NAME or %sORG/NAME@REVISION", ref, prefix, prefix)
 	}
 	if !hasRev {
 		rev = "main"
@@ -115,40 +141,36 @@ func resolveHub(ref, rest string) (Resolved, error) {
 	// A revision names a file under refs/ ("main", "v1.0", "refs/pr/3"):
 	// it must not climb out of it.
 	if rev == "" || filepath.IsAbs(rev) || strings.Contains(rev, "\\") || hasDotElement(rev) {
-		return Resolved{}, fmt.Errorf("modelref: %q: revision %q is not a branch, tag or commit", ref, rev)
+		return Snapshot{}, fmt.Errorf("%q: revision %q is not a branch, tag or commit", ref, rev)
 	}
 	cache, from := HubCache()
-	repoDir := filepath.Join(cache, "models--"+org+"--"+name)
-	r := Resolved{Ref: ref, Kind: HFDir, Repo: repo, Revision: rev}
+	repoDir := filepath.Join(cache, repoType+"--"+org+"--"+name)
+	s := Snapshot{Repo: repo, Revision: rev}
 	notFound := func(format string, args ...any) error {
-		return fmt.Errorf("modelref: %q: not in the local hub cache %s (from %s): %s",
+		return fmt.Errorf("%q: not in the local hub cache %s (from %s): %s",
 			ref, cache, from, fmt.Sprintf(format, args...))
 	}
 	if st, err := os.Stat(repoDir); err != nil || !st.IsDir() {
-		return Resolved{}, notFound("no %s", repoDir)
+		return Snapshot{}, notFound("no %s", repoDir)
 	}
 	refFile := filepath.Join(repoDir, "refs", filepath.FromSlash(rev))
 	switch b, err := os.ReadFile(refFile); {
 	case err == nil:
-		r.Commit = strings.TrimSpace(string(b))
-		if !commitRe.MatchString(r.Commit) {
-			return Resolved{}, fmt.Errorf("modelref: %q: %s holds %q, not a commit hash", ref, refFile, r.Commit)
+		s.Commit = strings.TrimSpace(string(b))
+		if !commitRe.MatchString(s.Commit) {
+			return Snapshot{}, fmt.Errorf("%q: %s holds %q, not a commit hash", ref, refFile, s.Commit)
 		}
 	case commitRe.MatchString(rev):
 		// A commit asked for by hash has no refs/ entry.
-		r.Commit = rev
+		s.Commit = rev
 	default:
-		return Resolved{}, notFound("no %s", refFile)
+		return Snapshot{}, notFound("no %s", refFile)
 	}
-	snap := filepath.Join(repoDir, "snapshots", r.Commit)
-	if st, err := os.Stat(snap); err != nil || !st.IsDir() {
-		return Resolved{}, notFound("revision %s is commit %s, but there is no %s", rev, r.Commit, snap)
+	s.Path = filepath.Join(repoDir, "snapshots", s.Commit)
+	if st, err := os.Stat(s.Path); err != nil || !st.IsDir() {
+		return Snapshot{}, notFound("revision %s is commit %s, but there is no %s", rev, s.Commit, s.Path)
 	}
-	if _, err := os.Stat(filepath.Join(snap, "config.json")); err != nil {
-		return Resolved{}, fmt.Errorf("modelref: %q: snapshot %s has no config.json (an incomplete download?)", ref, snap)
-	}
-	r.Path = snap
-	return r, nil
+	return s, nil
 }
 
 // hasDotElement reports whether a slash-separated path has a "..", "."
