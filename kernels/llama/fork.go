@@ -1,0 +1,140 @@
+package llama
+
+import (
+	"fmt"
+
+	"lrmc/kernels/attention"
+	"lrmc/kernels/tensor"
+)
+
+// Fork is a context and branches that each continue it: a branch's tokens
+// sit at positions len(Context)… and see the whole context and their own
+// branch's earlier tokens, never another branch's. Scoring the choices of a
+// multiple-choice item is a fork: one context, one branch per choice.
+type Fork struct {
+	Context  []int32
+	Branches [][]int32
+}
+
+// rows is the fork's context and branch tokens.
+func (f Fork) rows() int {
+	n := len(f.Context)
+	for _, b := range f.Branches {
+		n += len(b)
+	}
+	return n
+}
+
+// ForwardForks runs forks through the model in one batched pass: every
+// projection and MLP is one GEMM over all rows of all forks, each context
+// attends causally to itself (as Block does, flash style), and each branch
+// token attends to its context and its branch's earlier tokens (run.c's
+// per-query attention, as Decoder.Step does). So a context is computed once
+// however many branches follow it, and short branches of many forks fill
+// the GEMMs that a token-by-token decode would run one row at a time.
+//
+// It returns the hidden state leaving the last block (before the final
+// norm; see Logits) of the rows whose logits predict something: for each
+// fork in turn, its last context position, then every token of every branch
+// in order; [rows, Dim]. Results depend only on the forks and on how many
+// rows the pass holds in all (the GEMM reduces a row of a batch of up to 16
+// rows in another order than in a larger one), never on the thread count.
+//
+// It panics on an empty context or a fork longer than the model's context;
+// branches may be empty.
+func (m *Model) ForwardForks(forks []Fork) []float32 {
+	c := m.Config
+	var tokens []int32
+	var pos []int32
+	starts := make([]int, len(forks)) // first row of each fork
+	positions := 1
+	for fi, f := range forks {
+		n := len(f.Context)
+		if n == 0 {
+			panic(fmt.Sprintf("llama: ForwardForks: fork %d has an empty context", fi))
+		}
+		starts[fi] = len(tokens)
+		tokens = append(tokens, f.Context...)
+		for p := range n {
+			pos = append(pos, int32(p))
+		}
+		for bi, b := range f.Branches {
+			if n+len(b) > c.SeqLen {
+				panic(fmt.Sprintf("llama: ForwardForks: fork %d branch %d reaches position %d, past the model's %d", fi, bi, n+len(b), c.SeqLen))
+			}
+			tokens = append(tokens, b...)
+			for j := range b {
+				pos = append(pos, int32(n+j))
+			}
+			positions = max(positions, n+len(b))
+		}
+		positions = max(positions, n)
+	}
+	h := m.Embed(tokens, nil)
+	for i := range m.Layers {
+		h = m.blockRows(i, h, len(tokens), positions, func(r int) int { return int(pos[r]) }, func(att, q, k, v []float32) {
+			m.forkAttention(att, q, k, v, forks, starts)
+		})
+	}
+	d := c.Dim
+	var out []float32
+	for fi, f := range forks {
+		r := starts[fi] + len(f.Context)
+		out = append(out, h[(r-1)*d:r*d]...)
+		out = append(out, h[r*d:(starts[fi]+f.rows())*d]...)
+	}
+	return out
+}
+
+// forkAttention is ForwardForks' attention over its packed rows.
+func (m *Model) forkAttention(att, q, k, v []float32, forks []Fork, starts []int) {
+	c := m.Config
+	qd, kvd, hd := c.QDim(), c.KVDim(), c.HeadDim()
+	// Rows: the context's first, its length, the branch's first, its length.
+	type branch struct{ ctx, n, first, len int }
+	var branches []branch
+	for fi, f := range forks {
+		r0, n := starts[fi], len(f.Context)
+		attention.Causal(att[r0*qd:(r0+n)*qd], q[r0*qd:(r0+n)*qd], k[r0*kvd:(r0+n)*kvd], v[r0*kvd:(r0+n)*kvd],
+			1, n, c.Heads, c.KVHeads, hd)
+		b0 := r0 + n
+		for _, b := range f.Branches {
+			if len(b) > 0 {
+				branches = append(branches, branch{r0, n, b0, len(b)})
+			}
+			b0 += len(b)
+		}
+	}
+	kvMul := c.Heads / c.KVHeads
+	// Each branch's keys and values are its context's followed by its own,
+	// copied side by side so that attend sees positions 0… as one run, as
+	// the Decoder's cache holds them. Every branch writes only its own rows.
+	tensor.Parallel(len(branches), 1, func(lo, hi int) {
+		var kb, vb, scores []float32
+		for _, br := range branches[lo:hi] {
+			n := br.n
+			t := n + br.len
+			kb, vb = grow(kb, t*kvd), grow(vb, t*kvd)
+			scores = grow(scores, t)
+			copy(kb[:n*kvd], k[br.ctx*kvd:(br.ctx+n)*kvd])
+			copy(kb[n*kvd:], k[br.first*kvd:(br.first+br.len)*kvd])
+			copy(vb[:n*kvd], v[br.ctx*kvd:(br.ctx+n)*kvd])
+			copy(vb[n*kvd:], v[br.first*kvd:(br.first+br.len)*kvd])
+			for j := range br.len {
+				r := br.first + j
+				for h := range c.Heads {
+					off := (h / kvMul) * hd
+					attend(att[r*qd+h*hd:r*qd+(h+1)*hd], q[r*qd+h*hd:r*qd+(h+1)*hd], kb[off:], vb[off:], n+j+1, kvd, scores)
+				}
+			}
+		}
+	})
+}
+
+// grow returns s resliced to n floats, reallocated when it is too short.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
