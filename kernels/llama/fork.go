@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"lrmc/kernels/attention"
-	"lrmc/kernels/tensor"
 )
 
 // Fork is a context and branches that each continue it: a branch's tokens
@@ -28,8 +27,8 @@ func (f Fork) rows() int {
 // ForwardForks runs forks through the model in one batched pass: every
 // projection and MLP is one GEMM over all rows of all forks, each context
 // attends causally to itself (as Block does, flash style), and each branch
-// token attends to its context and its branch's earlier tokens (run.c's
-// per-query attention, as Decoder.Step does). So a context is computed once
+// token attends to its context and its branch's earlier tokens, both through
+// kernels/attention's tiles (Spans). So a context is computed once
 // however many branches follow it, and short branches of many forks fill
 // the GEMMs that a token-by-token decode would run one row at a time.
 //
@@ -86,55 +85,21 @@ func (m *Model) ForwardForks(forks []Fork) []float32 {
 	return out
 }
 
-// forkAttention is ForwardForks' attention over its packed rows.
+// forkAttention is ForwardForks' attention over its packed rows: each
+// context a span of its own, each branch a span after its context.
 func (m *Model) forkAttention(att, q, k, v []float32, forks []Fork, starts []int) {
 	c := m.Config
-	qd, kvd, hd := c.QDim(), c.KVDim(), c.HeadDim()
-	// Rows: the context's first, its length, the branch's first, its length.
-	type branch struct{ ctx, n, first, len int }
-	var branches []branch
+	var spans []attention.Span
 	for fi, f := range forks {
 		r0, n := starts[fi], len(f.Context)
-		attention.Causal(att[r0*qd:(r0+n)*qd], q[r0*qd:(r0+n)*qd], k[r0*kvd:(r0+n)*kvd], v[r0*kvd:(r0+n)*kvd],
-			1, n, c.Heads, c.KVHeads, hd)
+		spans = append(spans, attention.Span{Row: r0, Len: n})
 		b0 := r0 + n
 		for _, b := range f.Branches {
 			if len(b) > 0 {
-				branches = append(branches, branch{r0, n, b0, len(b)})
+				spans = append(spans, attention.Span{Row: b0, Len: len(b), Prefix: r0, PrefixLen: n})
 			}
 			b0 += len(b)
 		}
 	}
-	kvMul := c.Heads / c.KVHeads
-	// Each branch's keys and values are its context's followed by its own,
-	// copied side by side so that attend sees positions 0… as one run, as
-	// the Decoder's cache holds them. Every branch writes only its own rows.
-	tensor.Parallel(len(branches), 1, func(lo, hi int) {
-		var kb, vb, scores []float32
-		for _, br := range branches[lo:hi] {
-			n := br.n
-			t := n + br.len
-			kb, vb = grow(kb, t*kvd), grow(vb, t*kvd)
-			scores = grow(scores, t)
-			copy(kb[:n*kvd], k[br.ctx*kvd:(br.ctx+n)*kvd])
-			copy(kb[n*kvd:], k[br.first*kvd:(br.first+br.len)*kvd])
-			copy(vb[:n*kvd], v[br.ctx*kvd:(br.ctx+n)*kvd])
-			copy(vb[n*kvd:], v[br.first*kvd:(br.first+br.len)*kvd])
-			for j := range br.len {
-				r := br.first + j
-				for h := range c.Heads {
-					off := (h / kvMul) * hd
-					attend(att[r*qd+h*hd:r*qd+(h+1)*hd], q[r*qd+h*hd:r*qd+(h+1)*hd], kb[off:], vb[off:], n+j+1, kvd, scores)
-				}
-			}
-		}
-	})
-}
-
-// grow returns s resliced to n floats, reallocated when it is too short.
-func grow(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s[:n]
+	attention.Spans(att, q, k, v, spans, c.Heads, c.KVHeads, c.HeadDim())
 }
