@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"lrmc/executor"
-	"lrmc/kernels/llama"
 	"lrmc/kernels/mceval"
 	"lrmc/kernels/textdata"
 	"lrmc/planner"
@@ -144,7 +143,8 @@ type MCSample struct {
 	Acc      bool `json:"acc"`
 	AccNorm  bool `json:"acc_norm"`
 	// Truncated counts the context tokens dropped from the left to fit
-	// the model's context.
+	// the model's context, for the choice that keeps the least (each
+	// context+continuation is cut on its own, as lm-eval does).
 	Truncated int `json:"truncated,omitempty"`
 }
 
@@ -152,7 +152,9 @@ type MCSample struct {
 // items.
 type mcScore struct{ samplesCodec }
 
-func (mcScore) Version() int { return 1 }
+// Version 2: continuations batched (log-likelihoods change in the last
+// bits) and over-long items cut per choice, as lm-eval does.
+func (mcScore) Version() int { return 2 }
 
 func (mcScore) Run(ctx context.Context, c *executor.Call) (any, error) {
 	model, err := input[*Model](c, 0)
@@ -164,12 +166,25 @@ func (mcScore) Run(ctx context.Context, c *executor.Call) (any, error) {
 		return nil, err
 	}
 	m := model.LM
+	maxLen := m.Config.SeqLen
+	reqs := make([]mceval.Request, len(items))
+	for i, it := range items {
+		reqs[i] = mceval.Request{Context: it.ContextTokens, Conts: it.ChoiceTokens}
+		if _, err := mceval.Fit(reqs[i], maxLen); err != nil {
+			return nil, fmt.Errorf("item %d (document %d): %w", i, it.Doc, err)
+		}
+	}
+	// Consecutive items are scored together in one batched pass
+	// (mceval.ScoreBatch); the batches depend only on the items, and
+	// workers take batches in turn, so the result does not depend on which
+	// worker scored what.
+	batches, err := mceval.Batches(reqs, maxLen, mceval.DefaultBudget)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]MCSample, len(items))
-	// Items are independent: each worker holds one decoder (its key/value
-	// cache) and takes items in turn. The result does not depend on which
-	// worker scored an item.
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(items)))
-	next := make(chan int)
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(batches)))
+	next := make(chan [2]int)
 	errs := make([]error, workers)
 	var done sync.WaitGroup
 	var mu sync.Mutex
@@ -178,25 +193,26 @@ func (mcScore) Run(ctx context.Context, c *executor.Call) (any, error) {
 		done.Add(1)
 		go func() {
 			defer done.Done()
-			d := llama.NewDecoder(m, m.Config.SeqLen)
-			for i := range next {
-				s, err := scoreItem(d, m.Config.SeqLen, items[i])
+			for b := range next {
+				lls, err := mceval.ScoreBatch(m, maxLen, reqs[b[0]:b[1]])
 				if err != nil {
-					errs[w] = fmt.Errorf("item %d (document %d): %w", i, items[i].Doc, err)
+					errs[w] = fmt.Errorf("items %d…%d: %w", b[0], b[1]-1, err)
 					continue
 				}
-				out[i] = s
+				for i := b[0]; i < b[1]; i++ {
+					out[i] = mcSample(items[i], reqs[i], maxLen, lls[i-b[0]])
+				}
 				mu.Lock()
-				finished++
+				finished += b[1] - b[0]
 				c.Progress(int64(finished), int64(len(items)))
 				mu.Unlock()
 			}
 		}()
 	}
 feed:
-	for i := range items {
+	for _, b := range batches {
 		select {
-		case next <- i:
+		case next <- b:
 		case <-ctx.Done():
 			break feed
 		}
@@ -214,18 +230,14 @@ feed:
 	return out, nil
 }
 
-func scoreItem(d *llama.Decoder, maxLen int, it MCItem) (MCSample, error) {
-	r, err := mceval.Fit(mceval.Request{Context: it.ContextTokens, Conts: it.ChoiceTokens}, maxLen)
-	if err != nil {
-		return MCSample{}, err
-	}
-	lls := mceval.Score(d, r)
+func mcSample(it MCItem, r mceval.Request, maxLen int, lls []float64) MCSample {
+	parts, _ := mceval.Fit(r, maxLen) // checked before scoring
 	pred, norm := mceval.Prediction(lls, it.Choices)
 	return MCSample{
 		Doc: it.Doc, Context: it.Context, Choices: it.Choices, LogLikelihoods: lls,
 		Pred: pred, PredNorm: norm, Gold: it.Gold, Acc: pred == it.Gold, AccNorm: norm == it.Gold,
-		Truncated: len(it.ContextTokens) - len(r.Context),
-	}, nil
+		Truncated: mceval.Dropped(parts, r),
+	}
 }
 
 // samplesCodec stores scored items as JSON lines, the samples file's
