@@ -215,11 +215,12 @@ func ScoreBatch(m *llama.Model, maxLen int, rs []Request) ([][]float64, error) {
 			targets = append(targets, rs[w.req].Conts[ci][1:]...)
 		}
 	}
-	// lse[row] and, where the target is known, logit[row] of the target.
+	// lse[row] is the row's log Σ exp, hit[row] its target's logit where
+	// the target is one token.
 	lse := make([]float64, len(targets))
 	hit := make([]float64, len(targets))
-	// last[row] is the full log-softmax of a context's last row (every
-	// branch reads its first token there).
+	// last[row] holds the logits of a context's last row, where every
+	// branch reads its first token.
 	last := map[int][]float32{}
 	for r0 := 0; r0 < len(targets); r0 += logitRows {
 		n := min(logitRows, len(targets)-r0)
