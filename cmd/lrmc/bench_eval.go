@@ -66,7 +66,7 @@ shared Qwen3 tokenizer).`,
 	f := cmd.Flags()
 	f.StringVar(&e.model, "model", "", "model to measure (default: stories260K from the shared data folder)")
 	f.StringVar(&e.shape, "shape", "", "measure a synthetic model of this shape instead: qwen3-0.6b")
-	f.StringVar(&e.dtype, "dtype", "", "hold the weights as float32, bfloat16 or float16 (default: as stored)")
+	f.StringVar(&e.dtype, "dtype", "", "hold the weights as float32 (the default), bfloat16 or float16")
 	f.StringSliceVar(&e.tasks, "task", []string{"piqa", "hellaswag"}, "multiple-choice tasks: piqa, hellaswag")
 	f.IntVar(&e.items, "items", 50, "items per task (the file's first)")
 	f.StringVar(&e.prompt, "prompt", "Once upon a time", "generation prompt")
