@@ -110,7 +110,7 @@ type EvalOptions struct {
 	// Budget is the tokens per batched pass of the harness
 	// (mceval.DefaultBudget).
 	Budget int
-	// Steps also times the token-by-token scorer (mceval.ScoreSteps), what
+	// Steps also times the token-by-token scorer (mceval.Score), what
 	// the harness did before it batched continuations.
 	Steps bool
 	// Progress, when set, receives a line per measured phase.
@@ -156,7 +156,7 @@ type MCResult struct {
 	CPUSeconds        float64 `json:"cpu_seconds"`
 	PrefillCPUSeconds float64 `json:"prefill_cpu_seconds"`
 	CPURatio          float64 `json:"cpu_ratio"`
-	// StepsSeconds and StepsRatio time mceval.ScoreSteps (with
+	// StepsSeconds and StepsRatio time mceval.Score (with
 	// EvalOptions.Steps).
 	StepsSeconds  float64 `json:"steps_seconds,omitempty"`
 	StepsRatio    float64 `json:"steps_ratio,omitempty"`
@@ -234,7 +234,7 @@ func MeasureMC(m *llama.Model, model, task string, rs []mceval.Request, o EvalOp
 				d := llama.NewDecoder(m, maxLen)
 				steps = append(steps, timed(func() {
 					for _, r := range rs {
-						mceval.ScoreSteps(d, r)
+						mceval.Score(d, r)
 					}
 				}))
 				evalProgress(o.Progress, model, task, rep, o.Reps, "token-by-token scoring", len(rs), steps[rep].wall)

@@ -58,7 +58,7 @@ func BenchmarkMCTokenByToken(b *testing.B) {
 	d := llama.NewDecoder(m.LM, m.LM.Config.SeqLen)
 	for b.Loop() {
 		for _, r := range rs {
-			mceval.ScoreSteps(d, r)
+			mceval.Score(d, r)
 		}
 	}
 	b.ReportMetric(float64(len(rs)*b.N)/b.Elapsed().Seconds(), "items/s")

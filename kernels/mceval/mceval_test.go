@@ -138,7 +138,7 @@ func TestSharedPrefillEqualsAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		steps := ScoreSteps(d, r)
+		steps := Score(d, r)
 		for i, c := range r.Conts {
 			alone := ScoreAlone(m, r.Context, c)
 			for name, got := range map[string]float64{"batched": batched[k][i], "item alone": one[0][i], "step by step": steps[i]} {

@@ -260,14 +260,14 @@ func ScoreBatch(m *llama.Model, maxLen int, rs []Request) ([][]float64, error) {
 	return out, nil
 }
 
-// ScoreSteps scores r's continuations the way a token-by-token decoder
+// Score scores r's continuations the way a token-by-token decoder
 // does, with no truncation: the context is fed once in one batched
 // prefill, then each continuation token by token from the context's cache
 // (positions past the context are overwritten by the next continuation).
 // It is the harness as it was before ScoreBatch, kept as a reference for
 // tests and for `lrmc bench eval`. d must be a fresh decoder or one whose
 // positions will all be rewritten.
-func ScoreSteps(d *llama.Decoder, r Request) []float64 {
+func Score(d *llama.Decoder, r Request) []float64 {
 	last := LogSoftmax(d.Prefill(r.Context))
 	n := len(r.Context)
 	out := make([]float64, len(r.Conts))
