@@ -219,9 +219,9 @@ func printEvalBench(w io.Writer, mcs []bench.MCResult, gen *bench.GenResult, asJ
 	if gen != nil {
 		fmt.Fprintf(w, "generation; greedy, prompt fed token by token; plain: llama.Decoder steps and argmax over the same positions; median of %d reps\n", gen.Reps)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "model\tthreads\tprompt\ttokens\tgenerate s\ttokens/s\tplain decode s\ttokens/s\tratio\t")
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3f\t%.1f\t%.3f\t%.1f\t%.2f×\t\n", gen.Model, gen.Threads, gen.PromptTokens, gen.Tokens,
-			gen.Seconds, gen.TokensPerS, gen.DecodeSeconds, gen.DecodeTokensPerS, gen.Ratio)
+		fmt.Fprintln(tw, "model\tthreads\tprompt\ttokens\tgenerate s\ttokens/s\tplain decode s\ttokens/s\tratio\tcpu ratio\t")
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3f\t%.1f\t%.3f\t%.1f\t%.2f×\t%.2f×\t\n", gen.Model, gen.Threads, gen.PromptTokens, gen.Tokens,
+			gen.Seconds, gen.TokensPerS, gen.DecodeSeconds, gen.DecodeTokensPerS, gen.Ratio, gen.CPURatio)
 		return tw.Flush()
 	}
 	return nil

@@ -296,7 +296,8 @@ type GenResult struct {
 	TokensPerS       float64 `json:"tokens_per_s"`
 	DecodeSeconds    float64 `json:"decode_seconds"`
 	DecodeTokensPerS float64 `json:"decode_tokens_per_s"`
-	Ratio            float64 `json:"ratio"` // Seconds/DecodeSeconds
+	Ratio            float64 `json:"ratio"`     // Seconds/DecodeSeconds
+	CPURatio         float64 `json:"cpu_ratio"` // the same of CPU time
 }
 
 // MeasureGenerate times generating n tokens greedily after prompt with
@@ -337,6 +338,9 @@ func MeasureGenerate(m *llama.Model, tok generate.Detokenizer, model string, pro
 	res.TokensPerS = float64(n) / res.Seconds
 	res.DecodeTokensPerS = float64(n) / res.DecodeSeconds
 	res.Ratio = res.Seconds / res.DecodeSeconds
+	if c := median(dec).cpu.Seconds(); c > 0 {
+		res.CPURatio = median(gen).cpu.Seconds() / c
+	}
 	return res, nil
 }
 
