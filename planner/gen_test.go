@@ -1,10 +1,11 @@
-package planner
+package planner_test
 
 import (
 	"strings"
 	"testing"
 
 	"lrmc/compiler/ir"
+	. "lrmc/planner"
 )
 
 func genEval(extraction string, maxNew int) ir.Eval {

@@ -85,7 +85,7 @@ var Versions = map[string]int{
 	OpPerplexity:     1,
 	OpMetrics:        2,
 	OpMCItems:        1,
-	OpMCScore:        1,
+	OpMCScore:        2, // 2: batched continuations, per-choice truncation
 	OpMCAccuracy:     1,
 	OpGenItems:       1,
 	OpGenerate:       1,

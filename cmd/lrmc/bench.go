@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"lrmc/internal/shareddata"
 	"lrmc/kernels/bench"
 	"lrmc/kernels/gemm"
 	"lrmc/kernels/llama"
@@ -36,7 +37,7 @@ drift by tens of percent over minutes.`,
 			return gemmC.RunE(cmd, nil)
 		},
 	}
-	cmd.AddCommand(gemmC, benchModelCmd(), benchCaptureCmd(), benchSmokeCmd())
+	cmd.AddCommand(gemmC, benchModelCmd(), benchCaptureCmd(), benchEvalCmd(), benchSmokeCmd())
 	return cmd
 }
 
@@ -331,7 +332,8 @@ func benchSmokeCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "smoke",
 		Short: "A seconds-long run of every benchmark on tiny shapes, for CI",
-		Long: `Run bench gemm, model and capture on tiny shapes with one repetition, to
+		Long: `Run bench gemm, model, capture and eval (stories260K, three PIQA items,
+when the shared data folder is there) on tiny shapes with one repetition, to
 show that they work. The numbers mean nothing and nothing is checked
 against a time.`,
 		Args: cobra.NoArgs,
@@ -353,7 +355,15 @@ against a time.`,
 			if err != nil {
 				return err
 			}
-			return printCapture(stdout, r, false)
+			if err := printCapture(stdout, r, false); err != nil {
+				return err
+			}
+			if shareddata.Find() == "" {
+				_, err := fmt.Fprintln(stdout, "bench eval skipped: the shared data folder is not found")
+				return err
+			}
+			return runEvalBench(stdout, io.Discard, evalBench{tasks: []string{"piqa"}, items: 3, prompt: "Once upon a time", genTokens: 8,
+				opts: bench.EvalOptions{Threads: 1, Reps: 1, Steps: true}})
 		},
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"lrmc/kernels/geneval"
 	"lrmc/kernels/hf"
 	"lrmc/kernels/synth"
+	"lrmc/methods/depth"
 	"lrmc/planner"
 )
 
@@ -194,7 +195,7 @@ func TestGenerationEval(t *testing.T) {
 			if !strings.HasPrefix(ev.Label, "gsm8k ") {
 				t.Errorf("adding gsm8k ran %s %q", ev.Op, ev.Label)
 			}
-		case planner.OpMetrics, planner.OpResults, planner.OpModelLoad, planner.OpModelDepth:
+		case planner.OpMetrics, planner.OpResults, planner.OpModelLoad, depth.OpApply:
 		default:
 			t.Errorf("adding gsm8k ran %s %q", ev.Op, ev.Label)
 		}

@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"lrmc/executor"
-	"lrmc/kernels/llama"
 	"lrmc/kernels/mceval"
 	"lrmc/kernels/textdata"
 	"lrmc/planner"
@@ -155,7 +154,8 @@ type MCSample struct {
 	Acc     bool   `json:"acc"`
 	AccNorm bool   `json:"acc_norm"`
 	// Truncated counts the context tokens dropped from the left to fit
-	// the model's context.
+	// the model's context, for the choice that keeps the least (each
+	// context+continuation is cut on its own, as lm-eval does).
 	Truncated int `json:"truncated,omitempty"`
 }
 
@@ -163,7 +163,9 @@ type MCSample struct {
 // items.
 type mcScore struct{ samplesCodec }
 
-func (mcScore) Version() int { return 1 }
+// Version 2: continuations batched (log-likelihoods change in the last
+// bits) and over-long items cut per choice, as lm-eval does.
+func (mcScore) Version() int { return 2 }
 
 func (mcScore) Run(ctx context.Context, c *executor.Call) (any, error) {
 	model, err := llamaInput(c, 0)
@@ -175,12 +177,43 @@ func (mcScore) Run(ctx context.Context, c *executor.Call) (any, error) {
 		return nil, err
 	}
 	m := model.LM
-	out := make([]MCSample, len(items))
-	// Items are independent: each worker holds one decoder (its key/value
-	// cache) and takes items in turn. The result does not depend on which
-	// worker scored an item.
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(items)))
-	next := make(chan int)
+	maxLen := m.Config.SeqLen
+	// Every item is one request (its choices branch from its context),
+	// but a partial item (WinoGrande: one continuation after each choice's
+	// own context) is one request per choice; span[i] are item i's.
+	var reqs []mceval.Request
+	span := make([][2]int, len(items))
+	for i, it := range items {
+		lo := len(reqs)
+		if it.ChoiceContextTokens != nil {
+			if len(it.ChoiceContextTokens) != len(it.ChoiceTokens) || len(it.ChoiceTokens) != len(it.Choices) {
+				return nil, fmt.Errorf("item %d (document %d): partial item with %d contexts, %d continuations and %d choices",
+					i, it.Doc, len(it.ChoiceContextTokens), len(it.ChoiceTokens), len(it.Choices))
+			}
+			for j := range it.ChoiceTokens {
+				reqs = append(reqs, mceval.Request{Context: it.ChoiceContextTokens[j], Conts: [][]int32{it.ChoiceTokens[j]}})
+			}
+		} else {
+			reqs = append(reqs, mceval.Request{Context: it.ContextTokens, Conts: it.ChoiceTokens})
+		}
+		span[i] = [2]int{lo, len(reqs)}
+		for j := lo; j < len(reqs); j++ {
+			if _, err := mceval.Fit(reqs[j], maxLen); err != nil {
+				return nil, fmt.Errorf("item %d (document %d): %w", i, it.Doc, err)
+			}
+		}
+	}
+	// Consecutive items are scored together in one batched pass
+	// (mceval.ScoreBatch); the batches depend only on the items, and
+	// workers take batches in turn, so the result does not depend on which
+	// worker scored what.
+	batches, err := mceval.Batches(reqs, maxLen, mceval.DefaultBudget)
+	if err != nil {
+		return nil, err
+	}
+	lls := make([][]float64, len(reqs))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(batches)))
+	next := make(chan [2]int)
 	errs := make([]error, workers)
 	var done sync.WaitGroup
 	var mu sync.Mutex
@@ -189,25 +222,24 @@ func (mcScore) Run(ctx context.Context, c *executor.Call) (any, error) {
 		done.Add(1)
 		go func() {
 			defer done.Done()
-			d := llama.NewDecoder(m, m.Config.SeqLen)
-			for i := range next {
-				s, err := scoreItem(d, m.Config.SeqLen, items[i])
+			for b := range next {
+				got, err := mceval.ScoreBatch(m, maxLen, reqs[b[0]:b[1]])
 				if err != nil {
-					errs[w] = fmt.Errorf("item %d (document %d): %w", i, items[i].Doc, err)
+					errs[w] = fmt.Errorf("requests %d…%d: %w", b[0], b[1]-1, err)
 					continue
 				}
-				out[i] = s
+				copy(lls[b[0]:b[1]], got)
 				mu.Lock()
-				finished++
+				finished += b[1] - b[0]
 				c.Progress(int64(finished), int64(len(items)))
 				mu.Unlock()
 			}
 		}()
 	}
 feed:
-	for i := range items {
+	for _, b := range batches {
 		select {
-		case next <- i:
+		case next <- b:
 		case <-ctx.Done():
 			break feed
 		}
@@ -222,24 +254,30 @@ feed:
 			return nil, err
 		}
 	}
+	out := make([]MCSample, len(items))
+	for i, it := range items {
+		out[i] = mcSample(it, reqs[span[i][0]:span[i][1]], maxLen, lls[span[i][0]:span[i][1]])
+	}
 	return out, nil
 }
 
-func scoreItem(d *llama.Decoder, maxLen int, it MCItem) (MCSample, error) {
-	if it.ChoiceContextTokens != nil {
-		return scorePartial(d, maxLen, it)
+// mcSample is item it's scored sample from its requests' log-likelihoods:
+// one request whose continuations are the choices, or, for a partial
+// item, one request of one continuation per choice.
+func mcSample(it MCItem, reqs []mceval.Request, maxLen int, lls [][]float64) MCSample {
+	var ll []float64
+	truncated := 0
+	for j, r := range reqs {
+		ll = append(ll, lls[j]...)
+		parts, _ := mceval.Fit(r, maxLen) // checked before scoring
+		truncated = max(truncated, mceval.Dropped(parts, r))
 	}
-	r, err := mceval.Fit(mceval.Request{Context: it.ContextTokens, Conts: it.ChoiceTokens}, maxLen)
-	if err != nil {
-		return MCSample{}, err
-	}
-	lls := mceval.Score(d, r)
-	pred, norm := mceval.Prediction(lls, it.Choices)
+	pred, norm := mceval.Prediction(ll, it.Choices)
 	return MCSample{
-		Doc: it.Doc, Context: it.Context, Choices: it.Choices, LogLikelihoods: lls,
+		Doc: it.Doc, Context: it.Context, Choices: it.Choices, Target: it.Target, LogLikelihoods: ll,
 		Pred: pred, PredNorm: norm, Gold: it.Gold, Acc: pred == it.Gold, AccNorm: norm == it.Gold,
-		Truncated: len(it.ContextTokens) - len(r.Context),
-	}, nil
+		Truncated: truncated,
+	}
 }
 
 // samplesCodec stores scored items as JSON lines, the samples file's

@@ -7,7 +7,6 @@ import (
 
 	"lrmc/executor"
 	"lrmc/kernels/hfdataset"
-	"lrmc/kernels/llama"
 	"lrmc/kernels/mceval"
 	"lrmc/planner"
 )
@@ -94,29 +93,3 @@ func partialItem(enc mcEncoder, it mceval.Item, path string, lo, vocab int) (MCI
 	return out, nil
 }
 
-// scorePartial scores a partial item: each choice's context with the
-// shared continuation, each kept within the model's context as Fit keeps
-// any request.
-func scorePartial(d *llama.Decoder, maxLen int, it MCItem) (MCSample, error) {
-	if len(it.ChoiceContextTokens) != len(it.ChoiceTokens) || len(it.ChoiceTokens) != len(it.Choices) {
-		return MCSample{}, fmt.Errorf("partial item with %d contexts, %d continuations and %d choices",
-			len(it.ChoiceContextTokens), len(it.ChoiceTokens), len(it.Choices))
-	}
-	reqs := make([]mceval.Request, len(it.Choices))
-	truncated := 0
-	for i := range reqs {
-		r, err := mceval.Fit(mceval.Request{Context: it.ChoiceContextTokens[i], Conts: [][]int32{it.ChoiceTokens[i]}}, maxLen)
-		if err != nil {
-			return MCSample{}, fmt.Errorf("choice %d: %w", i, err)
-		}
-		reqs[i] = r
-		truncated = max(truncated, len(it.ChoiceContextTokens[i])-len(r.Context))
-	}
-	lls := mceval.ScorePartial(d, reqs)
-	pred, norm := mceval.Prediction(lls, it.Choices)
-	return MCSample{
-		Doc: it.Doc, Context: it.Context, Choices: it.Choices, Target: it.Target, LogLikelihoods: lls,
-		Pred: pred, PredNorm: norm, Gold: it.Gold, Acc: pred == it.Gold, AccNorm: norm == it.Gold,
-		Truncated: truncated,
-	}, nil
-}

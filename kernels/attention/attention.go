@@ -195,7 +195,7 @@ func (s shape) run(workers []*scratch, out, q, kp, vt []float32) {
 			}
 			qt := nq - 1 - j/per
 			seq, g := (j%per)/s.kvHeads, (j%per)%s.kvHeads
-			s.job(w, out, q, kp, vt, seq, g, qt)
+			s.job(w, out, q, kp, vt, span{row: seq * s.t, t: s.t, keys: s.t, packed: seq * s.kvHeads * s.t * s.hd}, g, qt)
 		}
 	}
 	var wg sync.WaitGroup
@@ -206,16 +206,23 @@ func (s shape) run(workers []*scratch, out, q, kp, vt []float32) {
 	wg.Wait()
 }
 
-// job computes query tile qt of sequence seq for the query heads of kv head
-// g, stacked: stacked row r is head g·group + r/qn at position q0 + r%qn.
-func (s shape) job(w *scratch, out, q, kp, vt []float32, seq, g, qt int) {
+// span is one job's run of queries: t query rows from row (of q and out)
+// at positions keys−t…keys−1, attending to keys packed (as pack lays one
+// sequence out) from index packed of kp and vt. A sequence of Causal is a
+// span with keys = t.
+type span struct{ row, t, keys, packed int }
+
+// job computes query tile qt of span sp for the query heads of kv head g,
+// stacked: stacked row r is head g·group + r/qn at query q0 + r%qn.
+func (s shape) job(w *scratch, out, q, kp, vt []float32, sp span, g, qt int) {
 	hd, qd := s.hd, s.heads*s.hd
+	off := sp.keys - sp.t // position of query 0
 	q0 := qt * qTile
-	qn := min(qTile, s.t-q0)
+	qn := min(qTile, sp.t-q0)
 	rows := s.group * qn
 	for r := range rows {
 		h, p := g*s.group+r/qn, q0+r%qn
-		src := q[(seq*s.t+p)*qd+h*hd:][:hd]
+		src := q[(sp.row+p)*qd+h*hd:][:hd]
 		dst := w.qs[r*hd : (r+1)*hd]
 		for i, x := range src {
 			dst[i] = x * s.scale
@@ -228,17 +235,17 @@ func (s shape) job(w *scratch, out, q, kp, vt []float32, seq, g, qt int) {
 	for r := range m {
 		m[r] = float32(math.Inf(-1))
 	}
-	base := (seq*s.kvHeads + g) * s.t * hd
+	base := sp.packed + g*sp.keys*hd
 	// Key tiles starting after the tile's last query are fully masked and
 	// skipped.
-	for k0 := 0; k0 < q0+qn; k0 += kTile {
-		cols := min(kTile, s.t-k0)
+	for k0 := 0; k0 < off+q0+qn; k0 += kTile {
+		cols := min(kTile, sp.keys-k0)
 		sc := w.sc[:rows*cols]
 		gemm.MatMulThreads(sc, qs, kp[base+k0*hd:], rows, hd, cols, 1)
 		for r := range rows {
 			// Keys past this row's position are masked: only a tile that
-			// reaches beyond q0 has any.
-			visible := min(cols, q0+r%qn-k0+1)
+			// reaches beyond off+q0 has any.
+			visible := min(cols, off+q0+r%qn-k0+1)
 			alpha[r] = softmaxStep(sc[r*cols:(r+1)*cols], visible, &m[r], &l[r])
 		}
 		gemm.MatMulThreads(pv, sc, vt[base+k0*hd:], rows, cols, hd, 1)
@@ -248,7 +255,7 @@ func (s shape) job(w *scratch, out, q, kp, vt []float32, seq, g, qt int) {
 	}
 	for r := range rows {
 		h, p := g*s.group+r/qn, q0+r%qn
-		dst := out[(seq*s.t+p)*qd+h*hd:][:hd]
+		dst := out[(sp.row+p)*qd+h*hd:][:hd]
 		// One division per row, not per element (a divide costs several
 		// multiplies); the product adds one rounding.
 		inv := 1 / l[r]

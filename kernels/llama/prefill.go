@@ -53,6 +53,26 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 	if b < 0 || t < 0 || len(h) != n*c.Dim {
 		panic(fmt.Sprintf("llama: Block: hidden state holds %d floats, want b=%d × t=%d × dim=%d", len(h), b, t, c.Dim))
 	}
+	// Causal attention, flash style: query × key tiles on the GEMM with an
+	// online softmax, never a t×t score matrix (kernels/attention). The
+	// Decoder keeps run.c's per-query order, which the reference test pins.
+	return m.blockRows(i, h, n, t, func(r int) int { return r % t }, tap, func(att, q, k, v []float32) {
+		if kv != nil {
+			kv(k, v)
+		}
+		attention.Causal(att, q, k, v, b, t, c.Heads, c.KVHeads, c.HeadDim())
+	})
+}
+
+// blockRows runs transformer block i over n rows of hidden state h, row r
+// at position pos(r) < positions, with attn computing the attention output
+// att [n, QDim] from the rotated q [n, QDim], k and v [n, KVDim]: which
+// rows see which is attn's to say. Block (sequences) and ForwardForks
+// (contexts with branches) differ only there.
+//
+// tap, when not nil, is handed every linear layer's input (BlockTap).
+func (m *Model) blockRows(i int, h []float32, n, positions int, pos func(r int) int, tap Tap, attn func(att, q, k, v []float32)) []float32 {
+	c := m.Config.Layer(i)
 	l, w := &m.Layers[i], m.projections(i)
 	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
 
@@ -69,25 +89,18 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 	l.qkPrep(c, q, k, v)
 
 	freqs := RopeFreqs(c)
-	cos, sin := make([]float32, t*hd/2), make([]float32, t*hd/2)
-	for p := range t {
+	cos, sin := make([]float32, positions*hd/2), make([]float32, positions*hd/2)
+	for p := range positions {
 		ropeAt(cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2], freqs, p)
 	}
 	for r := range n {
-		p := r % t
+		p := pos(r)
 		cs, sn := cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2]
 		rotate(q[r*qd:(r+1)*qd], cs, sn, c.RopeStyle)
 		rotate(k[r*kvd:(r+1)*kvd], cs, sn, c.RopeStyle)
 	}
-	if kv != nil {
-		kv(k, v)
-	}
-
-	// Causal attention, flash style: query × key tiles on the GEMM with an
-	// online softmax, never a t×t score matrix (kernels/attention). The
-	// Decoder keeps run.c's per-query order, which the reference test pins.
 	att := make([]float32, n*qd)
-	attention.Causal(att, q, k, v, b, t, c.Heads, c.KVHeads, hd)
+	attn(att, q, k, v)
 	tap.at(SiteOIn, att, qd)
 	out := make([]float32, n*d)
 	w.wo.mul(out, att, n, qd, d)

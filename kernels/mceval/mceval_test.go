@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"os"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,42 +114,119 @@ func TestItemsTemplatesAndFewshot(t *testing.T) {
 	}
 }
 
-// Scoring N choices from one shared prefill gives what scoring each
-// choice alone, context and continuation through the batched forward pass,
-// gives.
+// Scoring N choices from one shared prefill, in one batched pass with
+// other items, gives what scoring each choice alone, context and
+// continuation through the whole-sequence forward pass, gives; and the
+// same bits on every run and at every thread count.
 func TestSharedPrefillEqualsAlone(t *testing.T) {
 	m, _, err := synth.New(synth.Spec{Arch: "llama", Layers: 2, Dim: 32, Heads: 4, KVHeads: 2, FFN: 64, Vocab: 50, SeqLen: 64, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := Request{
-		Context: []int32{1, 7, 9, 11, 3, 40},
-		Conts:   [][]int32{{5}, {6, 7, 8, 9}, {49, 2}, {1, 2, 3, 4, 5, 6, 7}},
+	rs := []Request{
+		{Context: []int32{1, 7, 9, 11, 3, 40}, Conts: [][]int32{{5}, {6, 7, 8, 9}, {49, 2}, {1, 2, 3, 4, 5, 6, 7}}},
+		{Context: []int32{2}, Conts: [][]int32{{3, 4}, {5}}},
+		{Context: []int32{9, 9, 8, 8, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0}, Conts: [][]int32{{10, 20, 30}, {31, 41, 11}}},
+	}
+	batched, err := ScoreBatch(m, m.Config.SeqLen, rs)
+	if err != nil {
+		t.Fatal(err)
 	}
 	d := llama.NewDecoder(m, m.Config.SeqLen)
-	shared := Score(d, r)
-	for i, c := range r.Conts {
-		alone := ScoreAlone(m, r.Context, c)
-		if math.Abs(shared[i]-alone) > 1e-5 {
-			t.Errorf("choice %d: shared %.9f, alone %.9f", i, shared[i], alone)
+	for k, r := range rs {
+		one, err := ScoreBatch(m, m.Config.SeqLen, rs[k:k+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := Score(d, r)
+		for i, c := range r.Conts {
+			alone := ScoreAlone(m, r.Context, c)
+			for name, got := range map[string]float64{"batched": batched[k][i], "item alone": one[0][i], "step by step": steps[i]} {
+				if math.Abs(got-alone) > 1e-5 {
+					t.Errorf("item %d choice %d: %s %.9f, alone %.9f", k, i, name, got, alone)
+				}
+			}
 		}
 	}
-	// Reusing the decoder for the next item rewrites every position it reads.
-	again := Score(d, r)
-	for i := range again {
-		if again[i] != shared[i] {
-			t.Errorf("choice %d: a reused decoder gives %v, a fresh one %v", i, again[i], shared[i])
+	again, _ := ScoreBatch(m, m.Config.SeqLen, rs)
+	prev := runtime.GOMAXPROCS(1)
+	serial, _ := ScoreBatch(m, m.Config.SeqLen, rs)
+	runtime.GOMAXPROCS(prev)
+	for k := range rs {
+		if !slices.Equal(again[k], batched[k]) || !slices.Equal(serial[k], batched[k]) {
+			t.Errorf("item %d: %v, again %v, on one thread %v", k, batched[k], again[k], serial[k])
 		}
 	}
 }
 
 func TestFit(t *testing.T) {
-	r, err := Fit(Request{Context: []int32{1, 2, 3, 4, 5}, Conts: [][]int32{{6, 7, 8}, {9}}}, 5)
-	if err != nil || len(r.Context) != 3 || r.Context[0] != 3 {
-		t.Errorf("Fit = %+v, %v", r, err)
+	r := Request{Context: []int32{1, 2, 3, 4, 5}, Conts: [][]int32{{6, 7, 8}, {9}, {10, 11, 12}}}
+	parts, err := Fit(r, 5)
+	// 5+3 tokens cut to 6 keep 3 context tokens; 5+1 fit whole.
+	if err != nil || len(parts) != 2 || !slices.Equal(parts[0].Context, []int32{3, 4, 5}) || !slices.Equal(parts[0].Conts, []int{0, 2}) ||
+		!slices.Equal(parts[1].Context, r.Context) || !slices.Equal(parts[1].Conts, []int{1}) {
+		t.Errorf("Fit = %+v, %v", parts, err)
 	}
-	if _, err := Fit(Request{Context: []int32{1}, Conts: [][]int32{{1, 2, 3, 4, 5, 6, 7}}}, 5); err == nil {
-		t.Error("a continuation longer than the context fits")
+	if Dropped(parts, r) != 2 || Fed(parts, r) != 3+2+2+5 {
+		t.Errorf("dropped %d, fed %d", Dropped(parts, r), Fed(parts, r))
+	}
+	if _, err := Fit(Request{Context: []int32{1}, Conts: [][]int32{{1, 2, 3, 4, 5, 6}}}, 5); err == nil ||
+		err.Error() != "a continuation of 6 tokens does not fit the model's 5 positions" {
+		t.Errorf("a continuation longer than the model fits: %v", err)
+	}
+	b, err := Batches([]Request{r, r, {Context: []int32{1}, Conts: [][]int32{{2}}}, r}, 5, 20)
+	if err != nil || !slices.Equal(b, [][2]int{{0, 1}, {1, 3}, {3, 4}}) {
+		t.Errorf("Batches = %v, %v", b, err)
+	}
+}
+
+// An item longer than the model's context is scored as lm-eval scores
+// each request: (context+continuation)[-(maxLen+1):][:-1] through the
+// model, the continuation's log-probabilities read off the last rows. The
+// reference here transcribes that slicing; the text's tokens come from the
+// stories260K tokenizer.
+func TestOverlongItemTruncatedPerChoice(t *testing.T) {
+	m, _, err := synth.New(synth.Spec{Arch: "llama", Layers: 2, Dim: 32, Heads: 4, KVHeads: 2, FFN: 64, Vocab: 512, SeqLen: 24, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := llama2c.LoadTokenizer(shareddata.Path(t, "models", "stories260K", "tok512.bin"), 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := Item{Context: "Once upon a time, there was a little girl called Lily. She liked to play in the park with her friends every day.",
+		Choices: []string{"Then", "One day she found a big red ball under a tree.", "She was happy."}, Delimiter: " "}
+	r, err := Tokenize(l2cEncoder{tok}, it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxLen := m.Config.SeqLen
+	got, err := ScoreBatch(m, maxLen, []Request{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := m.Config.Vocab
+	dropped := map[int]bool{}
+	for i, cont := range r.Conts {
+		whole := append(slices.Clone(r.Context), cont...)
+		if len(whole) <= maxLen+1 {
+			t.Fatalf("choice %d: %d tokens fit in %d positions; the test wants every choice cut", i, len(whole), maxLen)
+		}
+		inp := whole[len(whole)-(maxLen+1):]
+		inp = inp[:len(inp)-1]
+		dropped[len(r.Context)-(len(inp)-(len(cont)-1))] = true
+		logits := m.Forward(inp, 1, len(inp))
+		var want float64
+		for j, c := range cont {
+			row := len(inp) - len(cont) + j
+			want += LogProb(logits[row*v:(row+1)*v], c)
+		}
+		if math.Abs(got[0][i]-want) > 1e-5 {
+			t.Errorf("choice %d (%d tokens): %.9f, lm-eval's truncation gives %.9f", i, len(cont), got[0][i], want)
+		}
+	}
+	if len(dropped) < 2 {
+		t.Errorf("every choice drops the same context tokens %v; the test wants choices of different lengths", dropped)
 	}
 }
 
@@ -176,7 +255,11 @@ func TestStories260KAgainstFloat64Reference(t *testing.T) {
 	if r.Context[0] != tok.BOS() {
 		t.Fatalf("context does not start with BOS: %v", r.Context)
 	}
-	got := Score(llama.NewDecoder(m, m.Config.SeqLen), r)
+	lls, err := ScoreBatch(m, m.Config.SeqLen, []Request{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := lls[0]
 	ref := loadRef(t, bin)
 	for i, c := range r.Conts {
 		want := ref.loglik(r.Context, c)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -435,7 +436,7 @@ func TestSaveLoad(t *testing.T) {
 	if got := back.Forward(calib[:2*seq], 2, seq); !slices.Equal(got, want) {
 		t.Fatalf("logits after a float32 round trip differ by %g", maxAbsDiff(got, want))
 	}
-	if back.Width != 48 || back.Sparsity != 0.2 || back.Params() != sm.Params() || back.Config != sm.Config {
+	if back.Width != 48 || back.Sparsity != 0.2 || back.Params() != sm.Params() || !reflect.DeepEqual(back.Config, sm.Config) {
 		t.Fatalf("loaded width %d, sparsity %g, params %d, config %+v", back.Width, back.Sparsity, back.Params(), back.Config)
 	}
 	cfg, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
