@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"lrmc/internal/shareddata"
+	"lrmc/kernels/ggufmodel"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/llama2c"
 	"lrmc/kernels/synth"
@@ -236,13 +237,24 @@ func (e l2cEncoder) Encode(s string) []int32 { return e.Tokenizer.Encode(s, true
 
 // A per-choice log-likelihood of stories260K equals one computed here by an
 // independent float64 transcription of llama2.c's run.c forward pass, read
-// straight from the checkpoint's bytes.
+// straight from the llama2.c checkpoint's bytes; the model scored is loaded
+// from the .bin and, separately, from the GGUF file of the same weights.
 func TestStories260KAgainstFloat64Reference(t *testing.T) {
 	bin := shareddata.Path(t, "models", "stories260K", "stories260K.bin")
-	m, err := llama2c.Load(bin)
+	fromBin, err := llama2c.Load(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
+	fromGGUF, _, err := ggufmodel.Load(shareddata.Path(t, "models", "stories260K", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*llama.Model{"stories260K.bin": fromBin, "stories260K.gguf": fromGGUF} {
+		t.Run(name, func(t *testing.T) { checkAgainstFloat64(t, m, bin) })
+	}
+}
+
+func checkAgainstFloat64(t *testing.T, m *llama.Model, bin string) {
 	tok, err := llama2c.LoadTokenizer(shareddata.Path(t, "models", "stories260K", "tok512.bin"), m.Config.Vocab)
 	if err != nil {
 		t.Fatal(err)
