@@ -43,7 +43,7 @@ const (
 
 // mcOnly and genOnly are the #Task fields of one kind only.
 var (
-	mcOnly  = []string{"choices", "choicesField", "gold", "preprocess"}
+	mcOnly = []string{"choices", "choicesField", "gold", "preprocess"}
 	// target is both: a generation's answer, or the one continuation a
 	// multiple-choice task's choices share (WinoGrande).
 	genOnly = []string{"stop", "extraction", "regex", "groupSelect", "ignoreCase", "ignorePunctuation",

@@ -25,7 +25,7 @@ var (
 	// tasks of #Tasks and of the recipe's tasks (compiler.tasks).
 	evalTasks = registry{
 		kind: "task", plural: "tasks",
-		built:   []string{"perplexity"},
+		built: []string{"perplexity"},
 	}
 	outputFormats = registry{
 		kind: "output format", plural: "output formats",

@@ -92,4 +92,3 @@ func partialItem(enc mcEncoder, it mceval.Item, path string, lo, vocab int) (MCI
 	}
 	return out, nil
 }
-
