@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -373,36 +372,7 @@ func extractSpec(x planner.GenExtractParams) geneval.ExtractSpec {
 
 // genSamplesCodec stores scored items as JSON lines, the samples file's
 // format.
-type genSamplesCodec struct{}
-
-func (genSamplesCodec) Encode(v any) ([]byte, error) {
-	s, ok := v.([]GenSample)
-	if !ok {
-		return nil, fmt.Errorf("result is %T, want []GenSample", v)
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	for _, x := range s {
-		if err := enc.Encode(x); err != nil {
-			return nil, err
-		}
-	}
-	return b.Bytes(), nil
-}
-
-func (genSamplesCodec) Decode(b []byte) (any, error) {
-	out := []GenSample{}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	for dec.More() {
-		var s GenSample
-		if err := dec.Decode(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
+type genSamplesCodec = jsonLines[GenSample]
 
 // GenResult is a generation evaluation's metrics: the task, the items
 // and samples per item, the model's shape, and the metric columns

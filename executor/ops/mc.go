@@ -282,12 +282,16 @@ func mcSample(it MCItem, reqs []mceval.Request, maxLen int, lls [][]float64) MCS
 
 // samplesCodec stores scored items as JSON lines, the samples file's
 // format.
-type samplesCodec struct{}
+type samplesCodec = jsonLines[MCSample]
 
-func (samplesCodec) Encode(v any) ([]byte, error) {
-	s, ok := v.([]MCSample)
+// jsonLines stores a []T as JSON lines, one value a line, HTML left
+// unescaped so the samples files read as the text they hold.
+type jsonLines[T any] struct{}
+
+func (jsonLines[T]) Encode(v any) ([]byte, error) {
+	s, ok := v.([]T)
 	if !ok {
-		return nil, fmt.Errorf("result is %T, want []MCSample", v)
+		return nil, fmt.Errorf("result is %T, want %T", v, s)
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -300,15 +304,15 @@ func (samplesCodec) Encode(v any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func (samplesCodec) Decode(b []byte) (any, error) {
-	out := []MCSample{}
+func (jsonLines[T]) Decode(b []byte) (any, error) {
+	out := []T{}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	for dec.More() {
-		var s MCSample
-		if err := dec.Decode(&s); err != nil {
+		var x T
+		if err := dec.Decode(&x); err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		out = append(out, x)
 	}
 	return out, nil
 }
