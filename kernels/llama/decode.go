@@ -103,7 +103,7 @@ func (d *Decoder) Step(token int32, pos int) []float32 {
 		rotate(krow, d.cos, d.sin, c.RopeStyle)
 		for h := range c.Heads {
 			off := (h / kvMul) * hd
-			attend(att[h*hd:(h+1)*hd], q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
+			Attend(att[h*hd:(h+1)*hd], q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
 		}
 		w.wo.mul(d.xb2, att, 1, qd, dim)
 		if c.OutBias {

@@ -86,7 +86,7 @@ func (d *Decoder) Step(token int32, pos int) []float32 {
 		rotate(krow, d.cos, d.sin, c.RopeStyle)
 		for h := range c.Heads {
 			off := (h / group) * hd
-			attend(att[h*hd:(h+1)*hd], q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
+			llama.Attend(att[h*hd:(h+1)*hd], q[h*hd:(h+1)*hd], d.kc[i][off:], d.vc[i][off:], pos+1, kvd, d.scores)
 		}
 		hres := l.attnResidual(c, x, att, 1)
 		x = l.mlpResidual(c, hres, l.mlpHidden(c, hres, 1), 1)
@@ -117,25 +117,4 @@ func (d *Decoder) Prefill(tokens []int32) []float32 {
 	}
 	w := m.HeadWidth()
 	return m.Logits(x[(n-1)*w:], 1, 1)
-}
-
-// attend computes one query head's output over n cached positions whose
-// key and value rows sit stride floats apart: Σ_t softmax_t(q·k_t/√hd)·v_t,
-// run.c's per-query order (as llama's Decoder).
-func attend(out, q, k, v []float32, n, stride int, scores []float32) {
-	hd := len(q)
-	scale := tensor.Sqrt32(float32(hd))
-	scores = scores[:n]
-	for t := range scores {
-		scores[t] = tensor.Dot(q, k[t*stride:t*stride+hd]) / scale
-	}
-	tensor.Softmax(scores)
-	out = out[:hd]
-	clear(out)
-	for t, a := range scores {
-		vt := v[t*stride : t*stride+hd]
-		for i := range out {
-			out[i] += float32(a * vt[i])
-		}
-	}
 }
