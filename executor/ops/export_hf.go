@@ -70,7 +70,7 @@ func (exportHF) Run(ctx context.Context, c *executor.Call) (any, error) {
 			if _, err := os.Stat(src); err != nil {
 				continue
 			}
-			if err := copyFile(src, dst); err != nil {
+			if err := CopyFile(src, dst); err != nil {
 				return nil, err
 			}
 		}
@@ -78,7 +78,9 @@ func (exportHF) Run(ctx context.Context, c *executor.Call) (any, error) {
 	return executor.PackDir(dir)
 }
 
-func copyFile(src, dst string) error {
+// CopyFile copies src to dst (a file inside an export being staged, which
+// the executor moves into place whole).
+func CopyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err

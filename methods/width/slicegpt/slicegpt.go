@@ -22,7 +22,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -353,32 +352,15 @@ func (export) Run(ctx context.Context, c *executor.Call) (any, error) {
 	case st.IsDir():
 		for _, name := range hf.CompanionFiles {
 			if _, err := os.Stat(filepath.Join(tok, name)); err == nil {
-				if err := copyFile(filepath.Join(tok, name), filepath.Join(dir, name)); err != nil {
+				if err := ops.CopyFile(filepath.Join(tok, name), filepath.Join(dir, name)); err != nil {
 					return nil, err
 				}
 			}
 		}
 	case p.TokenizerFormat == "llama2c":
-		if err := copyFile(tok, filepath.Join(dir, filepath.Base(tok))); err != nil {
+		if err := ops.CopyFile(tok, filepath.Join(dir, filepath.Base(tok))); err != nil {
 			return nil, err
 		}
 	}
 	return executor.PackDir(dir)
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
