@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"lrmc/executor"
+	"lrmc/kernels/dynamic"
 	"lrmc/kernels/ggufmodel"
 	"lrmc/kernels/hf"
 	"lrmc/kernels/llama"
@@ -23,6 +24,11 @@ type Model struct {
 	// Llama model (shortcut matrices between blocks): only perplexity
 	// evaluates it (the compiler rejects the rest), and LM is nil.
 	Sliced *slicegpt.Model
+	// Routers, when set, are LM's dynamic-pruning routers
+	// (methods/dynamic): perplexity and speed run LM with its
+	// compute-skipping forward passes; exports write the weights and the
+	// methods' own ops write the routers beside them.
+	Routers *dynamic.Routers
 	// HF is the configuration of a Hugging Face or synthetic model.
 	HF *hf.Config
 	// GGUF is the metadata of a GGUF model (tokenizer included).

@@ -76,6 +76,10 @@ func (Ephemeral) IsEphemeral() bool { return true }
 // JSONCodec stores results of type T as JSON; ops embed it.
 type JSONCodec[T any] struct{ jsonCodec[T] }
 
+// RawBytes stores a []byte result as is (a file an output writes); ops
+// embed it.
+type RawBytes struct{ rawBytes }
+
 // HiddenCodec stores Hidden results as safetensors; ops embed it.
 type HiddenCodec struct{ hiddenCodec }
 

@@ -1,0 +1,129 @@
+package dynamic
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"lrmc/executor"
+	"lrmc/executor/ops"
+	kdyn "lrmc/kernels/dynamic"
+)
+
+// Trained is what a training stage yields: stage 1's routers, and the loss
+// of every optimizer step of each stage run so far (stage 2 carries stage
+// 1's routers and losses along, so one node reports both).
+type Trained struct {
+	Routers    *kdyn.Routers
+	RouterLoss []float64
+	// Stage 2 only: the adapters (a safetensors blob in PEFT's names, its
+	// configuration in the metadata) and their losses.
+	LoRA     []byte
+	LoRALoss []float64
+}
+
+// Metrics are what a dynamic run adds to its metrics: the method, the
+// target ratio, the KV rule and the training curves ("dynamic").
+func (t Trained) Metrics() map[string]any {
+	d := map[string]any{"method": string(t.Routers.Method), "ratio": t.Routers.Skip, "kvRule": t.Routers.Method.KVRule().String()}
+	if n := len(t.RouterLoss); n > 0 {
+		d["routerLoss"] = map[string]any{"first": t.RouterLoss[0], "last": t.RouterLoss[n-1], "steps": n, "losses": t.RouterLoss}
+	}
+	if n := len(t.LoRALoss); n > 0 {
+		d["loraLoss"] = map[string]any{"first": t.LoRALoss[0], "last": t.LoRALoss[n-1], "steps": n, "losses": t.LoRALoss}
+	}
+	return map[string]any{"dynamic": d}
+}
+
+// Metadata keys a Trained adds to the routers file's header.
+const (
+	metaRouterLoss = "lrmc.dynamic.router_loss"
+	metaLoRALoss   = "lrmc.dynamic.lora_loss"
+)
+
+// trainedCodec stores a Trained as the length of the routers' safetensors
+// file (8 bytes, little-endian), that file (the losses in its header) and
+// the stage-2 adapters' blob.
+type trainedCodec struct{}
+
+func (trainedCodec) Encode(v any) ([]byte, error) {
+	t, ok := v.(Trained)
+	if !ok {
+		return nil, fmt.Errorf("result is %T, want dynamic.Trained", v)
+	}
+	rl, _ := json.Marshal(t.RouterLoss)
+	meta := map[string]string{metaRouterLoss: string(rl)}
+	if t.LoRA != nil {
+		ll, _ := json.Marshal(t.LoRALoss)
+		meta[metaLoRALoss] = string(ll)
+	}
+	b, err := kdyn.Encode(t.Routers, meta)
+	if err != nil {
+		return nil, err
+	}
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(b)))
+	return append(append(out, b...), t.LoRA...), nil
+}
+
+func (trainedCodec) Decode(b []byte) (any, error) {
+	if len(b) < 8 {
+		return nil, fmt.Errorf("dynamic: %d bytes hold no routers", len(b))
+	}
+	n := binary.LittleEndian.Uint64(b)
+	if n > uint64(len(b)-8) {
+		return nil, fmt.Errorf("dynamic: a routers file of %d bytes in %d", n, len(b)-8)
+	}
+	rs, meta, err := kdyn.Decode(b[8 : 8+n])
+	if err != nil {
+		return nil, err
+	}
+	t := Trained{Routers: rs}
+	if err := json.Unmarshal([]byte(meta[metaRouterLoss]), &t.RouterLoss); err != nil {
+		return nil, fmt.Errorf("dynamic: router losses: %w", err)
+	}
+	if rest := b[8+n:]; len(rest) > 0 {
+		t.LoRA = append([]byte(nil), rest...)
+		if err := json.Unmarshal([]byte(meta[metaLoRALoss]), &t.LoRALoss); err != nil {
+			return nil, fmt.Errorf("dynamic: LoRA losses: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// trainRouters is stage 1: the routers trained on the calibration windows
+// with the base model frozen. Inputs: model, calibration windows. Every
+// CheckpointEvery steps the trainer's state goes to the cache, so an
+// interrupted training resumes there, bit for bit.
+type trainRouters struct{ trainedCodec }
+
+func (trainRouters) Version() int { return 1 }
+
+func (trainRouters) Run(ctx context.Context, c *executor.Call) (any, error) {
+	var p RoutersParams
+	if err := c.Params(&p); err != nil {
+		return nil, err
+	}
+	m, err := ops.Input[*ops.Model](c, 0)
+	if err != nil {
+		return nil, err
+	}
+	w, err := windowsOf(c, 1, p.Samples, p.SeqLen)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = m, w
+	return nil, fmt.Errorf("dynamic: router training is not merged yet")
+}
+
+// windowsOf checks the calibration windows against the planned shape.
+func windowsOf(c *executor.Call, i, samples, seqLen int) (ops.Tokens, error) {
+	w, err := ops.Input[ops.Tokens](c, i)
+	if err != nil {
+		return w, err
+	}
+	if w.Rows != samples || w.Cols != seqLen {
+		return w, fmt.Errorf("calibration windows are %d×%d, planned %d×%d", w.Rows, w.Cols, samples, seqLen)
+	}
+	return w, nil
+}
