@@ -34,6 +34,9 @@ type acts struct {
 	g, u, a    []float32 // gate, up, SiLU(gate)·up [n, hidden]
 	sig        []float32 // σ(gate) [n, hidden], kept for backward (WithGEMM only)
 	loraU      [7][]float32
+	// With a gate: the attention and MLP outputs before gating, [n, d],
+	// and the gates, [n].
+	ao, mo, ga, gm []float32
 }
 
 // grads are the backward pass's working buffers.
@@ -46,6 +49,8 @@ type grads struct {
 	attnScratch    []float32 // [b, kvHeads, t]
 	drop, tmp, dxl []float32 // LoRA: [n, maxWidth] each
 	du             []float32 // LoRA: [n, rank]
+	dgy            []float32 // with a gate: g ⊙ dy [n, d]
+	dg             []float32 // with a gate: the gate's gradient [n]
 }
 
 // Net computes the loss of a llama.Model on batches of b sequences of t
@@ -270,6 +275,10 @@ func (n *Net) layout(alloc func(int) []float32) {
 	a.g, a.u, a.a = alloc(rows*hid), alloc(rows*hid), alloc(rows*hid)
 	if n.o.gemm {
 		a.sig = alloc(rows * hid)
+	}
+	if n.o.gate != nil {
+		a.ao, a.mo, a.ga, a.gm = alloc(rows*d), alloc(rows*d), alloc(rows), alloc(rows)
+		n.g.dgy, n.g.dg = alloc(rows*d), alloc(rows)
 	}
 	for _, ad := range n.adapters {
 		if ad.Layer == 0 {

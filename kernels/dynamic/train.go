@@ -1,0 +1,541 @@
+package dynamic
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"lrmc/kernels/train"
+	"lrmc/kernels/train/optim"
+)
+
+// Router training runs in kernels/train's runtime: a *Gate is a train.Gate
+// that gates every block of a train.Net with the routers of one method.
+//
+//	g, _ := dynamic.NewTraining(dynamic.TrainConfig{Method: dynamic.SkipGPT, Skip: 0.4, Seed: 1}, layers, dim)
+//	net, _ := train.New(model, b, t, train.WithGEMM(), train.WithGate(g))   // stage 1: routers only
+//	...
+//	frozen, _ := dynamic.Frozen(g.Routers())                                  // stage 2
+//	net2, _ := train.New(model, b, t, train.WithLoRA(cfg), train.WithGate(frozen))
+//
+// In a training pass (Net.ForwardBackward of a trainable gate) the routers
+// decide as their method trains:
+//
+//   - SkipGPT and D-LLM: hard Gumbel-softmax, τ = 1, over the router's
+//     logits [skip, execute]: with Gumbel noise G drawn per (seed,
+//     micro-step, layer, part, logit, row), execute iff
+//     l_exec + G_exec ≥ l_skip + G_skip; the gate's value is the hard
+//     decision (1 or 0) and its gradient is the soft probability's,
+//     p = σ((l_exec + G_exec) − (l_skip + G_skip)) (straight-through).
+//   - MoD: the top k = ModCapacity(s, T) tokens of each sequence by router
+//     output r run the part, whose output is scaled by r: g = r on them and
+//     0 elsewhere, so the router learns through r.
+//
+// Everywhere else — Net.Loss, and every pass of a Frozen gate — they decide
+// by Routers.Decide, the evaluation rule the compute-skipping inference
+// uses: no noise, and for MoD the causal predictors.
+//
+// The key rule is the method's: with KVAbsent (MoD, D-LLM) the attention
+// hides the keys of the tokens that skip it from every other token; with
+// KVFromInput (SkipGPT) skipped tokens keep their keys.
+
+// TrainConfig is what router training needs beyond the model's shape.
+type TrainConfig struct {
+	Method Method
+	// Skip is the target fraction s of skipped computation.
+	Skip float64
+	// Seed fixes the routers' initialisation and the Gumbel noise.
+	Seed uint64
+	// Lambda weighs the compute-ratio loss: SkipGPT's λ (0 means
+	// DefaultSkipGPTLambda), D-LLM's α (0 means DefaultDLLMAlpha). MoD has
+	// no ratio loss (top-k fixes its ratio).
+	Lambda float64
+	// PredictorWeight weighs MoD's predictor BCE (0 means 1). The BCE only
+	// trains the predictors: their input is taken with the gradient stopped.
+	PredictorWeight float64
+}
+
+const (
+	// DefaultSkipGPTLambda is SkipGPT's λ in
+	// loss = LM + λ·|(1−s) − mean execute probability|.
+	DefaultSkipGPTLambda = 20
+	// DefaultDLLMAlpha weighs D-LLM's rate loss α·(mean execute − (1−s))².
+	DefaultDLLMAlpha = 10
+)
+
+// ModCapacity is MoD's k for sequences of t tokens at skip ratio s:
+// max(1, ⌊(1−s)·t⌋), with 1e-9 of slack so that 0.6·10 counts as 6 whatever
+// its rounding.
+func ModCapacity(s float64, t int) int {
+	return max(1, int(math.Floor((1-s)*float64(t)+1e-9)))
+}
+
+// Gate trains (or, frozen, applies) one method's routers inside a
+// train.Net; see NewTraining and Frozen.
+type Gate struct {
+	rs     *Routers
+	cfg    TrainConfig
+	frozen bool
+	dim    int
+	params []*optim.Param
+	grad   map[*Router]routerGrad
+
+	pass train.GatePass
+	rows int
+	st   [][2]partState // [layer][Attn, MLP]
+	aux  []train.AuxLoss
+}
+
+type routerGrad struct{ w, b []float32 }
+
+// partState is what a pass keeps of one part of one layer, for the
+// auxiliary losses, the backward pass and the realised fractions.
+type partState struct {
+	routed bool
+	logits []float32 // the deciding router's logits (MoD: r), [rows·Out]
+	p      []float64 // Gumbel-softmax's soft execute probability (training)
+	exec   []bool
+	g      []float32
+	scale  []float32 // Decide's scale
+	pred   []float32 // MoD: the predictor's logits
+	sel    []bool    // MoD: top-k membership, the predictor's target
+	dAux   float64   // the ratio loss's gradient at every hard gate
+	dPred  []float32 // MoD: the BCE's gradient at the predictor's logits
+	dgMLP  []float32 // D-LLM: the MLP's dg, until the block's backward
+	keys   []bool
+}
+
+// NewTraining builds routers for a model of the given layers and hidden
+// size, initialised from cfg.Seed (each router from its own stream, so the
+// layout of one does not move another's values), ready to train:
+//
+//   - SkipGPT and D-LLM: weights uniform in ±1/√dim (nn.Linear's default),
+//     biases 0 — every token starts at an even chance to execute;
+//   - MoD: router weights uniform in ±0.01/√dim and bias 1, so r ≈ 1 and
+//     the chosen tokens see the pretrained block almost unscaled;
+//     predictors as nn.Linear (±1/√dim, bias 0). The first and last layers
+//     are dense (no routers).
+func NewTraining(cfg TrainConfig, layers, dim int) (*Gate, error) {
+	if !cfg.Method.Valid() {
+		return nil, fmt.Errorf("dynamic: unknown method %q, want one of %v", cfg.Method, Methods)
+	}
+	if !(cfg.Skip >= 0 && cfg.Skip < 1) {
+		return nil, fmt.Errorf("dynamic: skip ratio %g is outside [0, 1)", cfg.Skip)
+	}
+	if layers <= 0 || dim <= 0 {
+		return nil, fmt.Errorf("dynamic: a model of %d layers of width %d", layers, dim)
+	}
+	if cfg.Method == MoD && layers < 3 {
+		return nil, fmt.Errorf("dynamic: MoD keeps the first and last layers dense; a model of %d layers has none left to route", layers)
+	}
+	if cfg.Lambda < 0 || cfg.PredictorWeight < 0 {
+		return nil, fmt.Errorf("dynamic: loss weights λ %g and predictor %g must not be negative", cfg.Lambda, cfg.PredictorWeight)
+	}
+	if cfg.Lambda == 0 {
+		cfg.Lambda = map[Method]float64{SkipGPT: DefaultSkipGPTLambda, DLLM: DefaultDLLMAlpha}[cfg.Method]
+	}
+	if cfg.PredictorWeight == 0 {
+		cfg.PredictorWeight = 1
+	}
+	rs := &Routers{Method: cfg.Method, Skip: cfg.Skip, Layers: make([]Layer, layers)}
+	init := func(i, slot, out int, wBound, bias float64) *Router {
+		r := NewRouter(dim, out)
+		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<4|uint64(slot)))
+		for j := range r.W {
+			r.W[j] = float32((2*rng.Float64() - 1) * wBound)
+		}
+		for j := range r.B {
+			r.B[j] = float32(bias)
+		}
+		return r
+	}
+	lin := 1 / math.Sqrt(float64(dim))
+	for i := range rs.Layers {
+		l := &rs.Layers[i]
+		switch cfg.Method {
+		case SkipGPT:
+			l.Attn, l.MLP = init(i, 0, 2, lin, 0), init(i, 1, 2, lin, 0)
+		case DLLM:
+			l.Block = init(i, 2, 2, lin, 0)
+		case MoD:
+			if i == 0 || i == layers-1 {
+				continue
+			}
+			l.Attn, l.MLP = init(i, 0, 1, 0.01*lin, 1), init(i, 1, 1, 0.01*lin, 1)
+			l.AttnPred, l.MLPPred = init(i, 3, 1, lin, 0), init(i, 4, 1, lin, 0)
+		}
+	}
+	g := newGate(rs, cfg, dim, false)
+	for i := range rs.Layers {
+		for _, nr := range rs.Layers[i].routers() {
+			if nr.r == nil {
+				continue
+			}
+			n := tensorName(i, nr.name)
+			gr := routerGrad{w: make([]float32, len(nr.r.W)), b: make([]float32, len(nr.r.B))}
+			g.grad[nr.r] = gr
+			g.params = append(g.params,
+				&optim.Param{Name: n + ".weight", Data: nr.r.W, Grad: gr.w},
+				&optim.Param{Name: n + ".bias", Data: nr.r.B, Grad: gr.b, NoDecay: true})
+		}
+	}
+	return g, nil
+}
+
+// Frozen returns a gate that applies rs in evaluation mode (Decide's
+// deterministic rule, no noise) and trains nothing: stage 2, LoRA with the
+// routers fixed. Its passes are exact functions of the model, so the
+// Net's gradients are exact too (MoD's scale r still passes its gradient
+// to the hidden state it reads).
+func Frozen(rs *Routers) (*Gate, error) {
+	dim := 0
+	for i := range rs.Layers {
+		for _, nr := range rs.Layers[i].routers() {
+			if nr.r != nil {
+				dim = nr.r.Dim
+			}
+		}
+	}
+	if err := rs.Validate(len(rs.Layers), dim); err != nil {
+		return nil, err
+	}
+	if dim == 0 {
+		return nil, fmt.Errorf("dynamic: the %s routers have no router at all", rs.Method)
+	}
+	return newGate(rs, TrainConfig{Method: rs.Method, Skip: rs.Skip}, dim, true), nil
+}
+
+func newGate(rs *Routers, cfg TrainConfig, dim int, frozen bool) *Gate {
+	return &Gate{rs: rs, cfg: cfg, frozen: frozen, dim: dim, grad: map[*Router]routerGrad{},
+		st: make([][2]partState, len(rs.Layers))}
+}
+
+// Routers are the gate's routers; training updates them in place.
+func (g *Gate) Routers() *Routers { return g.rs }
+
+// Params are the routers' weights and biases (none when frozen), named
+// as in routers.safetensors.
+func (g *Gate) Params() []*optim.Param { return g.params }
+
+// Begin starts a pass; a dense Net of a different batch shape resizes the
+// pass's buffers.
+func (g *Gate) Begin(p train.GatePass) {
+	g.pass = p
+	g.aux = nil
+	rows := p.B * p.T
+	if rows == g.rows {
+		return
+	}
+	g.rows = rows
+	for i := range g.st {
+		for j := range g.st[i] {
+			st := &g.st[i][j]
+			*st = partState{logits: make([]float32, 2*rows), p: make([]float64, rows), exec: make([]bool, rows),
+				g: make([]float32, rows), scale: make([]float32, rows), pred: make([]float32, rows), sel: make([]bool, rows),
+				dPred: make([]float32, rows), dgMLP: make([]float32, rows), keys: make([]bool, rows)}
+		}
+	}
+}
+
+// training reports whether this pass decides as training does.
+func (g *Gate) training() bool { return !g.frozen && g.pass.Train }
+
+// Gate decides part of layer li for the rows of x (see train.Gate).
+func (g *Gate) Gate(li int, tp train.GatePart, x, gv []float32) []bool {
+	part := Part(tp)
+	rows := len(gv)
+	if rows != g.rows || len(x) != rows*g.dim {
+		panic(fmt.Sprintf("dynamic: gate called with %d rows of %d values, the pass has %d rows of width %d", rows, len(x)/max(rows, 1), g.rows, g.dim))
+	}
+	st := &g.st[li][part]
+	if g.rs.Method.Whole() && part == MLP {
+		// D-LLM: the block's decision, taken on its input, holds for the MLP.
+		a := &g.st[li][Attn]
+		st.routed = a.routed
+		copy(gv, a.g)
+		copy(st.exec, a.exec)
+		return nil
+	}
+	decide, scale := g.rs.Router(li, part)
+	if decide == nil && scale == nil {
+		st.routed = false
+		for r := range gv {
+			gv[r] = 1
+		}
+		return nil
+	}
+	st.routed = true
+	switch {
+	case !g.training():
+		g.rs.Decide(li, part, x, rows, st.exec, st.scale, st.logits)
+		for r, e := range st.exec {
+			gv[r] = 0
+			if e {
+				gv[r] = st.scale[r]
+			}
+		}
+		if g.rs.Method == MoD && !g.frozen {
+			// The predictor's BCE, reported against top-k.
+			g.modRoute(li, part, x)
+		}
+	case g.rs.Method == MoD:
+		g.modRoute(li, part, x)
+		for r, s := range st.sel {
+			st.exec[r], gv[r] = s, 0
+			if s {
+				gv[r] = st.logits[r]
+			}
+		}
+	default:
+		logits := st.logits[:2*rows]
+		decide.Apply(logits, x, rows)
+		for r := range rows {
+			step := g.pass.Step
+			d := float64(logits[2*r+1]) + gumbel(g.cfg.Seed, step, li, part, 1, r) -
+				(float64(logits[2*r]) + gumbel(g.cfg.Seed, step, li, part, 0, r))
+			st.p[r] = 1 / (1 + math.Exp(-d))
+			st.exec[r] = d >= 0
+			gv[r] = 0
+			if st.exec[r] {
+				gv[r] = 1
+			}
+		}
+	}
+	if part != Attn || g.rs.Method.KVRule() != KVAbsent {
+		return nil
+	}
+	copy(st.keys, st.exec)
+	return st.keys
+}
+
+// modRoute computes MoD's router outputs r (into logits), the top-k of
+// each sequence (sel) and the predictor's logits for part of layer li.
+func (g *Gate) modRoute(li int, part Part, x []float32) {
+	st := &g.st[li][part]
+	pred, scale := g.rs.Router(li, part)
+	rows, t := g.rows, g.pass.T
+	r := st.logits[:rows]
+	scale.Apply(r, x, rows)
+	pred.Apply(st.pred[:rows], x, rows)
+	k := ModCapacity(g.cfg.Skip, t)
+	idx := make([]int, t)
+	for s := range g.pass.B {
+		seq := r[s*t : (s+1)*t]
+		for i := range idx {
+			idx[i] = i
+		}
+		// Largest r first; ties to the earlier token.
+		slices.SortStableFunc(idx, func(a, b int) int {
+			switch {
+			case seq[a] > seq[b]:
+				return -1
+			case seq[a] < seq[b]:
+				return 1
+			}
+			return 0
+		})
+		sel := st.sel[s*t : (s+1)*t]
+		clear(sel)
+		for _, i := range idx[:k] {
+			sel[i] = true
+		}
+	}
+}
+
+// Aux returns the method's auxiliary loss over every routed part of the
+// pass and keeps its gradients (see TrainConfig):
+//
+//   - SkipGPT: λ·|(1−s) − m|, m the mean over routed parts of the
+//     fraction of rows executing it, as SkipGPT's trainer computes it
+//     (the mean of the hard gates, whose gradient is the soft
+//     probabilities', per the straight-through estimator);
+//   - D-LLM: α·(m − (1−s))² over the blocks, its compute-ratio loss;
+//   - MoD: the predictors' binary cross-entropy against the top-k
+//     membership, averaged over routed parts and rows, times
+//     PredictorWeight.
+//
+// A frozen gate has none.
+func (g *Gate) Aux(gradScale float32, backward bool) []train.AuxLoss {
+	if g.frozen {
+		return nil
+	}
+	parts := g.routedParts()
+	if len(parts) == 0 {
+		return nil
+	}
+	n := float64(len(parts) * g.rows)
+	target := 1 - g.cfg.Skip
+	switch g.rs.Method {
+	case MoD:
+		var bce float64
+		w := g.cfg.PredictorWeight
+		for _, st := range parts {
+			for r, z := range st.pred[:g.rows] {
+				y := 0.0
+				if st.sel[r] {
+					y = 1
+				}
+				zf := float64(z)
+				bce += math.Max(zf, 0) - zf*y + math.Log1p(math.Exp(-math.Abs(zf)))
+				st.dPred[r] = float32(float64(gradScale) * w * (1/(1+math.Exp(-zf)) - y) / n)
+			}
+		}
+		g.aux = []train.AuxLoss{{Name: "mod_predictor_bce", Value: w * bce / n}}
+	default:
+		m := g.ExecuteFraction()
+		var value, grad float64
+		if g.rs.Method == SkipGPT {
+			value = g.cfg.Lambda * math.Abs(target-m)
+			grad = g.cfg.Lambda * sign(m-target)
+		} else {
+			value = g.cfg.Lambda * (m - target) * (m - target)
+			grad = 2 * g.cfg.Lambda * (m - target)
+		}
+		for _, st := range parts {
+			st.dAux = float64(gradScale) * grad / n
+		}
+		name := map[Method]string{SkipGPT: "skipgpt_ratio", DLLM: "dllm_rate"}[g.rs.Method]
+		g.aux = []train.AuxLoss{{Name: name, Value: value}}
+	}
+	return g.aux
+}
+
+func sign(x float64) float64 {
+	switch {
+	case x > 0:
+		return 1
+	case x < 0:
+		return -1
+	}
+	return 0
+}
+
+// routedParts are the parts a router decides, D-LLM's blocks counted once.
+func (g *Gate) routedParts() []*partState {
+	var out []*partState
+	for i := range g.st {
+		for p := range g.st[i] {
+			if g.rs.Method.Whole() && Part(p) == MLP {
+				continue
+			}
+			if st := &g.st[i][p]; st.routed {
+				out = append(out, st)
+			}
+		}
+	}
+	return out
+}
+
+// GateBackward backpropagates dg through part of layer li (see
+// train.Gate): into the routers' gradients and the router input's.
+func (g *Gate) GateBackward(li int, tp train.GatePart, x, dg, dx []float32) {
+	part := Part(tp)
+	st := &g.st[li][part]
+	if !st.routed {
+		return
+	}
+	d := g.dim
+	if g.rs.Method.Whole() {
+		if part == MLP {
+			copy(g.st[li][Attn].dgMLP, dg)
+			return
+		}
+	}
+	decide, scale := g.rs.Router(li, part)
+	if g.frozen {
+		// Only MoD's gate depends on x: g = r(x) on the executing rows.
+		if scale == nil {
+			return
+		}
+		for r, e := range st.exec {
+			if e {
+				axpy(dx[r*d:(r+1)*d], dg[r], scale.W)
+			}
+		}
+		return
+	}
+	switch g.rs.Method {
+	case MoD:
+		gs, gp := g.grad[scale], g.grad[decide]
+		for r := range g.rows {
+			xr := x[r*d : (r+1)*d]
+			if st.sel[r] {
+				axpy(gs.w, dg[r], xr)
+				gs.b[0] += dg[r]
+				axpy(dx[r*d:(r+1)*d], dg[r], scale.W)
+			}
+			// The predictor reads x with the gradient stopped.
+			axpy(gp.w, st.dPred[r], xr)
+			gp.b[0] += st.dPred[r]
+		}
+	default:
+		gr := g.grad[decide]
+		wSkip, wExec := decide.W[:d], decide.W[d:]
+		for r := range g.rows {
+			dG := float64(dg[r]) + st.dAux
+			if g.rs.Method.Whole() {
+				dG += float64(st.dgMLP[r])
+			}
+			// Straight-through: ∂g/∂p = 1, p = σ(Δ), ∂p/∂Δ = p(1−p), and
+			// Δ = l_exec − l_skip + noise.
+			dd := float32(dG * st.p[r] * (1 - st.p[r]))
+			xr := x[r*d : (r+1)*d]
+			axpy(gr.w[d:], dd, xr)
+			axpy(gr.w[:d], -dd, xr)
+			gr.b[1] += dd
+			gr.b[0] -= dd
+			dxr := dx[r*d : (r+1)*d]
+			axpy(dxr, dd, wExec)
+			axpy(dxr, -dd, wSkip)
+		}
+	}
+}
+
+// axpy adds a·x into y, each product rounded to float32.
+func axpy(y []float32, a float32, x []float32) {
+	x = x[:len(y)]
+	for i, v := range x {
+		y[i] += float32(a * v)
+	}
+}
+
+// Fractions are, per layer, the fraction of the last pass's rows that
+// executed its attention and its MLP (1 for a dense part).
+func (g *Gate) Fractions() [][2]float64 {
+	out := make([][2]float64, len(g.st))
+	for i := range g.st {
+		for p := range g.st[i] {
+			out[i][p] = g.st[i][p].fraction(g.rows)
+		}
+	}
+	return out
+}
+
+func (st *partState) fraction(rows int) float64 {
+	if !st.routed || rows == 0 {
+		return 1
+	}
+	n := 0
+	for _, e := range st.exec[:rows] {
+		if e {
+			n++
+		}
+	}
+	return float64(n) / float64(rows)
+}
+
+// ExecuteFraction is the mean, over the routed parts of the last pass (a
+// D-LLM block counted once), of the fraction of rows that executed them:
+// the realised execute fraction the ratio losses drive toward 1 − s.
+func (g *Gate) ExecuteFraction() float64 {
+	parts := g.routedParts()
+	if len(parts) == 0 {
+		return 1
+	}
+	var s float64
+	for _, st := range parts {
+		s += st.fraction(g.rows)
+	}
+	return s / float64(len(parts))
+}
