@@ -78,4 +78,3 @@ func TestCausalAtRejectsUnorderedPositions(t *testing.T) {
 	q := make([]float32, 2*8)
 	CausalAt(make([]float32, 2*8), q, k, k, 1, 4, []int{0, 2}, []int32{2, 1}, 1, 1, 8)
 }
-
