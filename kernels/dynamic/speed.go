@@ -1,0 +1,162 @@
+package dynamic
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"lrmc/kernels/llama"
+)
+
+// SpeedOptions say how MeasureSpeed measures; zero fields take the
+// defaults named beside them.
+type SpeedOptions struct {
+	Prefill int // tokens of the one prefill sequence (512)
+	Decode  int // greedy decode steps from position 0 (64)
+	Reps    int // interleaved repetitions, medians reported (3)
+	// MinRep, when positive, makes each repetition repeat its phase until
+	// it lasts about this long (the warm-up call sizes it), so a small
+	// model is not timed at the clock's and the scheduler's grain; rates
+	// are per phase. Zero times one call.
+	MinRep time.Duration
+	Seed   uint64
+	// Progress, when set, receives a line per timed phase.
+	Progress io.Writer
+}
+
+func (o SpeedOptions) withDefaults() SpeedOptions {
+	if o.Prefill <= 0 {
+		o.Prefill = 512
+	}
+	if o.Decode <= 0 {
+		o.Decode = 64
+	}
+	if o.Reps <= 0 {
+		o.Reps = 3
+	}
+	return o
+}
+
+// Speed is what MeasureSpeed measured: tokens per second (medians over the
+// repetitions) of the dense model and of the routed one, and the median of
+// the per-repetition ratios routed/dense (each from back-to-back runs, so
+// a shared machine's drift cancels in it).
+type Speed struct {
+	DensePrefill, RoutedPrefill float64
+	DenseDecode, RoutedDecode   float64
+	PrefillRatio, DecodeRatio   float64
+	Reps                        int
+	// Prefill and Decode are the routed passes' counts (one prefill, one
+	// decode run): realised skip ratios per layer and part, MACs.
+	Prefill, Decode Stats
+}
+
+// MeasureSpeed times, in interleaved repetitions, the prefill of one
+// sequence of o.Prefill random tokens (every block, the logits of the last
+// position only) and o.Decode greedy decode steps from position 0, for the
+// dense model (llama's Block and Decoder) and for dm (ForwardLast and its
+// Decoder). Each repetition runs dense prefill, routed prefill, dense
+// decode, routed decode, after one untimed warm-up of each.
+func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
+	o = o.withDefaults()
+	lm := dm.LM
+	if err := lm.Validate(); err != nil {
+		return nil, fmt.Errorf("dynamic: measuring speed: %w", err)
+	}
+	if o.Prefill > lm.Config.SeqLen || o.Decode > lm.Config.SeqLen {
+		return nil, fmt.Errorf("dynamic: measuring speed: %d prefill tokens or %d decode steps exceed the model's context of %d", o.Prefill, o.Decode, lm.Config.SeqLen)
+	}
+	r := rand.New(rand.NewPCG(o.Seed, 0x7370656564))
+	tokens := make([]int32, o.Prefill)
+	for i := range tokens {
+		tokens[i] = int32(r.IntN(lm.Config.Vocab))
+	}
+	sp := &Speed{Reps: o.Reps}
+	densePrefill := func() { denseLast(lm, tokens) }
+	routedPrefill := func() { sp.Prefill = dm.ForwardLast(tokens, 1, len(tokens)).Stats }
+	denseDecode := func() {
+		d := llama.NewDecoder(lm, o.Decode)
+		tok := tokens[0]
+		for p := range o.Decode {
+			tok = argmax(d.Step(tok, p))
+		}
+	}
+	routedDecode := func() {
+		d := dm.NewDecoder(o.Decode)
+		tok := tokens[0]
+		for p := range o.Decode {
+			tok = argmax(d.Step(tok, p))
+		}
+		sp.Decode = *d.Stats()
+	}
+	phases := []struct {
+		name   string
+		tokens int
+		run    func()
+		times  []float64
+	}{{"dense prefill", o.Prefill, densePrefill, nil}, {"routed prefill", o.Prefill, routedPrefill, nil},
+		{"dense decode", o.Decode, denseDecode, nil}, {"routed decode", o.Decode, routedDecode, nil}}
+	calls := make([]int, len(phases))
+	for i := range phases {
+		t0 := time.Now()
+		phases[i].run()
+		calls[i] = max(1, int(o.MinRep/max(time.Since(t0), time.Nanosecond)))
+	}
+	for rep := range o.Reps {
+		for i := range phases {
+			ph := &phases[i]
+			t0 := time.Now()
+			for range calls[i] {
+				ph.run()
+			}
+			s := time.Since(t0).Seconds() / float64(calls[i])
+			ph.times = append(ph.times, s)
+			if o.Progress != nil {
+				fmt.Fprintf(o.Progress, "dynamic: rep %d/%d %s: %d tokens in %.2fs (%.1f tokens/s)\n", rep+1, o.Reps, ph.name, ph.tokens, s, float64(ph.tokens)/s)
+			}
+		}
+	}
+	rate := func(i int) float64 { return float64(phases[i].tokens) / median(phases[i].times) }
+	ratio := func(dense, routed int) float64 {
+		rs := make([]float64, o.Reps)
+		for k := range rs {
+			rs[k] = phases[dense].times[k] / phases[routed].times[k]
+		}
+		return median(rs)
+	}
+	sp.DensePrefill, sp.RoutedPrefill, sp.DenseDecode, sp.RoutedDecode = rate(0), rate(1), rate(2), rate(3)
+	sp.PrefillRatio, sp.DecodeRatio = ratio(0, 1), ratio(2, 3)
+	return sp, nil
+}
+
+// denseLast is the dense prefill of one sequence up to its last position's
+// logits, as bench.MeasureModel times it.
+func denseLast(lm *llama.Model, tokens []int32) []float32 {
+	t := len(tokens)
+	h := lm.Embed(tokens, nil)
+	for i := range lm.Layers {
+		h = lm.Block(i, h, 1, t)
+	}
+	return lm.Logits(h[(t-1)*lm.Config.Dim:], 1, 1)
+}
+
+func argmax(v []float32) int32 {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,77 @@
+package dynamic
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+// Calibrated routers skip, on their calibration tokens, exactly the asked
+// fraction of every routed part (the bias sits between two tokens'
+// logits; the tokens are distinct, so no two logits tie), and MoD keeps its
+// first and last layers dense.
+func TestCalibratedHitsSkip(t *testing.T) {
+	lm := testModel(t, "qwen3", 4)
+	const b, T = 2, 25
+	tokens := make([]int32, b*T)
+	for i := range tokens {
+		tokens[i] = int32((i * 37) % lm.Config.Vocab) // 37 is prime to 61: distinct
+	}
+	for _, m := range Methods {
+		rs, err := Calibrated(lm, m, 0.3, tokens, b, T, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dm, err := New(lm, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := dm.Forward(tokens, b, T).Stats
+		for i, l := range st.Layers {
+			for p, ps := range l {
+				want := int64(b*T) - 15
+				if m == MoD && (i == 0 || i == 3) {
+					want = b * T
+				}
+				if ps.Executed != want {
+					t.Errorf("%s: layer %d part %d ran %d of %d tokens, want %d", m, i, p, ps.Executed, ps.Tokens, want)
+				}
+			}
+		}
+	}
+	if _, err := Calibrated(lm, "moe", 0.3, tokens, b, T, 1); err == nil || !strings.Contains(err.Error(), `unknown method "moe"`) {
+		t.Errorf("unknown method: %v", err)
+	}
+	if _, err := Calibrated(lm, MoD, 1, tokens, b, T, 1); err == nil || !strings.Contains(err.Error(), "outside [0, 1)") {
+		t.Errorf("skip 1: %v", err)
+	}
+}
+
+func TestMeasureSpeed(t *testing.T) {
+	lm := testModel(t, "qwen3", 3)
+	tokens := tokensFor(32, lm.Config.Vocab, 9)
+	rs, err := Calibrated(lm, DLLM, 0.5, tokens, 1, 32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, _ := New(lm, rs)
+	sp, err := MeasureSpeed(dm, SpeedOptions{Prefill: 32, Decode: 8, Reps: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]float64{"dense prefill": sp.DensePrefill, "routed prefill": sp.RoutedPrefill,
+		"dense decode": sp.DenseDecode, "routed decode": sp.RoutedDecode, "prefill ratio": sp.PrefillRatio, "decode ratio": sp.DecodeRatio} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			t.Errorf("%s is %v", name, v)
+		}
+	}
+	if sp.Prefill.Layers[1][Attn].Tokens != 32 || sp.Decode.Layers[1][Attn].Tokens != 8 {
+		t.Errorf("stats count %d prefill and %d decode tokens, want 32 and 8", sp.Prefill.Layers[1][Attn].Tokens, sp.Decode.Layers[1][Attn].Tokens)
+	}
+	if s := sp.Prefill.SkippedCompute(); !(s > 0.2 && s < 0.8) {
+		t.Errorf("prefill skipped %v of the compute, routers calibrated to 0.5", s)
+	}
+	if _, err := MeasureSpeed(dm, SpeedOptions{Prefill: 600}); err == nil || !strings.Contains(err.Error(), "exceed the model's context of 512") {
+		t.Errorf("too long: %v", err)
+	}
+}
