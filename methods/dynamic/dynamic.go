@@ -68,13 +68,12 @@ const (
 	DefaultRouterSteps = 100
 	DefaultRouterBatch = 8
 	DefaultRouterLR    = 2e-3
-	DefaultLambda      = 20.0
 	DefaultLoRALR      = 2e-4
 	DefaultLoRARank    = 8
 )
 
-// fields are every dynamic method's recipe fields; λ is added by the
-// methods that have a ratio loss weighted by it.
+// fields are every dynamic method's recipe fields; Lambda is added by the
+// methods with a ratio loss.
 func fields() []spec.Field {
 	return []spec.Field{
 		{Name: FieldRatio, CUE: "number & >0 & <1", Kind: "float",
@@ -90,9 +89,14 @@ func fields() []spec.Field {
 	}
 }
 
-// Lambda is the weight of a ratio loss |(1−s) − mean execute probability|.
-var Lambda = spec.Field{Name: FieldLambda, CUE: "number & >=0", Default: DefaultLambda,
-	Doc: "weight λ of the ratio loss |(1−s) − mean execute probability| added to the LM loss"}
+// Lambda is the weight of a method's compute-ratio loss, with the
+// method's default: SkipGPT's λ in LM + λ·|(1−s) − mean execute
+// probability| (20), D-LLM's α in LM + α·(mean execute − (1−s))² (10).
+// MoD has none: top-k fixes its ratio.
+func Lambda(def float64) spec.Field {
+	return spec.Field{Name: FieldLambda, CUE: "number & >0", Default: def,
+		Doc: "weight of the compute-ratio loss (SkipGPT's λ, default 20; D-LLM's α, default 10)"}
+}
 
 // Register registers dynamic method m under paradigm dynamic, with the
 // shared fields and extra ones (Lambda).

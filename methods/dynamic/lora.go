@@ -6,6 +6,9 @@ import (
 
 	"lrmc/executor"
 	"lrmc/executor/ops"
+	kdyn "lrmc/kernels/dynamic"
+	"lrmc/kernels/train"
+	"lrmc/kernels/train/optim"
 )
 
 // trainLoRA is stage 2: LoRA adapters on every projection trained with the
@@ -33,6 +36,40 @@ func (trainLoRA) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, _, _ = m, w, t
-	return nil, fmt.Errorf("dynamic: stage-2 training is not merged yet")
+	if m.LM == nil {
+		return nil, fmt.Errorf("dynamic pruning routes a Llama model; input 0 holds none")
+	}
+	lm := m.LM.Float32()
+	fz, err := kdyn.Frozen(t.Routers)
+	if err != nil {
+		return nil, err
+	}
+	targets := make([]string, len(loraTargets))
+	for i, n := range loraTargets {
+		targets[i] = n + "_proj"
+	}
+	lc := train.LoRAConfig{Rank: p.Rank, Alpha: float64(2 * p.Rank), Targets: targets, Seed: uint64(p.Seed)}
+	net, err := train.New(lm, p.Batch, p.SeqLen, train.WithGEMM(), train.WithLoRA(lc), train.WithGate(fz))
+	if err != nil {
+		return nil, err
+	}
+	tr, err := train.NewTrainer(net, train.TrainerConfig{Schedule: optim.Constant{PeakLR: p.LR, Total: p.Steps}, MaxGradNorm: maxGradNorm})
+	if err != nil {
+		return nil, err
+	}
+	l := loop{tr: tr, windows: w, batch: p.Batch, steps: p.Steps, every: p.CheckpointEvery, seed: int(p.Seed),
+		measure: func(m map[string]float64) { m["execute"] = fz.ExecuteFraction() }}
+	losses, err := l.run(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := ops.LoRARecovered(net, losses)
+	if err != nil {
+		return nil, err
+	}
+	return Trained{Routers: t.Routers, RouterLoss: t.RouterLoss, LoRA: rec.Blob, LoRALoss: losses}, nil
 }
+
+// loraTargets are the projections stage 2 adapts: every one, as the
+// study's LoRA stage does.
+var loraTargets = []string{"q", "k", "v", "o", "gate", "up", "down"}

@@ -9,6 +9,8 @@ import (
 	"lrmc/executor"
 	"lrmc/executor/ops"
 	kdyn "lrmc/kernels/dynamic"
+	"lrmc/kernels/train"
+	"lrmc/kernels/train/optim"
 )
 
 // Trained is what a training stage yields: stage 1's routers, and the loss
@@ -112,9 +114,36 @@ func (trainRouters) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, _ = m, w
-	return nil, fmt.Errorf("dynamic: router training is not merged yet")
+	if m.LM == nil {
+		return nil, fmt.Errorf("dynamic pruning routes a Llama model; input 0 holds none")
+	}
+	// The base stays frozen (no LoRA, no full fine-tuning): only the
+	// gate's router parameters reach the optimizer.
+	lm := m.LM.Float32()
+	g, err := kdyn.NewTraining(kdyn.TrainConfig{Method: kdyn.Method(p.Method), Skip: p.Skip, Seed: uint64(p.Seed), Lambda: p.Lambda},
+		lm.Config.Layers, lm.Config.Dim)
+	if err != nil {
+		return nil, err
+	}
+	net, err := train.New(lm, p.Batch, p.SeqLen, train.WithGEMM(), train.WithGate(g))
+	if err != nil {
+		return nil, err
+	}
+	tr, err := train.NewTrainer(net, train.TrainerConfig{Schedule: optim.Constant{PeakLR: p.LR, Total: p.Steps}, MaxGradNorm: maxGradNorm})
+	if err != nil {
+		return nil, err
+	}
+	l := loop{tr: tr, windows: w, batch: p.Batch, steps: p.Steps, every: p.CheckpointEvery, seed: int(p.Seed),
+		measure: func(m map[string]float64) { m["execute"] = g.ExecuteFraction() }}
+	losses, err := l.run(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return Trained{Routers: g.Routers(), RouterLoss: losses}, nil
 }
+
+// maxGradNorm clips both stages' gradients, as the study's trainers do.
+const maxGradNorm = 1.0
 
 // windowsOf checks the calibration windows against the planned shape.
 func windowsOf(c *executor.Call, i, samples, seqLen int) (ops.Tokens, error) {

@@ -12,4 +12,4 @@ import (
 	"lrmc/methods/dynamic"
 )
 
-func init() { dynamic.Register(kdyn.DLLM) }
+func init() { dynamic.Register(kdyn.DLLM, dynamic.Lambda(kdyn.DefaultDLLMAlpha)) }

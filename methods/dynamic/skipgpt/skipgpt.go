@@ -14,4 +14,4 @@ import (
 	"lrmc/methods/dynamic"
 )
 
-func init() { dynamic.Register(kdyn.SkipGPT, dynamic.Lambda) }
+func init() { dynamic.Register(kdyn.SkipGPT, dynamic.Lambda(kdyn.DefaultSkipGPTLambda)) }

@@ -1,0 +1,57 @@
+package ops
+
+import (
+	"runtime"
+
+	"lrmc/kernels/bench"
+	"lrmc/kernels/dynamic"
+	"lrmc/planner"
+)
+
+// DynamicSpeed is a routed model's speed beside its dense base's, measured
+// in the same interleaved repetitions (dynamic.MeasureSpeed), and what the
+// routers skipped while being timed (random tokens: the skip ratio on them
+// can differ from the one on text).
+type DynamicSpeed struct {
+	DensePrefillTokensPerS float64 `json:"densePrefillTokensPerS"`
+	DenseDecodeTokensPerS  float64 `json:"denseDecodeTokensPerS"`
+	// PrefillSpeedup and DecodeSpeedup are the medians of the routed/dense
+	// ratios of back-to-back repetitions.
+	PrefillSpeedup float64 `json:"prefillSpeedup"`
+	DecodeSpeedup  float64 `json:"decodeSpeedup"`
+	// PrefillSkip and DecodeSkip are the realised skip ratios of the timed
+	// passes; the ...Compute fields the fraction of the blocks' dense
+	// multiply-adds not run.
+	PrefillSkip           float64 `json:"prefillSkip"`
+	DecodeSkip            float64 `json:"decodeSkip"`
+	PrefillSkippedCompute float64 `json:"prefillSkippedCompute"`
+	DecodeSkippedCompute  float64 `json:"decodeSkippedCompute"`
+}
+
+// routedSpeed measures a model with routers: its compute-skipping prefill
+// and decoder against its dense base, on threads threads.
+func routedSpeed(m *Model, p planner.SpeedParams, threads int) (Speed, error) {
+	dm, err := dynamic.New(m.LM, m.Routers)
+	if err != nil {
+		return Speed{}, err
+	}
+	prev := runtime.GOMAXPROCS(threads)
+	sp, err := dynamic.MeasureSpeed(dm, dynamic.SpeedOptions{Prefill: p.Prefill, Decode: p.Decode, Reps: p.Reps, MinRep: minRep})
+	runtime.GOMAXPROCS(prev)
+	if err != nil {
+		return Speed{}, err
+	}
+	pre, dec := NewDynamicEval(m.Routers, &sp.Prefill), NewDynamicEval(m.Routers, &sp.Decode)
+	return Speed{
+		PrefillTokens: p.Prefill, DecodeTokens: p.Decode,
+		PrefillTokensPerS: sp.RoutedPrefill, DecodeTokensPerS: sp.RoutedDecode,
+		PrefillSeconds: float64(p.Prefill) / sp.RoutedPrefill, DecodeSeconds: float64(p.Decode) / sp.RoutedDecode,
+		Reps: p.Reps, Threads: threads, Machine: bench.Machine(),
+		Dynamic: &DynamicSpeed{
+			DensePrefillTokensPerS: sp.DensePrefill, DenseDecodeTokensPerS: sp.DenseDecode,
+			PrefillSpeedup: sp.PrefillRatio, DecodeSpeedup: sp.DecodeRatio,
+			PrefillSkip: pre.Skip, DecodeSkip: dec.Skip,
+			PrefillSkippedCompute: pre.SkippedCompute, DecodeSkippedCompute: dec.SkippedCompute,
+		},
+	}, nil
+}
