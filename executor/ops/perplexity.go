@@ -30,8 +30,8 @@ type EvalResult struct {
 	// Dynamic is what a routed model (dynamic pruning) skipped; nil for
 	// other models.
 	Dynamic *DynamicEval `json:"dynamic,omitempty"`
-	Params        int64    `json:"params"`
-	Blocks        int      `json:"blocks"`
+	Params  int64        `json:"params"`
+	Blocks  int          `json:"blocks"`
 }
 
 // logitBudget bounds the logits held at once (floats), which decides how
