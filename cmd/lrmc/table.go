@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"lrmc/executor/ops"
+	kdyn "lrmc/kernels/dynamic"
 )
 
 // printResults prints one row for the dense baseline and each run: the
@@ -105,6 +106,11 @@ func printResults(w io.Writer, r ops.Results) {
 	tw.Flush()
 	for _, d := range speeds {
 		fmt.Fprintf(w, "* measured on this machine, not estimated: %s\n", d)
+	}
+	if dynamic {
+		// Routed models' exports hold the dense weights and, beside them,
+		// routers only lrmc runs.
+		fmt.Fprintf(w, "routers: %s\n", kdyn.Note)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"lrmc/executor/ops"
+	kdyn "lrmc/kernels/dynamic"
 )
 
 // The table has one column per metric of every named evaluation after the
@@ -107,6 +108,7 @@ func TestTableDynamicColumns(t *testing.T) {
 dense  5            -        100     6.0000      -         -        -           -        -           1000.0          200.0
 mod-4  5            -        100     9.0000      +50.0%    mod      0.4         38.8%    25.0%       1500.0 (1.40×)  220.0 (1.25×)
 * measured on this machine, not estimated: M
+routers: ` + kdyn.Note + `
 `
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
