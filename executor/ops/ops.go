@@ -87,6 +87,19 @@ type HiddenCodec struct{ hiddenCodec }
 // expected.
 func Input[T any](c *executor.Call, i int) (T, error) { return input[T](c, i) }
 
+// CalibrationWindows returns input i of a call, the calibration windows,
+// checked against the planned shape samples×seqLen.
+func CalibrationWindows(c *executor.Call, i, samples, seqLen int) (Tokens, error) {
+	w, err := input[Tokens](c, i)
+	if err != nil {
+		return w, err
+	}
+	if w.Rows != samples || w.Cols != seqLen {
+		return w, fmt.Errorf("calibration windows are %d×%d, planned %d×%d", w.Rows, w.Cols, samples, seqLen)
+	}
+	return w, nil
+}
+
 // MeanNLL is the mean next-token negative log-likelihood of lm over rows
 // windows of seqLen tokens (the perplexity protocol); done reports windows
 // finished.

@@ -43,24 +43,29 @@ func small(t *testing.T, out string) *ir.Recipe {
 	return r
 }
 
-// applyCtx plans and runs r against the cache in dir, writing outputs;
-// every event goes to onEv.
-func applyCtx(t *testing.T, ctx context.Context, dir string, r *ir.Recipe, onEv func(executor.Event)) error {
+// prepare plans r and makes an executor on the cache in dir; every event
+// goes to onEv (nil: none). done closes the cache.
+func prepare(t *testing.T, dir string, r *ir.Recipe, onEv func(executor.Event)) (g *planner.Graph, ex *executor.Executor, done func()) {
 	t.Helper()
 	store, err := cache.Open(dir, cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
 	env := &ops.Env{Files: store}
-	g, err := planner.Plan(r, env)
-	if err != nil {
+	if g, err = planner.Plan(r, env); err != nil {
 		t.Fatal(err)
 	}
-	ex, err := executor.New(ops.Registry(), store, executor.Options{Events: onEv, Sources: env})
-	if err != nil {
+	if ex, err = executor.New(ops.Registry(), store, executor.Options{Events: onEv, Sources: env}); err != nil {
 		t.Fatal(err)
 	}
+	return g, ex, func() { store.Close() }
+}
+
+// applyCtx plans and runs r against the cache in dir, writing outputs.
+func applyCtx(t *testing.T, ctx context.Context, dir string, r *ir.Recipe, onEv func(executor.Event)) error {
+	t.Helper()
+	g, ex, done := prepare(t, dir, r, onEv)
+	defer done()
 	res, err := ex.Run(ctx, g)
 	if err != nil {
 		return err
@@ -216,20 +221,8 @@ func checkOutputs(t *testing.T, out string) {
 // evalWindows cuts the recipe's held-out windows as the planner does.
 func evalWindows(t *testing.T, r *ir.Recipe) ops.Tokens {
 	t.Helper()
-	store, err := cache.Open(t.TempDir(), cache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	env := &ops.Env{Files: store}
-	g, err := planner.Plan(r, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex, err := executor.New(ops.Registry(), store, executor.Options{Sources: env})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, ex, done := prepare(t, t.TempDir(), r, nil)
+	defer done()
 	for _, n := range g.Nodes {
 		if n.Op == planner.OpEvalWindows {
 			g.Targets, g.Outputs = []*planner.Node{n}, nil

@@ -28,7 +28,7 @@ func (trainLoRA) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := windowsOf(c, 1, p.Samples, p.SeqLen)
+	w, err := ops.CalibrationWindows(c, 1, p.Samples, p.SeqLen)
 	if err != nil {
 		return nil, err
 	}

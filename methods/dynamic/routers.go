@@ -110,7 +110,7 @@ func (trainRouters) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := windowsOf(c, 1, p.Samples, p.SeqLen)
+	w, err := ops.CalibrationWindows(c, 1, p.Samples, p.SeqLen)
 	if err != nil {
 		return nil, err
 	}
@@ -144,15 +144,3 @@ func (trainRouters) Run(ctx context.Context, c *executor.Call) (any, error) {
 
 // maxGradNorm clips both stages' gradients, as the study's trainers do.
 const maxGradNorm = 1.0
-
-// windowsOf checks the calibration windows against the planned shape.
-func windowsOf(c *executor.Call, i, samples, seqLen int) (ops.Tokens, error) {
-	w, err := ops.Input[ops.Tokens](c, i)
-	if err != nil {
-		return w, err
-	}
-	if w.Rows != samples || w.Cols != seqLen {
-		return w, fmt.Errorf("calibration windows are %d×%d, planned %d×%d", w.Rows, w.Cols, samples, seqLen)
-	}
-	return w, nil
-}
