@@ -60,8 +60,9 @@ const (
 	// DefaultSkipGPTLambda is SkipGPT's λ in
 	// loss = LM + λ·|(1−s) − mean execute probability|.
 	DefaultSkipGPTLambda = 20
-	// DefaultDLLMAlpha weighs D-LLM's rate loss α·(mean execute − (1−s))².
-	DefaultDLLMAlpha = 10
+	// DefaultDLLMAlpha is D-LLM's α in
+	// loss = LM + α·mean_t |mean_l w_{l,t} − (1−s)| (its lambda_active).
+	DefaultDLLMAlpha = 1
 )
 
 // ModCapacity is MoD's k for sequences of t tokens at skip ratio s:
@@ -100,7 +101,7 @@ type partState struct {
 	scale  []float32 // Decide's scale
 	pred   []float32 // MoD: the predictor's logits
 	sel    []bool    // MoD: top-k membership, the predictor's target
-	dAux   float64   // the ratio loss's gradient at every hard gate
+	dAux   []float64 // the ratio loss's gradient at each row's hard gate
 	dPred  []float32 // MoD: the BCE's gradient at the predictor's logits
 	dgMLP  []float32 // D-LLM: the MLP's dg, until the block's backward
 	keys   []bool
@@ -110,8 +111,14 @@ type partState struct {
 // size, initialised from cfg.Seed (each router from its own stream, so the
 // layout of one does not move another's values), ready to train:
 //
-//   - SkipGPT and D-LLM: weights uniform in ±1/√dim (nn.Linear's default),
-//     biases 0 — every token starts at an even chance to execute;
+//   - SkipGPT: weights uniform in ±√(3/dim) and biases 0, as SkipGPT's
+//     TokenRouter initialises its layers (Kaiming-uniform, linear gain;
+//     EIT-NLP/SkipGPT router_attn_mlp.py): every token starts at an even
+//     chance to execute;
+//   - D-LLM: weights uniform in ±1/√dim (nn.Linear's default) and biases
+//     [skip 0.1, execute 2.0], as D-LLM's RouterModule sets its last layer
+//     (Jyk-122/D-LLM llama/model_train.py): tokens start executing with
+//     probability σ(1.9) ≈ 0.87;
 //   - MoD: router weights uniform in ±0.01/√dim and bias 1, so r ≈ 1 and
 //     the chosen tokens see the pretrained block almost unscaled;
 //     predictors as nn.Linear (±1/√dim, bias 0). The first and last layers
@@ -139,14 +146,14 @@ func NewTraining(cfg TrainConfig, layers, dim int) (*Gate, error) {
 		cfg.PredictorWeight = 1
 	}
 	rs := &Routers{Method: cfg.Method, Skip: cfg.Skip, Layers: make([]Layer, layers)}
-	init := func(i, slot, out int, wBound, bias float64) *Router {
-		r := NewRouter(dim, out)
+	init := func(i, slot int, wBound float64, bias ...float64) *Router {
+		r := NewRouter(dim, len(bias))
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<4|uint64(slot)))
 		for j := range r.W {
 			r.W[j] = float32((2*rng.Float64() - 1) * wBound)
 		}
-		for j := range r.B {
-			r.B[j] = float32(bias)
+		for j, b := range bias {
+			r.B[j] = float32(b)
 		}
 		return r
 	}
@@ -155,15 +162,16 @@ func NewTraining(cfg TrainConfig, layers, dim int) (*Gate, error) {
 		l := &rs.Layers[i]
 		switch cfg.Method {
 		case SkipGPT:
-			l.Attn, l.MLP = init(i, 0, 2, lin, 0), init(i, 1, 2, lin, 0)
+			kaiming := math.Sqrt(3 / float64(dim))
+			l.Attn, l.MLP = init(i, 0, kaiming, 0, 0), init(i, 1, kaiming, 0, 0)
 		case DLLM:
-			l.Block = init(i, 2, 2, lin, 0)
+			l.Block = init(i, 2, lin, 0.1, 2)
 		case MoD:
 			if i == 0 || i == layers-1 {
 				continue
 			}
-			l.Attn, l.MLP = init(i, 0, 1, 0.01*lin, 1), init(i, 1, 1, 0.01*lin, 1)
-			l.AttnPred, l.MLPPred = init(i, 3, 1, lin, 0), init(i, 4, 1, lin, 0)
+			l.Attn, l.MLP = init(i, 0, 0.01*lin, 1), init(i, 1, 0.01*lin, 1)
+			l.AttnPred, l.MLPPred = init(i, 3, lin, 0), init(i, 4, lin, 0)
 		}
 	}
 	g := newGate(rs, cfg, dim, false)
@@ -233,7 +241,7 @@ func (g *Gate) Begin(p train.GatePass) {
 			st := &g.st[i][j]
 			*st = partState{logits: make([]float32, 2*rows), p: make([]float64, rows), exec: make([]bool, rows),
 				g: make([]float32, rows), scale: make([]float32, rows), pred: make([]float32, rows), sel: make([]bool, rows),
-				dPred: make([]float32, rows), dgMLP: make([]float32, rows), keys: make([]bool, rows)}
+				dPred: make([]float32, rows), dgMLP: make([]float32, rows), keys: make([]bool, rows), dAux: make([]float64, rows)}
 		}
 	}
 }
@@ -302,6 +310,7 @@ func (g *Gate) Gate(li int, tp train.GatePart, x, gv []float32) []bool {
 			}
 		}
 	}
+	copy(st.g, gv)
 	if part != Attn || g.rs.Method.KVRule() != KVAbsent {
 		return nil
 	}
@@ -350,7 +359,12 @@ func (g *Gate) modRoute(li int, part Part, x []float32) {
 //     fraction of rows executing it, as SkipGPT's trainer computes it
 //     (the mean of the hard gates, whose gradient is the soft
 //     probabilities', per the straight-through estimator);
-//   - D-LLM: α·(m − (1−s))² over the blocks, its compute-ratio loss;
+//   - D-LLM: its active loss (Jiang et al., NeurIPS 2024; ActiveLoss in
+//     Jyk-122/D-LLM llama/model_train.py), α·mean_t |a_t − (1−s)|, a_t the
+//     fraction of the model's layers token t executes (a dense layer
+//     counting as executed), its gradient through the hard decisions'
+//     soft probabilities; unlike the reference, every row counts (it
+//     leaves out the first 2 tokens, which its routers always execute);
 //   - MoD: the predictors' binary cross-entropy against the top-k
 //     membership, averaged over routed parts and rows, times
 //     PredictorWeight.
@@ -382,21 +396,35 @@ func (g *Gate) Aux(gradScale float32, backward bool) []train.AuxLoss {
 			}
 		}
 		g.aux = []train.AuxLoss{{Name: "mod_predictor_bce", Value: w * bce / n}}
-	default:
+	case SkipGPT:
 		m := g.ExecuteFraction()
-		var value, grad float64
-		if g.rs.Method == SkipGPT {
-			value = g.cfg.Lambda * math.Abs(target-m)
-			grad = g.cfg.Lambda * sign(m-target)
-		} else {
-			value = g.cfg.Lambda * (m - target) * (m - target)
-			grad = 2 * g.cfg.Lambda * (m - target)
-		}
+		grad := float64(gradScale) * g.cfg.Lambda * sign(m-target) / n
 		for _, st := range parts {
-			st.dAux = float64(gradScale) * grad / n
+			for r := range st.dAux {
+				st.dAux[r] = grad
+			}
 		}
-		name := map[Method]string{SkipGPT: "skipgpt_ratio", DLLM: "dllm_rate"}[g.rs.Method]
-		g.aux = []train.AuxLoss{{Name: name, Value: value}}
+		g.aux = []train.AuxLoss{{Name: "skipgpt_ratio", Value: g.cfg.Lambda * math.Abs(target-m)}}
+	case DLLM:
+		// Per token, the mean over every layer (a dense one counts as
+		// executed) of its execution, against the target, in L1.
+		layers := float64(len(g.st))
+		var value float64
+		for r := range g.rows {
+			a := 0.0
+			for i := range g.st {
+				if st := &g.st[i][Attn]; !st.routed || st.exec[r] {
+					a++
+				}
+			}
+			a /= layers
+			value += math.Abs(a - target)
+			grad := float64(gradScale) * g.cfg.Lambda * sign(a-target) / (layers * float64(g.rows))
+			for _, st := range parts {
+				st.dAux[r] = grad
+			}
+		}
+		g.aux = []train.AuxLoss{{Name: "dllm_active", Value: g.cfg.Lambda * value / float64(g.rows)}}
 	}
 	return g.aux
 }
@@ -473,7 +501,7 @@ func (g *Gate) GateBackward(li int, tp train.GatePart, x, dg, dx []float32) {
 		gr := g.grad[decide]
 		wSkip, wExec := decide.W[:d], decide.W[d:]
 		for r := range g.rows {
-			dG := float64(dg[r]) + st.dAux
+			dG := float64(dg[r]) + st.dAux[r]
 			if g.rs.Method.Whole() {
 				dG += float64(st.dgMLP[r])
 			}
@@ -538,4 +566,28 @@ func (g *Gate) ExecuteFraction() float64 {
 		s += st.fraction(g.rows)
 	}
 	return s / float64(len(parts))
+}
+
+// PredictorAgreement is, for MoD in an evaluation pass of a trainable gate,
+// the fraction of routed rows on which the causal predictors' decision
+// (logit > 0) agrees with the top-k selection they are trained to predict;
+// 0 otherwise.
+func (g *Gate) PredictorAgreement() float64 {
+	if g.rs.Method != MoD || g.frozen || g.pass.Train {
+		return 0
+	}
+	parts := g.routedParts()
+	var agree, n int
+	for _, st := range parts {
+		for r, e := range st.exec[:g.rows] {
+			if e == st.sel[r] {
+				agree++
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(agree) / float64(n)
 }
