@@ -508,6 +508,9 @@ func (g *Gate) GateBackward(li int, tp train.GatePart, x, dg, dx []float32) {
 			// Straight-through: ∂g/∂p = 1, p = σ(Δ), ∂p/∂Δ = p(1−p), and
 			// Δ = l_exec − l_skip + noise.
 			dd := float32(dG * st.p[r] * (1 - st.p[r]))
+			if dd == 0 {
+				continue // a saturated router: nothing to add (not even a −0)
+			}
 			xr := x[r*d : (r+1)*d]
 			axpy(gr.w[d:], dd, xr)
 			axpy(gr.w[:d], -dd, xr)
