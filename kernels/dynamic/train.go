@@ -54,6 +54,11 @@ type TrainConfig struct {
 	// PredictorWeight weighs MoD's predictor BCE (0 means 1). The BCE only
 	// trains the predictors: their input is taken with the gradient stopped.
 	PredictorWeight float64
+	// DenseFirst keeps the first layers of SkipGPT and D-LLM without
+	// routers (always executed): D-LLM's reference code routes from layer
+	// 2 on (its dynamic_start_layer). 0 routes every layer. MoD's first and
+	// last layers are always dense.
+	DenseFirst int
 }
 
 const (
@@ -136,6 +141,9 @@ func NewTraining(cfg TrainConfig, layers, dim int) (*Gate, error) {
 	if cfg.Method == MoD && layers < 3 {
 		return nil, fmt.Errorf("dynamic: MoD keeps the first and last layers dense; a model of %d layers has none left to route", layers)
 	}
+	if cfg.DenseFirst < 0 || cfg.DenseFirst >= layers {
+		return nil, fmt.Errorf("dynamic: %d dense first layers of %d leave none to route", cfg.DenseFirst, layers)
+	}
 	if cfg.Lambda < 0 || cfg.PredictorWeight < 0 {
 		return nil, fmt.Errorf("dynamic: loss weights λ %g and predictor %g must not be negative", cfg.Lambda, cfg.PredictorWeight)
 	}
@@ -160,6 +168,9 @@ func NewTraining(cfg TrainConfig, layers, dim int) (*Gate, error) {
 	lin := 1 / math.Sqrt(float64(dim))
 	for i := range rs.Layers {
 		l := &rs.Layers[i]
+		if i < cfg.DenseFirst && cfg.Method != MoD {
+			continue
+		}
 		switch cfg.Method {
 		case SkipGPT:
 			kaiming := math.Sqrt(3 / float64(dim))

@@ -119,3 +119,65 @@ func TestStoriesStage1(t *testing.T) {
 		}
 	}
 }
+
+// TestStoriesStage2 trains SkipGPT's routers (stage 1), freezes them in
+// evaluation mode and trains LoRA adapters with them (stage 2, lr 2e-4 as
+// SkipGPT does): the routers do not move (their decisions only follow the
+// hidden states LoRA changes), there is no auxiliary loss, and the
+// held-out loss of the gated model falls.
+func TestStoriesStage2(t *testing.T) {
+	const b, tt = 4, 64
+	m, bts := storiesBatches(t, 9, b, tt)
+	g, err := NewTraining(TrainConfig{Method: SkipGPT, Skip: 0.4, Seed: 1}, m.Config.Layers, m.Config.Dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := train.New(m, b, tt, train.WithGEMM(), train.WithGate(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := train.NewTrainer(n, train.TrainerConfig{Schedule: optim.Constant{PeakLR: 2e-3, Total: 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := range 20 {
+		if _, err := tr.Step([]train.Batch{bts[s%8]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frozen, err := Frozen(g.Routers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := append([]float32(nil), g.Routers().Layers[2].MLP.W...)
+	n2, err := train.New(m, b, tt, train.WithGEMM(), train.WithGate(frozen),
+		train.WithLoRA(train.LoRAConfig{Rank: 8, Alpha: 16, Targets: []string{train.QProj, train.VProj, train.OProj, train.GateProj, train.UpProj, train.DownProj}, Seed: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr2, err := train.NewTrainer(n2, train.TrainerConfig{Schedule: optim.Constant{PeakLR: 2e-4, Total: 15}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l0, err := n2.Loss(bts[8])
+	if err != nil {
+		t.Fatal(err)
+	}
+	e0 := frozen.ExecuteFraction()
+	for s := range 15 {
+		if _, err := tr2.Step([]train.Batch{bts[s%8]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l1, _ := n2.Loss(bts[8])
+	t.Logf("stage 2 (LoRA r=8, lr 2e-4, 15 steps) over frozen SkipGPT routers: held-out CE %.4f → %.4f, execute fraction %.3f → %.3f",
+		l0.CE, l1.CE, e0, frozen.ExecuteFraction())
+	if !(l1.CE < l0.CE) || len(l1.Aux) != 0 {
+		t.Fatalf("stage 2: CE %.4f → %.4f, aux %v", l0.CE, l1.CE, l1.Aux)
+	}
+	for i, v := range g.Routers().Layers[2].MLP.W {
+		if v != before[i] {
+			t.Fatal("stage 2 moved the frozen routers")
+		}
+	}
+}

@@ -696,6 +696,7 @@ func TestTrainingErrors(t *testing.T) {
 		{TrainConfig{Method: MoD, Skip: 0.2}, 2, "dynamic: MoD keeps the first and last layers dense; a model of 2 layers has none left to route"},
 		{TrainConfig{Method: DLLM, Lambda: -1}, 4, "dynamic: loss weights λ -1 and predictor 0 must not be negative"},
 		{TrainConfig{Method: DLLM}, 0, "dynamic: a model of 0 layers of width 8"},
+		{TrainConfig{Method: DLLM, DenseFirst: 4}, 4, "dynamic: 4 dense first layers of 4 leave none to route"},
 	} {
 		if _, err := NewTraining(c.cfg, c.layers, 8); err == nil || err.Error() != c.want {
 			t.Errorf("NewTraining(%+v): %v, want %q", c.cfg, err, c.want)
@@ -746,5 +747,36 @@ func TestKeyRule(t *testing.T) {
 		if k := g.Gate(1, train.GateMLP, gp.xm[1], gv); k != nil {
 			t.Fatalf("%s: the MLP returned keys", m)
 		}
+	}
+}
+
+// TestDenseFirst: D-LLM's first layers can be left dense, as its reference
+// code does; the rate loss then counts them as executed, and the routed
+// layers' gradients carry it.
+func TestDenseFirst(t *testing.T) {
+	const layers, dim, b, tt = 4, 6, 2, 5
+	g, err := NewTraining(TrainConfig{Method: DLLM, Skip: 0.4, Seed: 3, DenseFirst: 2}, layers, dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.rs.Layers[0].Block != nil || g.rs.Layers[1].Block != nil || g.rs.Layers[2].Block == nil || len(g.Params()) != 4 {
+		t.Fatalf("dense first: routers %v, %d parameters", g.rs.Layers, len(g.Params()))
+	}
+	gp := newGatePass(layers, dim, b, tt, 4)
+	_, ga, _, _, _ := gp.run(g)
+	// The active loss is the mean over tokens of |fraction of layers run − 0.6|.
+	var want float64
+	for r := range b * tt {
+		a := 0.0
+		for li := range layers {
+			a += float64(ga[li][r]) / layers
+		}
+		want += math.Abs(a-0.6) / (b * tt)
+	}
+	if got := g.Aux(1, false)[0].Value; math.Abs(got-want) > 1e-12 {
+		t.Fatalf("active loss %g, want %g", got, want)
+	}
+	if f := g.Fractions(); f[0] != [2]float64{1, 1} || f[1] != [2]float64{1, 1} {
+		t.Fatalf("dense layers' fractions %v", f[:2])
 	}
 }
