@@ -40,6 +40,13 @@ import (
 // hides the keys of the tokens that skip it from every other token; with
 // KVFromInput (SkipGPT) skipped tokens keep their keys.
 
+// A train.GatePart converts to the Part of the same name: these constants
+// fail to compile otherwise.
+const (
+	_ = uint(Attn-Part(train.GateAttn)) + uint(Part(train.GateAttn)-Attn)
+	_ = uint(MLP-Part(train.GateMLP)) + uint(Part(train.GateMLP)-MLP)
+)
+
 // TrainConfig is what router training needs beyond the model's shape.
 type TrainConfig struct {
 	Method Method
