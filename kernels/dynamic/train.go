@@ -40,6 +40,13 @@ import (
 // hides the keys of the tokens that skip it from every other token; with
 // KVFromInput (SkipGPT) skipped tokens keep their keys.
 
+// A train.GatePart converts to the Part of the same name: these constants
+// fail to compile otherwise.
+const (
+	_ = uint(Attn-Part(train.GateAttn)) + uint(Part(train.GateAttn)-Attn)
+	_ = uint(MLP-Part(train.GateMLP)) + uint(Part(train.GateMLP)-MLP)
+)
+
 // TrainConfig is what router training needs beyond the model's shape.
 type TrainConfig struct {
 	Method Method
@@ -54,14 +61,20 @@ type TrainConfig struct {
 	// PredictorWeight weighs MoD's predictor BCE (0 means 1). The BCE only
 	// trains the predictors: their input is taken with the gradient stopped.
 	PredictorWeight float64
+	// DenseFirst keeps the first layers of SkipGPT and D-LLM without
+	// routers (always executed): D-LLM's reference code routes from layer
+	// 2 on (its dynamic_start_layer). 0 routes every layer. MoD's first and
+	// last layers are always dense.
+	DenseFirst int
 }
 
 const (
 	// DefaultSkipGPTLambda is SkipGPT's λ in
 	// loss = LM + λ·|(1−s) − mean execute probability|.
 	DefaultSkipGPTLambda = 20
-	// DefaultDLLMAlpha weighs D-LLM's rate loss α·(mean execute − (1−s))².
-	DefaultDLLMAlpha = 10
+	// DefaultDLLMAlpha is D-LLM's α in
+	// loss = LM + α·mean_t |mean_l w_{l,t} − (1−s)| (its lambda_active).
+	DefaultDLLMAlpha = 1
 )
 
 // ModCapacity is MoD's k for sequences of t tokens at skip ratio s:
@@ -100,7 +113,7 @@ type partState struct {
 	scale  []float32 // Decide's scale
 	pred   []float32 // MoD: the predictor's logits
 	sel    []bool    // MoD: top-k membership, the predictor's target
-	dAux   float64   // the ratio loss's gradient at every hard gate
+	dAux   []float64 // the ratio loss's gradient at each row's hard gate
 	dPred  []float32 // MoD: the BCE's gradient at the predictor's logits
 	dgMLP  []float32 // D-LLM: the MLP's dg, until the block's backward
 	keys   []bool
@@ -110,8 +123,14 @@ type partState struct {
 // size, initialised from cfg.Seed (each router from its own stream, so the
 // layout of one does not move another's values), ready to train:
 //
-//   - SkipGPT and D-LLM: weights uniform in ±1/√dim (nn.Linear's default),
-//     biases 0 — every token starts at an even chance to execute;
+//   - SkipGPT: weights uniform in ±√(3/dim) and biases 0, as SkipGPT's
+//     TokenRouter initialises its layers (Kaiming-uniform, linear gain;
+//     EIT-NLP/SkipGPT router_attn_mlp.py): every token starts at an even
+//     chance to execute;
+//   - D-LLM: weights uniform in ±1/√dim (nn.Linear's default) and biases
+//     [skip 0.1, execute 2.0], as D-LLM's RouterModule sets its last layer
+//     (Jyk-122/D-LLM llama/model_train.py): tokens start executing with
+//     probability σ(1.9) ≈ 0.87;
 //   - MoD: router weights uniform in ±0.01/√dim and bias 1, so r ≈ 1 and
 //     the chosen tokens see the pretrained block almost unscaled;
 //     predictors as nn.Linear (±1/√dim, bias 0). The first and last layers
@@ -129,6 +148,9 @@ func NewTraining(cfg TrainConfig, layers, dim int) (*Gate, error) {
 	if cfg.Method == MoD && layers < 3 {
 		return nil, fmt.Errorf("dynamic: MoD keeps the first and last layers dense; a model of %d layers has none left to route", layers)
 	}
+	if cfg.DenseFirst < 0 || cfg.DenseFirst >= layers {
+		return nil, fmt.Errorf("dynamic: %d dense first layers of %d leave none to route", cfg.DenseFirst, layers)
+	}
 	if cfg.Lambda < 0 || cfg.PredictorWeight < 0 {
 		return nil, fmt.Errorf("dynamic: loss weights λ %g and predictor %g must not be negative", cfg.Lambda, cfg.PredictorWeight)
 	}
@@ -139,31 +161,35 @@ func NewTraining(cfg TrainConfig, layers, dim int) (*Gate, error) {
 		cfg.PredictorWeight = 1
 	}
 	rs := &Routers{Method: cfg.Method, Skip: cfg.Skip, Layers: make([]Layer, layers)}
-	init := func(i, slot, out int, wBound, bias float64) *Router {
-		r := NewRouter(dim, out)
+	init := func(i, slot int, wBound float64, bias ...float64) *Router {
+		r := NewRouter(dim, len(bias))
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<4|uint64(slot)))
 		for j := range r.W {
 			r.W[j] = float32((2*rng.Float64() - 1) * wBound)
 		}
-		for j := range r.B {
-			r.B[j] = float32(bias)
+		for j, b := range bias {
+			r.B[j] = float32(b)
 		}
 		return r
 	}
 	lin := 1 / math.Sqrt(float64(dim))
 	for i := range rs.Layers {
 		l := &rs.Layers[i]
+		if i < cfg.DenseFirst && cfg.Method != MoD {
+			continue
+		}
 		switch cfg.Method {
 		case SkipGPT:
-			l.Attn, l.MLP = init(i, 0, 2, lin, 0), init(i, 1, 2, lin, 0)
+			kaiming := math.Sqrt(3 / float64(dim))
+			l.Attn, l.MLP = init(i, 0, kaiming, 0, 0), init(i, 1, kaiming, 0, 0)
 		case DLLM:
-			l.Block = init(i, 2, 2, lin, 0)
+			l.Block = init(i, 2, lin, 0.1, 2)
 		case MoD:
 			if i == 0 || i == layers-1 {
 				continue
 			}
-			l.Attn, l.MLP = init(i, 0, 1, 0.01*lin, 1), init(i, 1, 1, 0.01*lin, 1)
-			l.AttnPred, l.MLPPred = init(i, 3, 1, lin, 0), init(i, 4, 1, lin, 0)
+			l.Attn, l.MLP = init(i, 0, 0.01*lin, 1), init(i, 1, 0.01*lin, 1)
+			l.AttnPred, l.MLPPred = init(i, 3, lin, 0), init(i, 4, lin, 0)
 		}
 	}
 	g := newGate(rs, cfg, dim, false)
@@ -233,7 +259,7 @@ func (g *Gate) Begin(p train.GatePass) {
 			st := &g.st[i][j]
 			*st = partState{logits: make([]float32, 2*rows), p: make([]float64, rows), exec: make([]bool, rows),
 				g: make([]float32, rows), scale: make([]float32, rows), pred: make([]float32, rows), sel: make([]bool, rows),
-				dPred: make([]float32, rows), dgMLP: make([]float32, rows), keys: make([]bool, rows)}
+				dPred: make([]float32, rows), dgMLP: make([]float32, rows), keys: make([]bool, rows), dAux: make([]float64, rows)}
 		}
 	}
 }
@@ -302,6 +328,7 @@ func (g *Gate) Gate(li int, tp train.GatePart, x, gv []float32) []bool {
 			}
 		}
 	}
+	copy(st.g, gv)
 	if part != Attn || g.rs.Method.KVRule() != KVAbsent {
 		return nil
 	}
@@ -341,201 +368,4 @@ func (g *Gate) modRoute(li int, part Part, x []float32) {
 			sel[i] = true
 		}
 	}
-}
-
-// Aux returns the method's auxiliary loss over every routed part of the
-// pass and keeps its gradients (see TrainConfig):
-//
-//   - SkipGPT: λ·|(1−s) − m|, m the mean over routed parts of the
-//     fraction of rows executing it, as SkipGPT's trainer computes it
-//     (the mean of the hard gates, whose gradient is the soft
-//     probabilities', per the straight-through estimator);
-//   - D-LLM: α·(m − (1−s))² over the blocks, its compute-ratio loss;
-//   - MoD: the predictors' binary cross-entropy against the top-k
-//     membership, averaged over routed parts and rows, times
-//     PredictorWeight.
-//
-// A frozen gate has none.
-func (g *Gate) Aux(gradScale float32, backward bool) []train.AuxLoss {
-	if g.frozen {
-		return nil
-	}
-	parts := g.routedParts()
-	if len(parts) == 0 {
-		return nil
-	}
-	n := float64(len(parts) * g.rows)
-	target := 1 - g.cfg.Skip
-	switch g.rs.Method {
-	case MoD:
-		var bce float64
-		w := g.cfg.PredictorWeight
-		for _, st := range parts {
-			for r, z := range st.pred[:g.rows] {
-				y := 0.0
-				if st.sel[r] {
-					y = 1
-				}
-				zf := float64(z)
-				bce += math.Max(zf, 0) - zf*y + math.Log1p(math.Exp(-math.Abs(zf)))
-				st.dPred[r] = float32(float64(gradScale) * w * (1/(1+math.Exp(-zf)) - y) / n)
-			}
-		}
-		g.aux = []train.AuxLoss{{Name: "mod_predictor_bce", Value: w * bce / n}}
-	default:
-		m := g.ExecuteFraction()
-		var value, grad float64
-		if g.rs.Method == SkipGPT {
-			value = g.cfg.Lambda * math.Abs(target-m)
-			grad = g.cfg.Lambda * sign(m-target)
-		} else {
-			value = g.cfg.Lambda * (m - target) * (m - target)
-			grad = 2 * g.cfg.Lambda * (m - target)
-		}
-		for _, st := range parts {
-			st.dAux = float64(gradScale) * grad / n
-		}
-		name := map[Method]string{SkipGPT: "skipgpt_ratio", DLLM: "dllm_rate"}[g.rs.Method]
-		g.aux = []train.AuxLoss{{Name: name, Value: value}}
-	}
-	return g.aux
-}
-
-func sign(x float64) float64 {
-	switch {
-	case x > 0:
-		return 1
-	case x < 0:
-		return -1
-	}
-	return 0
-}
-
-// routedParts are the parts a router decides, D-LLM's blocks counted once.
-func (g *Gate) routedParts() []*partState {
-	var out []*partState
-	for i := range g.st {
-		for p := range g.st[i] {
-			if g.rs.Method.Whole() && Part(p) == MLP {
-				continue
-			}
-			if st := &g.st[i][p]; st.routed {
-				out = append(out, st)
-			}
-		}
-	}
-	return out
-}
-
-// GateBackward backpropagates dg through part of layer li (see
-// train.Gate): into the routers' gradients and the router input's.
-func (g *Gate) GateBackward(li int, tp train.GatePart, x, dg, dx []float32) {
-	part := Part(tp)
-	st := &g.st[li][part]
-	if !st.routed {
-		return
-	}
-	d := g.dim
-	if g.rs.Method.Whole() {
-		if part == MLP {
-			copy(g.st[li][Attn].dgMLP, dg)
-			return
-		}
-	}
-	decide, scale := g.rs.Router(li, part)
-	if g.frozen {
-		// Only MoD's gate depends on x: g = r(x) on the executing rows.
-		if scale == nil {
-			return
-		}
-		for r, e := range st.exec {
-			if e {
-				axpy(dx[r*d:(r+1)*d], dg[r], scale.W)
-			}
-		}
-		return
-	}
-	switch g.rs.Method {
-	case MoD:
-		gs, gp := g.grad[scale], g.grad[decide]
-		for r := range g.rows {
-			xr := x[r*d : (r+1)*d]
-			if st.sel[r] {
-				axpy(gs.w, dg[r], xr)
-				gs.b[0] += dg[r]
-				axpy(dx[r*d:(r+1)*d], dg[r], scale.W)
-			}
-			// The predictor reads x with the gradient stopped.
-			axpy(gp.w, st.dPred[r], xr)
-			gp.b[0] += st.dPred[r]
-		}
-	default:
-		gr := g.grad[decide]
-		wSkip, wExec := decide.W[:d], decide.W[d:]
-		for r := range g.rows {
-			dG := float64(dg[r]) + st.dAux
-			if g.rs.Method.Whole() {
-				dG += float64(st.dgMLP[r])
-			}
-			// Straight-through: ∂g/∂p = 1, p = σ(Δ), ∂p/∂Δ = p(1−p), and
-			// Δ = l_exec − l_skip + noise.
-			dd := float32(dG * st.p[r] * (1 - st.p[r]))
-			xr := x[r*d : (r+1)*d]
-			axpy(gr.w[d:], dd, xr)
-			axpy(gr.w[:d], -dd, xr)
-			gr.b[1] += dd
-			gr.b[0] -= dd
-			dxr := dx[r*d : (r+1)*d]
-			axpy(dxr, dd, wExec)
-			axpy(dxr, -dd, wSkip)
-		}
-	}
-}
-
-// axpy adds a·x into y, each product rounded to float32.
-func axpy(y []float32, a float32, x []float32) {
-	x = x[:len(y)]
-	for i, v := range x {
-		y[i] += float32(a * v)
-	}
-}
-
-// Fractions are, per layer, the fraction of the last pass's rows that
-// executed its attention and its MLP (1 for a dense part).
-func (g *Gate) Fractions() [][2]float64 {
-	out := make([][2]float64, len(g.st))
-	for i := range g.st {
-		for p := range g.st[i] {
-			out[i][p] = g.st[i][p].fraction(g.rows)
-		}
-	}
-	return out
-}
-
-func (st *partState) fraction(rows int) float64 {
-	if !st.routed || rows == 0 {
-		return 1
-	}
-	n := 0
-	for _, e := range st.exec[:rows] {
-		if e {
-			n++
-		}
-	}
-	return float64(n) / float64(rows)
-}
-
-// ExecuteFraction is the mean, over the routed parts of the last pass (a
-// D-LLM block counted once), of the fraction of rows that executed them:
-// the realised execute fraction the ratio losses drive toward 1 − s.
-func (g *Gate) ExecuteFraction() float64 {
-	parts := g.routedParts()
-	if len(parts) == 0 {
-		return 1
-	}
-	var s float64
-	for _, st := range parts {
-		s += st.fraction(g.rows)
-	}
-	return s / float64(len(parts))
 }

@@ -245,41 +245,8 @@ func TestGateGradientsFiniteDifference(t *testing.T) {
 			if sg.begun != 1 || !sg.pass.Train || sg.pass.Step != 0 || sg.pass.B != cs.b || sg.pass.T != cs.t {
 				t.Fatalf("Begin called %d times, last with %+v", sg.begun, sg.pass)
 			}
-			P := refParams(n)
 			ref := refSigmoid{sg}
-			r := rand.New(rand.NewPCG(8, 8))
-			var gmax float64
-			for _, p := range n.Params() {
-				for _, g := range p.Grad {
-					gmax = math.Max(gmax, math.Abs(float64(g)))
-				}
-			}
-			const h = 1e-5
-			var worst float64
-			var worstAt string
-			for _, p := range n.Params() {
-				idx := []int{argmaxAbs(p.Grad)}
-				for range 4 {
-					idx = append(idx, r.IntN(len(p.Grad)))
-				}
-				for _, i := range idx {
-					v := P[p.Name][i]
-					P[p.Name][i] = v + h
-					lp := refLossGated(n, P, bt, 0, ref)
-					P[p.Name][i] = v - h
-					lm := refLossGated(n, P, bt, 0, ref)
-					P[p.Name][i] = v
-					fd := (lp - lm) / (2 * h)
-					e := math.Abs(float64(p.Grad[i])-fd) / (math.Abs(fd) + 1e-3*gmax)
-					if e > worst {
-						worst, worstAt = e, p.Name
-					}
-					if e > 2e-3 {
-						t.Errorf("%s[%d]: gradient %.8g, finite difference %.8g (rel. error %.2g)", p.Name, i, p.Grad[i], fd, e)
-					}
-				}
-			}
-			t.Logf("%d tensors, max |grad| %.3g, worst relative error %.2g (%s)", len(n.Params()), gmax, worst, worstAt)
+			checkFD(t, n, 4, func(P map[string][]float64) float64 { return refLossGated(n, P, bt, 0, ref) })
 		})
 	}
 }

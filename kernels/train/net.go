@@ -137,8 +137,9 @@ func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 // WithGEMM, which keeps σ(gate)) plus the attention probabilities
 // b·Heads·t² (Layers times that WithAttentionCache); per worker (GOMAXPROCS
 // when New runs) WithGEMM's attention scratch, under t² + 64·t + 8·t·HeadDim; gradient scratch of similar size; the
-// logits chunk, LogitRows·Vocab; and for each trainable value its gradient
-// and two moments.
+// logits chunk, LogitRows·Vocab; with a gate, 3·n·Dim + 3·n more (the
+// parts' outputs before gating, their gradient, the gates); and for each
+// trainable value its gradient and two moments.
 func PeakBytes(c llama.Config, b, t int, opts ...Option) int64 {
 	o, err := buildOptions(opts)
 	if err != nil {
