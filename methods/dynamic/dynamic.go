@@ -59,6 +59,7 @@ const (
 	FieldLoRALR          = "loraLR"
 	FieldLoRARank        = "loraRank"
 	FieldCheckpointEvery = "checkpointEvery"
+	FieldDenseFirst      = "denseFirst"
 )
 
 // Defaults from the study's SkipGPT recipe (stage 1 lr 2e-3 with λ = 20,
@@ -91,15 +92,25 @@ func fields() []spec.Field {
 
 // Lambda is the weight of a method's compute-ratio loss, with the
 // method's default: SkipGPT's λ in LM + λ·|(1−s) − mean execute
-// probability| (20), D-LLM's α in LM + α·(mean execute − (1−s))² (10).
-// MoD has none: top-k fixes its ratio.
+// probability| (20), D-LLM's α in LM + α·mean over tokens of |executed
+// fraction of layers − (1−s)| (1, its reference's lambda_active). MoD has
+// none: top-k fixes its ratio.
 func Lambda(def float64) spec.Field {
 	return spec.Field{Name: FieldLambda, CUE: "number & >0", Default: def,
-		Doc: "weight of the compute-ratio loss (SkipGPT's λ, default 20; D-LLM's α, default 10)"}
+		Doc: "weight of the compute-ratio loss (SkipGPT's λ, default 20; D-LLM's α, default 1)"}
+}
+
+// DenseFirst keeps a method's first blocks without routers, with the
+// method's default: D-LLM's reference routes from block 2 on (its
+// dynamic_start_layer); SkipGPT routes every block. MoD's first and last
+// blocks are always dense.
+func DenseFirst(def int) spec.Field {
+	return spec.Field{Name: FieldDenseFirst, CUE: "int & >=0", Default: def,
+		Doc: "the first blocks always run, without routers (D-LLM's default 2, as its reference; SkipGPT's 0)"}
 }
 
 // Register registers dynamic method m under paradigm dynamic, with the
-// shared fields and extra ones (Lambda).
+// shared fields and extra ones (Lambda, DenseFirst).
 func Register(m kdyn.Method, extra ...spec.Field) {
 	methods.Register(methods.Unit{
 		Spec: &spec.Spec{Paradigm: "dynamic", Name: string(m), Calibration: true,
@@ -142,8 +153,10 @@ type RoutersParams struct {
 	Batch  int     `json:"batch"`
 	LR     float64 `json:"lr"`
 	Seed   int64   `json:"seed"`
-	// Lambda weighs SkipGPT's ratio loss (absent for the others).
+	// Lambda weighs the ratio loss and DenseFirst blocks run unrouted
+	// (SkipGPT and D-LLM; absent for MoD).
 	Lambda          float64 `json:"lambda,omitempty"`
+	DenseFirst      int     `json:"denseFirst,omitempty"`
 	CheckpointEvery int     `json:"checkpointEvery,omitempty"`
 	// Samples × SeqLen is the windows' shape (checked).
 	Samples int `json:"samples"`
@@ -190,6 +203,10 @@ func plan(mp *planner.MethodPlan, m kdyn.Method) *planner.Pruned {
 	}
 	if _, ok := o[FieldLambda]; ok {
 		rp.Lambda = o.Float(FieldLambda)
+	}
+	if rp.DenseFirst = o.Int(FieldDenseFirst); rp.DenseFirst >= mp.Info.Blocks {
+		mp.Errorf("prune."+FieldDenseFirst, "denseFirst %d leaves none of the model's %d blocks to route", rp.DenseFirst, mp.Info.Blocks)
+		return nil
 	}
 	stage1 := mp.Add(OpRouters, rp, fmt.Sprintf("%s: train routers s=%g, %d steps", m, rp.Skip, rp.Steps), mp.Model, windows)
 	decision, inputs := stage1, []*planner.Node{mp.Model, stage1}

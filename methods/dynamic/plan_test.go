@@ -83,6 +83,7 @@ func TestPlanKeys(t *testing.T) {
 	"skip-4": prune: {paradigm: "dynamic", method: "skipgpt", ratio: 0.4, routerSteps: 10}
 	"skip-4-lora": prune: {paradigm: "dynamic", method: "skipgpt", ratio: 0.4, routerSteps: 10, loraSteps: 5}
 	"skip-4-lora-lr": prune: {paradigm: "dynamic", method: "skipgpt", ratio: 0.4, routerSteps: 10, loraSteps: 5, loraLR: 1e-3}
+	"dllm-4": prune: {paradigm: "dynamic", method: "dllm", ratio: 0.4}
 }
 `)
 	w2, w4 := one(t, g, planner.OpCalibWindows, "mod-2"), one(t, g, planner.OpCalibWindows, "mod-4")
@@ -107,6 +108,10 @@ func TestPlanKeys(t *testing.T) {
 	json.Unmarshal(s.Params, &p)
 	if p.Lambda != 20 || p.Steps != 10 {
 		t.Errorf("skipgpt stage 1: %+v, want λ 20 and 10 steps", p)
+	}
+	json.Unmarshal(one(t, g, dynamic.OpRouters, "dllm-4").Params, &p)
+	if p.Lambda != 1 || p.DenseFirst != 2 {
+		t.Errorf("dllm stage 1: %+v, want its reference's α 1 and 2 dense first blocks", p)
 	}
 	for _, run := range []string{"skip-4-lora", "skip-4-lora-lr"} {
 		if one(t, g, dynamic.OpRouters, run) != s {
@@ -157,6 +162,35 @@ func TestPlanOutputs(t *testing.T) {
 	for p := range paths {
 		if strings.HasPrefix(p, "dllm-4/") && strings.Contains(p, "adapter") {
 			t.Errorf("a dynamic run writes a recovery adapter: %s", p)
+		}
+	}
+}
+
+// Planning rejects what needs the model's shape, at the field: more dense
+// first blocks than the model has, a batch larger than the calibration.
+func TestPlanErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.cue")
+	os.WriteFile(path, []byte(head(t)+`runs: {
+	a: prune: {paradigm: "dynamic", method: "dllm", ratio: 0.4, denseFirst: 5}
+	b: prune: {paradigm: "dynamic", method: "mod", ratio: 0.4, routerBatch: 17}
+}
+`), 0o644)
+	r, err := compiler.Compile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := cache.Open(t.TempDir(), cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	_, err = planner.Plan(r, &ops.Env{Files: store})
+	for _, want := range []string{
+		`runs."a".prune.denseFirst: denseFirst 5 leaves none of the model's 5 blocks to route`,
+		`runs."b".prune.routerBatch: routerBatch 17 exceeds the 16 calibration windows the routers train on`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("plan: %v\nwant %q", err, want)
 		}
 	}
 }

@@ -120,7 +120,7 @@ func (trainRouters) Run(ctx context.Context, c *executor.Call) (any, error) {
 	// The base stays frozen (no LoRA, no full fine-tuning): only the
 	// gate's router parameters reach the optimizer.
 	lm := m.LM.Float32()
-	g, err := kdyn.NewTraining(kdyn.TrainConfig{Method: kdyn.Method(p.Method), Skip: p.Skip, Seed: uint64(p.Seed), Lambda: p.Lambda},
+	g, err := kdyn.NewTraining(kdyn.TrainConfig{Method: kdyn.Method(p.Method), Skip: p.Skip, Seed: uint64(p.Seed), Lambda: p.Lambda, DenseFirst: p.DenseFirst},
 		lm.Config.Layers, lm.Config.Dim)
 	if err != nil {
 		return nil, err

@@ -14,4 +14,4 @@ import (
 	"lrmc/methods/dynamic"
 )
 
-func init() { dynamic.Register(kdyn.SkipGPT, dynamic.Lambda(kdyn.DefaultSkipGPTLambda)) }
+func init() { dynamic.Register(kdyn.SkipGPT, dynamic.Lambda(kdyn.DefaultSkipGPTLambda), dynamic.DenseFirst(0)) }
