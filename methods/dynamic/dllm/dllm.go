@@ -14,4 +14,6 @@ import (
 	"lrmc/methods/dynamic"
 )
 
-func init() { dynamic.Register(kdyn.DLLM, dynamic.Lambda(kdyn.DefaultDLLMAlpha), dynamic.DenseFirst(2)) }
+func init() {
+	dynamic.Register(kdyn.DLLM, dynamic.Lambda(kdyn.DefaultDLLMAlpha), dynamic.DenseFirst(2))
+}

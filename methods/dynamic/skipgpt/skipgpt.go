@@ -14,4 +14,6 @@ import (
 	"lrmc/methods/dynamic"
 )
 
-func init() { dynamic.Register(kdyn.SkipGPT, dynamic.Lambda(kdyn.DefaultSkipGPTLambda), dynamic.DenseFirst(0)) }
+func init() {
+	dynamic.Register(kdyn.SkipGPT, dynamic.Lambda(kdyn.DefaultSkipGPTLambda), dynamic.DenseFirst(0))
+}
