@@ -237,7 +237,13 @@ func (p *pass) attention(i int, h []float32, exec []bool, st *PartStats, kv kvSi
 			}
 			j0 = j1
 		}
-		attention.Spans(att, q, k, v, spans, c.Heads, c.KVHeads, c.HeadDim())
+		if len(spans) == 1 {
+			// One sequence: Causal, the same bits as its span, with a
+			// faster packing of the values.
+			attention.Causal(att, q, k, v, 1, ne, c.Heads, c.KVHeads, c.HeadDim())
+		} else {
+			attention.Spans(att, q, k, v, spans, c.Heads, c.KVHeads, c.HeadDim())
+		}
 		if kv != nil {
 			kv(i, k, v, idx)
 		}

@@ -79,9 +79,15 @@ func denseRouters(m Method, layers int) *Routers {
 }
 
 func TestForcedExecuteIsDenseBitForBit(t *testing.T) {
-	for _, arch := range []string{"qwen3", "qwen2"} {
+	// One sequence (attention.Causal over the kept rows) and two
+	// (attention.Spans), past one key tile of the attention.
+	for _, c := range []struct {
+		arch string
+		b    int
+	}{{"qwen3", 2}, {"qwen2", 1}} {
+		arch, b := c.arch, c.b
 		lm := testModel(t, arch, 3)
-		const b, T = 2, 150 // past one key tile of the attention
+		const T = 150
 		tokens := tokensFor(b*T, lm.Config.Vocab, 1)
 		want := lm.Forward(tokens, b, T)
 		for _, m := range Methods {
