@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"lrmc/kernels/llama"
+	"lrmc/kernels/sample"
 )
 
 // SpeedOptions say how MeasureSpeed measures; zero fields take the
@@ -80,14 +81,14 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 		d := llama.NewDecoder(lm, o.Decode)
 		tok := tokens[0]
 		for p := range o.Decode {
-			tok = argmax(d.Step(tok, p))
+			tok = sample.Argmax(d.Step(tok, p))
 		}
 	}
 	routedDecode := func() {
 		d := dm.NewDecoder(o.Decode)
 		tok := tokens[0]
 		for p := range o.Decode {
-			tok = argmax(d.Step(tok, p))
+			tok = sample.Argmax(d.Step(tok, p))
 		}
 		sp.Decode = *d.Stats()
 	}
@@ -140,16 +141,6 @@ func denseLast(lm *llama.Model, tokens []int32) []float32 {
 		h = lm.Block(i, h, 1, t)
 	}
 	return lm.Logits(h[(t-1)*lm.Config.Dim:], 1, 1)
-}
-
-func argmax(v []float32) int32 {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }
 
 func median(v []float64) float64 {
