@@ -70,6 +70,9 @@ func (dm *Model) Forward(tokens []int32, b, t int) *Result {
 // logits, [b, Vocab], as a runtime that goes on to generate computes them
 // (the classifier runs on b rows, not b·t).
 func (dm *Model) ForwardLast(tokens []int32, b, t int) *Result {
+	if t < 1 {
+		panic(fmt.Sprintf("dynamic: ForwardLast: sequences of %d tokens have no last position", t))
+	}
 	h, res := dm.run(tokens, b, t, nil)
 	d := dm.LM.Config.Dim
 	last := make([]float32, b*d)

@@ -136,3 +136,30 @@ func TestForcedExecuteDecoderIsDenseDecoderBitForBit(t *testing.T) {
 		}
 	}
 }
+
+// ForwardLast's logits are Forward's at each sequence's last position, and
+// its classifier count is for those rows only.
+func TestForwardLast(t *testing.T) {
+	lm := testModel(t, "qwen3", 3)
+	const b, T = 3, 9
+	tokens := tokensFor(b*T, lm.Config.Vocab, 2)
+	dm, err := New(lm, randomRouters(SkipGPT, 3, lm.Config.Dim, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, last := dm.Forward(tokens, b, T), dm.ForwardLast(tokens, b, T)
+	v := lm.Config.Vocab
+	for s := range b {
+		for j := range v {
+			if got, want := last.Logits[s*v+j], full.Logits[((s+1)*T-1)*v+j]; math.Abs(float64(got-want)) > 1e-6 {
+				t.Fatalf("sequence %d logit %d: %v, Forward's %v", s, j, got, want)
+			}
+		}
+	}
+	if want := int64(b * lm.Config.Dim * v); last.Stats.HeadMACs != want || full.Stats.HeadMACs != T*want {
+		t.Errorf("classifier MACs %d and %d, want %d and %d", last.Stats.HeadMACs, full.Stats.HeadMACs, want, T*want)
+	}
+	if _, err := New(lm, randomRouters(SkipGPT, 2, lm.Config.Dim, 4)); err == nil || err.Error() != "dynamic: 2 layers of routers for a model of 3 layers" {
+		t.Errorf("routers of the wrong depth: %v", err)
+	}
+}
