@@ -106,6 +106,8 @@ type dynamicBench struct {
 	DenseDecode    float64   `json:"dense_decode_tokens_per_s"`
 	RoutedDecode   float64   `json:"routed_decode_tokens_per_s"`
 	DecodeRatio    float64   `json:"decode_ratio"`
+	PrefillCPU     float64   `json:"prefill_cpu_ratio"`
+	DecodeCPU      float64   `json:"decode_cpu_ratio"`
 	PrefillSkipped float64   `json:"prefill_skipped_compute"`
 	DecodeSkipped  float64   `json:"decode_skipped_compute"`
 	AttnSkip       []float64 `json:"prefill_attn_skip_per_layer"`
@@ -143,6 +145,7 @@ func benchDynamic(w io.Writer, s bench.ModelShape, dt llama.DType, m dynamic.Met
 		Prefill: opts.Prefill, Decode: opts.Decode, Reps: sp.Reps,
 		DensePrefill: sp.DensePrefill, RoutedPrefill: sp.RoutedPrefill, PrefillRatio: sp.PrefillRatio,
 		DenseDecode: sp.DenseDecode, RoutedDecode: sp.RoutedDecode, DecodeRatio: sp.DecodeRatio,
+		PrefillCPU: sp.PrefillCPURatio, DecodeCPU: sp.DecodeCPURatio,
 		PrefillSkipped: sp.Prefill.SkippedCompute(), DecodeSkipped: sp.Decode.SkippedCompute()}
 	for _, l := range sp.Prefill.Layers {
 		res.AttnSkip = append(res.AttnSkip, l[dynamic.Attn].SkipRatio())
@@ -154,9 +157,9 @@ func benchDynamic(w io.Writer, s bench.ModelShape, dt llama.DType, m dynamic.Met
 	fmt.Fprintf(w, "%s (synthetic, %s), %s routers: synthetic, biases calibrated to skip %.2f per routed part; %d thread(s), %d interleaved reps, medians\n",
 		s.Name, res.DType, m, skip, threads, sp.Reps)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\ttokens\tdense tok/s\trouted tok/s\trouted/dense\tskipped compute\t")
-	fmt.Fprintf(tw, "prefill\t%d\t%.1f\t%.1f\t%.2f×\t%.3f\t\n", opts.Prefill, sp.DensePrefill, sp.RoutedPrefill, sp.PrefillRatio, res.PrefillSkipped)
-	fmt.Fprintf(tw, "decode\t%d\t%.2f\t%.2f\t%.2f×\t%.3f\t\n", opts.Decode, sp.DenseDecode, sp.RoutedDecode, sp.DecodeRatio, res.DecodeSkipped)
+	fmt.Fprintln(tw, "phase\ttokens\tdense tok/s\trouted tok/s\trouted/dense\tby CPU time\tskipped compute\t")
+	fmt.Fprintf(tw, "prefill\t%d\t%.1f\t%.1f\t%.2f×\t%.2f×\t%.3f\t\n", opts.Prefill, sp.DensePrefill, sp.RoutedPrefill, sp.PrefillRatio, sp.PrefillCPURatio, res.PrefillSkipped)
+	fmt.Fprintf(tw, "decode\t%d\t%.2f\t%.2f\t%.2f×\t%.2f×\t%.3f\t\n", opts.Decode, sp.DenseDecode, sp.RoutedDecode, sp.DecodeRatio, sp.DecodeCPURatio, res.DecodeSkipped)
 	tw.Flush()
 	fmt.Fprint(w, "realised skip ratio per layer (prefill), attn/mlp:")
 	for i := range res.AttnSkip {

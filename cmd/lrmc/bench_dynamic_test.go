@@ -19,7 +19,7 @@ func TestBenchDynamicJSON(t *testing.T) {
 	if r.Shape != "stories260k" || r.Method != "mod" || r.DType != "bfloat16" || r.Prefill != 16 || r.Decode != 4 || r.Reps != 1 {
 		t.Errorf("result %+v", r)
 	}
-	if !(r.DensePrefill > 0 && r.RoutedPrefill > 0 && r.DenseDecode > 0 && r.RoutedDecode > 0 && r.PrefillRatio > 0 && r.DecodeRatio > 0) {
+	if !(r.DensePrefill > 0 && r.RoutedPrefill > 0 && r.DenseDecode > 0 && r.RoutedDecode > 0 && r.PrefillRatio > 0 && r.DecodeRatio > 0 && r.PrefillCPU > 0 && r.DecodeCPU > 0) {
 		t.Errorf("speeds %+v", r)
 	}
 	// stories260k has 5 layers; MoD keeps the first and last dense and the
@@ -35,7 +35,7 @@ func TestBenchDynamicTableAndErrors(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"biases calibrated to skip 0.40", "routed/dense", "prefill", "decode", "realised skip ratio per layer"} {
+	for _, want := range []string{"biases calibrated to skip 0.40", "routed/dense", "by CPU time", "prefill", "decode", "realised skip ratio per layer"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

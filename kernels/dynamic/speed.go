@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"lrmc/kernels/bench"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/sample"
 )
@@ -48,7 +49,11 @@ type Speed struct {
 	DensePrefill, RoutedPrefill float64
 	DenseDecode, RoutedDecode   float64
 	PrefillRatio, DecodeRatio   float64
-	Reps                        int
+	// PrefillCPURatio and DecodeCPURatio are the same ratios of CPU
+	// seconds (process user+system time; 0 where unknown), which other
+	// work on a shared machine disturbs less than wall time.
+	PrefillCPURatio, DecodeCPURatio float64
+	Reps                            int
 	// Prefill and Decode are the routed passes' counts (one prefill, one
 	// decode run): realised skip ratios per layer and part, MACs.
 	Prefill, Decode Stats
@@ -97,8 +102,9 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 		tokens int
 		run    func()
 		times  []float64
-	}{{"dense prefill", o.Prefill, densePrefill, nil}, {"routed prefill", o.Prefill, routedPrefill, nil},
-		{"dense decode", o.Decode, denseDecode, nil}, {"routed decode", o.Decode, routedDecode, nil}}
+		cpu    []float64
+	}{{"dense prefill", o.Prefill, densePrefill, nil, nil}, {"routed prefill", o.Prefill, routedPrefill, nil, nil},
+		{"dense decode", o.Decode, denseDecode, nil, nil}, {"routed decode", o.Decode, routedDecode, nil, nil}}
 	calls := make([]int, len(phases))
 	for i := range phases {
 		t0 := time.Now()
@@ -108,27 +114,32 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 	for rep := range o.Reps {
 		for i := range phases {
 			ph := &phases[i]
-			t0 := time.Now()
+			c0, t0 := bench.ProcessCPUTime(), time.Now()
 			for range calls[i] {
 				ph.run()
 			}
 			s := time.Since(t0).Seconds() / float64(calls[i])
 			ph.times = append(ph.times, s)
+			ph.cpu = append(ph.cpu, (bench.ProcessCPUTime() - c0).Seconds()/float64(calls[i]))
 			if o.Progress != nil {
-				fmt.Fprintf(o.Progress, "dynamic: rep %d/%d %s: %d tokens in %.2fs (%.1f tokens/s)\n", rep+1, o.Reps, ph.name, ph.tokens, s, float64(ph.tokens)/s)
+				fmt.Fprintf(o.Progress, "dynamic: rep %d/%d %s: %d tokens in %.2fs, %.2f CPU s (%.1f tokens/s)\n", rep+1, o.Reps, ph.name, ph.tokens, s, ph.cpu[rep], float64(ph.tokens)/s)
 			}
 		}
 	}
 	rate := func(i int) float64 { return float64(phases[i].tokens) / median(phases[i].times) }
-	ratio := func(dense, routed int) float64 {
+	ratio := func(dense, routed []float64) float64 {
 		rs := make([]float64, o.Reps)
 		for k := range rs {
-			rs[k] = phases[dense].times[k] / phases[routed].times[k]
+			if routed[k] <= 0 {
+				return 0
+			}
+			rs[k] = dense[k] / routed[k]
 		}
 		return median(rs)
 	}
 	sp.DensePrefill, sp.RoutedPrefill, sp.DenseDecode, sp.RoutedDecode = rate(0), rate(1), rate(2), rate(3)
-	sp.PrefillRatio, sp.DecodeRatio = ratio(0, 1), ratio(2, 3)
+	sp.PrefillRatio, sp.DecodeRatio = ratio(phases[0].times, phases[1].times), ratio(phases[2].times, phases[3].times)
+	sp.PrefillCPURatio, sp.DecodeCPURatio = ratio(phases[0].cpu, phases[1].cpu), ratio(phases[2].cpu, phases[3].cpu)
 	return sp, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Calibrated routers skip, on their calibration tokens, exactly the asked
@@ -55,12 +56,13 @@ func TestMeasureSpeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	dm, _ := New(lm, rs)
-	sp, err := MeasureSpeed(dm, SpeedOptions{Prefill: 32, Decode: 8, Reps: 2})
+	sp, err := MeasureSpeed(dm, SpeedOptions{Prefill: 32, Decode: 8, Reps: 2, MinRep: 30 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, v := range map[string]float64{"dense prefill": sp.DensePrefill, "routed prefill": sp.RoutedPrefill,
-		"dense decode": sp.DenseDecode, "routed decode": sp.RoutedDecode, "prefill ratio": sp.PrefillRatio, "decode ratio": sp.DecodeRatio} {
+		"dense decode": sp.DenseDecode, "routed decode": sp.RoutedDecode, "prefill ratio": sp.PrefillRatio, "decode ratio": sp.DecodeRatio,
+		"prefill CPU ratio": sp.PrefillCPURatio, "decode CPU ratio": sp.DecodeCPURatio} {
 		if !(v > 0) || math.IsInf(v, 0) {
 			t.Errorf("%s is %v", name, v)
 		}
