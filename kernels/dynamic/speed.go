@@ -120,7 +120,7 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 			}
 			s := time.Since(t0).Seconds() / float64(calls[i])
 			ph.times = append(ph.times, s)
-			ph.cpu = append(ph.cpu, (bench.ProcessCPUTime() - c0).Seconds()/float64(calls[i]))
+			ph.cpu = append(ph.cpu, (bench.ProcessCPUTime()-c0).Seconds()/float64(calls[i]))
 			if o.Progress != nil {
 				fmt.Fprintf(o.Progress, "dynamic: rep %d/%d %s: %d tokens in %.2fs, %.2f CPU s (%.1f tokens/s)\n", rep+1, o.Reps, ph.name, ph.tokens, s, ph.cpu[rep], float64(ph.tokens)/s)
 			}
