@@ -3,6 +3,8 @@ package dynamic
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
 
 	"lrmc/kernels/llama"
@@ -161,5 +163,26 @@ func TestForwardLast(t *testing.T) {
 	}
 	if _, err := New(lm, randomRouters(SkipGPT, 2, lm.Config.Dim, 4)); err == nil || err.Error() != "dynamic: 2 layers of routers for a model of 3 layers" {
 		t.Errorf("routers of the wrong depth: %v", err)
+	}
+}
+
+// The routed pass gives the same bits on one thread as on several.
+func TestForwardThreadIndependent(t *testing.T) {
+	lm := testModel(t, "qwen3", 3)
+	const b, T = 2, 70
+	tokens := tokensFor(b*T, lm.Config.Vocab, 12)
+	for _, m := range Methods {
+		dm, err := New(lm, randomRouters(m, 3, lm.Config.Dim, 6))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev := runtime.GOMAXPROCS(4)
+		many := dm.Forward(tokens, b, T)
+		runtime.GOMAXPROCS(1)
+		one := dm.Forward(tokens, b, T)
+		runtime.GOMAXPROCS(prev)
+		if !slices.Equal(many.Logits, one.Logits) {
+			t.Errorf("%s: one thread gives other logits than four", m)
+		}
 	}
 }
