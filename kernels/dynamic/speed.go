@@ -9,15 +9,19 @@ import (
 
 	"lrmc/kernels/bench"
 	"lrmc/kernels/llama"
-	"lrmc/kernels/sample"
 )
 
 // SpeedOptions say how MeasureSpeed measures; zero fields take the
 // defaults named beside them.
 type SpeedOptions struct {
 	Prefill int // tokens of the one prefill sequence (512)
-	Decode  int // greedy decode steps from position 0 (64)
-	Reps    int // interleaved repetitions, medians reported (3)
+	Decode  int // decode steps from position 0 (64)
+	// Tokens, when set, are the tokens measured: the prefill runs the
+	// first Prefill of them, the decode feeds the first Decode one at a
+	// time (so it meets the decisions the prefill meets at those
+	// positions). Unset: seeded random tokens.
+	Tokens []int32
+	Reps   int // interleaved repetitions, medians reported (3)
 	// MinRep, when positive, makes each repetition repeat its phase until
 	// it lasts about this long (the warm-up call sizes it), so a small
 	// model is not timed at the clock's and the scheduler's grain; rates
@@ -60,8 +64,8 @@ type Speed struct {
 }
 
 // MeasureSpeed times, in interleaved repetitions, the prefill of one
-// sequence of o.Prefill random tokens (every block, the logits of the last
-// position only) and o.Decode greedy decode steps from position 0, for the
+// sequence of o.Prefill tokens (every block, the logits of the last
+// position only) and o.Decode decode steps from position 0, for the
 // dense model (llama's Block and Decoder) and for dm (ForwardLast and its
 // Decoder). Each repetition runs dense prefill, routed prefill, dense
 // decode, routed decode, after one untimed warm-up of each.
@@ -74,26 +78,36 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 	if o.Prefill > lm.Config.SeqLen || o.Decode > lm.Config.SeqLen {
 		return nil, fmt.Errorf("dynamic: measuring speed: %d prefill tokens or %d decode steps exceed the model's context of %d", o.Prefill, o.Decode, lm.Config.SeqLen)
 	}
-	r := rand.New(rand.NewPCG(o.Seed, 0x7370656564))
-	tokens := make([]int32, o.Prefill)
-	for i := range tokens {
-		tokens[i] = int32(r.IntN(lm.Config.Vocab))
+	tokens := o.Tokens
+	if tokens == nil {
+		r := rand.New(rand.NewPCG(o.Seed, 0x7370656564))
+		tokens = make([]int32, max(o.Prefill, o.Decode))
+		for i := range tokens {
+			tokens[i] = int32(r.IntN(lm.Config.Vocab))
+		}
 	}
+	if len(tokens) < max(o.Prefill, o.Decode) {
+		return nil, fmt.Errorf("dynamic: measuring speed: %d tokens given for %d prefill tokens and %d decode steps", len(tokens), o.Prefill, o.Decode)
+	}
+	for i, tok := range tokens {
+		if tok < 0 || int(tok) >= lm.Config.Vocab {
+			return nil, fmt.Errorf("dynamic: measuring speed: token %d at index %d is outside the vocabulary [0, %d)", tok, i, lm.Config.Vocab)
+		}
+	}
+	prompt := tokens[:o.Prefill]
 	sp := &Speed{Reps: o.Reps}
-	densePrefill := func() { denseLast(lm, tokens) }
-	routedPrefill := func() { sp.Prefill = dm.ForwardLast(tokens, 1, len(tokens)).Stats }
+	densePrefill := func() { denseLast(lm, prompt) }
+	routedPrefill := func() { sp.Prefill = dm.ForwardLast(prompt, 1, len(prompt)).Stats }
 	denseDecode := func() {
 		d := llama.NewDecoder(lm, o.Decode)
-		tok := tokens[0]
 		for p := range o.Decode {
-			tok = sample.Argmax(d.Step(tok, p))
+			d.Step(tokens[p], p)
 		}
 	}
 	routedDecode := func() {
 		d := dm.NewDecoder(o.Decode)
-		tok := tokens[0]
 		for p := range o.Decode {
-			tok = sample.Argmax(d.Step(tok, p))
+			d.Step(tokens[p], p)
 		}
 		sp.Decode = *d.Stats()
 	}
