@@ -39,11 +39,14 @@ interleaved rep by rep, and the medians of tokens/s and of the per-rep
 ratios routed/dense are printed, with the realised skip ratio per layer.
 
 The routers are synthetic: seeded random weights with biases calibrated on
-the prefill's own tokens so that every routed part skips --skip of them
-(MoD keeps its first and last layers dense). They measure what skipping that
-much compute buys, not a trained router's quality. Prefill is one sequence
-of --prefill tokens with the logits of its last position; decode is
---decode greedy steps from position 0.`,
+the measured tokens (seeded random ones) so that every routed part skips
+--skip of them in the prefill (MoD keeps its first and last layers dense).
+They measure what skipping that much compute buys, not a trained router's
+quality. Prefill is one sequence of --prefill tokens with the logits of its
+last position; decode feeds the first --decode of the same tokens one at a
+time from position 0 (its realised skip ratio is printed too). Besides
+wall-time ratios, ratios of CPU time are printed: on a machine shared with
+other work they move less.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			shapes, err := selectShapes(shape)
@@ -83,7 +86,7 @@ of --prefill tokens with the logits of its last position; decode is
 	f.StringVar(&dtype, "dtype", string(llama.BFloat16), "weights' type: float32, bfloat16 or float16")
 	f.Float64Var(&skip, "skip", 0.4, "fraction of tokens each routed part skips")
 	f.IntVar(&prefill, "prefill", 512, "tokens in the prefill sequence")
-	f.IntVar(&decode, "decode", 64, "greedy decode steps")
+	f.IntVar(&decode, "decode", 64, "decode steps")
 	f.IntVar(&reps, "reps", 5, "interleaved repetitions; medians are reported")
 	f.IntVar(&threads, "threads", 1, "threads (GOMAXPROCS)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per shape")
@@ -106,10 +109,14 @@ type dynamicBench struct {
 	DenseDecode    float64   `json:"dense_decode_tokens_per_s"`
 	RoutedDecode   float64   `json:"routed_decode_tokens_per_s"`
 	DecodeRatio    float64   `json:"decode_ratio"`
+	PrefillCPU     float64   `json:"prefill_cpu_ratio"`
+	DecodeCPU      float64   `json:"decode_cpu_ratio"`
 	PrefillSkipped float64   `json:"prefill_skipped_compute"`
 	DecodeSkipped  float64   `json:"decode_skipped_compute"`
 	AttnSkip       []float64 `json:"prefill_attn_skip_per_layer"`
 	MLPSkip        []float64 `json:"prefill_mlp_skip_per_layer"`
+	DecodeAttnSkip []float64 `json:"decode_attn_skip_per_layer"`
+	DecodeMLPSkip  []float64 `json:"decode_mlp_skip_per_layer"`
 }
 
 func benchDynamic(w io.Writer, s bench.ModelShape, dt llama.DType, m dynamic.Method, skip float64, opts dynamic.SpeedOptions, threads int, asJSON bool) error {
@@ -121,13 +128,15 @@ func benchDynamic(w io.Writer, s bench.ModelShape, dt llama.DType, m dynamic.Met
 	if err != nil {
 		return fmt.Errorf("bench dynamic: shape %s: %w", s.Name, err)
 	}
-	// Calibrate on other tokens than the measured ones, of the same length.
+	// Calibrate on the measured prefill: it then skips exactly --skip of
+	// every routed part.
 	r := rand.New(rand.NewPCG(2, 0))
-	calib := make([]int32, opts.Prefill)
-	for i := range calib {
-		calib[i] = int32(r.IntN(lm.Config.Vocab))
+	tokens := make([]int32, max(opts.Prefill, opts.Decode))
+	for i := range tokens {
+		tokens[i] = int32(r.IntN(lm.Config.Vocab))
 	}
-	rs, err := dynamic.Calibrated(lm, m, skip, calib, 1, len(calib), 3)
+	opts.Tokens = tokens
+	rs, err := dynamic.Calibrated(lm, m, skip, tokens[:opts.Prefill], 1, opts.Prefill, 3)
 	if err != nil {
 		return fmt.Errorf("bench dynamic: shape %s: %w", s.Name, err)
 	}
@@ -143,25 +152,33 @@ func benchDynamic(w io.Writer, s bench.ModelShape, dt llama.DType, m dynamic.Met
 		Prefill: opts.Prefill, Decode: opts.Decode, Reps: sp.Reps,
 		DensePrefill: sp.DensePrefill, RoutedPrefill: sp.RoutedPrefill, PrefillRatio: sp.PrefillRatio,
 		DenseDecode: sp.DenseDecode, RoutedDecode: sp.RoutedDecode, DecodeRatio: sp.DecodeRatio,
+		PrefillCPU: sp.PrefillCPURatio, DecodeCPU: sp.DecodeCPURatio,
 		PrefillSkipped: sp.Prefill.SkippedCompute(), DecodeSkipped: sp.Decode.SkippedCompute()}
-	for _, l := range sp.Prefill.Layers {
+	for i, l := range sp.Prefill.Layers {
 		res.AttnSkip = append(res.AttnSkip, l[dynamic.Attn].SkipRatio())
 		res.MLPSkip = append(res.MLPSkip, l[dynamic.MLP].SkipRatio())
+		res.DecodeAttnSkip = append(res.DecodeAttnSkip, sp.Decode.Layers[i][dynamic.Attn].SkipRatio())
+		res.DecodeMLPSkip = append(res.DecodeMLPSkip, sp.Decode.Layers[i][dynamic.MLP].SkipRatio())
 	}
 	if asJSON {
 		return json.NewEncoder(w).Encode(res)
 	}
-	fmt.Fprintf(w, "%s (synthetic, %s), %s routers: synthetic, biases calibrated to skip %.2f per routed part; %d thread(s), %d interleaved reps, medians\n",
+	fmt.Fprintf(w, "%s (synthetic, %s), %s routers: synthetic, biases calibrated to skip %.2f per routed part of the measured prefill; %d thread(s), %d interleaved reps, medians\n",
 		s.Name, res.DType, m, skip, threads, sp.Reps)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\ttokens\tdense tok/s\trouted tok/s\trouted/dense\tskipped compute\t")
-	fmt.Fprintf(tw, "prefill\t%d\t%.1f\t%.1f\t%.2f×\t%.3f\t\n", opts.Prefill, sp.DensePrefill, sp.RoutedPrefill, sp.PrefillRatio, res.PrefillSkipped)
-	fmt.Fprintf(tw, "decode\t%d\t%.2f\t%.2f\t%.2f×\t%.3f\t\n", opts.Decode, sp.DenseDecode, sp.RoutedDecode, sp.DecodeRatio, res.DecodeSkipped)
+	fmt.Fprintln(tw, "phase\ttokens\tdense tok/s\trouted tok/s\trouted/dense\tby CPU time\tskipped compute\t")
+	fmt.Fprintf(tw, "prefill\t%d\t%.1f\t%.1f\t%.2f×\t%.2f×\t%.3f\t\n", opts.Prefill, sp.DensePrefill, sp.RoutedPrefill, sp.PrefillRatio, sp.PrefillCPURatio, res.PrefillSkipped)
+	fmt.Fprintf(tw, "decode\t%d\t%.2f\t%.2f\t%.2f×\t%.2f×\t%.3f\t\n", opts.Decode, sp.DenseDecode, sp.RoutedDecode, sp.DecodeRatio, sp.DecodeCPURatio, res.DecodeSkipped)
 	tw.Flush()
-	fmt.Fprint(w, "realised skip ratio per layer (prefill), attn/mlp:")
-	for i := range res.AttnSkip {
-		fmt.Fprintf(w, " %d:%.2f/%.2f", i, res.AttnSkip[i], res.MLPSkip[i])
+	for _, ph := range []struct {
+		name      string
+		attn, mlp []float64
+	}{{"prefill", res.AttnSkip, res.MLPSkip}, {"decode", res.DecodeAttnSkip, res.DecodeMLPSkip}} {
+		fmt.Fprintf(w, "realised skip ratio per layer (%s), attn/mlp:", ph.name)
+		for i := range ph.attn {
+			fmt.Fprintf(w, " %d:%.2f/%.2f", i, ph.attn[i], ph.mlp[i])
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w)
 	return nil
 }

@@ -124,9 +124,11 @@ func (sh shape) runSpans(out, q, kp, vt []float32, spans []span) {
 // and values (kernels/dynamic's KVFromInput rule). Keys and values of all b
 // sequences are packed at once.
 func CausalAt(out, q, k, v []float32, b, t int, qoff []int, qpos []int32, heads, kvHeads, hd int) {
-	checkShapes(k, k, k, v, b, t, kvHeads, kvHeads, hd)
-	if heads < 1 || heads%kvHeads != 0 {
-		panic(fmt.Sprintf("attention: CausalAt: %d query heads do not divide into %d kv heads", heads, kvHeads))
+	if b < 0 || t < 0 || hd < 0 || heads < 1 || kvHeads < 1 || heads%kvHeads != 0 {
+		panic(fmt.Sprintf("attention: CausalAt: b=%d t=%d hd=%d, or %d query heads do not divide into %d kv heads", b, t, hd, heads, kvHeads))
+	}
+	if kvn := b * t * kvHeads * hd; len(k) < kvn || len(v) < kvn {
+		panic(fmt.Sprintf("attention: CausalAt: k holds %d and v %d floats, b=%d × t=%d rows of %d need %d", len(k), len(v), b, t, kvHeads*hd, kvn))
 	}
 	if len(qoff) != b+1 || qoff[0] != 0 || qoff[b] != len(qpos) {
 		panic(fmt.Sprintf("attention: CausalAt: qoff has %d entries for %d sequences and %d queries", len(qoff), b, len(qpos)))

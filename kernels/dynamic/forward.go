@@ -70,6 +70,9 @@ func (dm *Model) Forward(tokens []int32, b, t int) *Result {
 // logits, [b, Vocab], as a runtime that goes on to generate computes them
 // (the classifier runs on b rows, not b·t).
 func (dm *Model) ForwardLast(tokens []int32, b, t int) *Result {
+	if t < 1 {
+		panic(fmt.Sprintf("dynamic: ForwardLast: sequences of %d tokens have no last position", t))
+	}
 	h, res := dm.run(tokens, b, t, nil)
 	d := dm.LM.Config.Dim
 	last := make([]float32, b*d)
@@ -198,84 +201,112 @@ func scatterAdd(h, delta []float32, idx []int, scale []float32, w int) {
 // attention runs layer i's attention for the rows exec marks and adds it
 // into h.
 func (p *pass) attention(i int, h []float32, exec []bool, st *PartStats, kv kvSink) {
-	lm := p.dm.LM
-	c := lm.Config.Layer(i)
-	d, qd, kvd, t := c.Dim, c.QDim(), c.KVDim(), p.t
+	c := p.dm.LM.Config.Layer(i)
 	mc := layerMACs(c)
 	idx := executed(exec)
-	ne := len(idx)
-	st.Executed += int64(ne)
+	st.Executed += int64(len(idx))
 	for r := range p.n {
-		st.DenseMACs += mc.dense(r%t + 1)
+		st.DenseMACs += mc.dense(r%p.t + 1)
+	}
+	var att []float32
+	if p.dm.Routers.Method.KVRule() == KVAbsent {
+		att = p.keptOnly(i, h, idx, st, kv)
+	} else {
+		att = p.fromInput(i, h, idx, st, kv)
+	}
+	if len(idx) == 0 {
+		return
+	}
+	o := make([]float32, len(idx)*c.Dim)
+	p.dm.LM.AttnOutput(i, o, att, len(idx))
+	scatterAdd(h, o, idx, p.scale, c.Dim)
+}
+
+// keptOnly is KVAbsent's attention: the kept rows idx of h are normed and
+// projected, and each attends causally to its own sequence's kept rows, at
+// their positions. It returns the attention outputs [len(idx), QDim].
+func (p *pass) keptOnly(i int, h []float32, idx []int, st *PartStats, kv kvSink) []float32 {
+	lm, t := p.dm.LM, p.t
+	c := lm.Config.Layer(i)
+	mc, ne := layerMACs(c), len(idx)
+	if ne == 0 {
+		return nil
 	}
 	pos := func(j int) int { return idx[j] % t }
-	q := make([]float32, ne*qd)
-	att := make([]float32, ne*qd)
-	switch p.dm.Routers.Method.KVRule() {
-	case KVAbsent:
-		if ne == 0 {
-			return
+	xb := make([]float32, ne*c.Dim)
+	lm.AttnNorm(i, xb, gather(h, idx, c.Dim))
+	q, att := make([]float32, ne*c.QDim()), make([]float32, ne*c.QDim())
+	k, v := make([]float32, ne*c.KVDim()), make([]float32, ne*c.KVDim())
+	lm.Query(i, q, xb, ne)
+	lm.KeyValue(i, k, v, xb, ne)
+	lm.Rotate(i, q, ne, pos)
+	lm.Rotate(i, k, ne, pos)
+	// One causal span per sequence over its kept rows, which idx lists in
+	// order.
+	var spans []attention.Span
+	for j0 := 0; j0 < ne; {
+		j1 := j0
+		for j1 < ne && idx[j1]/t == idx[j0]/t {
+			j1++
 		}
-		xb := make([]float32, ne*d)
-		lm.AttnNorm(i, xb, gather(h, idx, d))
-		k, v := make([]float32, ne*kvd), make([]float32, ne*kvd)
-		lm.Query(i, q, xb, ne)
-		lm.KeyValue(i, k, v, xb, ne)
-		lm.Rotate(i, q, ne, pos)
-		lm.Rotate(i, k, ne, pos)
-		// One causal span per sequence over its executed rows, which idx
-		// lists in order: each sees only its sequence's executed tokens.
-		var spans []attention.Span
-		for j0 := 0; j0 < ne; {
-			j1 := j0
-			for j1 < ne && idx[j1]/t == idx[j0]/t {
-				j1++
-			}
-			spans = append(spans, attention.Span{Row: j0, Len: j1 - j0})
-			for keys := 1; keys <= j1-j0; keys++ {
-				st.MACs += mc.q + mc.kv + mc.o + mc.att*int64(keys)
-			}
-			j0 = j1
+		spans = append(spans, attention.Span{Row: j0, Len: j1 - j0})
+		for keys := 1; keys <= j1-j0; keys++ {
+			st.MACs += mc.q + mc.kv + mc.o + mc.att*int64(keys)
 		}
-		attention.Spans(att, q, k, v, spans, c.Heads, c.KVHeads, c.HeadDim())
-		if kv != nil {
-			kv(i, k, v, idx)
-		}
-	case KVFromInput:
-		// Every token's key and value, from its normed block input.
-		xb := make([]float32, p.n*d)
-		lm.AttnNorm(i, xb, h)
-		k, v := make([]float32, p.n*kvd), make([]float32, p.n*kvd)
-		lm.KeyValue(i, k, v, xb, p.n)
-		lm.Rotate(i, k, p.n, func(r int) int { return r % t })
-		st.MACs += int64(p.n) * mc.kv
-		if kv != nil {
-			all := make([]int, p.n)
-			for r := range all {
-				all[r] = r
-			}
-			kv(i, k, v, all)
-		}
-		if ne == 0 {
-			return
-		}
-		lm.Query(i, q, gather(xb, idx, d), ne)
-		lm.Rotate(i, q, ne, pos)
-		qoff := make([]int, p.b+1)
-		qpos := make([]int32, ne)
-		for j, r := range idx {
-			qoff[r/t+1]++
-			qpos[j] = int32(r % t)
-			st.MACs += mc.q + mc.o + mc.att*int64(r%t+1)
-		}
-		for s := range p.b {
-			qoff[s+1] += qoff[s]
-		}
-		attention.CausalAt(att, q, k, v, p.b, t, qoff, qpos, c.Heads, c.KVHeads, c.HeadDim())
+		j0 = j1
 	}
-	o := make([]float32, ne*d)
-	lm.AttnOutput(i, o, att, ne)
-	scatterAdd(h, o, idx, p.scale, d)
+	if len(spans) == 1 {
+		// One sequence: Causal, the same bits as its span, with a faster
+		// packing of the values.
+		attention.Causal(att, q, k, v, 1, ne, c.Heads, c.KVHeads, c.HeadDim())
+	} else {
+		attention.Spans(att, q, k, v, spans, c.Heads, c.KVHeads, c.HeadDim())
+	}
+	if kv != nil {
+		kv(i, k, v, idx)
+	}
+	return att
+}
+
+// fromInput is KVFromInput's attention: every row's key and value are
+// projected from its normed block input, and only the kept rows idx run
+// their query and attend, causally, to every earlier row of their
+// sequence. It returns the attention outputs [len(idx), QDim].
+func (p *pass) fromInput(i int, h []float32, idx []int, st *PartStats, kv kvSink) []float32 {
+	lm, t, n := p.dm.LM, p.t, p.n
+	c := lm.Config.Layer(i)
+	mc, ne := layerMACs(c), len(idx)
+	xb := make([]float32, n*c.Dim)
+	lm.AttnNorm(i, xb, h)
+	k, v := make([]float32, n*c.KVDim()), make([]float32, n*c.KVDim())
+	lm.KeyValue(i, k, v, xb, n)
+	lm.Rotate(i, k, n, func(r int) int { return r % t })
+	st.MACs += int64(n) * mc.kv
+	if kv != nil {
+		all := make([]int, n)
+		for r := range all {
+			all[r] = r
+		}
+		kv(i, k, v, all)
+	}
+	if ne == 0 {
+		return nil
+	}
+	q, att := make([]float32, ne*c.QDim()), make([]float32, ne*c.QDim())
+	lm.Query(i, q, gather(xb, idx, c.Dim), ne)
+	lm.Rotate(i, q, ne, func(j int) int { return idx[j] % t })
+	qoff := make([]int, p.b+1)
+	qpos := make([]int32, ne)
+	for j, r := range idx {
+		qoff[r/t+1]++
+		qpos[j] = int32(r % t)
+		st.MACs += mc.q + mc.o + mc.att*int64(r%t+1)
+	}
+	for s := range p.b {
+		qoff[s+1] += qoff[s]
+	}
+	attention.CausalAt(att, q, k, v, p.b, t, qoff, qpos, c.Heads, c.KVHeads, c.HeadDim())
+	return att
 }
 
 // mlp runs layer i's MLP for the rows exec marks and adds it into h.

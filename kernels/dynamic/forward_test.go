@@ -3,6 +3,8 @@ package dynamic
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
 
 	"lrmc/kernels/llama"
@@ -79,9 +81,15 @@ func denseRouters(m Method, layers int) *Routers {
 }
 
 func TestForcedExecuteIsDenseBitForBit(t *testing.T) {
-	for _, arch := range []string{"qwen3", "qwen2"} {
+	// One sequence (attention.Causal over the kept rows) and two
+	// (attention.Spans), past one key tile of the attention.
+	for _, c := range []struct {
+		arch string
+		b    int
+	}{{"qwen3", 2}, {"qwen2", 1}} {
+		arch, b := c.arch, c.b
 		lm := testModel(t, arch, 3)
-		const b, T = 2, 150 // past one key tile of the attention
+		const T = 150
 		tokens := tokensFor(b*T, lm.Config.Vocab, 1)
 		want := lm.Forward(tokens, b, T)
 		for _, m := range Methods {
@@ -127,6 +135,54 @@ func TestForcedExecuteDecoderIsDenseDecoderBitForBit(t *testing.T) {
 					t.Fatalf("%s: position %d logit %d is %v, dense decoder %v", m, p, i, got[i], want[i])
 				}
 			}
+		}
+	}
+}
+
+// ForwardLast's logits are Forward's at each sequence's last position, and
+// its classifier count is for those rows only.
+func TestForwardLast(t *testing.T) {
+	lm := testModel(t, "qwen3", 3)
+	const b, T = 3, 9
+	tokens := tokensFor(b*T, lm.Config.Vocab, 2)
+	dm, err := New(lm, randomRouters(SkipGPT, 3, lm.Config.Dim, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, last := dm.Forward(tokens, b, T), dm.ForwardLast(tokens, b, T)
+	v := lm.Config.Vocab
+	for s := range b {
+		for j := range v {
+			if got, want := last.Logits[s*v+j], full.Logits[((s+1)*T-1)*v+j]; math.Abs(float64(got-want)) > 1e-6 {
+				t.Fatalf("sequence %d logit %d: %v, Forward's %v", s, j, got, want)
+			}
+		}
+	}
+	if want := int64(b * lm.Config.Dim * v); last.Stats.HeadMACs != want || full.Stats.HeadMACs != T*want {
+		t.Errorf("classifier MACs %d and %d, want %d and %d", last.Stats.HeadMACs, full.Stats.HeadMACs, want, T*want)
+	}
+	if _, err := New(lm, randomRouters(SkipGPT, 2, lm.Config.Dim, 4)); err == nil || err.Error() != "dynamic: 2 layers of routers for a model of 3 layers" {
+		t.Errorf("routers of the wrong depth: %v", err)
+	}
+}
+
+// The routed pass gives the same bits on one thread as on several.
+func TestForwardThreadIndependent(t *testing.T) {
+	lm := testModel(t, "qwen3", 3)
+	const b, T = 2, 70
+	tokens := tokensFor(b*T, lm.Config.Vocab, 12)
+	for _, m := range Methods {
+		dm, err := New(lm, randomRouters(m, 3, lm.Config.Dim, 6))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev := runtime.GOMAXPROCS(4)
+		many := dm.Forward(tokens, b, T)
+		runtime.GOMAXPROCS(1)
+		one := dm.Forward(tokens, b, T)
+		runtime.GOMAXPROCS(prev)
+		if !slices.Equal(many.Logits, one.Logits) {
+			t.Errorf("%s: one thread gives other logits than four", m)
 		}
 	}
 }

@@ -228,3 +228,48 @@ func TestFixedMaskMatchesDenseThenMasked(t *testing.T) {
 		}
 	}
 }
+
+// With trained-style routers the pass takes their decisions, and MoD
+// scales each part's output by its router's raw output r: the gathered
+// computation equals the dense-then-masked float64 one that applies the
+// same decisions and computes r itself.
+func TestRoutersMatchDenseThenMasked(t *testing.T) {
+	lm := testModel(t, "qwen3", 4)
+	const b, T = 2, 70
+	tokens := tokensFor(b*T, lm.Config.Vocab, 17)
+	for _, m := range Methods {
+		rs := randomRouters(m, 4, lm.Config.Dim, 23)
+		dm, err := New(lm, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := dm.Forward(tokens, b, T)
+		exec := func(i int, p Part, r int) bool { return res.Exec[i][p][r] }
+		scale := func(i int, p Part, r int, x []float64) float64 {
+			if m != MoD {
+				return 1
+			}
+			_, sc := rs.Router(i, p)
+			if sc == nil {
+				return 1
+			}
+			s := float64(sc.B[0])
+			for j, v := range x {
+				s += float64(sc.W[j]) * v
+			}
+			return s
+		}
+		var ran, all int64
+		for _, l := range res.Stats.Layers {
+			ran += l[Attn].Executed + l[MLP].Executed
+			all += l[Attn].Tokens + l[MLP].Tokens
+		}
+		if ran == all || ran == 0 {
+			t.Fatalf("%s: routers ran %d of %d parts: the test needs both", m, ran, all)
+		}
+		want := refForward(lm, m.KVRule(), tokens, b, T, exec, scale)
+		if e := maxErr(res.Logits, want); e > 1e-5 {
+			t.Fatalf("%s: routed logits differ from dense-then-masked float64 by %.3g > 1e-5", m, e)
+		}
+	}
+}

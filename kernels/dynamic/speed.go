@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"lrmc/kernels/bench"
 	"lrmc/kernels/llama"
 )
 
@@ -14,8 +15,13 @@ import (
 // defaults named beside them.
 type SpeedOptions struct {
 	Prefill int // tokens of the one prefill sequence (512)
-	Decode  int // greedy decode steps from position 0 (64)
-	Reps    int // interleaved repetitions, medians reported (3)
+	Decode  int // decode steps from position 0 (64)
+	// Tokens, when set, are the tokens measured: the prefill runs the
+	// first Prefill of them, the decode feeds the first Decode one at a
+	// time (so it meets the decisions the prefill meets at those
+	// positions). Unset: seeded random tokens.
+	Tokens []int32
+	Reps   int // interleaved repetitions, medians reported (3)
 	// MinRep, when positive, makes each repetition repeat its phase until
 	// it lasts about this long (the warm-up call sizes it), so a small
 	// model is not timed at the clock's and the scheduler's grain; rates
@@ -47,15 +53,19 @@ type Speed struct {
 	DensePrefill, RoutedPrefill float64
 	DenseDecode, RoutedDecode   float64
 	PrefillRatio, DecodeRatio   float64
-	Reps                        int
+	// PrefillCPURatio and DecodeCPURatio are the same ratios of CPU
+	// seconds (process user+system time; 0 where unknown), which other
+	// work on a shared machine disturbs less than wall time.
+	PrefillCPURatio, DecodeCPURatio float64
+	Reps                            int
 	// Prefill and Decode are the routed passes' counts (one prefill, one
 	// decode run): realised skip ratios per layer and part, MACs.
 	Prefill, Decode Stats
 }
 
 // MeasureSpeed times, in interleaved repetitions, the prefill of one
-// sequence of o.Prefill random tokens (every block, the logits of the last
-// position only) and o.Decode greedy decode steps from position 0, for the
+// sequence of o.Prefill tokens (every block, the logits of the last
+// position only) and o.Decode decode steps from position 0, for the
 // dense model (llama's Block and Decoder) and for dm (ForwardLast and its
 // Decoder). Each repetition runs dense prefill, routed prefill, dense
 // decode, routed decode, after one untimed warm-up of each.
@@ -68,26 +78,36 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 	if o.Prefill > lm.Config.SeqLen || o.Decode > lm.Config.SeqLen {
 		return nil, fmt.Errorf("dynamic: measuring speed: %d prefill tokens or %d decode steps exceed the model's context of %d", o.Prefill, o.Decode, lm.Config.SeqLen)
 	}
-	r := rand.New(rand.NewPCG(o.Seed, 0x7370656564))
-	tokens := make([]int32, o.Prefill)
-	for i := range tokens {
-		tokens[i] = int32(r.IntN(lm.Config.Vocab))
+	tokens := o.Tokens
+	if tokens == nil {
+		r := rand.New(rand.NewPCG(o.Seed, 0x7370656564))
+		tokens = make([]int32, max(o.Prefill, o.Decode))
+		for i := range tokens {
+			tokens[i] = int32(r.IntN(lm.Config.Vocab))
+		}
 	}
+	if len(tokens) < max(o.Prefill, o.Decode) {
+		return nil, fmt.Errorf("dynamic: measuring speed: %d tokens given for %d prefill tokens and %d decode steps", len(tokens), o.Prefill, o.Decode)
+	}
+	for i, tok := range tokens {
+		if tok < 0 || int(tok) >= lm.Config.Vocab {
+			return nil, fmt.Errorf("dynamic: measuring speed: token %d at index %d is outside the vocabulary [0, %d)", tok, i, lm.Config.Vocab)
+		}
+	}
+	prompt := tokens[:o.Prefill]
 	sp := &Speed{Reps: o.Reps}
-	densePrefill := func() { denseLast(lm, tokens) }
-	routedPrefill := func() { sp.Prefill = dm.ForwardLast(tokens, 1, len(tokens)).Stats }
+	densePrefill := func() { denseLast(lm, prompt) }
+	routedPrefill := func() { sp.Prefill = dm.ForwardLast(prompt, 1, len(prompt)).Stats }
 	denseDecode := func() {
 		d := llama.NewDecoder(lm, o.Decode)
-		tok := tokens[0]
 		for p := range o.Decode {
-			tok = argmax(d.Step(tok, p))
+			d.Step(tokens[p], p)
 		}
 	}
 	routedDecode := func() {
 		d := dm.NewDecoder(o.Decode)
-		tok := tokens[0]
 		for p := range o.Decode {
-			tok = argmax(d.Step(tok, p))
+			d.Step(tokens[p], p)
 		}
 		sp.Decode = *d.Stats()
 	}
@@ -96,8 +116,9 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 		tokens int
 		run    func()
 		times  []float64
-	}{{"dense prefill", o.Prefill, densePrefill, nil}, {"routed prefill", o.Prefill, routedPrefill, nil},
-		{"dense decode", o.Decode, denseDecode, nil}, {"routed decode", o.Decode, routedDecode, nil}}
+		cpu    []float64
+	}{{"dense prefill", o.Prefill, densePrefill, nil, nil}, {"routed prefill", o.Prefill, routedPrefill, nil, nil},
+		{"dense decode", o.Decode, denseDecode, nil, nil}, {"routed decode", o.Decode, routedDecode, nil, nil}}
 	calls := make([]int, len(phases))
 	for i := range phases {
 		t0 := time.Now()
@@ -107,27 +128,32 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 	for rep := range o.Reps {
 		for i := range phases {
 			ph := &phases[i]
-			t0 := time.Now()
+			c0, t0 := bench.ProcessCPUTime(), time.Now()
 			for range calls[i] {
 				ph.run()
 			}
 			s := time.Since(t0).Seconds() / float64(calls[i])
 			ph.times = append(ph.times, s)
+			ph.cpu = append(ph.cpu, (bench.ProcessCPUTime()-c0).Seconds()/float64(calls[i]))
 			if o.Progress != nil {
-				fmt.Fprintf(o.Progress, "dynamic: rep %d/%d %s: %d tokens in %.2fs (%.1f tokens/s)\n", rep+1, o.Reps, ph.name, ph.tokens, s, float64(ph.tokens)/s)
+				fmt.Fprintf(o.Progress, "dynamic: rep %d/%d %s: %d tokens in %.2fs, %.2f CPU s (%.1f tokens/s)\n", rep+1, o.Reps, ph.name, ph.tokens, s, ph.cpu[rep], float64(ph.tokens)/s)
 			}
 		}
 	}
 	rate := func(i int) float64 { return float64(phases[i].tokens) / median(phases[i].times) }
-	ratio := func(dense, routed int) float64 {
+	ratio := func(dense, routed []float64) float64 {
 		rs := make([]float64, o.Reps)
 		for k := range rs {
-			rs[k] = phases[dense].times[k] / phases[routed].times[k]
+			if routed[k] <= 0 {
+				return 0
+			}
+			rs[k] = dense[k] / routed[k]
 		}
 		return median(rs)
 	}
 	sp.DensePrefill, sp.RoutedPrefill, sp.DenseDecode, sp.RoutedDecode = rate(0), rate(1), rate(2), rate(3)
-	sp.PrefillRatio, sp.DecodeRatio = ratio(0, 1), ratio(2, 3)
+	sp.PrefillRatio, sp.DecodeRatio = ratio(phases[0].times, phases[1].times), ratio(phases[2].times, phases[3].times)
+	sp.PrefillCPURatio, sp.DecodeCPURatio = ratio(phases[0].cpu, phases[1].cpu), ratio(phases[2].cpu, phases[3].cpu)
 	return sp, nil
 }
 
@@ -140,16 +166,6 @@ func denseLast(lm *llama.Model, tokens []int32) []float32 {
 		h = lm.Block(i, h, 1, t)
 	}
 	return lm.Logits(h[(t-1)*lm.Config.Dim:], 1, 1)
-}
-
-func argmax(v []float32) int32 {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }
 
 func median(v []float64) float64 {

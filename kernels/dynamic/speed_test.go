@@ -2,8 +2,10 @@ package dynamic
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Calibrated routers skip, on their calibration tokens, exactly the asked
@@ -55,12 +57,13 @@ func TestMeasureSpeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	dm, _ := New(lm, rs)
-	sp, err := MeasureSpeed(dm, SpeedOptions{Prefill: 32, Decode: 8, Reps: 2})
+	sp, err := MeasureSpeed(dm, SpeedOptions{Prefill: 32, Decode: 8, Reps: 2, MinRep: 30 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, v := range map[string]float64{"dense prefill": sp.DensePrefill, "routed prefill": sp.RoutedPrefill,
-		"dense decode": sp.DenseDecode, "routed decode": sp.RoutedDecode, "prefill ratio": sp.PrefillRatio, "decode ratio": sp.DecodeRatio} {
+		"dense decode": sp.DenseDecode, "routed decode": sp.RoutedDecode, "prefill ratio": sp.PrefillRatio, "decode ratio": sp.DecodeRatio,
+		"prefill CPU ratio": sp.PrefillCPURatio, "decode CPU ratio": sp.DecodeCPURatio} {
 		if !(v > 0) || math.IsInf(v, 0) {
 			t.Errorf("%s is %v", name, v)
 		}
@@ -73,5 +76,38 @@ func TestMeasureSpeed(t *testing.T) {
 	}
 	if _, err := MeasureSpeed(dm, SpeedOptions{Prefill: 600}); err == nil || !strings.Contains(err.Error(), "exceed the model's context of 512") {
 		t.Errorf("too long: %v", err)
+	}
+}
+
+// Given tokens are the ones measured: the decode meets the prefill's
+// decisions at its positions; too few or out-of-vocabulary tokens are
+// refused.
+func TestMeasureSpeedTokens(t *testing.T) {
+	lm := testModel(t, "qwen3", 3)
+	tokens := tokensFor(24, lm.Config.Vocab, 3)
+	rs, err := Calibrated(lm, SkipGPT, 0.4, tokens, 1, 24, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, _ := New(lm, rs)
+	sp, err := MeasureSpeed(dm, SpeedOptions{Prefill: 24, Decode: 24, Reps: 1, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dm.Forward(tokens, 1, 24).Stats
+	for i := range want.Layers {
+		for p := range 2 {
+			if g, w := sp.Decode.Layers[i][p].Executed, want.Layers[i][p].Executed; g != w || sp.Prefill.Layers[i][p].Executed != w {
+				t.Errorf("layer %d part %d: decode ran %d and prefill %d tokens, Forward on the tokens %d", i, p, g, sp.Prefill.Layers[i][p].Executed, w)
+			}
+		}
+	}
+	if _, err := MeasureSpeed(dm, SpeedOptions{Prefill: 24, Decode: 30, Tokens: tokens}); err == nil || !strings.Contains(err.Error(), "24 tokens given for 24 prefill tokens and 30 decode steps") {
+		t.Errorf("too few tokens: %v", err)
+	}
+	bad := slices.Clone(tokens)
+	bad[5] = 1000
+	if _, err := MeasureSpeed(dm, SpeedOptions{Prefill: 24, Decode: 8, Tokens: bad}); err == nil || !strings.Contains(err.Error(), "token 1000 at index 5 is outside the vocabulary [0, 61)") {
+		t.Errorf("bad token: %v", err)
 	}
 }
