@@ -29,6 +29,10 @@ type Model struct {
 	// compute-skipping forward passes; exports write the weights and the
 	// methods' own ops write the routers beside them.
 	Routers *dynamic.Routers
+	// Text, for a routed model, is a stream of the text its routers were
+	// trained on (the calibration windows in order), which speed is
+	// measured on: routers decide by content.
+	Text []int32
 	// HF is the configuration of a Hugging Face or synthetic model.
 	HF *hf.Config
 	// GGUF is the metadata of a GGUF model (tokenizer included).

@@ -9,9 +9,8 @@ import (
 )
 
 // DynamicSpeed is a routed model's speed beside its dense base's, measured
-// in the same interleaved repetitions (dynamic.MeasureSpeed), and what the
-// routers skipped while being timed (random tokens: the skip ratio on them
-// can differ from the one on text).
+// in the same interleaved repetitions (dynamic.MeasureSpeed) on the text
+// its routers were trained on, and what the routers skipped while timed.
 type DynamicSpeed struct {
 	DensePrefillTokensPerS float64 `json:"densePrefillTokensPerS"`
 	DenseDecodeTokensPerS  float64 `json:"denseDecodeTokensPerS"`
@@ -26,6 +25,9 @@ type DynamicSpeed struct {
 	DecodeSkip            float64 `json:"decodeSkip"`
 	PrefillSkippedCompute float64 `json:"prefillSkippedCompute"`
 	DecodeSkippedCompute  float64 `json:"decodeSkippedCompute"`
+	// Text says the timed tokens were the model's Text (its calibration
+	// text); false: seeded random tokens, the text being too short.
+	Text bool `json:"text"`
 }
 
 // routedSpeed measures a model with routers: its compute-skipping prefill
@@ -35,8 +37,13 @@ func routedSpeed(m *Model, p planner.SpeedParams, threads int) (Speed, error) {
 	if err != nil {
 		return Speed{}, err
 	}
+	o := dynamic.SpeedOptions{Prefill: p.Prefill, Decode: p.Decode, Reps: p.Reps, MinRep: minRep}
+	text := len(m.Text) >= max(p.Prefill, p.Decode)
+	if text {
+		o.Tokens = m.Text
+	}
 	prev := runtime.GOMAXPROCS(threads)
-	sp, err := dynamic.MeasureSpeed(dm, dynamic.SpeedOptions{Prefill: p.Prefill, Decode: p.Decode, Reps: p.Reps, MinRep: minRep})
+	sp, err := dynamic.MeasureSpeed(dm, o)
 	runtime.GOMAXPROCS(prev)
 	if err != nil {
 		return Speed{}, err
@@ -51,7 +58,7 @@ func routedSpeed(m *Model, p planner.SpeedParams, threads int) (Speed, error) {
 			DensePrefillTokensPerS: sp.DensePrefill, DenseDecodeTokensPerS: sp.DenseDecode,
 			PrefillSpeedup: sp.PrefillRatio, DecodeSpeedup: sp.DecodeRatio,
 			PrefillSkip: pre.Skip, DecodeSkip: dec.Skip,
-			PrefillSkippedCompute: pre.SkippedCompute, DecodeSkippedCompute: dec.SkippedCompute,
+			PrefillSkippedCompute: pre.SkippedCompute, DecodeSkippedCompute: dec.SkippedCompute, Text: text,
 		},
 	}, nil
 }

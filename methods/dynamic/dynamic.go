@@ -175,7 +175,8 @@ type LoRAParams struct {
 	SeqLen          int     `json:"seqLen"`
 }
 
-// ModelParams: inputs are the model, stage 1 and, when LoRA, stage 2.
+// ModelParams: inputs are the model, the calibration windows (the text
+// speed is measured on), stage 1 and, when LoRA, stage 2.
 type ModelParams struct {
 	LoRA bool `json:"lora,omitempty"`
 }
@@ -209,7 +210,7 @@ func plan(mp *planner.MethodPlan, m kdyn.Method) *planner.Pruned {
 		return nil
 	}
 	stage1 := mp.Add(OpRouters, rp, fmt.Sprintf("%s: train routers s=%g, %d steps", m, rp.Skip, rp.Steps), mp.Model, windows)
-	decision, inputs := stage1, []*planner.Node{mp.Model, stage1}
+	decision, inputs := stage1, []*planner.Node{mp.Model, windows, stage1}
 	var mparams ModelParams
 	if steps := o.Int(FieldLoRASteps); steps > 0 {
 		lp := LoRAParams{Steps: steps, Batch: batch, LR: o.Float(FieldLoRALR), Rank: o.Int(FieldLoRARank),

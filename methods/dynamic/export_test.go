@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -122,14 +123,15 @@ func TestModelOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := routers(lm.Config.Layers, lm.Config.Dim)
-	v, err := runEphemeral(t, dynamic.OpModel, dynamic.ModelParams{}, &ops.Model{LM: lm}, dynamic.Trained{Routers: rs})
+	text := ops.Tokens{IDs: []int32{1, 2, 3, 4, 5, 6}, Rows: 2, Cols: 3}
+	v, err := runEphemeral(t, dynamic.OpModel, dynamic.ModelParams{}, &ops.Model{LM: lm}, text, dynamic.Trained{Routers: rs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := v.(*ops.Model); m.LM != lm || m.Routers != rs {
-		t.Error("the routed model is not the base model with its routers")
+	if m := v.(*ops.Model); m.LM != lm || m.Routers != rs || !slices.Equal(m.Text, text.IDs) {
+		t.Error("the routed model is not the base model with its routers and calibration text")
 	}
-	_, err = runEphemeral(t, dynamic.OpModel, dynamic.ModelParams{}, &ops.Model{LM: lm}, dynamic.Trained{Routers: routers(lm.Config.Layers+1, lm.Config.Dim)})
+	_, err = runEphemeral(t, dynamic.OpModel, dynamic.ModelParams{}, &ops.Model{LM: lm}, text, dynamic.Trained{Routers: routers(lm.Config.Layers+1, lm.Config.Dim)})
 	if err == nil {
 		t.Error("routers for another depth were accepted")
 	}

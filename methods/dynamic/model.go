@@ -10,9 +10,11 @@ import (
 )
 
 // model hands the routed model to evaluation and export: the base model,
-// with stage 2's LoRA adapters merged when there is a stage 2, and the
-// routers. Inputs: model, stage 1, [stage 2]. Not cached: a merge is cheap
-// beside training, and without LoRA it is a view.
+// with stage 2's LoRA adapters merged when there is a stage 2, the
+// routers, and the calibration text, which speed measurement runs (routers
+// decide by content: on random tokens they skip what they would not skip
+// on text). Inputs: model, calibration windows, stage 1, [stage 2]. Not
+// cached: a merge is cheap beside training, and without LoRA it is a view.
 type model struct{ ops.Ephemeral }
 
 func (model) Version() int { return 1 }
@@ -29,13 +31,17 @@ func (model) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if base.LM == nil {
 		return nil, fmt.Errorf("dynamic pruning routes a Llama model; input 0 holds none")
 	}
-	t, err := ops.Input[Trained](c, 1)
+	w, err := ops.Input[ops.Tokens](c, 1)
+	if err != nil {
+		return nil, err
+	}
+	t, err := ops.Input[Trained](c, 2)
 	if err != nil {
 		return nil, err
 	}
 	out := &ops.Model{LM: base.LM, HF: base.HF, GGUF: base.GGUF}
 	if p.LoRA {
-		t2, err := ops.Input[Trained](c, 2)
+		t2, err := ops.Input[Trained](c, 3)
 		if err != nil {
 			return nil, err
 		}
@@ -52,6 +58,6 @@ func (model) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := t.Routers.Validate(cfg.Layers, cfg.Dim); err != nil {
 		return nil, err
 	}
-	out.Routers = t.Routers
+	out.Routers, out.Text = t.Routers, w.IDs
 	return out, nil
 }

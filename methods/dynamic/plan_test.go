@@ -129,8 +129,8 @@ func TestPlanKeys(t *testing.T) {
 	}
 	// The routed model feeds perplexity; the last stage is the decision.
 	m := one(t, g, dynamic.OpModel, "skip-4-lora")
-	if len(m.Inputs) != 3 || m.Inputs[2] != l1 {
-		t.Errorf("the routed model's inputs are %d, want model, stage 1, stage 2", len(m.Inputs))
+	if len(m.Inputs) != 4 || m.Inputs[1] != one(t, g, planner.OpCalibWindows, "skip-4-lora") || m.Inputs[3] != l1 {
+		t.Errorf("the routed model's inputs are %d, want model, calibration windows, stage 1, stage 2", len(m.Inputs))
 	}
 	if ppl := one(t, g, planner.OpPerplexity, "skip-4-lora"); ppl.Inputs[0] != m {
 		t.Error("perplexity does not evaluate the routed model")
