@@ -80,7 +80,7 @@ func (modelLoad) Run(ctx context.Context, c *executor.Call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Model{LM: m, HF: cfg}, nil
+		return withRouters(path, &Model{LM: m, HF: cfg})
 	case "gguf":
 		m, meta, err := ggufmodel.LoadDType(path, p.DType)
 		if err != nil {

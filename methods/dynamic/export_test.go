@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -143,4 +145,37 @@ func runEphemeral(t *testing.T, op string, params any, inputs ...any) (any, erro
 	p, _ := json.Marshal(params)
 	c := &executor.Call{Node: &planner.Node{Op: op, Params: p}, Inputs: inputs, Progress: func(int64, int64) {}}
 	return ops.Registry()[op].Run(context.Background(), c)
+}
+
+// A recipe reading an exported routed model (its Hugging Face directory)
+// gets the routers with the weights: model.load attaches them, so
+// perplexity and speed route it.
+func TestLoadExportedRouters(t *testing.T) {
+	lm, err := llama2c.Load(shareddata.Path(t, "models", "stories260K", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := routers(lm.Config.Layers, lm.Config.Dim)
+	v, err := optest.Run(t, dynamic.OpHF, planner.ExportParams{DType: "float32", TokenizerFormat: "llama2c"},
+		&ops.Model{LM: lm, Routers: rs}, shareddata.Path(t, "models", "stories260K", "tok512.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, b := range untar(t, v.([]byte)) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := runEphemeral(t, planner.OpModelLoad, planner.ModelLoadParams{Format: "hf", TokenizerFormat: "llama2c"}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rs, m.(*ops.Model).Routers); diff != "" {
+		t.Errorf("loaded routers (-want +got):\n%s", diff)
+	}
+	os.Remove(filepath.Join(dir, kdyn.FileName))
+	if m, err := runEphemeral(t, planner.OpModelLoad, planner.ModelLoadParams{Format: "hf", TokenizerFormat: "llama2c"}, dir); err != nil || m.(*ops.Model).Routers != nil {
+		t.Errorf("without routers.safetensors: %v, routers %v", err, m)
+	}
 }
