@@ -104,7 +104,7 @@ func (generateOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	model, err := input[*Model](c, 0)
+	model, err := denseInput(c, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -168,7 +168,7 @@ type mcScore struct{ samplesCodec }
 func (mcScore) Version() int { return 2 }
 
 func (mcScore) Run(ctx context.Context, c *executor.Call) (any, error) {
-	model, err := llamaInput(c, 0)
+	model, err := denseInput(c, 0)
 	if err != nil {
 		return nil, err
 	}

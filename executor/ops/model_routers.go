@@ -2,10 +2,12 @@ package ops
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"lrmc/executor"
 	"lrmc/kernels/dynamic"
 )
 
@@ -26,4 +28,17 @@ func withRouters(dir string, m *Model) (*Model, error) {
 	}
 	m.Routers = rs
 	return m, nil
+}
+
+// denseInput is llamaInput for ops that run the dense forward pass only
+// (multiple-choice scoring, generation, recovery): a model with routers is
+// refused by name rather than silently evaluated without them. The
+// compiler rejects such runs of a dynamic method first; this catches a
+// routed model read from disk.
+func denseInput(c *executor.Call, i int) (*Model, error) {
+	m, err := llamaInput(c, i)
+	if err == nil && m.Routers != nil {
+		return nil, fmt.Errorf("%s runs the dense forward pass; input %d is a model with %s routers, which lrmc evaluates by perplexity and speed (or lrmc generate) only", c.Node.Op, i, m.Routers.Method)
+	}
+	return m, err
 }

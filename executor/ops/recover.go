@@ -47,7 +47,7 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	model, err := llamaInput(c, 0)
+	model, err := denseInput(c, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package dynamic_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"lrmc/executor/ops"
@@ -130,5 +131,16 @@ func TestRoutedSpeed(t *testing.T) {
 	}
 	if v.(ops.Speed).Dynamic.Text {
 		t.Error("speed claims text it did not have")
+	}
+}
+
+// Ops that run the dense forward pass refuse a routed model by name
+// instead of scoring it without its routers.
+func TestDenseOpsRefuseRouters(t *testing.T) {
+	lm, _ := stories(t)
+	m := &ops.Model{LM: lm, Routers: mlpSkipper(lm, 1, 4)}
+	_, err := optest.Run(t, planner.OpMCScore, struct{}{}, m, []ops.MCItem{})
+	if err == nil || !strings.Contains(err.Error(), "input 0 is a model with skipgpt routers, which lrmc evaluates by perplexity and speed") {
+		t.Errorf("multiple-choice scoring of a routed model: %v", err)
 	}
 }
