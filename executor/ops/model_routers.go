@@ -9,6 +9,7 @@ import (
 
 	"lrmc/executor"
 	"lrmc/kernels/dynamic"
+	"lrmc/kernels/generate"
 )
 
 // withRouters attaches the dynamic-pruning routers an lrmc export wrote into
@@ -30,15 +31,27 @@ func withRouters(dir string, m *Model) (*Model, error) {
 	return m, nil
 }
 
-// denseInput is llamaInput for ops that run the dense forward pass only
-// (multiple-choice scoring, generation, recovery): a model with routers is
-// refused by name rather than silently evaluated without them. The
-// compiler rejects such runs of a dynamic method first; this catches a
-// routed model read from disk.
+// routedDecoder is generate's Options.Decoder for a model with routers:
+// its compute-skipping decoder; nil for a dense model.
+func routedDecoder(m *Model) (func(int) generate.Stepper, error) {
+	if m.Routers == nil {
+		return nil, nil
+	}
+	dm, err := dynamic.New(m.LM, m.Routers)
+	if err != nil {
+		return nil, err
+	}
+	return func(maxSeq int) generate.Stepper { return dm.NewDecoder(maxSeq) }, nil
+}
+
+// denseInput is llamaInput for recovery, which trains the weights alone:
+// a model with routers is refused by name rather than trained without
+// them. The compiler rejects recovery of a dynamic method's run first;
+// this catches a routed model read from disk.
 func denseInput(c *executor.Call, i int) (*Model, error) {
 	m, err := llamaInput(c, i)
 	if err == nil && m.Routers != nil {
-		return nil, fmt.Errorf("%s runs the dense forward pass; input %d is a model with %s routers, which lrmc evaluates by perplexity and speed (or lrmc generate) only", c.Node.Op, i, m.Routers.Method)
+		return nil, fmt.Errorf("%s trains the weights alone; input %d is a model with %s routers, which dynamic pruning trains with its own stage-2 LoRA (prune.loraSteps)", c.Node.Op, i, m.Routers.Method)
 	}
 	return m, err
 }

@@ -129,18 +129,14 @@ func checkRatio(m kdyn.Method) func(o ir.Options, report func(field, format stri
 
 // checkRun rejects what a routed model cannot go through: recovery trains
 // the dense weights without the routers (a dynamic method trains its own
-// stage-2 LoRA with them: loraSteps), and multiple-choice and generation
-// tasks score the dense forward pass, so lrmc evaluates a routed model by
-// perplexity (and speed) only.
+// stage-2 LoRA with them: loraSteps). Every evaluation runs the routed
+// model: perplexity and speed with the compute-skipping passes,
+// multiple-choice scoring with the routed forward pass (unbatched),
+// generation with the compute-skipping decoder.
 func checkRun(m kdyn.Method) func(run ir.Run, report func(field, format string, args ...any)) {
 	return func(run ir.Run, report func(field, format string, args ...any)) {
 		if rm := run.Recovery.Method; rm != "" && rm != "none" {
 			report("recovery.method", "recovery %q trains the weights without the routers; dynamic/%s trains its own stage-2 LoRA with the routers frozen: set prune.loraSteps", rm, m)
-		}
-		for _, e := range run.Eval {
-			if e.MultipleChoice() || e.Generation() {
-				report(e.Field+".task", "task %q runs the dense forward pass; a dynamic/%s model is evaluated by perplexity (with its compute-skipping forward) and speed only", e.Task, m)
-			}
 		}
 	}
 }

@@ -1,15 +1,21 @@
 package dynamic_test
 
 import (
+	"context"
+	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
+	"lrmc/executor"
 	"lrmc/executor/ops"
 	"lrmc/internal/shareddata"
 	kdyn "lrmc/kernels/dynamic"
+	"lrmc/kernels/geneval"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/llama2c"
+	"lrmc/kernels/mceval"
 	"lrmc/methods/internal/optest"
 	"lrmc/planner"
 )
@@ -134,13 +140,86 @@ func TestRoutedSpeed(t *testing.T) {
 	}
 }
 
-// Ops that run the dense forward pass refuse a routed model by name
-// instead of scoring it without its routers.
-func TestDenseOpsRefuseRouters(t *testing.T) {
+// Recovery refuses a routed model by name instead of training its
+// weights without the routers.
+func TestRecoveryRefusesRouters(t *testing.T) {
 	lm, _ := stories(t)
 	m := &ops.Model{LM: lm, Routers: mlpSkipper(lm, 1, 4)}
-	_, err := optest.Run(t, planner.OpMCScore, struct{}{}, m, []ops.MCItem{})
-	if err == nil || !strings.Contains(err.Error(), "input 0 is a model with skipgpt routers, which lrmc evaluates by perplexity and speed") {
-		t.Errorf("multiple-choice scoring of a routed model: %v", err)
+	_, err := optest.Run(t, planner.OpRecover, planner.RecoverParams{Method: "lora"}, m)
+	if err == nil || !strings.Contains(err.Error(), "input 0 is a model with skipgpt routers, which dynamic pruning trains with its own stage-2 LoRA") {
+		t.Errorf("recovery of a routed model: %v", err)
 	}
 }
+
+// Multiple-choice scoring of a routed model runs the routed forward pass,
+// one continuation at a time: with every router executing, the
+// log-likelihoods are the dense model's scored alone (mceval.ScoreAlone)
+// bit for bit; with blocks 1…3's MLPs skipped, those of the model with
+// their down projections zeroed.
+func TestRoutedMultipleChoice(t *testing.T) {
+	lm, w := stories(t)
+	items := []ops.MCItem{
+		{Doc: 0, Context: "a", Choices: []string{"x", "y"}, ContextTokens: w.IDs[:20], ChoiceTokens: [][]int32{w.IDs[20:23], w.IDs[30:31]}},
+		{Doc: 1, Context: "b", Choices: []string{"x", "y", "z"}, ContextTokens: w.IDs[40:45], ChoiceTokens: [][]int32{w.IDs[50:54], w.IDs[60:62], w.IDs[70:71]}},
+	}
+	zeroed := lm.Clone()
+	for i := 1; i < 4; i++ {
+		clear(zeroed.Layers[i].W2)
+	}
+	for _, tc := range []struct {
+		name string
+		rs   *kdyn.Routers
+		ref  *llama.Model
+	}{{"every router executes", mlpSkipper(lm, 0, 0), lm}, {"MLPs 1…3 skipped", mlpSkipper(lm, 1, 4), zeroed}} {
+		v, err := optest.Run(t, planner.OpMCScore, struct{}{}, &ops.Model{LM: lm, Routers: tc.rs}, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range v.([]ops.MCSample) {
+			for j, ll := range s.LogLikelihoods {
+				if want := mceval.ScoreAlone(tc.ref, items[i].ContextTokens, items[i].ChoiceTokens[j]); ll != want {
+					t.Errorf("%s: item %d choice %d: log-likelihood %v, want %v", tc.name, i, j, ll, want)
+				}
+			}
+		}
+	}
+}
+
+// Generation evaluation of a routed model decodes with the
+// compute-skipping decoder: skipping blocks 1…3's MLPs it generates what
+// the model with those down projections zeroed generates densely, and not
+// what the model itself does.
+func TestRoutedGeneration(t *testing.T) {
+	lm, _ := stories(t)
+	tok := shareddata.Path(t, "models", "stories260K", "tok512.bin")
+	items := []geneval.Item{{Doc: 0, Prompt: "Once upon a time", Target: "x"}, {Doc: 1, Prompt: "The cat", Target: "y"}}
+	p := planner.GenerateParams{Task: "t", TokenizerFormat: "llama2c", N: 1, MaxNewTokens: 24}
+	gen := func(m *ops.Model) []string {
+		pj, _ := json.Marshal(p)
+		c := &executor.Call{Node: &planner.Node{Op: planner.OpGenerate, Params: pj}, Inputs: []any{m, items, tok},
+			Progress: func(int64, int64) {}, Report: func(int64, int64, map[string]float64) {}, Checkpoints: noCheckpoints{}}
+		v, err := ops.Registry()[planner.OpGenerate].Run(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, g := range v.([]ops.Generation) {
+			out = append(out, g.Samples[0].Text)
+		}
+		return out
+	}
+	zeroed := lm.Clone()
+	for i := 1; i < 4; i++ {
+		clear(zeroed.Layers[i].W2)
+	}
+	routed, ref, dense := gen(&ops.Model{LM: lm, Routers: mlpSkipper(lm, 1, 4)}), gen(&ops.Model{LM: zeroed}), gen(&ops.Model{LM: lm})
+	if !slices.Equal(routed, ref) || slices.Equal(routed, dense) {
+		t.Errorf("routed generation %q\nwant %q (zeroed MLPs), not %q (dense)", routed, ref, dense)
+	}
+}
+
+// noCheckpoints is a store without checkpoints.
+type noCheckpoints struct{}
+
+func (noCheckpoints) Save(int64, []byte) error           { return nil }
+func (noCheckpoints) Load() (int64, []byte, bool, error) { return 0, nil, false, nil }
