@@ -43,8 +43,9 @@ the measured tokens (seeded random ones) so that every routed part skips
 --skip of them in the prefill (MoD keeps its first and last layers dense).
 They measure what skipping that much compute buys, not a trained router's
 quality. Prefill is one sequence of --prefill tokens with the logits of its
-last position; decode feeds the first --decode of the same tokens one at a
-time from position 0 (its realised skip ratio is printed too). Besides
+last position; decode feeds the last --decode of the same tokens one at a
+time after an untimed prefill of the ones before them (its realised skip
+ratio, on those positions only, is printed too). Besides
 wall-time ratios, ratios of CPU time are printed: on a machine shared with
 other work they move less.`,
 		Args: cobra.NoArgs,

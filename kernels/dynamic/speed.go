@@ -15,11 +15,9 @@ import (
 // defaults named beside them.
 type SpeedOptions struct {
 	Prefill int // tokens of the one prefill sequence (512)
-	Decode  int // decode steps from position 0 (64)
-	// Tokens, when set, are the tokens measured: the prefill runs the
-	// first Prefill of them, the decode feeds the first Decode one at a
-	// time (so it meets the decisions the prefill meets at those
-	// positions). Unset: seeded random tokens.
+	Decode  int // decode steps (64)
+	// Tokens, when set, are the tokens measured (at least Prefill and
+	// Decode of them; see MeasureSpeed). Unset: seeded random tokens.
 	Tokens []int32
 	Reps   int // interleaved repetitions, medians reported (3)
 	// MinRep, when positive, makes each repetition repeat its phase until
@@ -65,9 +63,13 @@ type Speed struct {
 
 // MeasureSpeed times, in interleaved repetitions, the prefill of one
 // sequence of o.Prefill tokens (every block, the logits of the last
-// position only) and o.Decode decode steps from position 0, for the
-// dense model (llama's Block and Decoder) and for dm (ForwardLast and its
-// Decoder). Each repetition runs dense prefill, routed prefill, dense
+// position only) and o.Decode decode steps, for the dense model (llama's
+// Block and Decoder) and for dm (ForwardLast and its Decoder). The decode
+// steps feed the last o.Decode of the prefill's tokens one at a time after
+// an untimed prefill of the ones before them (or, when o.Decode exceeds
+// o.Prefill, the first o.Decode tokens from position 0): a generation's
+// steps after its prompt, meeting the decisions the prefill meets at those
+// positions. Each repetition runs dense prefill, routed prefill, dense
 // decode, routed decode, after one untimed warm-up of each.
 func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 	o = o.withDefaults()
@@ -95,46 +97,64 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 		}
 	}
 	prompt := tokens[:o.Prefill]
+	// Decode continues a prompt of the tokens before its own (untimed), so
+	// it steps through positions the prefill also runs.
+	start := max(0, o.Prefill-o.Decode)
+	steps := tokens[start : start+o.Decode]
 	sp := &Speed{Reps: o.Reps}
-	densePrefill := func() { denseLast(lm, prompt) }
-	routedPrefill := func() { sp.Prefill = dm.ForwardLast(prompt, 1, len(prompt)).Stats }
-	denseDecode := func() {
-		d := llama.NewDecoder(lm, o.Decode)
-		for p := range o.Decode {
-			d.Step(tokens[p], p)
-		}
+	densePrefill := func() (float64, float64) { return timed(func() { denseLast(lm, prompt) }) }
+	routedPrefill := func() (float64, float64) {
+		return timed(func() { sp.Prefill = dm.ForwardLast(prompt, 1, len(prompt)).Stats })
 	}
-	routedDecode := func() {
-		d := dm.NewDecoder(o.Decode)
-		for p := range o.Decode {
-			d.Step(tokens[p], p)
+	denseDecode := func() (float64, float64) {
+		d := llama.NewDecoder(lm, start+o.Decode)
+		if start > 0 {
+			d.Prefill(tokens[:start])
 		}
-		sp.Decode = *d.Stats()
+		return timed(func() {
+			for j, tok := range steps {
+				d.Step(tok, start+j)
+			}
+		})
+	}
+	routedDecode := func() (float64, float64) {
+		d := dm.NewDecoder(start + o.Decode)
+		if start > 0 {
+			d.Prefill(tokens[:start])
+		}
+		d.st = newStats(len(lm.Layers))
+		wall, cpu := timed(func() {
+			for j, tok := range steps {
+				d.Step(tok, start+j)
+			}
+		})
+		sp.Decode = d.st
+		return wall, cpu
 	}
 	phases := []struct {
 		name   string
 		tokens int
-		run    func()
+		run    func() (wall, cpu float64)
 		times  []float64
 		cpu    []float64
 	}{{"dense prefill", o.Prefill, densePrefill, nil, nil}, {"routed prefill", o.Prefill, routedPrefill, nil, nil},
 		{"dense decode", o.Decode, denseDecode, nil, nil}, {"routed decode", o.Decode, routedDecode, nil, nil}}
 	calls := make([]int, len(phases))
 	for i := range phases {
-		t0 := time.Now()
-		phases[i].run()
-		calls[i] = max(1, int(o.MinRep/max(time.Since(t0), time.Nanosecond)))
+		wall, _ := phases[i].run()
+		calls[i] = max(1, int(o.MinRep.Seconds()/max(wall, 1e-9)))
 	}
 	for rep := range o.Reps {
 		for i := range phases {
 			ph := &phases[i]
-			c0, t0 := bench.ProcessCPUTime(), time.Now()
+			var wall, cpu float64
 			for range calls[i] {
-				ph.run()
+				w, c := ph.run()
+				wall, cpu = wall+w, cpu+c
 			}
-			s := time.Since(t0).Seconds() / float64(calls[i])
+			s := wall / float64(calls[i])
 			ph.times = append(ph.times, s)
-			ph.cpu = append(ph.cpu, (bench.ProcessCPUTime()-c0).Seconds()/float64(calls[i]))
+			ph.cpu = append(ph.cpu, cpu/float64(calls[i]))
 			if o.Progress != nil {
 				fmt.Fprintf(o.Progress, "dynamic: rep %d/%d %s: %d tokens in %.2fs, %.2f CPU s (%.1f tokens/s)\n", rep+1, o.Reps, ph.name, ph.tokens, s, ph.cpu[rep], float64(ph.tokens)/s)
 			}
@@ -155,6 +175,14 @@ func MeasureSpeed(dm *Model, o SpeedOptions) (*Speed, error) {
 	sp.PrefillRatio, sp.DecodeRatio = ratio(phases[0].times, phases[1].times), ratio(phases[2].times, phases[3].times)
 	sp.PrefillCPURatio, sp.DecodeCPURatio = ratio(phases[0].cpu, phases[1].cpu), ratio(phases[2].cpu, phases[3].cpu)
 	return sp, nil
+}
+
+// timed runs fn and returns its wall and CPU (process user+system)
+// seconds.
+func timed(fn func()) (wall, cpu float64) {
+	c0, t0 := bench.ProcessCPUTime(), time.Now()
+	fn()
+	return time.Since(t0).Seconds(), (bench.ProcessCPUTime() - c0).Seconds()
 }
 
 // denseLast is the dense prefill of one sequence up to its last position's

@@ -80,8 +80,8 @@ func TestMeasureSpeed(t *testing.T) {
 }
 
 // Given tokens are the ones measured: the decode meets the prefill's
-// decisions at its positions; too few or out-of-vocabulary tokens are
-// refused.
+// decisions at its positions (from 0, or continuing a prompt); too few or
+// out-of-vocabulary tokens are refused.
 func TestMeasureSpeedTokens(t *testing.T) {
 	lm := testModel(t, "qwen3", 3)
 	tokens := tokensFor(24, lm.Config.Vocab, 3)
@@ -99,6 +99,25 @@ func TestMeasureSpeedTokens(t *testing.T) {
 		for p := range 2 {
 			if g, w := sp.Decode.Layers[i][p].Executed, want.Layers[i][p].Executed; g != w || sp.Prefill.Layers[i][p].Executed != w {
 				t.Errorf("layer %d part %d: decode ran %d and prefill %d tokens, Forward on the tokens %d", i, p, g, sp.Prefill.Layers[i][p].Executed, w)
+			}
+		}
+	}
+	// Eight decode steps continue a prompt of the first 16 tokens.
+	sp, err = MeasureSpeed(dm, SpeedOptions{Prefill: 24, Decode: 8, Reps: 1, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := dm.Forward(tokens, 1, 24).Exec
+	for i := range exec {
+		for p := range 2 {
+			var want int64
+			for _, e := range exec[i][p][16:] {
+				if e {
+					want++
+				}
+			}
+			if g := sp.Decode.Layers[i][p]; g.Executed != want || g.Tokens != 8 {
+				t.Errorf("layer %d part %d: decode ran %d of %d tokens, Forward %d of positions 16…23", i, p, g.Executed, g.Tokens, want)
 			}
 		}
 	}
