@@ -47,6 +47,7 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 			// A routed model: its speedup over its dense base, measured
 			// in the same interleaved repetitions.
 			ms["prefillSpeedup"], ms["decodeSpeedup"] = d.PrefillSpeedup, d.DecodeSpeedup
+			ms["prefillCpuSpeedup"], ms["decodeCpuSpeedup"] = d.PrefillCPUSpeedup, d.DecodeCPUSpeedup
 			// What the routers skipped while timed (random tokens).
 			ms["prefillSkip"], ms["decodeSkip"] = d.PrefillSkip, d.DecodeSkip
 		}

@@ -18,6 +18,11 @@ type DynamicSpeed struct {
 	// ratios of back-to-back repetitions.
 	PrefillSpeedup float64 `json:"prefillSpeedup"`
 	DecodeSpeedup  float64 `json:"decodeSpeedup"`
+	// PrefillCPUSpeedup and DecodeCPUSpeedup are the same ratios of
+	// process CPU time, which other work on a shared machine disturbs
+	// less than wall time (0 where unknown).
+	PrefillCPUSpeedup float64 `json:"prefillCpuSpeedup"`
+	DecodeCPUSpeedup  float64 `json:"decodeCpuSpeedup"`
 	// PrefillSkip and DecodeSkip are the realised skip ratios of the timed
 	// passes; the ...Compute fields the fraction of the blocks' dense
 	// multiply-adds not run.
@@ -57,6 +62,7 @@ func routedSpeed(m *Model, p planner.SpeedParams, threads int) (Speed, error) {
 		Dynamic: &DynamicSpeed{
 			DensePrefillTokensPerS: sp.DensePrefill, DenseDecodeTokensPerS: sp.DenseDecode,
 			PrefillSpeedup: sp.PrefillRatio, DecodeSpeedup: sp.DecodeRatio,
+			PrefillCPUSpeedup: sp.PrefillCPURatio, DecodeCPUSpeedup: sp.DecodeCPURatio,
 			PrefillSkip: pre.Skip, DecodeSkip: dec.Skip,
 			PrefillSkippedCompute: pre.SkippedCompute, DecodeSkippedCompute: dec.SkippedCompute, Text: text,
 		},
