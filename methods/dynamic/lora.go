@@ -2,13 +2,11 @@ package dynamic
 
 import (
 	"context"
-	"fmt"
 
 	"lrmc/executor"
 	"lrmc/executor/ops"
 	kdyn "lrmc/kernels/dynamic"
 	"lrmc/kernels/train"
-	"lrmc/kernels/train/optim"
 )
 
 // trainLoRA is stage 2: LoRA adapters on every projection trained with the
@@ -24,11 +22,7 @@ func (trainLoRA) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	m, err := ops.Input[*ops.Model](c, 0)
-	if err != nil {
-		return nil, err
-	}
-	w, err := ops.CalibrationWindows(c, 1, p.Samples, p.SeqLen)
+	lm, w, err := stageInputs(c, p.Samples, p.SeqLen)
 	if err != nil {
 		return nil, err
 	}
@@ -36,10 +30,6 @@ func (trainLoRA) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.LM == nil {
-		return nil, fmt.Errorf("dynamic pruning routes a Llama model; input 0 holds none")
-	}
-	lm := m.LM.Float32()
 	fz, err := kdyn.Frozen(t.Routers)
 	if err != nil {
 		return nil, err
@@ -53,13 +43,7 @@ func (trainLoRA) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, err := train.NewTrainer(net, train.TrainerConfig{Schedule: optim.Constant{PeakLR: p.LR, Total: p.Steps}, MaxGradNorm: maxGradNorm})
-	if err != nil {
-		return nil, err
-	}
-	l := loop{tr: tr, windows: w, batch: p.Batch, steps: p.Steps, every: p.CheckpointEvery, seed: int(p.Seed),
-		measure: func(m map[string]float64) { m["execute"] = fz.ExecuteFraction() }}
-	losses, err := l.run(ctx, c)
+	losses, err := stage{net: net, g: fz, windows: w, batch: p.Batch, steps: p.Steps, every: p.CheckpointEvery, seed: int(p.Seed), lr: p.LR}.run(ctx, c)
 	if err != nil {
 		return nil, err
 	}

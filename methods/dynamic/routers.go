@@ -7,10 +7,8 @@ import (
 	"fmt"
 
 	"lrmc/executor"
-	"lrmc/executor/ops"
 	kdyn "lrmc/kernels/dynamic"
 	"lrmc/kernels/train"
-	"lrmc/kernels/train/optim"
 )
 
 // Trained is what a training stage yields: stage 1's routers, and the loss
@@ -106,20 +104,12 @@ func (trainRouters) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	m, err := ops.Input[*ops.Model](c, 0)
+	lm, w, err := stageInputs(c, p.Samples, p.SeqLen)
 	if err != nil {
 		return nil, err
-	}
-	w, err := ops.CalibrationWindows(c, 1, p.Samples, p.SeqLen)
-	if err != nil {
-		return nil, err
-	}
-	if m.LM == nil {
-		return nil, fmt.Errorf("dynamic pruning routes a Llama model; input 0 holds none")
 	}
 	// The base stays frozen (no LoRA, no full fine-tuning): only the
 	// gate's router parameters reach the optimizer.
-	lm := m.LM.Float32()
 	g, err := kdyn.NewTraining(kdyn.TrainConfig{Method: kdyn.Method(p.Method), Skip: p.Skip, Seed: uint64(p.Seed), Lambda: p.Lambda, DenseFirst: p.DenseFirst},
 		lm.Config.Layers, lm.Config.Dim)
 	if err != nil {
@@ -129,18 +119,9 @@ func (trainRouters) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, err := train.NewTrainer(net, train.TrainerConfig{Schedule: optim.Constant{PeakLR: p.LR, Total: p.Steps}, MaxGradNorm: maxGradNorm})
-	if err != nil {
-		return nil, err
-	}
-	l := loop{tr: tr, windows: w, batch: p.Batch, steps: p.Steps, every: p.CheckpointEvery, seed: int(p.Seed),
-		measure: func(m map[string]float64) { m["execute"] = g.ExecuteFraction() }}
-	losses, err := l.run(ctx, c)
+	losses, err := stage{net: net, g: g, windows: w, batch: p.Batch, steps: p.Steps, every: p.CheckpointEvery, seed: int(p.Seed), lr: p.LR}.run(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	return Trained{Routers: g.Routers(), RouterLoss: losses}, nil
 }
-
-// maxGradNorm clips both stages' gradients, as the study's trainers do.
-const maxGradNorm = 1.0

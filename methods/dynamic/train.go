@@ -7,8 +7,52 @@ import (
 
 	"lrmc/executor"
 	"lrmc/executor/ops"
+	kdyn "lrmc/kernels/dynamic"
+	"lrmc/kernels/llama"
 	"lrmc/kernels/train"
+	"lrmc/kernels/train/optim"
 )
+
+// stageInputs are a training stage's model (input 0, as the float32
+// weights training works on) and calibration windows (input 1).
+func stageInputs(c *executor.Call, samples, seqLen int) (*llama.Model, ops.Tokens, error) {
+	m, err := ops.Input[*ops.Model](c, 0)
+	if err != nil {
+		return nil, ops.Tokens{}, err
+	}
+	if m.LM == nil {
+		return nil, ops.Tokens{}, fmt.Errorf("dynamic pruning routes a Llama model; input 0 holds none")
+	}
+	w, err := ops.CalibrationWindows(c, 1, samples, seqLen)
+	if err != nil {
+		return nil, ops.Tokens{}, err
+	}
+	return m.LM.Float32(), w, nil
+}
+
+// stage trains net through gate g (the routers, training or frozen) at a
+// constant learning rate with the gradients clipped, and returns every
+// step's loss.
+type stage struct {
+	net                       *train.Net
+	g                         *kdyn.Gate
+	windows                   ops.Tokens
+	batch, steps, every, seed int
+	lr                        float64
+}
+
+// maxGradNorm clips both stages' gradients, as the study's trainers do.
+const maxGradNorm = 1.0
+
+func (s stage) run(ctx context.Context, c *executor.Call) ([]float64, error) {
+	tr, err := train.NewTrainer(s.net, train.TrainerConfig{Schedule: optim.Constant{PeakLR: s.lr, Total: s.steps}, MaxGradNorm: maxGradNorm})
+	if err != nil {
+		return nil, err
+	}
+	l := loop{tr: tr, windows: s.windows, batch: s.batch, steps: s.steps, every: s.every, seed: s.seed,
+		measure: func(m map[string]float64) { m["execute"] = s.g.ExecuteFraction() }}
+	return l.run(ctx, c)
+}
 
 // loop is what the two training stages share: steps optimizer steps over
 // batches of calibration windows, visited in a seeded order epoch after
