@@ -123,3 +123,67 @@ func TestApplyKeepsGoingPastAFailedRun(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyRemovesTheDirectoryOfARemovedRun(t *testing.T) {
+	dir := t.TempDir()
+	cacheDir := filepath.Join(dir, "cache")
+	one := `"one": prune: {paradigm: "depth", method: "shortgpt", remove: 1}`
+	two := `"two": prune: {paradigm: "depth", method: "shortgpt", remove: 2}`
+	apply := func(runs string) (string, string) {
+		t.Helper()
+		recipe := writeRunsRecipe(t, dir, "r.cue", runs)
+		code, out, errs := lrmc(t, "--cache", cacheDir, "apply", "--progress=plain", recipe)
+		if code != 0 {
+			t.Fatalf("apply: exit %d\n%s", code, errs)
+		}
+		return out, errs
+	}
+	outDir := filepath.Join(dir, "out")
+	twoDir := filepath.Join(outDir, "two")
+	apply(one + "\n" + two)
+	if _, err := os.Stat(filepath.Join(twoDir, "metrics.json")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Taken out of the recipe: lrmc wrote it and it holds nothing else.
+	_, errs := apply(one)
+	if _, err := os.Stat(twoDir); err == nil {
+		t.Error("the removed run's directory is still there")
+	}
+	if !strings.Contains(errs, "removed "+twoDir+`: run "two" is no longer in the recipe`) {
+		t.Errorf("apply did not say it removed the stale directory:\n%s", errs)
+	}
+	st, err := os.ReadFile(filepath.Join(outDir, ".lrmc-state.json"))
+	if err != nil || strings.Contains(string(st), `"two"`) || !strings.Contains(string(st), `"one"`) {
+		t.Errorf("state after the removal (%v):\n%s", err, st)
+	}
+
+	// A file lrmc did not write keeps the directory; so does a directory
+	// lrmc has no record of.
+	apply(one + "\n" + two)
+	notes := filepath.Join(twoDir, "notes.txt")
+	if err := os.WriteFile(notes, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(outDir, "legacy")
+	if err := os.MkdirAll(legacy, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(legacy, "metrics.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errs = apply(one)
+	for _, p := range []string{notes, filepath.Join(twoDir, "metrics.json"), filepath.Join(legacy, "metrics.json")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	for _, want := range []string{
+		"stale: " + twoDir + " is no run of the recipe; left in place because it holds files lrmc did not write: notes.txt",
+		"stale: " + legacy + " is no run of the recipe; left in place because lrmc has no record of writing it",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("apply output lacks %q:\n%s", want, errs)
+		}
+	}
+}
