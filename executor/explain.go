@@ -114,7 +114,7 @@ func compare(n *planner.Node, prev NodeRecord) Reason {
 	if len(changed) > 0 {
 		return Reason{Kind: ReasonInput, Detail: strings.Join(changed, ", ")}
 	}
-	return Reason{Kind: ReasonNotCached, Detail: "computed before; no longer in the cache"}
+	return Reason{Kind: ReasonNotCached}
 }
 
 func compactJSON(b []byte) []byte {

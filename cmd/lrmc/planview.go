@@ -10,6 +10,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"lrmc/executor"
+	"lrmc/methods/stats/capture"
 	"lrmc/planner"
 )
 
@@ -210,8 +211,8 @@ func estimate(n *planner.Node, blocks int) (tokenBlocks int64, dataDependent boo
 	}
 	b := int64(blocks)
 	switch n.Op {
-	case planner.OpCalibWindows, planner.OpEvalWindows:
-		return 0, false // cutting windows is not model work
+	case planner.OpCalibWindows, planner.OpEvalWindows, capture.OpEmbed:
+		return 0, false // cutting windows, or looking up embeddings, is no block's work
 	case planner.OpRecover:
 		return 3 * p.Steps * p.Batch * max(1, p.Accumulation) * p.SeqLen * b, false
 	case planner.OpPerplexity:
@@ -246,7 +247,7 @@ func reasonText(r executor.Reason) string {
 		executor.ReasonVersion:   "op version bumped",
 		executor.ReasonParams:    "parameters changed",
 		executor.ReasonInput:     "input changed",
-		executor.ReasonNotCached: "not in the cache",
+		executor.ReasonNotCached: "computed before, no longer in the cache",
 		executor.ReasonUncached:  "never cached: recomputed when needed",
 		executor.ReasonFile:      "file changed",
 	}[r.Kind]
