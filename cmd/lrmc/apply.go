@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -128,6 +129,10 @@ goes to stdout as one JSON object per line, instead of the table.`,
 					fmt.Fprintln(cmd.ErrOrStderr(), "lrmc: cancelled; finished nodes are cached, run apply again to resume")
 					return exitError{code: 130}
 				}
+				var f executor.Failure
+				if errors.As(err, &f) && len(f.Node.Runs) > 0 {
+					err = fmt.Errorf("%s: %w", runsNamed(f.Node.Runs), err)
+				}
 				return err
 			}
 			printStale(cmd.ErrOrStderr(), stale)
@@ -223,4 +228,15 @@ func printStale(w io.Writer, stale []executor.StaleDir) {
 			fmt.Fprintf(w, "stale: %s is no run of the recipe; left in place because %s\n", sd.Path, sd.Reason)
 		}
 	}
+}
+
+// runsNamed names the runs of a node as the failure messages do.
+func runsNamed(runs []string) string {
+	if len(runs) == 1 && runs[0] == "" {
+		return "results"
+	}
+	if len(runs) == 1 {
+		return "run " + runs[0]
+	}
+	return "runs " + strings.Join(runs, ", ")
 }

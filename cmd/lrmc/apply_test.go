@@ -65,6 +65,9 @@ func TestApplyKeepsGoingPastAFailedRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
 		t.Error("apply --fail-fast wrote outputs")
 	}
+	if !regexp.MustCompile(`(?m)^lrmc: run bad: tokenize bad\.jsonl \[0, 0\.9\) \(data\.tokens [0-9a-f]{12}\): .*bad\.jsonl:2: invalid JSON`).MatchString(errs) {
+		t.Errorf("apply --fail-fast error does not name the run and node:\n%s", errs)
+	}
 
 	code, out, errs := lrmc(t, "--cache", cacheDir, "apply", "--progress=plain", recipe)
 	if code != 1 {
