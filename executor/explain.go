@@ -111,6 +111,9 @@ func compare(n *planner.Node, prev NodeRecord) Reason {
 			changed = append(changed, in.Label)
 		}
 	}
+	if len(changed) > 3 {
+		changed = append(changed[:2], fmt.Sprintf("%d more", len(changed)-2))
+	}
 	if len(changed) > 0 {
 		return Reason{Kind: ReasonInput, Detail: strings.Join(changed, ", ")}
 	}

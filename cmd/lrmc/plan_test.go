@@ -75,6 +75,7 @@ func TestPlanExplainsAgainstTheLastApply(t *testing.T) {
 		"capture.block capture block 2":                  "params-changed: samples 8 → 16",
 		"shortgpt.bi block influence 2":                  "input-changed: capture block 1, capture block 2",
 		"eval.perplexity perplexity":                     "input-changed: apply depth pruning",
+		"prune.depth shortgpt: remove 1 of 5 blocks":     "input-changed: block influence 0, block influence 1, 3 more",
 		"report.results results":                         `params-changed: runs ["dense","one","two"] → ["dense","one"]`,
 	} {
 		if reasons[node] != want {
