@@ -142,7 +142,7 @@ func (r *resolver) get(field string) (hit, bool) {
 func (r *resolver) need(field string) (hit, bool) {
 	h, ok := r.get(field)
 	if !ok {
-		r.c.errs.add(r.missingPos(field), r.msgPath(field), "field is required but not present")
+		r.missing(field, "field is required but not present")
 	}
 	return h, ok
 }

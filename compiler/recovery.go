@@ -48,14 +48,12 @@ func (r *resolver) recovery() ir.Recovery {
 		rec.Data = r.data("recovery.data")
 		r.multipleChoiceOnly(rec.Data, "recovery.data", "recovery")
 	} else {
-		r.c.errs.add(r.missingPos("recovery.data"), r.msgPath("recovery.data"),
-			"field is required but not present: method %s trains on data", method)
+		r.missing("recovery.data", "field is required but not present: method %s trains on data", method)
 	}
 	if h, ok := r.get("recovery.steps"); ok {
 		rec.Steps, _ = r.int(h)
 	} else {
-		r.c.errs.add(r.missingPos("recovery.steps"), r.msgPath("recovery.steps"),
-			"field is required but not present: method %s trains for this many optimizer steps", method)
+		r.missing("recovery.steps", "field is required but not present: method %s trains for this many optimizer steps", method)
 	}
 	for _, f := range []struct {
 		name string

@@ -102,8 +102,7 @@ func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run
 	run.Prune, needsCalibration = r.prune()
 	switch {
 	case needsCalibration && !r.has("calibration"):
-		r.c.errs.add(r.missingPos("calibration"), r.msgPath("calibration"),
-			"field is required but not present: %s/%s measures the model on calibration data",
+		r.missing("calibration", "field is required but not present: %s/%s measures the model on calibration data",
 			run.Prune.Paradigm, run.Prune.Method)
 	case r.has("calibration"):
 		s, _ := spec.Lookup(run.Prune.Paradigm, run.Prune.Method)
@@ -186,9 +185,8 @@ func (r *resolver) model() ir.Model {
 	i := r.layerOf(true, modelSources...)
 	if i < 0 {
 		// A misspelt "pth" is reported by the schema; this would repeat it.
-		if !r.c.cueErrorUnder(r.msgPath("model"), "model") {
-			r.c.errs.add(r.missingPos("model.path"), r.msgPath("model.path"),
-				"field is required but not present: a model is a checkpoint (path) or random weights (synthetic)")
+		if !r.c.cueErrorUnder(r.msgPath("model"), "model") && !r.misspeltAs(modelSources...) {
+			r.missing("model.path", "field is required but not present: a model is a checkpoint (path) or random weights (synthetic)")
 		}
 		return m
 	}
@@ -227,8 +225,7 @@ func (r *resolver) model() ir.Model {
 	m.Synthetic = r.synthetic()
 	switch {
 	case !hasTok:
-		r.c.errs.add(r.missingPos("model.tokenizer"), r.msgPath("model.tokenizer"),
-			"field is required but not present: a synthetic model has no tokenizer of its own; name a directory with tokenizer.json")
+		r.missing("model.tokenizer", "field is required but not present: a synthetic model has no tokenizer of its own; name a directory with tokenizer.json")
 	case m.Tokenizer != "":
 		st, err := os.Stat(m.Tokenizer)
 		switch {
@@ -456,7 +453,7 @@ func (r *resolver) methodOptions(s spec.Spec) ir.Options {
 		s.Check(o, func(field, format string, args ...any) {
 			h, ok := written[field]
 			if !ok {
-				r.c.errs.add(r.missingPos("prune."+field), r.msgPath("prune."+field), format, args...)
+				r.missing("prune."+field, format, args...)
 				return
 			}
 			r.c.errs.add(h.pos, h.path, format, args...)
@@ -500,7 +497,7 @@ func (r *resolver) depthAmount(p *ir.Prune) {
 	i := r.layerOf(true, amounts...)
 	if i < 0 {
 		// A misspelt "remov" is reported by the schema; this would repeat it.
-		if !r.c.cueErrorUnder(r.msgPath("prune"), "prune") {
+		if !r.c.cueErrorUnder(r.msgPath("prune"), "prune") && !r.misspeltAs(amounts...) {
 			r.c.errs.add(r.missingPos("prune.remove"), r.msgPath("prune"),
 				"depth pruning needs one of remove (blocks), ratio (fraction of blocks) or layers (block indices)")
 		}

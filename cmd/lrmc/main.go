@@ -13,12 +13,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"lrmc/internal/version"
 	// Every pruning method and statistic registers itself.
 	_ "lrmc/methods/all"
 )
-
-// version is stamped into provenance and `lrmc version`.
-const version = "0.1.0-dev"
 
 // globals are the flags every subcommand shares.
 type globals struct {
@@ -46,7 +44,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Short:         "A declarative pipeline compiler for pruning large language models",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `lrmc version` prints; provenance.json
+		// records the same constant.
+		Version: version.Version,
 	}
+	root.SetVersionTemplate("lrmc {{.Version}}\n")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -108,6 +110,6 @@ func versionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print lrmc's version",
 		Args:  cobra.NoArgs,
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "lrmc", version) },
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "lrmc", version.Version) },
 	}
 }
