@@ -36,6 +36,9 @@ type resolver struct {
 	// item inherited by every run is reported once.
 	owner  string
 	layers []layer
+	// tok is where the model's tokenizer is (tokenizerOf), for checks of
+	// data rendered with its chat template; "" before the model is known.
+	tok string
 }
 
 // hit is a resolved field.

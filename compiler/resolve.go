@@ -40,6 +40,7 @@ func (c *compiler) resolve() *ir.Recipe {
 	rec.Dense = dense
 	if dense {
 		rec.DenseModel = top.model()
+		top.tok = tokenizerOf(rec.DenseModel)
 		rec.DenseEval = top.evals()
 		c.checkChat("", rec.DenseModel, rec.DenseEval)
 		if len(rec.DenseEval) == 0 && !c.cueErrorRelated("eval") {
@@ -98,8 +99,10 @@ func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run
 		top.layers[1],
 	}}
 	run := ir.Run{Name: name, Model: r.model()}
+	r.tok = tokenizerOf(run.Model)
 	var needsCalibration bool
 	run.Prune, needsCalibration = r.prune()
+	r.checkShape(run.Model, run.Prune)
 	switch {
 	case needsCalibration && !r.has("calibration"):
 		r.missing("calibration", "field is required but not present: %s/%s measures the model on calibration data",
@@ -108,8 +111,9 @@ func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run
 		s, _ := spec.Lookup(run.Prune.Paradigm, run.Prune.Method)
 		run.Calibration = r.calibration(s.DefaultSamples, s.DefaultSeqLen)
 	}
-	run.Recovery = r.recovery()
+	run.Recovery = r.recovery(run.Calibration, r.has("calibration"))
 	run.Eval = r.evals()
+	r.checkOverlap(run)
 	c.checkChat(name, run.Model, run.Eval)
 	return run
 }
@@ -540,6 +544,7 @@ func (r *resolver) calibration(defSamples, defSeqLen int) ir.Calibration {
 	var cal ir.Calibration
 	cal.Data = r.data("calibration.data")
 	r.multipleChoiceOnly(cal.Data, "calibration.data", "calibration")
+	r.checkRecords(cal.Data, "calibration.data")
 	count := func(field string, def int) int {
 		h, ok := r.get(field)
 		if !ok && def == 0 {
@@ -595,6 +600,7 @@ func (r *resolver) data(field string) ir.Data {
 		}
 	}
 	d.Template, d.Thinking = r.template(field, d.Format)
+	r.checkTemplate(d, field)
 	fh, fok := r.get(field + ".split.from")
 	th, tok := r.get(field + ".split.to")
 	if !fok || !tok {
@@ -673,12 +679,16 @@ func (r *resolver) template(field, format string) (string, *bool) {
 		tmpl = "model"
 	}
 	if h, ok := r.get(field + ".template"); ok {
-		if s, ok := r.oneOf(h, "template", "templates", templates); ok {
-			if s == "model" && tmpl == "none" {
-				r.c.errs.add(h.pos, h.path, "template \"model\" renders chat and instruction data; format is %q", format)
-			} else {
-				tmpl = s
-			}
+		s, ok := r.oneOf(h, "template", "templates", templates)
+		switch {
+		case !ok:
+			return "", nil // reported
+		case s == "model" && tmpl == "none":
+			r.c.errs.add(h.pos, h.path, "template \"model\" renders chat and instruction data; format is %q", format)
+			return "", nil
+		case s == "none" && tmpl == "model":
+			r.c.errs.add(h.pos, h.path, "%s", noTemplateForData(format))
+			return "", nil
 		}
 	}
 	h, ok := r.get(field + ".thinking")
@@ -809,7 +819,7 @@ func (r *resolver) evals() []ir.Eval {
 	var out []ir.Eval
 	first := map[string]string{}
 	add := func(field string, full, written cue.Value, name string, named bool) {
-		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, field), layers: []layer{
+		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, field), tok: r.tok, layers: []layer{
 			{user: written, full: full, run: l.run, prefix: join(l.prefix, field), root: r.c.valuePos(written)},
 			{full: r.c.defaults.LookupPath(cue.ParsePath("eval")), isDefault: true},
 		}}
@@ -894,6 +904,7 @@ func (r *resolver) eval() ir.Eval {
 	}
 	if written == "perplexity" {
 		r.multipleChoiceOnly(e.Data, "data", "perplexity")
+		r.checkRecords(e.Data, "data")
 		if h, ok := r.need("seqLen"); ok {
 			e.SeqLen, _ = r.int(h)
 		}
