@@ -58,6 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g),
 		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd(), reportCmd(), schemaCmd(), recipeTopic())
+	completeFlags(root)
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
