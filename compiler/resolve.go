@@ -90,6 +90,8 @@ func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run
 	if !runName.MatchString(name) {
 		c.errs.add(c.labelPos(user), runPath(name), "run name must match %s (it names the run's output directory)", runName)
 	}
+	// Plan-time errors about a run's defaults are reported at the run.
+	c.positions[runPath(name)] = c.labelPos(user)
 	r := &resolver{c: c, run: name, owner: name, layers: []layer{
 		{
 			user: user, full: c.full.LookupPath(cue.MakePath(cue.Str("runs"), cue.Str(name))),
