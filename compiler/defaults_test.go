@@ -23,9 +23,11 @@ func TestDocumentedDefaults(t *testing.T) {
 	file := filepath.Join(dir, "r.cue")
 	writeFile(t, file, `model: path: "model.bin"
 calibration: {data: path: "stories.txt", samples: 8, seqLen: 32}
+tasks: qa: {kind: "generation", text: "Q: {{goal}}", target: "{{sol1}}"}
 eval: {
 	ppl: {task: "perplexity", data: path: "stories.txt", seqLen: 32}
 	piqa: {task: "piqa", data: path: "piqa.jsonl"}
+	qa: {task: "qa", data: path: "piqa.jsonl"}
 }
 prune: {paradigm: "depth", method: "shortgpt", remove: 1}
 speed: {}
@@ -86,6 +88,11 @@ runs: {
 	}
 	if e := evals["piqa"]; e.Data.Split != (ir.Split{From: 0, To: 1}) || e.Data.Format != "jsonl" || e.Samples != 0 || e.Fewshot != 0 {
 		t.Errorf("piqa data %+v samples %d fewshot %d; want the whole jsonl file, 0, 0", e.Data, e.Samples, e.Fewshot)
+	}
+	// A generation task: maxNewTokens 256, extraction "exact", greedy
+	// (temperature 0), one sample, the template's own thinking.
+	if g := evals["qa"].Gen; g == nil || g.MaxNewTokens != 256 || g.Extraction != "exact" || g.Temperature != 0 || g.N != 1 || g.Thinking != nil || g.Chat {
+		t.Errorf("generation defaults %+v; want maxNewTokens 256, extraction exact, temperature 0, n 1, no chat, thinking unset", g)
 	}
 	// recovery: method none; the fields every method shares; lr by
 	// method; LoRA's settings; kd's temperature and topK; data the
