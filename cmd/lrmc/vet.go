@@ -19,7 +19,7 @@ record of jsonl data, chat templates for chat and instruction data, held-out
 text against calibration text, and the pruning amount against the model's
 blocks, read from a synthetic model or the checkpoint's header. Plan adds the
 checks that need more of the model; they report at the same positions.`,
-		Args:  cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := compiler.Vet(args[0]); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
