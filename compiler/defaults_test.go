@@ -9,6 +9,7 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/internal/shareddata"
+	"lrmc/kernels/gguf"
 )
 
 // TestDocumentedDefaults compiles a recipe that writes only what is
@@ -193,5 +194,40 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestChatTemplateInGGUF: chat data rendered with a GGUF model's own
+// tokenizer needs tokenizer.chat_template in the file's metadata; vet reads
+// it there (the metadata only) and reports its absence where the format
+// was written.
+func TestChatTemplateInGGUF(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, filepath.Join("testdata", "files", "chat.jsonl"), filepath.Join(dir, "chat.jsonl"))
+	meta := []gguf.KV{{Key: "general.architecture", Value: "llama"}}
+	if err := gguf.WriteFile(filepath.Join(dir, "plain.gguf"), meta, nil); err != nil {
+		t.Fatal(err)
+	}
+	withTemplate := append(meta, gguf.KV{Key: "tokenizer.chat_template", Value: "{{ messages[0].content }}"})
+	if err := gguf.WriteFile(filepath.Join(dir, "chat.gguf"), withTemplate, nil); err != nil {
+		t.Fatal(err)
+	}
+	for model, want := range map[string]string{
+		"chat.gguf":  "",
+		"plain.gguf": `:2:50: calibration.data.format: chat data is rendered with the model's chat template, and ` + filepath.Join(dir, "plain.gguf") + " has no tokenizer.chat_template",
+	} {
+		file := filepath.Join(dir, "r.cue")
+		writeFile(t, file, `model: path: "`+model+`"
+calibration: {data: {path: "chat.jsonl", format: "chat"}, samples: 8, seqLen: 32}
+dense: false
+runs: r: prune: {paradigm: "depth", method: "shortgpt", remove: 1}
+`)
+		_, err := Compile(file)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", model, err)
+		case want != "" && (err == nil || err.Error() != file+want):
+			t.Errorf("%s: error\n%v\nwant\n%s", model, err, file+want)
+		}
 	}
 }
