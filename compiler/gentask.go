@@ -12,8 +12,8 @@ import (
 
 	"lrmc/compiler/ir"
 	"lrmc/kernels/chattemplate"
-	"lrmc/kernels/gguf"
 	"lrmc/kernels/geneval"
+	"lrmc/kernels/gguf"
 )
 
 // Generation tasks (schema #GenTask): decoded beside the multiple-choice
