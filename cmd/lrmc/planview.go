@@ -293,7 +293,7 @@ func (d *planDoc) render(w io.Writer) {
 			counts = append(counts, fmt.Sprintf("%d cached", g.Summary.Cached))
 		}
 		if g.Work.TokenBlocks > 0 {
-			counts = append(counts, "≈ "+count(g.Work.TokenBlocks)+" tokens×blocks")
+			counts = append(counts, "≈ "+siCount(g.Work.TokenBlocks)+" tokens×blocks")
 		}
 		if len(counts) > 0 {
 			title += "  (" + strings.Join(counts, ", ") + ")"
@@ -323,7 +323,7 @@ func (d *planDoc) render(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
-	work := fmt.Sprintf("Work: ≈ %s tokens×blocks to compute", count(d.Work.TokenBlocks))
+	work := fmt.Sprintf("Work: ≈ %s tokens×blocks to compute", siCount(d.Work.TokenBlocks))
 	if d.Work.DataDependent > 0 {
 		work += fmt.Sprintf(" and %d node(s) sized by their data", d.Work.DataDependent)
 	}
@@ -336,5 +336,5 @@ func (d *planDoc) render(w io.Writer) {
 	fmt.Fprintln(w, planner.Summary{Cached: d.Summary.Cached, Run: d.Summary.Run, Skip: d.Summary.Skip, Read: d.Summary.Read})
 }
 
-// count writes a large count with an SI prefix ("3.4 M").
-func count(n int64) string { return strings.TrimSpace(humanize.SIWithDigits(float64(n), 2, "")) }
+// siCount writes a large count with an SI prefix ("3.4 M").
+func siCount(n int64) string { return strings.TrimSpace(humanize.SIWithDigits(float64(n), 2, "")) }
