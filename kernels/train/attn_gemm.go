@@ -159,15 +159,17 @@ func (a *attnGEMM) columnT(w *attnScratch, h []float32, J int) []float32 {
 	return w.cT[:(j1-j0)*n]
 }
 
-// forward is attnForward's contract, with FastExp32 in the softmax and p
-// laid out block by block (see attnGEMM).
-func (a *attnGEMM) forward(out, p, q, k, v []float32) { a.attend(out, p, q, k, v, true) }
+// forward is attnForward's contract (the key mask included), with
+// FastExp32 in the softmax and p laid out block by block (see attnGEMM).
+func (a *attnGEMM) forward(out, p, q, k, v []float32, keys []bool) {
+	a.attend(out, p, q, k, v, keys, true)
+}
 
 // weighted recomputes forward's output from the probabilities it left in p.
-func (a *attnGEMM) weighted(out, p, v []float32) { a.attend(out, p, nil, nil, v, false) }
+func (a *attnGEMM) weighted(out, p, v []float32) { a.attend(out, p, nil, nil, v, nil, false) }
 
 // attend computes out = P·V, and first P from q and k when scores is set.
-func (a *attnGEMM) attend(out, p, q, k, v []float32, scores bool) {
+func (a *attnGEMM) attend(out, p, q, k, v []float32, keys []bool, scores bool) {
 	s := a.s
 	qs, kvs, hd, t := s.qStride(), s.kvStride(), s.hd, s.t
 	scale := 1 / tensor.Sqrt32(float32(hd))
@@ -188,6 +190,13 @@ func (a *attnGEMM) attend(out, p, q, k, v []float32, scores bool) {
 				gemm.MatMulThreads(pI, w.qh[i0*hd:i1*hd], w.kg, rows, hd, i1, threads)
 				for r := range rows {
 					row := pI[r*i1 : (r+1)*i1]
+					if keys != nil {
+						for j := range i0 + r {
+							if maskedKey(keys, seq*t, i0+r, j) {
+								row[j] = negInf
+							}
+						}
+					}
 					softmaxScaled(row[:i0+r+1], scale)
 					clear(row[i0+r+1:])
 				}

@@ -11,11 +11,18 @@ func (n *Net) blockBackward(li int, h []float32) {
 	rows := n.b * n.t
 	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
 	dh := g.dh[:rows*d]
+	gate := n.o.gate
 
-	// MLP: out = h1 + down(SiLU(gate(xf))·up(xf)), xf = norm(h1).
+	// MLP: out = h1 + g_m ⊙ down(SiLU(gate(xf))·up(xf)), xf = norm(h1),
+	// g_m = 1 without a gate.
+	dy := dh
+	if gate != nil {
+		dy = g.dgy[:rows*d]
+		gateGrads(g.dg, dy, dh, a.mo, a.gm, d)
+	}
 	da := g.dhid[:rows*hid]
 	clear(da)
-	n.linBackward(li, modDown, da, dh, a.a)
+	n.linBackward(li, modDown, da, dy, a.a)
 	du := g.dhid2[:rows*hid]
 	swigluBackward(da, du, a.g, a.u, a.sig) // da becomes the gate's gradient
 	dxf := g.dd[:rows*d]
@@ -23,11 +30,19 @@ func (n *Net) blockBackward(li int, h []float32) {
 	n.linBackward(li, modGate, dxf, da, a.xf)
 	n.linBackward(li, modUp, dxf, du, a.xf)
 	rmsNormBackward(dh, l.ffnNorm.Grad, dxf, a.h1, l.ffnNorm.Data, c.NormEps)
+	if gate != nil {
+		gate.GateBackward(li, GateMLP, a.h1, g.dg, dh)
+	}
 
-	// Attention: h1 = h + o(attention(rope(q), rope(k), v)).
+	// Attention: h1 = h + g_a ⊙ o(attention(rope(q), rope(k), v)).
+	dy = dh
+	if gate != nil {
+		dy = g.dgy[:rows*d]
+		gateGrads(g.dg, dy, dh, a.ao, a.ga, d)
+	}
 	datt := g.dq2[:rows*qd]
 	clear(datt)
-	n.linBackward(li, modO, datt, dh, a.att)
+	n.linBackward(li, modO, datt, dy, a.att)
 	dq, dk, dv := g.dq[:rows*qd], g.dk[:rows*kvd], g.dv[:rows*kvd]
 	if attn != nil {
 		attn.backward(dq, dk, dv, datt, n.probsOf(li), a.q, a.k, a.v)
@@ -52,6 +67,9 @@ func (n *Net) blockBackward(li int, h []float32) {
 	n.linBackward(li, modK, dxa, dk, a.xa)
 	n.linBackward(li, modV, dxa, dv, a.xa)
 	rmsNormBackward(dh, l.attnNorm.Grad, dxa, h, l.attnNorm.Data, c.NormEps)
+	if gate != nil {
+		gate.GateBackward(li, GateAttn, h[:rows*d], g.dg, dh)
+	}
 }
 
 // linBackward backpropagates dy through projection mod of layer li whose

@@ -40,7 +40,9 @@ func NextTokenTargets(tokens []int32, mask []bool, b, t int) []int32 {
 type Loss struct {
 	CE, KL float64 // means over Tokens (KL already scaled by T²)
 	Tokens int     // positions with a target
-	Total  float64 // the weighted sum the gradients are of
+	// Aux are a gate's auxiliary losses (WithGate), already weighted.
+	Aux   []AuxLoss
+	Total float64 // the weighted sum the gradients are of, Aux included
 }
 
 func (n *Net) checkBatch(bt Batch) error {
@@ -76,8 +78,29 @@ func (n *Net) Loss(bt Batch) (Loss, error) {
 		return Loss{}, err
 	}
 	n.train = false
+	n.beginGate()
 	n.forward(bt.Tokens)
-	return n.head(bt, 0, false), nil
+	loss := n.head(bt, 0, false)
+	n.auxLoss(&loss, 0, false)
+	return loss, nil
+}
+
+// beginGate starts the gate's pass.
+func (n *Net) beginGate() {
+	if n.o.gate != nil {
+		n.o.gate.Begin(GatePass{Train: n.train, Step: n.step, B: n.b, T: n.t})
+	}
+}
+
+// auxLoss adds the gate's auxiliary losses to l.
+func (n *Net) auxLoss(l *Loss, gradScale float32, backward bool) {
+	if n.o.gate == nil {
+		return
+	}
+	l.Aux = n.o.gate.Aux(gradScale, backward)
+	for _, a := range l.Aux {
+		l.Total += a.Value
+	}
 }
 
 // ForwardBackward evaluates the objective on bt and adds gradScale times its
@@ -89,8 +112,10 @@ func (n *Net) ForwardBackward(bt Batch, gradScale float32) (Loss, error) {
 	}
 	n.train = true
 	defer func() { n.step++ }()
+	n.beginGate()
 	n.forward(bt.Tokens)
 	loss := n.head(bt, gradScale, true)
+	n.auxLoss(&loss, gradScale, true)
 	// dxn now holds the gradient at the final norm's output.
 	d := n.c.Dim
 	dh := n.g.dh
@@ -129,7 +154,15 @@ func (n *Net) block(li int, h, out []float32) {
 	c, l := n.c.Layer(li), &n.layers[li]
 	a, shape, attn := n.view(li)
 	rows := n.b * n.t
-	hd := c.HeadDim()
+	hd, d := c.HeadDim(), c.Dim
+	gate := n.o.gate
+	var keys []bool
+	if gate != nil {
+		keys = gate.Gate(li, GateAttn, h[:rows*d], a.ga)
+		if keys != nil && len(keys) != rows {
+			panic(fmt.Sprintf("train: gate returned %d keys for %d rows", len(keys), rows))
+		}
+	}
 	tensor.RMSNormRows(a.xa, h, l.attnNorm.Data, c.NormEps)
 	n.linForward(li, modQ, a.q, a.xa)
 	n.linForward(li, modK, a.k, a.xa)
@@ -147,14 +180,20 @@ func (n *Net) block(li int, h, out []float32) {
 	}
 	switch p := n.probsOf(li); {
 	case attn == nil:
-		attnForward(a.att, p, a.q, a.k, a.v, shape)
+		attnForward(a.att, p, a.q, a.k, a.v, keys, shape)
 	case n.recomputing && n.probs != nil:
 		attn.weighted(a.att, p, a.v) // the probabilities are cached
 	default:
-		attn.forward(a.att, p, a.q, a.k, a.v)
+		attn.forward(a.att, p, a.q, a.k, a.v, keys)
 	}
-	n.linForward(li, modO, a.h1, a.att)
-	tensor.Add(a.h1, h)
+	if gate == nil {
+		n.linForward(li, modO, a.h1, a.att)
+		tensor.Add(a.h1, h)
+	} else {
+		n.linForward(li, modO, a.ao, a.att)
+		gatedAdd(a.h1, h, a.ga, a.ao, d)
+		gate.Gate(li, GateMLP, a.h1, a.gm)
+	}
 	tensor.RMSNormRows(a.xf, a.h1, l.ffnNorm.Data, c.NormEps)
 	n.linForward(li, modGate, a.g, a.xf)
 	n.linForward(li, modUp, a.u, a.xf)
@@ -164,8 +203,13 @@ func (n *Net) block(li int, h, out []float32) {
 		copy(a.a, a.g)
 		tensor.SwiGLU(a.a, a.u)
 	}
-	n.linForward(li, modDown, out, a.a)
-	tensor.Add(out, a.h1)
+	if gate == nil {
+		n.linForward(li, modDown, out, a.a)
+		tensor.Add(out, a.h1)
+		return
+	}
+	n.linForward(li, modDown, a.mo, a.a)
+	gatedAdd(out, a.h1, a.gm, a.mo, d)
 }
 
 // view is the Net's activation buffers, sized for the widest block, cut to

@@ -102,44 +102,52 @@ func TestGradientsFiniteDifference(t *testing.T) {
 			if _, err := n.ForwardBackward(bt, 1); err != nil {
 				t.Fatal(err)
 			}
-			P := refParams(n)
-			r := rand.New(rand.NewPCG(8, 8))
-			var gmax float64
-			for _, p := range n.Params() {
-				for _, g := range p.Grad {
-					gmax = math.Max(gmax, math.Abs(float64(g)))
-				}
-			}
-			const h = 1e-5
-			var worst float64
-			var worstAt string
-			for _, p := range n.Params() {
-				idx := []int{argmaxAbs(p.Grad)}
-				for range 6 {
-					idx = append(idx, r.IntN(len(p.Grad)))
-				}
-				for _, i := range idx {
-					v := P[p.Name][i]
-					P[p.Name][i] = v + h
-					lp := refLoss(n, P, bt, 0)
-					P[p.Name][i] = v - h
-					lm := refLoss(n, P, bt, 0)
-					P[p.Name][i] = v
-					fd := (lp - lm) / (2 * h)
-					// Relative to the element, with a floor of 1e-3 of the
-					// model's largest gradient for elements near zero.
-					e := math.Abs(float64(p.Grad[i])-fd) / (math.Abs(fd) + 1e-3*gmax)
-					if e > worst {
-						worst, worstAt = e, p.Name
-					}
-					if e > 2e-3 {
-						t.Errorf("%s[%d]: gradient %.8g, finite difference %.8g (rel. error %.2g)", p.Name, i, p.Grad[i], fd, e)
-					}
-				}
-			}
-			t.Logf("%d tensors, max |grad| %.3g, worst relative error %.2g (%s)", len(n.Params()), gmax, worst, worstAt)
+			checkFD(t, n, 6, func(P map[string][]float64) float64 { return refLoss(n, P, bt, 0) })
 		})
 	}
+}
+
+// checkFD compares a sample of every trainable tensor's gradient (its
+// largest element and `samples` random ones) with central differences of
+// loss, a float64 reference evaluated on the parameters P, h = 1e-5.
+func checkFD(t *testing.T, n *Net, samples int, loss func(P map[string][]float64) float64) {
+	t.Helper()
+	P := refParams(n)
+	r := rand.New(rand.NewPCG(8, 8))
+	var gmax float64
+	for _, p := range n.Params() {
+		for _, g := range p.Grad {
+			gmax = math.Max(gmax, math.Abs(float64(g)))
+		}
+	}
+	const h = 1e-5
+	var worst float64
+	var worstAt string
+	for _, p := range n.Params() {
+		idx := []int{argmaxAbs(p.Grad)}
+		for range samples {
+			idx = append(idx, r.IntN(len(p.Grad)))
+		}
+		for _, i := range idx {
+			v := P[p.Name][i]
+			P[p.Name][i] = v + h
+			lp := loss(P)
+			P[p.Name][i] = v - h
+			lm := loss(P)
+			P[p.Name][i] = v
+			fd := (lp - lm) / (2 * h)
+			// Relative to the element, with a floor of 1e-3 of the
+			// model's largest gradient for elements near zero.
+			e := math.Abs(float64(p.Grad[i])-fd) / (math.Abs(fd) + 1e-3*gmax)
+			if e > worst {
+				worst, worstAt = e, p.Name
+			}
+			if e > 2e-3 {
+				t.Errorf("%s[%d]: gradient %.8g, finite difference %.8g (rel. error %.2g)", p.Name, i, p.Grad[i], fd, e)
+			}
+		}
+	}
+	t.Logf("%d tensors, max |grad| %.3g, worst relative error %.2g (%s)", len(n.Params()), gmax, worst, worstAt)
 }
 
 func argmaxAbs(x []float32) int {

@@ -34,6 +34,9 @@ type acts struct {
 	g, u, a    []float32 // gate, up, SiLU(gate)·up [n, hidden]
 	sig        []float32 // σ(gate) [n, hidden], kept for backward (WithGEMM only)
 	loraU      [7][]float32
+	// With a gate: the attention and MLP outputs before gating, [n, d],
+	// and the gates, [n].
+	ao, mo, ga, gm []float32
 }
 
 // grads are the backward pass's working buffers.
@@ -46,6 +49,8 @@ type grads struct {
 	attnScratch    []float32 // [b, kvHeads, t]
 	drop, tmp, dxl []float32 // LoRA: [n, maxWidth] each
 	du             []float32 // LoRA: [n, rank]
+	dgy            []float32 // with a gate: g ⊙ dy [n, d]
+	dg             []float32 // with a gate: the gate's gradient [n]
 }
 
 // Net computes the loss of a llama.Model on batches of b sequences of t
@@ -132,8 +137,9 @@ func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 // WithGEMM, which keeps σ(gate)) plus the attention probabilities
 // b·Heads·t² (Layers times that WithAttentionCache); per worker (GOMAXPROCS
 // when New runs) WithGEMM's attention scratch, under t² + 64·t + 8·t·HeadDim; gradient scratch of similar size; the
-// logits chunk, LogitRows·Vocab; and for each trainable value its gradient
-// and two moments.
+// logits chunk, LogitRows·Vocab; with a gate, 3·n·Dim + 3·n more (the
+// parts' outputs before gating, their gradient, the gates); and for each
+// trainable value its gradient and two moments.
 func PeakBytes(c llama.Config, b, t int, opts ...Option) int64 {
 	o, err := buildOptions(opts)
 	if err != nil {
@@ -270,6 +276,10 @@ func (n *Net) layout(alloc func(int) []float32) {
 	a.g, a.u, a.a = alloc(rows*hid), alloc(rows*hid), alloc(rows*hid)
 	if n.o.gemm {
 		a.sig = alloc(rows * hid)
+	}
+	if n.o.gate != nil {
+		a.ao, a.mo, a.ga, a.gm = alloc(rows*d), alloc(rows*d), alloc(rows), alloc(rows)
+		n.g.dgy, n.g.dg = alloc(rows*d), alloc(rows)
 	}
 	for _, ad := range n.adapters {
 		if ad.Layer == 0 {

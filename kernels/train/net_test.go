@@ -2,6 +2,7 @@ package train
 
 import (
 	"math"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -227,7 +228,7 @@ func TestAttentionCacheBitIdentical(t *testing.T) {
 			ref, refLoss = n.Params(), loss
 			continue
 		}
-		if loss != refLoss {
+		if !reflect.DeepEqual(loss, refLoss) {
 			t.Fatalf("loss with the cache %+v, without %+v", loss, refLoss)
 		}
 		for i, p := range n.Params() {

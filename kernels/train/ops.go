@@ -93,8 +93,10 @@ func (s attnShape) kvStride() int { return s.kvHeads * s.hd }
 // attnForward computes out = softmax(q·kᵀ/√hd)·v causally for every
 // sequence and query head, storing the probabilities in p, [b, heads, t, t]
 // (row i holds positions 0…i). The order of operations is llama's attend, so
-// the output matches the inference prefill bit for bit.
-func attnForward(out, p, q, k, v []float32, s attnShape) {
+// the output matches the inference prefill bit for bit. keys, when not nil,
+// hides key j from query i ≠ j of the same sequence where keys[j] is false
+// (a gate's key mask): its score is −∞, its probability 0.
+func attnForward(out, p, q, k, v []float32, keys []bool, s attnShape) {
 	qs, kvs, hd, t := s.qStride(), s.kvStride(), s.hd, s.t
 	scale := tensor.Sqrt32(float32(hd))
 	group := s.heads / s.kvHeads
@@ -108,6 +110,9 @@ func attnForward(out, p, q, k, v []float32, s attnShape) {
 				pi := p[(job*t+i)*t : (job*t+i)*t+i+1]
 				for j := range pi {
 					pi[j] = tensor.Dot(qi, k[kvOff+j*kvs:kvOff+j*kvs+hd]) / scale
+					if maskedKey(keys, seq*t, i, j) {
+						pi[j] = negInf
+					}
 				}
 				tensor.Softmax(pi)
 				o := out[r*qs+head*hd : r*qs+(head+1)*hd]

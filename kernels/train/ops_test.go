@@ -183,7 +183,7 @@ func TestAttentionBackward(t *testing.T) {
 	q, k, v := randF32(r, rows*s.qStride(), 1), randF32(r, rows*s.kvStride(), 1), randF32(r, rows*s.kvStride(), 1)
 	c := randF32(r, rows*s.qStride(), 1)
 	out, p := make([]float32, rows*s.qStride()), make([]float32, s.b*s.heads*s.t*s.t)
-	attnForward(out, p, q, k, v, s)
+	attnForward(out, p, q, k, v, nil, s)
 	dq, dk, dv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
 	attnBackward(dq, dk, dv, c, p, q, k, v, make([]float32, s.b*s.kvHeads*s.t), s)
 	Q, K, Vv, C := f64(q), f64(k), f64(v), f64(c)
@@ -419,7 +419,7 @@ func attnGEMMMatchesExact(t *testing.T, hd int) {
 	dout := randF32(r, rows*s.qStride(), 1)
 	pLen := s.b * s.heads * s.t * s.t
 	out, p := make([]float32, rows*s.qStride()), make([]float32, pLen)
-	attnForward(out, p, q, k, v, s)
+	attnForward(out, p, q, k, v, nil, s)
 	dq, dk, dv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
 	attnBackward(dq, dk, dv, dout, p, q, k, v, make([]float32, s.b*s.kvHeads*s.t), s)
 
@@ -430,7 +430,7 @@ func attnGEMMMatchesExact(t *testing.T, hd int) {
 		old := runtime.GOMAXPROCS(procs)
 		a = newAttnGEMM(s, func(n int) []float32 { return make([]float32, n) })
 		o, pp := make([]float32, len(out)), make([]float32, pLen)
-		a.forward(o, pp, q, k, v)
+		a.forward(o, pp, q, k, v, nil)
 		d1, d2, d3 := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
 		a.backward(d1, d2, d3, dout, pp, q, k, v)
 		runtime.GOMAXPROCS(old)

@@ -8,10 +8,9 @@ import (
 
 // Module is an extra trainable component that lives beside the model (a
 // dynamic-pruning router, say). Its parameters join the Net's: the optimizer
-// updates them, and clipping and checkpoints include them. The Net does not
-// call into modules during the forward pass yet; a module computes its own
-// gradients into Param.Grad, and the hook that lets a router gate a block
-// is to be added with the routers themselves.
+// updates them, and clipping and checkpoints include them. A plain Module
+// is not called during the forward pass and computes its own gradients
+// into Param.Grad; a Gate (WithGate) is called in every block.
 type Module interface {
 	Params() []*optim.Param
 }
@@ -45,6 +44,8 @@ type options struct {
 	modules   []Module
 	gemm      bool
 	attnCache bool
+	gate      Gate // nil: no gating
+	gates     int  // WithGate calls
 }
 
 // FullFineTune makes every weight of the model trainable (for small models:
@@ -90,6 +91,9 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.logitRows <= 0 {
 		return o, fmt.Errorf("train: logit rows is %d, must be positive", o.logitRows)
+	}
+	if err := checkGate(o); err != nil {
+		return o, err
 	}
 	if o.attnCache && !o.gemm {
 		return o, fmt.Errorf("train: the attention cache needs WithGEMM")

@@ -80,6 +80,11 @@ func refParams(n *Net) map[string][]float64 {
 		}
 		p[q.Name] = v
 	}
+	for _, m := range n.o.modules {
+		for _, q := range m.Params() {
+			add(q)
+		}
+	}
 	add(n.emb)
 	add(n.cls)
 	add(n.final)
@@ -106,6 +111,22 @@ func refParams(n *Net) map[string][]float64 {
 // table, LoRA as x + s·B·A·dropout(x) with the Net's dropout masks of
 // micro-step step (none when step < 0).
 func refLoss(n *Net, P map[string][]float64, bt Batch, step int) float64 {
+	return refLossGated(n, P, bt, step, nil)
+}
+
+// refGate is a gate in float64 for refLossGated: gate returns part's gates
+// of layer li for router input x and the attention's key mask (nil: all
+// keys); aux is the auxiliary loss of every gate the pass produced, in
+// call order.
+type refGate interface {
+	gate(li int, part GatePart, x []float64, P map[string][]float64) (g []float64, keys []bool)
+	aux(gs [][]float64) float64
+}
+
+// refLossGated is refLoss with the blocks gated by gt (nil: none):
+// h1 = h + g_a ⊙ Attn(h), out = h1 + g_m ⊙ MLP(h1), masked keys' scores
+// −∞ for the other queries, and gt's auxiliary loss added.
+func refLossGated(n *Net, P map[string][]float64, bt Batch, step int, gt refGate) float64 {
 	c := n.c
 	d, hd := c.Dim, c.HeadDim()
 	rows, eps := n.b*n.t, float64(c.NormEps)
@@ -182,7 +203,17 @@ func refLoss(n *Net, P map[string][]float64, bt Batch, step int) float64 {
 	for r, tok := range bt.Tokens {
 		copy(x[r*d:(r+1)*d], P[n.emb.Name][int(tok)*d:(int(tok)+1)*d])
 	}
+	var gs [][]float64
 	for li, l := range n.layers {
+		ga, gm := make([]float64, rows), make([]float64, rows)
+		for i := range ga {
+			ga[i], gm[i] = 1, 1
+		}
+		var keys []bool
+		if gt != nil {
+			ga, keys = gt.gate(li, GateAttn, x, P)
+			gs = append(gs, ga)
+		}
 		c := c // block li's widths, read from the config as stated
 		if c.Widths != nil {
 			w := c.Widths[li]
@@ -209,6 +240,9 @@ func refLoss(n *Net, P map[string][]float64, bt Batch, step int) float64 {
 							sc[j] += q[(s*n.t+i)*qd+h*hd+e] * k[(s*n.t+j)*kvd+kh*hd+e]
 						}
 						sc[j] /= math.Sqrt(float64(hd))
+						if keys != nil && j != i && !keys[s*n.t+j] {
+							sc[j] = math.Inf(-1)
+						}
 						mx = math.Max(mx, sc[j])
 					}
 					var sum float64
@@ -226,7 +260,11 @@ func refLoss(n *Net, P map[string][]float64, bt Batch, step int) float64 {
 		}
 		o := lin(li, modO, att)
 		for i := range x {
-			x[i] += o[i]
+			x[i] += ga[i/d] * o[i]
+		}
+		if gt != nil {
+			gm, _ = gt.gate(li, GateMLP, x, P)
+			gs = append(gs, gm)
 		}
 		xf := rms(x, P[l.ffnNorm.Name])
 		g, u := lin(li, modGate, xf), lin(li, modUp, xf)
@@ -236,7 +274,7 @@ func refLoss(n *Net, P map[string][]float64, bt Batch, step int) float64 {
 		}
 		dn := lin(li, modDown, a)
 		for i := range x {
-			x[i] += dn[i]
+			x[i] += gm[i/d] * dn[i]
 		}
 	}
 	xn := rms(x, P[n.final.Name])
@@ -292,7 +330,11 @@ func refLoss(n *Net, P map[string][]float64, bt Batch, step int) float64 {
 		}
 	}
 	kl *= temp * temp
-	return (float64(obj.CE)*ce + float64(obj.KL)*kl) / float64(count)
+	total := (float64(obj.CE)*ce + float64(obj.KL)*kl) / float64(count)
+	if gt != nil {
+		total += gt.aux(gs)
+	}
+	return total
 }
 
 // TestRefLossMatchesNet checks the float64 reference against the Net's own

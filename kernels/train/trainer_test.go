@@ -134,6 +134,7 @@ func TestPeakBytes(t *testing.T) {
 		{FullFineTune(), WithLogitRows(16)},
 		{FullFineTune(), WithLogitRows(16), WithGEMM(), WithLoRA(LoRAConfig{Rank: 4, Alpha: 4, Targets: []string{UpProj}})},
 		{WithGEMM(), WithAttentionCache(), WithLoRA(LoRAConfig{Rank: 4, Alpha: 4, Dropout: 0.1, Targets: []string{QProj, UpProj}})},
+		{WithGEMM(), WithGate(newSigmoidGate(cfg.Layers, cfg.Dim, 1))},
 	} {
 		m := randModel(cfg, 1)
 		b, tt := 2, 64
