@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().Lookup("wait").NoOptDefVal = "true"
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g),
-		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd(), reportCmd())
+		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd(), reportCmd(), dataCmd(g))
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
