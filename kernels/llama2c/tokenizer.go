@@ -152,6 +152,10 @@ func (t *Tokenizer) BOS() int32 { return bosID }
 // EOS is the end-of-sequence id.
 func (t *Tokenizer) EOS() int32 { return eosID }
 
+// Score returns the merge score of id's piece: the higher, the earlier
+// Encode merges it.
+func (t *Tokenizer) Score(id int32) float32 { return t.scores[id] }
+
 // Token returns the piece of id as stored in the file (up to a NUL byte, as
 // run.c reads it).
 func (t *Tokenizer) Token(id int32) string { return t.pieces[id] }

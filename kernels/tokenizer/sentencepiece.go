@@ -1,0 +1,181 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// SentencePieceVocab is a SentencePiece BPE vocabulary as llama2.c's
+// tokenizer.bin (or a GGUF "llama" tokenizer) holds it: one piece and one
+// merge score per id.
+type SentencePieceVocab struct {
+	// Pieces by id. SentencePiece's "▁" may be written as a space, as
+	// llama2.c writes it.
+	Pieces []string
+	Scores []float32
+	// Specials maps the ids of the control pieces to the text
+	// tokenizer.json gives them (llama2.c: 0 "<unk>", 1 "<s>", 2 "</s>").
+	Specials map[int32]string
+	// UNK, BOS and EOS are ids of Specials; BOS is added in front of
+	// every text by the post-processor (add_special_tokens), as Llama's
+	// tokenizer does.
+	UNK, BOS, EOS int32
+}
+
+// SentencePieceJSON writes the tokenizer.json of a SentencePiece BPE
+// vocabulary in the layout of Llama 2's: the normalizer prepends "▁" and
+// turns spaces into "▁", there is no pre-tokenizer, unknown characters fall
+// back to the <0xXX> byte pieces, and the merges are every way of writing a
+// piece as two pieces, ranked by the piece's score (highest first). That is
+// the merge rule of llama2.c's encoder (the adjacent pair whose concatenation
+// scores highest merges first), so both encoders give the same ids, except
+// where two different pairs that make pieces of equal score are adjacent at
+// once: llama2.c merges the leftmost, tokenizer.json the pair listed first.
+// Pieces scoring -1e10 or less never merge in llama2.c and get no merge.
+// As in transformers' Llama tokenizer (and unlike llama2.c), a special
+// token written in the text ("<s>") is that token, and a written "▁" is a
+// space.
+func SentencePieceJSON(v SentencePieceVocab) ([]byte, error) {
+	if len(v.Scores) != len(v.Pieces) {
+		return nil, fmt.Errorf("sentencepiece: %d scores for %d pieces", len(v.Scores), len(v.Pieces))
+	}
+	for _, id := range []int32{v.UNK, v.BOS, v.EOS} {
+		if _, ok := v.Specials[id]; !ok {
+			return nil, fmt.Errorf("sentencepiece: id %d (unk, bos or eos) is not among the special pieces", id)
+		}
+	}
+	vocab := make(map[string]int32, len(v.Pieces))
+	text := make([]string, len(v.Pieces)) // the pieces as tokenizer.json writes them
+	for id, p := range v.Pieces {
+		if s, ok := v.Specials[int32(id)]; ok {
+			p = s
+		} else {
+			p = strings.ReplaceAll(p, " ", "▁")
+		}
+		if other, dup := vocab[p]; dup {
+			return nil, fmt.Errorf("sentencepiece: piece %q is both id %d and id %d; tokenizer.json cannot hold that", p, other, id)
+		}
+		vocab[p] = int32(id)
+		text[id] = p
+	}
+
+	type mergeRule struct {
+		a, b  string
+		score float32
+		id    int32
+	}
+	var merges []mergeRule
+	for id, p := range text {
+		if _, special := v.Specials[int32(id)]; special || v.Scores[id] <= -1e10 || math.IsNaN(float64(v.Scores[id])) {
+			continue
+		}
+		for k := 0; k < len(p); {
+			_, n := utf8.DecodeRuneInString(p[k:])
+			k += n
+			if k == len(p) {
+				break
+			}
+			a, okA := vocab[p[:k]]
+			b, okB := vocab[p[k:]]
+			if okA && okB && !isSpecial(v, a) && !isSpecial(v, b) {
+				merges = append(merges, mergeRule{p[:k], p[k:], v.Scores[id], int32(id)})
+			}
+		}
+	}
+	// Highest score first; then by id and split, so the file is stable.
+	slices.SortStableFunc(merges, func(x, y mergeRule) int {
+		switch {
+		case x.score > y.score:
+			return -1
+		case x.score < y.score:
+			return 1
+		}
+		return int(x.id - y.id)
+	})
+	pairs := make([][2]string, len(merges))
+	for i, m := range merges {
+		pairs[i] = [2]string{m.a, m.b}
+	}
+
+	specialIDs := make([]int32, 0, len(v.Specials))
+	for id := range v.Specials {
+		specialIDs = append(specialIDs, id)
+	}
+	slices.Sort(specialIDs)
+	added := make([]map[string]any, len(specialIDs))
+	for i, id := range specialIDs {
+		added[i] = map[string]any{"id": id, "content": v.Specials[id], "single_word": false, "lstrip": false,
+			"rstrip": false, "normalized": false, "special": true}
+	}
+	bos := v.Specials[v.BOS]
+	seq := func(id string) map[string]any {
+		return map[string]any{"Sequence": map[string]any{"id": id, "type_id": 0}}
+	}
+	spec := map[string]any{"SpecialToken": map[string]any{"id": bos, "type_id": 0}}
+	replace := func(from, to string) map[string]any {
+		return map[string]any{"type": "Replace", "pattern": map[string]any{"String": from}, "content": to}
+	}
+	doc := map[string]any{
+		"version":      "1.0",
+		"truncation":   nil,
+		"padding":      nil,
+		"added_tokens": added,
+		"normalizer": map[string]any{"type": "Sequence", "normalizers": []any{
+			map[string]any{"type": "Prepend", "prepend": "▁"}, replace(" ", "▁"),
+		}},
+		"pre_tokenizer": nil,
+		"post_processor": map[string]any{
+			"type":           "TemplateProcessing",
+			"single":         []any{spec, seq("A")},
+			"pair":           []any{spec, seq("A"), spec, seq("B")},
+			"special_tokens": map[string]any{bos: map[string]any{"id": bos, "ids": []int32{v.BOS}, "tokens": []string{bos}}},
+		},
+		"decoder": map[string]any{"type": "Sequence", "decoders": []any{
+			replace("▁", " "), map[string]any{"type": "ByteFallback"}, map[string]any{"type": "Fuse"},
+			map[string]any{"type": "Strip", "content": " ", "start": 1, "stop": 0},
+		}},
+		"model": map[string]any{
+			"type": "BPE", "dropout": nil, "unk_token": v.Specials[v.UNK], "continuing_subword_prefix": nil,
+			"end_of_word_suffix": nil, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+			"vocab": vocab, "merges": pairs,
+		},
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func isSpecial(v SentencePieceVocab, id int32) bool {
+	_, ok := v.Specials[id]
+	return ok
+}
+
+// SentencePieceConfig writes the tokenizer_config.json that goes with
+// SentencePieceJSON's tokenizer.json: Llama's special tokens, BOS added,
+// no clean-up of decoded spaces (SentencePiece keeps them), and
+// model_max_length the model's context.
+func SentencePieceConfig(v SentencePieceVocab, context int) ([]byte, error) {
+	doc := map[string]any{
+		"tokenizer_class":              "LlamaTokenizerFast",
+		"bos_token":                    v.Specials[v.BOS],
+		"eos_token":                    v.Specials[v.EOS],
+		"unk_token":                    v.Specials[v.UNK],
+		"pad_token":                    nil,
+		"add_bos_token":                true,
+		"add_eos_token":                false,
+		"clean_up_tokenization_spaces": false,
+		"legacy":                       true,
+		"model_max_length":             context,
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}

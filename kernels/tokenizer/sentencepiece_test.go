@@ -1,0 +1,98 @@
+package tokenizer_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"lrmc/internal/shareddata"
+	"lrmc/kernels/llama2c"
+	"lrmc/kernels/textdata"
+	"lrmc/kernels/tokenizer"
+)
+
+// llama2cVocab is a llama2.c tokenizer's vocabulary with its fixed specials.
+func llama2cVocab(t *llama2c.Tokenizer) tokenizer.SentencePieceVocab {
+	v := tokenizer.SentencePieceVocab{Specials: map[int32]string{0: "<unk>", 1: "<s>", 2: "</s>"}, UNK: 0, BOS: 1, EOS: 2}
+	for id := range int32(t.Vocab()) {
+		v.Pieces = append(v.Pieces, t.Token(id))
+		v.Scores = append(v.Scores, t.Score(id))
+	}
+	return v
+}
+
+// convert writes the tokenizer.json and tokenizer_config.json of a llama2.c
+// tokenizer and loads them back with Load.
+func convert(t *testing.T, l *llama2c.Tokenizer) *tokenizer.Tokenizer {
+	t.Helper()
+	v := llama2cVocab(l)
+	js, err := tokenizer.SentencePieceJSON(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := tokenizer.SentencePieceConfig(v, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tokenizer.json"), js, 0o644)
+	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644)
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// The tokenizer.json converted from a llama2.c vocabulary encodes every
+// TinyStories document (with BOS, as the data ops do) to the ids llama2.c's
+// own encoder gives, for stories260K's 512 pieces and Llama 2's 32000, and
+// decodes them back to the text.
+func TestSentencePieceJSONEncodesAsLlama2c(t *testing.T) {
+	docs, err := textdata.ReadDocuments(shareddata.Path(t, "text", "tinystories", "tinystories_val.txt"), "text", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two texts differ by design, as in transformers' Llama tokenizer: a
+	// "<s>" written in the text is the BOS token, and a written "▁" is a
+	// space; llama2.c encodes both as characters.
+	extra := []string{"", " ", "  two  spaces", "tab\there\nnewline", "naïve café — “quotes” 😀 日本語"}
+	for _, tc := range []struct {
+		path  string
+		vocab int
+		docs  int
+	}{
+		{shareddata.Path(t, "models", "stories260K", "tok512.bin"), 512, len(docs)},
+		{shareddata.Path(t, "tokenizers", "llama2_sentencepiece", "tokenizer.bin"), 32000, 400},
+	} {
+		l, err := llama2c.LoadTokenizer(tc.path, tc.vocab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := convert(t, l)
+		if h.Vocab() != tc.vocab {
+			t.Errorf("%s: %d ids, want %d", tc.path, h.Vocab(), tc.vocab)
+		}
+		if bos, ok := h.BOS(); !ok || bos != 1 {
+			t.Errorf("%s: BOS %d", tc.path, bos)
+		}
+		bad := 0
+		for _, d := range append(slices.Clone(docs[:tc.docs]), extra...) {
+			want := l.Encode(d, true, false)
+			got := h.Encode(d, true)
+			if !slices.Equal(got, want) {
+				if bad++; bad <= 3 {
+					t.Errorf("%s: %q:\n got %v\nwant %v", filepath.Base(tc.path), d, got, want)
+				}
+				continue
+			}
+			if back := h.Decode(got, true); back != d {
+				t.Errorf("%s: %q decodes to %q", filepath.Base(tc.path), d, back)
+			}
+		}
+		if bad > 0 {
+			t.Errorf("%s: %d of %d texts encode differently", tc.path, bad, tc.docs+len(extra))
+		}
+	}
+}
