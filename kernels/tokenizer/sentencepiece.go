@@ -1,12 +1,16 @@
 package tokenizer
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"lrmc/kernels/gguf"
 )
 
 // SentencePieceVocab is a SentencePiece BPE vocabulary as llama2.c's
@@ -144,12 +148,24 @@ func SentencePieceJSON(v SentencePieceVocab) ([]byte, error) {
 			"vocab": vocab, "merges": pairs,
 		},
 	}
-	b, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
+	return marshalIndent(doc)
+}
+
+// marshalIndent writes "<s>" as such, not as "\u003cs\u003e".
+func marshalIndent(doc any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
 		return nil, err
 	}
-	return append(b, '\n'), nil
+	return b.Bytes(), nil
 }
+
+// ErrNotSentencePiece is SentencePieceFromGGUF's error for a GGUF tokenizer
+// of another kind.
+var ErrNotSentencePiece = errors.New("not a SentencePiece (llama) tokenizer")
 
 func isSpecial(v SentencePieceVocab, id int32) bool {
 	_, ok := v.Specials[id]
@@ -159,8 +175,9 @@ func isSpecial(v SentencePieceVocab, id int32) bool {
 // SentencePieceConfig writes the tokenizer_config.json that goes with
 // SentencePieceJSON's tokenizer.json: Llama's special tokens, BOS added,
 // no clean-up of decoded spaces (SentencePiece keeps them), and
-// model_max_length the model's context.
-func SentencePieceConfig(v SentencePieceVocab, context int) ([]byte, error) {
+// model_max_length the model's context, and the chat template when there
+// is one ("" for none).
+func SentencePieceConfig(v SentencePieceVocab, context int, chatTemplate string) ([]byte, error) {
 	doc := map[string]any{
 		"tokenizer_class":              "LlamaTokenizerFast",
 		"bos_token":                    v.Specials[v.BOS],
@@ -173,9 +190,64 @@ func SentencePieceConfig(v SentencePieceVocab, context int) ([]byte, error) {
 		"legacy":                       true,
 		"model_max_length":             context,
 	}
-	b, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return nil, err
+	if chatTemplate != "" {
+		doc["chat_template"] = chatTemplate
 	}
-	return append(b, '\n'), nil
+	return marshalIndent(doc)
+}
+
+// SentencePieceFromGGUF reads the vocabulary of a GGUF "llama"
+// (SentencePiece) tokenizer: its tokens, scores, and as specials its
+// control and unknown tokens. A GGUF tokenizer of another kind ("gpt2"
+// byte-level BPE) is an error naming tokenizer.ggml.model.
+func SentencePieceFromGGUF(kvs []gguf.KV) (SentencePieceVocab, error) {
+	var v SentencePieceVocab
+	md, err := newGGUFMeta(kvs)
+	if err != nil {
+		return v, err
+	}
+	if kind, _, err := md.str(keyModel); err != nil {
+		return v, err
+	} else if kind != "llama" {
+		return v, fmt.Errorf("%s: %q is %w", keyModel, kind, ErrNotSentencePiece)
+	}
+	if v.Pieces, _, err = array[string](md, keyTokens, -1); err != nil {
+		return v, err
+	}
+	n := len(v.Pieces)
+	if n == 0 {
+		return v, fieldError(keyTokens, "missing or empty")
+	}
+	types, hasTypes, err := array[int32](md, keyTokenType, n)
+	if err != nil {
+		return v, err
+	}
+	if v.Scores, _, err = array[float32](md, keyScores, n); err != nil {
+		return v, err
+	}
+	if v.Scores == nil {
+		v.Scores = make([]float32, n)
+	}
+	v.Specials = map[int32]string{}
+	for i, s := range v.Pieces {
+		if hasTypes && (types[i] == typeControl || types[i] == typeUnknown) {
+			v.Specials[int32(i)] = s
+		}
+	}
+	// llama.cpp's defaults, as FromGGUF.
+	if v.BOS, err = md.tokenID(keyBOS, n, min(1, int32(n)-1)); err != nil {
+		return v, err
+	}
+	if v.EOS, err = md.tokenID(keyEOS, n, min(2, int32(n)-1)); err != nil {
+		return v, err
+	}
+	if v.UNK, err = md.tokenID(keyUnknown, n, 0); err != nil {
+		return v, err
+	}
+	for _, id := range []int32{v.BOS, v.EOS, v.UNK} {
+		if _, ok := v.Specials[id]; !ok {
+			v.Specials[id] = v.Pieces[id]
+		}
+	}
+	return v, nil
 }

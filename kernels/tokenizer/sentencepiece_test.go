@@ -1,12 +1,15 @@
 package tokenizer_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"lrmc/internal/shareddata"
+	"lrmc/kernels/gguf"
+	"lrmc/kernels/ggufmodel"
 	"lrmc/kernels/llama2c"
 	"lrmc/kernels/textdata"
 	"lrmc/kernels/tokenizer"
@@ -31,7 +34,7 @@ func convert(t *testing.T, l *llama2c.Tokenizer) *tokenizer.Tokenizer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := tokenizer.SentencePieceConfig(v, 512)
+	cfg, err := tokenizer.SentencePieceConfig(v, 512, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,5 +97,52 @@ func TestSentencePieceJSONEncodesAsLlama2c(t *testing.T) {
 		if bad > 0 {
 			t.Errorf("%s: %d of %d texts encode differently", tc.path, bad, tc.docs+len(extra))
 		}
+	}
+}
+
+// stories260K.gguf's SentencePiece tokenizer, converted, encodes as the
+// GGUF tokenizer itself does (llama.cpp's rules, FromGGUF); a byte-level
+// GGUF tokenizer is refused with ErrNotSentencePiece.
+func TestSentencePieceFromGGUF(t *testing.T) {
+	_, meta, err := ggufmodel.ReadConfig(shareddata.Path(t, "models", "stories260K", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tokenizer.SentencePieceFromGGUF(meta.Tokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Pieces) != 512 || v.BOS != 1 || v.EOS != 2 || v.UNK != 0 {
+		t.Fatalf("vocabulary: %d pieces, bos %d eos %d unk %d", len(v.Pieces), v.BOS, v.EOS, v.UNK)
+	}
+	js, err := tokenizer.SentencePieceJSON(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tokenizer.json"), js, 0o644)
+	cfg, _ := tokenizer.SentencePieceConfig(v, 512, "")
+	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644)
+	h, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := tokenizer.FromGGUF(meta.Tokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := textdata.ReadDocuments(shareddata.Path(t, "text", "tinystories", "tinystories_val.txt"), "text", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs[:500] {
+		if got, want := h.Encode(d, true), g.Encode(d, true); !slices.Equal(got, want) {
+			t.Fatalf("%q:\n got %v\nwant %v", d, got, want)
+		}
+	}
+
+	byteLevel := []gguf.KV{{Key: "tokenizer.ggml.model", Value: "gpt2"}}
+	if _, err := tokenizer.SentencePieceFromGGUF(byteLevel); !errors.Is(err, tokenizer.ErrNotSentencePiece) {
+		t.Errorf("gpt2 tokenizer: %v", err)
 	}
 }
