@@ -66,8 +66,9 @@ type cliTokenizer struct {
 	path, format string
 	hf           *tokenizer.Tokenizer // format "hf" and "gguf"
 	l2c          *llama2c.Tokenizer   // format "llama2c"
-	// chatTemplate says whether the tokenizer comes with a chat template.
-	chatTemplate bool
+	// chatTemplate is the tokenizer's chat template ("" for none; the
+	// templates of a list of named ones, joined).
+	chatTemplate string
 }
 
 // openCLITokenizer loads the tokenizer at path: a directory holding
@@ -96,15 +97,7 @@ func openCLITokenizer(path string, vocab int) (*cliTokenizer, error) {
 		if t.hf, err = tokenizer.Load(path); err != nil {
 			return nil, err
 		}
-		b, err := os.ReadFile(filepath.Join(path, "tokenizer_config.json"))
-		if err == nil {
-			var c struct {
-				ChatTemplate json.RawMessage `json:"chat_template"`
-			}
-			json.Unmarshal(b, &c)
-			t.chatTemplate = len(c.ChatTemplate) > 0 && string(c.ChatTemplate) != "null"
-		}
-		t.chatTemplate = t.chatTemplate || exists(filepath.Join(path, "chat_template.jinja"))
+		t.chatTemplate = configChatTemplate(path)
 	case strings.EqualFold(filepath.Ext(path), ".gguf"):
 		t.format = "gguf"
 		_, meta, err := ggufmodel.ReadConfig(path)
@@ -115,8 +108,8 @@ func openCLITokenizer(path string, vocab int) (*cliTokenizer, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		for _, kv := range meta.Tokenizer {
-			if s, ok := kv.Value.(string); ok && kv.Key == "tokenizer.chat_template" && s != "" {
-				t.chatTemplate = true
+			if s, ok := kv.Value.(string); ok && kv.Key == "tokenizer.chat_template" {
+				t.chatTemplate = s
 			}
 		}
 	default:
@@ -126,6 +119,36 @@ func openCLITokenizer(path string, vocab int) (*cliTokenizer, error) {
 		}
 	}
 	return t, nil
+}
+
+// configChatTemplate is the chat template of a Hugging Face tokenizer
+// directory: tokenizer_config.json's chat_template (a string, or named
+// templates, joined), else chat_template.jinja; "" for none.
+func configChatTemplate(dir string) string {
+	if b, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json")); err == nil {
+		var c struct {
+			ChatTemplate json.RawMessage `json:"chat_template"`
+		}
+		json.Unmarshal(b, &c)
+		var s string
+		var named []struct {
+			Template string `json:"template"`
+		}
+		if json.Unmarshal(c.ChatTemplate, &s) == nil && s != "" {
+			return s
+		}
+		if json.Unmarshal(c.ChatTemplate, &named) == nil {
+			var parts []string
+			for _, n := range named {
+				parts = append(parts, n.Template)
+			}
+			if j := strings.Join(parts, "\n"); j != "" {
+				return j
+			}
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "chat_template.jinja"))
+	return string(b)
 }
 
 func (t *cliTokenizer) encode(text string, special bool) []int32 {
