@@ -108,11 +108,7 @@ func writeTokenizerFiles(dir, format, tokPath string, m *Model) error {
 		if err != nil {
 			return err
 		}
-		v = tokenizer.SentencePieceVocab{Specials: map[int32]string{0: "<unk>", 1: "<s>", 2: "</s>"}, UNK: 0, BOS: t.BOS(), EOS: t.EOS()}
-		for id := range int32(t.Vocab()) {
-			v.Pieces = append(v.Pieces, t.Token(id))
-			v.Scores = append(v.Scores, t.Score(id))
-		}
+		v = tokenizer.SentencePieceFromLlama2c(t)
 	case "gguf":
 		_, meta, err := ggufmodel.ReadConfig(tokPath)
 		if err != nil {

@@ -196,6 +196,28 @@ func SentencePieceConfig(v SentencePieceVocab, context int, chatTemplate string)
 	return marshalIndent(doc)
 }
 
+// Llama2cVocab is what SentencePieceFromLlama2c reads of a llama2.c
+// tokenizer (*llama2c.Tokenizer).
+type Llama2cVocab interface {
+	Vocab() int
+	Token(id int32) string
+	Score(id int32) float32
+	BOS() int32
+	EOS() int32
+}
+
+// SentencePieceFromLlama2c is a llama2.c tokenizer's vocabulary, with the
+// fixed control pieces of its layout: 0 <unk>, BOS <s> and EOS </s> (which
+// tokenizer.bin writes "\n<s>\n" and "\n</s>\n").
+func SentencePieceFromLlama2c(t Llama2cVocab) SentencePieceVocab {
+	v := SentencePieceVocab{Specials: map[int32]string{0: "<unk>", t.BOS(): "<s>", t.EOS(): "</s>"}, UNK: 0, BOS: t.BOS(), EOS: t.EOS()}
+	for id := range int32(t.Vocab()) {
+		v.Pieces = append(v.Pieces, t.Token(id))
+		v.Scores = append(v.Scores, t.Score(id))
+	}
+	return v
+}
+
 // SentencePieceFromGGUF reads the vocabulary of a GGUF "llama"
 // (SentencePiece) tokenizer: its tokens, scores, and as specials its
 // control and unknown tokens. A GGUF tokenizer of another kind ("gpt2"

@@ -15,21 +15,11 @@ import (
 	"lrmc/kernels/tokenizer"
 )
 
-// llama2cVocab is a llama2.c tokenizer's vocabulary with its fixed specials.
-func llama2cVocab(t *llama2c.Tokenizer) tokenizer.SentencePieceVocab {
-	v := tokenizer.SentencePieceVocab{Specials: map[int32]string{0: "<unk>", 1: "<s>", 2: "</s>"}, UNK: 0, BOS: 1, EOS: 2}
-	for id := range int32(t.Vocab()) {
-		v.Pieces = append(v.Pieces, t.Token(id))
-		v.Scores = append(v.Scores, t.Score(id))
-	}
-	return v
-}
-
 // convert writes the tokenizer.json and tokenizer_config.json of a llama2.c
 // tokenizer and loads them back with Load.
 func convert(t *testing.T, l *llama2c.Tokenizer) *tokenizer.Tokenizer {
 	t.Helper()
-	v := llama2cVocab(l)
+	v := tokenizer.SentencePieceFromLlama2c(l)
 	js, err := tokenizer.SentencePieceJSON(v)
 	if err != nil {
 		t.Fatal(err)
