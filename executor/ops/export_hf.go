@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +25,7 @@ var ggufToHF = map[string]string{"llama": hf.ArchLlama, "qwen2": hf.ArchQwen2, "
 // exportHF writes a model as a Hugging Face checkpoint directory that loads
 // alone: config.json with the model's (pruned) shape and its bos/eos ids,
 // the weights in the requested dtype, the tokenizer files (a llama2.c or
-// GGUF SentencePiece vocabulary converted to tokenizer.json) and
+// GGUF tokenizer converted to tokenizer.json) and
 // generation_config.json. Inputs: model, tokenizer source.
 type exportHF struct{ rawBytes }
 
@@ -93,49 +92,36 @@ func (exportHF) Run(ctx context.Context, c *executor.Call) (any, error) {
 }
 
 // writeTokenizerFiles converts a llama2.c tokenizer, or a GGUF model's
-// SentencePiece tokenizer (with its chat template), to tokenizer.json and
-// tokenizer_config.json in dir, unless dir has them. A GGUF byte-level
-// BPE tokenizer has no converter here, and dir is left without one.
+// tokenizer (with its chat template), to tokenizer.json and
+// tokenizer_config.json in dir, unless dir has them.
 func writeTokenizerFiles(dir, format, tokPath string, m *Model) error {
 	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil {
 		return nil
 	}
-	var v tokenizer.SentencePieceVocab
-	template := ""
+	var js, cfg []byte
 	switch format {
 	case "llama2c":
 		t, err := llama2c.LoadTokenizer(tokPath, m.LM.Config.Vocab)
 		if err != nil {
 			return err
 		}
-		v = tokenizer.SentencePieceFromLlama2c(t)
+		v := tokenizer.SentencePieceFromLlama2c(t)
+		if js, err = tokenizer.SentencePieceJSON(v); err != nil {
+			return fmt.Errorf("%s: %w", tokPath, err)
+		}
+		if cfg, err = tokenizer.SentencePieceConfig(v, m.LM.Config.SeqLen, ""); err != nil {
+			return err
+		}
 	case "gguf":
 		_, meta, err := ggufmodel.ReadConfig(tokPath)
 		if err != nil {
 			return err
 		}
-		v, err = tokenizer.SentencePieceFromGGUF(meta.Tokenizer)
-		if errors.Is(err, tokenizer.ErrNotSentencePiece) {
-			return nil // byte-level BPE: not converted (see above)
-		}
-		if err != nil {
+		if js, cfg, err = tokenizer.GGUFToJSON(meta.Tokenizer, m.LM.Config.SeqLen); err != nil {
 			return fmt.Errorf("%s: %w", tokPath, err)
-		}
-		for _, kv := range meta.Tokenizer {
-			if s, ok := kv.Value.(string); ok && kv.Key == "tokenizer.chat_template" {
-				template = s
-			}
 		}
 	default:
 		return nil
-	}
-	js, err := tokenizer.SentencePieceJSON(v)
-	if err != nil {
-		return fmt.Errorf("%s: %w", tokPath, err)
-	}
-	cfg, err := tokenizer.SentencePieceConfig(v, m.LM.Config.SeqLen, template)
-	if err != nil {
-		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), js, 0o644); err != nil {
 		return err

@@ -83,3 +83,38 @@ func readJSON(t *testing.T, path string, v any) {
 		t.Fatalf("%s: %v", path, err)
 	}
 }
+
+// The HF export of a GGUF model carries its tokenizer, converted from the
+// GGUF metadata: it loads alone and encodes as the GGUF tokenizer does.
+func TestGGUFHFExportCarriesTokenizer(t *testing.T) {
+	out := t.TempDir()
+	r := stories(t, out, 1)
+	gg := shareddata.Path(t, "models", "stories260K", "stories260K.gguf")
+	r.Dense = false
+	r.Runs[0].Model = ir.Model{Path: gg, Format: "auto"}
+	r.Output.Formats = []string{"hf"}
+	r.Output.DType = "float32"
+	if err := apply(t, context.Background(), t.TempDir(), r, &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := generate.Load(gg, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := generate.Load(filepath.Join(out, "shortgpt-1", "hf"), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := textdata.ReadDocuments(shareddata.Path(t, "text", "tinystories", "tinystories_val.txt"), "text", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs[:100] {
+		if got, want := m.Tok.EncodePrompt(d), ref.Tok.EncodePrompt(d); !slices.Equal(got, want) {
+			t.Fatalf("%q encodes as %v, the GGUF tokenizer %v", d, got, want)
+		}
+	}
+	if m.LM.Config.Layers != 4 {
+		t.Errorf("exported model has %d blocks, want 4", m.LM.Config.Layers)
+	}
+}

@@ -273,3 +273,126 @@ func SentencePieceFromGGUF(kvs []gguf.KV) (SentencePieceVocab, error) {
 	}
 	return v, nil
 }
+
+// GGUFToJSON writes the tokenizer.json and tokenizer_config.json of a GGUF
+// file's tokenizer (its tokenizer.* metadata), which Load reads back into a
+// tokenizer that encodes as FromGGUF's does: a SentencePiece ("llama") one
+// through SentencePieceJSON, a byte-level BPE ("gpt2") one with its merges
+// and the split regexes its tokenizer.ggml.pre names. context is the
+// model's, for model_max_length; the chat template is carried over.
+func GGUFToJSON(kvs []gguf.KV, context int) (tokJSON, config []byte, err error) {
+	md, err := newGGUFMeta(kvs)
+	if err != nil {
+		return nil, nil, err
+	}
+	template, _, err := md.str(keyChatTemplate)
+	if err != nil {
+		return nil, nil, err
+	}
+	if kind, _, err := md.str(keyModel); err != nil {
+		return nil, nil, err
+	} else if kind != "gpt2" {
+		v, err := SentencePieceFromGGUF(kvs)
+		if err != nil {
+			return nil, nil, err
+		}
+		if tokJSON, err = SentencePieceJSON(v); err != nil {
+			return nil, nil, err
+		}
+		config, err = SentencePieceConfig(v, context, template)
+		return tokJSON, config, err
+	}
+	// FromGGUF checks everything (types, ids, merges, pre-tokenizer).
+	t, err := FromGGUF(kvs)
+	if err != nil {
+		return nil, nil, err
+	}
+	pre, ok, _ := md.str(keyPre)
+	if !ok {
+		pre = "default"
+	}
+	tokens, _, _ := array[string](md, keyTokens, -1)
+	types, hasTypes, _ := array[int32](md, keyTokenType, len(tokens))
+	merges, _, _ := array[string](md, keyMerges, -1)
+
+	vocab := map[string]int32{}
+	var added []map[string]any
+	for i, s := range tokens {
+		typ := int32(typeNormal)
+		if hasTypes {
+			typ = types[i]
+		}
+		switch typ {
+		case typeUndefined, typeNormal, typeByte:
+			vocab[s] = int32(i) // as FromGGUF: the last of duplicates wins
+		case typeControl, typeUnknown, typeUserDefined:
+			added = append(added, map[string]any{"id": i, "content": s, "single_word": false, "lstrip": false,
+				"rstrip": false, "normalized": false, "special": typ != typeUserDefined})
+		}
+	}
+	// llama.cpp keeps a repeated merge's first rank, Load its last: list
+	// each pair once.
+	seen := map[string]bool{}
+	pairs := make([][2]string, 0, len(merges))
+	for _, s := range merges {
+		sp := strings.IndexByte(s[1:], ' ') + 1 // from the second byte, as llama.cpp (FromGGUF checked)
+		if !seen[s] {
+			seen[s] = true
+			pairs = append(pairs, [2]string{s[:sp], s[sp+1:]})
+		}
+	}
+	var pretoks []any
+	for _, e := range ggufPre[pre] {
+		pretoks = append(pretoks, map[string]any{"type": "Split", "pattern": map[string]any{"Regex": e}, "behavior": "Isolated", "invert": false})
+	}
+	pretoks = append(pretoks, map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false})
+	var post any = map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}
+	if len(t.template) > 0 {
+		var single []any
+		special := map[string]any{}
+		for _, it := range t.template {
+			if it.sequence {
+				single = append(single, map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}})
+				continue
+			}
+			name := t.tokens[it.ids[0]]
+			single = append(single, map[string]any{"SpecialToken": map[string]any{"id": name, "type_id": 0}})
+			special[name] = map[string]any{"id": name, "ids": it.ids, "tokens": []string{name}}
+		}
+		post = map[string]any{"type": "TemplateProcessing", "single": single, "pair": single, "special_tokens": special}
+	}
+	doc := map[string]any{
+		"version": "1.0", "truncation": nil, "padding": nil,
+		"added_tokens":   added,
+		"normalizer":     nil,
+		"pre_tokenizer":  map[string]any{"type": "Sequence", "pretokenizers": pretoks},
+		"post_processor": post,
+		"decoder":        map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+		"model": map[string]any{
+			"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+			"fuse_unk": false, "byte_fallback": false, "ignore_merges": t.model.ignoreMerges,
+			"vocab": vocab, "merges": pairs,
+		},
+	}
+	if tokJSON, err = marshalIndent(doc); err != nil {
+		return nil, nil, err
+	}
+	name := func(id int32, ok bool) any {
+		if !ok {
+			return nil
+		}
+		return t.tokens[id]
+	}
+	cfg := map[string]any{
+		"tokenizer_class":              "PreTrainedTokenizerFast",
+		"bos_token":                    name(t.BOS()),
+		"eos_token":                    name(t.EOS()),
+		"clean_up_tokenization_spaces": ggufCleanSpaces(pre),
+		"model_max_length":             context,
+	}
+	if template != "" {
+		cfg["chat_template"] = template
+	}
+	config, err = marshalIndent(cfg)
+	return tokJSON, config, err
+}

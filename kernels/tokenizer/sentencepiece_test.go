@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"lrmc/internal/shareddata"
@@ -134,5 +135,62 @@ func TestSentencePieceFromGGUF(t *testing.T) {
 	byteLevel := []gguf.KV{{Key: "tokenizer.ggml.model", Value: "gpt2"}}
 	if _, err := tokenizer.SentencePieceFromGGUF(byteLevel); !errors.Is(err, tokenizer.ErrNotSentencePiece) {
 		t.Errorf("gpt2 tokenizer: %v", err)
+	}
+}
+
+// A byte-level GGUF tokenizer (the GGUF metadata ToGGUF writes for Qwen3,
+// and for Llama 3, whose pre-tokenizer ignores merges and whose template
+// adds BOS) converted back to tokenizer.json encodes the
+// shared reasoning data as the GGUF tokenizer does, special tokens written
+// in the text and the post-processor's BOS included, and keeps the chat
+// template, BOS and EOS.
+func TestGGUFToJSONByteLevel(t *testing.T) {
+	b, err := os.ReadFile(shareddata.Path(t, "text", "reasoning_tool_use", "reason_tool_use_demo_50.think.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := strings.Split(string(b), "\n")[:12]
+	texts = append(texts, "<|im_start|>user\nHi<|im_end|> 12345 ١٢٣ 日本語テキスト  spaces\t\ttabs")
+	for _, name := range []string{"qwen3", "llama3"} {
+		orig, err := tokenizer.Load(shareddata.Path(t, "tokenizers", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kvs, err := tokenizer.ToGGUF(orig, "{{ messages }}")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		g, err := tokenizer.FromGGUF(kvs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, cfg, err := tokenizer.GGUFToJSON(kvs, 4096)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "tokenizer.json"), js, 0o644)
+		os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644)
+		h, err := tokenizer.Load(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, s := range texts {
+			for _, special := range []bool{false, true} {
+				if got, want := h.Encode(s, special), g.Encode(s, special); !slices.Equal(got, want) {
+					t.Fatalf("%s: %.60q (special %v): %d ids, GGUF %d", name, s, special, len(got), len(want))
+				}
+			}
+		}
+		gb, gok := g.BOS()
+		hb, hok := h.BOS()
+		ge, _ := g.EOS()
+		he, _ := h.EOS()
+		if gb != hb || gok != hok || ge != he || h.Vocab() != g.Vocab() {
+			t.Errorf("%s: bos %d/%d eos %d/%d vocab %d/%d", name, hb, gb, he, ge, h.Vocab(), g.Vocab())
+		}
+		if !strings.Contains(string(cfg), `"chat_template": "{{ messages }}"`) {
+			t.Errorf("%s: tokenizer_config.json lacks the chat template", name)
+		}
 	}
 }
