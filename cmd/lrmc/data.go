@@ -142,13 +142,17 @@ func printPreview(w io.Writer, dn dataNode, pv *ops.DataPreview, maxPieces int) 
 		fmt.Fprintf(w, ", %s sequences, %s tokens trained on", commas(int64(pv.Examples)), commas(int64(pv.Trained)))
 	}
 	fmt.Fprintln(w, ")")
-	if t := pv.Think; t.Blocks > 0 {
-		if t.Seen < t.Blocks {
+	if t := pv.Think; t.Total > 0 {
+		if t.Seen < t.Total {
 			fmt.Fprintf(w, "  warning: the chat template drops reasoning: %d of %d <think> blocks reach the model; %d of %d conversations lose some (first: %s)\n",
-				t.Seen, t.Blocks, len(t.Conversations), pv.Items, joinInts(t.Conversations, 5))
+				t.Seen, t.Total, len(t.Conversations), pv.Items, joinInts(t.Conversations, 5))
 		} else {
-			fmt.Fprintf(w, "  all %d <think> blocks reach the model\n", t.Blocks)
+			fmt.Fprintf(w, "  all %d <think> blocks reach the model\n", t.Total)
 		}
+	}
+	if t := pv.Messages; t.Seen < t.Total {
+		fmt.Fprintf(w, "  warning: the chat template drops or rewrites message text: %d of %d messages' text reaches the model verbatim; %d of %d conversations lose some (first: %s)\n",
+			t.Seen, t.Total, len(t.Conversations), pv.Items, joinInts(t.Conversations, 5))
 	}
 	for _, it := range pv.Shown {
 		fmt.Fprintf(w, "── %s %d · %s tokens\n", strings.TrimSuffix(unit, "s"), it.Index, commas(int64(len(it.IDs))))

@@ -70,7 +70,9 @@ output: dir: "out"
 // The Qwen3 example recipe's preview warns, with counts, that the template
 // drops the reasoning of earlier turns: 60 of 98 blocks of the calibration
 // split and 12 of 14 of the evaluation split reach the model (72 of the
-// file's 112).
+// file's 112); and that two conversations lose message text (their
+// messages hold a second "</think>", and the template keeps what follows
+// the last).
 func TestDataPreviewWarnsOfDroppedReasoning(t *testing.T) {
 	shareddata.Path(t, "text", "reasoning_tool_use", "reason_tool_use_demo_50.think.jsonl")
 	shareddata.Path(t, "tokenizers", "qwen3")
@@ -82,6 +84,7 @@ func TestDataPreviewWarnsOfDroppedReasoning(t *testing.T) {
 		"calibration · shortgpt-1 · reason_tool_use_demo_50.think.jsonl [0, 0.8) · chat, the model's chat template, thinking on\n  40 conversations → ",
 		"warning: the chat template drops reasoning: 60 of 98 <think> blocks reach the model; 15 of 40 conversations lose some",
 		"warning: the chat template drops reasoning: 12 of 14 <think> blocks reach the model; 1 of 10 conversations lose some (first: 44)",
+		"warning: the chat template drops or rewrites message text: 234 of 236 messages' text reaches the model verbatim; 2 of 40 conversations lose some (first: 5, 6)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("preview lacks %q:\n%s", want, out)

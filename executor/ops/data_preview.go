@@ -26,8 +26,9 @@ type DataPreview struct {
 	// Shown are the first n sequences.
 	Shown []PreviewItem
 	// Think counts the <think> blocks of the split's conversations and
-	// how many of them the model sees (zero for plain documents).
-	Think ThinkCount
+	// how many of them the model sees; Messages the messages' text outside
+	// them (zero for plain documents).
+	Think, Messages Survival
 }
 
 // PreviewItem is one sequence as the op feeds it.
@@ -39,12 +40,13 @@ type PreviewItem struct {
 	Mask   []bool   // data.sft: trained on; nil otherwise
 }
 
-// ThinkCount compares reasoning blocks in the data with the rendering.
-type ThinkCount struct {
-	// Blocks is the number of non-empty <think>…</think> blocks (or
-	// reasoning_content fields) in the split's messages; Seen how many of
-	// them appear in what the model is fed.
-	Blocks, Seen int
+// Survival compares pieces of text in the data with what the model is fed.
+type Survival struct {
+	// Total is the number of pieces in the split's messages (non-empty
+	// <think>…</think> blocks or reasoning_content fields; or message
+	// contents outside them), white space trimmed; Seen how many of them
+	// appear verbatim in what the model is fed.
+	Total, Seen int
 	// Conversations lists the indices (in the file) of the conversations
 	// that lose some, in order.
 	Conversations []int
@@ -75,11 +77,13 @@ func PreviewData(op string, params json.RawMessage, dataPath, tokPath string, n 
 	case op == planner.OpSFT:
 		// The reasoning a conversation's examples see, all of them
 		// together: per-turn expansion keeps what the whole rendering drops.
-		var seen, blocks []string
+		var seen, blocks, texts []string
 		last := -1
 		flush := func() {
 			if last >= 0 {
-				pv.Think.add(last, blocks, strings.Join(seen, "\n"))
+				all := strings.Join(seen, "\n")
+				pv.Think.add(last, blocks, all)
+				pv.Messages.add(last, texts, all)
 			}
 			seen = seen[:0]
 		}
@@ -93,7 +97,8 @@ func PreviewData(op string, params json.RawMessage, dataPath, tokPath string, n 
 			text := tf.tok.Text(ex.Tokens)
 			if conv && i != last {
 				flush()
-				last, blocks = i, thinkBlocks(convs[i].Messages)
+				last = i
+				blocks, texts = splitMessages(convs[i].Messages)
 			}
 			seen = append(seen, text)
 			for _, m := range ex.Mask {
@@ -107,7 +112,9 @@ func PreviewData(op string, params json.RawMessage, dataPath, tokPath string, n 
 		flush()
 	case conv:
 		pv.Items, err = eachConversation(dataPath, p, tf, func(i int, c textdata.Conversation, text string, ids []int32) error {
-			pv.Think.add(i, thinkBlocks(c.Messages), text)
+			blocks, texts := splitMessages(c.Messages)
+			pv.Think.add(i, blocks, text)
+			pv.Messages.add(i, texts, text)
 			show(i, text, ids, nil)
 			return nil
 		})
@@ -123,11 +130,11 @@ func PreviewData(op string, params json.RawMessage, dataPath, tokPath string, n 
 	return pv, nil
 }
 
-// add counts the blocks of conversation i that text holds.
-func (t *ThinkCount) add(i int, blocks []string, text string) {
+// add counts the pieces of conversation i that text holds.
+func (t *Survival) add(i int, pieces []string, text string) {
 	lost := false
-	for _, b := range blocks {
-		t.Blocks++
+	for _, b := range pieces {
+		t.Total++
 		if strings.Contains(text, b) {
 			t.Seen++
 		} else {
@@ -139,26 +146,29 @@ func (t *ThinkCount) add(i int, blocks []string, text string) {
 	}
 }
 
-// thinkBlocks returns the reasoning of a conversation's messages: the inner
-// text of each non-empty <think>…</think> block of a string content, and
-// each reasoning_content field, trimmed of the white space templates
-// re-flow around it.
-func thinkBlocks(messages json.RawMessage) []string {
+// splitMessages returns the reasoning of a conversation's messages (the
+// inner text of each non-empty <think>…</think> block of a string content,
+// and each reasoning_content field) and their text outside it, each
+// trimmed of the white space templates re-flow around it.
+func splitMessages(messages json.RawMessage) (think, text []string) {
 	var msgs []struct {
 		Content   any    `json:"content"`
 		Reasoning string `json:"reasoning_content"`
 	}
 	if json.Unmarshal(messages, &msgs) != nil {
-		return nil
+		return nil, nil
 	}
-	var out []string
-	for _, m := range msgs {
-		if r := strings.TrimSpace(m.Reasoning); r != "" {
-			out = append(out, r)
+	keep := func(dst []string, s string) []string {
+		if s = strings.TrimSpace(s); s != "" {
+			dst = append(dst, s)
 		}
+		return dst
+	}
+	for _, m := range msgs {
+		think = keep(think, m.Reasoning)
 		s, _ := m.Content.(string)
 		for {
-			_, rest, ok := strings.Cut(s, "<think>")
+			before, rest, ok := strings.Cut(s, "<think>")
 			if !ok {
 				break
 			}
@@ -166,11 +176,11 @@ func thinkBlocks(messages json.RawMessage) []string {
 			if !ok {
 				break
 			}
-			if r := strings.TrimSpace(inner); r != "" {
-				out = append(out, r)
-			}
+			text = keep(text, before)
+			think = keep(think, inner)
 			s = after
 		}
+		text = keep(text, s)
 	}
-	return out
+	return think, text
 }

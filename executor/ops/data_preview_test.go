@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -91,8 +92,8 @@ func TestPreviewCountsDroppedThinkBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pv.Items != 50 || pv.Think.Blocks != 112 || pv.Think.Seen != 72 || len(pv.Shown) != 0 {
-		t.Errorf("data.tokens: %d conversations, %d of %d blocks seen, %d shown; want 50, 72 of 112, 0", pv.Items, pv.Think.Seen, pv.Think.Blocks, len(pv.Shown))
+	if pv.Items != 50 || pv.Think.Total != 112 || pv.Think.Seen != 72 || len(pv.Shown) != 0 {
+		t.Errorf("data.tokens: %d conversations, %d of %d blocks seen, %d shown; want 50, 72 of 112, 0", pv.Items, pv.Think.Seen, pv.Think.Total, len(pv.Shown))
 	}
 	// A conversation listed as losing some holds more than one assistant
 	// reasoning block: the last turn's always survives.
@@ -104,15 +105,35 @@ func TestPreviewCountsDroppedThinkBlocks(t *testing.T) {
 		t.Error("no conversation listed as losing reasoning")
 	}
 	for _, i := range pv.Think.Conversations {
-		if n := len(thinkBlocks(convs[i].Messages)); n < 2 {
-			t.Errorf("conversation %d loses reasoning but has %d blocks", i, n)
+		if think, _ := splitMessages(convs[i].Messages); len(think) < 2 {
+			t.Errorf("conversation %d loses reasoning but has %d blocks", i, len(think))
 		}
+	}
+	// Qwen3's template keeps what follows the last "</think>" of a
+	// message: the text of the messages holding more "</think>" than
+	// "<think>" is lost, and only theirs.
+	var unbalanced []int
+	for i, c := range convs {
+		var msgs []struct {
+			Content string `json:"content"`
+		}
+		json.Unmarshal(c.Messages, &msgs)
+		for _, m := range msgs {
+			if strings.Count(m.Content, "</think>") != strings.Count(m.Content, "<think>") {
+				unbalanced = append(unbalanced, i)
+				break
+			}
+		}
+	}
+	if len(unbalanced) == 0 || !slices.Equal(pv.Messages.Conversations, unbalanced) || pv.Messages.Seen >= pv.Messages.Total {
+		t.Errorf("conversations losing message text: %v (%d of %d seen); unbalanced <think> tags in %v",
+			pv.Messages.Conversations, pv.Messages.Seen, pv.Messages.Total, unbalanced)
 	}
 	pv, err = PreviewData(planner.OpSFT, params, data, tok, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pv.Think.Blocks != 112 || pv.Think.Seen != 112 || pv.Examples <= pv.Items {
-		t.Errorf("data.sft: %d of %d blocks seen in %d examples of %d conversations; want all, expanded per turn", pv.Think.Seen, pv.Think.Blocks, pv.Examples, pv.Items)
+	if pv.Think.Total != 112 || pv.Think.Seen != 112 || pv.Examples <= pv.Items {
+		t.Errorf("data.sft: %d of %d blocks seen in %d examples of %d conversations; want all, expanded per turn", pv.Think.Seen, pv.Think.Total, pv.Examples, pv.Items)
 	}
 }
