@@ -57,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().Lookup("wait").NoOptDefVal = "true"
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g),
-		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd(), reportCmd(), schemaCmd(), recipeTopic())
+		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd(), reportCmd(), schemaCmd(), recipeTopic(), dataCmd(g))
 	completeFlags(root)
 	if err := root.Execute(); err != nil {
 		var ee exitError
