@@ -37,7 +37,7 @@ drift by tens of percent over minutes.`,
 			return gemmC.RunE(cmd, nil)
 		},
 	}
-	cmd.AddCommand(gemmC, benchModelCmd(), benchCaptureCmd(), benchEvalCmd(), benchSmokeCmd())
+	cmd.AddCommand(gemmC, benchModelCmd(), benchCaptureCmd(), benchEvalCmd(), benchSmokeCmd(), benchDynamicCmd())
 	return cmd
 }
 

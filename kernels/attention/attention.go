@@ -207,16 +207,27 @@ func (s shape) run(workers []*scratch, out, q, kp, vt []float32) {
 }
 
 // span is one job's run of queries: t query rows from row (of q and out)
-// at positions keys−t…keys−1, attending to keys packed (as pack lays one
+// at positions keys−t…keys−1 (or, when qpos is set, at the increasing
+// positions qpos[0…t−1]), attending to keys packed (as pack lays one
 // sequence out) from index packed of kp and vt. A sequence of Causal is a
 // span with keys = t.
-type span struct{ row, t, keys, packed int }
+type span struct {
+	row, t, keys, packed int
+	qpos                 []int32
+}
+
+// at is the position of query p of the span.
+func (sp span) at(p int) int {
+	if sp.qpos != nil {
+		return int(sp.qpos[p])
+	}
+	return sp.keys - sp.t + p
+}
 
 // job computes query tile qt of span sp for the query heads of kv head g,
 // stacked: stacked row r is head g·group + r/qn at query q0 + r%qn.
 func (s shape) job(w *scratch, out, q, kp, vt []float32, sp span, g, qt int) {
 	hd, qd := s.hd, s.heads*s.hd
-	off := sp.keys - sp.t // position of query 0
 	q0 := qt * qTile
 	qn := min(qTile, sp.t-q0)
 	rows := s.group * qn
@@ -238,14 +249,15 @@ func (s shape) job(w *scratch, out, q, kp, vt []float32, sp span, g, qt int) {
 	base := sp.packed + g*sp.keys*hd
 	// Key tiles starting after the tile's last query are fully masked and
 	// skipped.
-	for k0 := 0; k0 < off+q0+qn; k0 += kTile {
+	for k0 := 0; k0 <= sp.at(q0+qn-1); k0 += kTile {
 		cols := min(kTile, sp.keys-k0)
 		sc := w.sc[:rows*cols]
 		gemm.MatMulThreads(sc, qs, kp[base+k0*hd:], rows, hd, cols, 1)
 		for r := range rows {
 			// Keys past this row's position are masked: only a tile that
-			// reaches beyond off+q0 has any.
-			visible := min(cols, off+q0+r%qn-k0+1)
+			// reaches beyond the tile's first query has any (with qpos, a
+			// tile may lie wholly past a query: softmaxStep skips it).
+			visible := min(cols, sp.at(q0+r%qn)-k0+1)
 			alpha[r] = softmaxStep(sc[r*cols:(r+1)*cols], visible, &m[r], &l[r])
 		}
 		gemm.MatMulThreads(pv, sc, vt[base+k0*hd:], rows, cols, hd, 1)

@@ -49,3 +49,8 @@ func withProcs(threads int, fn func()) {
 	defer runtime.GOMAXPROCS(prev)
 	fn()
 }
+
+// ProcessCPUTime is the user+system CPU time of the whole process so far
+// (zero off Unix): on a machine shared with other work, a phase's CPU time
+// moves less than its wall time.
+func ProcessCPUTime() time.Duration { return processCPUTime() }

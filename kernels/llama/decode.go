@@ -95,10 +95,8 @@ func (d *Decoder) Step(token int32, pos int) []float32 {
 		tensor.RMSNorm(d.xb, x, l.AttnNorm, c.NormEps)
 		krow := d.kc[i][pos*kvd : (pos+1)*kvd]
 		vrow := d.vc[i][pos*kvd : (pos+1)*kvd]
-		w.wq.mul(q, d.xb, 1, dim, qd)
-		w.wk.mul(krow, d.xb, 1, dim, kvd)
-		w.wv.mul(vrow, d.xb, 1, dim, kvd)
-		l.qkPrep(c, q, krow, vrow)
+		m.Query(i, q, d.xb, 1)
+		m.KeyValue(i, krow, vrow, d.xb, 1)
 		rotate(q, d.cos, d.sin, c.RopeStyle)
 		rotate(krow, d.cos, d.sin, c.RopeStyle)
 		for h := range c.Heads {

@@ -46,7 +46,6 @@ func (m *Model) ForwardForks(forks []Fork) []float32 {
 	var tokens []int32
 	var pos []int32
 	starts := make([]int, len(forks)) // first row of each fork
-	positions := 1
 	for fi, f := range forks {
 		n := len(f.Context)
 		if n == 0 {
@@ -65,13 +64,11 @@ func (m *Model) ForwardForks(forks []Fork) []float32 {
 			for j := range b {
 				pos = append(pos, int32(n+j))
 			}
-			positions = max(positions, n+len(b))
 		}
-		positions = max(positions, n)
 	}
 	h := m.Embed(tokens, nil)
 	for i := range m.Layers {
-		h = m.blockRows(i, h, len(tokens), positions, func(r int) int { return int(pos[r]) }, nil, func(att, q, k, v []float32) {
+		h = m.blockRows(i, h, len(tokens), func(r int) int { return int(pos[r]) }, nil, func(att, q, k, v []float32) {
 			m.forkAttention(i, att, q, k, v, forks, starts)
 		})
 	}

@@ -56,7 +56,7 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 	// Causal attention, flash style: query × key tiles on the GEMM with an
 	// online softmax, never a t×t score matrix (kernels/attention). The
 	// Decoder keeps run.c's per-query order, which the reference test pins.
-	return m.blockRows(i, h, n, t, func(r int) int { return r % t }, tap, func(att, q, k, v []float32) {
+	return m.blockRows(i, h, n, func(r int) int { return r % t }, tap, func(att, q, k, v []float32) {
 		if kv != nil {
 			kv(k, v)
 		}
@@ -65,80 +65,39 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 }
 
 // blockRows runs transformer block i over n rows of hidden state h, row r
-// at position pos(r) < positions, with attn computing the attention output
-// att [n, QDim] from the rotated q [n, QDim], k and v [n, KVDim]: which
-// rows see which is attn's to say. Block (sequences) and ForwardForks
-// (contexts with branches) differ only there.
+// at position pos(r), with attn computing the attention output att [n,
+// QDim] from the rotated q [n, QDim], k and v [n, KVDim]: which rows see
+// which is attn's to say. Block (sequences) and ForwardForks (contexts with
+// branches) differ only there. It is made of the exported parts (parts.go)
+// that kernels/dynamic runs on chosen rows.
 //
 // tap, when not nil, is handed every linear layer's input (BlockTap).
-func (m *Model) blockRows(i int, h []float32, n, positions int, pos func(r int) int, tap Tap, attn func(att, q, k, v []float32)) []float32 {
+func (m *Model) blockRows(i int, h []float32, n int, pos func(r int) int, tap Tap, attn func(att, q, k, v []float32)) []float32 {
 	c := m.Config.Layer(i)
-	l, w := &m.Layers[i], m.projections(i)
-	d, qd, kvd, hid, hd := c.Dim, c.QDim(), c.KVDim(), c.HiddenDim, c.HeadDim()
+	d, qd, kvd := c.Dim, c.QDim(), c.KVDim()
 
 	// Attention.
 	xb := make([]float32, n*d)
-	tensor.RMSNormRows(xb, h, l.AttnNorm, c.NormEps)
+	m.AttnNorm(i, xb, h)
 	tap.at(SiteAttnIn, xb, d)
 	q := make([]float32, n*qd)
 	k := make([]float32, n*kvd)
 	v := make([]float32, n*kvd)
-	w.wq.mul(q, xb, n, d, qd)
-	w.wk.mul(k, xb, n, d, kvd)
-	w.wv.mul(v, xb, n, d, kvd)
-	l.qkPrep(c, q, k, v)
-
-	freqs := RopeFreqs(c)
-	cos, sin := make([]float32, positions*hd/2), make([]float32, positions*hd/2)
-	for p := range positions {
-		ropeAt(cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2], freqs, p)
-	}
-	for r := range n {
-		p := pos(r)
-		cs, sn := cos[p*hd/2:(p+1)*hd/2], sin[p*hd/2:(p+1)*hd/2]
-		rotate(q[r*qd:(r+1)*qd], cs, sn, c.RopeStyle)
-		rotate(k[r*kvd:(r+1)*kvd], cs, sn, c.RopeStyle)
-	}
+	m.Query(i, q, xb, n)
+	m.KeyValue(i, k, v, xb, n)
+	m.Rotate(i, q, n, pos)
+	m.Rotate(i, k, n, pos)
 	att := make([]float32, n*qd)
 	attn(att, q, k, v)
 	tap.at(SiteOIn, att, qd)
 	out := make([]float32, n*d)
-	w.wo.mul(out, att, n, qd, d)
-	if c.OutBias {
-		addRows(out, l.Bo)
-	}
+	m.AttnOutput(i, out, att, n)
 	tensor.Add(out, h)
 
 	// SwiGLU MLP.
-	tensor.RMSNormRows(xb, out, l.FFNNorm, c.NormEps)
-	tap.at(SiteMLPIn, xb, d)
-	hb := make([]float32, n*hid)
-	hb2 := make([]float32, n*hid)
-	w.w1.mul(hb, xb, n, d, hid)
-	w.w3.mul(hb2, xb, n, d, hid)
-	tensor.SwiGLU(hb, hb2)
-	tap.at(SiteDownIn, hb, hid)
-	w.w2.mul(xb, hb, n, hid, d)
-	if c.OutBias {
-		addRows(xb, l.B2)
-	}
+	m.mlp(i, xb, out, n, tap)
 	tensor.Add(out, xb)
 	return out
-}
-
-// qkPrep applies what comes between the q, k, v projections and the rotary
-// embedding, on any number of rows: the biases (Qwen2), then the per-head
-// RMSNorm of q and k (Qwen3), in Hugging Face's order.
-func (l *Layer) qkPrep(c Config, q, k, v []float32) {
-	if c.QKVBias {
-		addRows(q, l.Bq)
-		addRows(k, l.Bk)
-		addRows(v, l.Bv)
-	}
-	if c.QKNorm {
-		tensor.RMSNormRows(q, q, l.QNorm, c.NormEps)
-		tensor.RMSNormRows(k, k, l.KNorm, c.NormEps)
-	}
 }
 
 // addRows adds bias to every row of x, whose width is len(bias).
