@@ -71,4 +71,7 @@ echo "peak RSS: $((peak >> 10)) MiB ($(awk "BEGIN {printf \"%.2f\", $peak / 1048
 jq -r 'select(.event == "finished" and .op == "capture.block") | "\(.label)\t\(.seconds) s"' "$dir/events.jsonl"
 jq -rs '[.[] | select(.event == "finished" and .op == "capture.block") | .seconds] |
 	if length > 0 then "capture: \(length) blocks, mean \(add / length * 100 | round / 100) s per block" else "capture: all cached" end' "$dir/events.jsonl"
-jq -r 'select(.event == "finished" and (.op | test("model.load|capture.embed|shortgpt|prune"))) | "\(.op)\t\(.label)\t\(.seconds) s"' "$dir/events.jsonl"
+jq -rs '[.[] | select(.event == "finished" and .op == "shortgpt.bi") | .seconds] |
+	if length > 0 then "shortgpt.bi: \(length) scores, \(add * 1000 | round) ms in all" else empty end' "$dir/events.jsonl"
+jq -r 'select(.event == "finished" and (.op | test("^(model.load|capture.embed|prune.depth)$"))) | "\(.op)\t\(.label)\t\(.seconds) s"' "$dir/events.jsonl"
+jq -r '.runs[] | "removed blocks: \(.removed)"' "$dir/out/results.json"
