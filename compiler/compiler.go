@@ -144,6 +144,13 @@ type compiler struct {
 	// cuePaths are the field paths of the schema's errors, so checks in Go
 	// can stay quiet about what follows from them.
 	cuePaths []string
+	// recipe is #Recipe with eval's shape settled (schema.For), where
+	// the fields allowed at a position are looked up.
+	recipe cue.Value
+	// reportedUnknown holds the paths of fields reported as not allowed;
+	// misspelt the paths their suggestions stand for (suggest.go).
+	reportedUnknown map[string]bool
+	misspelt        []string
 }
 
 func newCompiler(path string) (*compiler, error) {
@@ -175,6 +182,7 @@ func (c *compiler) compile() *ir.Recipe {
 	}
 	c.user = user
 	recipe := c.schema.For(user)
+	c.recipe = recipe
 	c.full = recipe.Unify(user)
 	if err := c.full.Validate(cue.Concrete(true), cue.Final()); err != nil {
 		c.addCUE(err)
@@ -200,9 +208,7 @@ func (c *compiler) unknownFields(user, schema cue.Value, sels []string) {
 		sel := it.Selector()
 		here := append(slices.Clone(sels), sel.String())
 		if !schema.Allows(sel) {
-			if path := formatPath(here); !slices.Contains(c.cuePaths, path) {
-				c.errs.add(c.valuePos(it.Value()), path, "field not allowed")
-			}
+			c.notAllowed(c.valuePos(it.Value()), here)
 			continue
 		}
 		sub := schema.LookupPath(cue.MakePath(sel))
@@ -372,6 +378,10 @@ func (c *compiler) addCUE(err error) {
 		msg = c.readable(msg, sels)
 		path := formatPath(sels)
 		c.cuePaths = append(c.cuePaths, path)
+		if msg == "field not allowed" && len(sels) > 0 {
+			c.notAllowed(pos, sels)
+			continue
+		}
 		c.errs.add(pos, path, "%s", msg)
 	}
 }

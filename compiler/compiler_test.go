@@ -403,7 +403,7 @@ func TestCompileChatSynthetic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := filepath.Join(dir, "files/tokenizer")
+	tok := filepath.Join(dir, "files/chattok")
 	synthetic := func(layers int) ir.Model {
 		return ir.Model{Tokenizer: tok, DType: "float32", Synthetic: &ir.Synthetic{
 			Arch: "qwen3", Layers: layers, Dim: 64, Heads: 4, KVHeads: 2, HeadDim: 32,

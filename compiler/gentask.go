@@ -13,6 +13,7 @@ import (
 	"lrmc/compiler/ir"
 	"lrmc/kernels/chattemplate"
 	"lrmc/kernels/geneval"
+	"lrmc/kernels/gguf"
 )
 
 // Generation tasks (schema #GenTask): decoded beside the multiple-choice
@@ -281,9 +282,8 @@ func (r *resolver) genSettings(d genDef) *ir.GenTask {
 
 // checkChat reports a generation evaluation that renders its prompt with
 // a chat template when the model's tokenizer has none: a llama2.c
-// tokenizer, or a Hugging Face tokenizer_config.json without
-// chat_template. (A GGUF file's template is read when the evaluation
-// runs, which fails then.)
+// tokenizer, a Hugging Face tokenizer_config.json without chat_template,
+// or a GGUF file without tokenizer.chat_template.
 func (c *compiler) checkChat(run string, m ir.Model, evals []ir.Eval) {
 	for _, e := range evals {
 		if e.Gen == nil || !e.Gen.Chat {
@@ -309,6 +309,24 @@ func (c *compiler) checkChat(run string, m ir.Model, evals []ir.Eval) {
 	}
 }
 
+// noGGUFTemplate says why the GGUF file at path has no chat template, or
+// "" when it has one or cannot tell (a file that does not open as GGUF is
+// the plan's to report, which reads it as the model).
+func noGGUFTemplate(path string, st fs.FileInfo) string {
+	if !st.Mode().IsRegular() {
+		return "" // reported where the path was checked
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, ok := f.Value("tokenizer.chat_template"); ok {
+		return ""
+	}
+	return fmt.Sprintf("%s has no tokenizer.chat_template", path)
+}
+
 // noTemplate says why the tokenizer at path has no chat template, or ""
 // when it has one or cannot tell yet.
 func noTemplate(path string) string {
@@ -318,7 +336,7 @@ func noTemplate(path string) string {
 	}
 	if !st.IsDir() {
 		if strings.EqualFold(filepath.Ext(path), ".gguf") {
-			return ""
+			return noGGUFTemplate(path, st)
 		}
 		return fmt.Sprintf("%s is a llama2.c model or tokenizer, which has none", path)
 	}

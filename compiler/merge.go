@@ -36,6 +36,9 @@ type resolver struct {
 	// item inherited by every run is reported once.
 	owner  string
 	layers []layer
+	// tok is where the model's tokenizer is (tokenizerOf), for checks of
+	// data rendered with its chat template; "" before the model is known.
+	tok string
 }
 
 // hit is a resolved field.
@@ -142,7 +145,7 @@ func (r *resolver) get(field string) (hit, bool) {
 func (r *resolver) need(field string) (hit, bool) {
 	h, ok := r.get(field)
 	if !ok {
-		r.c.errs.add(r.missingPos(field), r.msgPath(field), "field is required but not present")
+		r.missing(field, "field is required but not present")
 	}
 	return h, ok
 }

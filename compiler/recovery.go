@@ -32,7 +32,10 @@ var (
 // Defaults come from #Defaults.recovery, and for the chosen method and loss
 // from #Defaults.recoveryMethod and #Defaults.recoveryLoss; fields of
 // another method or loss stay zero.
-func (r *resolver) recovery() ir.Recovery {
+//
+// The data default to the run's calibration data, and data written
+// without a split to the calibration's split (cal, when hasCal).
+func (r *resolver) recovery(cal ir.Calibration, hasCal bool) ir.Recovery {
 	mh, _ := r.get("recovery.method") // #Defaults sets it
 	method := r.name(mh, recoveryMethods)
 	switch method {
@@ -44,18 +47,24 @@ func (r *resolver) recovery() ir.Recovery {
 	}
 	rec := ir.Recovery{Method: method}
 
-	if r.has("recovery.data") {
+	switch {
+	case r.has("recovery.data"):
 		rec.Data = r.data("recovery.data")
 		r.multipleChoiceOnly(rec.Data, "recovery.data", "recovery")
-	} else {
-		r.c.errs.add(r.missingPos("recovery.data"), r.msgPath("recovery.data"),
-			"field is required but not present: method %s trains on data", method)
+		if hasCal && !r.has("recovery.data.split.from") && !r.has("recovery.data.split.to") {
+			rec.Data.Split = cal.Data.Split
+		}
+		r.checkRecords(rec.Data, "recovery.data")
+	case hasCal:
+		rec.Data = cal.Data
+	default:
+		r.missing("recovery.data", "field is required but not present: method %s trains on data, "+
+			"the calibration data when not set, and this run has no calibration", method)
 	}
 	if h, ok := r.get("recovery.steps"); ok {
 		rec.Steps, _ = r.int(h)
 	} else {
-		r.c.errs.add(r.missingPos("recovery.steps"), r.msgPath("recovery.steps"),
-			"field is required but not present: method %s trains for this many optimizer steps", method)
+		r.missing("recovery.steps", "field is required but not present: method %s trains for this many optimizer steps", method)
 	}
 	for _, f := range []struct {
 		name string

@@ -40,6 +40,7 @@ func (c *compiler) resolve() *ir.Recipe {
 	rec.Dense = dense
 	if dense {
 		rec.DenseModel = top.model()
+		top.tok = tokenizerOf(rec.DenseModel)
 		rec.DenseEval = top.evals()
 		c.checkChat("", rec.DenseModel, rec.DenseEval)
 		if len(rec.DenseEval) == 0 && !c.cueErrorRelated("eval") {
@@ -89,6 +90,8 @@ func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run
 	if !runName.MatchString(name) {
 		c.errs.add(c.labelPos(user), runPath(name), "run name must match %s (it names the run's output directory)", runName)
 	}
+	// Plan-time errors about a run's defaults are reported at the run.
+	c.positions[runPath(name)] = c.labelPos(user)
 	r := &resolver{c: c, run: name, owner: name, layers: []layer{
 		{
 			user: user, full: c.full.LookupPath(cue.MakePath(cue.Str("runs"), cue.Str(name))),
@@ -98,19 +101,21 @@ func (c *compiler) resolveRun(name string, user cue.Value, top *resolver) ir.Run
 		top.layers[1],
 	}}
 	run := ir.Run{Name: name, Model: r.model()}
+	r.tok = tokenizerOf(run.Model)
 	var needsCalibration bool
 	run.Prune, needsCalibration = r.prune()
+	r.checkShape(run.Model, run.Prune)
 	switch {
 	case needsCalibration && !r.has("calibration"):
-		r.c.errs.add(r.missingPos("calibration"), r.msgPath("calibration"),
-			"field is required but not present: %s/%s measures the model on calibration data",
+		r.missing("calibration", "field is required but not present: %s/%s measures the model on calibration data",
 			run.Prune.Paradigm, run.Prune.Method)
 	case r.has("calibration"):
 		s, _ := spec.Lookup(run.Prune.Paradigm, run.Prune.Method)
 		run.Calibration = r.calibration(s.DefaultSamples, s.DefaultSeqLen)
 	}
-	run.Recovery = r.recovery()
+	run.Recovery = r.recovery(run.Calibration, r.has("calibration"))
 	run.Eval = r.evals()
+	r.checkOverlap(run)
 	c.checkChat(name, run.Model, run.Eval)
 	return run
 }
@@ -186,9 +191,8 @@ func (r *resolver) model() ir.Model {
 	i := r.layerOf(true, modelSources...)
 	if i < 0 {
 		// A misspelt "pth" is reported by the schema; this would repeat it.
-		if !r.c.cueErrorUnder(r.msgPath("model"), "model") {
-			r.c.errs.add(r.missingPos("model.path"), r.msgPath("model.path"),
-				"field is required but not present: a model is a checkpoint (path) or random weights (synthetic)")
+		if !r.c.cueErrorUnder(r.msgPath("model"), "model") && !r.misspeltAs(modelSources...) {
+			r.missing("model.path", "field is required but not present: a model is a checkpoint (path) or random weights (synthetic)")
 		}
 		return m
 	}
@@ -227,8 +231,7 @@ func (r *resolver) model() ir.Model {
 	m.Synthetic = r.synthetic()
 	switch {
 	case !hasTok:
-		r.c.errs.add(r.missingPos("model.tokenizer"), r.msgPath("model.tokenizer"),
-			"field is required but not present: a synthetic model has no tokenizer of its own; name a directory with tokenizer.json")
+		r.missing("model.tokenizer", "field is required but not present: a synthetic model has no tokenizer of its own; name a directory with tokenizer.json")
 	case m.Tokenizer != "":
 		st, err := os.Stat(m.Tokenizer)
 		switch {
@@ -456,7 +459,7 @@ func (r *resolver) methodOptions(s spec.Spec) ir.Options {
 		s.Check(o, func(field, format string, args ...any) {
 			h, ok := written[field]
 			if !ok {
-				r.c.errs.add(r.missingPos("prune."+field), r.msgPath("prune."+field), format, args...)
+				r.missing("prune."+field, format, args...)
 				return
 			}
 			r.c.errs.add(h.pos, h.path, format, args...)
@@ -500,7 +503,7 @@ func (r *resolver) depthAmount(p *ir.Prune) {
 	i := r.layerOf(true, amounts...)
 	if i < 0 {
 		// A misspelt "remov" is reported by the schema; this would repeat it.
-		if !r.c.cueErrorUnder(r.msgPath("prune"), "prune") {
+		if !r.c.cueErrorUnder(r.msgPath("prune"), "prune") && !r.misspeltAs(amounts...) {
 			r.c.errs.add(r.missingPos("prune.remove"), r.msgPath("prune"),
 				"depth pruning needs one of remove (blocks), ratio (fraction of blocks) or layers (block indices)")
 		}
@@ -543,6 +546,7 @@ func (r *resolver) calibration(defSamples, defSeqLen int) ir.Calibration {
 	var cal ir.Calibration
 	cal.Data = r.data("calibration.data")
 	r.multipleChoiceOnly(cal.Data, "calibration.data", "calibration")
+	r.checkRecords(cal.Data, "calibration.data")
 	count := func(field string, def int) int {
 		h, ok := r.get(field)
 		if !ok && def == 0 {
@@ -598,6 +602,7 @@ func (r *resolver) data(field string) ir.Data {
 		}
 	}
 	d.Template, d.Thinking = r.template(field, d.Format)
+	r.checkTemplate(d, field)
 	fh, fok := r.get(field + ".split.from")
 	th, tok := r.get(field + ".split.to")
 	if !fok || !tok {
@@ -676,12 +681,16 @@ func (r *resolver) template(field, format string) (string, *bool) {
 		tmpl = "model"
 	}
 	if h, ok := r.get(field + ".template"); ok {
-		if s, ok := r.oneOf(h, "template", "templates", templates); ok {
-			if s == "model" && tmpl == "none" {
-				r.c.errs.add(h.pos, h.path, "template \"model\" renders chat and instruction data; format is %q", format)
-			} else {
-				tmpl = s
-			}
+		s, ok := r.oneOf(h, "template", "templates", templates)
+		switch {
+		case !ok:
+			return "", nil // reported
+		case s == "model" && tmpl == "none":
+			r.c.errs.add(h.pos, h.path, "template \"model\" renders chat and instruction data; format is %q", format)
+			return "", nil
+		case s == "none" && tmpl == "model":
+			r.c.errs.add(h.pos, h.path, "%s", noTemplateForData(format))
+			return "", nil
 		}
 	}
 	h, ok := r.get(field + ".thinking")
@@ -812,7 +821,7 @@ func (r *resolver) evals() []ir.Eval {
 	var out []ir.Eval
 	first := map[string]string{}
 	add := func(field string, full, written cue.Value, name string, named bool) {
-		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, field), layers: []layer{
+		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, field), tok: r.tok, layers: []layer{
 			{user: written, full: full, run: l.run, prefix: join(l.prefix, field), root: r.c.valuePos(written)},
 			{full: r.c.defaults.LookupPath(cue.ParsePath("eval")), isDefault: true},
 		}}
@@ -897,6 +906,7 @@ func (r *resolver) eval() ir.Eval {
 	}
 	if written == "perplexity" {
 		r.multipleChoiceOnly(e.Data, "data", "perplexity")
+		r.checkRecords(e.Data, "data")
 		if h, ok := r.need("seqLen"); ok {
 			e.SeqLen, _ = r.int(h)
 		}

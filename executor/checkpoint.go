@@ -51,6 +51,6 @@ func (c *checkpoints) Load() (int64, []byte, bool, error) {
 	}
 	c.used = true
 	step := int64(binary.LittleEndian.Uint64(b))
-	c.x.e.emit(Event{Event: EventResumed, Node: c.n.Key.String(), Op: c.n.Op, Label: c.n.Label, Done: step})
+	c.x.e.emit(Event{Event: EventResumed, Node: c.n.Key.String(), Op: c.n.Op, Label: c.n.Label, Runs: c.n.Runs, Done: step})
 	return step, b[8:], true, nil
 }

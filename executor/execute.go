@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"lrmc/cache"
+	"lrmc/digest"
 	"lrmc/planner"
 )
 
@@ -27,6 +30,11 @@ type Options struct {
 	// sources changed fails with "input changed during apply" and nothing
 	// is stored for it.
 	Sources Sources
+	// FailFast stops the whole execution at the first failing node. By
+	// default a failure stops only the nodes that depend on it: every
+	// other target still resolves, and Run reports the failures with the
+	// results it could produce (RunError).
+	FailFast bool
 }
 
 // Executor runs graphs against a store with a fixed set of ops.
@@ -67,6 +75,74 @@ type Result struct {
 	bytes  map[*planner.Node][]byte
 	// Ran counts the ops that ran; Cached the results read from the cache.
 	Ran, Cached int
+	// Failures are the nodes that failed themselves (not those that only
+	// lost an input), in graph order; FailedTargets the targets that did
+	// not resolve because of them. Both are empty when Run returns no
+	// error.
+	Failures      []Failure
+	FailedTargets []*planner.Node
+}
+
+// Failure is a node whose op (or cache read) failed.
+type Failure struct {
+	Node *planner.Node
+	Err  error // the op's own error, without the node's name
+}
+
+func (f Failure) Error() string {
+	return fmt.Sprintf("%s (%s %s): %v", f.Node.Label, f.Node.Op, f.Node.Key.Short(), f.Err)
+}
+
+func (f Failure) Unwrap() error { return f.Err }
+
+// RunError is what Run returns when, without FailFast, some targets
+// failed; the Result still holds every target that resolved.
+type RunError struct {
+	Failures []Failure
+}
+
+func (e *RunError) Error() string {
+	msgs := make([]string, len(e.Failures))
+	for i, f := range e.Failures {
+		msgs[i] = f.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap exposes each failure's error to errors.Is and errors.As.
+func (e *RunError) Unwrap() []error {
+	errs := make([]error, len(e.Failures))
+	for i, f := range e.Failures {
+		errs[i] = f
+	}
+	return errs
+}
+
+// FailedRuns maps the name of every run with a failed target to the
+// failures behind it (the failed nodes that run uses). A failure that no
+// run owns (the recipe-wide results node) is listed under "".
+func (r *Result) FailedRuns() map[string][]Failure {
+	out := map[string][]Failure{}
+	for _, t := range r.FailedTargets {
+		for _, run := range t.Runs {
+			if _, ok := out[run]; ok {
+				continue
+			}
+			var fs []Failure
+			for _, f := range r.Failures {
+				if f.Node == t || slices.Contains(f.Node.Runs, run) {
+					fs = append(fs, f)
+				}
+			}
+			if run == "" && len(fs) == 0 {
+				// The results node lost an input of some run: that
+				// run is listed already.
+				continue
+			}
+			out[run] = fs
+		}
+	}
+	return out
 }
 
 // Value returns a target's decoded result.
@@ -111,13 +187,28 @@ type execution struct {
 	states  map[*planner.Node]*state
 	pending map[*planner.Node]int // users not yet finished, for freeing values
 	keep    map[*planner.Node]bool
-	ran     int
-	cached  int
+	// failed holds each node whose own op (or cache read) failed, with
+	// its error; prior the results an earlier execution handed over.
+	failed map[*planner.Node]error
+	prior  map[digest.Digest]*state
+	ran    int
+	cached int
 }
 
 // Run resolves every target of g. On error or cancellation, nodes that
-// finished are already in the store, so running again resumes.
+// finished are already in the store, so running again resumes. Without
+// FailFast, a failing node fails only what depends on it: Run returns a
+// *RunError with a Result holding every target that resolved.
 func (e *Executor) Run(ctx context.Context, g *planner.Graph) (*Result, error) {
+	return e.RunWith(ctx, g, nil)
+}
+
+// RunWith is Run taking the results of earlier targets from prior (an
+// execution of another graph of the same recipe), by key, instead of
+// reading them from the cache again: after a run failed, the graph of the
+// runs that succeeded is resolved from what the first execution holds.
+func (e *Executor) RunWith(ctx context.Context, g *planner.Graph, prior *Result) (*Result, error) {
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	x := &execution{
@@ -126,6 +217,18 @@ func (e *Executor) Run(ctx context.Context, g *planner.Graph) (*Result, error) {
 		states:  map[*planner.Node]*state{},
 		pending: map[*planner.Node]int{},
 		keep:    map[*planner.Node]bool{},
+		failed:  map[*planner.Node]error{},
+	}
+	if prior != nil {
+		x.prior = map[digest.Digest]*state{}
+		for n, v := range prior.values {
+			x.prior[n.Key] = &state{val: v, bytes: prior.bytes[n]}
+		}
+		for n, b := range prior.bytes {
+			if _, ok := x.prior[n.Key]; !ok {
+				x.prior[n.Key] = &state{bytes: b}
+			}
+		}
 	}
 	for _, n := range g.Nodes {
 		for _, in := range n.Inputs {
@@ -149,25 +252,46 @@ func (e *Executor) Run(ctx context.Context, g *planner.Graph) (*Result, error) {
 		v, err := x.wait(t)
 		if err != nil {
 			errs = append(errs, err)
+			res.FailedTargets = append(res.FailedTargets, t)
 			continue
 		}
 		res.values[t] = v
 	}
+	res.Ran, res.Cached = x.ran, x.cached
 	if len(errs) > 0 {
 		// Report the cause rather than the cancellations it triggered.
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			return nil, cause
+		cause := context.Cause(ctx)
+		if parent.Err() != nil {
+			cause = context.Cause(parent)
 		}
-		return nil, errs[0]
+		if e.opts.FailFast || parent.Err() != nil {
+			if cause != nil && !errors.Is(cause, context.Canceled) {
+				return nil, cause
+			}
+			return nil, errs[0]
+		}
+		for _, n := range g.Nodes {
+			if err, ok := x.failed[n]; ok {
+				res.Failures = append(res.Failures, Failure{Node: n, Err: err})
+			}
+		}
+		if len(res.Failures) == 0 {
+			// Cannot happen: a target fails only through a node that
+			// failed; keep the error rather than lose it.
+			return nil, errs[0]
+		}
 	}
 	for _, o := range g.Outputs {
 		if o.Node == nil || o.Node.IsSource() {
 			continue
 		}
-		s := x.states[o.Node]
-		res.bytes[o.Node] = s.bytes
+		if s := x.states[o.Node]; s != nil && s.err == nil {
+			res.bytes[o.Node] = s.bytes
+		}
 	}
-	res.Ran, res.Cached = x.ran, x.cached
+	if len(res.Failures) > 0 {
+		return res, &RunError{Failures: res.Failures}
+	}
 	return res, nil
 }
 
@@ -184,7 +308,7 @@ func (x *execution) start(n *planner.Node) *state {
 		go func() {
 			defer close(s.done)
 			s.val, s.bytes, s.err = x.resolve(n)
-			if s.err != nil {
+			if s.err != nil && x.e.opts.FailFast {
 				x.cancel(s.err)
 			}
 		}()
@@ -214,9 +338,12 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 	if n.IsSource() {
 		return n.Source, nil, nil
 	}
+	if p, ok := x.prior[n.Key]; ok {
+		return p.val, x.keepBytes(n, p.bytes), nil
+	}
 	op := x.e.ops[n.Op]
 	ephemeral := planner.IsEphemeral(n.Op)
-	ev := Event{Node: n.Key.String(), Op: n.Op, Label: n.Label}
+	ev := Event{Node: n.Key.String(), Op: n.Op, Label: n.Label, Runs: n.Runs}
 	if !ephemeral {
 		b, meta, err := x.e.store.Get(n.Key)
 		switch {
@@ -237,7 +364,7 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 			x.e.emit(ev)
 			x.e.opts.Log.Warn("corrupt cache entry dropped; recomputing", "node", n.Label, "key", n.Key.Short(), "error", err)
 		default:
-			return nil, nil, fmt.Errorf("%s: reading cache: %w", n.Label, err)
+			return nil, nil, x.fail(n, fmt.Errorf("reading cache: %w", err))
 		}
 	}
 
@@ -260,7 +387,7 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 	}
 	t0 := time.Now()
 	report := func(done, total int64, metrics map[string]float64) {
-		x.e.emit(Event{Event: EventProgress, Node: n.Key.String(), Op: n.Op, Label: n.Label, Done: done, Total: total, Metrics: metrics})
+		x.e.emit(Event{Event: EventProgress, Node: n.Key.String(), Op: n.Op, Label: n.Label, Runs: n.Runs, Done: done, Total: total, Metrics: metrics})
 	}
 	ck := &checkpoints{x: x, n: n, key: checkpointKey(n)}
 	call := &Call{
@@ -297,14 +424,14 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 		ev.Event, ev.Error = EventFailed, err.Error()
 		ev.Seconds = time.Since(t0).Seconds()
 		x.e.emit(ev)
-		return nil, nil, fmt.Errorf("%s (%s %s): %w", n.Label, n.Op, n.Key.Short(), err)
+		return nil, nil, x.fail(n, err)
 	}
 	x.count(&x.ran)
 	ev.Event, ev.Seconds = EventFinished, time.Since(t0).Seconds()
 	if !ephemeral {
 		b, err := op.Encode(val)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s (%s): encoding result: %w", n.Label, n.Op, err)
+			return nil, nil, x.fail(n, fmt.Errorf("encoding result: %w", err))
 		}
 		if err := x.e.store.Put(n.Key, n.Op, n.Label, b); err != nil {
 			// The result is still good; only reuse is lost.
@@ -328,6 +455,15 @@ func runOp(ctx context.Context, op Op, c *Call) (v any, err error) {
 		}
 	}()
 	return op.Run(ctx, c)
+}
+
+// fail records that n itself failed with err and returns the error its
+// users see: the failure, naming the node first.
+func (x *execution) fail(n *planner.Node, err error) error {
+	x.mu.Lock()
+	x.failed[n] = err
+	x.mu.Unlock()
+	return Failure{Node: n, Err: err}
 }
 
 func (x *execution) keepBytes(n *planner.Node, b []byte) []byte {

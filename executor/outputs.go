@@ -101,6 +101,13 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 		if w.o.Node != nil {
 			ev.Node, ev.Op, ev.Label = w.o.Node.Key.String(), w.o.Node.Op, w.o.Node.Label
 		}
+		// A file in a run's directory belongs to that run, even when its
+		// node is shared (a tokenizer copied into every run).
+		if name, _, nested := strings.Cut(filepath.ToSlash(filepath.Clean(w.o.Path)), "/"); nested || w.o.Dir {
+			ev.Runs = []string{name}
+		} else if w.o.Node != nil {
+			ev.Runs = w.o.Node.Runs
+		}
 		e.emit(ev)
 		paths = append(paths, dst)
 	}

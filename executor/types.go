@@ -95,16 +95,19 @@ const (
 
 // Event is one entry of the stream (one JSON object per line with --progress=json).
 type Event struct {
-	Time    time.Time `json:"time"`
-	Event   EventType `json:"event"`
-	Node    string    `json:"node"` // the node key; "" for a literal output file
-	Op      string    `json:"op"`
-	Label   string    `json:"label,omitempty"`
-	Cached  bool      `json:"cached"`
-	Done    int64     `json:"done,omitempty"`
-	Total   int64     `json:"total,omitempty"`
-	Seconds float64   `json:"seconds,omitempty"`
-	Bytes   int64     `json:"bytes,omitempty"`
+	Time  time.Time `json:"time"`
+	Event EventType `json:"event"`
+	Node  string    `json:"node"` // the node key; "" for a literal output file
+	Op    string    `json:"op"`
+	Label string    `json:"label,omitempty"`
+	// Runs names the runs that use the node ("dense" for the baseline;
+	// "" alone for the recipe-wide results), sorted.
+	Runs    []string `json:"runs,omitempty"`
+	Cached  bool     `json:"cached"`
+	Done    int64    `json:"done,omitempty"`
+	Total   int64    `json:"total,omitempty"`
+	Seconds float64  `json:"seconds,omitempty"`
+	Bytes   int64    `json:"bytes,omitempty"`
 	// Metrics are an op's measurements with its progress (training: loss,
 	// lr, tokens/s).
 	Metrics map[string]float64 `json:"metrics,omitempty"`

@@ -93,7 +93,7 @@ var Versions = map[string]int{
 	OpGenMetrics:     1,
 	OpResults:        1,
 	OpExportLlama2c:  1,
-	OpExportHF:       1,
+	OpExportHF:       2, // 2: tokenizer files for every source, bos/eos ids, generation_config.json
 	OpExportGGUF:     1,
 	OpSFT:            1,
 	OpRecover:        1,

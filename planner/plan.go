@@ -192,7 +192,7 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 		// Hugging Face directory (PEFT's base) can hold: such runs export
 		// the merged model through output.formats only.
 		if recovered != nil && run.Recovery.Method == "lora" && run.Prune.Paradigm != "width" {
-			p.adapter(name, base, recovered, m)
+			p.adapter(name, base, recovered, m, peftBase(run))
 		}
 	}
 	return metrics
@@ -292,18 +292,30 @@ func (p *planning) recovery(name, posRun string, rc ir.Recovery, pruned, dense *
 
 // adapter plans a LoRA run's adapter in PEFT's layout beside the pruned,
 // unrecovered base it applies to (as a Hugging Face directory).
-func (p *planning) adapter(name string, base, recovered *Node, m modelNodes) {
+func (p *planning) adapter(name string, base, recovered *Node, m modelNodes, peftBase string) {
 	g := p.b.g
 	dtype := p.r.Output.DType
 	if dtype == "" {
 		dtype = "float32"
 	}
 	bx := p.b.add(name, OpExportHF, ExportParams{DType: dtype, TokenizerFormat: m.info.TokenizerFormat}, "export base hf "+dtype, base, m.tokenizer)
-	ax := p.b.add(name, OpExportPEFT, PEFTParams{Base: "../base"}, "export peft adapter", recovered)
+	ax := p.b.add(name, OpExportPEFT, PEFTParams{Base: peftBase}, "export peft adapter", recovered)
 	g.Targets = append(g.Targets, bx, ax)
 	g.Outputs = append(g.Outputs,
 		Output{Node: bx, Path: filepath.Join(name, "base"), Dir: true},
 		Output{Node: ax, Path: filepath.Join(name, "adapter"), Dir: true})
+}
+
+// peftBase is what a LoRA run's adapter names as its base: the hub
+// repository ("ORG/NAME", which PEFT fetches) when the run fine-tunes an
+// unpruned model named hf:ORG/NAME without a revision, else the exported
+// base beside the adapter ("../base", relative to the adapter directory).
+func peftBase(run ir.Run) string {
+	repo, ok := strings.CutPrefix(run.Model.Path, "hf:")
+	if ok && (run.Prune.Paradigm == "" || run.Prune.Paradigm == "none") && !strings.Contains(repo, "@") {
+		return repo
+	}
+	return "../base"
 }
 
 // multipleChoice plans a multiple-choice evaluation: the items (shared

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ import (
 	"lrmc/kernels/hf"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/llama2c"
+	"lrmc/kernels/modelref"
 	"lrmc/kernels/safetensors"
 	"lrmc/kernels/slicegpt"
 )
@@ -62,12 +65,28 @@ func inspectCmd() *cobra.Command {
 		Short: "Print a model's architecture, shapes, dtypes and parameter count",
 		Long: `Inspect reads a model's header or config and its tensor index (never the
 weights) and prints its architecture, shape, parameter count and tensors:
-the first block's and those outside the blocks (--all: every tensor).
-PATH is a Hugging Face directory, a .gguf file, a llama2.c .bin file or
-a SliceGPT export (a run's slicegpt/ directory).`,
+the first block's and those outside the blocks (--all: every tensor); a
+GGUF file's metadata key-values (long values shortened); a Hugging Face
+directory's tokenizer. PATH is a Hugging Face directory or hf:ORG/NAME[@REV]
+(a snapshot in the local hub cache), a .gguf file, a llama2.c .bin file, a
+SliceGPT export (a run's slicegpt/ directory), or a tokenizer:
+tokenizer.json (or a directory holding only tokenizer files) or a llama2.c
+tokenizer.bin / tok<N>.bin, whose vocabulary size, special tokens and chat
+template it prints.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
+			if strings.HasPrefix(path, modelref.HubPrefix) {
+				res, err := modelref.Resolve(path)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: revision %s, commit %s\n", path, res.Revision, res.Commit)
+				path = res.Path
+			}
+			if isTokenizerPath(path) {
+				return inspectTokenizer(cmd.OutOrStdout(), path)
+			}
 			if slicegpt.IsSaved(path) {
 				return inspectSliced(cmd.OutOrStdout(), path, all)
 			}
@@ -78,6 +97,7 @@ a SliceGPT export (a run's slicegpt/ directory).`,
 			w := cmd.OutOrStdout()
 			var tensors []tensorInfo
 			var cfg llama.Config
+			var kvs []gguf.KV
 			arch := ""
 			switch format {
 			case "llama2c":
@@ -117,11 +137,21 @@ a SliceGPT export (a run's slicegpt/ directory).`,
 				for _, t := range f.Tensors {
 					tensors = append(tensors, tensorInfo{t.Name, strings.ToLower(t.Type.String()), t.Shape()})
 				}
+				kvs = f.Metadata
 			default:
 				return fmt.Errorf("%s: cannot inspect %s models", path, format)
 			}
 			printModel(w, path, format, arch, cfg)
 			printTensors(w, tensors, all)
+			printMetadata(w, kvs)
+			if format == "hf" && exists(filepath.Join(path, "tokenizer.json")) {
+				t, err := openCLITokenizer(path, 0)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(w, "  tokenizer")
+				printTokenizer(w, t, "    ")
+			}
 			return nil
 		},
 	}
@@ -211,4 +241,124 @@ func commas(n int64) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// isTokenizerPath tells a tokenizer from a model: tokenizer.json or
+// tokenizer_config.json, a llama2.c tokenizer.bin or tok<N>.bin, or a
+// directory with a tokenizer and no config.json.
+func isTokenizerPath(path string) bool {
+	base := filepath.Base(path)
+	if isDir(path) {
+		return !exists(filepath.Join(path, "config.json")) &&
+			(exists(filepath.Join(path, "tokenizer.json")) || exists(filepath.Join(path, "tokenizer.bin")))
+	}
+	return base == "tokenizer.json" || base == "tokenizer_config.json" || base == "tokenizer.bin" || llama2cTokName.MatchString(base)
+}
+
+var llama2cTokName = regexp.MustCompile(`^tok\d+\.bin$`)
+
+func inspectTokenizer(w io.Writer, path string) error {
+	if filepath.Base(path) == "tokenizer_config.json" {
+		path = filepath.Dir(path)
+	}
+	t, err := openCLITokenizer(path, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, t.path)
+	printTokenizer(w, t, "  ")
+	return nil
+}
+
+// printTokenizer prints a tokenizer's format, vocabulary size, BOS and EOS,
+// special tokens and chat template.
+func printTokenizer(w io.Writer, t *cliTokenizer, indent string) {
+	line := func(k, format string, a ...any) { fmt.Fprintf(w, "%s%-13s %s\n", indent, k, fmt.Sprintf(format, a...)) }
+	tok := func(id int32, ok bool) string {
+		if !ok {
+			return "none"
+		}
+		return fmt.Sprintf("%s (%d)", strconv.Quote(t.pieces([]int32{id})[0]), id)
+	}
+	switch t.format {
+	case "llama2c":
+		line("format", "llama2.c tokenizer.bin (SentencePiece pieces and scores)")
+		line("vocab", "%s", commas(int64(t.l2c.Vocab())))
+		line("bos", "%s", tok(t.l2c.BOS(), true))
+		line("eos", "%s", tok(t.l2c.EOS(), true))
+		line("chat template", "none (llama2.c has none)")
+		return
+	case "gguf":
+		line("format", "GGUF tokenizer.* metadata")
+	default:
+		line("format", "Hugging Face tokenizer.json")
+	}
+	line("vocab", "%s", commas(int64(t.hf.Vocab())))
+	line("bos", "%s", tok(t.hf.BOS()))
+	line("eos", "%s", tok(t.hf.EOS()))
+	sp := t.hf.Specials()
+	names := t.pieces(sp)
+	for i := range names {
+		names[i] = strconv.Quote(names[i])
+	}
+	if len(names) > 8 {
+		names = append(names[:8], "…")
+	}
+	line("special", "%d: %s", len(sp), strings.Join(names, " "))
+	switch ct := t.chatTemplate; {
+	case ct == "":
+		line("chat template", "none")
+	case strings.Contains(ct, "enable_thinking"):
+		line("chat template", "%s bytes, reads enable_thinking", commas(int64(len(ct))))
+	default:
+		line("chat template", "%s bytes", commas(int64(len(ct))))
+	}
+}
+
+// printMetadata prints GGUF key-values, long strings and arrays shortened.
+func printMetadata(w io.Writer, kvs []gguf.KV) {
+	if len(kvs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  metadata      %d key-values\n", len(kvs))
+	width := 0
+	for _, kv := range kvs {
+		width = max(width, len(kv.Key))
+	}
+	for _, kv := range kvs {
+		fmt.Fprintf(w, "    %-*s  %s\n", width, kv.Key, metaValue(kv.Value))
+	}
+}
+
+// metaValue shows a GGUF value in one line: a string quoted (cut after 60
+// characters, with its length), an array as its length, element type and
+// first elements.
+func metaValue(v any) string {
+	quote := func(s string) string {
+		if r := []rune(s); len(r) > 60 {
+			return fmt.Sprintf("%s… (%s bytes)", strconv.Quote(string(r[:60])), commas(int64(len(s))))
+		}
+		return strconv.Quote(s)
+	}
+	if s, ok := v.(string); ok {
+		return quote(s)
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice {
+		return fmt.Sprint(v)
+	}
+	n := rv.Len()
+	var parts []string
+	for i := range min(n, 4) {
+		e := rv.Index(i).Interface()
+		if s, ok := e.(string); ok {
+			parts = append(parts, quote(s))
+		} else {
+			parts = append(parts, fmt.Sprint(e))
+		}
+	}
+	if n > 4 {
+		parts = append(parts, "…")
+	}
+	return fmt.Sprintf("[%s × %s] %s", commas(int64(n)), rv.Type().Elem(), strings.Join(parts, " "))
 }

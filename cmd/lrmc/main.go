@@ -13,12 +13,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"lrmc/internal/version"
 	// Every pruning method and statistic registers itself.
 	_ "lrmc/methods/all"
 )
-
-// version is stamped into provenance and `lrmc version`.
-const version = "0.1.0-dev"
 
 // globals are the flags every subcommand shares.
 type globals struct {
@@ -46,7 +44,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Short:         "A declarative pipeline compiler for pruning large language models",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `lrmc version` prints; provenance.json
+		// records the same constant.
+		Version: version.Version,
 	}
+	root.SetVersionTemplate("lrmc {{.Version}}\n")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -55,7 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().Lookup("wait").NoOptDefVal = "true"
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g),
-		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd(), reportCmd())
+		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd(), reportCmd(), schemaCmd(), recipeTopic(), dataCmd(g))
+	completeFlags(root)
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
@@ -108,6 +111,6 @@ func versionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print lrmc's version",
 		Args:  cobra.NoArgs,
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "lrmc", version) },
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "lrmc", version.Version) },
 	}
 }

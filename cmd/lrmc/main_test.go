@@ -48,32 +48,15 @@ func TestGenerateReproducesRunC(t *testing.T) {
 	}
 }
 
-// writeRecipe writes a small stories260K recipe with absolute data paths.
+// writeRecipe writes a small stories260K recipe with absolute data paths
+// and one ShortGPT run per number of blocks to remove.
 func writeRecipe(t *testing.T, dir string, removes ...int) string {
 	t.Helper()
-	model := shareddata.Path(t, "models", "stories260K", "stories260K.bin")
-	text := shareddata.Path(t, "text", "tinystories", "tinystories_val.txt")
 	var runs strings.Builder
 	for _, n := range removes {
 		fmt.Fprintf(&runs, "\t\"shortgpt-%d\": prune: {paradigm: \"depth\", method: \"shortgpt\", remove: %d}\n", n, n)
 	}
-	src := fmt.Sprintf(`model: path: %q
-calibration: {
-	data: {path: %q, format: "text"}
-	samples: 8
-	seqLen:  64
-	seed:    3
-}
-eval: [{task: "perplexity", data: {path: %q, format: "text"}, samples: 4, seqLen: 64}]
-runs: {
-%s}
-output: dir: "out"
-`, model, text, text, runs.String())
-	p := filepath.Join(dir, "r.cue")
-	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeRunsRecipe(t, dir, "r.cue", runs.String())
 }
 
 func TestApplyJSONProgressAndCaching(t *testing.T) {

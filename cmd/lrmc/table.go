@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -101,7 +103,7 @@ func printResults(w io.Writer, r ops.Results) {
 			}
 			b.WriteString(speedCells(speedOf(m), dense))
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%.4f\t%s%s\n", name, m["blocks"], removed, m["params"], ppl, rel, b.String())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4f\t%s%s\n", name, count(m["blocks"]), removed, count(m["params"]), ppl, rel, b.String())
 	}
 	tw.Flush()
 	for _, d := range speeds {
@@ -145,6 +147,21 @@ func dynamicCells(m ops.Metrics) string {
 		}
 	}
 	return cells
+}
+
+// count prints a count (blocks, params) as an integer. A fresh result
+// holds it as an int; one read back from the cache or a results.json holds
+// it as JSON's float64, which %v prints as 2.0201472e+07.
+func count(v any) string {
+	switch n := v.(type) {
+	case nil:
+		return "-"
+	case float64:
+		if n == math.Trunc(n) && math.Abs(n) < 1<<53 {
+			return strconv.FormatInt(int64(n), 10)
+		}
+	}
+	return fmt.Sprint(v)
 }
 
 // speedOf is a run's measured speed (metrics "measuredSpeed"), or nil.

@@ -7,6 +7,7 @@ import (
 
 	"lrmc/executor/ops"
 	kdyn "lrmc/kernels/dynamic"
+	"lrmc/planner"
 )
 
 // The table has one column per metric of every named evaluation after the
@@ -112,5 +113,47 @@ routers: ` + kdyn.Note + `
 `
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// Params and blocks print as integers whether the results are fresh (ints,
+// as the metrics op makes them) or read back from the cache (decoded by
+// the results op's codec, JSON's float64), and both tables are the same.
+func TestTableCountsFromCache(t *testing.T) {
+	fresh := ops.Results{
+		Dense: ops.Metrics{"blocks": 24, "params": int64(494032768), "perplexity": 9.5, "evals": []string{"ppl"},
+			"tasks": map[string]any{"ppl": map[string]any{"task": "perplexity", "perplexity": 9.5}}},
+		Runs: map[string]ops.Metrics{"x": {"blocks": 20, "params": int64(20201472), "perplexity": 12.0, "removed": []int{3, 7},
+			"evals": []string{"ppl"}, "tasks": map[string]any{"ppl": map[string]any{"task": "perplexity", "perplexity": 12.0}}}},
+	}
+	op := ops.Registry()[planner.OpResults]
+	b, err := op.Encode(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := op.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, ok := v.(ops.Results)
+	if !ok {
+		t.Fatalf("decoded %T", v)
+	}
+	if _, ok := cached.Runs["x"]["params"].(float64); !ok {
+		t.Fatalf("cached params are %T; this test wants JSON's float64", cached.Runs["x"]["params"])
+	}
+	var f, c strings.Builder
+	printResults(&f, fresh)
+	printResults(&c, cached)
+	if f.String() != c.String() {
+		t.Errorf("fresh table:\n%s\ncached table:\n%s", f.String(), c.String())
+	}
+	for _, want := range []string{" 494032768 ", " 20201472 "} {
+		if !strings.Contains(c.String(), want) {
+			t.Errorf("cached table lacks %q:\n%s", want, c.String())
+		}
+	}
+	if strings.Contains(c.String(), "e+") {
+		t.Errorf("cached table prints a count in exponent form:\n%s", c.String())
 	}
 }

@@ -7,7 +7,10 @@
 // values and the planner can merge their nodes by content key.
 package ir
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Recipe is one compiled recipe file.
 type Recipe struct {
@@ -322,11 +325,38 @@ func FieldPath(run, field string) string {
 }
 
 // Where returns "file:line:col: path" for a field path, so plan-time checks
-// (those that need the model) report like the compiler does. Fields without
-// a recorded position (schema defaults) fall back to the recipe file.
+// (those that need the model) report like the compiler does. A field
+// without a recorded position (a default) is reported at its nearest
+// written ancestor (calibration for calibration.seqLen, at last the run
+// itself), so every error names a line; only a recipe that records no
+// position at all falls back to the file.
 func (r *Recipe) Where(path string) string {
-	if p, ok := r.Positions[path]; ok {
-		return p.String() + ": " + path
+	for p := path; p != ""; p = parentPath(p) {
+		if pos, ok := r.Positions[p]; ok {
+			return pos.String() + ": " + path
+		}
 	}
 	return r.File + ": " + path
+}
+
+// parentPath is the path of a field path's parent: "a.b" for "a.b.c" and
+// "a.b[2]", `runs."x"` for `runs."x".model`; "" for a top-level field or
+// a run.
+func parentPath(path string) string {
+	head, rest := "", path
+	if strings.HasPrefix(path, `runs."`) {
+		// A run's name is quoted and may hold dots: one step.
+		if end := strings.Index(path[len(`runs."`):], `"`); end >= 0 {
+			head = path[:len(`runs."`)+end+1]
+			rest = path[len(head):]
+		}
+	}
+	i := strings.LastIndexAny(rest, ".[")
+	if i < 0 {
+		return ""
+	}
+	if i == 0 && head != "" {
+		return head
+	}
+	return head + rest[:i]
 }

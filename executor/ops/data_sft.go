@@ -5,10 +5,10 @@ import (
 	"fmt"
 
 	"lrmc/executor"
-	"lrmc/kernels/chattemplate"
 	"lrmc/kernels/safetensors"
 	"lrmc/kernels/sft"
 	"lrmc/kernels/textdata"
+	"lrmc/planner"
 )
 
 // SFTStream is training data: examples concatenated, with a loss mask
@@ -32,36 +32,11 @@ func (dataSFT) Run(ctx context.Context, c *executor.Call) (any, error) {
 		return nil, err
 	}
 	var examples []sft.Example
-	switch p.Format {
-	case textdata.FormatChat, textdata.FormatInstruction:
-		convs, err := textdata.ReadConversations(dataPath, p.Format)
-		if err != nil {
-			return nil, err
-		}
-		lo, hi := textdata.SplitRange(len(convs), p.From, p.To)
-		if tf.template == nil {
-			return nil, fmt.Errorf("%s: the tokenizer has no chat_template to render %s data with", dataPath, p.Format)
-		}
-		opts := chattemplate.Options{BOSToken: tf.specials.BOS, EOSToken: tf.specials.EOS}
-		if p.Thinking != nil {
-			opts.Vars = map[string]any{"enable_thinking": *p.Thinking}
-		}
-		for i, conv := range convs[lo:hi] {
-			ex, err := sft.FromConversation(tf.template, tf.tok.EncodeRendered, conv, opts)
-			if err != nil {
-				return nil, fmt.Errorf("%s: conversation %d: %w", dataPath, lo+i, err)
-			}
-			examples = append(examples, ex...)
-		}
-	default:
-		docs, err := textdata.ReadDocuments(dataPath, p.Format, p.Field)
-		if err != nil {
-			return nil, err
-		}
-		enc := func(s string) []int32 { return tf.tok.Encode(s, true, false) }
-		for _, d := range textdata.Split(docs, p.From, p.To) {
-			examples = append(examples, sft.FromDocument(enc, d))
-		}
+	if _, err := eachExample(dataPath, p, tf, func(_ int, ex sft.Example) error {
+		examples = append(examples, ex)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	var out SFTStream
 	for _, ex := range examples {
@@ -75,6 +50,50 @@ func (dataSFT) Run(ctx context.Context, c *executor.Call) (any, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// eachExample calls fn with every training example of the split in order
+// and the index in the file of the document or conversation it comes from:
+// plain documents train on every token; chat and instruction data are
+// rendered with the model's chat template and train on the assistant's
+// tokens only. It returns the number of documents or conversations.
+func eachExample(path string, p planner.TokensParams, tf *tokenizerFiles, fn func(i int, ex sft.Example) error) (int, error) {
+	switch p.Format {
+	case textdata.FormatChat, textdata.FormatInstruction:
+		all, err := textdata.ReadConversations(path, p.Format)
+		if err != nil {
+			return 0, err
+		}
+		lo, hi := textdata.SplitRange(len(all), p.From, p.To)
+		if tf.template == nil {
+			return 0, fmt.Errorf("%s: the tokenizer has no chat_template to render %s data with", path, p.Format)
+		}
+		opts := templateOptions(p, tf)
+		for i, conv := range all[lo:hi] {
+			exs, err := sft.FromConversation(tf.template, tf.tok.EncodeRendered, conv, opts)
+			if err != nil {
+				return 0, fmt.Errorf("%s: conversation %d: %w", path, lo+i, err)
+			}
+			for _, ex := range exs {
+				if err := fn(lo+i, ex); err != nil {
+					return 0, err
+				}
+			}
+		}
+		return hi - lo, nil
+	}
+	docs, err := textdata.ReadDocuments(path, p.Format, p.Field)
+	if err != nil {
+		return 0, err
+	}
+	enc := func(s string) []int32 { return tf.tok.Encode(s, true, false) }
+	lo, hi := textdata.SplitRange(len(docs), p.From, p.To)
+	for i := lo; i < hi; i++ {
+		if err := fn(i, sft.FromDocument(enc, docs[i])); err != nil {
+			return 0, err
+		}
+	}
+	return hi - lo, nil
 }
 
 // sftCodec stores an SFTStream as I32 tokens and U8 mask tensors.

@@ -70,29 +70,56 @@ func checkVocab(path string, ids []int32, vocab int) error {
 
 // documentTokens encodes the split's plain documents, each with BOS.
 func documentTokens(path string, p planner.TokensParams, tf *tokenizerFiles) ([]int32, int, error) {
+	var stream []int32
+	docs, err := eachDocument(path, p, tf, func(_ int, _ string, ids []int32) error {
+		stream = append(stream, ids...)
+		return nil
+	})
+	return stream, docs, err
+}
+
+// eachDocument calls fn with the index in the file, the text and the ids
+// of every plain document of the split, in order: the ids are the
+// document's part of the data.tokens stream (textdata.Stream), so the op
+// and `lrmc data preview` show the same thing. It returns the count.
+func eachDocument(path string, p planner.TokensParams, tf *tokenizerFiles, fn func(i int, text string, ids []int32) error) (int, error) {
 	docs, err := textdata.ReadDocuments(path, p.Format, p.Field)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	docs = textdata.Split(docs, p.From, p.To)
-	if len(docs) == 0 {
-		return nil, 0, fmt.Errorf("%s: split [%g, %g) holds no document", path, p.From, p.To)
+	lo, hi := textdata.SplitRange(len(docs), p.From, p.To)
+	if lo == hi {
+		return 0, fmt.Errorf("%s: split [%g, %g) holds no document", path, p.From, p.To)
 	}
-	return textdata.Stream(docs, tf.tok), len(docs), nil
+	for i := lo; i < hi; i++ {
+		if err := fn(i, docs[i], textdata.Stream(docs[i:i+1], tf.tok)); err != nil {
+			return 0, err
+		}
+	}
+	return hi - lo, nil
 }
 
 // conversationTokens renders the split's conversations with the model's
 // chat template (so the tokens are exactly those the model sees in
 // training and serving) and encodes them one after another.
 func conversationTokens(path string, p planner.TokensParams, tf *tokenizerFiles) ([]int32, int, error) {
-	convs, err := textdata.ReadConversations(path, p.Format)
+	var stream []int32
+	n, err := eachConversation(path, p, tf, func(_ int, _ textdata.Conversation, _ string, ids []int32) error {
+		stream = append(stream, ids...)
+		return nil
+	})
+	return stream, n, err
+}
+
+// splitConversations reads the split's conversations and checks that the
+// tokenizer can render them; lo is the first one's index in the file.
+func splitConversations(path string, p planner.TokensParams, tf *tokenizerFiles) (convs []textdata.Conversation, lo int, err error) {
+	all, err := textdata.ReadConversations(path, p.Format)
 	if err != nil {
 		return nil, 0, err
 	}
-	n := len(convs)
-	lo, hi := textdata.SplitRange(n, p.From, p.To)
-	convs = convs[lo:hi]
-	if len(convs) == 0 {
+	lo, hi := textdata.SplitRange(len(all), p.From, p.To)
+	if lo == hi {
 		return nil, 0, fmt.Errorf("%s: split [%g, %g) holds no conversation", path, p.From, p.To)
 	}
 	if p.Template != "model" {
@@ -101,31 +128,50 @@ func conversationTokens(path string, p planner.TokensParams, tf *tokenizerFiles)
 	if tf.template == nil {
 		return nil, 0, fmt.Errorf("%s: the tokenizer has no chat_template to render %s data with", path, p.Format)
 	}
+	return all[lo:hi], lo, nil
+}
+
+// templateOptions are the chat template's options for data with params p.
+func templateOptions(p planner.TokensParams, tf *tokenizerFiles) chattemplate.Options {
 	opts := chattemplate.Options{BOSToken: tf.specials.BOS, EOSToken: tf.specials.EOS}
 	if p.Thinking != nil {
 		opts.Vars = map[string]any{"enable_thinking": *p.Thinking}
 	}
-	var stream []int32
+	return opts
+}
+
+// eachConversation calls fn with the index in the file, the conversation,
+// its rendering by the chat template and that rendering's ids, for every
+// conversation of the split in order; the ids are the conversation's part
+// of the data.tokens stream. It returns the count.
+func eachConversation(path string, p planner.TokensParams, tf *tokenizerFiles, fn func(i int, c textdata.Conversation, text string, ids []int32) error) (int, error) {
+	convs, lo, err := splitConversations(path, p, tf)
+	if err != nil {
+		return 0, err
+	}
+	opts := templateOptions(p, tf)
 	for i, c := range convs {
 		o := opts
 		if c.Tools != nil {
 			tools, err := chattemplate.ParseJSON(c.Tools)
 			if err != nil {
-				return nil, 0, fmt.Errorf("%s: conversation %d: tools: %w", path, lo+i, err)
+				return 0, fmt.Errorf("%s: conversation %d: tools: %w", path, lo+i, err)
 			}
 			list, ok := tools.([]any)
 			if !ok {
-				return nil, 0, fmt.Errorf("%s: conversation %d: tools is not a list", path, lo+i)
+				return 0, fmt.Errorf("%s: conversation %d: tools is not a list", path, lo+i)
 			}
 			o.Tools = list
 		}
 		text, err := tf.template.RenderJSON(c.Messages, o)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: conversation %d: %w", path, lo+i, err)
+			return 0, fmt.Errorf("%s: conversation %d: %w", path, lo+i, err)
 		}
-		stream = append(stream, tf.tok.EncodeRendered(text)...)
+		if err := fn(lo+i, c, text, tf.tok.EncodeRendered(text)); err != nil {
+			return 0, err
+		}
 	}
-	return stream, len(convs), nil
+	return len(convs), nil
 }
 
 // calibWindows samples calibration windows. Input: a token stream.

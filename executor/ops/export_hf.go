@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 
 	"lrmc/executor"
+	"lrmc/kernels/ggufmodel"
 	"lrmc/kernels/hf"
+	"lrmc/kernels/llama2c"
+	"lrmc/kernels/tokenizer"
 	"lrmc/planner"
 )
 
@@ -19,12 +22,16 @@ const maxShardBytes = 5_000_000_000
 // ggufToHF maps GGUF architectures to Hugging Face's.
 var ggufToHF = map[string]string{"llama": hf.ArchLlama, "qwen2": hf.ArchQwen2, "qwen3": hf.ArchQwen3}
 
-// exportHF writes a model as a Hugging Face checkpoint directory: config.json
-// with the model's (pruned) shape, the weights in the requested dtype, and
-// the tokenizer files. Inputs: model, tokenizer source.
+// exportHF writes a model as a Hugging Face checkpoint directory that loads
+// alone: config.json with the model's (pruned) shape and its bos/eos ids,
+// the weights in the requested dtype, the tokenizer files (a llama2.c or
+// GGUF tokenizer converted to tokenizer.json) and
+// generation_config.json. Inputs: model, tokenizer source.
 type exportHF struct{ rawBytes }
 
-func (exportHF) Version() int { return 1 }
+// Version 2: tokenizer files for llama2.c and GGUF sources, bos/eos ids
+// in config.json, generation_config.json.
+func (exportHF) Version() int { return 2 }
 
 func (exportHF) Run(ctx context.Context, c *executor.Call) (any, error) {
 	var p planner.ExportParams
@@ -75,7 +82,72 @@ func (exportHF) Run(ctx context.Context, c *executor.Call) (any, error) {
 			}
 		}
 	}
+	if err := writeTokenizerFiles(dir, p.TokenizerFormat, tokPath, m); err != nil {
+		return nil, err
+	}
+	if err := writeSpecialIDs(dir); err != nil {
+		return nil, err
+	}
 	return executor.PackDir(dir)
+}
+
+// writeTokenizerFiles converts a llama2.c tokenizer, or a GGUF model's
+// tokenizer (with its chat template), to tokenizer.json and
+// tokenizer_config.json in dir, unless dir has them.
+func writeTokenizerFiles(dir, format, tokPath string, m *Model) error {
+	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil {
+		return nil
+	}
+	var js, cfg []byte
+	switch format {
+	case "llama2c":
+		t, err := llama2c.LoadTokenizer(tokPath, m.LM.Config.Vocab)
+		if err != nil {
+			return err
+		}
+		v := tokenizer.SentencePieceFromLlama2c(t)
+		if js, err = tokenizer.SentencePieceJSON(v); err != nil {
+			return fmt.Errorf("%s: %w", tokPath, err)
+		}
+		if cfg, err = tokenizer.SentencePieceConfig(v, m.LM.Config.SeqLen, ""); err != nil {
+			return err
+		}
+	case "gguf":
+		_, meta, err := ggufmodel.ReadConfig(tokPath)
+		if err != nil {
+			return err
+		}
+		if js, cfg, err = tokenizer.GGUFToJSON(meta.Tokenizer, m.LM.Config.SeqLen); err != nil {
+			return fmt.Errorf("%s: %w", tokPath, err)
+		}
+	default:
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), js, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644)
+}
+
+// writeSpecialIDs names the tokenizer's BOS and EOS in config.json and
+// generation_config.json (kernels/hf.WriteSpecialIDs), when dir has a
+// tokenizer.
+func writeSpecialIDs(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
+		return nil
+	}
+	t, err := tokenizer.Load(dir)
+	if err != nil {
+		return fmt.Errorf("export hf: the exported tokenizer does not load: %w", err)
+	}
+	ids := hf.SpecialIDs{BOS: -1, EOS: -1}
+	if id, ok := t.BOS(); ok {
+		ids.BOS = id
+	}
+	if id, ok := t.EOS(); ok {
+		ids.EOS = id
+	}
+	return hf.WriteSpecialIDs(dir, ids)
 }
 
 // CopyFile copies src to dst (a file inside an export being staged, which

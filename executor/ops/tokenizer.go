@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"lrmc/kernels/chattemplate"
 	"lrmc/kernels/ggufmodel"
@@ -18,6 +19,11 @@ type textTokenizer interface {
 	// EncodeRendered encodes text produced by a chat template, which
 	// already holds every special token the model expects.
 	EncodeRendered(text string) []int32
+	// Pieces returns the vocabulary's text of each id ("▁Hello",
+	// "Ġworld", "<|im_start|>"), for previews.
+	Pieces(ids []int32) []string
+	// Text decodes ids back to text, special tokens included.
+	Text(ids []int32) string
 }
 
 // tokenizerFiles is a loaded tokenizer with its chat template, if any.
@@ -90,6 +96,28 @@ func (t llama2cTokenizer) EncodeRendered(text string) []int32 {
 // hfTokenizer separates documents with BOS where the model has one, and
 // otherwise (Qwen, for one) ends each document with EOS, as such models are
 // pretrained.
+func (t llama2cTokenizer) Pieces(ids []int32) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = t.Token(id)
+	}
+	return out
+}
+
+func (t llama2cTokenizer) Text(ids []int32) string {
+	var b strings.Builder
+	prev := int32(-1)
+	for _, id := range ids {
+		// run.c never prints BOS and EOS, whose pieces are "\n<s>\n" and
+		// "\n</s>\n"; nor does a preview.
+		if id != t.BOS() && id != t.EOS() {
+			b.WriteString(t.Piece(prev, id))
+		}
+		prev = id
+	}
+	return b.String()
+}
+
 type hfTokenizer struct{ *tokenizer.Tokenizer }
 
 func (t hfTokenizer) Encode(text string, bos, eos bool) []int32 {
@@ -100,3 +128,7 @@ func (t hfTokenizer) Encode(text string, bos, eos bool) []int32 {
 }
 
 func (t hfTokenizer) EncodeRendered(text string) []int32 { return t.Tokenizer.Encode(text, false) }
+
+func (t hfTokenizer) Pieces(ids []int32) []string { return t.Tokens(ids) }
+
+func (t hfTokenizer) Text(ids []int32) string { return t.Decode(ids, false) }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"lrmc/internal/shareddata"
 	"lrmc/kernels/llama"
@@ -972,5 +973,60 @@ func TestLoadDTypeUnknown(t *testing.T) {
 	_, _, err := LoadDType(dir, "int4")
 	if want := "hf: load " + dir + `: llama: dtype "int4" is not one of float32, bfloat16, float16`; err == nil || err.Error() != want {
 		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
+// TestLoadDTypeMapsWeights: weights stored in the requested 16-bit type are
+// not copied but alias the mapped checkpoint (Model.Mapped owns them), and
+// evicting a block's pages changes no value; a checkpoint that needs
+// converting, or a float32 load, maps nothing.
+func TestLoadDTypeMapsWeights(t *testing.T) {
+	names := map[safetensors.DType]llama.DType{safetensors.DTypeBF16: llama.BFloat16, safetensors.DTypeF16: llama.Float16}
+	mapped := 0
+	for _, s := range specs {
+		stored, ok := names[s.dtype]
+		if !ok {
+			continue
+		}
+		src := t.TempDir()
+		writeCheckpoint(t, src, s.config, s, genTensors(s, 1))
+		m, _, err := LoadDType(src, string(stored))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Mapped == nil {
+			t.Fatalf("%s: a %s checkpoint loaded as %s is not mapped", s.arch, s.dtype, stored)
+		}
+		mapped++
+		copied := m.Clone() // heap copies: what the weights were before eviction
+		for i := range m.Layers {
+			for _, w := range [][]uint16{m.Layers[i].Half.Wq, m.Layers[i].Half.W2, m.Half.Embedding} {
+				if !m.Mapped.Evict(unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 2*len(w))) {
+					t.Fatalf("%s: layer %d: a 16-bit weight is not in the checkpoint's mapping", s.arch, i)
+				}
+			}
+			if m.Mapped.Evict(unsafe.Slice((*byte)(unsafe.Pointer(&copied.Layers[i].Half.Wq[0])), 2)) {
+				t.Fatalf("%s: the mapping claims a heap copy", s.arch)
+			}
+			m.EvictLayer(i)
+		}
+		logitsEqual(t, s.arch+" after eviction", m, copied)
+
+		other := llama.Float16
+		if stored == llama.Float16 {
+			other = llama.BFloat16
+		}
+		for _, dt := range []llama.DType{other, llama.Float32} {
+			c, _, err := LoadDType(src, string(dt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Mapped != nil {
+				t.Errorf("%s: a %s checkpoint loaded as %s (converted) keeps the mapping", s.arch, s.dtype, dt)
+			}
+		}
+	}
+	if mapped == 0 {
+		t.Fatal("no 16-bit spec: the test checks nothing")
 	}
 }

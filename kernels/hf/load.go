@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"lrmc/kernels/llama"
 	"lrmc/kernels/safetensors"
@@ -80,10 +82,13 @@ func Load(dir string) (*llama.Model, *Config, error) {
 // stored as dtype (see llama.DType): "" or "float32" widens everything, as
 // Load does; "bfloat16" or "float16" keeps those tensors 16-bit; "auto" is
 // the checkpoint's torch_dtype when that is bfloat16 or float16, else
-// float32. A tensor stored in the requested 16-bit type is copied bit for
-// bit, never through a float32 copy; one stored otherwise is converted one
-// tensor at a time (rounded to nearest even when narrowing). Norms and
-// biases are always float32.
+// float32. A tensor stored in the requested 16-bit type is not copied at
+// all: the model's slice aliases the memory-mapped file (read-only; see
+// llama.Model.Mapped, which keeps the mapping open until the model is
+// garbage), so an 8B-parameter bf16 checkpoint costs no heap and only the
+// pages a computation touches are resident. One stored otherwise is
+// converted one tensor at a time (rounded to nearest even when narrowing).
+// Norms and biases are always float32.
 func LoadDType(dir, dtype string) (*llama.Model, *Config, error) {
 	cfg, err := ReadConfig(dir)
 	if err != nil {
@@ -107,7 +112,12 @@ func LoadDType(dir, dtype string) (*llama.Model, *Config, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("hf: %s: %w", dir, err)
 	}
-	defer r.Close()
+	mapped := false // some weight aliases r's mapping: the model keeps r open
+	defer func() {
+		if !mapped {
+			r.Close()
+		}
+	}()
 
 	m := &llama.Model{Config: lc, Layers: make([]llama.Layer, lc.Layers)}
 	if dt != llama.Float32 {
@@ -142,10 +152,13 @@ func LoadDType(dir, dtype string) (*llama.Model, *Config, error) {
 				location(r, dir, w.name), w.name, t.Shape, w.shape)
 		}
 	}
+	aliased := false
 	for _, w := range ws {
 		t, _ := r.Tensor(w.name)
 		if w.half != nil {
-			*w.half, err = halfValues(t, dt)
+			var alias bool
+			*w.half, alias, err = halfValues(t, dt)
+			aliased = aliased || alias
 		} else {
 			*w.data, err = t.Float32()
 		}
@@ -162,7 +175,24 @@ func LoadDType(dir, dtype string) (*llama.Model, *Config, error) {
 	if err := m.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("hf: %s: %w", dir, err)
 	}
+	if aliased {
+		pages := &checkpointPages{r: r}
+		// The mapping goes when no model refers to it any more.
+		runtime.AddCleanup(pages, func(r safetensors.Reader) { r.Close() }, r)
+		m.Mapped, mapped = pages, true
+	}
 	return m, cfg, nil
+}
+
+// checkpointPages is the mapping a loaded model's 16-bit weights alias.
+type checkpointPages struct{ r safetensors.Reader }
+
+// evicter is what safetensors.File and safetensors.Index add to Reader.
+type evicter interface{ Evict(b []byte) bool }
+
+func (p *checkpointPages) Evict(b []byte) bool {
+	e, ok := p.r.(evicter)
+	return ok && e.Evict(b)
 }
 
 // ignorable says whether a tensor outside the model's weights may be
@@ -197,21 +227,29 @@ func checkpointFile(r safetensors.Reader, dir string) string {
 var halfTypes = map[llama.DType]safetensors.DType{llama.BFloat16: safetensors.DTypeBF16, llama.Float16: safetensors.DTypeF16}
 
 // halfValues returns t's values as dt: the raw 16-bit patterns when t is
-// stored as dt, else converted through float32.
-func halfValues(t safetensors.Tensor, dt llama.DType) ([]uint16, error) {
+// stored as dt (aliasing t.Data, reported by alias, when the machine is
+// little-endian and the data 2-byte aligned, as safetensors files written
+// by the reference library always are), else converted through float32.
+func halfValues(t safetensors.Tensor, dt llama.DType) (_ []uint16, alias bool, _ error) {
 	if t.DType != halfTypes[dt] {
 		f, err := t.Float32()
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return llama.Narrow(dt, f), nil
+		return llama.Narrow(dt, f), false, nil
 	}
-	if len(t.Data) != 2*t.NumElements() {
-		return nil, fmt.Errorf("tensor %q holds %d bytes, its shape %v needs %d", t.Name, len(t.Data), t.Shape, 2*t.NumElements())
+	n := t.NumElements()
+	if len(t.Data) != 2*n {
+		return nil, false, fmt.Errorf("tensor %q holds %d bytes, its shape %v needs %d", t.Name, len(t.Data), t.Shape, 2*n)
 	}
-	out := make([]uint16, t.NumElements())
+	if n > 0 && littleEndian && uintptr(unsafe.Pointer(&t.Data[0]))%2 == 0 {
+		return unsafe.Slice((*uint16)(unsafe.Pointer(&t.Data[0])), n), true, nil
+	}
+	out := make([]uint16, n)
 	for i := range out {
 		out[i] = binary.LittleEndian.Uint16(t.Data[2*i:])
 	}
-	return out, nil
+	return out, false, nil
 }
+
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1

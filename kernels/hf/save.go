@@ -108,6 +108,16 @@ func Save(dir string, m *llama.Model, cfg *Config, dtype string, maxShardBytes i
 	return nil
 }
 
+// ConfigJSON is the config.json Save writes for a model of shape mc with
+// weights in dtype, from cfg's document (or from nothing): for writers
+// that stream a checkpoint's tensors instead of holding a llama.Model.
+func ConfigJSON(mc llama.Config, cfg *Config, dtype string) ([]byte, error) {
+	if _, ok := dtypes[dtype]; !ok {
+		return nil, fmt.Errorf("hf: dtype %q is not one of float32, bfloat16, float16", dtype)
+	}
+	return configDocument(mc, cfg, dtype)
+}
+
 // configDocument builds config.json for m from cfg's document (or from
 // nothing), after checking that the architecture can express m.
 func configDocument(mc llama.Config, cfg *Config, dtype string) ([]byte, error) {

@@ -45,6 +45,12 @@ type Model struct {
 	// classifier, every Layer.Half holds that layer's projections, and the
 	// float32 Embedding, Classifier and projection fields are nil.
 	Half *HalfWeights
+
+	// Mapped, when set, is the file mapping that some of Half's slices
+	// alias (see Pages): they are read-only, and stay valid while Mapped
+	// is reachable, so a model built from another's 16-bit slices must
+	// carry Mapped along (a copy of the struct, as Keep makes, does).
+	Mapped Pages
 }
 
 // Validate checks the configuration and that every tensor has the length the

@@ -35,7 +35,8 @@ const (
 
 // LoadTokenizer reads a llama2.c tokenizer.bin holding vocab pieces: an
 // int32 max_token_length, then per piece a float32 score, an int32 length
-// and that many bytes.
+// and that many bytes. vocab 0 reads every piece the file holds (the file
+// does not record their number; a checkpoint's header does).
 func LoadTokenizer(path string, vocab int) (*Tokenizer, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -50,7 +51,8 @@ func LoadTokenizer(path string, vocab int) (*Tokenizer, error) {
 }
 
 func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
-	if vocab <= byteOffset+256 {
+	all := vocab == 0
+	if !all && vocab <= byteOffset+256 {
 		return nil, fmt.Errorf("vocab size %d cannot hold the special and 256 byte pieces", vocab)
 	}
 	var b [8]byte
@@ -72,9 +74,21 @@ func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
 		lookup: make(map[string]int32, min(vocab, prealloc)),
 	}
 	var p bytes.Buffer
-	for i := range vocab {
+	of := fmt.Sprintf(" of %d", vocab)
+	if all {
+		of = ""
+	}
+	for i := 0; all || i < vocab; i++ {
+		if all {
+			if _, err := r.Peek(1); err == io.EOF {
+				if i <= byteOffset+256 {
+					return nil, fmt.Errorf("%d pieces cannot hold the special and 256 byte pieces", i)
+				}
+				break
+			}
+		}
 		if _, err := io.ReadFull(r, b[:8]); err != nil {
-			return nil, readErr(err, fmt.Sprintf("at piece %d of %d", i, vocab))
+			return nil, readErr(err, fmt.Sprintf("at piece %d%s", i, of))
 		}
 		t.scores = append(t.scores, math.Float32frombits(binary.LittleEndian.Uint32(b[:4])))
 		n := int32(binary.LittleEndian.Uint32(b[4:8]))
@@ -83,7 +97,7 @@ func readTokenizer(r *bufio.Reader, vocab int) (*Tokenizer, error) {
 		}
 		p.Reset()
 		if _, err := io.CopyN(&p, r, int64(n)); err != nil {
-			return nil, readErr(err, fmt.Sprintf("in the bytes of piece %d of %d", i, vocab))
+			return nil, readErr(err, fmt.Sprintf("in the bytes of piece %d%s", i, of))
 		}
 		// run.c handles pieces as C strings: a NUL ends them.
 		s, _, _ := strings.Cut(p.String(), "\x00")
@@ -137,6 +151,10 @@ func (t *Tokenizer) BOS() int32 { return bosID }
 
 // EOS is the end-of-sequence id.
 func (t *Tokenizer) EOS() int32 { return eosID }
+
+// Score returns the merge score of id's piece: the higher, the earlier
+// Encode merges it.
+func (t *Tokenizer) Score(id int32) float32 { return t.scores[id] }
 
 // Token returns the piece of id as stored in the file (up to a NUL byte, as
 // run.c reads it).

@@ -309,3 +309,30 @@ func TestLoadTokenizerHostileSizes(t *testing.T) {
 		}
 	}
 }
+
+// Vocabulary size 0 reads every piece of the file: 512 for tok512.bin,
+// 32000 for Llama 2's tokenizer.bin, with the same encoding as the size
+// given.
+func TestLoadTokenizerWholeFile(t *testing.T) {
+	want := loadTok512(t)
+	got, err := LoadTokenizer(shareddata.Path(t, "models", "stories260K", "tok512.bin"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Once upon a time, there was a little girl named Lily."
+	if got.Vocab() != 512 || !slices.Equal(got.Encode(text, true, false), want.Encode(text, true, false)) {
+		t.Errorf("whole file: %d pieces", got.Vocab())
+	}
+	l2, err := LoadTokenizer(shareddata.Path(t, "tokenizers", "llama2_sentencepiece", "tokenizer.bin"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l2.Vocab() != 32000 || !slices.Equal(l2.Encode(" Hello the", false, false), []int32{29871, 15043, 278}) {
+		t.Errorf("Llama 2: %d pieces, %v", l2.Vocab(), l2.Encode(" Hello the", false, false))
+	}
+	short := filepath.Join(t.TempDir(), "short.bin")
+	os.WriteFile(short, []byte{4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'a'}, 0o644)
+	if _, err := LoadTokenizer(short, 0); err == nil || !strings.Contains(err.Error(), "1 pieces cannot hold the special and 256 byte pieces") {
+		t.Errorf("short file: %v", err)
+	}
+}

@@ -100,6 +100,23 @@ func ReadConversations(path, format string) ([]Conversation, error) {
 	return out, nil
 }
 
+// ParseConversation reads one record of a FormatChat or FormatInstruction
+// file (a JSON object, which may span lines), as ReadConversations reads
+// each: "tools" given as a JSON string holding JSON is decoded once.
+func ParseConversation(raw []byte, format string) (Conversation, error) {
+	var rec map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &rec); err != nil || rec == nil {
+		return Conversation{}, fmt.Errorf("want a JSON object")
+	}
+	switch format {
+	case FormatChat:
+		return chatRecord(rec)
+	case FormatInstruction:
+		return instructionRecord(rec)
+	}
+	return Conversation{}, fmt.Errorf("unknown conversation format %q (want %q or %q)", format, FormatChat, FormatInstruction)
+}
+
 func chatRecord(rec map[string]json.RawMessage) (Conversation, error) {
 	var c Conversation
 	if raw, ok := rec["tools"]; ok && string(raw) != "null" {

@@ -16,7 +16,10 @@
 // A Tokenizer is safe for concurrent use.
 package tokenizer
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Tokenizer encodes text into token ids and decodes them back.
 type Tokenizer struct {
@@ -154,6 +157,17 @@ func (t *Tokenizer) TokenID(s string) (int32, bool) {
 // Vocab returns the number of ids, added tokens included: one more than the
 // largest id, which is the row count an embedding table needs.
 func (t *Tokenizer) Vocab() int { return len(t.tokens) }
+
+// Specials returns the ids of the special tokens (those Decode can skip),
+// in increasing order.
+func (t *Tokenizer) Specials() []int32 {
+	ids := make([]int32, 0, len(t.special))
+	for id := range t.special {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
 
 // BOS returns the beginning-of-sequence id named by tokenizer_config.json.
 func (t *Tokenizer) BOS() (int32, bool) { return t.bos, t.bos >= 0 }

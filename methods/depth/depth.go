@@ -92,7 +92,10 @@ func BarrierFields(early, latter int) []spec.Field {
 
 // Register registers a depth method.
 func Register(m Method) {
-	s := &spec.Spec{Paradigm: "depth", Name: m.Name, Calibration: true, Fields: m.Fields, Check: m.Check}
+	s := &spec.Spec{Paradigm: "depth", Name: m.Name, Calibration: true, Fields: m.Fields, Check: m.Check,
+		CheckShape: func(p ir.Prune, sh spec.Shape, report func(field, format string, args ...any)) {
+			checkAmount(p, sh.Blocks, report)
+		}}
 	methods.Register(methods.Unit{
 		Spec: s,
 		Plan: func(mp *planner.MethodPlan) *planner.Pruned { return plan(mp, m) },
@@ -114,46 +117,16 @@ func plan(mp *planner.MethodPlan, m Method) *planner.Pruned {
 func decide(mp *planner.MethodPlan, m Method) *planner.Node {
 	pr := mp.Run.Prune
 	blocks := mp.Info.Blocks
+	remove, ok := checkAmount(pr, blocks, mp.Errorf)
+	if !ok {
+		return nil
+	}
 	if len(pr.Layers) > 0 {
-		seen := map[int]bool{}
-		for i, l := range pr.Layers {
-			if l < 0 || l >= blocks {
-				mp.Errorf(fmt.Sprintf("prune.layers[%d]", i), "block %d does not exist: the model has blocks 0..%d", l, blocks-1)
-				return nil
-			}
-			if seen[l] {
-				mp.Errorf(fmt.Sprintf("prune.layers[%d]", i), "block %d is listed twice", l)
-				return nil
-			}
-			seen[l] = true
-		}
-		if len(pr.Layers) >= blocks {
-			mp.Errorf("prune.layers", "removing %d blocks leaves none of the model's %d", len(pr.Layers), blocks)
-			return nil
-		}
 		layers := slices.Sorted(slices.Values(pr.Layers))
 		return mp.Add(OpPrune, PruneParams{Method: "explicit", Blocks: blocks, Layers: layers},
 			fmt.Sprintf("remove blocks %v", pr.Layers))
 	}
-	remove, field := pr.Remove, "prune.remove"
-	if pr.Ratio > 0 {
-		field = "prune.ratio"
-		remove = int(math.Floor(pr.Ratio * float64(blocks)))
-		if remove < 1 {
-			mp.Errorf(field, "ratio %g of %d blocks removes no block", pr.Ratio, blocks)
-			return nil
-		}
-	}
-	if remove >= blocks {
-		mp.Errorf(field, "removing %d blocks leaves none: the model has %d", remove, blocks)
-		return nil
-	}
 	early, latter := pr.Options.Int(EarlyBarrier), pr.Options.Int(LatterBarrier)
-	if free := blocks - early - latter; remove > free {
-		mp.Errorf(field, "cannot remove %d blocks: earlyBarrier %d and latterBarrier %d leave %d of the model's %d blocks to choose from",
-			remove, early, latter, max(free, 0), blocks)
-		return nil
-	}
 	windows := mp.Windows()
 	if windows == nil {
 		return nil
@@ -164,6 +137,52 @@ func decide(mp *planner.MethodPlan, m Method) *planner.Node {
 	}
 	return mp.Add(OpPrune, PruneParams{Method: pr.Method, Blocks: blocks, Remove: remove, EarlyBarrier: early, LatterBarrier: latter},
 		fmt.Sprintf("%s: remove %d of %d blocks", pr.Method, remove, blocks), scores...)
+}
+
+// checkAmount checks remove, ratio or layers against a model of blocks
+// blocks and returns the number of blocks removed. vet runs it on the
+// shape read from the checkpoint's header (spec.Spec.CheckShape), the plan
+// on the planner's, so both report the same message.
+func checkAmount(pr ir.Prune, blocks int, errorf func(field, format string, args ...any)) (int, bool) {
+	if len(pr.Layers) > 0 {
+		seen := map[int]bool{}
+		for i, l := range pr.Layers {
+			if l < 0 || l >= blocks {
+				errorf(fmt.Sprintf("prune.layers[%d]", i), "block %d does not exist: the model has blocks 0..%d", l, blocks-1)
+				return 0, false
+			}
+			if seen[l] {
+				errorf(fmt.Sprintf("prune.layers[%d]", i), "block %d is listed twice", l)
+				return 0, false
+			}
+			seen[l] = true
+		}
+		if len(pr.Layers) >= blocks {
+			errorf("prune.layers", "removing %d blocks leaves none of the model's %d", len(pr.Layers), blocks)
+			return 0, false
+		}
+		return len(pr.Layers), true
+	}
+	remove, field := pr.Remove, "prune.remove"
+	if pr.Ratio > 0 {
+		field = "prune.ratio"
+		remove = int(math.Floor(pr.Ratio * float64(blocks)))
+		if remove < 1 {
+			errorf(field, "ratio %g of %d blocks removes no block", pr.Ratio, blocks)
+			return 0, false
+		}
+	}
+	if remove >= blocks {
+		errorf(field, "removing %d blocks leaves none: the model has %d", remove, blocks)
+		return 0, false
+	}
+	early, latter := pr.Options.Int(EarlyBarrier), pr.Options.Int(LatterBarrier)
+	if free := blocks - early - latter; remove > free {
+		errorf(field, "cannot remove %d blocks: earlyBarrier %d and latterBarrier %d leave %d of the model's %d blocks to choose from",
+			remove, early, latter, max(free, 0), blocks)
+		return 0, false
+	}
+	return remove, true
 }
 
 // Decision is a depth-pruning decision.

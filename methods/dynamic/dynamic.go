@@ -114,7 +114,10 @@ func DenseFirst(def int) spec.Field {
 func Register(m kdyn.Method, extra ...spec.Field) {
 	methods.Register(methods.Unit{
 		Spec: &spec.Spec{Paradigm: "dynamic", Name: string(m), Calibration: true,
-			Fields: append(fields(), extra...), Check: checkRatio(m), RunCheck: checkRun(m)},
+			Fields: append(fields(), extra...), Check: checkRatio(m), RunCheck: checkRun(m),
+			CheckShape: func(p ir.Prune, sh spec.Shape, report func(field, format string, args ...any)) {
+				checkShape(m, p, sh.Blocks, report)
+			}},
 		Plan: func(mp *planner.MethodPlan) *planner.Pruned { return plan(mp, m) },
 	})
 }
@@ -132,13 +135,42 @@ func checkRatio(m kdyn.Method) func(o ir.Options, report func(field, format stri
 // stage-2 LoRA with them: loraSteps). Every evaluation runs the routed
 // model: perplexity and speed with the compute-skipping passes,
 // multiple-choice scoring with the routed forward pass (unbatched),
-// generation with the compute-skipping decoder.
+// generation with the compute-skipping decoder. A training batch needs as
+// many calibration windows.
 func checkRun(m kdyn.Method) func(run ir.Run, report func(field, format string, args ...any)) {
 	return func(run ir.Run, report func(field, format string, args ...any)) {
 		if rm := run.Recovery.Method; rm != "" && rm != "none" {
 			report("recovery.method", "recovery %q trains the weights without the routers; dynamic/%s trains its own stage-2 LoRA with the routers frozen: set prune.loraSteps", rm, m)
 		}
+		checkBatch(run, report)
 	}
+}
+
+// checkBatch reports a training batch larger than the calibration: vet
+// runs it (RunCheck), the plan again on the IR it is given.
+func checkBatch(run ir.Run, report func(field, format string, args ...any)) bool {
+	b, n := run.Prune.Options.Int(FieldRouterBatch), run.Calibration.Samples
+	if n > 0 && b > n {
+		report("prune."+FieldRouterBatch, "routerBatch %d exceeds the %d calibration windows the routers train on", b, n)
+		return false
+	}
+	return true
+}
+
+// checkShape checks the prune settings against a model of blocks blocks:
+// vet runs it on the shape read from the checkpoint's header
+// (spec.Spec.CheckShape), the plan on the planner's, so both report the
+// same message.
+func checkShape(m kdyn.Method, p ir.Prune, blocks int, report func(field, format string, args ...any)) bool {
+	if m == kdyn.MoD && blocks < 3 {
+		report("prune.method", "MoD keeps the first and last blocks dense; the model has %d blocks, none left to route", blocks)
+		return false
+	}
+	if d := p.Options.Int(FieldDenseFirst); d >= blocks {
+		report("prune."+FieldDenseFirst, "denseFirst %d leaves none of the model's %d blocks to route", d, blocks)
+		return false
+	}
+	return true
 }
 
 // RoutersParams are stage 1's. Inputs: model, calibration windows.
@@ -180,15 +212,10 @@ type ModelParams struct {
 func plan(mp *planner.MethodPlan, m kdyn.Method) *planner.Pruned {
 	o := mp.Run.Prune.Options
 	c := mp.Run.Calibration
+	if !checkBatch(mp.Run, mp.Errorf) || !checkShape(m, mp.Run.Prune, mp.Info.Blocks, mp.Errorf) {
+		return nil
+	}
 	batch := o.Int(FieldRouterBatch)
-	if batch > c.Samples {
-		mp.Errorf("prune."+FieldRouterBatch, "routerBatch %d exceeds the %d calibration windows the routers train on", batch, c.Samples)
-		return nil
-	}
-	if mp.Info.Blocks < 3 && m == kdyn.MoD {
-		mp.Errorf("prune.method", "MoD keeps the first and last blocks dense; the model has %d blocks, none left to route", mp.Info.Blocks)
-		return nil
-	}
 	windows := mp.Windows()
 	if windows == nil {
 		return nil
@@ -201,10 +228,7 @@ func plan(mp *planner.MethodPlan, m kdyn.Method) *planner.Pruned {
 	if _, ok := o[FieldLambda]; ok {
 		rp.Lambda = o.Float(FieldLambda)
 	}
-	if rp.DenseFirst = o.Int(FieldDenseFirst); rp.DenseFirst >= mp.Info.Blocks {
-		mp.Errorf("prune."+FieldDenseFirst, "denseFirst %d leaves none of the model's %d blocks to route", rp.DenseFirst, mp.Info.Blocks)
-		return nil
-	}
+	rp.DenseFirst = o.Int(FieldDenseFirst)
 	stage1 := mp.Add(OpRouters, rp, fmt.Sprintf("%s: train routers s=%g, %d steps", m, rp.Skip, rp.Steps), mp.Model, windows)
 	decision, inputs := stage1, []*planner.Node{mp.Model, windows, stage1}
 	var mparams ModelParams

@@ -166,31 +166,23 @@ func TestPlanOutputs(t *testing.T) {
 	}
 }
 
-// Planning rejects what needs the model's shape, at the field: more dense
-// first blocks than the model has, a batch larger than the calibration.
-func TestPlanErrors(t *testing.T) {
+// Vet, and planning after it, reject what needs the model's shape or the
+// calibration, at the field: more dense first blocks than the model has, a
+// batch larger than the calibration.
+func TestShapeErrors(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "d.cue")
 	os.WriteFile(path, []byte(head(t)+`runs: {
 	a: prune: {paradigm: "dynamic", method: "dllm", ratio: 0.4, denseFirst: 5}
 	b: prune: {paradigm: "dynamic", method: "mod", ratio: 0.4, routerBatch: 17}
 }
 `), 0o644)
-	r, err := compiler.Compile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := cache.Open(t.TempDir(), cache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	_, err = planner.Plan(r, &ops.Env{Files: store})
+	err := compiler.Vet(path)
 	for _, want := range []string{
 		`runs."a".prune.denseFirst: denseFirst 5 leaves none of the model's 5 blocks to route`,
 		`runs."b".prune.routerBatch: routerBatch 17 exceeds the 16 calibration windows the routers train on`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("plan: %v\nwant %q", err, want)
+			t.Errorf("vet: %v\nwant %q", err, want)
 		}
 	}
 }

@@ -36,6 +36,12 @@ type Spec struct {
 	// what its model cannot go through (a recovery, a task). report names
 	// a field of the run ("recovery.method", "eval[0].task").
 	RunCheck func(run ir.Run, report func(field, format string, args ...any))
+	// CheckShape, if set, validates the resolved prune settings against
+	// the model's shape. vet calls it with the shape read from the
+	// checkpoint's header (or a synthetic model's fields), the method's
+	// plan with the planner's, so a recipe that cannot be planned is
+	// rejected by vet, with the same message, at the field's position.
+	CheckShape func(p ir.Prune, s Shape, report func(field, format string, args ...any))
 	// DefaultSamples and DefaultSeqLen, when not 0, are the calibration
 	// windows a run of this method takes when the recipe gives none (the
 	// method's reference defaults); 0 makes the field required. A default
@@ -47,6 +53,12 @@ type Spec struct {
 	// the compiler rejects multiple-choice evaluation, recovery and every
 	// other output format for such a run, with this method's name.
 	ModelForm string
+}
+
+// Shape is what a check can know of a model without loading it.
+type Shape struct {
+	Blocks int // transformer blocks
+	Dim    int // hidden size
 }
 
 // Key is "paradigm/name", the method's name in messages and registries.

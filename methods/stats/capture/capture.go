@@ -139,5 +139,9 @@ func (block) Run(ctx context.Context, c *executor.Call) (any, error) {
 		copy(out[s*seq:], res)
 		c.Progress(int64(s+b), int64(p.Samples))
 	}
+	// The capture walks the blocks in order: a memory-mapped checkpoint's
+	// block need not stay resident once its output is recorded, so the
+	// walk holds one block's weights at a time (a hint; values unchanged).
+	m.EvictLayer(p.Layer)
 	return ops.Hidden{Data: out, Rows: h.Rows, Dim: dim}, nil
 }
