@@ -15,6 +15,7 @@ import (
 	"lrmc/compiler/ir"
 	"lrmc/internal/shareddata"
 	"lrmc/kernels/mceval"
+	"lrmc/methods/spec"
 )
 
 // noRecovery is a run's recovery when no layer switches one on.
@@ -266,21 +267,29 @@ func TestErrorsFormat(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	// The lists grow as methods are built (lrmc/methods/all); what they
-	// must say is pinned here.
+	// must say is pinned here. Every known method is built, so a planned
+	// one is registered for the test.
+	spec.Register(spec.Spec{Paradigm: "dynamic", Name: "planned-test", Planned: true})
+	defer spec.Unregister("dynamic/planned-test")
 	depth := "depth/shortened-ppl, depth/shortened-taylor, depth/shortgpt, depth/sleb"
 	for _, tc := range []struct{ paradigm, method, prefix, contains string }{
 		{"depth", "shortgpt", "", ""},
 		{"depth", "sleb", "", ""},
-		{"dynamic", "mod", `method "mod" (dynamic) is not built yet; built methods: ` + depth, ""},
-		{"width", "shortgpt", `unknown method "shortgpt"; built methods: ` + depth, "; planned: dynamic/"},
+		{"dynamic", "mod", "", ""},
+		{"dynamic", "planned-test", `method "planned-test" (dynamic) is not built yet; built methods: ` + depth, ""},
+		{"width", "shortgpt", `unknown method "shortgpt"; built methods: ` + depth, "; planned: dynamic/planned-test"},
 	} {
 		got := checkMethod(tc.paradigm, tc.method)
 		if !strings.HasPrefix(got, tc.prefix) || !strings.Contains(got, tc.contains) || (tc.prefix == "") != (got == "") {
 			t.Errorf("checkMethod(%s, %s) = %q, want %q…%q", tc.paradigm, tc.method, got, tc.prefix, tc.contains)
 		}
 	}
-	if got := checkMethod("dynamic", "mod"); strings.Contains(got, "dynamic/mod") {
+	if got := checkMethod("dynamic", "planned-test"); strings.Contains(got, "dynamic/planned-test") {
 		t.Errorf("a planned method is listed as built: %q", got)
+	}
+	spec.Unregister("dynamic/planned-test")
+	if got := checkMethod("width", "shortgpt"); strings.Contains(got, "planned") {
+		t.Errorf("with no planned method, the message still lists them: %q", got)
 	}
 	if got := evalTasks.check("mmlu"); got != `unknown task "mmlu"; built tasks: perplexity` {
 		t.Errorf("evalTasks.check(mmlu) = %q", got)

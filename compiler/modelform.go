@@ -11,10 +11,16 @@ import (
 // perplexity evaluates and only the output format of that name writes;
 // multiple-choice tasks, recovery and the Llama output formats need a
 // Llama model. Conversely, a model form's output format cannot write the
-// other runs' models.
+// other runs' models. A method's RunCheck rejects what else its model
+// cannot go through.
 func (c *compiler) checkModelForms(rec *ir.Recipe) {
 	for _, run := range rec.Runs {
 		s, _ := spec.Lookup(run.Prune.Paradigm, run.Prune.Method)
+		if s.RunCheck != nil {
+			s.RunCheck(run, func(field, format string, args ...any) {
+				c.errs.add(c.posOf(run.Name, field), ir.FieldPath(run.Name, field), format, args...)
+			})
+		}
 		form := s.ModelForm
 		if form == "" {
 			for _, f := range rec.Output.Formats {

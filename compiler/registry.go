@@ -111,6 +111,8 @@ func checkMethod(paradigm, method string) string {
 		return ""
 	case ok:
 		return fmt.Sprintf("method %q (%s) is not built yet; %s", method, paradigm, builtList)
+	case len(planned) == 0:
+		return fmt.Sprintf("unknown method %q; %s", method, builtList)
 	default:
 		return fmt.Sprintf("unknown method %q; %s; planned: %s", method, builtList, strings.Join(planned, ", "))
 	}

@@ -30,6 +30,10 @@ type Pruned struct {
 	// name: the planner writes the node's result under the run's
 	// directory instead of planning a format of its own.
 	Exports map[string]Export
+	// Files are artifacts the method writes under the run's directory
+	// beside the exported model whenever output.formats names one
+	// (dynamic pruning's routers beside the weights).
+	Files []Export
 }
 
 // Export is a method's export of its pruned model: Node's result written

@@ -102,9 +102,10 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	pruned := model
 	var decision *Node
 	var own map[string]Export
+	var files []Export
 	if pa := run.Prune.Paradigm; pa != "" && pa != "none" {
 		if pr := p.method(name, posRun, run, m); pr != nil {
-			pruned, decision, own = pr.Model, pr.Decision, pr.Exports
+			pruned, decision, own, files = pr.Model, pr.Decision, pr.Exports, pr.Files
 		} else if len(p.errs) == before {
 			p.errorf(posRun, "prune.method", "method %s/%s planned nothing", pa, run.Prune.Method)
 		}
@@ -186,7 +187,7 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	p.b.g.Targets = append(p.b.g.Targets, metrics)
 	p.b.g.Outputs = append(p.b.g.Outputs, Output{Node: metrics, Path: filepath.Join(name, "metrics.json")})
 	if name != DenseRun {
-		p.exports(name, pruned, m, own)
+		p.exports(name, pruned, m, own, files)
 		// A width-pruned base may differ in width per block, which no
 		// Hugging Face directory (PEFT's base) can hold: such runs export
 		// the merged model through output.formats only.
@@ -399,8 +400,8 @@ func modelID(ref ir.Model) string {
 
 // exports plans a run's artifacts in every requested format, and its
 // provenance. own are the method's exports of its own model form, used
-// for the formats they name.
-func (p *planning) exports(name string, pruned *Node, m modelNodes, own map[string]Export) {
+// for the formats they name; files are the method's artifacts beside them.
+func (p *planning) exports(name string, pruned *Node, m modelNodes, own map[string]Export, files []Export) {
 	g := p.b.g
 	dtype := p.r.Output.DType
 	if dtype == "" {
@@ -430,6 +431,12 @@ func (p *planning) exports(name string, pruned *Node, m modelNodes, own map[stri
 			g.Outputs = append(g.Outputs, Output{Node: ex, Path: filepath.Join(name, "model.gguf")})
 		default:
 			p.errorf("", "output.formats", "output format %q has no planner", f)
+		}
+	}
+	if len(p.r.Output.Formats) > 0 {
+		for _, f := range files {
+			g.Targets = append(g.Targets, f.Node)
+			g.Outputs = append(g.Outputs, Output{Node: f.Node, Path: filepath.Join(name, f.Path), Dir: f.Dir})
 		}
 	}
 	g.Outputs = append(g.Outputs, Output{Path: filepath.Join(name, "provenance.json"), Data: provenance(p.r, name, pruned)})

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"lrmc/executor/ops"
 	"lrmc/kernels/generate"
 )
 
@@ -17,7 +19,7 @@ func generateCmd(g *globals) *cobra.Command {
 		temperature, topP                       float32
 		seed                                    uint64
 		stops                                   []string
-		chat, thinking, asJSON                  bool
+		chat, thinking, asJSON, dense           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "generate --model MODEL --prompt TEXT",
@@ -39,7 +41,15 @@ Generation ends at the model's end-of-sequence ids (BOS for llama2.c, as in
 run.c), at a --stop sequence (repeatable; cut from the output as
 lm-evaluation-harness cuts "until" strings) or at the token limit. --json
 prints one object instead: the prompt as fed, its ids, the generated ids,
-the text and why generation stopped (eos, stop_sequence, max_tokens).`,
+the text and why generation stopped (eos, stop_sequence, max_tokens).
+
+A model exported by a dynamic-pruning run (recipes' prune.paradigm
+"dynamic") has routers.safetensors beside its weights (in the Hugging Face
+directory, or beside model.bin or model.gguf): generate then decodes with
+the compute-skipping decoder, each routed block or part running only for
+the tokens its router keeps, and says so on stderr with the share of
+computation skipped; --dense runs the weights alone, as llama.cpp and
+transformers do (they cannot run the routers).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
@@ -54,6 +64,12 @@ the text and why generation stopped (eos, stop_sequence, max_tokens).`,
 			m, err := generate.Load(model, tokenizer, dtype)
 			if err != nil {
 				return err
+			}
+			var rt *routed
+			if !dense {
+				if rt, err = findRouters(m); err != nil {
+					return err
+				}
 			}
 			text := prompt
 			var ids []int32
@@ -79,6 +95,10 @@ the text and why generation stopped (eos, stop_sequence, max_tokens).`,
 				ids = ids[:keep]
 			}
 			opt := generate.Options{MaxNew: maxNew, Temperature: temperature, TopP: topP, Seed: seed, Stop: stops, EOS: m.EOS}
+			if rt != nil {
+				rt.announce(cmd.ErrOrStderr())
+				opt.Decoder = rt.decoder
+			}
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			defer w.Flush()
 			if !asJSON {
@@ -93,11 +113,22 @@ the text and why generation stopped (eos, stop_sequence, max_tokens).`,
 					return err
 				}
 			}
+			var skipped *ops.DynamicEval
+			if rt != nil {
+				if skipped = rt.summary(); skipped != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "lrmc: the routers skipped %.1f%% of routed parts, %.1f%% of the blocks' multiply-adds\n",
+						100*skipped.Skip, 100*skipped.SkippedCompute)
+				}
+			}
 			if asJSON {
-				return json.NewEncoder(w).Encode(map[string]any{
+				out := map[string]any{
 					"prompt": text, "prompt_ids": ids, "ids": nonNil(res.IDs), "text": res.Text,
 					"stop": res.Reason, "stop_sequence": res.StopString,
-				})
+				}
+				if skipped != nil {
+					out["routers"] = skipped
+				}
+				return json.NewEncoder(w).Encode(out)
 			}
 			w.WriteString("\n")
 			return nil
@@ -117,6 +148,7 @@ the text and why generation stopped (eos, stop_sequence, max_tokens).`,
 	f.BoolVar(&thinking, "thinking", false, "with --chat: set the template's enable_thinking (unset: the template's default)")
 	f.StringVar(&system, "system", "", "with --chat: a system message")
 	f.StringVar(&dtype, "dtype", "", "hold the weights as float32 (default), bfloat16 or float16")
+	f.BoolVar(&dense, "dense", false, "ignore routers.safetensors beside the model (dynamic pruning) and run the weights alone")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object with the prompt, ids, text and stop reason")
 	cmd.MarkFlagRequired("model")
 	return cmd

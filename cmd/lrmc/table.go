@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"lrmc/executor/ops"
+	kdyn "lrmc/kernels/dynamic"
 )
 
 // printResults prints one row for the dense baseline and each run: the
@@ -53,8 +54,17 @@ func printResults(w io.Writer, r ops.Results) {
 		}
 	}
 
+	// Dynamic-pruning columns appear when a run has routers.
+	dynamic := false
+	for _, name := range rows {
+		dynamic = dynamic || dynamicOf(metrics(name)) != nil
+	}
+
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	header := "run\tblocks kept\tremoved\tparams\tperplexity\tvs dense"
+	if dynamic {
+		header += "\trouters\tskip ratio\tskipped\tMACs saved"
+	}
 	for _, c := range cols {
 		header += "\t" + c.eval + "." + c.metric
 	}
@@ -75,6 +85,9 @@ func printResults(w io.Writer, r ops.Results) {
 			removed = fmt.Sprint(v)
 		}
 		var b strings.Builder
+		if dynamic {
+			b.WriteString(dynamicCells(m))
+		}
 		for _, c := range cols {
 			b.WriteString("\t")
 			if v, ok := taskEntry(m, c.eval)[c.metric].(float64); ok {
@@ -96,6 +109,44 @@ func printResults(w io.Writer, r ops.Results) {
 	for _, d := range speeds {
 		fmt.Fprintf(w, "* measured on this machine, not estimated: %s\n", d)
 	}
+	if dynamic {
+		// Routed models' exports hold the dense weights and, beside them,
+		// routers only lrmc runs.
+		fmt.Fprintf(w, "routers: %s\n", kdyn.Note)
+	}
+}
+
+// dynamicOf is a run's dynamic-pruning summary (metrics "dynamic": the
+// method and target ratio its routers were trained for), or nil.
+func dynamicOf(m ops.Metrics) map[string]any {
+	d, _ := m["dynamic"].(map[string]any)
+	return d
+}
+
+// dynamicCells are a routed run's method, target skip ratio, the skip
+// ratio realised on its headline perplexity evaluation and the fraction
+// of the forward pass's multiply-adds saved there; dashes for others.
+func dynamicCells(m ops.Metrics) string {
+	d := dynamicOf(m)
+	if d == nil {
+		return "\t-\t-\t-\t-"
+	}
+	cells := fmt.Sprintf("\t%v\t%v", d["method"], d["ratio"])
+	var e map[string]any
+	for _, name := range evalNames(m) {
+		if t := taskEntry(m, name); t["task"] == "perplexity" {
+			e, _ = t["dynamic"].(map[string]any)
+			break
+		}
+	}
+	for _, k := range []string{"skip", "flopSaving"} {
+		if v, ok := e[k].(float64); ok {
+			cells += fmt.Sprintf("\t%.1f%%", 100*v)
+		} else {
+			cells += "\t-"
+		}
+	}
+	return cells
 }
 
 // count prints a count (blocks, params) as an integer. A fresh result
@@ -120,17 +171,21 @@ func speedOf(m ops.Metrics) map[string]any {
 }
 
 // speedCells are a run's prefill and decode tokens/s, each with its ratio
-// to dense's when dense is given.
+// to dense's when dense is given. A routed model's ratio is the one
+// measured against its dense base in the same interleaved repetitions
+// ("prefillSpeedup", "decodeSpeedup"), which a busy machine skews less.
 func speedCells(s, dense map[string]any) string {
 	var b strings.Builder
-	for _, k := range []string{"prefillTokensPerS", "decodeTokensPerS"} {
-		v, ok := s[k].(float64)
+	for _, k := range []string{"prefill", "decode"} {
+		v, ok := s[k+"TokensPerS"].(float64)
 		if !ok {
 			b.WriteString("\t-")
 			continue
 		}
 		fmt.Fprintf(&b, "\t%.1f", v)
-		if d, ok := dense[k].(float64); ok && d > 0 {
+		if r, ok := s[k+"Speedup"].(float64); ok {
+			fmt.Fprintf(&b, " (%.2f×)", r)
+		} else if d, ok := dense[k+"TokensPerS"].(float64); ok && d > 0 {
 			fmt.Fprintf(&b, " (%.2f×)", v/d)
 		}
 	}

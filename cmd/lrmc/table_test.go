@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"lrmc/executor/ops"
+	kdyn "lrmc/kernels/dynamic"
 	"lrmc/planner"
 )
 
@@ -83,6 +84,35 @@ func TestTableGenerationColumns(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "0.2500") || !strings.Contains(b.String(), "120.0000") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// A routed run adds the dynamic columns: its routers' method and target
+// ratio, the skip ratio realised on its headline perplexity and the
+// multiply-adds saved there; its speed ratio is the one measured against
+// its own dense base (Speedup), not against the dense row's.
+func TestTableDynamicColumns(t *testing.T) {
+	var r ops.Results
+	err := json.Unmarshal([]byte(`{
+	  "dense": {"blocks": 5, "params": 100, "perplexity": 6, "evals": ["ppl"], "tasks": {"ppl": {"task": "perplexity", "perplexity": 6}},
+	    "measuredSpeed": {"prefillTokensPerS": 1000, "decodeTokensPerS": 200}, "measuredOn": "M"},
+	  "runs": {"mod-4": {"blocks": 5, "params": 100, "perplexity": 9, "evals": ["ppl"],
+	    "dynamic": {"method": "mod", "ratio": 0.4, "kvRule": "absent"},
+	    "tasks": {"ppl": {"task": "perplexity", "perplexity": 9, "dynamic": {"skip": 0.3875, "flopSaving": 0.25}}},
+	    "measuredSpeed": {"prefillTokensPerS": 1500, "decodeTokensPerS": 220, "prefillSpeedup": 1.4, "decodeSpeedup": 1.25}, "measuredOn": "M"}}}`), &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	printResults(&b, r)
+	want := `run    blocks kept  removed  params  perplexity  vs dense  routers  skip ratio  skipped  MACs saved  prefill tok/s*  decode tok/s*
+dense  5            -        100     6.0000      -         -        -           -        -           1000.0          200.0
+mod-4  5            -        100     9.0000      +50.0%    mod      0.4         38.8%    25.0%       1500.0 (1.40×)  220.0 (1.25×)
+* measured on this machine, not estimated: M
+routers: ` + kdyn.Note + `
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
 

@@ -104,7 +104,11 @@ func (generateOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	model, err := input[*Model](c, 0)
+	model, err := llamaInput(c, 0)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := routedDecoder(model)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +194,7 @@ func (generateOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 				if errs[w] != nil {
 					continue
 				}
-				g, err := generateItem(ctx, gm, p, items[i], prompts[i])
+				g, err := generateItem(ctx, gm, dec, p, items[i], prompts[i])
 				if err == nil {
 					err = finish(i, g)
 				}
@@ -267,13 +271,15 @@ func genPrompts(gm *generate.Model, p planner.GenerateParams, items []geneval.It
 }
 
 // generateItem generates an item's samples.
-func generateItem(ctx context.Context, gm *generate.Model, p planner.GenerateParams, it geneval.Item, pr genPrompt) (*Generation, error) {
+// generateItem generates an item's samples; dec, when set, is a routed
+// model's compute-skipping decoder (generate.Options.Decoder).
+func generateItem(ctx context.Context, gm *generate.Model, dec func(int) generate.Stepper, p planner.GenerateParams, it geneval.Item, pr genPrompt) (*Generation, error) {
 	g := &Generation{Doc: it.Doc, Prompt: pr.text, PromptTokens: len(pr.ids), Cut: pr.cut, Target: it.Target}
 	for s := range p.N {
 		seed := geneval.SampleSeed(p.Seed, it.Doc, s)
 		res, err := generate.Generate(ctx, gm.LM, gm.Tok, pr.ids, generate.Options{
 			MaxNew: p.MaxNewTokens, Temperature: float32(p.Temperature), TopP: float32(p.TopP), Seed: seed,
-			Stop: p.Stop, EOS: gm.EOS,
+			Stop: p.Stop, EOS: gm.EOS, Decoder: dec,
 		})
 		if err != nil {
 			return nil, err

@@ -203,6 +203,14 @@ func (mcScore) Run(ctx context.Context, c *executor.Call) (any, error) {
 			}
 		}
 	}
+	if model.Routers != nil {
+		// Dynamic pruning: the compute-skipping forward pass, unbatched.
+		lls, err := routedScores(ctx, model, maxLen, reqs, func(d int) { c.Progress(int64(d), int64(len(reqs))) })
+		if err != nil {
+			return nil, err
+		}
+		return mcSamples(items, reqs, span, maxLen, lls), nil
+	}
 	// Consecutive items are scored together in one batched pass
 	// (mceval.ScoreBatch); the batches depend only on the items, and
 	// workers take batches in turn, so the result does not depend on which
@@ -254,11 +262,17 @@ feed:
 			return nil, err
 		}
 	}
+	return mcSamples(items, reqs, span, maxLen, lls), nil
+}
+
+// mcSamples are the items' scored samples, item i's from its requests
+// span[i].
+func mcSamples(items []MCItem, reqs []mceval.Request, span [][2]int, maxLen int, lls [][]float64) []MCSample {
 	out := make([]MCSample, len(items))
 	for i, it := range items {
 		out[i] = mcSample(it, reqs[span[i][0]:span[i][1]], maxLen, lls[span[i][0]:span[i][1]])
 	}
-	return out, nil
+	return out
 }
 
 // mcSample is item it's scored sample from its requests' log-likelihoods:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"lrmc/executor"
+	"lrmc/kernels/dynamic"
 	"lrmc/kernels/ggufmodel"
 	"lrmc/kernels/hf"
 	"lrmc/kernels/llama"
@@ -23,6 +24,15 @@ type Model struct {
 	// Llama model (shortcut matrices between blocks): only perplexity
 	// evaluates it (the compiler rejects the rest), and LM is nil.
 	Sliced *slicegpt.Model
+	// Routers, when set, are LM's dynamic-pruning routers
+	// (methods/dynamic): perplexity and speed run LM with its
+	// compute-skipping forward passes; exports write the weights and the
+	// methods' own ops write the routers beside them.
+	Routers *dynamic.Routers
+	// Text, for a routed model, is a stream of the text its routers were
+	// trained on (the calibration windows in order), which speed is
+	// measured on: routers decide by content.
+	Text []int32
 	// HF is the configuration of a Hugging Face or synthetic model.
 	HF *hf.Config
 	// GGUF is the metadata of a GGUF model (tokenizer included).
@@ -70,7 +80,7 @@ func (modelLoad) Run(ctx context.Context, c *executor.Call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Model{LM: m, HF: cfg}, nil
+		return withRouters(path, &Model{LM: m, HF: cfg})
 	case "gguf":
 		m, meta, err := ggufmodel.LoadDType(path, p.DType)
 		if err != nil {

@@ -76,12 +76,29 @@ func (Ephemeral) IsEphemeral() bool { return true }
 // JSONCodec stores results of type T as JSON; ops embed it.
 type JSONCodec[T any] struct{ jsonCodec[T] }
 
+// RawBytes stores a []byte result as is (a file an output writes); ops
+// embed it.
+type RawBytes struct{ rawBytes }
+
 // HiddenCodec stores Hidden results as safetensors; ops embed it.
 type HiddenCodec struct{ hiddenCodec }
 
 // Input returns inputs[i] of a call as a T, or an error naming what was
 // expected.
 func Input[T any](c *executor.Call, i int) (T, error) { return input[T](c, i) }
+
+// CalibrationWindows returns input i of a call, the calibration windows,
+// checked against the planned shape samples×seqLen.
+func CalibrationWindows(c *executor.Call, i, samples, seqLen int) (Tokens, error) {
+	w, err := input[Tokens](c, i)
+	if err != nil {
+		return w, err
+	}
+	if w.Rows != samples || w.Cols != seqLen {
+		return w, fmt.Errorf("calibration windows are %d×%d, planned %d×%d", w.Rows, w.Cols, samples, seqLen)
+	}
+	return w, nil
+}
 
 // MeanNLL is the mean next-token negative log-likelihood of lm over rows
 // windows of seqLen tokens (the perplexity protocol); done reports windows

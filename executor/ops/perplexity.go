@@ -27,8 +27,11 @@ type EvalResult struct {
 	AccNorm       *float64 `json:"acc_norm,omitempty"`
 	AccNormStderr *float64 `json:"acc_norm_stderr,omitempty"`
 	Items         int      `json:"items,omitempty"`
-	Params        int64    `json:"params"`
-	Blocks        int      `json:"blocks"`
+	// Dynamic is what a routed model (dynamic pruning) skipped; nil for
+	// other models.
+	Dynamic *DynamicEval `json:"dynamic,omitempty"`
+	Params  int64        `json:"params"`
+	Blocks  int          `json:"blocks"`
 }
 
 // logitBudget bounds the logits held at once (floats), which decides how
@@ -49,6 +52,18 @@ func (perplexityOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	w, err := input[Tokens](c, 1)
+	if err != nil {
+		return nil, err
+	}
+	if w.Cols != p.SeqLen {
+		return nil, fmt.Errorf("evaluation windows have %d tokens, planned %d", w.Cols, p.SeqLen)
+	}
+	progress := func(d int) { c.Progress(int64(d), int64(w.Rows)) }
+	if model.Routers != nil {
+		// Dynamic pruning: the compute-skipping forward pass.
+		return routedPerplexity(ctx, model, w, p.SeqLen, progress)
+	}
 	// A sliced model (SliceGPT) has its own forward pass and count.
 	var lm forwarder
 	var vocab, blocks int
@@ -59,14 +74,7 @@ func (perplexityOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 		m := model.LM
 		lm, vocab, params, blocks = m, m.Config.Vocab, m.Config.Params(), m.Config.Layers
 	}
-	w, err := input[Tokens](c, 1)
-	if err != nil {
-		return nil, err
-	}
-	if w.Cols != p.SeqLen {
-		return nil, fmt.Errorf("evaluation windows have %d tokens, planned %d", w.Cols, p.SeqLen)
-	}
-	mean, count, err := meanNLL(ctx, lm, vocab, w.IDs, w.Rows, p.SeqLen, func(d int) { c.Progress(int64(d), int64(w.Rows)) })
+	mean, count, err := meanNLL(ctx, lm, vocab, w.IDs, w.Rows, p.SeqLen, progress)
 	if err != nil {
 		return nil, err
 	}

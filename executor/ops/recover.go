@@ -47,7 +47,7 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
-	model, err := llamaInput(c, 0)
+	model, err := denseInput(c, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +122,8 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if step, state, ok, err := c.Checkpoints.Load(); err != nil {
 		return nil, err
 	} else if ok {
-		var ck checkpoint
-		if err := ck.unmarshal(state); err != nil {
+		var ck Checkpoint
+		if err := ck.Unmarshal(state); err != nil {
 			return nil, fmt.Errorf("checkpoint at step %d: %w", step, err)
 		}
 		if err := tr.UnmarshalBinary(ck.Trainer); err != nil {
@@ -137,7 +137,7 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 		every = max(1, p.Steps/10)
 	}
 
-	order := rowOrder{rows: rows, seed: uint64(p.Seed)}
+	order := NewRowOrder(rows, uint64(p.Seed))
 	vocab := lm.Config.Vocab
 	tokensPerStep := float64(p.Batch * p.SeqLen * p.Accumulation)
 	for step := start; step < p.Steps; step++ {
@@ -150,7 +150,7 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 			bt := make([]int32, 0, p.Batch*p.SeqLen)
 			bm := make([]bool, 0, p.Batch*p.SeqLen)
 			for e := range p.Batch {
-				r := order.row((step*p.Accumulation+a)*p.Batch + e)
+				r := order.Row((step*p.Accumulation+a)*p.Batch + e)
 				bt = append(bt, tokens[r*p.SeqLen:(r+1)*p.SeqLen]...)
 				bm = append(bm, mask[r*p.SeqLen:(r+1)*p.SeqLen]...)
 			}
@@ -178,50 +178,62 @@ func (recoverTrain) Run(ctx context.Context, c *executor.Call) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			ck := checkpoint{Trainer: state, Losses: losses}
-			if err := c.Checkpoints.Save(int64(step+1), ck.marshal()); err != nil {
+			ck := Checkpoint{Trainer: state, Losses: losses}
+			if err := c.Checkpoints.Save(int64(step+1), ck.Marshal()); err != nil {
 				return nil, err
 			}
 		}
 	}
 
-	var tensors []safetensors.Tensor
-	meta := map[string]string{"method": p.Method}
 	if p.Method == "lora" {
-		cfg, err := net.PEFTConfig("")
-		if err != nil {
-			return nil, err
-		}
-		js, _ := json.Marshal(cfg)
-		meta["adapter_config"] = string(js)
-		tensors = net.AdapterTensors()
-	} else {
-		js, _ := json.Marshal(lm.Config)
-		meta["config"] = string(js)
-		for _, t := range lm.Tensors() {
-			tensors = append(tensors, safetensors.F32(t.Name, t.Shape, t.Data))
-		}
+		return LoRARecovered(net, losses)
 	}
+	js, _ := json.Marshal(lm.Config)
+	var tensors []safetensors.Tensor
+	for _, t := range lm.Tensors() {
+		tensors = append(tensors, safetensors.F32(t.Name, t.Shape, t.Data))
+	}
+	return recovered(p.Method, tensors, map[string]string{"config": string(js)}, losses)
+}
+
+// LoRARecovered is a LoRA-trained net's adapters (PEFT's names and
+// configuration) and losses, as recovery stores them: modelRecovered
+// merges them and exportPEFT writes them.
+func LoRARecovered(net *train.Net, losses []float64) (Recovered, error) {
+	cfg, err := net.PEFTConfig("")
+	if err != nil {
+		return Recovered{}, err
+	}
+	js, _ := json.Marshal(cfg)
+	return recovered("lora", net.AdapterTensors(), map[string]string{"adapter_config": string(js)}, losses)
+}
+
+func recovered(method string, tensors []safetensors.Tensor, meta map[string]string, losses []float64) (Recovered, error) {
+	meta["method"] = method
 	ls, _ := json.Marshal(losses)
 	meta["losses"] = string(ls)
 	blob, err := safetensors.Encode(tensors, meta)
 	if err != nil {
-		return nil, err
+		return Recovered{}, err
 	}
-	return Recovered{Method: p.Method, Blob: blob, Losses: losses}, nil
+	return Recovered{Method: method, Blob: blob, Losses: losses}, nil
 }
 
-// rowOrder visits the training rows epoch after epoch, each epoch in a
+// RowOrder visits the training rows epoch after epoch, each epoch in a
 // fresh seeded permutation (calib.Permutation: stable across machines and
-// Go releases).
-type rowOrder struct {
+// Go releases). Training ops share it.
+type RowOrder struct {
 	rows  int
 	seed  uint64
 	epoch int
 	perm  []int
 }
 
-func (o *rowOrder) row(i int) int {
+// NewRowOrder visits rows rows in the order seed gives.
+func NewRowOrder(rows int, seed uint64) *RowOrder { return &RowOrder{rows: rows, seed: seed} }
+
+// Row is the i-th row visited.
+func (o *RowOrder) Row(i int) int {
 	epoch, pos := i/o.rows, i%o.rows
 	if o.perm == nil || epoch != o.epoch {
 		o.epoch = epoch
@@ -230,13 +242,15 @@ func (o *rowOrder) row(i int) int {
 	return o.perm[pos]
 }
 
-// checkpoint is recovery's saved state: the trainer and the losses so far.
-type checkpoint struct {
+// Checkpoint is a training op's saved state: the trainer and the losses
+// so far.
+type Checkpoint struct {
 	Trainer []byte
 	Losses  []float64
 }
 
-func (c checkpoint) marshal() []byte {
+// Marshal encodes the checkpoint.
+func (c Checkpoint) Marshal() []byte {
 	ls, _ := json.Marshal(c.Losses)
 	var b bytes.Buffer
 	b.WriteString(strconv.Itoa(len(ls)))
@@ -246,7 +260,8 @@ func (c checkpoint) marshal() []byte {
 	return b.Bytes()
 }
 
-func (c *checkpoint) unmarshal(b []byte) error {
+// Unmarshal decodes a checkpoint Marshal wrote.
+func (c *Checkpoint) Unmarshal(b []byte) error {
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
 		return fmt.Errorf("malformed checkpoint")

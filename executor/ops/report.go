@@ -42,7 +42,16 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 		}
 		// Two numbers (report columns) and how they were measured (a
 		// string, which reports do not tabulate).
-		m["measuredSpeed"] = map[string]any{"prefillTokensPerS": s.PrefillTokensPerS, "decodeTokensPerS": s.DecodeTokensPerS}
+		ms := map[string]any{"prefillTokensPerS": s.PrefillTokensPerS, "decodeTokensPerS": s.DecodeTokensPerS}
+		if d := s.Dynamic; d != nil {
+			// A routed model: its speedup over its dense base, measured
+			// in the same interleaved repetitions.
+			ms["prefillSpeedup"], ms["decodeSpeedup"] = d.PrefillSpeedup, d.DecodeSpeedup
+			ms["prefillCpuSpeedup"], ms["decodeCpuSpeedup"] = d.PrefillCPUSpeedup, d.DecodeCPUSpeedup
+			// What the routers skipped while timed (random tokens).
+			ms["prefillSkip"], ms["decodeSkip"] = d.PrefillSkip, d.DecodeSkip
+		}
+		m["measuredSpeed"] = ms
 		m["measuredOn"] = s.Note()
 	}
 	if p.Recovery {

@@ -25,6 +25,9 @@ type Speed struct {
 	Reps              int     `json:"reps"`
 	Threads           int     `json:"threads"`
 	Machine           string  `json:"machine"`
+	// Dynamic, for a model with routers, is the dense base's speed
+	// measured beside it and what the routers skipped; nil otherwise.
+	Dynamic *DynamicSpeed `json:"dynamic,omitempty"`
 }
 
 // Note says where and how the speed was measured.
@@ -58,6 +61,9 @@ func (speedOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	threads := p.Threads
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
+	}
+	if m.Routers != nil {
+		return routedSpeed(m, p, threads)
 	}
 	rs, err := bench.MeasureModel(m.LM, c.Node.Label, bench.ModelOptions{
 		Threads: []int{threads}, Prefill: p.Prefill, Decode: p.Decode, Reps: p.Reps, MinRep: minRep,

@@ -115,3 +115,28 @@ func TestDecide(t *testing.T) {
 		t.Errorf("mod attn: exec %v scale %v", exec, scale) // pred 1 > 0, -2.5; r = 1.5, 0.5
 	}
 }
+
+// Encode and Decode round-trip routers through bytes with extra metadata,
+// and refuse a key that would overwrite the file's own.
+func TestEncodeDecode(t *testing.T) {
+	for _, m := range Methods {
+		rs := testRouters(m, 4, 8)
+		b, err := Encode(rs, map[string]string{"losses": "[1,2]"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, meta, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		if diff := cmp.Diff(rs, got); diff != "" {
+			t.Errorf("%s: round trip (-want +got):\n%s", m, diff)
+		}
+		if meta["losses"] != "[1,2]" || meta[metaMethod] != string(m) {
+			t.Errorf("%s: metadata %v", m, meta)
+		}
+	}
+	if _, err := Encode(testRouters(MoD, 4, 8), map[string]string{metaMethod: "x"}); err == nil {
+		t.Error("Encode let extra metadata overwrite the method")
+	}
+}

@@ -61,6 +61,16 @@ type Options struct {
 	// back until it is known not to be one, so the pieces never hold a stop
 	// sequence or what follows it.
 	Emit func(text string)
+	// Decoder, when set, makes the decoder for at most maxSeq positions
+	// instead of llama.NewDecoder: a routed model's compute-skipping
+	// decoder (kernels/dynamic), say.
+	Decoder func(maxSeq int) Stepper
+}
+
+// Stepper feeds one token at one position and returns the logits of the
+// next (llama.Decoder, dynamic.Decoder).
+type Stepper interface {
+	Step(token int32, pos int) []float32
 }
 
 // Result is a finished generation.
@@ -108,7 +118,12 @@ func Generate(ctx context.Context, m *llama.Model, tok Detokenizer, prompt []int
 			return Result{}, errors.New("generate: empty stop sequence")
 		}
 	}
-	dec := llama.NewDecoder(m, len(prompt)+maxNew-1)
+	var dec Stepper
+	if opt.Decoder != nil {
+		dec = opt.Decoder(len(prompt) + maxNew - 1)
+	} else {
+		dec = llama.NewDecoder(m, len(prompt)+maxNew-1)
+	}
 	smp := sample.New(opt.Temperature, opt.TopP, opt.Seed)
 	var logits []float32
 	for pos, id := range prompt {

@@ -32,6 +32,10 @@ type Spec struct {
 	// Check, if set, validates the resolved options as a whole (what CUE
 	// constraints on single fields cannot say). report names the field.
 	Check func(o ir.Options, report func(field, format string, args ...any))
+	// RunCheck, if set, validates a resolved run of the method as a whole:
+	// what its model cannot go through (a recovery, a task). report names
+	// a field of the run ("recovery.method", "eval[0].task").
+	RunCheck func(run ir.Run, report func(field, format string, args ...any))
 	// CheckShape, if set, validates the resolved prune settings against
 	// the model's shape. vet calls it with the shape read from the
 	// checkpoint's header (or a synthetic model's fields), the method's

@@ -141,18 +141,6 @@ func plan(mp *planner.MethodPlan) *planner.Pruned {
 	return out
 }
 
-// windowsOf checks the calibration windows against the planned shape.
-func windowsOf(c *executor.Call, i, samples, seqLen int) (ops.Tokens, error) {
-	w, err := ops.Input[ops.Tokens](c, i)
-	if err != nil {
-		return w, err
-	}
-	if w.Rows != samples || w.Cols != seqLen {
-		return w, fmt.Errorf("calibration windows are %d×%d, planned %d×%d", w.Rows, w.Cols, samples, seqLen)
-	}
-	return w, nil
-}
-
 // inputCov accumulates the first block's input covariance. Inputs: model,
 // calibration windows.
 type inputCov struct{}
@@ -171,7 +159,7 @@ func (inputCov) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if m.LM == nil {
 		return nil, fmt.Errorf("slicegpt needs a Llama model to slice")
 	}
-	w, err := windowsOf(c, 1, p.Samples, p.SeqLen)
+	w, err := ops.CalibrationWindows(c, 1, p.Samples, p.SeqLen)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +213,7 @@ func (slice) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if m.LM == nil {
 		return nil, fmt.Errorf("slicegpt needs a Llama model to slice")
 	}
-	w, err := windowsOf(c, 1, p.Samples, p.SeqLen)
+	w, err := ops.CalibrationWindows(c, 1, p.Samples, p.SeqLen)
 	if err != nil {
 		return nil, err
 	}
