@@ -24,7 +24,7 @@ const (
 	formatVersion = "1"
 	// Note is the message written into the file and printed by tools that
 	// meet a model with routers.
-	Note = "lrmc dynamic-pruning routers: only lrmc runs them (lrmc generate, lrmc eval); llama.cpp and transformers load the weights beside this file as the dense model and ignore the routers"
+	Note = "lrmc dynamic-pruning routers: only lrmc runs them (lrmc generate, and recipes through lrmc apply); llama.cpp and transformers load the weights beside this file as the dense model and ignore the routers"
 )
 
 // tensorName is the name of router name of layer i in the file, in Hugging
