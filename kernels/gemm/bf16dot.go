@@ -11,7 +11,9 @@ import (
 // so every product of two bf16 values is exact, and the products are summed
 // in float32 in a fixed order (see dpbf16Kernel; k is padded with zeros to a
 // multiple of 64), denormal inputs read as zero and denormal results flushed
-// to zero, as the instruction does.
+// to zero, as the instruction does. A NaN among the operands, or ∞·0, gives
+// a NaN result whose sign and payload are not specified (the instruction
+// and the emulation may differ there; every other bit pattern agrees).
 //
 // This is a separate, opt-in product: rounding keeps 8 of each activation's
 // 24 significant bits (relative error up to 2⁻⁸), so results differ from
@@ -19,9 +21,10 @@ import (
 // exchange one instruction does 32 multiply-adds straight from the 16-bit
 // data, with no widening. The result is the same on every CPU (elsewhere a Go
 // emulation computes it bit for bit) and for every thread count, and a row's
-// result does not depend on m: every m runs the dot-product path of decode
-// (for prefill, MatMulBF16's packed path measured about twice as fast). It
-// uses up to GOMAXPROCS threads and panics if a slice is shorter than its
+// result does not depend on m: decode runs the dot-product path, and for
+// m ≥ 3 where AVX512_BF16 is present a register-blocked 3×4 tile kernel
+// (bf16gemm.go) reduces every result in the same order, with the same bits.
+// It uses up to GOMAXPROCS threads and panics if a slice is shorter than its
 // shape needs.
 func MatMulBF16Rounded(out, x []float32, w []uint16, m, k, n int) {
 	MatMulBF16RoundedThreads(out, x, w, m, k, n, runtime.GOMAXPROCS(0))
@@ -39,16 +42,26 @@ func MatMulBF16RoundedThreads(out, x []float32, w []uint16, m, k, n, threads int
 		clear(out)
 		return
 	}
-	x16 := make([]uint16, m*k)
-	for i, v := range x[:m*k] {
-		x16[i] = roundBF16(v)
+	im := current()
+	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))
+	if tile := im.dpbf16Tile; tile != nil && m >= tileRows && n >= tileCols {
+		// Rows padded to whole 64-value blocks, as the dot path pads its
+		// tail block, so both sum the same products in the same order.
+		kp := (k + 63) &^ 63
+		x16 := make([]uint16, m*kp)
+		for i := range m {
+			roundRowBF16(x16[i*kp:i*kp+k], x[i*k:i*k+k])
+		}
+		matMulBF16Tiles(tile, out, x16, padRowsBF16(w, n, k, kp), m, kp, kp, n, threads)
+		return
 	}
+	x16 := make([]uint16, m*k)
+	roundRowBF16(x16, x[:m*k])
 	w = w[:n*k]
-	kern := current().dpbf16
+	kern := im.dpbf16
 	if kern == nil {
 		kern = dpbf16Go
 	}
-	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))
 	groups := (n + 3) / 4
 	threads = min(threads, groups)
 	body := k - k%64
@@ -151,6 +164,14 @@ func reduceLanes(l *[32]float32) float32 {
 		s[i] += s[4+i]
 	}
 	return (s[0] + s[1]) + (s[2] + s[3])
+}
+
+// roundRowBF16 sets dst[i] = roundBF16(src[i]).
+func roundRowBF16(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = roundBF16(v)
+	}
 }
 
 // roundBF16 rounds a float32 to the nearest bfloat16, ties to even; NaNs

@@ -76,6 +76,7 @@ func main() {
 	widen(wBF16)
 	widen(wF16)
 	dotBF16Pairs()
+	tileBF16Pairs()
 	transpose8()
 	transpose4()
 
@@ -583,6 +584,86 @@ func dotBF16Pairs() {
 		VHADDPS(s.AsX(), s.AsX(), s.AsX())
 		VHADDPS(s.AsX(), s.AsX(), s.AsX())
 		VMOVSS(s.AsX(), Mem{Base: out, Disp: 4 * r})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// tileBF16Pairs emits tile3x4DPBF16AVX512, the prefill kernel of
+// MatMulBF16Rounded: 3 rows of x (ldx values apart) times 4 rows of w (ldw
+// apart), all bfloat16 and all padded by the caller to n values (a multiple
+// of 64), into out[i·ldo+j]. Every one of the 12 results is reduced exactly
+// as dot4DPBF16AVX512 reduces a row (two accumulators of 16 lanes taking the
+// 32-value halves of each 64-value block, then the same lane-wise tree), so
+// the two kernels, and dpbf16Go, agree bit for bit; the tile only reuses each
+// loaded register 3 or 4 times: 7 loads per 12 VDPBF16PS instead of 10 per 8,
+// and 24 independent accumulator chains to hide the instruction's latency.
+func tileBF16Pairs() {
+	const name = "tile3x4DPBF16AVX512"
+	TEXT(name, NOSPLIT, "func(n int, x *uint16, ldx int, w *uint16, ldw int, out *float32, ldo int)")
+	Pragma("noescape")
+	Doc(name + " computes the 3×4 tile out[i·ldo+j] = VDPBF16PS dot of x row i with w row j over n values (a multiple of 64), reduced like dot4DPBF16AVX512.")
+	n := Load(Param("n"), GP64())
+	ldx := Load(Param("ldx"), GP64())
+	ldw := Load(Param("ldw"), GP64())
+	SHLQ(U8(1), ldx) // bytes
+	SHLQ(U8(1), ldw)
+	xr := make([]Register, 3)
+	xr[0] = Load(Param("x"), GP64())
+	for i := 1; i < 3; i++ {
+		xr[i] = GP64()
+		LEAQ(Mem{Base: xr[i-1], Index: ldx, Scale: 1}, xr[i])
+	}
+	wr := make([]Register, 4)
+	wr[0] = Load(Param("w"), GP64())
+	for j := 1; j < 4; j++ {
+		wr[j] = GP64()
+		LEAQ(Mem{Base: wr[j-1], Index: ldw, Scale: 1}, wr[j])
+	}
+	const x0, w0 = 24, 27 // zmm0-23 accumulators, zmm24-26 x, zmm27-30 w
+	acc := func(i, j, u int) int { return 8*i + 2*j + u }
+	for r := 0; r < 24; r++ {
+		avx512.zero(avx512.vec(r))
+	}
+	off := GP64()
+	XORQ(off, off)
+	Label("loop")
+	for u := 0; u < 2; u++ {
+		for i := 0; i < 3; i++ {
+			VMOVUPS(Mem{Base: xr[i], Index: off, Scale: 1, Disp: 64 * u}, avx512.vec(x0+i))
+		}
+		for j := 0; j < 4; j++ {
+			VMOVUPS(Mem{Base: wr[j], Index: off, Scale: 1, Disp: 64 * u}, avx512.vec(w0+j))
+			for i := 0; i < 3; i++ {
+				vdpbf16ps(acc(i, j, u), x0+i, w0+j)
+			}
+		}
+	}
+	ADDQ(U8(128), off)
+	SUBQ(U8(64), n)
+	JNZ(LabelRef("loop"))
+
+	out := Load(Param("out"), GP64())
+	ldo := Load(Param("ldo"), GP64())
+	SHLQ(U8(2), ldo)
+	// The VEX reduction steps reach only registers 0-15: every result is
+	// summed into zmm0 with zmm1 as scratch, which are free from the first
+	// result on (they are its accumulators).
+	s, tmp := Z0, Z1
+	for i := 0; i < 3; i++ {
+		for j := 0; j < 4; j++ {
+			VADDPS(avx512.vec(acc(i, j, 1)), avx512.vec(acc(i, j, 0)), s)
+			VEXTRACTF64X4(U8(1), s, tmp.AsY())
+			VADDPS(tmp.AsY(), s.AsY(), s.AsY())
+			VEXTRACTF128(U8(1), s.AsY(), tmp.AsX())
+			VADDPS(tmp.AsX(), s.AsX(), s.AsX())
+			VHADDPS(s.AsX(), s.AsX(), s.AsX())
+			VHADDPS(s.AsX(), s.AsX(), s.AsX())
+			VMOVSS(s.AsX(), Mem{Base: out, Disp: 4 * j})
+		}
+		if i < 2 {
+			ADDQ(ldo, out)
+		}
 	}
 	VZEROUPPER()
 	RET()
