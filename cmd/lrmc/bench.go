@@ -135,6 +135,7 @@ func benchModelCmd() *cobra.Command {
 		asJSON          bool
 		exportDir       string
 		dtypes          []string
+		compute         string
 	)
 	cmd := &cobra.Command{
 		Use:   "model",
@@ -167,7 +168,7 @@ nothing.`,
 			if prefill <= 0 || decode <= 0 || reps <= 0 {
 				return fmt.Errorf("bench model: --prefill %d, --decode %d and --reps %d must be positive", prefill, decode, reps)
 			}
-			return runModels(stdout, stderr, shapes, opts, dtypes, asJSON)
+			return runModels(stdout, stderr, shapes, opts, dtypes, llama.Compute(compute), asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -179,6 +180,7 @@ nothing.`,
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per shape, thread count and phase")
 	f.StringVar(&exportDir, "export-gguf", "", "write the shapes' models to `DIR` as GGUF files instead of measuring")
 	f.StringSliceVar(&dtypes, "dtype", []string{"float32"}, "weight types to measure: float32, bfloat16, float16")
+	f.StringVar(&compute, "compute", "f32", "arithmetic of the matrix products: f32, or bf16 (bfloat16 weights only: --dtype bfloat16)")
 	return cmd
 }
 
@@ -222,7 +224,7 @@ func exportShapes(stdout, stderr io.Writer, shapes []bench.ModelShape, dir strin
 	return nil
 }
 
-func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.ModelOptions, dtypes []string, asJSON bool) error {
+func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.ModelOptions, dtypes []string, compute llama.Compute, asJSON bool) error {
 	var all []bench.ModelResult
 	for _, s := range shapes {
 		t0 := time.Now()
@@ -241,6 +243,9 @@ func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.M
 			mm, err := m.WithDType(dt)
 			if err != nil {
 				return err
+			}
+			if mm, err = mm.WithCompute(compute); err != nil {
+				return fmt.Errorf("bench model: --compute: %w", err)
 			}
 			rs, err := bench.MeasureModel(mm, s.Name, opts)
 			if err != nil {
@@ -348,7 +353,7 @@ against a time.`,
 				return err
 			}
 			opts := bench.ModelOptions{Threads: []int{1, 2}, Prefill: 16, Decode: 8, Reps: 1}
-			if err := runModels(stdout, io.Discard, []bench.ModelShape{s}, opts, []string{"float32", "bfloat16"}, false); err != nil {
+			if err := runModels(stdout, io.Discard, []bench.ModelShape{s}, opts, []string{"float32", "bfloat16"}, "", false); err != nil {
 				return err
 			}
 			r, err := bench.MeasureCapture(s, bench.CaptureOptions{Samples: 2, SeqLen: 16, Layers: 1, Threads: 1})
