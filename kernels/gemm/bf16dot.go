@@ -166,13 +166,25 @@ func reduceLanes(l *[32]float32) float32 {
 	return (s[0] + s[1]) + (s[2] + s[3])
 }
 
-// roundRowBF16 sets dst[i] = roundBF16(src[i]).
+// roundRowBF16 sets dst[i] = roundBF16(src[i]), the largest multiple of 16
+// values with roundBF16Vec where there is one (same bits), the rest in Go.
 func roundRowBF16(dst []uint16, src []float32) {
 	dst = dst[:len(src)]
-	for i, v := range src {
-		dst[i] = roundBF16(v)
+	body := 0
+	if roundBF16Vec != nil {
+		body = len(src) - len(src)%16
+		if body > 0 {
+			roundBF16Vec(body, &src[0], &dst[0])
+		}
+	}
+	for i, v := range src[body:] {
+		dst[body+i] = roundBF16(v)
 	}
 }
+
+// roundBF16Vec rounds n values (a multiple of 16) like roundBF16; nil
+// where the CPU lacks AVX-512.
+var roundBF16Vec func(n int, src *float32, dst *uint16)
 
 // roundBF16 rounds a float32 to the nearest bfloat16, ties to even; NaNs
 // keep their sign and top payload bits and are made quiet.

@@ -114,3 +114,40 @@ func BenchmarkBF16Compute(b *testing.B) {
 		}
 	}
 }
+
+// TestRoundRowBF16: the vector rounding gives roundBF16's bits for every
+// class of float32 (ties both ways, denormals that round up to the smallest
+// normal, the largest finite values that round to infinity, infinities,
+// NaNs of both signs and payloads), at every length around 16.
+func TestRoundRowBF16(t *testing.T) {
+	r := rand.New(rand.NewPCG(43, 44))
+	vals := []uint32{0, 0x80000000, 0x00008000, 0x00018000, 0x007fffff, 0x807fffff, 0x00000001,
+		0x3f808000, 0x3f818000, 0x3f80ffff, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,
+		0x7f800001, 0xff800001, 0x7fc00000, 0x7fffffff, 0xffbfffff, 0x7f808000}
+	src := make([]float32, 1000)
+	for i := range src {
+		if i < len(vals) {
+			src[i] = math.Float32frombits(vals[i])
+		} else {
+			src[i] = math.Float32frombits(r.Uint32())
+		}
+	}
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 1000} {
+		for _, off := range []int{0, 3} {
+			if off+n > len(src) {
+				continue
+			}
+			s := src[off : off+n]
+			got := make([]uint16, n)
+			roundRowBF16(got, s)
+			for i, v := range s {
+				if want := roundBF16(v); got[i] != want {
+					t.Fatalf("n=%d off=%d: roundRowBF16(%#08x) = %#04x, roundBF16 %#04x", n, off, math.Float32bits(v), got[i], want)
+				}
+			}
+		}
+	}
+	if roundBF16Vec == nil {
+		t.Log("no AVX-512: only the Go rounding ran")
+	}
+}

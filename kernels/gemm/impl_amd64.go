@@ -70,6 +70,7 @@ func registerAsm() {
 			f16.dots = f16DotsAVX512
 		}
 		avx512Impl.bf16, avx512Impl.f16 = bf16, f16
+		roundBF16Vec = roundBF16AVX512
 		if cpu.X86.HasAVX512BF16 {
 			avx512Impl.dpbf16 = dpbf16AVX512
 			avx512Impl.dpbf16Tile = dpbf16TileAVX512

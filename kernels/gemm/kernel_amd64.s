@@ -1782,6 +1782,46 @@ loop:
 	VZEROUPPER
 	RET
 
+// func roundBF16AVX512(n int, src *float32, dst *uint16)
+// Requires: AVX, AVX512F
+TEXT ·roundBF16AVX512(SB), NOSPLIT, $0-24
+	MOVQ         n+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         dst+16(FP), DX
+	MOVL         $0x00000001, BX
+	VPBROADCASTD BX, Z8
+	MOVL         $0x00007fff, BX
+	VPBROADCASTD BX, Z9
+	MOVL         $0x7fffffff, BX
+	VPBROADCASTD BX, Z10
+	MOVL         $0x7f800000, BX
+	VPBROADCASTD BX, Z11
+	MOVL         $0x00000040, BX
+	VPBROADCASTD BX, Z12
+	TESTQ        AX, AX
+	JZ           done
+
+loop:
+	VMOVDQU32 (CX), Z0
+	VPSRLD    $0x10, Z0, Z1
+	VPANDD    Z8, Z1, Z2
+	VPADDD    Z0, Z2, Z2
+	VPADDD    Z9, Z2, Z2
+	VPSRLD    $0x10, Z2, Z2
+	VPORD     Z12, Z1, Z1
+	VPANDD    Z10, Z0, Z3
+	VPCMPUD   $0x06, Z11, Z3, K1
+	VPBLENDMD Z1, Z2, K1, Z2
+	VPMOVDW   Z2, (DX)
+	ADDQ      $0x40, CX
+	ADDQ      $0x20, DX
+	SUBQ      $0x10, AX
+	JNZ       loop
+
+done:
+	VZEROUPPER
+	RET
+
 // func transpose8AVX2(n int, src *float32, ld int, dst *float32, ldd int)
 // Requires: AVX
 TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40

@@ -64,6 +64,11 @@ func dot4DPBF16AVX512(n int, x *uint16, w0 *uint16, w1 *uint16, w2 *uint16, w3 *
 //go:noescape
 func tile3x4DPBF16AVX512(n int, x *uint16, ldx int, w *uint16, ldw int, out *float32, ldo int)
 
+// roundBF16AVX512 rounds n float32 values (a multiple of 16) to bfloat16 like roundBF16.
+//
+//go:noescape
+func roundBF16AVX512(n int, src *float32, dst *uint16)
+
 // transpose8AVX2 writes column p < n of the 8 rows at src (row stride ld floats) to dst[p·ldd : p·ldd+8]; n must be a positive multiple of 8.
 //
 //go:noescape

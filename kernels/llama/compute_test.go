@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"strings"
@@ -90,6 +91,30 @@ func TestWithComputeErrors(t *testing.T) {
 	} {
 		if _, err := c.m.WithCompute(c.c); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("WithCompute(%q) on %s: error %v, want %q", c.c, c.m.DType(), err, c.want)
+		}
+	}
+}
+
+// BenchmarkComputePrefill is Forward over 256 tokens of the SmolLM-135M
+// shape with bfloat16 weights, float32 against bf16 compute, alternating:
+//
+//	go test -run=NONE -bench=ComputePrefill -count=5 ./kernels/llama
+func BenchmarkComputePrefill(b *testing.B) {
+	const T = 256
+	tokens := randTokens(T, smolModel.Vocab, 2)
+	for _, threads := range []int{1, 2} {
+		for _, c := range []Compute{ComputeF32, ComputeBF16} {
+			b.Run(fmt.Sprintf("%s/threads=%d", c, threads), func(b *testing.B) {
+				m, err := smolModels()[BFloat16].WithCompute(c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+				for b.Loop() {
+					m.Forward(tokens, 1, T)
+				}
+				b.ReportMetric(float64(T*b.N)/b.Elapsed().Seconds(), "tok/s")
+			})
 		}
 	}
 }

@@ -77,6 +77,7 @@ func main() {
 	widen(wF16)
 	dotBF16Pairs()
 	tileBF16Pairs()
+	roundBF16Vec()
 	transpose8()
 	transpose4()
 
@@ -665,6 +666,53 @@ func tileBF16Pairs() {
 			ADDQ(ldo, out)
 		}
 	}
+	VZEROUPPER()
+	RET()
+}
+
+// roundBF16Vec emits roundBF16AVX512: n float32 values (n a multiple of 16)
+// rounded to bfloat16 as roundBF16 in package gemm does, by integer
+// arithmetic (no VCVTNEPS2BF16: it reads denormals as zero, roundBF16 does
+// not): bits + 0x7fff + (bits>>16 & 1), the upper half; a NaN keeps its top
+// bits with the quiet bit set.
+func roundBF16Vec() {
+	const name = "roundBF16AVX512"
+	TEXT(name, NOSPLIT, "func(n int, src *float32, dst *uint16)")
+	Pragma("noescape")
+	Doc(name + " rounds n float32 values (a multiple of 16) to bfloat16 like roundBF16.")
+	n := Load(Param("n"), GP64())
+	src := Load(Param("src"), GP64())
+	dst := Load(Param("dst"), GP64())
+	c := GP32()
+	bcast := func(v uint32, z VecPhysical) {
+		MOVL(U32(v), c)
+		VPBROADCASTD(c, z)
+	}
+	one, bias, abs, inf, quiet := Z8, Z9, Z10, Z11, Z12
+	bcast(1, one)
+	bcast(0x7fff, bias)
+	bcast(0x7fffffff, abs)
+	bcast(0x7f800000, inf)
+	bcast(0x40, quiet)
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	Label("loop")
+	VMOVDQU32(Mem{Base: src}, Z0)
+	VPSRLD(U8(16), Z0, Z1)
+	VPANDD(one, Z1, Z2)
+	VPADDD(Z0, Z2, Z2)
+	VPADDD(bias, Z2, Z2)
+	VPSRLD(U8(16), Z2, Z2)
+	VPORD(quiet, Z1, Z1) // the NaN result
+	VPANDD(abs, Z0, Z3)
+	VPCMPUD(U8(6), inf, Z3, K1) // |bits| > 0x7f800000: NaN
+	VPBLENDMD(Z1, Z2, K1, Z2)
+	VPMOVDW(Z2, Mem{Base: dst})
+	ADDQ(U8(64), src)
+	ADDQ(U8(32), dst)
+	SUBQ(U8(16), n)
+	JNZ(LabelRef("loop"))
+	Label("done")
 	VZEROUPPER()
 	RET()
 }
