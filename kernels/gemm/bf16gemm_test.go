@@ -90,7 +90,7 @@ func TestMatMulBF16RoundedTilesMatchEmulation(t *testing.T) {
 // Names: product/shape m×k×n/threads; the products alternate within each
 // shape so drift on a shared host hits them alike.
 func BenchmarkBF16Compute(b *testing.B) {
-	for _, s := range benchShapes[:2] {
+	for _, s := range append(benchShapes[:2:2], smolPrefillShapes...) {
 		for _, threads := range []int{1, 2} {
 			out, x, wf := benchOperands(s)
 			w := make([]uint16, len(wf))
@@ -151,3 +151,7 @@ func TestRoundRowBF16(t *testing.T) {
 		t.Log("no AVX-512: only the Go rounding ran")
 	}
 }
+
+// smolPrefillShapes are SmolLM-135M's projections in a 256-token prefill:
+// q/o, FFN up, FFN down.
+var smolPrefillShapes = []shape{{256, 576, 576}, {256, 576, 1536}, {256, 1536, 576}}
