@@ -136,6 +136,7 @@ func benchModelCmd() *cobra.Command {
 		exportDir       string
 		dtypes          []string
 		compute         string
+		exportDType     string
 	)
 	cmd := &cobra.Command{
 		Use:   "model",
@@ -159,7 +160,7 @@ nothing.`,
 			}
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if exportDir != "" {
-				return exportShapes(stdout, stderr, shapes, exportDir)
+				return exportShapes(stdout, stderr, shapes, exportDir, exportDType)
 			}
 			if err := checkThreads(threads); err != nil {
 				return err
@@ -180,6 +181,7 @@ nothing.`,
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per shape, thread count and phase")
 	f.StringVar(&exportDir, "export-gguf", "", "write the shapes' models to `DIR` as GGUF files instead of measuring")
 	f.StringSliceVar(&dtypes, "dtype", []string{"float32"}, "weight types to measure: float32, bfloat16, float16")
+	f.StringVar(&exportDType, "export-dtype", "f32", "weight type of --export-gguf: f32, bf16 or f16")
 	f.StringVar(&compute, "compute", "f32", "arithmetic of the matrix products: f32, or bf16 (bfloat16 weights only: --dtype bfloat16)")
 	return cmd
 }
@@ -208,14 +210,14 @@ func selectShapes(arg string) ([]bench.ModelShape, error) {
 	return shapes, nil
 }
 
-func exportShapes(stdout, stderr io.Writer, shapes []bench.ModelShape, dir string) error {
+func exportShapes(stdout, stderr io.Writer, shapes []bench.ModelShape, dir, dtype string) error {
 	for _, s := range shapes {
 		fmt.Fprintf(stderr, "bench: building %s\n", s.Name)
 		m, err := s.Build()
 		if err != nil {
 			return err
 		}
-		path, err := bench.ExportGGUF(dir, s, m)
+		path, err := bench.ExportGGUFDType(dir, s, m, dtype)
 		if err != nil {
 			return err
 		}
