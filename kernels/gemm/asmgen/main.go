@@ -576,15 +576,7 @@ func dotBF16Pairs() {
 	out := Load(Param("out"), GP64())
 	tmp := avx512.vec(x0).(VecPhysical)
 	for r := 0; r < 4; r++ {
-		s := acc(r, 0).(VecPhysical)
-		VADDPS(acc(r, 1), s, s)
-		VEXTRACTF64X4(U8(1), s, tmp.AsY())
-		VADDPS(tmp.AsY(), s.AsY(), s.AsY())
-		VEXTRACTF128(U8(1), s.AsY(), tmp.AsX())
-		VADDPS(tmp.AsX(), s.AsX(), s.AsX())
-		VHADDPS(s.AsX(), s.AsX(), s.AsX())
-		VHADDPS(s.AsX(), s.AsX(), s.AsX())
-		VMOVSS(s.AsX(), Mem{Base: out, Disp: 4 * r})
+		reducePairLanes(acc(r, 0), acc(r, 1), acc(r, 0).(VecPhysical), tmp, Mem{Base: out, Disp: 4 * r})
 	}
 	VZEROUPPER()
 	RET()
@@ -653,14 +645,7 @@ func tileBF16Pairs() {
 	s, tmp := Z0, Z1
 	for i := 0; i < 3; i++ {
 		for j := 0; j < 4; j++ {
-			VADDPS(avx512.vec(acc(i, j, 1)), avx512.vec(acc(i, j, 0)), s)
-			VEXTRACTF64X4(U8(1), s, tmp.AsY())
-			VADDPS(tmp.AsY(), s.AsY(), s.AsY())
-			VEXTRACTF128(U8(1), s.AsY(), tmp.AsX())
-			VADDPS(tmp.AsX(), s.AsX(), s.AsX())
-			VHADDPS(s.AsX(), s.AsX(), s.AsX())
-			VHADDPS(s.AsX(), s.AsX(), s.AsX())
-			VMOVSS(s.AsX(), Mem{Base: out, Disp: 4 * j})
+			reducePairLanes(avx512.vec(acc(i, j, 0)), avx512.vec(acc(i, j, 1)), s, tmp, Mem{Base: out, Disp: 4 * j})
 		}
 		if i < 2 {
 			ADDQ(ldo, out)
@@ -715,6 +700,21 @@ func roundBF16Vec() {
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// reducePairLanes stores to dst the sum of the 32 lanes of accumulators a0
+// and a1 in the order dpbf16Go's reduceLanes emulates: a0+a1 lane-wise
+// (into s, a register 0-15, which may be a0), lanes 0..7 + 8..15, 0..3 +
+// 4..7, then two horizontal adds ((0+1) + (2+3)); tmp (0-15) is scratch.
+func reducePairLanes(a0, a1 Register, s, tmp VecPhysical, dst Mem) {
+	VADDPS(a1, a0, s)
+	VEXTRACTF64X4(U8(1), s, tmp.AsY())
+	VADDPS(tmp.AsY(), s.AsY(), s.AsY())
+	VEXTRACTF128(U8(1), s.AsY(), tmp.AsX())
+	VADDPS(tmp.AsX(), s.AsX(), s.AsX())
+	VHADDPS(s.AsX(), s.AsX(), s.AsX())
+	VHADDPS(s.AsX(), s.AsX(), s.AsX())
+	VMOVSS(s.AsX(), dst)
 }
 
 // vdpbf16ps emits VDPBF16PS zmm(acc) += dot pairs of zmm(src1), zmm(src2):
