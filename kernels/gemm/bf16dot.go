@@ -3,6 +3,7 @@ package gemm
 import (
 	"math"
 	"runtime"
+	"sync"
 )
 
 // MatMulBF16Rounded computes out[m×n] ≈ x[m×k]·wᵀ for a bfloat16 w [n×k] the
@@ -48,14 +49,19 @@ func MatMulBF16RoundedThreads(out, x []float32, w []uint16, m, k, n, threads int
 		// Rows padded to whole 64-value blocks, as the dot path pads its
 		// tail block, so both sum the same products in the same order.
 		kp := (k + 63) &^ 63
-		x16 := make([]uint16, m*kp)
+		buf := getBF16Buf(m * kp)
+		defer putBF16Buf(buf)
+		x16 := *buf
 		for i := range m {
 			roundRowBF16(x16[i*kp:i*kp+k], x[i*k:i*k+k])
+			clear(x16[i*kp+k : i*kp+kp])
 		}
 		matMulBF16Tiles(tile, out, x16, padRowsBF16(w, n, k, kp), m, kp, kp, n, threads)
 		return
 	}
-	x16 := make([]uint16, m*k)
+	buf := getBF16Buf(m * k)
+	defer putBF16Buf(buf)
+	x16 := *buf
 	roundRowBF16(x16, x[:m*k])
 	w = w[:n*k]
 	kern := im.dpbf16
@@ -165,6 +171,24 @@ func reduceLanes(l *[32]float32) float32 {
 	}
 	return (s[0] + s[1]) + (s[2] + s[3])
 }
+
+// bf16Bufs recycles the rounded activations between calls: a prefill makes
+// hundreds of these products with the same few sizes, and fresh buffers of
+// a megabyte each cost page faults and collections (measured in `lrmc bench
+// model`: bf16 compute ran slower than f32 until they were reused).
+var bf16Bufs sync.Pool
+
+// getBF16Buf returns a buffer of n values (contents undefined).
+func getBF16Buf(n int) *[]uint16 {
+	if b, ok := bf16Bufs.Get().(*[]uint16); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]uint16, n)
+	return &b
+}
+
+func putBF16Buf(b *[]uint16) { bf16Bufs.Put(b) }
 
 // roundRowBF16 sets dst[i] = roundBF16(src[i]), the largest multiple of 16
 // values with roundBF16Vec where there is one (same bits), the rest in Go.

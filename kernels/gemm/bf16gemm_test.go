@@ -152,6 +152,6 @@ func TestRoundRowBF16(t *testing.T) {
 	}
 }
 
-// smolPrefillShapes are SmolLM-135M's projections in a 256-token prefill:
+// smolPrefillShapes are SmolLM-135M's projections in a 512-token prefill:
 // q/o, FFN up, FFN down.
-var smolPrefillShapes = []shape{{256, 576, 576}, {256, 576, 1536}, {256, 1536, 576}}
+var smolPrefillShapes = []shape{{512, 576, 576}, {512, 576, 1536}, {512, 1536, 576}}

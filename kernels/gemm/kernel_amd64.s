@@ -1427,6 +1427,24 @@ reduce:
 	VZEROUPPER
 	RET
 
+DATA tileRowsIdx<>+0(SB)/4, $0x00000000
+DATA tileRowsIdx<>+4(SB)/4, $0x00000004
+DATA tileRowsIdx<>+8(SB)/4, $0x00000008
+DATA tileRowsIdx<>+12(SB)/4, $0x0000000c
+DATA tileRowsIdx<>+16(SB)/4, $0x00000001
+DATA tileRowsIdx<>+20(SB)/4, $0x00000005
+DATA tileRowsIdx<>+24(SB)/4, $0x00000009
+DATA tileRowsIdx<>+28(SB)/4, $0x0000000d
+DATA tileRowsIdx<>+32(SB)/4, $0x00000002
+DATA tileRowsIdx<>+36(SB)/4, $0x00000006
+DATA tileRowsIdx<>+40(SB)/4, $0x0000000a
+DATA tileRowsIdx<>+44(SB)/4, $0x0000000e
+DATA tileRowsIdx<>+48(SB)/4, $0x00000003
+DATA tileRowsIdx<>+52(SB)/4, $0x00000007
+DATA tileRowsIdx<>+56(SB)/4, $0x0000000b
+DATA tileRowsIdx<>+60(SB)/4, $0x0000000f
+GLOBL tileRowsIdx<>(SB), RODATA|NOPTR, $64
+
 // func tile3x4DPBF16AVX512(n int, x *uint16, ldx int, w *uint16, ldw int, out *float32, ldo int)
 // Requires: AVX, AVX512F
 TEXT ·tile3x4DPBF16AVX512(SB), NOSPLIT, $0-56
@@ -1682,103 +1700,60 @@ loop:
 	MOVQ          ldo+48(FP), CX
 	SHLQ          $0x02, CX
 	VADDPS        Z1, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, (AX)
-	VADDPS        Z3, Z2, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, 4(AX)
-	VADDPS        Z5, Z4, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, 8(AX)
-	VADDPS        Z7, Z6, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, 12(AX)
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z9, Z8, Z8
+	VADDPS        Z11, Z10, Z10
+	VADDPS        Z13, Z12, Z12
+	VADDPS        Z15, Z14, Z14
+	VADDPS        Z17, Z16, Z16
+	VADDPS        Z19, Z18, Z18
+	VADDPS        Z21, Z20, Z20
+	VADDPS        Z23, Z22, Z22
+	VSHUFF32X4    $0x44, Z2, Z0, Z24
+	VSHUFF32X4    $0xee, Z2, Z0, Z25
+	VADDPS        Z25, Z24, Z0
+	VSHUFF32X4    $0x44, Z6, Z4, Z24
+	VSHUFF32X4    $0xee, Z6, Z4, Z25
+	VADDPS        Z25, Z24, Z4
+	VSHUFF32X4    $0x44, Z10, Z8, Z24
+	VSHUFF32X4    $0xee, Z10, Z8, Z25
+	VADDPS        Z25, Z24, Z8
+	VSHUFF32X4    $0x44, Z14, Z12, Z24
+	VSHUFF32X4    $0xee, Z14, Z12, Z25
+	VADDPS        Z25, Z24, Z12
+	VSHUFF32X4    $0x44, Z18, Z16, Z24
+	VSHUFF32X4    $0xee, Z18, Z16, Z25
+	VADDPS        Z25, Z24, Z16
+	VSHUFF32X4    $0x44, Z22, Z20, Z24
+	VSHUFF32X4    $0xee, Z22, Z20, Z25
+	VADDPS        Z25, Z24, Z20
+	VSHUFF32X4    $0x88, Z4, Z0, Z24
+	VSHUFF32X4    $0xdd, Z4, Z0, Z25
+	VADDPS        Z25, Z24, Z0
+	VSHUFF32X4    $0x88, Z12, Z8, Z24
+	VSHUFF32X4    $0xdd, Z12, Z8, Z25
+	VADDPS        Z25, Z24, Z8
+	VSHUFF32X4    $0x88, Z20, Z16, Z24
+	VSHUFF32X4    $0xdd, Z20, Z16, Z25
+	VADDPS        Z25, Z24, Z16
+	VSHUFPS       $0x88, Z8, Z0, Z24
+	VSHUFPS       $0xdd, Z8, Z0, Z25
+	VADDPS        Z25, Z24, Z26
+	VSHUFPS       $0x88, Z16, Z16, Z24
+	VSHUFPS       $0xdd, Z16, Z16, Z25
+	VADDPS        Z25, Z24, Z27
+	VSHUFPS       $0x88, Z27, Z26, Z24
+	VSHUFPS       $0xdd, Z27, Z26, Z25
+	VADDPS        Z25, Z24, Z28
+	VMOVDQU32     tileRowsIdx<>+0(SB), Z29
+	VPERMPS       Z28, Z29, Z28
+	VMOVUPS       X28, (AX)
 	ADDQ          CX, AX
-	VADDPS        Z9, Z8, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, (AX)
-	VADDPS        Z11, Z10, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, 4(AX)
-	VADDPS        Z13, Z12, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, 8(AX)
-	VADDPS        Z15, Z14, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, 12(AX)
+	VEXTRACTF32X4 $0x01, Z28, (AX)
 	ADDQ          CX, AX
-	VADDPS        Z17, Z16, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, (AX)
-	VADDPS        Z19, Z18, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, 4(AX)
-	VADDPS        Z21, Z20, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, 8(AX)
-	VADDPS        Z23, Z22, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $0x01, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, 12(AX)
+	VEXTRACTF32X4 $0x02, Z28, (AX)
 	VZEROUPPER
 	RET
 

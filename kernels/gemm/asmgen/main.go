@@ -593,6 +593,11 @@ func dotBF16Pairs() {
 // and 24 independent accumulator chains to hide the instruction's latency.
 func tileBF16Pairs() {
 	const name = "tile3x4DPBF16AVX512"
+	// VPERMPS indices gathering result (i, j), in lane 4j+i, to lane 4i+j.
+	tileRowsIdx = GLOBL("tileRowsIdx", RODATA|NOPTR)
+	for l, src := range []uint32{0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15} {
+		DATA(4*l, U32(src))
+	}
 	TEXT(name, NOSPLIT, "func(n int, x *uint16, ldx int, w *uint16, ldw int, out *float32, ldo int)")
 	Pragma("noescape")
 	Doc(name + " computes the 3×4 tile out[i·ldo+j] = VDPBF16PS dot of x row i with w row j over n values (a multiple of 64), reduced like dot4DPBF16AVX512.")
@@ -639,18 +644,58 @@ func tileBF16Pairs() {
 	out := Load(Param("out"), GP64())
 	ldo := Load(Param("ldo"), GP64())
 	SHLQ(U8(2), ldo)
-	// The VEX reduction steps reach only registers 0-15: every result is
-	// summed into zmm0 with zmm1 as scratch, which are free from the first
-	// result on (they are its accumulators).
-	s, tmp := Z0, Z1
+	// The 12 reductions run side by side, each step on several results per
+	// register, adding the same lanes in the same order as reducePairLanes
+	// (so dpbf16Go emulates it too): a0+a1; lanes 0..7 + 8..15 (two results
+	// per register); 0..3 + 4..7 (four results, one per 128-bit quad); then
+	// (0+1) + (2+3) within each quad. The last step leaves result (i, j) in
+	// lane 4j+i, and VPERMPS gathers each row into a quad for its store.
+	v := avx512.vec
 	for i := 0; i < 3; i++ {
 		for j := 0; j < 4; j++ {
-			reducePairLanes(avx512.vec(acc(i, j, 0)), avx512.vec(acc(i, j, 1)), s, tmp, Mem{Base: out, Disp: 4 * j})
-		}
-		if i < 2 {
-			ADDQ(ldo, out)
+			VADDPS(v(acc(i, j, 1)), v(acc(i, j, 0)), v(acc(i, j, 0)))
 		}
 	}
+	t1, t2 := v(24), v(25)
+	// Lanes 0..7 + 8..15: results (i, 2h) and (i, 2h+1) into acc(i, 2h, 0).
+	for i := 0; i < 3; i++ {
+		for h := 0; h < 2; h++ {
+			a, b := v(acc(i, 2*h, 0)), v(acc(i, 2*h+1, 0))
+			VSHUFF32X4(U8(0x44), b, a, t1) // a lanes 0..7, b lanes 0..7
+			VSHUFF32X4(U8(0xee), b, a, t2) // a lanes 8..15, b lanes 8..15
+			VADDPS(t2, t1, a)
+		}
+	}
+	// Lanes 0..3 + 4..7: quad j of row i's register = result (i, j).
+	rows := make([]Register, 3)
+	for i := 0; i < 3; i++ {
+		p, q := v(acc(i, 0, 0)), v(acc(i, 2, 0))
+		VSHUFF32X4(U8(0x88), q, p, t1)
+		VSHUFF32X4(U8(0xdd), q, p, t2)
+		VADDPS(t2, t1, p)
+		rows[i] = p
+	}
+	// (0+1) + (2+3) within each quad, rows 0 and 1 together, row 2 with
+	// itself: quad j ends as (r0, r1, r2, r2) of column j.
+	pairs := func(a, b, dst Register) {
+		VSHUFPS(U8(0x88), b, a, t1)
+		VSHUFPS(U8(0xdd), b, a, t2)
+		VADDPS(t2, t1, dst)
+	}
+	y01, y22 := v(26), v(27)
+	pairs(rows[0], rows[1], y01)
+	pairs(rows[2], rows[2], y22)
+	z := v(28)
+	pairs(y01, y22, z)
+	idx := v(29)
+	VMOVDQU32(tileRowsIdx, idx)
+	VPERMPS(z, idx, z)
+	// Row i is quad i of z now.
+	VMOVUPS(z.(VecPhysical).AsX(), Mem{Base: out})
+	ADDQ(ldo, out)
+	VEXTRACTF32X4(U8(1), z, Mem{Base: out})
+	ADDQ(ldo, out)
+	VEXTRACTF32X4(U8(2), z, Mem{Base: out})
 	VZEROUPPER()
 	RET()
 }
@@ -701,6 +746,9 @@ func roundBF16Vec() {
 	VZEROUPPER()
 	RET()
 }
+
+// tileRowsIdx is tile3x4DPBF16AVX512's permutation of results to rows.
+var tileRowsIdx Mem
 
 // reducePairLanes stores to dst the sum of the 32 lanes of accumulators a0
 // and a1 in the order dpbf16Go's reduceLanes emulates: a0+a1 lane-wise
