@@ -84,6 +84,9 @@ var templates = []string{"none", "model"}
 // dtypes are the weight types of hf and gguf exports.
 var dtypes = []string{"float32", "bfloat16", "float16"}
 
+// computes are the arithmetic of a model's matrix products.
+var computes = []string{"f32", "bf16"}
+
 // check returns "" when name is built, else the message to report.
 func (r registry) check(name string) string {
 	if slices.Contains(r.built, name) {

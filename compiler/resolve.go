@@ -188,6 +188,16 @@ func (r *resolver) model() ir.Model {
 	if h, ok := r.get("model.dtype"); ok {
 		m.DType, _ = r.oneOf(h, "dtype", "dtypes", dtypes)
 	}
+	// Compute stays "" for f32, written or not, so a plan's keys do not
+	// depend on spelling out the default.
+	if h, ok := r.get("model.compute"); ok {
+		if c, ok := r.oneOf(h, "compute", "computes", computes); ok && c == "bf16" {
+			m.Compute = c
+			if m.DType != "bfloat16" {
+				r.c.errs.add(h.pos, h.path, "compute \"bf16\" needs model.dtype \"bfloat16\" (the weights are %s)", m.DType)
+			}
+		}
+	}
 	i := r.layerOf(true, modelSources...)
 	if i < 0 {
 		// A misspelt "pth" is reported by the schema; this would repeat it.

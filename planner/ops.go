@@ -115,6 +115,9 @@ type ModelLoadParams struct {
 	Synthetic       *SyntheticParams `json:"synthetic,omitempty"`
 	// DType is the in-memory weight type, "" for float32.
 	DType string `json:"dtype,omitempty"`
+	// Compute is "bf16" for bfloat16 arithmetic, "" for float32 (which
+	// keeps the keys of float32-compute plans as they were).
+	Compute string `json:"compute,omitempty"`
 }
 
 // SyntheticParams is the shape and seed of a random-weight model (the

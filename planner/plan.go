@@ -227,6 +227,9 @@ func (p *planning) model(name, posRun string, ref ir.Model) (modelNodes, bool) {
 	if ref.DType != "" && ref.DType != "float32" {
 		params.DType = ref.DType
 	}
+	if ref.Compute == "bf16" {
+		params.Compute = ref.Compute
+	}
 	var model, msrc *Node
 	if s := ref.Synthetic; s != nil {
 		params.Synthetic = &SyntheticParams{
@@ -393,9 +396,9 @@ func (p *planning) speed(name string, sp ir.Speed, model *Node, m modelNodes) *N
 // modelID identifies a model reference within one plan.
 func modelID(ref ir.Model) string {
 	if s := ref.Synthetic; s != nil {
-		return fmt.Sprintf("synthetic:%+v\x00%s\x00%s", *s, ref.Tokenizer, ref.DType)
+		return fmt.Sprintf("synthetic:%+v\x00%s\x00%s\x00%s", *s, ref.Tokenizer, ref.DType, ref.Compute)
 	}
-	return ref.Path + "\x00" + ref.Tokenizer + "\x00" + ref.Format + "\x00" + ref.DType
+	return ref.Path + "\x00" + ref.Tokenizer + "\x00" + ref.Format + "\x00" + ref.DType + "\x00" + ref.Compute
 }
 
 // exports plans a run's artifacts in every requested format, and its

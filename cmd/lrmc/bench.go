@@ -135,6 +135,8 @@ func benchModelCmd() *cobra.Command {
 		asJSON          bool
 		exportDir       string
 		dtypes          []string
+		compute         string
+		exportDType     string
 	)
 	cmd := &cobra.Command{
 		Use:   "model",
@@ -158,7 +160,7 @@ nothing.`,
 			}
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if exportDir != "" {
-				return exportShapes(stdout, stderr, shapes, exportDir)
+				return exportShapes(stdout, stderr, shapes, exportDir, exportDType)
 			}
 			if err := checkThreads(threads); err != nil {
 				return err
@@ -167,7 +169,7 @@ nothing.`,
 			if prefill <= 0 || decode <= 0 || reps <= 0 {
 				return fmt.Errorf("bench model: --prefill %d, --decode %d and --reps %d must be positive", prefill, decode, reps)
 			}
-			return runModels(stdout, stderr, shapes, opts, dtypes, asJSON)
+			return runModels(stdout, stderr, shapes, opts, dtypes, llama.Compute(compute), asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -179,6 +181,8 @@ nothing.`,
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per shape, thread count and phase")
 	f.StringVar(&exportDir, "export-gguf", "", "write the shapes' models to `DIR` as GGUF files instead of measuring")
 	f.StringSliceVar(&dtypes, "dtype", []string{"float32"}, "weight types to measure: float32, bfloat16, float16")
+	f.StringVar(&exportDType, "export-dtype", "f32", "weight type of --export-gguf: f32, bf16 or f16")
+	f.StringVar(&compute, "compute", "f32", "arithmetic of the matrix products: f32, or bf16 (bfloat16 weights only: --dtype bfloat16)")
 	return cmd
 }
 
@@ -206,14 +210,14 @@ func selectShapes(arg string) ([]bench.ModelShape, error) {
 	return shapes, nil
 }
 
-func exportShapes(stdout, stderr io.Writer, shapes []bench.ModelShape, dir string) error {
+func exportShapes(stdout, stderr io.Writer, shapes []bench.ModelShape, dir, dtype string) error {
 	for _, s := range shapes {
 		fmt.Fprintf(stderr, "bench: building %s\n", s.Name)
 		m, err := s.Build()
 		if err != nil {
 			return err
 		}
-		path, err := bench.ExportGGUF(dir, s, m)
+		path, err := bench.ExportGGUFDType(dir, s, m, dtype)
 		if err != nil {
 			return err
 		}
@@ -222,7 +226,7 @@ func exportShapes(stdout, stderr io.Writer, shapes []bench.ModelShape, dir strin
 	return nil
 }
 
-func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.ModelOptions, dtypes []string, asJSON bool) error {
+func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.ModelOptions, dtypes []string, compute llama.Compute, asJSON bool) error {
 	var all []bench.ModelResult
 	for _, s := range shapes {
 		t0 := time.Now()
@@ -241,6 +245,9 @@ func runModels(stdout, stderr io.Writer, shapes []bench.ModelShape, opts bench.M
 			mm, err := m.WithDType(dt)
 			if err != nil {
 				return err
+			}
+			if mm, err = mm.WithCompute(compute); err != nil {
+				return fmt.Errorf("bench model: --compute: %w", err)
 			}
 			rs, err := bench.MeasureModel(mm, s.Name, opts)
 			if err != nil {
@@ -348,7 +355,7 @@ against a time.`,
 				return err
 			}
 			opts := bench.ModelOptions{Threads: []int{1, 2}, Prefill: 16, Decode: 8, Reps: 1}
-			if err := runModels(stdout, io.Discard, []bench.ModelShape{s}, opts, []string{"float32", "bfloat16"}, false); err != nil {
+			if err := runModels(stdout, io.Discard, []bench.ModelShape{s}, opts, []string{"float32", "bfloat16"}, "", false); err != nil {
 				return err
 			}
 			r, err := bench.MeasureCapture(s, bench.CaptureOptions{Samples: 2, SeqLen: 16, Layers: 1, Threads: 1})

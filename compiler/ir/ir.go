@@ -99,6 +99,10 @@ type Model struct {
 	// model: "float32" (the default), "bfloat16" or "float16" (half the
 	// memory and decode bandwidth; activations stay float32).
 	DType string
+	// Compute is the arithmetic of the matrix products: "" for float32
+	// (the default, also when the recipe says "f32") or "bf16" (needs DType
+	// "bfloat16"; activations rounded to bfloat16, VDPBF16PS).
+	Compute string
 	// Synthetic, when set instead of Path, makes a model with seeded random
 	// weights in a real architecture's layout (for tests, benchmarks and
 	// examples that need a model of a given shape). Tokenizer is then required.

@@ -52,6 +52,22 @@ func (modelLoad) Run(ctx context.Context, c *executor.Call) (any, error) {
 	if err := c.Params(&p); err != nil {
 		return nil, err
 	}
+	m, err := loadModel(c, p)
+	if err != nil || p.Compute == "" {
+		return m, err
+	}
+	// The compute mode rides on the loaded model, so every op that runs it
+	// (and whose key descends from this one) multiplies in bf16.
+	lm, err := m.LM.WithCompute(llama.Compute(p.Compute))
+	if err != nil {
+		return nil, fmt.Errorf("model compute: %w", err)
+	}
+	m.LM = lm
+	return m, nil
+}
+
+// loadModel reads or makes the model p names, with its weights as p.DType.
+func loadModel(c *executor.Call, p planner.ModelLoadParams) (*Model, error) {
 	if s := p.Synthetic; s != nil {
 		m, cfg, err := synth.New(synth.Spec{
 			Arch: s.Arch, Layers: s.Layers, Dim: s.Dim, Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim,

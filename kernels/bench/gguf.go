@@ -59,6 +59,13 @@ func SyntheticVocab(n int) ([]gguf.KV, error) {
 // vocabulary, for running the same model in llama.cpp. It returns the
 // file's path.
 func ExportGGUF(dir string, s ModelShape, m *llama.Model) (string, error) {
+	return ExportGGUFDType(dir, s, m, "f32")
+}
+
+// ExportGGUFDType is ExportGGUF with the GGUF weight type dtype ("f32",
+// "f16" or "bf16", as ggufmodel.Save takes it), for comparing 16-bit
+// runs with llama.cpp on the same weights.
+func ExportGGUFDType(dir string, s ModelShape, m *llama.Model, dtype string) (string, error) {
 	vocab, err := SyntheticVocab(m.Config.Vocab)
 	if err != nil {
 		return "", fmt.Errorf("bench: export %s: %w", s.Name, err)
@@ -68,7 +75,7 @@ func ExportGGUF(dir string, s ModelShape, m *llama.Model) (string, error) {
 	}
 	path := filepath.Join(dir, s.Name+".gguf")
 	meta := &ggufmodel.Meta{Architecture: s.Spec.Arch, Name: "lrmc synthetic " + s.Name, Tokenizer: vocab}
-	if err := ggufmodel.Save(path, m, meta, "f32"); err != nil {
+	if err := ggufmodel.Save(path, m, meta, dtype); err != nil {
 		return "", fmt.Errorf("bench: export %s: %w", s.Name, err)
 	}
 	return path, nil

@@ -3,6 +3,7 @@ package gemm
 import (
 	"math"
 	"runtime"
+	"sync"
 )
 
 // MatMulBF16Rounded computes out[m×n] ≈ x[m×k]·wᵀ for a bfloat16 w [n×k] the
@@ -11,7 +12,9 @@ import (
 // so every product of two bf16 values is exact, and the products are summed
 // in float32 in a fixed order (see dpbf16Kernel; k is padded with zeros to a
 // multiple of 64), denormal inputs read as zero and denormal results flushed
-// to zero, as the instruction does.
+// to zero, as the instruction does. A NaN among the operands, or ∞·0, gives
+// a NaN result whose sign and payload are not specified (the instruction
+// and the emulation may differ there; every other bit pattern agrees).
 //
 // This is a separate, opt-in product: rounding keeps 8 of each activation's
 // 24 significant bits (relative error up to 2⁻⁸), so results differ from
@@ -19,9 +22,10 @@ import (
 // exchange one instruction does 32 multiply-adds straight from the 16-bit
 // data, with no widening. The result is the same on every CPU (elsewhere a Go
 // emulation computes it bit for bit) and for every thread count, and a row's
-// result does not depend on m: every m runs the dot-product path of decode
-// (for prefill, MatMulBF16's packed path measured about twice as fast). It
-// uses up to GOMAXPROCS threads and panics if a slice is shorter than its
+// result does not depend on m: decode runs the dot-product path, and for
+// m ≥ 3 where AVX512_BF16 is present a register-blocked 3×4 tile kernel
+// (bf16gemm.go) reduces every result in the same order, with the same bits.
+// It uses up to GOMAXPROCS threads and panics if a slice is shorter than its
 // shape needs.
 func MatMulBF16Rounded(out, x []float32, w []uint16, m, k, n int) {
 	MatMulBF16RoundedThreads(out, x, w, m, k, n, runtime.GOMAXPROCS(0))
@@ -39,16 +43,31 @@ func MatMulBF16RoundedThreads(out, x []float32, w []uint16, m, k, n, threads int
 		clear(out)
 		return
 	}
-	x16 := make([]uint16, m*k)
-	for i, v := range x[:m*k] {
-		x16[i] = roundBF16(v)
+	im := current()
+	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))
+	if tile := im.dpbf16Tile; tile != nil && m >= tileRows && n >= tileCols {
+		// Rows padded to whole 64-value blocks, as the dot path pads its
+		// tail block, so both sum the same products in the same order.
+		kp := (k + 63) &^ 63
+		buf := getBF16Buf(m * kp)
+		defer putBF16Buf(buf)
+		x16 := *buf
+		for i := range m {
+			roundRowBF16(x16[i*kp:i*kp+k], x[i*k:i*k+k])
+			clear(x16[i*kp+k : i*kp+kp])
+		}
+		matMulBF16Tiles(tile, out, x16, padRowsBF16(w, n, k, kp), m, kp, kp, n, threads)
+		return
 	}
+	buf := getBF16Buf(m * k)
+	defer putBF16Buf(buf)
+	x16 := *buf
+	roundRowBF16(x16, x[:m*k])
 	w = w[:n*k]
-	kern := current().dpbf16
+	kern := im.dpbf16
 	if kern == nil {
 		kern = dpbf16Go
 	}
-	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))
 	groups := (n + 3) / 4
 	threads = min(threads, groups)
 	body := k - k%64
@@ -152,6 +171,44 @@ func reduceLanes(l *[32]float32) float32 {
 	}
 	return (s[0] + s[1]) + (s[2] + s[3])
 }
+
+// bf16Bufs recycles the rounded activations between calls: a prefill makes
+// hundreds of these products with the same few sizes, and fresh buffers of
+// a megabyte each cost page faults and collections (measured in `lrmc bench
+// model`: bf16 compute ran slower than f32 until they were reused).
+var bf16Bufs sync.Pool
+
+// getBF16Buf returns a buffer of n values (contents undefined).
+func getBF16Buf(n int) *[]uint16 {
+	if b, ok := bf16Bufs.Get().(*[]uint16); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]uint16, n)
+	return &b
+}
+
+func putBF16Buf(b *[]uint16) { bf16Bufs.Put(b) }
+
+// roundRowBF16 sets dst[i] = roundBF16(src[i]), the largest multiple of 16
+// values with roundBF16Vec where there is one (same bits), the rest in Go.
+func roundRowBF16(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	body := 0
+	if roundBF16Vec != nil {
+		body = len(src) - len(src)%16
+		if body > 0 {
+			roundBF16Vec(body, &src[0], &dst[0])
+		}
+	}
+	for i, v := range src[body:] {
+		dst[body+i] = roundBF16(v)
+	}
+}
+
+// roundBF16Vec rounds n values (a multiple of 16) like roundBF16; nil
+// where the CPU lacks AVX-512.
+var roundBF16Vec func(n int, src *float32, dst *uint16)
 
 // roundBF16 rounds a float32 to the nearest bfloat16, ties to even; NaNs
 // keep their sign and top payload bits and are made quiet.

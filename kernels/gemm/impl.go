@@ -41,6 +41,9 @@ type impl struct {
 	bf16, f16 wkernels[uint16]
 	// dpbf16 is MatMulBF16Rounded's kernel; nil runs its Go emulation.
 	dpbf16 dpbf16Kernel
+	// dpbf16Tile is MatMulBF16Rounded's kernel for m ≥ 3 (bf16gemm.go);
+	// nil runs every m through dpbf16, with the same bits.
+	dpbf16Tile dpbf16TileKernel
 }
 
 var (

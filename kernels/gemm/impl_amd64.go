@@ -70,8 +70,10 @@ func registerAsm() {
 			f16.dots = f16DotsAVX512
 		}
 		avx512Impl.bf16, avx512Impl.f16 = bf16, f16
+		roundBF16Vec = roundBF16AVX512
 		if cpu.X86.HasAVX512BF16 {
 			avx512Impl.dpbf16 = dpbf16AVX512
+			avx512Impl.dpbf16Tile = dpbf16TileAVX512
 		}
 		register(avx512Impl)
 	}
@@ -87,6 +89,15 @@ func dpbf16AVX512(n int, x, w0, w1, w2, w3 []uint16, tail *[5][64]uint16, out *[
 		x, w0, w1, w2, w3 = tail[0][:], tail[0][:], tail[0][:], tail[0][:], tail[0][:]
 	}
 	dot4DPBF16AVX512(n, &x[0], &w0[0], &w1[0], &w2[0], &w3[0], tail, out)
+}
+
+// dpbf16TileAVX512 is the VDPBF16PS dpbf16TileKernel.
+func dpbf16TileAVX512(n int, x []uint16, ldx int, w []uint16, ldw int, out []float32, ldo int) {
+	if n <= 0 || n%64 != 0 || ldx < n || ldw < n || ldo < 4 ||
+		len(x) < 2*ldx+n || len(w) < 3*ldw+n || len(out) < 2*ldo+4 {
+		panic("gemm: dpbf16 tile operands out of range")
+	}
+	tile3x4DPBF16AVX512(n, &x[0], ldx, &w[0], ldw, &out[0], ldo)
 }
 
 // The 16-bit dot kernels.

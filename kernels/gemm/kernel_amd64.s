@@ -1427,6 +1427,376 @@ reduce:
 	VZEROUPPER
 	RET
 
+DATA tileRowsIdx<>+0(SB)/4, $0x00000000
+DATA tileRowsIdx<>+4(SB)/4, $0x00000004
+DATA tileRowsIdx<>+8(SB)/4, $0x00000008
+DATA tileRowsIdx<>+12(SB)/4, $0x0000000c
+DATA tileRowsIdx<>+16(SB)/4, $0x00000001
+DATA tileRowsIdx<>+20(SB)/4, $0x00000005
+DATA tileRowsIdx<>+24(SB)/4, $0x00000009
+DATA tileRowsIdx<>+28(SB)/4, $0x0000000d
+DATA tileRowsIdx<>+32(SB)/4, $0x00000002
+DATA tileRowsIdx<>+36(SB)/4, $0x00000006
+DATA tileRowsIdx<>+40(SB)/4, $0x0000000a
+DATA tileRowsIdx<>+44(SB)/4, $0x0000000e
+DATA tileRowsIdx<>+48(SB)/4, $0x00000003
+DATA tileRowsIdx<>+52(SB)/4, $0x00000007
+DATA tileRowsIdx<>+56(SB)/4, $0x0000000b
+DATA tileRowsIdx<>+60(SB)/4, $0x0000000f
+GLOBL tileRowsIdx<>(SB), RODATA|NOPTR, $64
+
+// func tile3x4DPBF16AVX512(n int, x *uint16, ldx int, w *uint16, ldw int, out *float32, ldo int)
+// Requires: AVX, AVX512F
+TEXT ·tile3x4DPBF16AVX512(SB), NOSPLIT, $0-56
+	MOVQ   n+0(FP), AX
+	MOVQ   ldx+16(FP), CX
+	MOVQ   ldw+32(FP), DX
+	SHLQ   $0x01, CX
+	SHLQ   $0x01, DX
+	MOVQ   x+8(FP), BX
+	LEAQ   (BX)(CX*1), SI
+	LEAQ   (SI)(CX*1), CX
+	MOVQ   w+24(FP), DI
+	LEAQ   (DI)(DX*1), R8
+	LEAQ   (R8)(DX*1), R9
+	LEAQ   (R9)(DX*1), DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	XORQ   R10, R10
+
+loop:
+	VMOVUPS (BX)(R10*1), Z24
+	VMOVUPS (SI)(R10*1), Z25
+	VMOVUPS (CX)(R10*1), Z26
+	VMOVUPS (DI)(R10*1), Z27
+
+	// VDPBF16PS Z27, Z24, Z0
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc3
+
+	// VDPBF16PS Z27, Z25, Z8
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc3
+
+	// VDPBF16PS Z27, Z26, Z16
+	BYTE    $0x62
+	BYTE    $0x82
+	BYTE    $0x2e
+	BYTE    $0x40
+	BYTE    $0x52
+	BYTE    $0xc3
+	VMOVUPS (R8)(R10*1), Z28
+
+	// VDPBF16PS Z28, Z24, Z2
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd4
+
+	// VDPBF16PS Z28, Z25, Z10
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd4
+
+	// VDPBF16PS Z28, Z26, Z18
+	BYTE    $0x62
+	BYTE    $0x82
+	BYTE    $0x2e
+	BYTE    $0x40
+	BYTE    $0x52
+	BYTE    $0xd4
+	VMOVUPS (R9)(R10*1), Z29
+
+	// VDPBF16PS Z29, Z24, Z4
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe5
+
+	// VDPBF16PS Z29, Z25, Z12
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe5
+
+	// VDPBF16PS Z29, Z26, Z20
+	BYTE    $0x62
+	BYTE    $0x82
+	BYTE    $0x2e
+	BYTE    $0x40
+	BYTE    $0x52
+	BYTE    $0xe5
+	VMOVUPS (DX)(R10*1), Z30
+
+	// VDPBF16PS Z30, Z24, Z6
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf6
+
+	// VDPBF16PS Z30, Z25, Z14
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf6
+
+	// VDPBF16PS Z30, Z26, Z22
+	BYTE    $0x62
+	BYTE    $0x82
+	BYTE    $0x2e
+	BYTE    $0x40
+	BYTE    $0x52
+	BYTE    $0xf6
+	VMOVUPS 64(BX)(R10*1), Z24
+	VMOVUPS 64(SI)(R10*1), Z25
+	VMOVUPS 64(CX)(R10*1), Z26
+	VMOVUPS 64(DI)(R10*1), Z27
+
+	// VDPBF16PS Z27, Z24, Z1
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xcb
+
+	// VDPBF16PS Z27, Z25, Z9
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xcb
+
+	// VDPBF16PS Z27, Z26, Z17
+	BYTE    $0x62
+	BYTE    $0x82
+	BYTE    $0x2e
+	BYTE    $0x40
+	BYTE    $0x52
+	BYTE    $0xcb
+	VMOVUPS 64(R8)(R10*1), Z28
+
+	// VDPBF16PS Z28, Z24, Z3
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xdc
+
+	// VDPBF16PS Z28, Z25, Z11
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xdc
+
+	// VDPBF16PS Z28, Z26, Z19
+	BYTE    $0x62
+	BYTE    $0x82
+	BYTE    $0x2e
+	BYTE    $0x40
+	BYTE    $0x52
+	BYTE    $0xdc
+	VMOVUPS 64(R9)(R10*1), Z29
+
+	// VDPBF16PS Z29, Z24, Z5
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xed
+
+	// VDPBF16PS Z29, Z25, Z13
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xed
+
+	// VDPBF16PS Z29, Z26, Z21
+	BYTE    $0x62
+	BYTE    $0x82
+	BYTE    $0x2e
+	BYTE    $0x40
+	BYTE    $0x52
+	BYTE    $0xed
+	VMOVUPS 64(DX)(R10*1), Z30
+
+	// VDPBF16PS Z30, Z24, Z7
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xfe
+
+	// VDPBF16PS Z30, Z25, Z15
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xfe
+
+	// VDPBF16PS Z30, Z26, Z23
+	BYTE          $0x62
+	BYTE          $0x82
+	BYTE          $0x2e
+	BYTE          $0x40
+	BYTE          $0x52
+	BYTE          $0xfe
+	ADDQ          $0x80, R10
+	SUBQ          $0x40, AX
+	JNZ           loop
+	MOVQ          out+40(FP), AX
+	MOVQ          ldo+48(FP), CX
+	SHLQ          $0x02, CX
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z9, Z8, Z8
+	VADDPS        Z11, Z10, Z10
+	VADDPS        Z13, Z12, Z12
+	VADDPS        Z15, Z14, Z14
+	VADDPS        Z17, Z16, Z16
+	VADDPS        Z19, Z18, Z18
+	VADDPS        Z21, Z20, Z20
+	VADDPS        Z23, Z22, Z22
+	VSHUFF32X4    $0x44, Z2, Z0, Z24
+	VSHUFF32X4    $0xee, Z2, Z0, Z25
+	VADDPS        Z25, Z24, Z0
+	VSHUFF32X4    $0x44, Z6, Z4, Z24
+	VSHUFF32X4    $0xee, Z6, Z4, Z25
+	VADDPS        Z25, Z24, Z4
+	VSHUFF32X4    $0x44, Z10, Z8, Z24
+	VSHUFF32X4    $0xee, Z10, Z8, Z25
+	VADDPS        Z25, Z24, Z8
+	VSHUFF32X4    $0x44, Z14, Z12, Z24
+	VSHUFF32X4    $0xee, Z14, Z12, Z25
+	VADDPS        Z25, Z24, Z12
+	VSHUFF32X4    $0x44, Z18, Z16, Z24
+	VSHUFF32X4    $0xee, Z18, Z16, Z25
+	VADDPS        Z25, Z24, Z16
+	VSHUFF32X4    $0x44, Z22, Z20, Z24
+	VSHUFF32X4    $0xee, Z22, Z20, Z25
+	VADDPS        Z25, Z24, Z20
+	VSHUFF32X4    $0x88, Z4, Z0, Z24
+	VSHUFF32X4    $0xdd, Z4, Z0, Z25
+	VADDPS        Z25, Z24, Z0
+	VSHUFF32X4    $0x88, Z12, Z8, Z24
+	VSHUFF32X4    $0xdd, Z12, Z8, Z25
+	VADDPS        Z25, Z24, Z8
+	VSHUFF32X4    $0x88, Z20, Z16, Z24
+	VSHUFF32X4    $0xdd, Z20, Z16, Z25
+	VADDPS        Z25, Z24, Z16
+	VSHUFPS       $0x88, Z8, Z0, Z24
+	VSHUFPS       $0xdd, Z8, Z0, Z25
+	VADDPS        Z25, Z24, Z26
+	VSHUFPS       $0x88, Z16, Z16, Z24
+	VSHUFPS       $0xdd, Z16, Z16, Z25
+	VADDPS        Z25, Z24, Z27
+	VSHUFPS       $0x88, Z27, Z26, Z24
+	VSHUFPS       $0xdd, Z27, Z26, Z25
+	VADDPS        Z25, Z24, Z28
+	VMOVDQU32     tileRowsIdx<>+0(SB), Z29
+	VPERMPS       Z28, Z29, Z28
+	VMOVUPS       X28, (AX)
+	ADDQ          CX, AX
+	VEXTRACTF32X4 $0x01, Z28, (AX)
+	ADDQ          CX, AX
+	VEXTRACTF32X4 $0x02, Z28, (AX)
+	VZEROUPPER
+	RET
+
+// func roundBF16AVX512(n int, src *float32, dst *uint16)
+// Requires: AVX, AVX512F
+TEXT ·roundBF16AVX512(SB), NOSPLIT, $0-24
+	MOVQ         n+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         dst+16(FP), DX
+	MOVL         $0x00000001, BX
+	VPBROADCASTD BX, Z8
+	MOVL         $0x00007fff, BX
+	VPBROADCASTD BX, Z9
+	MOVL         $0x7fffffff, BX
+	VPBROADCASTD BX, Z10
+	MOVL         $0x7f800000, BX
+	VPBROADCASTD BX, Z11
+	MOVL         $0x00000040, BX
+	VPBROADCASTD BX, Z12
+	TESTQ        AX, AX
+	JZ           done
+
+loop:
+	VMOVDQU32 (CX), Z0
+	VPSRLD    $0x10, Z0, Z1
+	VPANDD    Z8, Z1, Z2
+	VPADDD    Z0, Z2, Z2
+	VPADDD    Z9, Z2, Z2
+	VPSRLD    $0x10, Z2, Z2
+	VPORD     Z12, Z1, Z1
+	VPANDD    Z10, Z0, Z3
+	VPCMPUD   $0x06, Z11, Z3, K1
+	VPBLENDMD Z1, Z2, K1, Z2
+	VPMOVDW   Z2, (DX)
+	ADDQ      $0x40, CX
+	ADDQ      $0x20, DX
+	SUBQ      $0x10, AX
+	JNZ       loop
+
+done:
+	VZEROUPPER
+	RET
+
 // func transpose8AVX2(n int, src *float32, ld int, dst *float32, ldd int)
 // Requires: AVX
 TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40

@@ -59,6 +59,16 @@ func widenF16AVX2(n int, src *uint16, dst *float32)
 //go:noescape
 func dot4DPBF16AVX512(n int, x *uint16, w0 *uint16, w1 *uint16, w2 *uint16, w3 *uint16, tail *[5][64]uint16, out *[4]float32)
 
+// tile3x4DPBF16AVX512 computes the 3×4 tile out[i·ldo+j] = VDPBF16PS dot of x row i with w row j over n values (a multiple of 64), reduced like dot4DPBF16AVX512.
+//
+//go:noescape
+func tile3x4DPBF16AVX512(n int, x *uint16, ldx int, w *uint16, ldw int, out *float32, ldo int)
+
+// roundBF16AVX512 rounds n float32 values (a multiple of 16) to bfloat16 like roundBF16.
+//
+//go:noescape
+func roundBF16AVX512(n int, src *float32, dst *uint16)
+
 // transpose8AVX2 writes column p < n of the 8 rows at src (row stride ld floats) to dst[p·ldd : p·ldd+8]; n must be a positive multiple of 8.
 //
 //go:noescape

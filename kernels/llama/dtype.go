@@ -37,7 +37,13 @@ func ParseDType(s string) (DType, error) {
 // HalfWeights holds a 16-bit model's embedding and classifier, and names the
 // 16-bit format of every HalfLayer of the model.
 type HalfWeights struct {
-	DType      DType    // BFloat16 or Float16
+	DType DType // BFloat16 or Float16
+	// Compute is the arithmetic of the matrix products: ComputeF32 ("" too)
+	// widens the 16-bit weights exactly and computes in float32; ComputeBF16
+	// (BFloat16 weights only) also rounds the activations to bfloat16 and
+	// uses gemm.MatMulBF16Rounded (VDPBF16PS where the CPU has it). Not
+	// kept by WithDType or Float32.
+	Compute    Compute
 	Embedding  []uint16 // [Vocab, Dim]
 	Classifier []uint16 // [Vocab, Dim]; aliases Embedding when Config.SharedClassifier
 }
@@ -228,11 +234,43 @@ func RoundBF16(f float32) uint16 { return half.FromFloat32BF16(f) }
 // half.FromFloat32F16.
 func RoundF16(f float32) uint16 { return half.FromFloat32F16(f) }
 
+// Compute is the arithmetic of a 16-bit model's matrix products.
+type Compute string
+
+const (
+	ComputeF32  Compute = "f32"  // exact widening, float32 arithmetic
+	ComputeBF16 Compute = "bf16" // activations rounded to bf16, VDPBF16PS
+)
+
+// WithCompute returns a shallow copy of m (sharing its weights) whose
+// matrix products use c; "" and ComputeF32 give float32 arithmetic.
+// ComputeBF16 needs BFloat16 weights.
+func (m *Model) WithCompute(c Compute) (*Model, error) {
+	switch c {
+	case "", ComputeF32:
+		if m.Half == nil || m.Half.Compute == "" || m.Half.Compute == ComputeF32 {
+			return m, nil
+		}
+	case ComputeBF16:
+		if m.DType() != BFloat16 {
+			return nil, fmt.Errorf("llama: compute %q needs bfloat16 weights, the model's are %s", c, m.DType())
+		}
+	default:
+		return nil, fmt.Errorf("llama: compute %q is not one of f32, bf16", c)
+	}
+	out := *m
+	h := *m.Half
+	h.Compute = c
+	out.Half = &h
+	return &out, nil
+}
+
 // linear is one weight matrix [n, k] in whichever form the model stores it.
 type linear struct {
-	f  []float32
-	h  []uint16
-	dt DType
+	f       []float32
+	h       []uint16
+	dt      DType
+	rounded bool // ComputeBF16: gemm.MatMulBF16Rounded
 }
 
 // mul computes out[m×n] = x[m×k]·wᵀ. The 16-bit kernels equal tensor.MatMul
@@ -241,6 +279,10 @@ type linear struct {
 func (w linear) mul(out, x []float32, m, k, n int) {
 	switch w.dt {
 	case BFloat16:
+		if w.rounded {
+			gemm.MatMulBF16Rounded(out, x, w.h, m, k, n)
+			return
+		}
 		gemm.MatMulBF16(out, x, w.h, m, k, n)
 	case Float16:
 		gemm.MatMulF16(out, x, w.h, m, k, n)
@@ -258,14 +300,15 @@ func (m *Model) projections(i int) projections {
 		return projections{linear{f: l.Wq}, linear{f: l.Wk}, linear{f: l.Wv}, linear{f: l.Wo},
 			linear{f: l.W1}, linear{f: l.W2}, linear{f: l.W3}}
 	}
-	dt, h := m.Half.DType, l.Half
-	return projections{linear{h: h.Wq, dt: dt}, linear{h: h.Wk, dt: dt}, linear{h: h.Wv, dt: dt}, linear{h: h.Wo, dt: dt},
-		linear{h: h.W1, dt: dt}, linear{h: h.W2, dt: dt}, linear{h: h.W3, dt: dt}}
+	dt, h, rd := m.Half.DType, l.Half, m.Half.Compute == ComputeBF16
+	return projections{linear{h: h.Wq, dt: dt, rounded: rd}, linear{h: h.Wk, dt: dt, rounded: rd},
+		linear{h: h.Wv, dt: dt, rounded: rd}, linear{h: h.Wo, dt: dt, rounded: rd},
+		linear{h: h.W1, dt: dt, rounded: rd}, linear{h: h.W2, dt: dt, rounded: rd}, linear{h: h.W3, dt: dt, rounded: rd}}
 }
 
 func (m *Model) classifier() linear {
 	if m.Half == nil {
 		return linear{f: m.Classifier}
 	}
-	return linear{h: m.Half.Classifier, dt: m.Half.DType}
+	return linear{h: m.Half.Classifier, dt: m.Half.DType, rounded: m.Half.Compute == ComputeBF16}
 }

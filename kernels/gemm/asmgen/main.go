@@ -76,6 +76,8 @@ func main() {
 	widen(wBF16)
 	widen(wF16)
 	dotBF16Pairs()
+	tileBF16Pairs()
+	roundBF16Vec()
 	transpose8()
 	transpose4()
 
@@ -574,18 +576,193 @@ func dotBF16Pairs() {
 	out := Load(Param("out"), GP64())
 	tmp := avx512.vec(x0).(VecPhysical)
 	for r := 0; r < 4; r++ {
-		s := acc(r, 0).(VecPhysical)
-		VADDPS(acc(r, 1), s, s)
-		VEXTRACTF64X4(U8(1), s, tmp.AsY())
-		VADDPS(tmp.AsY(), s.AsY(), s.AsY())
-		VEXTRACTF128(U8(1), s.AsY(), tmp.AsX())
-		VADDPS(tmp.AsX(), s.AsX(), s.AsX())
-		VHADDPS(s.AsX(), s.AsX(), s.AsX())
-		VHADDPS(s.AsX(), s.AsX(), s.AsX())
-		VMOVSS(s.AsX(), Mem{Base: out, Disp: 4 * r})
+		reducePairLanes(acc(r, 0), acc(r, 1), acc(r, 0).(VecPhysical), tmp, Mem{Base: out, Disp: 4 * r})
 	}
 	VZEROUPPER()
 	RET()
+}
+
+// tileBF16Pairs emits tile3x4DPBF16AVX512, the prefill kernel of
+// MatMulBF16Rounded: 3 rows of x (ldx values apart) times 4 rows of w (ldw
+// apart), all bfloat16 and all padded by the caller to n values (a multiple
+// of 64), into out[i·ldo+j]. Every one of the 12 results is reduced exactly
+// as dot4DPBF16AVX512 reduces a row (two accumulators of 16 lanes taking the
+// 32-value halves of each 64-value block, then the same lane-wise tree), so
+// the two kernels, and dpbf16Go, agree bit for bit; the tile only reuses each
+// loaded register 3 or 4 times: 7 loads per 12 VDPBF16PS instead of 10 per 8,
+// and 24 independent accumulator chains to hide the instruction's latency.
+func tileBF16Pairs() {
+	const name = "tile3x4DPBF16AVX512"
+	// VPERMPS indices gathering result (i, j), in lane 4j+i, to lane 4i+j.
+	tileRowsIdx = GLOBL("tileRowsIdx", RODATA|NOPTR)
+	for l, src := range []uint32{0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15} {
+		DATA(4*l, U32(src))
+	}
+	TEXT(name, NOSPLIT, "func(n int, x *uint16, ldx int, w *uint16, ldw int, out *float32, ldo int)")
+	Pragma("noescape")
+	Doc(name + " computes the 3×4 tile out[i·ldo+j] = VDPBF16PS dot of x row i with w row j over n values (a multiple of 64), reduced like dot4DPBF16AVX512.")
+	n := Load(Param("n"), GP64())
+	ldx := Load(Param("ldx"), GP64())
+	ldw := Load(Param("ldw"), GP64())
+	SHLQ(U8(1), ldx) // bytes
+	SHLQ(U8(1), ldw)
+	xr := make([]Register, 3)
+	xr[0] = Load(Param("x"), GP64())
+	for i := 1; i < 3; i++ {
+		xr[i] = GP64()
+		LEAQ(Mem{Base: xr[i-1], Index: ldx, Scale: 1}, xr[i])
+	}
+	wr := make([]Register, 4)
+	wr[0] = Load(Param("w"), GP64())
+	for j := 1; j < 4; j++ {
+		wr[j] = GP64()
+		LEAQ(Mem{Base: wr[j-1], Index: ldw, Scale: 1}, wr[j])
+	}
+	const x0, w0 = 24, 27 // zmm0-23 accumulators, zmm24-26 x, zmm27-30 w
+	acc := func(i, j, u int) int { return 8*i + 2*j + u }
+	for r := 0; r < 24; r++ {
+		avx512.zero(avx512.vec(r))
+	}
+	off := GP64()
+	XORQ(off, off)
+	Label("loop")
+	for u := 0; u < 2; u++ {
+		for i := 0; i < 3; i++ {
+			VMOVUPS(Mem{Base: xr[i], Index: off, Scale: 1, Disp: 64 * u}, avx512.vec(x0+i))
+		}
+		for j := 0; j < 4; j++ {
+			VMOVUPS(Mem{Base: wr[j], Index: off, Scale: 1, Disp: 64 * u}, avx512.vec(w0+j))
+			for i := 0; i < 3; i++ {
+				vdpbf16ps(acc(i, j, u), x0+i, w0+j)
+			}
+		}
+	}
+	ADDQ(U8(128), off)
+	SUBQ(U8(64), n)
+	JNZ(LabelRef("loop"))
+
+	out := Load(Param("out"), GP64())
+	ldo := Load(Param("ldo"), GP64())
+	SHLQ(U8(2), ldo)
+	// The 12 reductions run side by side, each step on several results per
+	// register, adding the same lanes in the same order as reducePairLanes
+	// (so dpbf16Go emulates it too): a0+a1; lanes 0..7 + 8..15 (two results
+	// per register); 0..3 + 4..7 (four results, one per 128-bit quad); then
+	// (0+1) + (2+3) within each quad. The last step leaves result (i, j) in
+	// lane 4j+i, and VPERMPS gathers each row into a quad for its store.
+	v := avx512.vec
+	for i := 0; i < 3; i++ {
+		for j := 0; j < 4; j++ {
+			VADDPS(v(acc(i, j, 1)), v(acc(i, j, 0)), v(acc(i, j, 0)))
+		}
+	}
+	t1, t2 := v(24), v(25)
+	// Lanes 0..7 + 8..15: results (i, 2h) and (i, 2h+1) into acc(i, 2h, 0).
+	for i := 0; i < 3; i++ {
+		for h := 0; h < 2; h++ {
+			a, b := v(acc(i, 2*h, 0)), v(acc(i, 2*h+1, 0))
+			VSHUFF32X4(U8(0x44), b, a, t1) // a lanes 0..7, b lanes 0..7
+			VSHUFF32X4(U8(0xee), b, a, t2) // a lanes 8..15, b lanes 8..15
+			VADDPS(t2, t1, a)
+		}
+	}
+	// Lanes 0..3 + 4..7: quad j of row i's register = result (i, j).
+	rows := make([]Register, 3)
+	for i := 0; i < 3; i++ {
+		p, q := v(acc(i, 0, 0)), v(acc(i, 2, 0))
+		VSHUFF32X4(U8(0x88), q, p, t1)
+		VSHUFF32X4(U8(0xdd), q, p, t2)
+		VADDPS(t2, t1, p)
+		rows[i] = p
+	}
+	// (0+1) + (2+3) within each quad, rows 0 and 1 together, row 2 with
+	// itself: quad j ends as (r0, r1, r2, r2) of column j.
+	pairs := func(a, b, dst Register) {
+		VSHUFPS(U8(0x88), b, a, t1)
+		VSHUFPS(U8(0xdd), b, a, t2)
+		VADDPS(t2, t1, dst)
+	}
+	y01, y22 := v(26), v(27)
+	pairs(rows[0], rows[1], y01)
+	pairs(rows[2], rows[2], y22)
+	z := v(28)
+	pairs(y01, y22, z)
+	idx := v(29)
+	VMOVDQU32(tileRowsIdx, idx)
+	VPERMPS(z, idx, z)
+	// Row i is quad i of z now.
+	VMOVUPS(z.(VecPhysical).AsX(), Mem{Base: out})
+	ADDQ(ldo, out)
+	VEXTRACTF32X4(U8(1), z, Mem{Base: out})
+	ADDQ(ldo, out)
+	VEXTRACTF32X4(U8(2), z, Mem{Base: out})
+	VZEROUPPER()
+	RET()
+}
+
+// roundBF16Vec emits roundBF16AVX512: n float32 values (n a multiple of 16)
+// rounded to bfloat16 as roundBF16 in package gemm does, by integer
+// arithmetic (no VCVTNEPS2BF16: it reads denormals as zero, roundBF16 does
+// not): bits + 0x7fff + (bits>>16 & 1), the upper half; a NaN keeps its top
+// bits with the quiet bit set.
+func roundBF16Vec() {
+	const name = "roundBF16AVX512"
+	TEXT(name, NOSPLIT, "func(n int, src *float32, dst *uint16)")
+	Pragma("noescape")
+	Doc(name + " rounds n float32 values (a multiple of 16) to bfloat16 like roundBF16.")
+	n := Load(Param("n"), GP64())
+	src := Load(Param("src"), GP64())
+	dst := Load(Param("dst"), GP64())
+	c := GP32()
+	bcast := func(v uint32, z VecPhysical) {
+		MOVL(U32(v), c)
+		VPBROADCASTD(c, z)
+	}
+	one, bias, abs, inf, quiet := Z8, Z9, Z10, Z11, Z12
+	bcast(1, one)
+	bcast(0x7fff, bias)
+	bcast(0x7fffffff, abs)
+	bcast(0x7f800000, inf)
+	bcast(0x40, quiet)
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	Label("loop")
+	VMOVDQU32(Mem{Base: src}, Z0)
+	VPSRLD(U8(16), Z0, Z1)
+	VPANDD(one, Z1, Z2)
+	VPADDD(Z0, Z2, Z2)
+	VPADDD(bias, Z2, Z2)
+	VPSRLD(U8(16), Z2, Z2)
+	VPORD(quiet, Z1, Z1) // the NaN result
+	VPANDD(abs, Z0, Z3)
+	VPCMPUD(U8(6), inf, Z3, K1) // |bits| > 0x7f800000: NaN
+	VPBLENDMD(Z1, Z2, K1, Z2)
+	VPMOVDW(Z2, Mem{Base: dst})
+	ADDQ(U8(64), src)
+	ADDQ(U8(32), dst)
+	SUBQ(U8(16), n)
+	JNZ(LabelRef("loop"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// tileRowsIdx is tile3x4DPBF16AVX512's permutation of results to rows.
+var tileRowsIdx Mem
+
+// reducePairLanes stores to dst the sum of the 32 lanes of accumulators a0
+// and a1 in the order dpbf16Go's reduceLanes emulates: a0+a1 lane-wise
+// (into s, a register 0-15, which may be a0), lanes 0..7 + 8..15, 0..3 +
+// 4..7, then two horizontal adds ((0+1) + (2+3)); tmp (0-15) is scratch.
+func reducePairLanes(a0, a1 Register, s, tmp VecPhysical, dst Mem) {
+	VADDPS(a1, a0, s)
+	VEXTRACTF64X4(U8(1), s, tmp.AsY())
+	VADDPS(tmp.AsY(), s.AsY(), s.AsY())
+	VEXTRACTF128(U8(1), s.AsY(), tmp.AsX())
+	VADDPS(tmp.AsX(), s.AsX(), s.AsX())
+	VHADDPS(s.AsX(), s.AsX(), s.AsX())
+	VHADDPS(s.AsX(), s.AsX(), s.AsX())
+	VMOVSS(s.AsX(), dst)
 }
 
 // vdpbf16ps emits VDPBF16PS zmm(acc) += dot pairs of zmm(src1), zmm(src2):

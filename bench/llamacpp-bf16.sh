@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# llamacpp-bf16.sh: lrmc's bf16 compute (bfloat16 weights, activations
+# rounded to bfloat16, VDPBF16PS) next to llama.cpp's bf16 model on the same
+# weights, plus lrmc's float32 compute on the same bfloat16 weights, same
+# thread count, interleaved rounds. Optional and outside CI, like
+# llamacpp.sh (it needs Node.js, npm and the npm registry).
+#
+#   bench/llamacpp-bf16.sh                          # SmolLM-135M shape, 1 and 2 threads, 3 rounds
+#   SHAPE=qwen3-0.6b THREADS="2" ROUNDS=5 bench/llamacpp-bf16.sh
+#   LLAMACPP_DIR=/tmp/llcpp bench/llamacpp-bf16.sh  # reuse (or keep) an install there
+#
+# The GGUF is written by `lrmc bench model --export-gguf DIR --export-dtype
+# bf16`: the f32 synthetic weights rounded to bfloat16 (to nearest even),
+# which are exactly the weights `--dtype bfloat16` holds. llama.cpp reports
+# its dtype as f32 in the JSON (llamacpp.mjs does not know it); the engine
+# field tells the three apart.
+set -euo pipefail
+
+shape=${SHAPE:-smollm-135m}
+threads=${THREADS:-"1 2"}
+rounds=${ROUNDS:-3}
+prefill=${PREFILL:-512}
+decode=${DECODE:-32}
+
+# shellcheck source=bench/llamacpp-setup.sh
+source "$(dirname "$0")/llamacpp-setup.sh"
+cp "$here/llamacpp.mjs" "$npmdir/llamacpp.mjs"
+
+"$work/lrmc" bench model --shape "$shape" --export-gguf "$work/models" --export-dtype bf16 >/dev/null
+model="$work/models/$shape.gguf"
+
+results="$work/results.jsonl"
+for round in $(seq 1 "$rounds"); do
+	for t in $threads; do
+		for c in bf16 f32; do
+			echo "round $round/$rounds, $t thread(s): lrmc compute $c" >&2
+			"$work/lrmc" bench model --shape "$shape" --threads "$t" --prefill "$prefill" --decode "$decode" \
+				--dtype bfloat16 --compute "$c" --json 2>/dev/null | sed "s/^{/{\"engine\":\"lrmc-$c\",/" >>"$results"
+		done
+		echo "round $round/$rounds, $t thread(s): llama.cpp bf16" >&2
+		(cd "$npmdir" && node llamacpp.mjs "$model" "$shape" "$t" "$prefill" "$decode") >>"$results"
+	done
+done
+
+if [ -n "${RESULTS:-}" ]; then
+	cp "$results" "$RESULTS"
+fi
+node - "$results" "$rounds" <<'JS'
+const fs = require("fs");
+const [file, rounds] = process.argv.slice(2);
+const rows = fs.readFileSync(file, "utf8").trim().split("\n").map(l => JSON.parse(l));
+const median = xs => { const s = [...xs].sort((a, b) => a - b); return s[(s.length - 1) >> 1]; };
+const keys = [...new Set(rows.map(r => `${r.shape}\t${r.threads}\t${r.phase}`))];
+console.log(`tokens/s, bfloat16 weights, median of ${rounds} interleaved rounds`);
+console.log("shape\tthreads\tphase\tlrmc bf16\tlrmc f32\tllama.cpp bf16\tlrmc bf16/llama.cpp\tlrmc bf16/lrmc f32");
+for (const k of keys) {
+	const [shape, threads, phase] = k.split("\t");
+	const pick = e => median(rows.filter(r => r.engine === e && r.shape === shape && String(r.threads) === threads && r.phase === phase).map(r => r.tokens_per_s));
+	const a = pick("lrmc-bf16"), f = pick("lrmc-f32"), b = pick("llama.cpp");
+	console.log(`${shape}\t${threads}\t${phase}\t${a.toFixed(1)}\t${f.toFixed(1)}\t${b.toFixed(1)}\t${(a / b).toFixed(2)}\t${(a / f).toFixed(2)}`);
+}
+JS
