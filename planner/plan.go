@@ -169,7 +169,7 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	if len(p.errs) > before {
 		return nil
 	}
-	mp := MetricsParams{Tasks: tasks, Names: names}
+	mp := MetricsParams{Tasks: tasks, Names: names, Config: runConfig(run)}
 	if decision != nil {
 		mp.Depth = true
 		evals = append(evals, decision)
@@ -420,7 +420,7 @@ func (p *planning) exports(name string, pruned *Node, m modelNodes, own map[stri
 			p.errorf("", "output.formats", "output format %q has no planner", f)
 		}
 	}
-	g.Outputs = append(g.Outputs, Output{Path: filepath.Join(name, "provenance.json"), Data: provenance(p.r, name, pruned)})
+	g.Outputs = append(g.Outputs, Output{Path: filepath.Join(name, "provenance.json"), Data: p.provenance(name, pruned)})
 }
 
 // tokens plans reading and tokenizing a split of a dataset.
