@@ -11,6 +11,7 @@ import (
 //	m/<key>             JSON Meta; its presence is the entry's existence
 //	c/<key><index BE32> one chunk of the value
 //	f/<absolute path>   FileDigest memo (JSON fileMemo)
+//	a/<recipe path>     sealed JSON Apply: what the recipe's latest apply needs
 //	format              formatVersion
 //
 // Chunk keys sort by entry and then by index, so one prefix iteration (or
@@ -19,6 +20,7 @@ const (
 	metaPrefix  = "m/"
 	chunkPrefix = "c/"
 	filePrefix  = "f/"
+	applyPrefix = "a/"
 )
 
 func metaKey(k digest.Digest) []byte {

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -105,6 +106,8 @@ type Store struct {
 	sweep sync.RWMutex
 	// keyMu serialises writers of the same key (striped by its first byte).
 	keyMu [256]sync.Mutex
+	// origin names the writer Put records in new entries (SetOrigin).
+	origin atomic.Pointer[origin]
 }
 
 // DefaultDir is $LRMC_CACHE if set, else lrmc under the user cache directory
