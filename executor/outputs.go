@@ -72,6 +72,13 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 		}
 	}()
 	for _, u := range units {
+		if u.current(out, r) {
+			// Already on disk byte for byte (uptodate.go): not rewritten.
+			for _, o := range u.outputs {
+				written = append(written, writtenOutput{o, outputSize(filepath.Join(out, o.Path))})
+			}
+			continue
+		}
 		w, err := u.stage(out, r)
 		written = append(written, w...)
 		if err != nil {
@@ -82,7 +89,7 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 	// results.json finds the runs it describes.
 	for _, dirs := range []bool{true, false} {
 		for _, u := range units {
-			if u.dir == dirs {
+			if u.dir == dirs && u.staged != "" {
 				if err := u.commit(out); err != nil {
 					return nil, err
 				}
