@@ -65,6 +65,8 @@ func New(ops map[string]Op, store Store, opts Options) (*Executor, error) {
 type Result struct {
 	values map[*planner.Node]any
 	bytes  map[*planner.Node][]byte
+	// onDisk: nodes left unread because their outputs hold them.
+	onDisk map[*planner.Node]bool
 	// Ran counts the ops that ran; Cached the results read from the cache.
 	Ran, Cached int
 }
@@ -111,8 +113,11 @@ type execution struct {
 	states  map[*planner.Node]*state
 	pending map[*planner.Node]int // users not yet finished, for freeing values
 	keep    map[*planner.Node]bool
-	ran     int
-	cached  int
+	// onDisk holds the nodes whose outputs already hold their results
+	// (uptodate.go): they are neither read nor run.
+	onDisk map[*planner.Node]bool
+	ran    int
+	cached int
 }
 
 // Run resolves every target of g. On error or cancellation, nodes that
@@ -140,10 +145,11 @@ func (e *Executor) Run(ctx context.Context, g *planner.Graph) (*Result, error) {
 			x.keep[o.Node] = true
 		}
 	}
+	x.onDisk = x.outputsOnDisk()
 	for _, t := range g.Targets {
 		x.start(t)
 	}
-	res := &Result{values: map[*planner.Node]any{}, bytes: map[*planner.Node][]byte{}}
+	res := &Result{values: map[*planner.Node]any{}, bytes: map[*planner.Node][]byte{}, onDisk: x.onDisk}
 	var errs []error
 	for _, t := range g.Targets {
 		v, err := x.wait(t)
@@ -217,6 +223,13 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 	op := x.e.ops[n.Op]
 	ephemeral := planner.IsEphemeral(n.Op)
 	ev := Event{Node: n.Key.String(), Op: n.Op, Label: n.Label}
+	if x.onDisk[n] {
+		// Its output file already holds exactly its cached value.
+		x.count(&x.cached)
+		ev.Event, ev.Cached = EventCached, true
+		x.e.emit(ev)
+		return nil, nil, nil
+	}
 	if !ephemeral {
 		b, meta, err := x.e.store.Get(n.Key)
 		switch {

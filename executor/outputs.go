@@ -316,6 +316,10 @@ func swapDir(staging, dst, old string) error {
 }
 
 func nodeBytes(o planner.Output, r *Result) ([]byte, error) {
+	if r.onDisk[o.Node] {
+		// Left unread because the output held it, yet it no longer does.
+		return nil, fmt.Errorf("node %s (%s): its output changed while apply ran; apply again to rewrite it", o.Node.Label, o.Node.Key.Short())
+	}
 	b, ok := r.Bytes(o.Node)
 	if !ok || b == nil {
 		return nil, fmt.Errorf("node %s (%s) has no result", o.Node.Label, o.Node.Key.Short())
