@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"lrmc/cache"
+	"lrmc/digest"
 	"lrmc/planner"
 )
 
@@ -65,8 +66,9 @@ func New(ops map[string]Op, store Store, opts Options) (*Executor, error) {
 type Result struct {
 	values map[*planner.Node]any
 	bytes  map[*planner.Node][]byte
-	// onDisk: nodes left unread because their outputs hold them.
-	onDisk map[*planner.Node]bool
+	// onDisk: nodes left unread because their outputs hold them, with
+	// their values' digests.
+	onDisk map[*planner.Node]digest.Digest
 	// Ran counts the ops that ran; Cached the results read from the cache.
 	Ran, Cached int
 }
@@ -115,7 +117,7 @@ type execution struct {
 	keep    map[*planner.Node]bool
 	// onDisk holds the nodes whose outputs already hold their results
 	// (uptodate.go): they are neither read nor run.
-	onDisk map[*planner.Node]bool
+	onDisk map[*planner.Node]digest.Digest
 	ran    int
 	cached int
 }
@@ -223,7 +225,7 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 	op := x.e.ops[n.Op]
 	ephemeral := planner.IsEphemeral(n.Op)
 	ev := Event{Node: n.Key.String(), Op: n.Op, Label: n.Label}
-	if x.onDisk[n] {
+	if _, ok := x.onDisk[n]; ok {
 		// Its output file already holds exactly its cached value.
 		x.count(&x.cached)
 		ev.Event, ev.Cached = EventCached, true

@@ -235,7 +235,9 @@ func (u *unit) stage(out string, r *Result) ([]writtenOutput, error) {
 		}
 		var n int64
 		var err error
-		if o.Dir {
+		if sum, ok := r.onDisk[o.Node]; ok && o.Node != nil {
+			n, err = linkCurrent(dst, path, o.Dir, sum) // left unread: uptodate.go
+		} else if o.Dir {
 			var b []byte
 			if b, err = nodeBytes(o, r); err == nil {
 				n, err = extractBundle(b, path)
@@ -316,7 +318,7 @@ func swapDir(staging, dst, old string) error {
 }
 
 func nodeBytes(o planner.Output, r *Result) ([]byte, error) {
-	if r.onDisk[o.Node] {
+	if _, ok := r.onDisk[o.Node]; ok {
 		// Left unread because the output held it, yet it no longer does.
 		return nil, fmt.Errorf("node %s (%s): its output changed while apply ran; apply again to rewrite it", o.Node.Label, o.Node.Key.Short())
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -42,7 +43,7 @@ func (u *unit) current(out string, r *Result) bool {
 			}
 		}
 		path := filepath.Join(root, rel)
-		if o.Node != nil && r.onDisk[o.Node] {
+		if _, ok := r.onDisk[o.Node]; ok && o.Node != nil {
 			// Checked against the entry's digest before the run
 			// (outputsOnDisk); only the listing is checked here.
 			if !o.Dir {
@@ -186,8 +187,8 @@ func outputSize(path string) int64 {
 // the output is checked against the digest the entry was verified by: what
 // the directory holds is exactly the entry's value. (Its LastUsed is not
 // refreshed; the current apply's entries are never evicted by its budget.)
-func (x *execution) outputsOnDisk() map[*planner.Node]bool {
-	on := map[*planner.Node]bool{}
+func (x *execution) outputsOnDisk() map[*planner.Node]digest.Digest {
+	on := map[*planner.Node]digest.Digest{}
 	uses := map[*planner.Node]int{}
 	for _, o := range x.g.Outputs {
 		if o.Node != nil {
@@ -221,7 +222,7 @@ func (x *execution) outputsOnDisk() map[*planner.Node]bool {
 			}
 		}
 		if sum == m.Sum {
-			on[n] = true
+			on[n] = sum
 		}
 	}
 	return on
@@ -241,4 +242,39 @@ func packCurrent(dir string) ([]byte, error) {
 		}
 	}
 	return PackDir(dir)
+}
+
+// linkCurrent puts the output at cur, left unread because it held its
+// node's value, into the staging path by hard links (a unit is staged
+// whole, and another of its outputs changed), and checks that the linked
+// bytes still have the entry's digest. It returns their size.
+func linkCurrent(cur, path string, dir bool, sum digest.Digest) (int64, error) {
+	changed := fmt.Errorf("%s changed while apply ran; apply again to rewrite it", cur)
+	if !dir {
+		if err := os.Link(cur, path); err != nil {
+			return 0, err
+		}
+		got, err := digest.File(path)
+		if err != nil || got != sum {
+			return 0, changed
+		}
+		return outputSize(path), nil
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return 0, err
+	}
+	ents, err := os.ReadDir(cur)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range ents {
+		if err := os.Link(filepath.Join(cur, e.Name()), filepath.Join(path, e.Name())); err != nil {
+			return 0, err
+		}
+	}
+	b, err := packCurrent(path)
+	if err != nil || digest.Of(b) != sum {
+		return 0, changed
+	}
+	return outputSize(path), nil
 }

@@ -157,6 +157,16 @@ func TestOutputsOnDiskAreNotRead(t *testing.T) {
 		t.Errorf("rerun rewrote outputs: %v -> %v", before, after)
 	}
 
+	// Only d.json differs: the unit is staged again, hf/ linked into it
+	// from the output (still unread), d read and rewritten.
+	os.WriteFile(filepath.Join(root, "d.json"), []byte("1113"), 0o644)
+	clear(store.gets)
+	apply()
+	if store.gets[n["d"].Key] != 1 || store.gets[hfNode.Key] != 0 {
+		t.Errorf("d.json changed: gets %v, want d read and hf not", store.gets)
+	}
+	wantTree(t, root, want)
+
 	// Other bytes (d.json of the same size): both are read and rewritten.
 	os.WriteFile(filepath.Join(root, "d.json"), []byte("1113"), 0o644)
 	os.WriteFile(filepath.Join(root, "hf", "model.safetensors"), []byte("weighs"), 0o644)
