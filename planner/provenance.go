@@ -3,6 +3,7 @@ package planner
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -159,31 +160,26 @@ type RunConfig struct {
 	Ratio    float64        `json:"ratio,omitempty"`
 	Layers   []int          `json:"layers,omitempty"`
 	Options  map[string]any `json:"options,omitempty"`
-	// Recovery is absent when the run recovers nothing.
-	Recovery *RecoveryConfig `json:"recovery,omitempty"`
+	// Recovery is absent when the run recovers nothing; it holds the
+	// settings the recovery node is keyed by.
+	Recovery *RecoverParams `json:"recovery,omitempty"`
 }
 
-// RecoveryConfig is a recovery's settings (LoRA fields only for LoRA, the
-// distillation fields only for kd).
-type RecoveryConfig struct {
-	Method       string   `json:"method"`
-	Loss         string   `json:"loss"`
-	Steps        int      `json:"steps"`
-	Batch        int      `json:"batch"`
-	SeqLen       int      `json:"seqLen"`
-	Accumulation int      `json:"accumulation"`
-	LR           float64  `json:"lr"`
-	Warmup       float64  `json:"warmup"`
-	Schedule     string   `json:"schedule"`
-	WeightDecay  float64  `json:"weightDecay"`
-	MaxGradNorm  float64  `json:"maxGradNorm"`
-	Seed         int64    `json:"seed"`
-	Rank         int      `json:"rank,omitempty"`
-	Alpha        float64  `json:"alpha,omitempty"`
-	Dropout      float64  `json:"dropout,omitempty"`
-	Targets      []string `json:"targets,omitempty"`
-	Temperature  float64  `json:"temperature,omitempty"`
-	TopK         int      `json:"topK,omitempty"`
+// recoverParams are a recovery's settings as the recovery node is keyed
+// by them (LoRA fields only for LoRA, the distillation fields only for kd).
+func recoverParams(rc ir.Recovery) RecoverParams {
+	p := RecoverParams{
+		Method: rc.Method, Steps: rc.Steps, Batch: rc.Batch, SeqLen: rc.SeqLen, Accumulation: max(1, rc.Accumulation),
+		LR: rc.LR, Warmup: rc.Warmup, Schedule: rc.Schedule, WeightDecay: rc.WeightDecay, MaxGradNorm: rc.MaxGradNorm,
+		Loss: rc.Loss, Seed: rc.Seed, CheckpointEvery: rc.CheckpointEvery,
+	}
+	if rc.Method == "lora" {
+		p.Rank, p.Alpha, p.Dropout, p.Targets = rc.Rank, rc.Alpha, rc.Dropout, slices.Clone(rc.Targets)
+	}
+	if rc.Loss == "kd" {
+		p.Temperature, p.TopK = rc.Temperature, rc.TopK
+	}
+	return p
 }
 
 // runConfig summarizes run for its metrics.
@@ -200,17 +196,8 @@ func runConfig(run ir.Run) *RunConfig {
 		}
 	}
 	if rc := run.Recovery; rc.Method != "" && rc.Method != "none" {
-		c.Recovery = &RecoveryConfig{
-			Method: rc.Method, Loss: rc.Loss, Steps: rc.Steps, Batch: rc.Batch, SeqLen: rc.SeqLen,
-			Accumulation: rc.Accumulation, LR: rc.LR, Warmup: rc.Warmup, Schedule: rc.Schedule,
-			WeightDecay: rc.WeightDecay, MaxGradNorm: rc.MaxGradNorm, Seed: rc.Seed,
-		}
-		if rc.Method == "lora" {
-			c.Recovery.Rank, c.Recovery.Alpha, c.Recovery.Dropout, c.Recovery.Targets = rc.Rank, rc.Alpha, rc.Dropout, rc.Targets
-		}
-		if rc.Loss == "kd" {
-			c.Recovery.Temperature, c.Recovery.TopK = rc.Temperature, rc.TopK
-		}
+		p := recoverParams(rc)
+		c.Recovery = &p
 	}
 	return c
 }

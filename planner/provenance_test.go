@@ -66,7 +66,7 @@ func TestMetricsAndProvenanceCarryTheRunsConfiguration(t *testing.T) {
 		// kd-only fields (temperature) are left out of an lm recovery.
 		"lora": `{"paradigm":"depth","method":"shortgpt","ratio":0.25,"options":{"finalNorm":true},` +
 			`"recovery":{"method":"lora","loss":"lm","steps":10,"batch":2,"seqLen":64,"accumulation":1,"lr":0.0002,"warmup":0.1,` +
-			`"schedule":"cosine","weightDecay":0,"maxGradNorm":1,"seed":7,"rank":8,"alpha":16,"targets":["q","v"]}}`,
+			`"schedule":"cosine","weightDecay":0,"maxGradNorm":1,"seed":7,"checkpointEvery":0,"rank":8,"alpha":16,"targets":["q","v"]}}`,
 	} {
 		got, _ := json.Marshal(metricsParams(t, g, run)["config"])
 		var w any
