@@ -14,7 +14,7 @@ import (
 )
 
 // ChunkSize is the size of every stored piece of a value but the last. It is
-// above Badger's 1 MiB value threshold, so chunks live in the value log,
+// above the store's value threshold (valueThreshold), so chunks live in the value log,
 // which reads and writes at disk speed; small LSM-resident pieces were
 // several times slower (machine notes).
 const ChunkSize = 4 << 20

@@ -207,11 +207,10 @@ func (x *execution) outputsOnDisk() map[*planner.Node]digest.Digest {
 		path := filepath.Join(x.g.OutDir, o.Path)
 		var sum digest.Digest
 		if o.Dir {
-			b, err := packCurrent(path)
-			if err != nil || int64(len(b)) != m.Size {
+			var size int64
+			if sum, size, err = packCurrent(path); err != nil || size != m.Size {
 				continue
 			}
-			sum = digest.Of(b)
 		} else {
 			st, err := os.Lstat(path)
 			if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o644 || st.Size() != m.Size {
@@ -228,20 +227,38 @@ func (x *execution) outputsOnDisk() map[*planner.Node]digest.Digest {
 	return on
 }
 
-// packCurrent packs a directory of outputs as PackDir would bundle it, if
-// it holds only regular files of a fresh output's mode.
-func packCurrent(dir string) ([]byte, error) {
+// packCurrent returns the digest and size of the bundle PackDir would
+// make of a directory of outputs, if it holds only regular files of a
+// fresh output's mode.
+func packCurrent(dir string) (digest.Digest, int64, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return digest.Digest{}, 0, err
 	}
 	for _, e := range ents {
 		info, err := e.Info()
 		if err != nil || !info.Mode().IsRegular() || info.Mode().Perm() != 0o644 {
-			return nil, errExtra
+			return digest.Digest{}, 0, errExtra
 		}
 	}
-	return PackDir(dir)
+	h := digest.New()
+	c := &counter{w: h}
+	if err := packDirTo(c, dir); err != nil {
+		return digest.Digest{}, 0, err
+	}
+	return h.Digest(), c.n, nil
+}
+
+// counter counts the bytes written through it.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // linkCurrent puts the output at cur, left unread because it held its
@@ -272,8 +289,7 @@ func linkCurrent(cur, path string, dir bool, sum digest.Digest) (int64, error) {
 			return 0, err
 		}
 	}
-	b, err := packCurrent(path)
-	if err != nil || digest.Of(b) != sum {
+	if got, _, err := packCurrent(path); err != nil || got != sum {
 		return 0, changed
 	}
 	return outputSize(path), nil
