@@ -190,3 +190,40 @@ func TestEnforceBudget(t *testing.T) {
 		t.Fatalf("over budget: removed %v, left %d, %v; want e2, e4 and 400 left", keysOf(removed), left, err)
 	}
 }
+
+// Repair keeps what it salvages attributed: entries keep their writer and
+// each recipe's apply record is copied.
+func TestRepairKeepsWritersAndApplyRecords(t *testing.T) {
+	dir := t.TempDir()
+	recipe := filepath.Join(t.TempDir(), "r.cue")
+	os.WriteFile(recipe, []byte("recipe"), 0o644)
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := key("k")
+	s.SetOrigin(recipe, map[digest.Digest][]string{k: {"run"}})
+	if err := s.Put(k, "op", "e", []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordApply(Apply{Recipe: recipe, Keys: map[digest.Digest][]string{k: {"run"}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Truncate(filepath.Join(dir, "badger", "MANIFEST"), 0); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Repair(dir, Options{})
+	if err != nil || len(rep.Kept) != 1 {
+		t.Fatalf("repair: %+v, %v", rep, err)
+	}
+	s = openTest(t, dir, Options{})
+	es, err := s.Entries()
+	if err != nil || len(es) != 1 {
+		t.Fatalf("entries after repair: %v, %v", es, err)
+	}
+	e := es[0]
+	if e.Recipe != recipe || !slices.Equal(e.Runs, []string{"run"}) || len(e.UsedBy) != 1 || !slices.Equal(e.UsedBy[0].Runs, []string{"run"}) {
+		t.Errorf("after repair: written by %q %v, used by %+v", e.Recipe, e.Runs, e.UsedBy)
+	}
+}
