@@ -227,3 +227,19 @@ func TestRepairKeepsWritersAndApplyRecords(t *testing.T) {
 		t.Errorf("after repair: written by %q %v, used by %+v", e.Recipe, e.Runs, e.UsedBy)
 	}
 }
+
+// An apply that needs what the recipe's last apply needed writes nothing.
+func TestRecordApplyUnchangedWritesNothing(t *testing.T) {
+	s := openTest(t, "", Options{})
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	keys := map[digest.Digest][]string{key("a"): {"x"}}
+	s.RecordApply(Apply{Recipe: "/r.cue", Time: t0, Keys: keys})
+	s.RecordApply(Apply{Recipe: "/r.cue", Time: t0.Add(time.Hour), Keys: map[digest.Digest][]string{key("a"): {"x"}}})
+	if a, ok := s.readApply("/r.cue"); !ok || !a.Time.Equal(t0) {
+		t.Errorf("same keys rewrote the record: %+v", a)
+	}
+	s.RecordApply(Apply{Recipe: "/r.cue", Time: t0.Add(2 * time.Hour), Keys: map[digest.Digest][]string{key("a"): {"x", "y"}}})
+	if a, ok := s.readApply("/r.cue"); !ok || !a.Time.Equal(t0.Add(2*time.Hour)) || !slices.Equal(a.Keys[key("a")], []string{"x", "y"}) {
+		t.Errorf("other runs did not replace the record: %+v", a)
+	}
+}

@@ -87,17 +87,22 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 	}
 	// Run directories first, results.json last: a reader that sees the new
 	// results.json finds the runs it describes.
+	committed := false
 	for _, dirs := range []bool{true, false} {
 		for _, u := range units {
 			if u.dir == dirs && u.staged != "" {
 				if err := u.commit(out); err != nil {
 					return nil, err
 				}
+				committed = true
 			}
 		}
 	}
-	if err := syncDir(out); err != nil {
-		return nil, fmt.Errorf("output directory %s: %w", out, err)
+	// When every unit was already on disk there is nothing to make durable.
+	if committed {
+		if err := syncDir(out); err != nil {
+			return nil, fmt.Errorf("output directory %s: %w", out, err)
+		}
 	}
 
 	paths := make([]string, 0, len(written))
@@ -363,8 +368,12 @@ func writeOutputFile(path string, o planner.Output, r *Result) (int64, error) {
 }
 
 // WriteFileAtomic writes b to path through a temporary file in the same
-// directory, synced and renamed into place.
+// directory, synced and renamed into place. A file that already holds
+// exactly b is left as it is (see uptodate.go).
 func WriteFileAtomic(path string, b []byte) error {
+	if sameFile(path, func(w io.Writer) error { _, err := w.Write(b); return err }) {
+		return nil
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("output %s: %w", path, err)

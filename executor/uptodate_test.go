@@ -177,3 +177,28 @@ func TestOutputsOnDiskAreNotRead(t *testing.T) {
 	}
 	wantTree(t, root, want)
 }
+
+// WriteFileAtomic leaves a file that already holds the bytes in place.
+func TestWriteFileAtomicKeepsTheSameBytes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "report.md")
+	ino := func() uint64 {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sys().(*syscall.Stat_t).Ino
+	}
+	if err := WriteFileAtomic(p, []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	first := ino()
+	if err := WriteFileAtomic(p, []byte("v1")); err != nil || ino() != first {
+		t.Errorf("same bytes: rewritten (%v)", err)
+	}
+	if err := WriteFileAtomic(p, []byte("v2")); err != nil || ino() == first {
+		t.Errorf("other bytes: not rewritten (%v)", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "v2" {
+		t.Errorf("content %q", b)
+	}
+}
