@@ -216,7 +216,7 @@ func (x *execution) outputsOnDisk() map[*planner.Node]digest.Digest {
 			if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o644 || st.Size() != m.Size {
 				continue
 			}
-			if sum, err = digest.File(path); err != nil {
+			if sum, err = x.fileDigest(path); err != nil {
 				continue
 			}
 		}
@@ -293,4 +293,18 @@ func linkCurrent(cur, path string, dir bool, sum digest.Digest) (int64, error) {
 		return 0, changed
 	}
 	return outputSize(path), nil
+}
+
+// fileDigest hashes an output file, through the store's digest memo when
+// it has one (*cache.Store: keyed by path, size, mtime, ctime, inode and
+// device, as for inputs; ctime cannot be set back by a user, so a file
+// changed in place misses the memo), so that a warm apply does not re-hash
+// exports it hashed before.
+func (x *execution) fileDigest(path string) (digest.Digest, error) {
+	if d, ok := x.e.store.(interface {
+		FileDigest(string) (digest.Digest, error)
+	}); ok {
+		return d.FileDigest(path)
+	}
+	return digest.File(path)
 }
