@@ -20,6 +20,7 @@ import (
 
 	"lrmc/cache"
 	"lrmc/digest"
+	"lrmc/executor"
 	"lrmc/planner"
 )
 
@@ -435,9 +436,20 @@ func (s *session) recordApply() error {
 		}
 		keys[n.Key] = runs
 		s.needs[n.Key] = true
+		// A checkpoint left by an interrupted run is needed to resume.
+		if ck := executor.CheckpointKey(n); s.hasEntry(ck) {
+			keys[ck] = runs
+			s.needs[ck] = true
+		}
 	}
 	s.store.SetOrigin(recipe, keys)
 	return s.store.RecordApply(cache.Apply{Recipe: recipe, Time: time.Now(), Keys: keys})
+}
+
+// hasEntry says whether the cache holds key (a failing lookup: no).
+func (s *session) hasEntry(key digest.Digest) bool {
+	_, ok, err := s.store.Stat(key)
+	return ok && err == nil
 }
 
 // enforceCacheBudget evicts least recently used entries, reclaimable ones

@@ -12,6 +12,11 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
+	"lrmc/cache"
+	"lrmc/digest"
+	"lrmc/executor"
+	"lrmc/planner"
 )
 
 // lsEntry is an entry of cache ls --json.
@@ -304,4 +309,34 @@ func fields(s string) string {
 		lines = append(lines, strings.Join(strings.Fields(l), " "))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// The checkpoint an interrupted run left is needed by its recipe (to
+// resume), not reclaimable.
+func TestCheckpointsAreNotReclaimable(t *testing.T) {
+	dir := t.TempDir()
+	cacheDir := filepath.Join(dir, "cache")
+	recipe := writeRecipe(t, dir, 1)
+	applyKeys(t, cacheDir, recipe)
+	var node digest.Digest
+	for _, e := range lsJSON(t, cacheDir, "--op", "capture.block") {
+		if err := node.UnmarshalText([]byte(e.Key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ck := executor.CheckpointKey(&planner.Node{Key: node})
+	st, err := cache.Open(cacheDir, cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Put(ck, "checkpoint", "training state", []byte("state"))
+	st.Close()
+	applyKeys(t, cacheDir, recipe)
+	for _, e := range lsJSON(t, cacheDir, "--op", "checkpoint") {
+		if e.Reclaimable || len(e.UsedBy) != 1 || !slices.Equal(e.UsedBy[0].Runs, []string{"dense", "shortgpt-1"}) && !slices.Equal(e.UsedBy[0].Runs, []string{"shortgpt-1"}) {
+			t.Errorf("checkpoint: reclaimable %v, used by %+v", e.Reclaimable, e.UsedBy)
+		}
+		return
+	}
+	t.Error("the checkpoint is gone")
 }
