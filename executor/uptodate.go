@@ -150,9 +150,11 @@ func (c *comparer) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	for rest := p; len(rest) > 0; {
-		n := min(len(rest), 1<<20)
+		// Sized to what is compared: most outputs are small, and a
+		// fresh buffer per file is paid in page faults.
+		n := min(len(rest), 256<<10)
 		if cap(c.buf) < n {
-			c.buf = make([]byte, 1<<20)
+			c.buf = make([]byte, n)
 		}
 		got := c.buf[:n]
 		if _, err := io.ReadFull(c.f, got); err != nil || !bytes.Equal(got, rest[:n]) {
