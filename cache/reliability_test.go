@@ -278,10 +278,9 @@ func TestPutRefusedWhenDiskIsNearlyFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func(f func(string) (uint64, error)) { freeSpace = f }(freeSpace)
-	// A Put needs its bytes and spaceHeadroom (8 MiB), GC the headroom.
-	freeSpace = func(string) (uint64, error) { return 6 << 20, nil }
+	freeSpace = func(string) (uint64, error) { return 10 << 20, nil }
 	err := s.Put(key("big"), "op", "big", payload(2, 8<<20))
-	want := fmt.Sprintf("cache %s: no space left (need ≈16 MiB, 6 MiB free); free space or run lrmc cache gc", s.Dir())
+	want := fmt.Sprintf("cache %s: no space left (need ≈28 MiB, 10 MiB free); free space or run lrmc cache gc", s.Dir())
 	if !errors.Is(err, ErrNoSpace) || err.Error() != want {
 		t.Errorf("Put on a full disk: %v\nwant %s", err, want)
 	}

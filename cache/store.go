@@ -61,15 +61,16 @@ type Options struct {
 // pointers, metadata and small values, so small memtables and caches lose
 // nothing and keep the store's resident memory near 60 MiB.
 //
-// Every Open allocates and zeroes a memtable arena of memTableSize plus
-// twice Badger's batch limit (15% of it): at 16 MiB that was 21 MiB and a
-// third of a warm apply's CPU time. 4 MiB holds thousands of metadata
-// records, more than an apply writes. Values of valueThreshold and more go
-// to the value log, so that the tables hold little but metadata: Open
-// verifies (and decompresses) every table, which with values up to
-// Badger's default 1 MiB in them cost a warm apply another 20 ms.
+// Values of valueThreshold and more go to the value log, so that the
+// tables hold little but metadata: Open verifies (and decompresses) every
+// table, which with values up to Badger's default 1 MiB in them cost a
+// warm apply 20 ms. (The memtable stays at 16 MiB: smaller would halve the
+// arena every Open zeroes, but Badger exits the process, without a panic
+// to recover, when it replays a write-ahead log written with a larger
+// memtable than the arena holds: a cache left by a crash of an lrmc with
+// 16 MiB memtables.)
 const (
-	memTableSize   = 4 << 20
+	memTableSize   = 16 << 20
 	valueThreshold = 64 << 10
 	numMemtables   = 2
 	blockCacheSize = 16 << 20
