@@ -59,3 +59,31 @@ func BenchmarkGet64MiB(b *testing.B) {
 	}
 	reportCPU(b, start, int64(len(v)))
 }
+
+// BenchmarkOpenClose is what every command pays to use the cache: open a
+// store holding a few entries and metadata, read an entry, close it. A
+// warm apply is little more.
+func BenchmarkOpenClose(b *testing.B) {
+	dir := b.TempDir()
+	s := openTest(b, dir, Options{})
+	for i := range 50 {
+		if err := s.Put(key(fmt.Sprint("entry ", i)), "bench", "", payload(uint64(i), 1000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.Close()
+	start := cpuTime(b)
+	for b.Loop() {
+		s, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := s.Get(key("entry 7")); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((cpuTime(b)-start).Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+}

@@ -14,7 +14,7 @@ import (
 )
 
 // ChunkSize is the size of every stored piece of a value but the last. It is
-// above Badger's 1 MiB value threshold, so chunks live in the value log,
+// above the store's value threshold (valueThreshold), so chunks live in the value log,
 // which reads and writes at disk speed; small LSM-resident pieces were
 // several times slower (machine notes).
 const ChunkSize = 4 << 20
@@ -42,6 +42,12 @@ type Meta struct {
 
 	Created  time.Time
 	LastUsed time.Time
+
+	// Recipe and Runs name the apply that wrote the entry (see
+	// SetOrigin); empty for entries written otherwise (tests, tools, lrmc
+	// before it recorded them).
+	Recipe string   `json:",omitempty"`
+	Runs   []string `json:",omitempty"`
 }
 
 func (m Meta) describe() string {
@@ -72,6 +78,12 @@ func notFound(key digest.Digest) error {
 // Putting the value already stored only refreshes LastUsed. value must not
 // change during the call.
 func (s *Store) Put(key digest.Digest, op, name string, value []byte) (err error) {
+	recipe, runs := s.writer(key)
+	return s.put(key, op, name, value, recipe, runs)
+}
+
+// put is Put recording recipe and runs as the writer of a new entry.
+func (s *Store) put(key digest.Digest, op, name string, value []byte, recipe string, runs []string) (err error) {
 	defer s.recoverPanic(&err)
 	if err := s.readOnly("put"); err != nil {
 		return err
@@ -95,6 +107,9 @@ func (s *Store) Put(key digest.Digest, op, name string, value []byte) (err error
 	if ok && old.Size == size {
 		if sum = digest.Of(value); sum == old.Sum {
 			old.LastUsed = now
+			if old.Recipe == "" {
+				old.Recipe, old.Runs = recipe, runs
+			}
 			return s.writeMeta(old)
 		}
 	}
@@ -107,7 +122,7 @@ func (s *Store) Put(key digest.Digest, op, name string, value []byte) (err error
 		}
 	}
 
-	m := Meta{Key: key, Op: op, Name: name, Size: size, Chunks: numChunks(size), Created: now, LastUsed: now}
+	m := Meta{Key: key, Op: op, Name: name, Size: size, Chunks: numChunks(size), Created: now, LastUsed: now, Recipe: recipe, Runs: runs}
 	if sum.IsZero() {
 		// Hash on another core while Badger writes: the two take similar
 		// time, so overlapping them nearly halves a new entry's Put.

@@ -1,10 +1,8 @@
 package cache
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -18,8 +16,9 @@ import (
 const discardRatio = 0.3
 
 // GC evicts least-recently-used entries until the values left total at most
-// maxBytes, drops chunks that no entry owns (left by crashed writes), and
-// returns the disk space to the file system as far as Badger allows.
+// maxBytes (those no recipe's latest apply needs first: see Policy), drops
+// chunks that no entry owns (left by crashed writes), and returns the disk
+// space to the file system as far as Badger allows.
 //
 // How Badger frees space: values live in append-only value-log files, which
 // are only ever deleted whole. GC drops the chunks of evicted entries, and of
@@ -38,10 +37,15 @@ const discardRatio = 0.3
 //
 // Writers block while GC decides what to drop; readers do not.
 func (s *Store) GC(maxBytes int64) (removed []Meta, err error) {
-	defer s.recoverPanic(&err)
-	if err := s.readOnly("gc"); err != nil {
-		return nil, err
+	entries, err := s.Prune(Policy{MaxBytes: max(maxBytes, 0)})
+	for _, e := range entries {
+		removed = append(removed, e.Meta)
 	}
+	return removed, err
+}
+
+// gc is Prune's eviction (see GC).
+func (s *Store) gc(p Policy) (removed []Entry, err error) {
 	// Dropping flushes the memtable into a table and value-log GC copies
 	// live values: both write through memory maps.
 	if err := ensureSpace(s.dir, spaceHeadroom); err != nil {
@@ -56,7 +60,7 @@ func (s *Store) GC(maxBytes int64) (removed []Meta, err error) {
 			err = fmt.Errorf("cache: gc: %w", err)
 		}
 	}()
-	removed, total, orphans, err := s.evict(maxBytes)
+	removed, total, orphans, stale, err := s.evict(p)
 	if err != nil {
 		return nil, err
 	}
@@ -64,43 +68,58 @@ func (s *Store) GC(maxBytes int64) (removed []Meta, err error) {
 	if err != nil {
 		return removed, err
 	}
-	s.log.Info("cache gc", "evicted", len(removed), "kept_bytes", total, "orphan_prefixes", len(orphans), "value_log_files_rewritten", files)
+	s.log.Info("cache gc", "evicted", len(removed), "kept_bytes", total, "orphan_prefixes", len(orphans), "stale_apply_records", stale, "value_log_files_rewritten", files)
 	return removed, nil
 }
 
-// evict drops the least recently used entries beyond maxBytes and the orphan
-// chunks, under sweep (released by defer, so that a panic recovered above
-// does not leave every writer blocked).
-func (s *Store) evict(maxBytes int64) (removed []Meta, total int64, orphans [][]byte, err error) {
+// evict drops the entries p selects, the orphan chunks and the Apply
+// records that protect nothing, under sweep (released by defer, so that a
+// panic recovered above does not leave every writer blocked).
+func (s *Store) evict(p Policy) (removed []Entry, total int64, orphans [][]byte, stale int, err error) {
 	s.sweep.Lock()
 	defer s.sweep.Unlock()
 	metas, err := s.List()
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, 0, err
 	}
 	orphans, err = s.orphanChunks(metas)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, 0, err
 	}
-	slices.SortFunc(metas, func(a, b Meta) int { // least recently used first
-		if c := a.LastUsed.Compare(b.LastUsed); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.Key[:], b.Key[:])
-	})
+	applies, staleKeys, err := s.staleApplies()
+	if err != nil {
+		return nil, 0, nil, 0, err
+	}
 	for _, m := range metas {
 		total += m.Size
 	}
+	removed = selectEvictions(usage(metas, applies), p, s.now().UTC())
 	drop := orphans
-	for _, m := range metas {
-		if total <= maxBytes {
-			break
-		}
-		removed = append(removed, m)
-		drop = append(drop, chunksOf(m.Key))
-		total -= m.Size
+	gone := make([]Meta, len(removed))
+	for i, e := range removed {
+		gone[i] = e.Meta
+		drop = append(drop, chunksOf(e.Key))
+		total -= e.Size
 	}
-	return removed, total, orphans, s.dropEntries(removed, drop)
+	if err := s.dropKeys(staleKeys); err != nil {
+		return nil, 0, nil, 0, err
+	}
+	return removed, total, orphans, len(staleKeys), s.dropEntries(gone, drop)
+}
+
+// dropKeys deletes keys in one batch.
+func (s *Store) dropKeys(keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return fmt.Errorf("delete %q: %w", k, err)
+		}
+	}
+	return wb.Flush()
 }
 
 // dropEntries deletes the Metas of entries (ending them) and then drops all

@@ -11,14 +11,18 @@ import (
 //	m/<key>             JSON Meta; its presence is the entry's existence
 //	c/<key><index BE32> one chunk of the value
 //	f/<absolute path>   FileDigest memo (JSON fileMemo)
+//	a/<recipe path>     sealed JSON Apply: what the recipe's latest apply needs
+//	d/<kind>/<digest>   sealed derived memo (see Derived)
 //	format              formatVersion
 //
 // Chunk keys sort by entry and then by index, so one prefix iteration (or
 // one DropPrefix) covers all of an entry's chunks.
 const (
-	metaPrefix  = "m/"
-	chunkPrefix = "c/"
-	filePrefix  = "f/"
+	metaPrefix    = "m/"
+	chunkPrefix   = "c/"
+	filePrefix    = "f/"
+	applyPrefix   = "a/"
+	derivedPrefix = "d/"
 )
 
 func metaKey(k digest.Digest) []byte {

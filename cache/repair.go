@@ -99,7 +99,7 @@ func Repair(dir string, opts Options) (*RepairReport, error) {
 	for _, m := range metas {
 		v, got, err := old.Get(m.Key)
 		if err == nil {
-			err = fresh.Put(m.Key, got.Op, got.Name, v)
+			err = fresh.put(m.Key, got.Op, got.Name, v, got.Recipe, got.Runs)
 			if errors.Is(err, ErrNoSpace) {
 				return rep, err
 			}
@@ -110,6 +110,16 @@ func Repair(dir string, opts Options) (*RepairReport, error) {
 			continue
 		}
 		rep.Kept = append(rep.Kept, got)
+	}
+	// What each recipe's latest apply needs, so gc keeps telling.
+	applies, _, err := old.appliesSafe()
+	for _, a := range applies {
+		if err == nil {
+			err = fresh.RecordApply(a)
+		}
+	}
+	if err != nil {
+		log.Warn("could not copy the damaged cache's apply records; the next apply of each recipe records its own", "error", err)
 	}
 	return rep, nil
 }
@@ -213,6 +223,12 @@ func zeroKeyID(name string) error {
 // manifestVersion is Badger v4's MANIFEST format version
 // (badgerMagicVersion); Open rejects a MANIFEST of another.
 const manifestVersion = 8
+
+// appliesSafe is applies with Badger's panics turned into errors.
+func (s *Store) appliesSafe() (applies []Apply, damaged [][]byte, err error) {
+	defer s.recoverPanic(&err)
+	return s.applies()
+}
 
 // listSafe is list with Badger's panics turned into errors.
 func (s *Store) listSafe() (metas []Meta, damagedMetas []digest.Digest, err error) {

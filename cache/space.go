@@ -17,7 +17,7 @@ import (
 const (
 	// spaceHeadroom is what a Put needs beyond its value's bytes: a
 	// memtable flush it may trigger writes an L0 table of up to
-	// memTableSize (values under 1 MiB live in the LSM tree), and the
+	// memTableSize (values under valueThreshold live in the LSM tree), and the
 	// write-ahead log, the discard-stats file and a compaction's new tables
 	// touch a few MiB more.
 	spaceHeadroom = memTableSize + 4<<20

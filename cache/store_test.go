@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -66,11 +67,11 @@ func TestPutGetRoundTrip(t *testing.T) {
 		}
 		want := Meta{Key: k, Op: "test.op", Name: fmt.Sprint(tc.n, " bytes"), Size: int64(tc.n), Chunks: tc.chunks,
 			Sum: digest.Of(v), Created: m.Created, LastUsed: m.Created}
-		if m != want {
+		if !reflect.DeepEqual(m, want) {
 			t.Errorf("Meta = %+v, want %+v", m, want)
 		}
 		st, ok, err := s.Stat(k)
-		if err != nil || !ok || st != m {
+		if err != nil || !ok || !reflect.DeepEqual(st, m) {
 			t.Errorf("Stat = %+v, %v, %v; want %+v", st, ok, err, m)
 		}
 	}
@@ -103,7 +104,7 @@ func TestReopenPersists(t *testing.T) {
 	if err != nil || !bytes.Equal(got, v) {
 		t.Fatalf("after reopen: Get = %d bytes, %v; want the stored 9 MiB", len(got), err)
 	}
-	if m != before {
+	if !reflect.DeepEqual(m, before) {
 		t.Errorf("after reopen: Meta = %+v, want %+v", m, before)
 	}
 }

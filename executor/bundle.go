@@ -19,9 +19,19 @@ import (
 
 // PackDir bundles the regular files directly inside dir.
 func PackDir(dir string) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := packDirTo(&buf, dir); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// packDirTo writes PackDir's bundle of dir to w, streaming each file (a
+// hasher need not hold the bundle).
+func packDirTo(w io.Writer, dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
+		return fmt.Errorf("bundle: %w", err)
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
@@ -30,25 +40,39 @@ func PackDir(dir string) ([]byte, error) {
 		}
 	}
 	sort.Strings(names)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	tw := tar.NewWriter(w)
 	for _, name := range names {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, fmt.Errorf("bundle: %w", err)
-		}
-		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0).UTC(), Format: tar.FormatPAX, Typeflag: tar.TypeReg}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return nil, fmt.Errorf("bundle: %s: %w", name, err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			return nil, fmt.Errorf("bundle: %s: %w", name, err)
+		if err := packFile(tw, dir, name); err != nil {
+			return fmt.Errorf("bundle: %s: %w", name, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
+		return fmt.Errorf("bundle: %w", err)
 	}
-	return buf.Bytes(), nil
+	return nil
+}
+
+func packFile(tw *tar.Writer, dir, name string) error {
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: name, Mode: 0o644, Size: st.Size(), ModTime: time.Unix(0, 0).UTC(), Format: tar.FormatPAX, Typeflag: tar.TypeReg}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	// A file that grew since the stat fails the tar writer (too long);
+	// one that shrank, the copy's count.
+	n, err := io.Copy(tw, f)
+	if err == nil && n != st.Size() {
+		err = fmt.Errorf("changed size while packed (%d of %d bytes)", n, st.Size())
+	}
+	return err
 }
 
 // extractBundle writes a bundle's files into dir (created if missing, in a

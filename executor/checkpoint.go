@@ -16,6 +16,10 @@ func checkpointKey(n *planner.Node) digest.Digest {
 	return digest.Of(append([]byte("lrmc checkpoint\x00"), n.Key[:]...))
 }
 
+// CheckpointKey is the cache key of n's checkpoint, for the cache's
+// bookkeeping of what an apply needs (an interrupted training's state).
+func CheckpointKey(n *planner.Node) digest.Digest { return checkpointKey(n) }
+
 // checkpoints implements Checkpoints on the executor's store.
 type checkpoints struct {
 	x    *execution

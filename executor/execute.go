@@ -73,6 +73,9 @@ func New(ops map[string]Op, store Store, opts Options) (*Executor, error) {
 type Result struct {
 	values map[*planner.Node]any
 	bytes  map[*planner.Node][]byte
+	// onDisk: nodes left unread because their outputs hold them, with
+	// their values' digests.
+	onDisk map[*planner.Node]digest.Digest
 	// Ran counts the ops that ran; Cached the results read from the cache.
 	Ran, Cached int
 	// Failures are the nodes that failed themselves (not those that only
@@ -191,6 +194,9 @@ type execution struct {
 	// its error; prior the results an earlier execution handed over.
 	failed map[*planner.Node]error
 	prior  map[digest.Digest]*state
+	// onDisk holds the nodes whose outputs already hold their results
+	// (uptodate.go): they are neither read nor run.
+	onDisk map[*planner.Node]digest.Digest
 	ran    int
 	cached int
 }
@@ -243,10 +249,11 @@ func (e *Executor) RunWith(ctx context.Context, g *planner.Graph, prior *Result)
 			x.keep[o.Node] = true
 		}
 	}
+	x.onDisk = x.outputsOnDisk()
 	for _, t := range g.Targets {
 		x.start(t)
 	}
-	res := &Result{values: map[*planner.Node]any{}, bytes: map[*planner.Node][]byte{}}
+	res := &Result{values: map[*planner.Node]any{}, bytes: map[*planner.Node][]byte{}, onDisk: x.onDisk}
 	var errs []error
 	for _, t := range g.Targets {
 		v, err := x.wait(t)
@@ -338,12 +345,21 @@ func (x *execution) resolve(n *planner.Node) (val any, enc []byte, err error) {
 	if n.IsSource() {
 		return n.Source, nil, nil
 	}
-	if p, ok := x.prior[n.Key]; ok {
-		return p.val, x.keepBytes(n, p.bytes), nil
-	}
 	op := x.e.ops[n.Op]
 	ephemeral := planner.IsEphemeral(n.Op)
 	ev := Event{Node: n.Key.String(), Op: n.Op, Label: n.Label, Runs: n.Runs}
+	// Checked before prior: a node an earlier execution left on disk has
+	// no value there to hand over, and this graph's outputs decide.
+	if _, ok := x.onDisk[n]; ok {
+		// Its output file already holds exactly its cached value.
+		x.count(&x.cached)
+		ev.Event, ev.Cached = EventCached, true
+		x.e.emit(ev)
+		return nil, nil, nil
+	}
+	if p, ok := x.prior[n.Key]; ok {
+		return p.val, x.keepBytes(n, p.bytes), nil
+	}
 	if !ephemeral {
 		b, meta, err := x.e.store.Get(n.Key)
 		switch {

@@ -72,6 +72,13 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 		}
 	}()
 	for _, u := range units {
+		if u.current(out, r) {
+			// Already on disk byte for byte (uptodate.go): not rewritten.
+			for _, o := range u.outputs {
+				written = append(written, writtenOutput{o, outputSize(filepath.Join(out, o.Path))})
+			}
+			continue
+		}
 		w, err := u.stage(out, r)
 		written = append(written, w...)
 		if err != nil {
@@ -80,17 +87,22 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 	}
 	// Run directories first, results.json last: a reader that sees the new
 	// results.json finds the runs it describes.
+	committed := false
 	for _, dirs := range []bool{true, false} {
 		for _, u := range units {
-			if u.dir == dirs {
+			if u.dir == dirs && u.staged != "" {
 				if err := u.commit(out); err != nil {
 					return nil, err
 				}
+				committed = true
 			}
 		}
 	}
-	if err := syncDir(out); err != nil {
-		return nil, fmt.Errorf("output directory %s: %w", out, err)
+	// When every unit was already on disk there is nothing to make durable.
+	if committed {
+		if err := syncDir(out); err != nil {
+			return nil, fmt.Errorf("output directory %s: %w", out, err)
+		}
 	}
 
 	paths := make([]string, 0, len(written))
@@ -235,7 +247,9 @@ func (u *unit) stage(out string, r *Result) ([]writtenOutput, error) {
 		}
 		var n int64
 		var err error
-		if o.Dir {
+		if sum, ok := r.onDisk[o.Node]; ok && o.Node != nil {
+			n, err = linkCurrent(dst, path, o.Dir, sum) // left unread: uptodate.go
+		} else if o.Dir {
 			var b []byte
 			if b, err = nodeBytes(o, r); err == nil {
 				n, err = extractBundle(b, path)
@@ -316,6 +330,10 @@ func swapDir(staging, dst, old string) error {
 }
 
 func nodeBytes(o planner.Output, r *Result) ([]byte, error) {
+	if _, ok := r.onDisk[o.Node]; ok {
+		// Left unread because the output held it, yet it no longer does.
+		return nil, fmt.Errorf("node %s (%s): its output changed while apply ran; apply again to rewrite it", o.Node.Label, o.Node.Key.Short())
+	}
 	b, ok := r.Bytes(o.Node)
 	if !ok || b == nil {
 		return nil, fmt.Errorf("node %s (%s) has no result", o.Node.Label, o.Node.Key.Short())
@@ -357,8 +375,12 @@ func writeOutputFile(path string, o planner.Output, r *Result) (int64, error) {
 }
 
 // WriteFileAtomic writes b to path through a temporary file in the same
-// directory, synced and renamed into place.
+// directory, synced and renamed into place. A file that already holds
+// exactly b is left as it is (see uptodate.go).
 func WriteFileAtomic(path string, b []byte) error {
+	if sameFile(path, func(w io.Writer) error { _, err := w.Write(b); return err }) {
+		return nil
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("output %s: %w", path, err)

@@ -232,6 +232,11 @@ type MetricsParams struct {
 	Depth    bool     `json:"depth,omitempty"`
 	Recovery bool     `json:"recovery,omitempty"` // then the recovery node follows
 	Speed    bool     `json:"speed,omitempty"`    // then, last, the speed node
+	// Config is how the run was made (method, ratio, recovery), copied
+	// into metrics.json under "config". Part of the key like any
+	// parameter: it changes only metrics and results nodes, which gather
+	// cached results and cost nothing to recompute.
+	Config *RunConfig `json:"config,omitempty"`
 }
 
 // SpeedParams: input is a model. Threads 0 measures with GOMAXPROCS.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"lrmc/compiler/ir"
@@ -170,7 +169,7 @@ func (p *planning) run(run ir.Run, posRun string) *Node {
 	if len(p.errs) > before {
 		return nil
 	}
-	mp := MetricsParams{Tasks: tasks, Names: names}
+	mp := MetricsParams{Tasks: tasks, Names: names, Config: runConfig(run)}
 	if decision != nil {
 		mp.Depth = true
 		evals = append(evals, decision)
@@ -277,17 +276,9 @@ func (p *planning) recovery(name, posRun string, rc ir.Recovery, pruned, dense *
 		TokenizerFormat: m.info.TokenizerFormat, Vocab: m.info.Vocab,
 		Format: d.Format, Field: field, From: d.Split.From, To: d.Split.To, Template: template, Thinking: d.Thinking,
 	}, fmt.Sprintf("training data %s [%g, %g)", filepath.Base(d.Path), d.Split.From, d.Split.To), src, m.tokenizer)
-	params := RecoverParams{
-		Method: rc.Method, Steps: rc.Steps, Batch: rc.Batch, SeqLen: rc.SeqLen, Accumulation: max(1, rc.Accumulation),
-		LR: rc.LR, Warmup: rc.Warmup, Schedule: rc.Schedule, WeightDecay: rc.WeightDecay, MaxGradNorm: rc.MaxGradNorm,
-		Loss: rc.Loss, Seed: rc.Seed, CheckpointEvery: rc.CheckpointEvery,
-	}
-	if rc.Method == "lora" {
-		params.Rank, params.Alpha, params.Dropout, params.Targets = rc.Rank, rc.Alpha, rc.Dropout, slices.Clone(rc.Targets)
-	}
+	params := recoverParams(rc)
 	inputs := []*Node{pruned, stream}
 	if rc.Loss == "kd" {
-		params.Temperature, params.TopK = rc.Temperature, rc.TopK
 		inputs = append(inputs, dense)
 	}
 	return p.b.add(name, OpRecover, params, fmt.Sprintf("recover %s %d steps (%s)", rc.Method, rc.Steps, rc.Loss), inputs...)
@@ -442,7 +433,7 @@ func (p *planning) exports(name string, pruned *Node, m modelNodes, own map[stri
 			g.Outputs = append(g.Outputs, Output{Node: f.Node, Path: filepath.Join(name, f.Path), Dir: f.Dir})
 		}
 	}
-	g.Outputs = append(g.Outputs, Output{Path: filepath.Join(name, "provenance.json"), Data: provenance(p.r, name, pruned)})
+	g.Outputs = append(g.Outputs, Output{Path: filepath.Join(name, "provenance.json"), Data: p.provenance(name, pruned)})
 }
 
 // tokens plans reading and tokenizing a split of a dataset.

@@ -151,10 +151,14 @@ func (t Table) duplicate(col string) bool {
 // number is its own column, a nested object's numbers are "KEY.FIELD";
 // evaluations (under "tasks", by name) become "NAME.METRIC" ("piqa.acc"),
 // less the model's params and blocks they repeat. Lists (per-block
-// scores, removal orders, loss curves) and strings are left out.
+// scores, removal orders, loss curves) and strings are left out, and so
+// is "config": the run's settings (ratio, learning rate) are no metrics.
 func scalars(m map[string]any) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range m {
+		if k == "config" {
+			continue
+		}
 		if k != "tasks" {
 			flatten(out, k, v)
 			continue

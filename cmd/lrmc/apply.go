@@ -124,6 +124,12 @@ goes to stdout as one JSON object per line, instead of the table.`,
 				}
 			}
 			display.Close()
+			if ctx.Err() == nil {
+				// LRMC_CACHE_MAX: evict what this apply does not need.
+				if berr := s.enforceCacheBudget(cmd.ErrOrStderr()); berr != nil && err == nil {
+					err = berr
+				}
+			}
 			if err != nil {
 				if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), "lrmc: cancelled; finished nodes are cached, run apply again to resume")

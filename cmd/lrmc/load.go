@@ -8,6 +8,7 @@ import (
 	"lrmc/cache"
 	"lrmc/compiler"
 	"lrmc/compiler/ir"
+	"lrmc/digest"
 	"lrmc/executor/ops"
 	"lrmc/planner"
 )
@@ -19,6 +20,11 @@ type session struct {
 	graph  *planner.Graph
 	// env digested the sources; it checks them again as ops read them.
 	env *ops.Env
+	// needs holds the keys of the entries an apply needs (recordApply);
+	// budget is LRMC_CACHE_MAX, when hasBudget.
+	needs     map[digest.Digest]bool
+	budget    int64
+	hasBudget bool
 }
 
 // cacheOptions are the store options the flags name, and the directory.
@@ -60,9 +66,23 @@ func (g *globals) openCacheForReading() (*cache.Store, error) {
 	return cache.Open(dir, opts)
 }
 
-// load compiles and plans a recipe against the cache, for apply.
+// load compiles and plans a recipe against the cache, for apply, and
+// records in the cache what the apply needs (see recordApply).
 func (g *globals) load(path string) (*session, error) {
-	return g.loadWith(path, g.openCache)
+	budget, hasBudget, err := cacheBudget()
+	if err != nil {
+		return nil, err
+	}
+	s, err := g.loadWith(path, g.openCache)
+	if err != nil {
+		return nil, err
+	}
+	s.budget, s.hasBudget = budget, hasBudget
+	if err := s.recordApply(); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // loadWith is load with the cache opened by open.

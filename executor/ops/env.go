@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -220,7 +221,7 @@ func (e *Env) Model(m ir.Model) (planner.ModelInfo, error) {
 		}
 	}
 	if s := m.Synthetic; s != nil {
-		return syntheticInfo(m)
+		return e.syntheticInfo(m)
 	}
 	format, err := DetectFormat(m.Path, m.Format)
 	if err != nil {
@@ -279,21 +280,61 @@ func (e *Env) Model(m ir.Model) (planner.ModelInfo, error) {
 
 // syntheticInfo sizes a synthetic model; its vocabulary defaults to the
 // tokenizer's.
-func syntheticInfo(m ir.Model) (planner.ModelInfo, error) {
+func (e *Env) syntheticInfo(m ir.Model) (planner.ModelInfo, error) {
 	s := m.Synthetic
 	info := planner.ModelInfo{Format: "synthetic", Tokenizer: m.Tokenizer, TokenizerFormat: "hf",
 		Blocks: s.Layers, Dim: s.Dim, Vocab: s.Vocab, SeqLen: s.SeqLen}
 	if info.Vocab == 0 {
-		t, err := tokenizer.Load(m.Tokenizer)
-		if err != nil {
+		var err error
+		if info.Vocab, err = e.tokenizerVocab(m.Tokenizer); err != nil {
 			return info, err
 		}
-		info.Vocab = t.Vocab()
 	}
 	// Check the shape now, so a bad one is a plan error, not a run failure.
 	_, err := synth.Config(synth.Spec{Arch: s.Arch, Layers: s.Layers, Dim: s.Dim, Heads: s.Heads, KVHeads: s.KVHeads,
 		HeadDim: s.HeadDim, FFN: s.FFN, Vocab: info.Vocab, SeqLen: s.SeqLen, Tie: s.Tie})
 	return info, err
+}
+
+// Memos keeps small values derived from file contents, keyed by the
+// contents' digest; *cache.Store implements it.
+type Memos interface {
+	Derived(kind string, of digest.Digest) ([]byte, bool)
+	SetDerived(kind string, of digest.Digest, v []byte) error
+}
+
+// vocabMemo names the memo of a tokenizer's vocabulary size.
+const vocabMemo = "tokenizer.vocab/1"
+
+// tokenizerVocab returns the vocabulary size of the tokenizer at path.
+// Loading a large tokenizer.json (Qwen3's is 11 MB of JSON) takes about a
+// third of a second, which a warm apply would pay only to learn this
+// number; so it is memoized in the cache under the digest of the
+// tokenizer's bytes (digested anyway, as a source of the plan).
+func (e *Env) tokenizerVocab(path string) (int, error) {
+	memos, ok := e.Files.(Memos)
+	var sum digest.Digest
+	if ok {
+		var err error
+		if sum, err = e.FileDigest(path); err != nil {
+			return 0, err
+		}
+		if b, found := memos.Derived(vocabMemo, sum); found && len(b) == 8 {
+			return int(binary.LittleEndian.Uint64(b)), nil
+		}
+	}
+	t, err := tokenizer.Load(path)
+	if err != nil {
+		return 0, err
+	}
+	n := t.Vocab()
+	// Record the number only if the files are still those digested: one
+	// replaced while it loaded must not lend its vocabulary to the old
+	// bytes' digest. A memo that cannot be written costs only a reload.
+	if ok && e.Check(path) == nil {
+		memos.SetDerived(vocabMemo, sum, binary.LittleEndian.AppendUint64(nil, uint64(n)))
+	}
+	return n, nil
 }
 
 // tokenizerFormat tells a named tokenizer's format from its path.

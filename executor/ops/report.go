@@ -11,8 +11,10 @@ import (
 
 // Metrics are one run's results, as written to its metrics.json. Keys are
 // stable: "perplexity" (the first perplexity evaluation's), "params",
-// "blocks", "tasks" (each evaluation's details by its name) and "evals"
-// (the names in the order written).
+// "blocks", "tasks" (each evaluation's details by its name), "evals"
+// (the names in the order written) and "config" (how the run was made:
+// paradigm, method, its ratio or count and options, recovery settings;
+// planner.RunConfig).
 type Metrics map[string]any
 
 // Reporter is a pruning decision that adds to its run's metrics
@@ -114,6 +116,14 @@ func (metricsOp) Run(ctx context.Context, c *executor.Call) (any, error) {
 	}
 	m["evals"] = p.Names
 	m["tasks"] = tasks
+	if p.Config != nil {
+		// As a generic map, the form it has when read back from the cache.
+		cfg, err := asMap(p.Config)
+		if err != nil {
+			return nil, err
+		}
+		m["config"] = cfg
+	}
 	return m, nil
 }
 
