@@ -43,6 +43,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"lrmc/executor"
 	"lrmc/internal/shareddata"
 )
 
@@ -522,7 +523,9 @@ func digestTree(dir string) (map[string]string, error) {
 func tempLeftovers(dir string) []string {
 	var out []string
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && p != dir && strings.HasPrefix(d.Name(), ".") {
+		// The output state file is apply's own record (executor.StateFile),
+		// not a temporary; every other dot file is.
+		if err == nil && p != dir && strings.HasPrefix(d.Name(), ".") && p != filepath.Join(dir, executor.StateFile) {
 			rel, _ := filepath.Rel(dir, p)
 			out = append(out, rel)
 		}
