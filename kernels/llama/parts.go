@@ -1,7 +1,5 @@
 package llama
 
-import "lrmc/kernels/tensor"
-
 // The parts of a transformer block, exported for callers that run a block's
 // attention and MLP on chosen rows only (kernels/dynamic's compute-skipping
 // passes). blockRows and Decoder.Step are built from the same functions, so
@@ -12,7 +10,7 @@ import "lrmc/kernels/tensor"
 // AttnNorm writes the attention-normed rows of h [n, Dim] into dst [n, Dim]
 // (the input the query, key and value projections read).
 func (m *Model) AttnNorm(i int, dst, h []float32) {
-	tensor.RMSNormRows(dst, h, m.Layers[i].AttnNorm, m.Config.NormEps)
+	normRows(dst, h, m.Layers[i].AttnNorm, m.Config.NormEps)
 }
 
 // Query writes q [n, QDim] = x·Wqᵀ for the normed rows x [n, Dim], with the
@@ -25,7 +23,7 @@ func (m *Model) Query(i int, q, x []float32, n int) {
 		addRows(q[:n*c.QDim()], l.Bq)
 	}
 	if c.QKNorm {
-		tensor.RMSNormRows(q[:n*c.QDim()], q[:n*c.QDim()], l.QNorm, c.NormEps)
+		normRows(q[:n*c.QDim()], q[:n*c.QDim()], l.QNorm, c.NormEps)
 	}
 }
 
@@ -42,12 +40,13 @@ func (m *Model) KeyValue(i int, k, v, x []float32, n int) {
 		addRows(v[:n*kvd], l.Bv)
 	}
 	if c.QKNorm {
-		tensor.RMSNormRows(k[:n*kvd], k[:n*kvd], l.KNorm, c.NormEps)
+		normRows(k[:n*kvd], k[:n*kvd], l.KNorm, c.NormEps)
 	}
 }
 
 // Rotate applies the rotary embedding to n rows of x (each a whole number
-// of heads wide: queries or keys), row r at position pos(r).
+// of heads wide: queries or keys), row r at position pos(r). Rows are
+// rotated in parallel, so pos must be safe to call concurrently.
 func (m *Model) Rotate(i int, x []float32, n int, pos func(r int) int) {
 	if n == 0 {
 		return
@@ -59,9 +58,11 @@ func (m *Model) Rotate(i int, x []float32, n int, pos func(r int) int) {
 	}
 	t := newRopeTable(c, lo, hi+1)
 	w := len(x) / n
-	for r := range n {
-		t.rotate(x[r*w:(r+1)*w], pos(r), c.RopeStyle)
-	}
+	forRows(n, w, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			t.rotate(x[r*w:(r+1)*w], pos(r), c.RopeStyle)
+		}
+	})
 }
 
 // AttnOutput writes out [n, Dim] = att·Woᵀ (+ the output bias) for the
@@ -87,13 +88,13 @@ func (m *Model) mlp(i int, out, h []float32, n int, tap Tap) {
 	c, l, w := m.Config.Layer(i), &m.Layers[i], m.projections(i)
 	d, hid := c.Dim, c.HiddenDim
 	xb := make([]float32, n*d)
-	tensor.RMSNormRows(xb, h[:n*d], l.FFNNorm, c.NormEps)
+	normRows(xb, h[:n*d], l.FFNNorm, c.NormEps)
 	tap.at(SiteMLPIn, xb, d)
 	hb := make([]float32, n*hid)
 	hb2 := make([]float32, n*hid)
 	w.w1.mul(hb, xb, n, d, hid)
 	w.w3.mul(hb2, xb, n, d, hid)
-	tensor.SwiGLU(hb, hb2)
+	swiGLU(hb, hb2)
 	tap.at(SiteDownIn, hb, hid)
 	w.w2.mul(out, hb, n, hid, d)
 	if c.OutBias {
@@ -111,10 +112,13 @@ func newRopeTable(c Config, lo, hi int) ropeTable {
 	freqs := RopeFreqs(c)
 	half := c.HeadDim() / 2
 	t := ropeTable{lo: lo, half: half, cos: make([]float32, (hi-lo)*half), sin: make([]float32, (hi-lo)*half)}
-	for p := lo; p < hi; p++ {
-		o := (p - lo) * half
-		ropeAt(t.cos[o:o+half], t.sin[o:o+half], freqs, p)
-	}
+	// A cos and a sin cost some tens of additions: weigh a position so.
+	forRows(hi-lo, 32*half, func(p0, p1 int) {
+		for p := lo + p0; p < lo+p1; p++ {
+			o := (p - lo) * half
+			ropeAt(t.cos[o:o+half], t.sin[o:o+half], freqs, p)
+		}
+	})
 	return t
 }
 

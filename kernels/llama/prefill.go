@@ -92,11 +92,11 @@ func (m *Model) blockRows(i int, h []float32, n int, pos func(r int) int, tap Ta
 	tap.at(SiteOIn, att, qd)
 	out := make([]float32, n*d)
 	m.AttnOutput(i, out, att, n)
-	tensor.Add(out, h)
+	add(out, h)
 
 	// SwiGLU MLP.
 	m.mlp(i, xb, out, n, tap)
-	tensor.Add(out, xb)
+	add(out, xb)
 	return out
 }
 
@@ -105,9 +105,12 @@ func addRows(x, bias []float32) {
 	if len(bias) == 0 {
 		panic("llama: addRows: empty bias (the model does not hold a bias its config declares)")
 	}
-	for r := 0; r+len(bias) <= len(x); r += len(bias) {
-		tensor.Add(x[r:r+len(bias)], bias)
-	}
+	w := len(bias)
+	forRows(len(x)/w, w, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			tensor.Add(x[r*w:(r+1)*w], bias)
+		}
+	})
 }
 
 // Logits applies the final RMSNorm and the classifier to a hidden state of
@@ -119,7 +122,7 @@ func (m *Model) Logits(h []float32, b, t int) []float32 {
 		panic(fmt.Sprintf("llama: Logits: hidden state holds %d floats, want b=%d × t=%d × dim=%d", len(h), b, t, c.Dim))
 	}
 	xb := make([]float32, n*c.Dim)
-	tensor.RMSNormRows(xb, h, m.FinalNorm, c.NormEps)
+	normRows(xb, h, m.FinalNorm, c.NormEps)
 	logits := make([]float32, n*c.Vocab)
 	m.classifier().mul(logits, xb, n, c.Dim, c.Vocab)
 	return logits

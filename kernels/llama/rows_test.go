@@ -1,0 +1,103 @@
+package llama
+
+import (
+	"math"
+	"runtime"
+	"testing"
+)
+
+// withGrain runs f with parallelGrain set to g and GOMAXPROCS to procs.
+func withGrain(g, procs int, f func()) {
+	oldG, oldP := parallelGrain, runtime.GOMAXPROCS(procs)
+	defer func() { parallelGrain = oldG; runtime.GOMAXPROCS(oldP) }()
+	parallelGrain = g
+	f()
+}
+
+// TestRowsSplitBitIdentical: with the grain lowered to one float, so that
+// every norm, rotation, SwiGLU, residual add and bias add is split into
+// uneven ranges over 3 goroutines, every variant's prefill (biases, q/k
+// norms, both rotary styles, llama3 scaling, per-block widths) and its
+// batched forks give the same bits as the same calls on one thread, where
+// nothing is split.
+func TestRowsSplitBitIdentical(t *testing.T) {
+	for name, c := range variants {
+		m := randModel(c, 31)
+		const b, T = 2, 13
+		tokens := randTokens(b*T, c.Vocab, 32)
+		forks := []Fork{{Context: tokens[:5], Branches: [][]int32{tokens[5:8], tokens[8:9]}}}
+		var one, split, fOne, fSplit []float32
+		withGrain(1, 1, func() { one, fOne = m.Forward(tokens, b, T), m.ForwardForks(forks) })
+		withGrain(1, 3, func() { split, fSplit = m.Forward(tokens, b, T), m.ForwardForks(forks) })
+		if len(one) != b*T*c.Vocab || len(fOne) != (1+3+1)*c.Dim {
+			t.Fatalf("%s: %d logits, %d fork floats", name, len(one), len(fOne))
+		}
+		for i := range one {
+			if math.Float32bits(one[i]) != math.Float32bits(split[i]) {
+				t.Fatalf("%s: logit %d: %g on one thread, %g split", name, i, one[i], split[i])
+			}
+		}
+		for i := range fOne {
+			if math.Float32bits(fOne[i]) != math.Float32bits(fSplit[i]) {
+				t.Fatalf("%s: fork float %d: %g on one thread, %g split", name, i, fOne[i], fSplit[i])
+			}
+		}
+	}
+}
+
+// TestRowHelpersMatchSerial checks each helper against a plain serial loop
+// written here (not through kernels/tensor): RMSNorm per row, SiLU(g)·u and
+// the sum, on sizes whose split leaves a short last range.
+func TestRowHelpersMatchSerial(t *testing.T) {
+	const rows, d = 7, 5
+	x := make([]float32, rows*d)
+	w := make([]float32, d)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*0.7)) * 3
+	}
+	for i := range w {
+		w[i] = 0.5 + float32(i)/4
+	}
+	wantNorm := make([]float32, len(x))
+	for r := range rows {
+		var ss float32
+		for _, v := range x[r*d : (r+1)*d] {
+			ss += v * v
+		}
+		inv := 1 / float32(math.Sqrt(float64(ss/d+1e-5)))
+		for j, v := range x[r*d : (r+1)*d] {
+			wantNorm[r*d+j] = w[j] * (inv * v)
+		}
+	}
+	gate, up := append([]float32(nil), x...), make([]float32, len(x))
+	for i := range up {
+		up[i] = float32(i%9) - 4
+	}
+	wantGLU, wantAdd := make([]float32, len(x)), make([]float32, len(x))
+	for i, g := range gate {
+		wantGLU[i] = g * float32(1/(1+math.Exp(-float64(g)))) * up[i]
+		wantAdd[i] = x[i] + up[i]
+	}
+	withGrain(3, 3, func() {
+		got := make([]float32, len(x))
+		normRows(got, x, w, 1e-5)
+		for i := range got {
+			if got[i] != wantNorm[i] {
+				t.Fatalf("normRows[%d] = %g, want %g", i, got[i], wantNorm[i])
+			}
+		}
+		swiGLU(gate, up)
+		for i := range gate {
+			if math.Abs(float64(gate[i]-wantGLU[i])) > 1e-6*(1+math.Abs(float64(wantGLU[i]))) {
+				t.Fatalf("swiGLU[%d] = %g, want %g", i, gate[i], wantGLU[i])
+			}
+		}
+		sum := append([]float32(nil), x...)
+		add(sum, up)
+		for i := range sum {
+			if sum[i] != wantAdd[i] {
+				t.Fatalf("add[%d] = %g, want %g", i, sum[i], wantAdd[i])
+			}
+		}
+	})
+}
