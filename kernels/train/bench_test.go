@@ -105,6 +105,9 @@ func storiesLoRAStep(b *testing.B, opts ...Option) {
 // selects it:
 //
 //	go test -run NONE -bench Qwen3LoRA -benchtime 3x ./kernels/train
+//
+// Each setting runs twice, interleaved, with and without
+// WithTransposeCache, after one untimed step.
 func BenchmarkQwen3LoRA(b *testing.B) {
 	const batch, seq = 1, 512
 	m, _, err := synth.New(synth.Spec{Arch: "qwen3", Layers: 28, Dim: 1024, Heads: 16, KVHeads: 8, HeadDim: 128,
@@ -128,17 +131,42 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 		}
 		forward = report(b, cpu)
 	})
-	for _, c := range []struct {
+	// The step's useful products: the forward and dX = dY·W of every
+	// frozen weight (the seven projections and the classifier), 4 flops
+	// per weight per token; dW of frozen weights is never computed, and
+	// the recompute, attention and the rank-16 adapters are left out, so
+	// this understates the work done.
+	c := m.Config
+	d, qd, kvd := c.Dim, c.Heads*c.HeadDim(), c.KVHeads*c.HeadDim()
+	weights := float64(c.Layers)*float64(2*d*qd+2*d*kvd+3*d*c.HiddenDim) + float64(c.Vocab*d)
+	flops := 4 * weights * batch * seq
+	// Each setting twice, interleaved, with and without the transpose cache
+	// (bit-identical results), so that the shared machine's drift shows.
+	type variant struct {
 		name    string
 		targets []string
-	}{{"lora-qv-r16", []string{QProj, VProj}}, {"lora-all-r16", projNames[:]}} {
-		b.Run(c.name, func(b *testing.B) {
-			n, err := New(m, batch, seq, WithGEMM(), WithLoRA(LoRAConfig{Rank: 16, Alpha: 32, Dropout: 0.1, Targets: c.targets, Seed: 1}))
+		opts    []Option
+	}
+	var vs []variant
+	for range 2 {
+		for _, t := range []variant{{"lora-qv-r16", []string{QProj, VProj}, nil}, {"lora-all-r16", projNames[:], nil}} {
+			vs = append(vs, t, variant{t.name + "-tcache", t.targets, []Option{WithTransposeCache()}})
+		}
+	}
+	for _, v := range vs {
+		b.Run(v.name, func(b *testing.B) {
+			opts := append([]Option{WithGEMM(), WithLoRA(LoRAConfig{Rank: 16, Alpha: 32, Dropout: 0.1, Targets: v.targets, Seed: 1})}, v.opts...)
+			n, err := New(m, batch, seq, opts...)
 			if err != nil {
 				b.Fatal(err)
 			}
 			tr, err := NewTrainer(n, TrainerConfig{Schedule: optim.Cosine{PeakLR: 4e-4, Total: 1 << 30, WarmupRatio: 0.1}, MaxGradNorm: 1})
 			if err != nil {
+				b.Fatal(err)
+			}
+			// One untimed step: the optimizer's state and the transpose
+			// cache are made once per run, not per step.
+			if _, err := tr.Step([]Batch{bt}); err != nil {
 				b.Fatal(err)
 			}
 			cpu := processCPUTime()
@@ -147,6 +175,7 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			if tps := report(b, cpu); forward > 0 {
 				b.ReportMetric(tps/forward, "train/forward")
 			}

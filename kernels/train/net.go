@@ -160,7 +160,13 @@ func (n *Net) alloc(k int) []float32 {
 }
 
 // Bytes is the memory New allocated.
-func (n *Net) Bytes() int64 { return n.bytes + n.activeBytes }
+func (n *Net) Bytes() int64 {
+	b := n.bytes + n.activeBytes
+	if gp, ok := n.prod.(*gemmProducts); ok {
+		b += gp.frozenBytes
+	}
+	return b
+}
 
 // paramLen is a parameter's size, also when layout only counted (Data nil).
 func (n *Net) paramLen(p *optim.Param) int { return n.sizes[p] }
@@ -308,7 +314,11 @@ func (n *Net) layout(alloc func(int) []float32) {
 		for _, dm := range dims {
 			whole = max(whole, dm[1]*max(dm[0], rows))
 		}
-		n.prod = newGEMMProducts(rows, maxW, whole, alloc)
+		gp := newGEMMProducts(rows, maxW, whole, alloc)
+		if n.o.tcache {
+			gp.frozen = map[frozenKey][]float32{}
+		}
+		n.prod = gp
 		n.attn = newAttnGEMM(n.shape, alloc)
 	}
 	lr := min(n.o.logitRows, rows)

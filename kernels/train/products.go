@@ -12,6 +12,9 @@ import (
 type products interface {
 	forward(y, x, w []float32, m, k, n int)
 	dx(dx, dy, w []float32, m, n, k int)
+	// dxFrozen is dx for a w that never changes while the Net lives (a
+	// frozen base weight): it may keep what it derives from w.
+	dxFrozen(dx, dy, w []float32, m, n, k int)
 	dw(dw, dy, x []float32, m, n, k int)
 }
 
@@ -20,9 +23,10 @@ type products interface {
 // MatMulDW for the backward pass. Pure Go: a few GFLOP/s.
 type exactProducts struct{}
 
-func (exactProducts) forward(y, x, w []float32, m, k, n int) { tensor.MatMul(y, x, w, m, k, n) }
-func (exactProducts) dx(dx, dy, w []float32, m, n, k int)    { MatMulDX(dx, dy, w, m, n, k) }
-func (exactProducts) dw(dw, dy, x []float32, m, n, k int)    { MatMulDW(dw, dy, x, m, n, k) }
+func (exactProducts) forward(y, x, w []float32, m, k, n int)      { tensor.MatMul(y, x, w, m, k, n) }
+func (exactProducts) dx(dx, dy, w []float32, m, n, k int)         { MatMulDX(dx, dy, w, m, n, k) }
+func (exactProducts) dw(dw, dy, x []float32, m, n, k int)         { MatMulDW(dw, dy, x, m, n, k) }
+func (p exactProducts) dxFrozen(dx, dy, w []float32, m, n, k int) { p.dx(dx, dy, w, m, n, k) }
 
 // gemmChunk bounds, in floats, the transposed slices gemmProducts works on.
 const gemmChunk = 1 << 18
@@ -43,7 +47,24 @@ type gemmProducts struct {
 	// row of the widest operand needs it, or when a block's whole projection
 	// fits in fewer floats than the model's weights already take.
 	chunk int
+	// frozen, when not nil (WithTransposeCache), keeps the transposed row
+	// slices of each frozen weight, keyed by its first element, laid out as
+	// dx takes them (slice J at J's first row times k): dxFrozen then skips
+	// the transposes, which took a fifth of a Qwen3-0.6B LoRA step.
+	frozen map[frozenKey][]float32
+	// frozenBytes is what frozen holds.
+	frozenBytes int64
 }
+
+// frozenKey names a frozen weight's transposed slices: its first element,
+// its shape and the slicing, which depends on the rows of dY.
+type frozenKey struct {
+	w          *float32
+	n, k, step int
+}
+
+// dxStep is how many of W's rows one dx slice takes.
+func (g *gemmProducts) dxStep(m, k int) int { return max(1, g.chunk/max(k, m)) }
 
 // newGEMMProducts sizes the scratch for products with at most rows rows of
 // width at most width (the k of any product, and the m of dW). whole is
@@ -60,12 +81,44 @@ func (g *gemmProducts) forward(y, x, w []float32, m, k, n int) { gemm.MatMul(y, 
 // dx: dX[m×k] += Σ over slices J of W's rows: dY[:, J]·W[J, :], with
 // W[J, :]ᵀ [k×|J|] and dY[:, J] gathered [m×|J|] so gemm sees x·wᵀ.
 func (g *gemmProducts) dx(dx, dy, w []float32, m, n, k int) {
-	step := max(1, g.chunk/max(k, m))
+	g.dxSlices(dx, dy, m, n, k, func(j0, c int) []float32 {
+		wt := g.t1[:k*c] // W[J,:]ᵀ
+		transpose(wt, c, w[j0*k:], k, c, k)
+		return wt
+	})
+}
+
+// dxFrozen is dx with each W[J,:]ᵀ transposed once, at the first call for
+// w, and kept: the same slices, the same products, the same bits.
+func (g *gemmProducts) dxFrozen(dx, dy, w []float32, m, n, k int) {
+	if g.frozen == nil {
+		g.dx(dx, dy, w, m, n, k)
+		return
+	}
+	key := frozenKey{&w[0], n, k, g.dxStep(m, k)}
+	wts, ok := g.frozen[key]
+	if ok {
+		g.dxSlices(dx, dy, m, n, k, func(j0, c int) []float32 { return wts[j0*k : j0*k+k*c] })
+		return
+	}
+	wts = make([]float32, n*k)
+	g.frozenBytes += 4 * int64(n*k)
+	g.frozen[key] = wts
+	g.dxSlices(dx, dy, m, n, k, func(j0, c int) []float32 {
+		wt := wts[j0*k : j0*k+k*c]
+		transpose(wt, c, w[j0*k:], k, c, k)
+		return wt
+	})
+}
+
+// dxSlices runs dx's slices of W's rows, in order, taking W[J,:]ᵀ [k×|J|]
+// from wt.
+func (g *gemmProducts) dxSlices(dx, dy []float32, m, n, k int, wt func(j0, c int) []float32) {
+	step := g.dxStep(m, k)
 	for j0 := 0; j0 < n; j0 += step {
 		j1 := min(j0+step, n)
 		c := j1 - j0
-		wt := g.t1[:k*c] // W[J,:]ᵀ
-		transpose(wt, c, w[j0*k:], k, c, k)
+		wJ := wt(j0, c)
 		dyJ := g.tmp[:m*c]
 		if c == n {
 			dyJ = dy[:m*n]
@@ -75,7 +128,7 @@ func (g *gemmProducts) dx(dx, dy, w []float32, m, n, k int) {
 			}
 		}
 		out := g.t2[:m*k]
-		gemm.MatMul(out, dyJ, wt, m, c, k)
+		gemm.MatMul(out, dyJ, wJ, m, c, k)
 		tensor.Add(dx[:m*k], out)
 	}
 }
