@@ -122,3 +122,24 @@ func (r *FileRemote) Put(m Meta, value []byte) error {
 	}
 	return nil
 }
+
+// SetRemote makes s read through r on a local miss and write new entries
+// back to it.
+func (s *Store) SetRemote(r Remote) { s.remote.Store(&r) }
+
+// readThrough copies key's verified remote entry into the local store. A
+// corrupt remote entry is reported and read as a miss, so it is recomputed.
+func (s *Store) readThrough(r Remote, key digest.Digest) ([]byte, Meta, error) {
+	v, m, err := r.Get(key)
+	if errors.Is(err, ErrCorrupt) {
+		s.log.Warn("ignoring corrupt remote cache entry", "key", key.String(), "error", err)
+		return nil, Meta{}, notFound(key)
+	}
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	if err := s.put(key, m.Op, m.Name, v, m.Recipe, m.Runs); err != nil {
+		return nil, Meta{}, err
+	}
+	return s.getLocal(key)
+}

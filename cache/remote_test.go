@@ -42,3 +42,33 @@ func TestFileRemoteRoundTripCorruptConcurrent(t *testing.T) {
 		t.Fatalf("missing dir error: %v", err)
 	}
 }
+
+func TestTwoLocalCachesShareRemote(t *testing.T) {
+	r, err := OpenRemote("file://" + t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a.SetRemote(r)
+	b.SetRemote(r)
+	key := digest.Of([]byte("k"))
+	if err := a.Put(key, "op", "n", []byte("shared")); err != nil {
+		t.Fatal(err)
+	}
+	v, m, err := b.Get(key)
+	if err != nil || string(v) != "shared" || m.Op != "op" {
+		t.Fatalf("b.Get: %q %v", v, err)
+	}
+	if _, ok, _ := b.Stat(key); !ok {
+		t.Fatal("remote hit was not copied into b")
+	}
+}
