@@ -79,7 +79,14 @@ func notFound(key digest.Digest) error {
 // change during the call.
 func (s *Store) Put(key digest.Digest, op, name string, value []byte) (err error) {
 	recipe, runs := s.writer(key)
-	return s.put(key, op, name, value, recipe, runs)
+	if err := s.put(key, op, name, value, recipe, runs); err != nil {
+		return err
+	}
+	if r := s.remote.Load(); r != nil {
+		// Write back: the new entry is also shared.
+		return (*r).Put(Meta{Key: key, Op: op, Name: name, Recipe: recipe, Runs: runs}, value)
+	}
+	return nil
 }
 
 // put is Put recording recipe and runs as the writer of a new entry.
@@ -259,7 +266,15 @@ func (s *Store) Stat(key digest.Digest) (m Meta, ok bool, err error) {
 // BLAKE3 sum. A missing key yields an ErrNotFound error; a damaged value
 // (a chunk missing, unreadable, of the wrong length, or a sum mismatch) is
 // deleted and yields a *CorruptError, which matches ErrCorrupt.
-func (s *Store) Get(key digest.Digest) (_ []byte, _ Meta, err error) {
+func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
+	v, m, err := s.getLocal(key)
+	if r := s.remote.Load(); r != nil && errors.Is(err, ErrNotFound) {
+		return s.readThrough(*r, key)
+	}
+	return v, m, err
+}
+
+func (s *Store) getLocal(key digest.Digest) (_ []byte, _ Meta, err error) {
 	defer s.recoverPanic(&err)
 	if err := s.readOnly("get"); err != nil {
 		return nil, Meta{}, err

@@ -118,6 +118,9 @@ type Store struct {
 	keyMu [256]sync.Mutex
 	// origin names the writer Put records in new entries (SetOrigin).
 	origin atomic.Pointer[origin]
+	// remote, when set (SetRemote), is read through on a local miss and
+	// written back on Put.
+	remote atomic.Pointer[Remote]
 }
 
 // DefaultDir is $LRMC_CACHE if set, else lrmc under the user cache directory
