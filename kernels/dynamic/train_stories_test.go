@@ -1,13 +1,11 @@
 package dynamic
 
 import (
+	"lrmc/internal/stories"
 	"math"
-	"os"
 	"testing"
 
-	"lrmc/internal/shareddata"
 	"lrmc/kernels/llama"
-	"lrmc/kernels/llama2c"
 	"lrmc/kernels/train"
 	"lrmc/kernels/train/optim"
 )
@@ -16,22 +14,7 @@ import (
 // tokens from the TinyStories validation text.
 func storiesBatches(t testing.TB, n, b, tt int) (*llama.Model, []train.Batch) {
 	t.Helper()
-	m, err := llama2c.Load(shareddata.Path(t, "models", "stories260K", "stories260K.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := llama2c.LoadTokenizer(shareddata.Path(t, "models", "stories260K", "tok512.bin"), m.Config.Vocab)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile(shareddata.Path(t, "text", "tinystories", "tinystories_val.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := tok.Encode(string(text[:200000]), true, false)
-	if len(ids) < n*b*tt {
-		t.Fatalf("only %d tokens", len(ids))
-	}
+	m, ids := stories.Load(t, 200000, n*b*tt)
 	var bts []train.Batch
 	for i := range n {
 		tokens := ids[i*b*tt : (i+1)*b*tt]

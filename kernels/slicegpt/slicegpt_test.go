@@ -2,6 +2,7 @@ package slicegpt
 
 import (
 	"context"
+	"lrmc/internal/stories"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,35 +15,18 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
-	"lrmc/internal/shareddata"
 	"lrmc/kernels/llama"
-	"lrmc/kernels/llama2c"
 	"lrmc/kernels/perplexity"
 	"lrmc/kernels/safetensors"
 	"lrmc/kernels/synth"
 )
 
-// stories loads stories260K and its tokenizer's encoding of the TinyStories
+// storiesSplit loads stories260K and its tokenizer's encoding of the TinyStories
 // validation text: the first `calib` tokens for calibration, the next
 // `eval` tokens held out.
-func stories(t testing.TB, calib, eval int) (*llama.Model, []int32, []int32) {
+func storiesSplit(t testing.TB, calib, eval int) (*llama.Model, []int32, []int32) {
 	t.Helper()
-	m, err := llama2c.Load(shareddata.Path(t, "models", "stories260K", "stories260K.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := llama2c.LoadTokenizer(shareddata.Path(t, "models", "stories260K", "tok512.bin"), m.Config.Vocab)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile(shareddata.Path(t, "text", "tinystories", "tinystories_val.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := tok.Encode(string(text[:min(len(text), 6*(calib+eval))]), true, false)
-	if len(ids) < calib+eval {
-		t.Fatalf("only %d tokens", len(ids))
-	}
+	m, ids := stories.Load(t, 6*(calib+eval), calib+eval)
 	return m, ids[:calib], ids[calib : calib+eval]
 }
 
@@ -100,7 +84,7 @@ func TestUnslicedEqualsDense(t *testing.T) {
 		name string
 		m    func(testing.TB) *llama.Model
 	}{
-		{"stories260K", func(t testing.TB) *llama.Model { m, _, _ := stories(t, 0, 0); return m }},
+		{"stories260K", func(t testing.TB) *llama.Model { m, _, _ := storiesSplit(t, 0, 0); return m }},
 		{"qwen3-synthetic", qwen3},
 	}
 	for _, tc := range cases {
@@ -315,7 +299,7 @@ func ppl(t testing.TB, forward func([]int32, int, int) []float32, vocab int, eva
 // random rotation instead of the principal components.
 func TestStoriesPerplexity(t *testing.T) {
 	const seq = 128
-	m, calib, eval := stories(t, 64*seq, 16*seq)
+	m, calib, eval := storiesSplit(t, 64*seq, 16*seq)
 	ctx := context.Background()
 	sm, st, err := Slice(ctx, m, calib, seq, nil, Options{Sparsity: 0.25})
 	if err != nil {
@@ -764,7 +748,7 @@ func TestSlicedEqualsProjectedDense(t *testing.T) {
 		name string
 		m    func(testing.TB) *llama.Model
 	}{
-		{"stories260K", func(t testing.TB) *llama.Model { m, _, _ := stories(t, 0, 0); return m }},
+		{"stories260K", func(t testing.TB) *llama.Model { m, _, _ := storiesSplit(t, 0, 0); return m }},
 		{"qwen3-synthetic", qwen3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

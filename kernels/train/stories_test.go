@@ -1,13 +1,11 @@
 package train
 
 import (
+	"lrmc/internal/stories"
 	"math"
-	"os"
 	"testing"
 
-	"lrmc/internal/shareddata"
 	"lrmc/kernels/llama"
-	"lrmc/kernels/llama2c"
 	"lrmc/kernels/train/optim"
 )
 
@@ -15,22 +13,7 @@ import (
 // start of the TinyStories validation text.
 func storiesBatch(t testing.TB, b, tt int) (*llama.Model, Batch) {
 	t.Helper()
-	m, err := llama2c.Load(shareddata.Path(t, "models", "stories260K", "stories260K.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := llama2c.LoadTokenizer(shareddata.Path(t, "models", "stories260K", "tok512.bin"), m.Config.Vocab)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile(shareddata.Path(t, "text", "tinystories", "tinystories_val.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := tok.Encode(string(text[:20000]), true, false)
-	if len(ids) < b*tt {
-		t.Fatalf("only %d tokens", len(ids))
-	}
+	m, ids := stories.Load(t, 20000, b*tt)
 	tokens := ids[:b*tt]
 	return m, Batch{Tokens: tokens, Targets: NextTokenTargets(tokens, nil, b, tt)}
 }
