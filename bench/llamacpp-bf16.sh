@@ -45,18 +45,4 @@ done
 if [ -n "${RESULTS:-}" ]; then
 	cp "$results" "$RESULTS"
 fi
-node - "$results" "$rounds" <<'JS'
-const fs = require("fs");
-const [file, rounds] = process.argv.slice(2);
-const rows = fs.readFileSync(file, "utf8").trim().split("\n").map(l => JSON.parse(l));
-const median = xs => { const s = [...xs].sort((a, b) => a - b); return s[(s.length - 1) >> 1]; };
-const keys = [...new Set(rows.map(r => `${r.shape}\t${r.threads}\t${r.phase}`))];
-console.log(`tokens/s, bfloat16 weights, median of ${rounds} interleaved rounds`);
-console.log("shape\tthreads\tphase\tlrmc bf16\tlrmc f32\tllama.cpp bf16\tlrmc bf16/llama.cpp\tlrmc bf16/lrmc f32");
-for (const k of keys) {
-	const [shape, threads, phase] = k.split("\t");
-	const pick = e => median(rows.filter(r => r.engine === e && r.shape === shape && String(r.threads) === threads && r.phase === phase).map(r => r.tokens_per_s));
-	const a = pick("lrmc-bf16"), f = pick("lrmc-f32"), b = pick("llama.cpp");
-	console.log(`${shape}\t${threads}\t${phase}\t${a.toFixed(1)}\t${f.toFixed(1)}\t${b.toFixed(1)}\t${(a / b).toFixed(2)}\t${(a / f).toFixed(2)}`);
-}
-JS
+node "$here/median-table.mjs" "$results" "$rounds" "bfloat16 weights" lrmc-bf16 llama.cpp lrmc-f32
