@@ -121,6 +121,9 @@ type Store struct {
 	// remote, when set (SetRemote), is read through on a local miss and
 	// written back on Put.
 	remote atomic.Pointer[Remote]
+	// badRemote holds the keys whose remote entry this store found
+	// corrupt: their next Put replaces it (see writeBack).
+	badRemote sync.Map
 }
 
 // DefaultDir is $LRMC_CACHE if set, else lrmc under the user cache directory
