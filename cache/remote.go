@@ -49,6 +49,9 @@ type Remote interface {
 // on a file system every machine mounts, or s3://BUCKET/PREFIX (see
 // openS3Remote for the endpoint and credentials).
 func OpenRemote(url string) (Remote, error) {
+	if strings.HasPrefix(url, "s3://") {
+		return openS3Remote(url)
+	}
 	dir, ok := strings.CutPrefix(url, "file://")
 	if !ok {
 		return nil, fmt.Errorf("cache: remote %q: want file:///DIR or s3://BUCKET/PREFIX", url)
