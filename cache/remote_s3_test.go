@@ -6,9 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/johannesboyne/gofakes3"
@@ -62,19 +60,7 @@ func TestS3RemoteRoundTripTamperConcurrent(t *testing.T) {
 
 	// Eight concurrent writers of one key, with different metadata: one
 	// object results, a sound one.
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = r.Put(Meta{Key: key, Op: "capture", Runs: []string{strconv.Itoa(i)}}, val)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
+	writeConcurrently(t, r.Put, Meta{Key: key, Op: "capture"}, val)
 	var objects []string
 	for o := range r.c.ListObjects(context.Background(), "lrmc", minio.ListObjectsOptions{Recursive: true}) {
 		if o.Err != nil {

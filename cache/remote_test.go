@@ -44,20 +44,8 @@ func TestFileRemoteRoundTripCorruptConcurrent(t *testing.T) {
 	r := openFileRemote(t)
 	key := digest.Of([]byte("node"))
 	val := []byte("hello remote value")
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Replace skips the existence check, so all eight race to rename.
-			errs[i] = r.Replace(Meta{Key: key, Op: "x", Runs: []string{strconv.Itoa(i)}}, val)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
+	// Replace skips the existence check, so all eight race to rename.
+	writeConcurrently(t, r.Replace, Meta{Key: key, Op: "x"}, val)
 	got, m, err := r.Get(key)
 	if err != nil || string(got) != string(val) || m.Sum != digest.Of(val) || m.Size != int64(len(val)) || m.Op != "x" {
 		t.Fatalf("get: %q %+v %v", got, m, err)
@@ -96,6 +84,27 @@ func TestFileRemoteRoundTripCorruptConcurrent(t *testing.T) {
 	}
 	if _, err := OpenRemote("ftp://x"); err == nil || !strings.Contains(err.Error(), "s3://") {
 		t.Fatalf("unknown scheme error: %v", err)
+	}
+}
+
+// writeConcurrently calls write from eight goroutines at once, each with m
+// naming another run.
+func writeConcurrently(t *testing.T, write func(Meta, []byte) error, m Meta, val []byte) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := m
+			m.Runs = []string{strconv.Itoa(i)}
+			errs[i] = write(m, val)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 }
 
