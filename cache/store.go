@@ -130,12 +130,12 @@ type Store struct {
 	keyMu [256]sync.Mutex
 	// origin names the writer Put records in new entries (SetOrigin).
 	origin atomic.Pointer[origin]
-	// remote, when set (SetRemote), is read through on a local miss and
-	// written back on Put.
-	remote atomic.Pointer[Remote]
 	// badRemote holds the keys whose remote entry this store found
 	// corrupt: their next Put replaces it (see writeBack).
 	badRemote sync.Map
+	// remote, when set (SetRemote), is read through on a local miss and
+	// written back on Put.
+	remote atomic.Pointer[Remote]
 }
 
 // DefaultDir is $LRMC_CACHE if set, else lrmc under the user cache directory
