@@ -115,10 +115,10 @@ func (r *S3Remote) Stat(key digest.Digest) (Meta, error) {
 		return Meta{}, err
 	}
 	if len(hdr) >= 8 {
-		// A Meta longer than the peek: fetch the rest of it (within the
-		// bounds readRemoteHeader then checks).
-		need := 8 + int64(min(binary.LittleEndian.Uint64(hdr), maxRemoteMeta))
-		if have := int64(len(hdr)); need > have && need <= info.Size {
+		// A Meta longer than the peek: fetch the rest of it, if its length
+		// is plausible (readRemoteHeader reports an implausible one).
+		n := binary.LittleEndian.Uint64(hdr)
+		if need, have := 8+int64(n), int64(len(hdr)); n <= maxRemoteMeta && need > have && need <= info.Size {
 			more, err := r.readRange(ctx, key, have, need-have)
 			if err != nil {
 				return Meta{}, err

@@ -3,9 +3,11 @@ package cache
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -132,6 +134,31 @@ func TestS3RemoteRoundTripTamperConcurrent(t *testing.T) {
 	}
 	if got, _, err := r.Get(key); err != nil || !bytes.Equal(got, val) {
 		t.Fatalf("Get after Replace: %d bytes, %v", len(got), err)
+	}
+
+	// A Meta record longer than Stat's first read (many runs) takes a
+	// second ranged read; a hostile length field none.
+	k3 := digest.Of([]byte("many runs"))
+	runs := make([]string, 600)
+	for i := range runs {
+		runs[i] = "run-" + strings.Repeat("x", 10) + strconv.Itoa(i)
+	}
+	if err := r.Put(Meta{Key: k3, Op: "op", Runs: runs}, val[:100]); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := r.Stat(k3); err != nil || len(m.Runs) != 600 || m.Runs[599] != runs[599] {
+		t.Fatalf("Stat of a long Meta: %d runs, %v", len(m.Runs), err)
+	}
+	hostile := binary.LittleEndian.AppendUint64(nil, 1<<62)
+	hostile = append(hostile, make([]byte, 100)...)
+	if _, err := r.c.PutObject(context.Background(), "lrmc", r.object(k3), bytes.NewReader(hostile), int64(len(hostile)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Stat(k3); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "over the 1048576-byte limit") {
+		t.Fatalf("Stat of a hostile length: %v", err)
+	}
+	if _, _, err := r.Get(k3); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "over the 1048576-byte limit") {
+		t.Fatalf("Get of a hostile length: %v", err)
 	}
 
 	if _, err := OpenRemote("s3://nosuchbucket/x"); err == nil || !strings.Contains(err.Error(), `bucket "nosuchbucket" does not exist`) {
