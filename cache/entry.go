@@ -82,11 +82,8 @@ func (s *Store) Put(key digest.Digest, op, name string, value []byte) (err error
 	if err := s.put(key, op, name, value, recipe, runs); err != nil {
 		return err
 	}
-	if r := s.remote.Load(); r != nil {
-		// Write back: the new entry is also shared.
-		return (*r).Put(Meta{Key: key, Op: op, Name: name, Recipe: recipe, Runs: runs}, value)
-	}
-	return nil
+	// Write back: the new entry is also shared.
+	return s.writeBack(Meta{Key: key, Op: op, Name: name, Recipe: recipe, Runs: runs}, value)
 }
 
 // put is Put recording recipe and runs as the writer of a new entry.
@@ -106,7 +103,7 @@ func (s *Store) put(key digest.Digest, op, name string, value []byte, recipe str
 	if err := s.checkSpace(size); err != nil {
 		return err
 	}
-	old, ok, err := s.Stat(key)
+	old, ok, err := s.statLocal(key)
 	if err != nil {
 		return err
 	}
@@ -242,11 +239,10 @@ func readMeta(txn *badger.Txn, key digest.Digest) (Meta, error) {
 	return m, err
 }
 
-// Stat returns key's Meta without reading its value; ok is false when there
-// is no entry.
+// statLocal is Stat in the local store only.
 // A damaged Meta reads as no entry (the value is recomputed, and the Put
 // that stores it replaces the record; Get and Verify delete it).
-func (s *Store) Stat(key digest.Digest) (m Meta, ok bool, err error) {
+func (s *Store) statLocal(key digest.Digest) (m Meta, ok bool, err error) {
 	defer s.recoverPanic(&err)
 	err = s.db.View(func(txn *badger.Txn) error {
 		m, err = readMeta(txn, key)
@@ -448,7 +444,7 @@ func (s *Store) dropCorrupt(m Meta, reason string) (dropped bool, err error) {
 			return false, err
 		}
 	} else {
-		cur, ok, err := s.Stat(m.Key)
+		cur, ok, err := s.statLocal(m.Key)
 		if err != nil || !ok || cur.Sum != m.Sum || !cur.Created.Equal(m.Created) {
 			return false, err
 		}
@@ -499,7 +495,7 @@ func (s *Store) Delete(key digest.Digest) (err error) {
 	defer mu.Unlock()
 	s.sweep.RLock()
 	defer s.sweep.RUnlock()
-	_, ok, err := s.Stat(key)
+	_, ok, err := s.statLocal(key)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,18 @@
 // become a *DamagedError, repaired by Repair; a disk too full to write
 // safely, a *NoSpaceError (Badger writes through memory maps, where a full
 // disk is SIGBUS rather than an error, so free space is checked first).
+//
+// Beside the local store, a Remote (OpenRemote: file:///DIR on a shared file
+// system, or s3://BUCKET/PREFIX) is a content-addressed store that many
+// machines share, keyed by the same node keys (Store.SetRemote). The local
+// store reads through it on a miss (Get verifies the remote entry and copies
+// it in; Stat only checks its header and size, so remote-only entries count
+// as cached without being downloaded) and writes new entries back (Put).
+// Remote entries are immutable and written whole (rename into place, or one
+// object), so concurrent writers need no locks; a remote entry that fails
+// verification is never used: it reads as a miss, is recomputed, and the
+// recomputed value replaces it. Local eviction, GC, Verify and Delete act on
+// the local store only; nothing evicts remote entries.
 package cache
 
 import (
@@ -118,6 +130,9 @@ type Store struct {
 	keyMu [256]sync.Mutex
 	// origin names the writer Put records in new entries (SetOrigin).
 	origin atomic.Pointer[origin]
+	// badRemote holds the keys whose remote entry this store found
+	// corrupt: their next Put replaces it (see writeBack).
+	badRemote sync.Map
 	// remote, when set (SetRemote), is read through on a local miss and
 	// written back on Put.
 	remote atomic.Pointer[Remote]
