@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"lrmc/executor/slurm"
+	"lrmc/planner"
+)
+
+// slurmFlags are apply's and plan's Slurm options; each overrides the
+// recipe's cluster block.
+type slurmFlags struct {
+	partition, account, dir string
+	poll                    time.Duration
+}
+
+func (f *slurmFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.partition, "partition", "", "Slurm partition of the jobs (default the recipe's cluster.partition)")
+	cmd.Flags().StringVar(&f.account, "account", "", "Slurm account of the jobs (default the recipe's cluster.account)")
+	cmd.Flags().StringVar(&f.dir, "slurm-dir", "", "directory of the batch scripts and job logs (default .lrmc-slurm/<recipe name> beside the recipe)")
+	cmd.Flags().DurationVar(&f.poll, "slurm-poll", 5*time.Second, "how often to ask Slurm for the jobs' states")
+}
+
+// slurmConfig is what every job of s shares. The jobs run this binary
+// (its absolute path) on the recipe's absolute path, from the current
+// directory: all three must be visible at the same paths on the compute
+// nodes.
+func (g *globals) slurmConfig(s *session, f *slurmFlags) (slurm.Config, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return slurm.Config{}, fmt.Errorf("finding the lrmc binary for the jobs: %w", err)
+	}
+	recipe, err := filepath.Abs(s.recipe.File)
+	if err != nil {
+		return slurm.Config{}, err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return slurm.Config{}, err
+	}
+	dir := f.dir
+	if dir == "" {
+		name := strings.TrimSuffix(filepath.Base(recipe), filepath.Ext(recipe))
+		dir = filepath.Join(filepath.Dir(recipe), ".lrmc-slurm", name)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return slurm.Config{}, err
+	}
+	c := s.recipe.Cluster
+	cfg := slurm.Config{
+		Binary: bin, Recipe: recipe, WorkDir: wd, Dir: dir, Remote: g.remote,
+		Partition: c.Partition, Account: c.Account, Time: c.Time, CPUs: c.CPUs, Mem: c.Mem,
+	}
+	if f.partition != "" {
+		cfg.Partition = f.partition
+	}
+	if f.account != "" {
+		cfg.Account = f.account
+	}
+	return cfg, nil
+}
+
+// slurmJobs decides the jobs of s (heavy nodes not in any cache) and
+// writes their batch scripts into cfg.Dir.
+func (s *session) slurmJobs(cfg slurm.Config) ([]*slurm.Job, error) {
+	st, err := s.statuses()
+	if err != nil {
+		return nil, err
+	}
+	jobs := slurm.Jobs(s.graph, st, func(n *planner.Node) (int, int64) {
+		return cfg.Resources(n, slurm.ModelBytes(n, fileSize))
+	})
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("slurm directory: %w", err)
+	}
+	for _, j := range jobs {
+		if err := os.WriteFile(filepath.Join(cfg.Dir, j.Script()), []byte(cfg.Script(j)), 0o755); err != nil {
+			return nil, fmt.Errorf("writing batch script: %w", err)
+		}
+	}
+	return jobs, nil
+}
+
+// runSlurm is the first half of apply --executor slurm: submit a job per
+// heavy node to run and wait for them all. The ordinary apply that follows
+// reads their results from the shared cache, computes the cheap rest and
+// writes the outputs.
+func (g *globals) runSlurm(ctx context.Context, w io.Writer, s *session, f *slurmFlags) error {
+	cfg, err := g.slurmConfig(s, f)
+	if err != nil {
+		return err
+	}
+	jobs, err := s.slurmJobs(cfg)
+	if err != nil {
+		return err
+	}
+	if len(jobs) == 0 {
+		fmt.Fprintln(w, "slurm: every heavy node is in the shared cache; nothing to submit")
+		return nil
+	}
+	if err := slurm.Available(); err != nil {
+		return err
+	}
+	r := &slurm.Runner{
+		Cluster: slurm.Commands{}, Config: cfg, Interval: f.poll, Out: w,
+		Done: func(n *planner.Node) bool { ok, _ := s.inCache(n); return ok },
+	}
+	fmt.Fprintf(w, "slurm: submitting %d job(s); scripts and logs in %s\n", len(jobs), cfg.Dir)
+	return r.Run(ctx, jobs)
+}
+
+// emitSlurm is plan --emit slurm: the batch scripts and submit.sh in dir.
+func (g *globals) emitSlurm(w io.Writer, s *session, f *slurmFlags) error {
+	cfg, err := g.slurmConfig(s, f)
+	if err != nil {
+		return err
+	}
+	if cfg.Remote == "" {
+		return errNoRemote
+	}
+	jobs, err := s.slurmJobs(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return fmt.Errorf("slurm directory: %w", err)
+	}
+	sub := filepath.Join(cfg.Dir, "submit.sh")
+	if err := os.WriteFile(sub, []byte(cfg.SubmitScript(jobs)), 0o755); err != nil {
+		return fmt.Errorf("writing submit script: %w", err)
+	}
+	fmt.Fprintf(w, "wrote %d batch script(s) and %s\n", len(jobs), sub)
+	return nil
+}
+
+var errNoRemote = errors.New("--executor slurm needs a shared cache every node can reach: --remote-cache file:///SHARED/DIR (or s3://BUCKET/PREFIX), or $LRMC_REMOTE_CACHE")
