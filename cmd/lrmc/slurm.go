@@ -66,6 +66,10 @@ func (g *globals) slurmConfig(s *session, f *slurmFlags) (slurm.Config, error) {
 	if f.account != "" {
 		cfg.Account = f.account
 	}
+	// The default CPUs and the memory estimate must fit the largest node.
+	ctx, done := context.WithTimeout(context.Background(), 30*time.Second)
+	defer done()
+	cfg.MaxCPUs, cfg.MaxMemMiB, _ = slurm.Commands{}.Largest(ctx, cfg.Partition)
 	return cfg, nil
 }
 

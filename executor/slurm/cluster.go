@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 )
 
@@ -19,6 +20,10 @@ type Cluster interface {
 	States(ctx context.Context, ids []string) (map[string]State, error)
 	// Cancel cancels jobs (scancel).
 	Cancel(ctx context.Context, ids []string) error
+	// Largest returns the CPUs and memory (MiB) of the partition's
+	// largest node (sinfo; partition "" for the default ones); ok is false
+	// when Slurm does not say.
+	Largest(ctx context.Context, partition string) (cpus int, memMiB int64, ok bool)
 }
 
 // State is a job's state as Slurm reports it.
@@ -149,6 +154,37 @@ func (c Commands) Cancel(ctx context.Context, ids []string) error {
 	}
 	_, err := c.run(ctx, "scancel", ids...)
 	return err
+}
+
+// Largest implements Cluster.
+func (c Commands) Largest(ctx context.Context, partition string) (int, int64, bool) {
+	args := []string{"-h", "-o", "%c %m"}
+	if partition != "" {
+		args = append(args, "-p", partition)
+	}
+	out, err := c.run(ctx, "sinfo", args...)
+	if err != nil {
+		return 0, 0, false
+	}
+	return parseSinfo(out)
+}
+
+// parseSinfo reads `sinfo -h -o "%c %m"` lines (CPUs and MiB per node,
+// "+" marking a range's upper end) and keeps the largest of each.
+func parseSinfo(out string) (cpus int, memMiB int64, ok bool) {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		c, err1 := strconv.Atoi(strings.TrimSuffix(f[0], "+"))
+		m, err2 := strconv.ParseInt(strings.TrimSuffix(f[1], "+"), 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		cpus, memMiB, ok = max(cpus, c), max(memMiB, m), true
+	}
+	return cpus, memMiB, ok
 }
 
 // ErrNoSlurm says sbatch is not on PATH.

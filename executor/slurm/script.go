@@ -29,16 +29,29 @@ type Config struct {
 	// syntax: "16G", "4000M").
 	CPUs int
 	Mem  string
+	// MaxCPUs and MaxMemMiB are the largest node's (0: unknown).
+	MaxCPUs   int
+	MaxMemMiB int64
 }
 
 // Resources returns a node's CPUs and memory request from cfg and the
-// estimate (see EstimateMemMiB).
+// estimate (see EstimateMemMiB). The defaults are clamped to the largest
+// node (MaxCPUs, MaxMemMiB, when known), where Slurm would otherwise
+// refuse the job or leave it pending forever; values the recipe or flags
+// set are passed as they are, for Slurm to judge.
 func (c Config) Resources(n *planner.Node, modelBytes int64) (cpus int, memMiB int64) {
 	cpus = c.CPUs
 	if cpus <= 0 {
 		cpus = DefaultCPUs
+		if c.MaxCPUs > 0 {
+			cpus = min(cpus, c.MaxCPUs)
+		}
 	}
-	return cpus, EstimateMemMiB(n.Op, modelBytes)
+	memMiB = EstimateMemMiB(n.Op, modelBytes)
+	if c.MaxMemMiB > 0 {
+		memMiB = min(memMiB, c.MaxMemMiB)
+	}
+	return cpus, memMiB
 }
 
 // EstimateMemMiB is the memory a heavy node asks for: 1 GiB for the
