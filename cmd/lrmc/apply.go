@@ -191,7 +191,7 @@ goes to stdout as one JSON object per line, instead of the table.`,
 	cmd.Flags().IntVar(&jobs, "jobs", 1, "ops run at once (each op already uses every core)")
 	cmd.Flags().BoolVar(&failFast, "fail-fast", false, "stop everything at the first failing node and write nothing (by default the runs that succeed are written)")
 	cmd.Flags().StringVar(&executorName, "executor", "local", "where heavy nodes run: local, or slurm (one sbatch job per heavy node, results through --remote-cache; then the rest runs here)")
-	sf.register(cmd)
+	sf.register(cmd, true)
 	cmd.Flags().StringVar(&memLimit, "memory-limit", "", "soft limit on lrmc's memory (e.g. 8GiB), passed to the Go runtime")
 	return cmd
 }

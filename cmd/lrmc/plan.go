@@ -73,7 +73,7 @@ status is 0 when nothing would run and 2 when something would.`,
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when something would run")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (schema lrmc.plan/v1)")
 	cmd.Flags().StringVar(&emit, "emit", "", "slurm: write the batch scripts of the heavy nodes to run, and submit.sh, into DIR (lrmc plan --emit slurm DIR RECIPE) without submitting")
-	sf.register(cmd)
+	sf.register(cmd, false)
 	return cmd
 }
 

@@ -23,11 +23,13 @@ type slurmFlags struct {
 	poll                    time.Duration
 }
 
-func (f *slurmFlags) register(cmd *cobra.Command) {
+func (f *slurmFlags) register(cmd *cobra.Command, submits bool) {
 	cmd.Flags().StringVar(&f.partition, "partition", "", "Slurm partition of the jobs (default the recipe's cluster.partition)")
 	cmd.Flags().StringVar(&f.account, "account", "", "Slurm account of the jobs (default the recipe's cluster.account)")
 	cmd.Flags().StringVar(&f.dir, "slurm-dir", "", "directory of the batch scripts and job logs (default .lrmc-slurm/<recipe name> beside the recipe)")
-	cmd.Flags().DurationVar(&f.poll, "slurm-poll", 5*time.Second, "how often to ask Slurm for the jobs' states")
+	if submits {
+		cmd.Flags().DurationVar(&f.poll, "slurm-poll", 5*time.Second, "how often to ask Slurm for the jobs' states")
+	}
 }
 
 // slurmConfig is what every job of s shares. The jobs run this binary
