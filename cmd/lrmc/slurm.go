@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -19,13 +20,16 @@ import (
 // slurmFlags are apply's and plan's Slurm options; each overrides the
 // recipe's cluster block.
 type slurmFlags struct {
-	partition, account, dir string
-	poll                    time.Duration
+	partition, account, dir, mem string
+	cpus                         int
+	poll                         time.Duration
 }
 
 func (f *slurmFlags) register(cmd *cobra.Command, submits bool) {
 	cmd.Flags().StringVar(&f.partition, "partition", "", "Slurm partition of the jobs (default the recipe's cluster.partition)")
 	cmd.Flags().StringVar(&f.account, "account", "", "Slurm account of the jobs (default the recipe's cluster.account)")
+	cmd.Flags().IntVar(&f.cpus, "cpus", 0, "CPUs per job, --cpus-per-task (default the recipe's cluster.cpus, else 4 clamped to the largest node)")
+	cmd.Flags().StringVar(&f.mem, "mem", "", "memory per job in Slurm's syntax, e.g. 16G (default the recipe's cluster.mem, else an estimate from the model's size)")
 	cmd.Flags().StringVar(&f.dir, "slurm-dir", "", "directory of the batch scripts and job logs (default .lrmc-slurm/<recipe name> beside the recipe)")
 	if submits {
 		cmd.Flags().DurationVar(&f.poll, "slurm-poll", 5*time.Second, "how often to ask Slurm for the jobs' states")
@@ -67,6 +71,15 @@ func (g *globals) slurmConfig(s *session, f *slurmFlags) (slurm.Config, error) {
 	}
 	if f.account != "" {
 		cfg.Account = f.account
+	}
+	if f.cpus > 0 {
+		cfg.CPUs = f.cpus
+	}
+	if f.mem != "" {
+		if !slurmMem.MatchString(f.mem) {
+			return slurm.Config{}, fmt.Errorf("--mem %q: want Slurm's syntax, a number with an optional K, M, G or T (16G, 4000M)", f.mem)
+		}
+		cfg.Mem = f.mem
 	}
 	// The default CPUs and the memory estimate must fit the largest node.
 	ctx, done := context.WithTimeout(context.Background(), 30*time.Second)
@@ -150,5 +163,8 @@ func (g *globals) emitSlurm(w io.Writer, s *session, f *slurmFlags) error {
 	fmt.Fprintf(w, "wrote %d batch script(s) and %s\n", len(jobs), sub)
 	return nil
 }
+
+// slurmMem is the syntax of --mem, as the schema's cluster.mem.
+var slurmMem = regexp.MustCompile(`^[0-9]+[KMGT]?$`)
 
 var errNoRemote = errors.New("--executor slurm needs a shared cache every node can reach: --remote-cache file:///SHARED/DIR (or s3://BUCKET/PREFIX), or $LRMC_REMOTE_CACHE")

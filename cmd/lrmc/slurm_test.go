@@ -296,3 +296,37 @@ func TestPlanEmitSlurmScriptsSubmit(t *testing.T) {
 		t.Errorf("collecting apply ran %v", ran)
 	}
 }
+
+func TestSlurmRequestFromClusterBlockAndFlags(t *testing.T) {
+	fakeSlurm(t)
+	dir := t.TempDir()
+	recipe := slurmRecipe(t, dir)
+	f, err := os.OpenFile(recipe, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`cluster: {partition: "cpu", account: "lab", cpus: 3, mem: "5G", time: "1:00:00"}` + "\n")
+	f.Close()
+	remote := "file://" + t.TempDir()
+	emit := filepath.Join(dir, "emit")
+	code, _, errs := lrmc(t, "--cache", filepath.Join(dir, "c"), "--remote-cache", remote, "plan", "--emit", "slurm", "--partition", "big", "--cpus", "5", recipe, emit)
+	if code != 0 {
+		t.Fatalf("plan --emit slurm RECIPE DIR: exit %d: %s", code, errs)
+	}
+	scripts, _ := filepath.Glob(filepath.Join(emit, "lrmc-*.sh"))
+	if len(scripts) != 9 {
+		t.Fatalf("%d scripts, want 9", len(scripts))
+	}
+	// Flags override the block; the block's values are not clamped to
+	// the (fake) 2-CPU node: Slurm judges what a recipe asks for.
+	s := string(mustRead(t, scripts[0]))
+	for _, want := range []string{"\n#SBATCH --partition=big\n", "\n#SBATCH --account=lab\n", "\n#SBATCH --cpus-per-task=5\n", "\n#SBATCH --mem=5G\n", "\n#SBATCH --time=1:00:00\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks %q:\n%s", strings.TrimSpace(want), s)
+		}
+	}
+	code, _, errs = lrmc(t, "--cache", filepath.Join(dir, "c"), "--remote-cache", remote, "plan", "--emit", "slurm", "--mem", "5GB", emit, recipe)
+	if code != 1 || !strings.Contains(errs, `--mem "5GB": want Slurm's syntax`) {
+		t.Errorf("bad --mem: exit %d: %s", code, errs)
+	}
+}
