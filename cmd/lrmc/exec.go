@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"lrmc/cache"
+	"lrmc/digest"
 	"lrmc/executor"
 	"lrmc/executor/ops"
 	"lrmc/executor/slurm"
@@ -100,13 +102,19 @@ func findNode(g *planner.Graph, k string) (*planner.Node, error) {
 }
 
 // inCache reports whether n's result is in the local or the shared cache.
-// Store.Stat answers for both once the remote store can stat; until then
-// a local miss is asked of the remote by reading the entry through, which
-// also leaves it in the local cache for the ops that read it.
+// Store.Stat answers for both when the remote store can stat an entry
+// (s6-remote's Remote.Stat); with one that cannot, a local miss is asked
+// of the remote by reading the entry through, which also leaves it in the
+// local cache for the ops that read it.
 func (s *session) inCache(n *planner.Node) (bool, error) {
 	_, ok, err := s.store.Stat(n.Key)
-	if err != nil || ok || !s.hasRemote {
+	if err != nil || ok || s.remote == nil {
 		return ok, err
+	}
+	if _, stats := s.remote.(interface {
+		Stat(digest.Digest) (cache.Meta, error)
+	}); stats {
+		return false, nil
 	}
 	// A failed read (a read-only view of a busy cache cannot copy the
 	// entry in) counts as a miss: the node is computed.

@@ -22,8 +22,8 @@ type session struct {
 	env *ops.Env
 	// needs holds the keys of the entries an apply needs (recordApply);
 	// budget is LRMC_CACHE_MAX, when hasBudget.
-	// hasRemote says a shared cache is attached (--remote-cache).
-	hasRemote bool
+	// remote is the shared cache attached to store (--remote-cache), or nil.
+	remote    cache.Remote
 	needs     map[digest.Digest]bool
 	budget    int64
 	hasBudget bool
@@ -56,6 +56,7 @@ func (g *globals) withRemote(s *cache.Store, err error) (*cache.Store, error) {
 		return nil, fmt.Errorf("--remote-cache: %w", err)
 	}
 	s.SetRemote(r)
+	g.attached = r
 	return s, nil
 }
 
@@ -118,7 +119,7 @@ func (g *globals) loadWith(path string, open func() (*cache.Store, error)) (*ses
 		store.Close()
 		return nil, err
 	}
-	return &session{store: store, recipe: r, graph: graph, env: env, hasRemote: g.remote != ""}, nil
+	return &session{store: store, recipe: r, graph: graph, env: env, remote: g.attached}, nil
 }
 
 // planned compiles and plans a recipe and asks the cache what is in it,

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"lrmc/cache"
 	"lrmc/internal/version"
 	// Every pruning method and statistic registers itself.
 	_ "lrmc/methods/all"
@@ -23,6 +24,7 @@ type globals struct {
 	cacheDir string
 	// remote is the shared cache's URL (--remote-cache, $LRMC_REMOTE_CACHE).
 	remote   string
+	attached cache.Remote // the remote store opened for remote
 	wait     waitFlag
 	logLevel string
 	stderr   io.Writer
