@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"lrmc/cache"
+	"lrmc/digest"
 	"lrmc/executor/slurm"
 	"lrmc/planner"
 )
@@ -88,9 +90,10 @@ func (g *globals) slurmConfig(s *session, f *slurmFlags) (slurm.Config, error) {
 	return cfg, nil
 }
 
-// slurmJobs decides the jobs of s (heavy nodes not in any cache) and
+// slurmJobs decides the jobs of s (heavy nodes not in any cache), shares
+// with them the entries they read that only the local cache holds, and
 // writes their batch scripts into cfg.Dir.
-func (s *session) slurmJobs(cfg slurm.Config) ([]*slurm.Job, error) {
+func (s *session) slurmJobs(w io.Writer, cfg slurm.Config) ([]*slurm.Job, error) {
 	st, err := s.statuses()
 	if err != nil {
 		return nil, err
@@ -100,6 +103,9 @@ func (s *session) slurmJobs(cfg slurm.Config) ([]*slurm.Job, error) {
 	})
 	if len(jobs) == 0 {
 		return nil, nil
+	}
+	if err := s.shareInputs(w, slurm.Inputs(jobs, st)); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("slurm directory: %w", err)
@@ -112,6 +118,40 @@ func (s *session) slurmJobs(cfg slurm.Config) ([]*slurm.Job, error) {
 	return jobs, nil
 }
 
+// shareInputs copies into the shared cache the entries among inputs that
+// only the local cache holds (computed by an apply without it): a job
+// that misses one recomputes it, however heavy, alone.
+func (s *session) shareInputs(w io.Writer, inputs []*planner.Node) error {
+	statter, _ := s.remote.(interface {
+		Stat(digest.Digest) (cache.Meta, error)
+	})
+	shared := 0
+	for _, n := range inputs {
+		if statter != nil {
+			if _, err := statter.Stat(n.Key); err == nil {
+				continue
+			}
+		}
+		// Without a remote Stat, the local entry is offered: Put keeps
+		// an entry already there.
+		if _, ok, err := s.store.Stat(n.Key); err != nil || !ok {
+			continue
+		}
+		v, m, err := s.store.Get(n.Key)
+		if err != nil {
+			continue // the job recomputes it
+		}
+		if err := s.remote.Put(m, v); err != nil {
+			return fmt.Errorf("sharing %s (%s %s) with the jobs: %w", n.Label, n.Op, n.Key.Short(), err)
+		}
+		shared++
+	}
+	if shared > 0 && statter != nil {
+		fmt.Fprintf(w, "slurm: copied %d cached input(s) of the jobs into the shared cache\n", shared)
+	}
+	return nil
+}
+
 // runSlurm is the first half of apply --executor slurm: submit a job per
 // heavy node to run and wait for them all. The ordinary apply that follows
 // reads their results from the shared cache, computes the cheap rest and
@@ -121,7 +161,7 @@ func (g *globals) runSlurm(ctx context.Context, w io.Writer, s *session, f *slur
 	if err != nil {
 		return err
 	}
-	jobs, err := s.slurmJobs(cfg)
+	jobs, err := s.slurmJobs(w, cfg)
 	if err != nil {
 		return err
 	}
@@ -149,7 +189,7 @@ func (g *globals) emitSlurm(w io.Writer, s *session, f *slurmFlags) error {
 	if cfg.Remote == "" {
 		return errNoRemote
 	}
-	jobs, err := s.slurmJobs(cfg)
+	jobs, err := s.slurmJobs(w, cfg)
 	if err != nil {
 		return err
 	}

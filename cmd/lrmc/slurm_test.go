@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"lrmc/cache"
 	"lrmc/executor/slurm"
+	"lrmc/methods/depth/shortgpt"
+	"lrmc/methods/stats/capture"
 	"lrmc/planner"
 )
 
@@ -328,5 +331,49 @@ func TestSlurmRequestFromClusterBlockAndFlags(t *testing.T) {
 	code, _, errs = lrmc(t, "--cache", filepath.Join(dir, "c"), "--remote-cache", remote, "plan", "--emit", "slurm", "--mem", "5GB", emit, recipe)
 	if code != 1 || !strings.Contains(errs, `--mem "5GB": want Slurm's syntax`) {
 		t.Errorf("bad --mem: exit %d: %s", code, errs)
+	}
+}
+
+func TestSlurmJobsReadLocalOnlyEntriesThroughTheSharedCache(t *testing.T) {
+	state := fakeSlurm(t)
+	dir := t.TempDir()
+	cacheDir := filepath.Join(dir, "cache")
+	// An apply without the shared cache computes shortgpt-1's captures
+	// and block influences into the local cache only.
+	if code, _, errs := lrmc(t, "--cache", cacheDir, "apply", writeRecipe(t, dir, 1)); code != 0 {
+		t.Fatalf("local apply: exit %d: %s", code, errs)
+	}
+	// shortgpt-2 reuses them: its only heavy node to run is its
+	// perplexity, whose job reads the block influences.
+	recipe := writeRecipe(t, dir, 1, 2)
+	remoteDir := filepath.Join(dir, "remote")
+	os.Mkdir(remoteDir, 0o755)
+	url := "file://" + remoteDir
+	code, _, errs := lrmc(t, "--cache", cacheDir, "--remote-cache", url, "apply", "--executor", "slurm", "--slurm-poll", "10ms", recipe)
+	if code != 0 {
+		t.Fatalf("slurm apply: exit %d: %s", code, errs)
+	}
+	jobs := fakeJobs(t, state)
+	if len(jobs) != 1 || !strings.HasPrefix(jobs[0].name, "lrmc-eval.perplexity-") || jobs[0].state != "COMPLETED" {
+		t.Fatalf("jobs %+v, want shortgpt-2's perplexity alone", jobs)
+	}
+	remote, err := cache.OpenRemote(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bi, captures int
+	for _, n := range graphOf(t, recipe).Nodes {
+		_, _, err := remote.Get(n.Key)
+		switch {
+		case n.Op == shortgpt.OpBI && err == nil:
+			bi++
+		case n.Op == capture.OpBlock && err == nil:
+			captures++
+		}
+	}
+	// Shared before the job ran, the block influences spared it the
+	// captures: a job that recomputed them would have written them back.
+	if bi != 5 || captures != 0 {
+		t.Errorf("shared cache holds %d block influences and %d captures, want 5 and 0", bi, captures)
 	}
 }

@@ -92,3 +92,31 @@ func Subgraph(g *planner.Graph, targets ...*planner.Node) *planner.Graph {
 	}
 	return sub
 }
+
+// Inputs are the cached nodes the jobs read: walking back from each job's
+// node through the nodes that will run (recomputed inside the job, or
+// jobs of their own), the first cached node on every path. Those entries
+// must be in the shared cache, or a job recomputes them.
+func Inputs(jobs []*Job, st map[*planner.Node]planner.Status) []*planner.Node {
+	seen := map[*planner.Node]bool{}
+	var out []*planner.Node
+	var walk func(n *planner.Node)
+	walk = func(n *planner.Node) {
+		for _, in := range n.Inputs {
+			if seen[in] {
+				continue
+			}
+			seen[in] = true
+			switch {
+			case st[in] == planner.Cached:
+				out = append(out, in)
+			case st[in] == planner.Run:
+				walk(in)
+			}
+		}
+	}
+	for _, j := range jobs {
+		walk(j.Node)
+	}
+	return out
+}

@@ -335,3 +335,22 @@ func TestWaitCancelsEverythingOnInterrupt(t *testing.T) {
 		t.Errorf("scancel calls %v, want the unfinished jobs [[b c d]]", fc.cancelled)
 	}
 }
+
+func TestInputsAreTheCachedFrontier(t *testing.T) {
+	c := newChain()
+	// The captures and the windows are cached: the captures feed bi
+	// (recomputed inside ppl's job), the windows feed both perplexities;
+	// the tokens behind the windows are no input.
+	st := statuses(c.g, c.cap0, c.cap1, c.win)
+	jobs := Jobs(c.g, st, fixed)
+	if got, want := names(jobs), []string{"ppl", "dense ppl"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("jobs %v, want %v", got, want)
+	}
+	var got []string
+	for _, n := range Inputs(jobs, st) {
+		got = append(got, n.Label)
+	}
+	if want := []string{"cap0", "cap1", "win"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("inputs %v, want %v", got, want)
+	}
+}
