@@ -44,7 +44,16 @@ else; otherwise apply says it is stale and leaves it.
 
 Ctrl-C stops cleanly: every node that finished is in the cache, so running
 apply again resumes where it stopped. With --progress=json the event stream
-goes to stdout as one JSON object per line, instead of the table.`,
+goes to stdout as one JSON object per line, instead of the table.
+
+With --executor slurm (and a shared cache, --remote-cache), every heavy
+node that is in no cache (capture, scoring, training, evaluation) becomes
+one sbatch job running lrmc exec, with --dependency=afterok edges from the
+DAG; the jobs' states are shown until they end, then this apply reads their
+results from the shared cache, computes the cheap rest and writes the
+outputs. A failed job is named with its node and log, its dependents are
+cancelled and the exit status is 1; Ctrl-C cancels the submitted jobs.
+Applying again submits only what is still missing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch executorName {
