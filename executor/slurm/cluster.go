@@ -103,7 +103,11 @@ func (c Commands) States(ctx context.Context, ids []string) (map[string]State, e
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			continue // forgotten (MinJobAge passed): the caller asks the cache
+			if strings.Contains(err.Error(), "Invalid job id") {
+				continue // forgotten (MinJobAge passed): the caller asks the cache
+			}
+			// slurmctld unreachable, say: no answer is no verdict.
+			return nil, err
 		}
 		if s, ok := parseScontrol(out); ok {
 			states[id] = s

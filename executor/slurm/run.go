@@ -99,6 +99,7 @@ func (r *Runner) Wait(ctx context.Context, jobs []*Job) error {
 	}
 	last := map[*Job]string{}
 	ended := map[*Job]bool{}
+	failedPolls := 0
 	runErr := &RunError{}
 	for {
 		var ids []string
@@ -116,8 +117,19 @@ func (r *Runner) Wait(ctx context.Context, jobs []*Job) error {
 			return ctx.Err()
 		}
 		if err != nil {
-			return fmt.Errorf("polling jobs: %w", err)
+			// slurmctld may be restarting: the jobs go on regardless,
+			// so a few failed polls in a row are only reported.
+			if failedPolls++; failedPolls >= maxFailedPolls {
+				return fmt.Errorf("polling jobs (%d tries): %w; the jobs were left running", failedPolls, err)
+			}
+			r.printf("lrmc: polling jobs: %v (retrying)\n", err)
+			if !r.sleep(ctx, interval) {
+				r.cancelUnended(jobs, ended)
+				return ctx.Err()
+			}
+			continue
 		}
+		failedPolls = 0
 		changed := false
 		for _, j := range jobs { // in order: a failure before its dependents
 			if ended[j] {
@@ -171,17 +183,30 @@ func (r *Runner) Wait(ctx context.Context, jobs []*Job) error {
 		if len(ended) == len(jobs) {
 			break
 		}
-		select {
-		case <-ctx.Done():
+		if !r.sleep(ctx, interval) {
 			r.cancelUnended(jobs, ended)
 			return ctx.Err()
-		case <-time.After(interval):
 		}
 	}
 	if len(runErr.Failures) > 0 {
 		return runErr
 	}
 	return nil
+}
+
+// maxFailedPolls is how many polls in a row may fail before Wait gives up.
+const maxFailedPolls = 10
+
+// sleep waits d, or until ctx is done (false).
+func (r *Runner) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Run submits jobs and waits for them.

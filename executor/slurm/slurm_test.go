@@ -251,6 +251,7 @@ type fakeCluster struct {
 	polls     []map[string]State // one per poll; the last repeats
 	cancelled [][]string
 	polled    chan struct{}
+	errs      int // polls that fail first
 }
 
 func (f *fakeCluster) Submit(_ context.Context, args []string) (string, error) {
@@ -262,6 +263,11 @@ func (f *fakeCluster) Submit(_ context.Context, args []string) (string, error) {
 
 func (f *fakeCluster) States(_ context.Context, ids []string) (map[string]State, error) {
 	f.mu.Lock()
+	if f.errs > 0 {
+		f.errs--
+		f.mu.Unlock()
+		return nil, errors.New("slurm_load_jobs error: Unable to contact slurm controller")
+	}
 	p := f.polls[0]
 	if len(f.polls) > 1 {
 		f.polls = f.polls[1:]
@@ -352,5 +358,25 @@ func TestInputsAreTheCachedFrontier(t *testing.T) {
 	}
 	if want := []string{"cap0", "cap1", "win"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("inputs %v, want %v", got, want)
+	}
+}
+
+func TestWaitRidesOutFailedPolls(t *testing.T) {
+	c := newChain()
+	jobs := Jobs(c.g, statuses(c.g), fixed)
+	done := map[string]State{"a": {State: "COMPLETED"}, "b": {State: "COMPLETED"}, "c": {State: "COMPLETED"}, "d": {State: "COMPLETED"}}
+	fc := &fakeCluster{errs: 3, polls: []map[string]State{done}}
+	var out strings.Builder
+	r := &Runner{Cluster: fc, Interval: time.Millisecond, Out: &out}
+	if err := r.Run(context.Background(), jobs); err != nil {
+		t.Fatalf("Run after 3 failed polls: %v", err)
+	}
+	if n := strings.Count(out.String(), "Unable to contact slurm controller (retrying)"); n != 3 || len(fc.cancelled) != 0 {
+		t.Errorf("%d retries reported, %v cancelled:\n%s", n, fc.cancelled, out.String())
+	}
+	fc = &fakeCluster{errs: maxFailedPolls, polls: []map[string]State{done}}
+	r = &Runner{Cluster: fc, Interval: time.Millisecond}
+	if err := r.Run(context.Background(), jobs); err == nil || !strings.Contains(err.Error(), "the jobs were left running") || len(fc.cancelled) != 0 {
+		t.Errorf("Run after %d failed polls: %v, cancelled %v", maxFailedPolls, err, fc.cancelled)
 	}
 }
