@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -366,5 +367,59 @@ func TestWrittenValuesAreNotResident(t *testing.T) {
 	// Files: only Badger's own small structures (memtable arena, tables).
 	if resident["files"] > 20<<20 {
 		t.Errorf("files: %.1f MiB resident after writing %d MiB, want under 20 (the memtable and tables)", float64(resident["files"])/(1<<20), total>>20)
+	}
+}
+
+// TestReplacedWhileReadNeverLies replaces a file-stored value over and over
+// while other goroutines read it and GC sweeps: a read returns one of the
+// values put, or not found, never other bytes and never a false corrupt.
+func TestReplacedWhileReadNeverLies(t *testing.T) {
+	s := openTest(t, "", Options{})
+	k := key("replaced")
+	vals := [][]byte{payload(30, 2<<20), payload(31, 3<<20)}
+	if err := s.Put(k, "op", "v", vals[0]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 16)
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				got, _, err := s.Get(k)
+				switch {
+				case errors.Is(err, ErrNotFound):
+				case err != nil && strings.HasSuffix(err.Error(), "keeps changing while being read"):
+					// Raced twice in a row: an honest refusal, not a lie.
+				case err != nil:
+					errs <- err
+					return
+				case !bytes.Equal(got, vals[0]) && !bytes.Equal(got, vals[1]):
+					errs <- fmt.Errorf("read %d bytes that are neither value", len(got))
+					return
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		if err := s.Put(k, "op", "v", vals[i%2]); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 0 {
+			if _, err := s.GC(1 << 40); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(done)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
