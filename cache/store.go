@@ -1,13 +1,15 @@
 // Package cache is lrmc's content-addressed result store.
 //
 // Results are stored under the node key the planner computes (a
-// digest.Digest) in a Badger database inside the cache directory. A value is
-// split into ChunkSize pieces, each its own Badger entry (4 MiB pieces go to
-// Badger's value log, so the LSM tree holds only pointers), and described by a
-// Meta record written after all of its chunks: the Meta is the entry. A crash
-// while writing leaves chunks without a Meta, which are garbage that GC and
-// Verify drop. Every Get re-hashes the value against Meta.Sum, so damage on
-// disk turns into ErrCorrupt (and a recomputation) instead of wrong results.
+// digest.Digest) and described by a Meta record in a Badger database inside
+// the cache directory; the Meta, written after the value, is the entry. A
+// value of 1 MiB or more is one file beside the database (blobs/, see
+// blob.go); a smaller one is split into ChunkSize pieces, each its own Badger
+// entry (pieces of 64 KiB and more go to Badger's value log, so the LSM tree
+// holds only pointers). A crash while writing leaves a file or chunks without
+// a Meta, which are garbage that GC and Verify drop. Every Get re-hashes the
+// value against Meta.Sum, so damage on disk turns into ErrCorrupt (and a
+// recomputation) instead of wrong results.
 //
 // One process at a time owns a cache directory (see Open); others may read a
 // point-in-time view of it meanwhile (Options.ReadOnly). Meta records are
