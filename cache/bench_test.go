@@ -26,10 +26,46 @@ func reportCPU(b *testing.B, start time.Duration, bytes int64) {
 
 // The benchmarks move 64 MiB values: the size of one layer's calibration
 // activations for a small model (128 samples × 128 tokens × 1024 × fp32).
+// Each runs both layouts in the same process, so the comparison holds on a
+// busy machine: "chunks" is every value in Badger's value log (lrmc before
+// value files), "files" the default. "files+fsync" also fsyncs each value
+// before the Put returns (Close does that once for all of them otherwise).
+
+var layouts = []struct {
+	name string
+	opts Options
+}{{"chunks", chunksOnly}, {"files", Options{}}}
 
 func BenchmarkPut64MiB(b *testing.B) {
-	s := openTest(b, "", Options{})
-	v := payload(1, 64<<20)
+	for _, l := range layouts {
+		b.Run(l.name, func(b *testing.B) { benchPut(b, l.opts, 64<<20, false) })
+	}
+	b.Run("files+fsync", func(b *testing.B) { benchPut(b, Options{}, 64<<20, true) })
+}
+
+func BenchmarkGet64MiB(b *testing.B) {
+	for _, l := range layouts {
+		b.Run(l.name, func(b *testing.B) { benchGet(b, l.opts, 64<<20) })
+	}
+}
+
+// BenchmarkLayout compares the layouts around blobThreshold.
+func BenchmarkLayout(b *testing.B) {
+	for _, size := range []int{256 << 10, 1 << 20, 4 << 20} {
+		for _, l := range layouts {
+			opts := l.opts
+			if l.name == "files" {
+				opts.blobThreshold = 1 // every value a file, whatever the default
+			}
+			b.Run(fmt.Sprintf("put/%s/%dKiB", l.name, size>>10), func(b *testing.B) { benchPut(b, opts, size, false) })
+			b.Run(fmt.Sprintf("get/%s/%dKiB", l.name, size>>10), func(b *testing.B) { benchGet(b, opts, size) })
+		}
+	}
+}
+
+func benchPut(b *testing.B, opts Options, size int, sync bool) {
+	s := openTest(b, "", opts)
+	v := payload(1, size)
 	b.SetBytes(int64(len(v)))
 	start := cpuTime(b)
 	i := 0
@@ -38,14 +74,19 @@ func BenchmarkPut64MiB(b *testing.B) {
 		if err := s.Put(key(fmt.Sprint("bench put ", i)), "bench", "", v); err != nil {
 			b.Fatal(err)
 		}
+		if sync {
+			if err := s.unsynced.sync(s.dir); err != nil {
+				b.Fatal(err)
+			}
+		}
 		i++
 	}
 	reportCPU(b, start, int64(len(v)))
 }
 
-func BenchmarkGet64MiB(b *testing.B) {
-	s := openTest(b, "", Options{})
-	v := payload(2, 64<<20)
+func benchGet(b *testing.B, opts Options, size int) {
+	s := openTest(b, "", opts)
+	v := payload(2, size)
 	k := key("bench get")
 	if err := s.Put(k, "bench", "", v); err != nil {
 		b.Fatal(err)

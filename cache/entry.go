@@ -37,8 +37,11 @@ type Meta struct {
 	Op     string        // the op that produced the value
 	Name   string        // human label, e.g. "layer 3 activations"
 	Size   int64         // value length in bytes
-	Chunks int           // number of stored chunks: ceil(Size / ChunkSize)
+	Chunks int           // number of stored chunks: ceil(Size / ChunkSize), 0 for a file
 	Sum    digest.Digest // BLAKE3 of the whole value
+	// Blob says the value is a file beside the database (see blob.go)
+	// rather than chunks in Badger.
+	Blob bool `json:",omitempty"`
 
 	Created  time.Time
 	LastUsed time.Time
@@ -127,6 +130,14 @@ func (s *Store) put(key digest.Digest, op, name string, value []byte, recipe str
 	}
 
 	m := Meta{Key: key, Op: op, Name: name, Size: size, Chunks: numChunks(size), Created: now, LastUsed: now, Recipe: recipe, Runs: runs}
+	if s.useBlob(size) {
+		m.Chunks, m.Blob = 0, true
+		if sum, err = s.writeBlob(m, value, sum); err != nil {
+			return err
+		}
+		m.Sum = sum
+		return s.writeMeta(m)
+	}
 	if sum.IsZero() {
 		// Hash on another core while Badger writes: the two take similar
 		// time, so overlapping them nearly halves a new entry's Put.
@@ -285,7 +296,7 @@ func (s *Store) getLocal(key digest.Digest) (_ []byte, _ Meta, err error) {
 		)
 		err := s.db.View(func(txn *badger.Txn) error {
 			var err error
-			if m, err = readMeta(txn, key); err != nil {
+			if m, err = readMeta(txn, key); err != nil || m.Blob {
 				return err
 			}
 			value, reason, err = readValue(txn, m)
@@ -298,6 +309,10 @@ func (s *Store) getLocal(key digest.Digest) (_ []byte, _ Meta, err error) {
 		}
 		if err != nil {
 			return nil, Meta{}, err
+		}
+		if m.Blob {
+			// Read outside the transaction: the file is not Badger's.
+			value, reason = s.readBlob(m)
 		}
 		if reason == "" {
 			s.touch(m)
@@ -483,8 +498,9 @@ func (s *Store) touch(m Meta) {
 }
 
 // Delete removes key's entry, or returns an ErrNotFound error if there is
-// none. The entry ends at once; its chunks stay on disk as garbage until the
-// next GC or Verify drops them and returns their space.
+// none. The entry ends at once, and a value file goes with it; chunks in
+// Badger stay on disk as garbage until the next GC or Verify drops them and
+// returns their space.
 func (s *Store) Delete(key digest.Digest) (err error) {
 	defer s.recoverPanic(&err)
 	if err := s.readOnly("delete"); err != nil {
@@ -511,11 +527,14 @@ func (s *Store) Delete(key digest.Digest) (err error) {
 // key by key here would leave it unreclaimable until Badger's compactions
 // happened to merge the deletions with the values. The caller holds key's
 // lock and sweep for reading.
+//
+// A value file goes at once, after the Meta (a file is its own unit of
+// space; removing it needs no compaction).
 func (s *Store) deleteLocked(key digest.Digest) error {
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaKey(key)) }); err != nil {
 		return fmt.Errorf("cache: delete entry %s: %w", key.Short(), err)
 	}
-	return nil
+	return s.removeBlob(key)
 }
 
 // keysWithPrefix lists the live keys under prefix without reading values.

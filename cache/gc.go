@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -17,8 +18,9 @@ const discardRatio = 0.3
 
 // GC evicts least-recently-used entries until the values left total at most
 // maxBytes (those no recipe's latest apply needs first: see Policy), drops
-// chunks that no entry owns (left by crashed writes), and returns the disk
-// space to the file system as far as Badger allows.
+// chunks and value files that no entry owns (left by crashed writes), and
+// returns the disk space to the file system as far as Badger allows (a
+// value file's space returns at once).
 //
 // How Badger frees space: values live in append-only value-log files, which
 // are only ever deleted whole. GC drops the chunks of evicted entries, and of
@@ -104,7 +106,18 @@ func (s *Store) evict(p Policy) (removed []Entry, total int64, orphans [][]byte,
 	if err := s.dropKeys(staleKeys); err != nil {
 		return nil, 0, nil, 0, err
 	}
-	return removed, total, orphans, len(staleKeys), s.dropEntries(gone, drop)
+	if err := s.dropEntries(gone, drop); err != nil {
+		return nil, 0, nil, 0, err
+	}
+	evicted := make(map[digest.Digest]bool, len(gone))
+	for _, m := range gone {
+		evicted[m.Key] = true
+	}
+	kept := slices.DeleteFunc(slices.Clone(metas), func(m Meta) bool { return evicted[m.Key] })
+	if _, err := s.dropOrphanBlobs(kept); err != nil { // the evicted entries' files too
+		return nil, 0, nil, 0, err
+	}
+	return removed, total, orphans, len(staleKeys), nil
 }
 
 // dropKeys deletes keys in one batch.
@@ -197,7 +210,7 @@ func (s *Store) reclaim() (files int, err error) {
 }
 
 // Verify re-hashes every entry, deletes those that fail (returned as bad) and
-// drops orphan chunks, then reclaims space as GC does.
+// drops orphan chunks and value files, then reclaims space as GC does.
 //
 // Damaged Meta records are dropped too, returned in bad as a Meta holding
 // only the Key.
@@ -225,7 +238,13 @@ func (s *Store) Verify() (bad []Meta, err error) {
 	}
 	for _, m := range metas {
 		var reason string
+		if m.Blob {
+			reason = s.checkBlob(m)
+		}
 		err := s.db.View(func(txn *badger.Txn) error {
+			if m.Blob {
+				return nil
+			}
 			var err error
 			h := digest.New()
 			reason, err = scanChunks(txn, m, func(_ int, chunk []byte) { h.Write(chunk) })
@@ -270,5 +289,9 @@ func (s *Store) dropOrphans() (metas []Meta, orphans [][]byte, err error) {
 	if orphans, err = s.orphanChunks(metas); err != nil {
 		return nil, nil, err
 	}
-	return metas, orphans, s.dropEntries(nil, orphans)
+	if err := s.dropEntries(nil, orphans); err != nil {
+		return nil, nil, err
+	}
+	_, err = s.dropOrphanBlobs(metas)
+	return metas, orphans, err
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +243,19 @@ func TestKillDuringPutsLeavesOnlyGarbage(t *testing.T) {
 	metas, _ := s.List()
 	if orphans, err := s.orphanChunks(metas); err != nil || len(orphans) != 0 {
 		t.Errorf("orphan chunks after Verify: %d, %v", len(orphans), err)
+	}
+	// The values are files: exactly the surviving entries' files are left
+	// (Open removed the killed write's temporary file, Verify any file
+	// renamed into place whose Meta the kill prevented).
+	want := []string{blobTmpDir}
+	for _, m := range metas {
+		want = append(want, m.Key.String())
+	}
+	slices.Sort(want)
+	if got := blobFiles(t, dir); !slices.Equal(got, want) {
+		t.Errorf("value files after the kill and Verify: %v, want %v", got, want)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(blobsDir(dir), blobTmpDir)); len(tmp) != 0 {
+		t.Errorf("temporary files left by the kill: %d", len(tmp))
 	}
 }

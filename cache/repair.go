@@ -98,7 +98,11 @@ func Repair(dir string, opts Options) (*RepairReport, error) {
 	}
 	for _, m := range metas {
 		v, got, err := old.Get(m.Key)
-		if err == nil {
+		if err == nil && got.Blob {
+			// The value file beside the database has just verified:
+			// the fresh database needs only its Meta.
+			err = fresh.writeMeta(got)
+		} else if err == nil {
 			err = fresh.put(m.Key, got.Op, got.Name, v, got.Recipe, got.Runs)
 			if errors.Is(err, ErrNoSpace) {
 				return rep, err
@@ -110,6 +114,10 @@ func Repair(dir string, opts Options) (*RepairReport, error) {
 			continue
 		}
 		rep.Kept = append(rep.Kept, got)
+	}
+	// Value files of entries that did not survive are orphans now.
+	if _, _, err := fresh.dropOrphans(); err != nil {
+		log.Warn("could not remove the value files of dropped entries; lrmc cache gc removes them", "error", err)
 	}
 	// What each recipe's latest apply needs, so gc keeps telling.
 	applies, _, err := old.appliesSafe()
@@ -236,8 +244,8 @@ func (s *Store) listSafe() (metas []Meta, damagedMetas []digest.Digest, err erro
 	return s.list()
 }
 
-// Reset deletes the cache database in dir (every entry, and any
-// badger.damaged-* left by Repair), under the process lock.
+// Reset deletes the cache database in dir (every entry and value file, and
+// any badger.damaged-* left by Repair), under the process lock.
 func Reset(dir string, opts Options) error {
 	log := opts.Logger
 	if log == nil {
@@ -252,7 +260,7 @@ func Reset(dir string, opts Options) error {
 	}
 	defer lock.release()
 	paths, _ := filepath.Glob(filepath.Join(dir, "badger.damaged-*"))
-	for _, p := range append(paths, filepath.Join(dir, "badger")) {
+	for _, p := range append(paths, filepath.Join(dir, "badger"), blobsDir(dir)) {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("cache: reset %s: %w", dir, err)
 		}

@@ -1,13 +1,15 @@
 // Package cache is lrmc's content-addressed result store.
 //
 // Results are stored under the node key the planner computes (a
-// digest.Digest) in a Badger database inside the cache directory. A value is
-// split into ChunkSize pieces, each its own Badger entry (4 MiB pieces go to
-// Badger's value log, so the LSM tree holds only pointers), and described by a
-// Meta record written after all of its chunks: the Meta is the entry. A crash
-// while writing leaves chunks without a Meta, which are garbage that GC and
-// Verify drop. Every Get re-hashes the value against Meta.Sum, so damage on
-// disk turns into ErrCorrupt (and a recomputation) instead of wrong results.
+// digest.Digest) and described by a Meta record in a Badger database inside
+// the cache directory; the Meta, written after the value, is the entry. A
+// value of 1 MiB or more is one file beside the database (blobs/, see
+// blob.go); a smaller one is split into ChunkSize pieces, each its own Badger
+// entry (pieces of 64 KiB and more go to Badger's value log, so the LSM tree
+// holds only pointers). A crash while writing leaves a file or chunks without
+// a Meta, which are garbage that GC and Verify drop. Every Get re-hashes the
+// value against Meta.Sum, so damage on disk turns into ErrCorrupt (and a
+// recomputation) instead of wrong results.
 //
 // One process at a time owns a cache directory (see Open); others may read a
 // point-in-time view of it meanwhile (Options.ReadOnly). Meta records are
@@ -66,6 +68,10 @@ type Options struct {
 	// valueLogFileSize overrides the value-log file size; tests use small
 	// files to observe space reclamation.
 	valueLogFileSize int64
+	// blobThreshold overrides the size from which values are files
+	// (blobThreshold); negative keeps every value in Badger, so tests and
+	// benchmarks can exercise and compare both layouts.
+	blobThreshold int64
 }
 
 // Badger sizing. The defaults (5 × 64 MiB memtables, 256 MiB block cache)
@@ -98,11 +104,16 @@ const (
 // layout rather than misreading it.
 var formatKey = []byte("format")
 
-// formatVersion names the record layout. lrmc-cache/2 seals each Meta record
-// behind its BLAKE3 (see encodeMeta); lrmc-cache/1 stored bare JSON, and
-// Open migrates such a cache by sealing its records (chunks are unchanged).
+// formatVersion names the layout. lrmc-cache/3 stores large values as files
+// beside the database (see blob.go); lrmc-cache/2 seals each Meta record
+// behind its BLAKE3 (see encodeMeta); lrmc-cache/1 stored bare JSON. Open
+// migrates older caches: a /1 cache by sealing its records, a /2 one by
+// marking it /3 (its values stay in Badger, where /3 still reads them), so
+// that an lrmc that knows nothing of value files refuses a cache holding
+// them instead of reading their entries as corrupt and leaking the files.
 const (
-	formatVersion   = "lrmc-cache/2"
+	formatVersion   = "lrmc-cache/3"
+	formatVersionV2 = "lrmc-cache/2"
 	formatVersionV1 = "lrmc-cache/1"
 )
 
@@ -136,6 +147,12 @@ type Store struct {
 	// remote, when set (SetRemote), is read through on a local miss and
 	// written back on Put.
 	remote atomic.Pointer[Remote]
+
+	// blobMin is the value size from which values are files (see blob.go);
+	// zero or less stores every value in Badger.
+	blobMin int64
+	// unsynced lists the value files written since Close last synced.
+	unsynced syncList
 }
 
 // DefaultDir is $LRMC_CACHE if set, else lrmc under the user cache directory
@@ -175,6 +192,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s, err := openDB(dir, filepath.Join(dir, "badger"), opts, log, true)
+	if err == nil {
+		err = cleanBlobTmp(dir)
+		if err != nil {
+			s.db.Close()
+		}
+	}
 	if err != nil {
 		lock.release()
 		return nil, err
@@ -199,7 +222,10 @@ func openDB(dir, path string, opts Options, log hclog.Logger, strict bool) (*Sto
 	if err != nil {
 		return nil, openFailure(dir, err)
 	}
-	s := &Store{dir: dir, db: db, log: log, now: time.Now}
+	s := &Store{dir: dir, db: db, log: log, now: time.Now, blobMin: blobThreshold}
+	if opts.blobThreshold != 0 {
+		s.blobMin = opts.blobThreshold
+	}
 	if err := s.checkFormat(); err != nil {
 		s.db.Close()
 		return nil, err
@@ -262,6 +288,13 @@ func (s *Store) checkFormat() (err error) {
 		return nil
 	case string(v) == formatVersionV1:
 		return s.migrateV1()
+	case string(v) == formatVersionV2:
+		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(formatKey, []byte(formatVersion)) })
+		if err != nil {
+			return s.writeError(fmt.Errorf("cache: migrate %s from %s to %s: %w", s.dir, formatVersionV2, formatVersion, err), 0)
+		}
+		s.log.Info("migrated cache format", "dir", s.dir, "from", formatVersionV2, "to", formatVersion)
+		return nil
 	}
 	return fmt.Errorf("cache: %s has format %q, this lrmc reads %q (use another --cache directory, or lrmc cache reset to empty this one)", s.dir, v, formatVersion)
 }
@@ -325,7 +358,9 @@ func (s *Store) Close() error {
 		if s.view != "" {
 			errs = append(errs, s.db.Close(), os.RemoveAll(s.view))
 		} else {
-			errs = append(errs, s.db.Sync(), s.db.Close(), s.lock.release())
+			// Value files first, so that no Meta is durable before its
+			// file.
+			errs = append(errs, s.unsynced.sync(s.dir), s.db.Sync(), s.db.Close(), s.lock.release())
 			s.lock = nil
 		}
 		if err := errors.Join(errs...); err != nil {

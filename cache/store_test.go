@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -45,14 +46,30 @@ func payload(seed uint64, n int) []byte {
 
 func key(name string) digest.Digest { return digest.Of([]byte(name)) }
 
+// chunksOnly keeps every value in Badger, for the tests of that layout.
+var chunksOnly = Options{blobThreshold: -1}
+
 func TestPutGetRoundTrip(t *testing.T) {
-	s := openTest(t, "", Options{})
+	for _, layout := range []struct {
+		name string
+		opts Options
+	}{{"chunks", chunksOnly}, {"files", Options{}}} {
+		t.Run(layout.name, func(t *testing.T) { testPutGetRoundTrip(t, layout.opts) })
+	}
+}
+
+func testPutGetRoundTrip(t *testing.T, opts Options) {
+	s := openTest(t, "", opts)
 	for _, tc := range []struct {
 		n      int
 		chunks int
 	}{
-		{0, 0}, {1, 1}, {100, 1}, {ChunkSize, 1}, {ChunkSize + 1, 2}, {10<<20 + 3, 3},
+		{0, 0}, {1, 1}, {100, 1}, {blobThreshold - 1, 1}, {blobThreshold, 1}, {ChunkSize, 1}, {ChunkSize + 1, 2}, {10<<20 + 3, 3},
 	} {
+		blob := opts.blobThreshold == 0 && tc.n >= blobThreshold
+		if blob {
+			tc.chunks = 0
+		}
 		k := key(fmt.Sprint("round trip ", tc.n))
 		v := payload(uint64(tc.n), tc.n)
 		if err := s.Put(k, "test.op", fmt.Sprint(tc.n, " bytes"), v); err != nil {
@@ -66,13 +83,21 @@ func TestPutGetRoundTrip(t *testing.T) {
 			t.Errorf("Get(%d bytes) returned different bytes", tc.n)
 		}
 		want := Meta{Key: k, Op: "test.op", Name: fmt.Sprint(tc.n, " bytes"), Size: int64(tc.n), Chunks: tc.chunks,
-			Sum: digest.Of(v), Created: m.Created, LastUsed: m.Created}
+			Sum: digest.Of(v), Blob: blob, Created: m.Created, LastUsed: m.Created}
 		if !reflect.DeepEqual(m, want) {
 			t.Errorf("Meta = %+v, want %+v", m, want)
 		}
 		st, ok, err := s.Stat(k)
 		if err != nil || !ok || !reflect.DeepEqual(st, m) {
 			t.Errorf("Stat = %+v, %v, %v; want %+v", st, ok, err, m)
+		}
+		// A file holds exactly the value, or there is none.
+		f, err := os.ReadFile(s.blobPath(k))
+		if blob && (err != nil || !bytes.Equal(f, v)) {
+			t.Errorf("value file of %d bytes: %d bytes, %v; want the value", tc.n, len(f), err)
+		}
+		if !blob && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%d bytes in Badger, yet a value file: %v", tc.n, err)
 		}
 	}
 
@@ -110,7 +135,7 @@ func TestReopenPersists(t *testing.T) {
 }
 
 func TestPutReplacesAndRefreshes(t *testing.T) {
-	s := openTest(t, "", Options{})
+	s := openTest(t, "", chunksOnly)
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return clock }
 	k := key("replace")
@@ -254,7 +279,7 @@ func TestTamperIsDetectedAndEntryDropped(t *testing.T) {
 }
 
 func TestMissingShortOrMisdescribedChunksAreCorrupt(t *testing.T) {
-	s := openTest(t, "", Options{})
+	s := openTest(t, "", chunksOnly)
 	missing, short, huge := key("missing chunk"), key("short chunk"), key("huge")
 	for _, k := range []digest.Digest{missing, short, huge} {
 		if err := s.Put(k, "capture", "acts", payload(6, 10<<20)); err != nil {
@@ -417,7 +442,7 @@ func TestGCReclaimsDiskSpace(t *testing.T) {
 
 func TestVerifyAndOrphanChunks(t *testing.T) {
 	dir := t.TempDir()
-	s := openTest(t, dir, Options{})
+	s := openTest(t, dir, chunksOnly)
 	good, bad := key("good"), key("bad")
 	for _, k := range []digest.Digest{good, bad} {
 		if err := s.Put(k, "op", k.Short(), payload(8, 6<<20)); err != nil {
@@ -428,7 +453,7 @@ func TestVerifyAndOrphanChunks(t *testing.T) {
 	if err := Tamper(dir, bad); err != nil {
 		t.Fatal(err)
 	}
-	s = openTest(t, dir, Options{})
+	s = openTest(t, dir, chunksOnly)
 
 	// What a crash leaves: chunks of a Put that never wrote its Meta, and a
 	// chunk past the end of a live entry.
@@ -533,7 +558,7 @@ func TestOpenRefusesOtherFormat(t *testing.T) {
 	}
 	s.Close()
 	_, err := Open(dir, Options{})
-	if want := fmt.Sprintf(`cache: %s has format "lrmc-cache/0", this lrmc reads "lrmc-cache/2" (use another --cache directory, or lrmc cache reset to empty this one)`, dir); err == nil || err.Error() != want {
+	if want := fmt.Sprintf(`cache: %s has format "lrmc-cache/0", this lrmc reads "lrmc-cache/3" (use another --cache directory, or lrmc cache reset to empty this one)`, dir); err == nil || err.Error() != want {
 		t.Errorf("Open error = %v, want %q", err, want)
 	}
 	// The refused Open released the lock.

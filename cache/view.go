@@ -35,7 +35,9 @@ import (
 // next, and a reader that had mapped the old length would take SIGBUS on
 // the cut pages. So a view answers Stat, List and FileDigest (hashing
 // without recording a memo), and its Get, Put, Delete, GC and Verify
-// answer ErrReadOnly.
+// answer ErrReadOnly. Value files (blob.go) are not read either: a view
+// answers from the Meta records of its copy alone, so it is as consistent
+// as the copy whatever the writer does to the files meanwhile.
 
 // ErrReadOnly matches (errors.Is) an operation a read-only view refuses.
 var ErrReadOnly = errors.New("read-only view of the cache")

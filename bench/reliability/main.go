@@ -291,7 +291,8 @@ func (c *campaign) killedApply(rs *recipeSet, cache string) (time.Duration, resu
 	return at, r
 }
 
-// damage modes applied to one file of the cache's Badger directory.
+// damage modes applied to one file of the cache's Badger directory or its
+// value files.
 var damageModes = []string{"flip bytes", "truncate", "zero 4 KiB", "delete", "append garbage"}
 
 // damageTrials damages one file of a finished cache and applies again. An
@@ -316,7 +317,7 @@ func (c *campaign) damageTrials(name string, rs *recipeSet, n int) tally {
 			c.trace("%s #%d: copy: %v", name, i, err)
 			continue
 		}
-		files := badgerFiles(cache)
+		files := cacheFiles(cache)
 		if len(files) == 0 {
 			c.trace("%s #%d: no files to damage", name, i)
 			continue
@@ -534,11 +535,13 @@ func tempLeftovers(dir string) []string {
 	return out
 }
 
-// badgerFiles lists the regular files of the cache's database, sorted.
-func badgerFiles(cache string) []string {
+// cacheFiles lists the regular files of the cache's database and its value
+// files (blobs/), sorted.
+func cacheFiles(cache string) []string {
 	var out []string
 	filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && strings.Contains(p, "badger") {
+		rel, _ := filepath.Rel(cache, p)
+		if err == nil && d.Type().IsRegular() && (strings.Contains(rel, "badger") || strings.HasPrefix(rel, "blobs/")) {
 			out = append(out, p)
 		}
 		return nil
