@@ -63,7 +63,17 @@ func Softmax(x []float32) {
 func SiLU(x float32) float32 { return x * (1 / (1 + Exp32(-x))) }
 
 // SwiGLU overwrites gate with SiLU(gate[i])·up[i], the Llama MLP activation.
+// On amd64 with AVX-512 and FMA an assembly kernel does eight elements at a
+// time with the same bits (it follows math.Exp's own instructions; see
+// swiglu_amd64.s): SiLU's float64 exponential was a fifth of a prefill.
 func SwiGLU(gate, up []float32) {
+	up = up[:len(gate)]
+	n := swiGLUVector(gate, up)
+	swiGLUGo(gate[n:], up[n:])
+}
+
+// swiGLUGo is SwiGLU one element at a time.
+func swiGLUGo(gate, up []float32) {
 	up = up[:len(gate)]
 	for i, g := range gate {
 		gate[i] = SiLU(g) * up[i]
