@@ -87,11 +87,12 @@ func (m *Model) MLPDelta(i int, out, h []float32, n int) {
 func (m *Model) mlp(i int, out, h []float32, n int, tap Tap) {
 	c, l, w := m.Config.Layer(i), &m.Layers[i], m.projections(i)
 	d, hid := c.Dim, c.HiddenDim
-	xb := make([]float32, n*d)
+	s := getScratch()
+	defer scratchPool.Put(s)
+	xb := s.get(0, n*d)
 	normRows(xb, h[:n*d], l.FFNNorm, c.NormEps)
 	tap.at(SiteMLPIn, xb, d)
-	hb := make([]float32, n*hid)
-	hb2 := make([]float32, n*hid)
+	hb, hb2 := s.get(1, n*hid), s.get(2, n*hid)
 	w.w1.mul(hb, xb, n, d, hid)
 	w.w3.mul(hb2, xb, n, d, hid)
 	swiGLU(hb, hb2)

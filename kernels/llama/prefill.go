@@ -2,8 +2,9 @@ package llama
 
 import (
 	"fmt"
-	"lrmc/kernels/attention"
+	"sync"
 
+	"lrmc/kernels/attention"
 	"lrmc/kernels/tensor"
 )
 
@@ -76,18 +77,19 @@ func (m *Model) blockRows(i int, h []float32, n int, pos func(r int) int, tap Ta
 	c := m.Config.Layer(i)
 	d, qd, kvd := c.Dim, c.QDim(), c.KVDim()
 
+	s := getScratch()
+	defer scratchPool.Put(s)
+
 	// Attention.
-	xb := make([]float32, n*d)
+	xb := s.get(0, n*d)
 	m.AttnNorm(i, xb, h)
 	tap.at(SiteAttnIn, xb, d)
-	q := make([]float32, n*qd)
-	k := make([]float32, n*kvd)
-	v := make([]float32, n*kvd)
+	q, k, v := s.get(1, n*qd), s.get(2, n*kvd), s.get(3, n*kvd)
 	m.Query(i, q, xb, n)
 	m.KeyValue(i, k, v, xb, n)
 	m.Rotate(i, q, n, pos)
 	m.Rotate(i, k, n, pos)
-	att := make([]float32, n*qd)
+	att := s.get(4, n*qd)
 	attn(att, q, k, v)
 	tap.at(SiteOIn, att, qd)
 	out := make([]float32, n*d)
@@ -140,4 +142,28 @@ func (m *Model) Forward(tokens []int32, b, t int) []float32 {
 		h = m.Block(i, h, b, t)
 	}
 	return m.Logits(h, b, t)
+}
+
+// scratch is a block's working buffers, reused from call to call: a prefill
+// allocated (and the runtime zeroed, and the kernel faulted in) some
+// megabytes per block, several percent of its time. Every buffer is wholly
+// written before it is read, so what a previous call left in it never
+// shows. Only the block's output, which the caller keeps, is fresh.
+type scratch struct{ bufs [5][]float32 }
+
+var scratchPool sync.Pool
+
+func getScratch() *scratch {
+	if s, ok := scratchPool.Get().(*scratch); ok {
+		return s
+	}
+	return new(scratch)
+}
+
+// get returns buffer j resized to n floats, with undefined contents.
+func (s *scratch) get(j, n int) []float32 {
+	if cap(s.bufs[j]) < n {
+		s.bufs[j] = make([]float32, n)
+	}
+	return s.bufs[j][:n]
 }

@@ -3,6 +3,7 @@ package llama
 import (
 	"math"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -100,4 +101,54 @@ func TestRowHelpersMatchSerial(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestScratchReuseBitIdentical: a block's reused working buffers hold
+// whatever the previous call left (here NaN, in buffers larger than the
+// call needs), and nothing of it may show: Forward, ForwardForks and
+// MLPDelta give the bits of a run whose buffers were fresh.
+func TestScratchReuseBitIdentical(t *testing.T) {
+	nan := float32(math.NaN())
+	poison := func() {
+		var held []*scratch
+		for range 4 {
+			s := getScratch()
+			for j := range s.bufs {
+				s.get(j, 1<<14)
+				for i := range s.bufs[j] {
+					s.bufs[j][i] = nan
+				}
+			}
+			held = append(held, s)
+		}
+		for _, s := range held {
+			scratchPool.Put(s)
+		}
+	}
+	for name, c := range variants {
+		m := randModel(c, 41)
+		const b, T = 2, 11
+		tokens := randTokens(b*T, c.Vocab, 42)
+		forks := []Fork{{Context: tokens[:4], Branches: [][]int32{tokens[4:7], tokens[7:8]}}}
+		h := m.Embed(tokens, nil)
+		run := func() (logits, fork, mlp []float32) {
+			mlp = make([]float32, len(h))
+			m.MLPDelta(0, mlp, h, b*T)
+			return m.Forward(tokens, b, T), m.ForwardForks(forks), mlp
+		}
+		scratchPool = sync.Pool{} // fresh buffers
+		l0, f0, d0 := run()
+		poison()
+		l1, f1, d1 := run()
+		for _, p := range []struct {
+			what      string
+			want, got []float32
+		}{{"logits", l0, l1}, {"forks", f0, f1}, {"MLPDelta", d0, d1}} {
+			for i := range p.want {
+				if math.Float32bits(p.want[i]) != math.Float32bits(p.got[i]) {
+					t.Fatalf("%s: %s[%d] = %g after reuse, %g fresh", name, p.what, i, p.got[i], p.want[i])
+				}
+			}
+		}
+	}
 }
