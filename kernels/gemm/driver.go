@@ -49,6 +49,17 @@ func matMul[T elem](im *impl, wk wkernels[T], out, x []float32, w []T, m, k, n, 
 	nPanels := (n + im.nr - 1) / im.nr
 	mPanels := (m + im.mr - 1) / im.mr
 	switch {
+	case threads > 1 && m > n && mPanels >= threads:
+		// Each part packs the whole of the operand it does not split: all
+		// of x when w's rows are split, all of w when x's are. Packing is a
+		// transpose, slow next to the kernel, so split the side whose
+		// partner is smaller: a prefill's narrow key and value projections
+		// (n 192 against 512 rows) by rows of x.
+		parallel(threads, func(t int) {
+			lo, hi := split(mPanels, threads, t)
+			i0, i1 := lo*im.mr, min(hi*im.mr, m)
+			gemm(im, wk, out[i0*n:], n, x[i0*k:i1*k], w, i1-i0, k, n)
+		})
 	case nPanels >= threads:
 		parallel(threads, func(t int) {
 			lo, hi := split(nPanels, threads, t)
