@@ -152,3 +152,41 @@ func TestScratchReuseBitIdentical(t *testing.T) {
 		}
 	}
 }
+
+// TestRopeCacheServesOnlyItsKey: the cached rotary table is reused for a
+// range of positions it covers and the same frequencies, and never for
+// another theta, head width or scaling: rotations interleaved across such
+// configurations equal those made from a fresh table.
+func TestRopeCacheServesOnlyItsKey(t *testing.T) {
+	base := variants["qwen2"]
+	other := base
+	other.RopeTheta = 500000
+	wide := base
+	wide.HeadSize = 2 * base.HeadDim()
+	scaled := base
+	scaled.RopeScaling = RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 8}
+	for step, r := range []struct {
+		c      Config
+		lo, hi int
+	}{{base, 0, 12}, {base, 3, 9}, {other, 3, 9}, {base, 0, 12}, {wide, 0, 12}, {scaled, 0, 12}, {base, 5, 20}, {base, 0, 4}} {
+		got := cachedRopeTable(r.c, r.lo, r.hi)
+		want := newRopeTable(r.c, r.lo, r.hi)
+		for p := r.lo; p < r.hi; p++ {
+			for _, style := range []RopeStyle{RopeInterleaved, RopeHalf} {
+				v := make([]float32, 2*want.half)
+				for i := range v {
+					v[i] = float32(i+1) / 3
+				}
+				u := append([]float32(nil), v...)
+				got.rotate(v, p, style)
+				want.rotate(u, p, style)
+				for i := range v {
+					if math.Float32bits(v[i]) != math.Float32bits(u[i]) {
+						t.Fatalf("step %d (theta %g, head %d, %q), position %d: element %d = %g from the cache, %g fresh",
+							step, r.c.RopeTheta, r.c.HeadDim(), r.c.RopeScaling.Type, p, i, v[i], u[i])
+					}
+				}
+			}
+		}
+	}
+}
