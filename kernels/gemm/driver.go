@@ -35,8 +35,9 @@ func (im *impl) matMul(out, x, w []float32, m, k, n, threads int) {
 
 // matMul splits the product between threads and runs each part. Small m
 // streams w once through dots; otherwise parts are contiguous ranges of
-// nr-wide panels of w (or, when n is too narrow for that, mr-tall panels of
-// x), so no two parts write the same output and each packs its own panels.
+// mr-tall panels of x when x has more rows than w (or n is too narrow to
+// split), else of nr-wide panels of w, so no two parts write the same output
+// and each packs its own panels.
 // Both paths compute in float32 whatever T is: a 16-bit w is widened in the
 // dot kernel's registers or while packing, so the result is bit-identical to
 // the float32 product on the widened w.
