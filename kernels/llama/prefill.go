@@ -39,13 +39,25 @@ func (m *Model) Embed(tokens []int32, dst []float32) []float32 {
 // state entering the block, [b·t, Dim]; it is not modified. The result is a
 // new slice holding the hidden state leaving the block.
 func (m *Model) Block(i int, h []float32, b, t int) []float32 {
-	return m.block(i, h, b, t, nil, nil)
+	return m.block(i, h, b, t, nil, nil, nil)
+}
+
+// BlockInto is Block writing the block's output into dst, which must hold
+// exactly len(h) floats and not overlap h, instead of a new slice: a caller
+// that gathers many batches' outputs into one buffer (calibration capture)
+// saves the allocation and the copy. It returns dst.
+func (m *Model) BlockInto(dst []float32, i int, h []float32, b, t int) []float32 {
+	if len(dst) != len(h) {
+		panic(fmt.Sprintf("llama: BlockInto: dst holds %d floats, the hidden state %d", len(dst), len(h)))
+	}
+	return m.block(i, h, b, t, nil, nil, dst)
 }
 
 // block is Block, handing the block's rotated keys and values, [b·t,
 // KVDim] each, to kv when it is not nil (Decoder.Prefill keeps them), and
-// every linear layer's input to tap when it is not nil (BlockTap).
-func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap Tap) []float32 {
+// every linear layer's input to tap when it is not nil (BlockTap), writing
+// into dst when it is not nil (BlockInto).
+func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap Tap, dst []float32) []float32 {
 	n := b * t
 	if i < 0 || i >= len(m.Layers) {
 		panic(fmt.Sprintf("llama: Block: layer %d out of range [0, %d)", i, len(m.Layers)))
@@ -57,7 +69,7 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 	// Causal attention, flash style: query × key tiles on the GEMM with an
 	// online softmax, never a t×t score matrix (kernels/attention). The
 	// Decoder keeps run.c's per-query order, which the reference test pins.
-	return m.blockRows(i, h, n, func(r int) int { return r % t }, tap, func(att, q, k, v []float32) {
+	return m.blockRows(i, h, dst, n, func(r int) int { return r % t }, tap, func(att, q, k, v []float32) {
 		if kv != nil {
 			kv(k, v)
 		}
@@ -72,8 +84,9 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 // branches) differ only there. It is made of the exported parts (parts.go)
 // that kernels/dynamic runs on chosen rows.
 //
-// tap, when not nil, is handed every linear layer's input (BlockTap).
-func (m *Model) blockRows(i int, h []float32, n int, pos func(r int) int, tap Tap, attn func(att, q, k, v []float32)) []float32 {
+// tap, when not nil, is handed every linear layer's input (BlockTap). The
+// result goes to out, [n, Dim], or to a new slice when out is nil.
+func (m *Model) blockRows(i int, h, out []float32, n int, pos func(r int) int, tap Tap, attn func(att, q, k, v []float32)) []float32 {
 	c := m.Config.Layer(i)
 	d, qd, kvd := c.Dim, c.QDim(), c.KVDim()
 
@@ -92,7 +105,9 @@ func (m *Model) blockRows(i int, h []float32, n int, pos func(r int) int, tap Ta
 	att := s.get(4, n*qd)
 	attn(att, q, k, v)
 	tap.at(SiteOIn, att, qd)
-	out := make([]float32, n*d)
+	if out == nil {
+		out = make([]float32, n*d)
+	}
 	m.AttnOutput(i, out, att, n)
 	add(out, h)
 

@@ -1,8 +1,10 @@
 package llama
 
 import (
+	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -189,4 +191,34 @@ func TestRopeCacheServesOnlyItsKey(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBlockIntoIsBlock: BlockInto writes Block's bits into the caller's
+// buffer (whatever it held before) and rejects a buffer of another length.
+func TestBlockIntoIsBlock(t *testing.T) {
+	for name, c := range variants {
+		m := randModel(c, 51)
+		const b, T = 2, 9
+		h := m.Embed(randTokens(b*T, c.Vocab, 52), nil)
+		want := m.Block(1, h, b, T)
+		dst := make([]float32, len(h))
+		for i := range dst {
+			dst[i] = float32(math.NaN())
+		}
+		if got := m.BlockInto(dst, 1, h, b, T); &got[0] != &dst[0] {
+			t.Fatalf("%s: BlockInto returned another slice than dst", name)
+		}
+		for i := range want {
+			if math.Float32bits(dst[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: BlockInto[%d] = %g, Block %g", name, i, dst[i], want[i])
+			}
+		}
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "dst holds 5 floats") {
+			t.Fatalf("BlockInto with a short dst: panic %v", r)
+		}
+	}()
+	m := randModel(variants["qwen2"], 1)
+	m.BlockInto(make([]float32, 5), 0, make([]float32, variants["qwen2"].Dim), 1, 1)
 }
