@@ -93,7 +93,7 @@ func (m *Model) mlp(i int, out, h []float32, n int, tap Tap) {
 	c, l, w := m.Config.Layer(i), &m.Layers[i], m.projections(i)
 	d, hid := c.Dim, c.HiddenDim
 	s := getScratch()
-	defer scratchPool.Put(s)
+	defer putScratch(s)
 	xb := s.get(0, n*d)
 	normRows(xb, h[:n*d], l.FFNNorm, c.NormEps)
 	tap.at(SiteMLPIn, xb, d)

@@ -91,7 +91,7 @@ func (m *Model) blockRows(i int, h, out []float32, n int, pos func(r int) int, t
 	d, qd, kvd := c.Dim, c.QDim(), c.KVDim()
 
 	s := getScratch()
-	defer scratchPool.Put(s)
+	defer putScratch(s)
 
 	// Attention.
 	xb := s.get(0, n*d)
@@ -167,6 +167,24 @@ func (m *Model) Forward(tokens []int32, b, t int) []float32 {
 type scratch struct{ bufs [5][]float32 }
 
 var scratchPool sync.Pool
+
+// maxPooledFloats bounds the buffers kept for the next call (8 MiB each: a
+// Qwen3-0.6B-shaped prefill of 512 tokens fits). A larger buffer, from a
+// capture of many sequences at once, is left to the collector: held
+// between calls, it would raise the heap the collector lets grow by as
+// much again, and a capture's peak memory with it (shortgpt's
+// TestPeakMemoryFlat), for a gain that is small next to such a call.
+const maxPooledFloats = 1 << 21
+
+// putScratch returns s to the pool without its oversized buffers.
+func putScratch(s *scratch) {
+	for j, b := range s.bufs {
+		if cap(b) >= maxPooledFloats {
+			s.bufs[j] = nil
+		}
+	}
+	scratchPool.Put(s)
+}
 
 func getScratch() *scratch {
 	if s, ok := scratchPool.Get().(*scratch); ok {

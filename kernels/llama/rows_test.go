@@ -222,3 +222,16 @@ func TestBlockIntoIsBlock(t *testing.T) {
 	m := randModel(variants["qwen2"], 1)
 	m.BlockInto(make([]float32, 5), 0, make([]float32, variants["qwen2"].Dim), 1, 1)
 }
+
+// TestPutScratchDropsLargeBuffers: buffers of 8 MiB and more are not kept
+// for the next call (they would raise the collector's heap goal for the
+// rest of a capture); smaller ones are.
+func TestPutScratchDropsLargeBuffers(t *testing.T) {
+	s := new(scratch)
+	s.get(0, maxPooledFloats)
+	s.get(1, maxPooledFloats-1)
+	putScratch(s)
+	if s.bufs[0] != nil || cap(s.bufs[1]) != maxPooledFloats-1 {
+		t.Fatalf("after putScratch: buffer 0 cap %d (want dropped), buffer 1 cap %d (want kept)", cap(s.bufs[0]), cap(s.bufs[1]))
+	}
+}
