@@ -16,15 +16,10 @@ func MatMulNN(out, x, w []float32, m, k, n int) {
 // MatMulNNThreads is MatMulNN with an explicit number of threads (values
 // below 1 mean 1). The result does not depend on threads.
 func MatMulNNThreads(out, x, w []float32, m, k, n, threads int) {
-	checkShapes(out, x, len(w), m, k, n)
-	if m == 0 || n == 0 {
+	if trivial(out, x, len(w), m, k, n) {
 		return
 	}
 	out = out[:m*n]
-	if k == 0 {
-		clear(out)
-		return
-	}
 	im := current()
 	w = w[:k*n]
 	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"lrmc/internal/cputime"
 )
 
 // smolLayer is one block shaped like SmolLM-135M (d 576, 9 query and 3 kv
@@ -147,12 +149,12 @@ func BenchmarkPrefillBlock(b *testing.B) {
 				b.Run(fmt.Sprintf("%s/%s/threads=%d", s.name, mc.name, threads), func(b *testing.B) {
 					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
 					mc.m.Block(0, h, 1, T) // buffers and workers warm
-					cpu0 := processCPUTime()
+					cpu0 := cputime.Process()
 					for b.Loop() {
 						mc.m.Block(0, h, 1, T)
 					}
 					sec := b.Elapsed().Seconds() / float64(b.N)
-					if cpu := processCPUTime() - cpu0; cpu > 0 {
+					if cpu := cputime.Process() - cpu0; cpu > 0 {
 						// On a shared host wall time drifts with others' load;
 						// CPU time per block much less.
 						b.ReportMetric(cpu.Seconds()/float64(b.N)*1e3, "cpu-ms/op")
