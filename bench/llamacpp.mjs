@@ -35,24 +35,32 @@ const tokens = Array.from({length: nPrefill}, () => {
     return 259 + (state % (nVocab - 259));
 });
 
-function report(phase, n, seconds) {
+// cpu_seconds is the process's user+system CPU time over the phase, as
+// lrmc reports its own: llama.cpp's threads run inside this process, so
+// process.cpuUsage() counts them (and Node's own, mostly idle, threads).
+// On a shared host it moves much less than wall time.
+function report(phase, n, seconds, cpu0) {
+    const cpu = process.cpuUsage(cpu0);
     console.log(JSON.stringify({
         engine: "llama.cpp", shape, dtype: "f32", threads, phase, tokens: n, seconds, tokens_per_s: n / seconds,
+        cpu_seconds: (cpu.user + cpu.system) / 1e6,
     }));
 }
 
 await sequence.clearHistory();
+let cpu0 = process.cpuUsage();
 let t0 = performance.now();
 await sequence.evaluateWithoutGeneratingNewTokens(tokens);
-report("prefill", nPrefill, (performance.now() - t0) / 1000);
+report("prefill", nPrefill, (performance.now() - t0) / 1000, cpu0);
 
 await sequence.clearHistory();
+cpu0 = process.cpuUsage();
 t0 = performance.now();
 let n = 0;
 for await (const _ of sequence.evaluate([tokens[0]], {temperature: 0})) {
     if (++n >= nDecode) break;
 }
-report("decode", nDecode, (performance.now() - t0) / 1000);
+report("decode", nDecode, (performance.now() - t0) / 1000, cpu0);
 
 await context.dispose();
 await model.dispose();

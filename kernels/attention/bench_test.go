@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"lrmc/internal/cputime"
 )
 
 // benchShapes are the attention shapes of the models lrmc prunes.
@@ -38,13 +40,13 @@ func BenchmarkCausal(b *testing.B) {
 			for _, threads := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/%s/threads=%d", s.name, im.name, threads), func(b *testing.B) {
 					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
-					cpu0 := processCPUTime()
+					cpu0 := cputime.Process()
 					for b.Loop() {
 						im.fn(out, p.q, p.k, p.v, s.b, s.t, s.heads, s.kvHeads, s.hd)
 					}
 					total := flops * float64(b.N)
 					b.ReportMetric(total/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-					if cpu := processCPUTime() - cpu0; cpu > 0 {
+					if cpu := cputime.Process() - cpu0; cpu > 0 {
 						b.ReportMetric(total/cpu.Seconds()/1e9, "GFLOP/cpu-s")
 					}
 				})

@@ -8,6 +8,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"lrmc/internal/cputime"
 )
 
 // benchShapes are the transformer projections of issue 5: a 512-token
@@ -26,13 +28,13 @@ type flopMeter struct {
 }
 
 func startMeter(b *testing.B, s shape) *flopMeter {
-	return &flopMeter{b: b, flops: 2 * float64(s.m) * float64(s.k) * float64(s.n), cpu0: processCPUTime()}
+	return &flopMeter{b: b, flops: 2 * float64(s.m) * float64(s.k) * float64(s.n), cpu0: cputime.Process()}
 }
 
 func (f *flopMeter) report() {
 	total := f.flops * float64(f.b.N)
 	f.b.ReportMetric(total/f.b.Elapsed().Seconds()/1e9, "GFLOP/s")
-	if cpu := processCPUTime() - f.cpu0; cpu > 0 {
+	if cpu := cputime.Process() - f.cpu0; cpu > 0 {
 		f.b.ReportMetric(total/cpu.Seconds()/1e9, "GFLOP/cpu-s")
 	}
 }

@@ -34,15 +34,10 @@ func MatMulBF16Rounded(out, x []float32, w []uint16, m, k, n int) {
 // MatMulBF16RoundedThreads is MatMulBF16Rounded with an explicit number of
 // threads (values below 1 mean 1). The result does not depend on threads.
 func MatMulBF16RoundedThreads(out, x []float32, w []uint16, m, k, n, threads int) {
-	checkShapes(out, x, len(w), m, k, n)
-	if m == 0 || n == 0 {
+	if trivial(out, x, len(w), m, k, n) {
 		return
 	}
 	out = out[:m*n]
-	if k == 0 {
-		clear(out)
-		return
-	}
 	im := current()
 	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))
 	if tile := im.dpbf16Tile; tile != nil && m >= tileRows && n >= tileCols {

@@ -35,8 +35,9 @@ func (im *impl) matMul(out, x, w []float32, m, k, n, threads int) {
 
 // matMul splits the product between threads and runs each part. Small m
 // streams w once through dots; otherwise parts are contiguous ranges of
-// nr-wide panels of w (or, when n is too narrow for that, mr-tall panels of
-// x), so no two parts write the same output and each packs its own panels.
+// mr-tall panels of x when x has more rows than w (or n is too narrow to
+// split), else of nr-wide panels of w, so no two parts write the same output
+// and each packs its own panels.
 // Both paths compute in float32 whatever T is: a 16-bit w is widened in the
 // dot kernel's registers or while packing, so the result is bit-identical to
 // the float32 product on the widened w.
@@ -46,21 +47,45 @@ func matMul[T elem](im *impl, wk wkernels[T], out, x []float32, w []T, m, k, n, 
 		gemv(im, wk, out, x, w, m, k, n, threads)
 		return
 	}
+	packed(im, out, x, m, k, n, threads, func(ws *workspace, j, rows, pc, kc int) {
+		packB(im, wk, ws, w[j*k:], k, rows, pc, kc)
+	})
+}
+
+// packWFunc packs columns [pc, pc+kc) of rows [j, j+rows) of the product's
+// w, seen as [n×k] whatever its storage, into ws.b as packPanels lays out
+// nr-wide micro-panels.
+type packWFunc func(ws *workspace, j, rows, pc, kc int)
+
+// packed runs the blocked product out[m×n] = x·wᵀ split between threads,
+// w read only through packW.
+func packed(im *impl, out, x []float32, m, k, n, threads int, packW packWFunc) {
 	nPanels := (n + im.nr - 1) / im.nr
 	mPanels := (m + im.mr - 1) / im.mr
 	switch {
+	case threads > 1 && m > n && mPanels >= threads:
+		// Each part packs the whole of the operand it does not split: all
+		// of x when w's rows are split, all of w when x's are. Packing is a
+		// transpose, slow next to the kernel, so split the side whose
+		// partner is smaller: a prefill's narrow key and value projections
+		// (n 192 against 512 rows) by rows of x.
+		parallel(threads, func(t int) {
+			lo, hi := split(mPanels, threads, t)
+			i0, i1 := lo*im.mr, min(hi*im.mr, m)
+			gemm(im, out[i0*n:], n, x[i0*k:i1*k], i1-i0, k, 0, n, packW)
+		})
 	case nPanels >= threads:
 		parallel(threads, func(t int) {
 			lo, hi := split(nPanels, threads, t)
 			j0, j1 := lo*im.nr, min(hi*im.nr, n)
-			gemm(im, wk, out[j0:], n, x, w[j0*k:j1*k], m, k, j1-j0)
+			gemm(im, out[j0:], n, x, m, k, j0, j1-j0, packW)
 		})
 	default:
 		threads = min(threads, mPanels)
 		parallel(threads, func(t int) {
 			lo, hi := split(mPanels, threads, t)
 			i0, i1 := lo*im.mr, min(hi*im.mr, m)
-			gemm(im, wk, out[i0*n:], n, x[i0*k:i1*k], w, i1-i0, k, n)
+			gemm(im, out[i0*n:], n, x[i0*k:i1*k], i1-i0, k, 0, n, packW)
 		})
 	}
 }
@@ -136,7 +161,9 @@ func grow(buf []float32, n int) []float32 {
 // blocks of mc rows of x into A micro-panels, and the micro-kernel sweeps the
 // tiles. The kc blocks are visited in ascending order and each tile's block
 // sum is added to c in that order, which fixes every element's rounding.
-func gemm[T elem](im *impl, wk wkernels[T], c []float32, ldc int, x []float32, w []T, m, k, n int) {
+//
+// It computes the n columns from j0 on: w's rows j0…j0+n−1, packed by packW.
+func gemm(im *impl, c []float32, ldc int, x []float32, m, k, j0, n int, packW packWFunc) {
 	ws, _ := workspaces.Get().(*workspace)
 	if ws == nil {
 		ws = new(workspace)
@@ -152,7 +179,7 @@ func gemm[T elem](im *impl, wk wkernels[T], c []float32, ldc int, x []float32, w
 			kc := min(im.kc, k-pc)
 			accum := pc > 0
 			ws.b = grow(ws.b, ncPad*kc)
-			packB(im, wk, ws, w[jc*k:], k, nc, pc, kc)
+			packW(ws, j0+jc, nc, pc, kc)
 			for ic := 0; ic < m; ic += im.mc {
 				mc := min(im.mc, m-ic)
 				mcPad := (mc + mr - 1) / mr * mr

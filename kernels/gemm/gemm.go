@@ -59,17 +59,27 @@ func MatMul(out, x, w []float32, m, k, n int) {
 // MatMulThreads is MatMul with an explicit number of threads (values below 1
 // mean 1). The result does not depend on threads.
 func MatMulThreads(out, x, w []float32, m, k, n, threads int) {
-	checkShapes(out, x, len(w), m, k, n)
-	if m == 0 || n == 0 {
+	if trivial(out, x, len(w), m, k, n) {
 		return
 	}
 	out = out[:m*n]
-	if k == 0 {
-		clear(out)
-		return
-	}
 	im := current()
 	matMul(im, wkernels[float32]{dots: im.dots}, out, x[:m*k], w[:n*k], m, k, n, threads)
+}
+
+// trivial checks the shapes (panicking on bad ones) and computes a product
+// with no work in it: nothing when m or n is zero, zeros when k is. It
+// reports whether it did.
+func trivial(out, x []float32, wlen, m, k, n int) bool {
+	checkShapes(out, x, wlen, m, k, n)
+	if m == 0 || n == 0 {
+		return true
+	}
+	if k == 0 {
+		clear(out[:m*n])
+		return true
+	}
+	return false
 }
 
 func checkShapes(out, x []float32, wlen, m, k, n int) {

@@ -154,6 +154,7 @@ func TestMatMulThreadCountIndependent(t *testing.T) {
 		{1, 1000, 37},   // decode: split rows of w in groups of four
 		{5, 300, 41},    // small batch, same path
 		{17, 700, 3100}, // two nc blocks, ragged
+		{300, 200, 70},  // more rows than columns: split along m
 	}
 	forEachImpl(t, func(t *testing.T) {
 		for _, s := range shapes {

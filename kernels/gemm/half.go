@@ -46,15 +46,10 @@ func MatMulF16Threads(out, x []float32, w []uint16, m, k, n, threads int) {
 }
 
 func matMulHalf(out, x []float32, w []uint16, m, k, n, threads int, wk wkernels[uint16]) {
-	checkShapes(out, x, len(w), m, k, n)
-	if m == 0 || n == 0 {
+	if trivial(out, x, len(w), m, k, n) {
 		return
 	}
 	out = out[:m*n]
-	if k == 0 {
-		clear(out)
-		return
-	}
 	matMul(current(), wk, out, x[:m*k], w[:n*k], m, k, n, threads)
 }
 

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"lrmc/internal/cputime"
 )
 
 // smolLayer is one block shaped like SmolLM-135M (d 576, 9 query and 3 kv
@@ -110,6 +112,57 @@ func BenchmarkModelPrefill(b *testing.B) {
 				}
 				b.ReportMetric(float64(T*b.N)/b.Elapsed().Seconds(), "tok/s")
 			})
+		}
+	}
+}
+
+// qwen3Layer is one block shaped like Qwen3-0.6B (d 1024, 16 query and 8
+// kv heads of 128, MLP 3072, per-head q/k norm).
+var qwen3Layer = Config{Dim: 1024, HiddenDim: 3072, Layers: 1, Heads: 16, KVHeads: 8, HeadSize: 128, Vocab: 512,
+	SeqLen: 2048, NormEps: 1e-6, RopeTheta: 1000000, QKNorm: true, RopeStyle: RopeHalf, SharedClassifier: true}
+
+// BenchmarkPrefillBlock is one block over 512 tokens of the SmolLM-135M
+// and Qwen3-0.6B shapes, f32 and bf16 compute, at 1 and 2 threads: the
+// unit of lrmc bench model's prefill without the embedding, for profiles:
+//
+//	go test -run=NONE -bench=PrefillBlock -benchtime=20x -cpuprofile cpu.out ./kernels/llama
+func BenchmarkPrefillBlock(b *testing.B) {
+	const T = 512
+	for _, s := range []struct {
+		name string
+		c    Config
+	}{{"smollm", smolLayer}, {"qwen3", qwen3Layer}} {
+		m32 := randModel(s.c, 1)
+		h := m32.Embed(randTokens(T, s.c.Vocab, 2), nil)
+		mb, err := m32.WithDType(BFloat16)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if mb, err = mb.WithCompute(ComputeBF16); err != nil {
+			b.Fatal(err)
+		}
+		for _, mc := range []struct {
+			name string
+			m    *Model
+		}{{"f32", m32}, {"bf16c", mb}} {
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s/threads=%d", s.name, mc.name, threads), func(b *testing.B) {
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+					mc.m.Block(0, h, 1, T) // buffers and workers warm
+					cpu0 := cputime.Process()
+					for b.Loop() {
+						mc.m.Block(0, h, 1, T)
+					}
+					sec := b.Elapsed().Seconds() / float64(b.N)
+					if cpu := cputime.Process() - cpu0; cpu > 0 {
+						// On a shared host wall time drifts with others' load;
+						// CPU time per block much less.
+						b.ReportMetric(cpu.Seconds()/float64(b.N)*1e3, "cpu-ms/op")
+					}
+					b.ReportMetric(T/sec, "tok/s")
+					b.ReportMetric(blockFlops(s.c, T)/sec/1e9, "GFLOP/s")
+				})
+			}
 		}
 	}
 }

@@ -1,5 +1,10 @@
 package llama
 
+import (
+	"slices"
+	"sync/atomic"
+)
+
 // The parts of a transformer block, exported for callers that run a block's
 // attention and MLP on chosen rows only (kernels/dynamic's compute-skipping
 // passes). blockRows and Decoder.Step are built from the same functions, so
@@ -56,7 +61,7 @@ func (m *Model) Rotate(i int, x []float32, n int, pos func(r int) int) {
 	for r := 1; r < n; r++ {
 		lo, hi = min(lo, pos(r)), max(hi, pos(r))
 	}
-	t := newRopeTable(c, lo, hi+1)
+	t := cachedRopeTable(c, lo, hi+1)
 	w := len(x) / n
 	forRows(n, w, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
@@ -87,11 +92,12 @@ func (m *Model) MLPDelta(i int, out, h []float32, n int) {
 func (m *Model) mlp(i int, out, h []float32, n int, tap Tap) {
 	c, l, w := m.Config.Layer(i), &m.Layers[i], m.projections(i)
 	d, hid := c.Dim, c.HiddenDim
-	xb := make([]float32, n*d)
+	s := getScratch()
+	defer putScratch(s)
+	xb := s.get(0, n*d)
 	normRows(xb, h[:n*d], l.FFNNorm, c.NormEps)
 	tap.at(SiteMLPIn, xb, d)
-	hb := make([]float32, n*hid)
-	hb2 := make([]float32, n*hid)
+	hb, hb2 := s.get(1, n*hid), s.get(2, n*hid)
 	w.w1.mul(hb, xb, n, d, hid)
 	w.w3.mul(hb2, xb, n, d, hid)
 	swiGLU(hb, hb2)
@@ -106,12 +112,33 @@ func (m *Model) mlp(i int, out, h []float32, n int, tap Tap) {
 type ropeTable struct {
 	lo, half int
 	cos, sin []float32
+	freqs    []float32 // the frequencies it was made from (its key)
+}
+
+// lastRope is the most recently made table. A prefill rotates the queries
+// and keys of every block over the same positions with the same
+// frequencies; a float64 cos and sin per position and pair cost several
+// percent of a block when remade for each. Tables are never modified once
+// made, so sharing one between goroutines is safe.
+var lastRope atomic.Pointer[ropeTable]
+
+// cachedRopeTable is newRopeTable(c, lo, hi), reusing the last table made
+// when its frequencies (what Config says of the rotation) and positions
+// cover the request.
+func cachedRopeTable(c Config, lo, hi int) ropeTable {
+	freqs := RopeFreqs(c)
+	if t := lastRope.Load(); t != nil && t.lo <= lo && hi <= t.lo+len(t.cos)/max(t.half, 1) && slices.Equal(t.freqs, freqs) {
+		return *t
+	}
+	t := newRopeTable(c, lo, hi)
+	lastRope.Store(&t)
+	return t
 }
 
 func newRopeTable(c Config, lo, hi int) ropeTable {
 	freqs := RopeFreqs(c)
 	half := c.HeadDim() / 2
-	t := ropeTable{lo: lo, half: half, cos: make([]float32, (hi-lo)*half), sin: make([]float32, (hi-lo)*half)}
+	t := ropeTable{lo: lo, half: half, cos: make([]float32, (hi-lo)*half), sin: make([]float32, (hi-lo)*half), freqs: freqs}
 	// A cos and a sin cost some tens of additions: weigh a position so.
 	forRows(hi-lo, 32*half, func(p0, p1 int) {
 		for p := lo + p0; p < lo+p1; p++ {

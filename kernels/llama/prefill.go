@@ -2,8 +2,9 @@ package llama
 
 import (
 	"fmt"
-	"lrmc/kernels/attention"
+	"sync"
 
+	"lrmc/kernels/attention"
 	"lrmc/kernels/tensor"
 )
 
@@ -38,13 +39,25 @@ func (m *Model) Embed(tokens []int32, dst []float32) []float32 {
 // state entering the block, [b·t, Dim]; it is not modified. The result is a
 // new slice holding the hidden state leaving the block.
 func (m *Model) Block(i int, h []float32, b, t int) []float32 {
-	return m.block(i, h, b, t, nil, nil)
+	return m.block(i, h, b, t, nil, nil, nil)
+}
+
+// BlockInto is Block writing the block's output into dst, which must hold
+// exactly len(h) floats and not overlap h, instead of a new slice: a caller
+// that gathers many batches' outputs into one buffer (calibration capture)
+// saves the allocation and the copy. It returns dst.
+func (m *Model) BlockInto(dst []float32, i int, h []float32, b, t int) []float32 {
+	if len(dst) != len(h) {
+		panic(fmt.Sprintf("llama: BlockInto: dst holds %d floats, the hidden state %d", len(dst), len(h)))
+	}
+	return m.block(i, h, b, t, nil, nil, dst)
 }
 
 // block is Block, handing the block's rotated keys and values, [b·t,
 // KVDim] each, to kv when it is not nil (Decoder.Prefill keeps them), and
-// every linear layer's input to tap when it is not nil (BlockTap).
-func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap Tap) []float32 {
+// every linear layer's input to tap when it is not nil (BlockTap), writing
+// into dst when it is not nil (BlockInto).
+func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap Tap, dst []float32) []float32 {
 	n := b * t
 	if i < 0 || i >= len(m.Layers) {
 		panic(fmt.Sprintf("llama: Block: layer %d out of range [0, %d)", i, len(m.Layers)))
@@ -56,7 +69,7 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 	// Causal attention, flash style: query × key tiles on the GEMM with an
 	// online softmax, never a t×t score matrix (kernels/attention). The
 	// Decoder keeps run.c's per-query order, which the reference test pins.
-	return m.blockRows(i, h, n, func(r int) int { return r % t }, tap, func(att, q, k, v []float32) {
+	return m.blockRows(i, h, dst, n, func(r int) int { return r % t }, tap, func(att, q, k, v []float32) {
 		if kv != nil {
 			kv(k, v)
 		}
@@ -71,26 +84,30 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 // branches) differ only there. It is made of the exported parts (parts.go)
 // that kernels/dynamic runs on chosen rows.
 //
-// tap, when not nil, is handed every linear layer's input (BlockTap).
-func (m *Model) blockRows(i int, h []float32, n int, pos func(r int) int, tap Tap, attn func(att, q, k, v []float32)) []float32 {
+// tap, when not nil, is handed every linear layer's input (BlockTap). The
+// result goes to out, [n, Dim], or to a new slice when out is nil.
+func (m *Model) blockRows(i int, h, out []float32, n int, pos func(r int) int, tap Tap, attn func(att, q, k, v []float32)) []float32 {
 	c := m.Config.Layer(i)
 	d, qd, kvd := c.Dim, c.QDim(), c.KVDim()
 
+	s := getScratch()
+	defer putScratch(s)
+
 	// Attention.
-	xb := make([]float32, n*d)
+	xb := s.get(0, n*d)
 	m.AttnNorm(i, xb, h)
 	tap.at(SiteAttnIn, xb, d)
-	q := make([]float32, n*qd)
-	k := make([]float32, n*kvd)
-	v := make([]float32, n*kvd)
+	q, k, v := s.get(1, n*qd), s.get(2, n*kvd), s.get(3, n*kvd)
 	m.Query(i, q, xb, n)
 	m.KeyValue(i, k, v, xb, n)
 	m.Rotate(i, q, n, pos)
 	m.Rotate(i, k, n, pos)
-	att := make([]float32, n*qd)
+	att := s.get(4, n*qd)
 	attn(att, q, k, v)
 	tap.at(SiteOIn, att, qd)
-	out := make([]float32, n*d)
+	if out == nil {
+		out = make([]float32, n*d)
+	}
 	m.AttnOutput(i, out, att, n)
 	add(out, h)
 
@@ -140,4 +157,46 @@ func (m *Model) Forward(tokens []int32, b, t int) []float32 {
 		h = m.Block(i, h, b, t)
 	}
 	return m.Logits(h, b, t)
+}
+
+// scratch is a block's working buffers, reused from call to call: a prefill
+// allocated (and the runtime zeroed, and the kernel faulted in) some
+// megabytes per block, several percent of its time. Every buffer is wholly
+// written before it is read, so what a previous call left in it never
+// shows. Only the block's output, which the caller keeps, is fresh.
+type scratch struct{ bufs [5][]float32 }
+
+var scratchPool sync.Pool
+
+// maxPooledFloats bounds the buffers kept for the next call (8 MiB each: a
+// Qwen3-0.6B-shaped prefill of 512 tokens fits). A larger buffer, from a
+// capture of many sequences at once, is left to the collector: held
+// between calls, it would raise the heap the collector lets grow by as
+// much again, and a capture's peak memory with it (shortgpt's
+// TestPeakMemoryFlat), for a gain that is small next to such a call.
+const maxPooledFloats = 1 << 21
+
+// putScratch returns s to the pool without its oversized buffers.
+func putScratch(s *scratch) {
+	for j, b := range s.bufs {
+		if cap(b) >= maxPooledFloats {
+			s.bufs[j] = nil
+		}
+	}
+	scratchPool.Put(s)
+}
+
+func getScratch() *scratch {
+	if s, ok := scratchPool.Get().(*scratch); ok {
+		return s
+	}
+	return new(scratch)
+}
+
+// get returns buffer j resized to n floats, with undefined contents.
+func (s *scratch) get(j, n int) []float32 {
+	if cap(s.bufs[j]) < n {
+		s.bufs[j] = make([]float32, n)
+	}
+	return s.bufs[j][:n]
 }

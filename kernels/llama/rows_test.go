@@ -1,8 +1,11 @@
 package llama
 
 import (
+	"fmt"
 	"math"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -100,4 +103,135 @@ func TestRowHelpersMatchSerial(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestScratchReuseBitIdentical: a block's reused working buffers hold
+// whatever the previous call left (here NaN, in buffers larger than the
+// call needs), and nothing of it may show: Forward, ForwardForks and
+// MLPDelta give the bits of a run whose buffers were fresh.
+func TestScratchReuseBitIdentical(t *testing.T) {
+	nan := float32(math.NaN())
+	poison := func() {
+		var held []*scratch
+		for range 4 {
+			s := getScratch()
+			for j := range s.bufs {
+				s.get(j, 1<<14)
+				for i := range s.bufs[j] {
+					s.bufs[j][i] = nan
+				}
+			}
+			held = append(held, s)
+		}
+		for _, s := range held {
+			scratchPool.Put(s)
+		}
+	}
+	for name, c := range variants {
+		m := randModel(c, 41)
+		const b, T = 2, 11
+		tokens := randTokens(b*T, c.Vocab, 42)
+		forks := []Fork{{Context: tokens[:4], Branches: [][]int32{tokens[4:7], tokens[7:8]}}}
+		h := m.Embed(tokens, nil)
+		run := func() (logits, fork, mlp []float32) {
+			mlp = make([]float32, len(h))
+			m.MLPDelta(0, mlp, h, b*T)
+			return m.Forward(tokens, b, T), m.ForwardForks(forks), mlp
+		}
+		scratchPool = sync.Pool{} // fresh buffers
+		l0, f0, d0 := run()
+		poison()
+		l1, f1, d1 := run()
+		for _, p := range []struct {
+			what      string
+			want, got []float32
+		}{{"logits", l0, l1}, {"forks", f0, f1}, {"MLPDelta", d0, d1}} {
+			for i := range p.want {
+				if math.Float32bits(p.want[i]) != math.Float32bits(p.got[i]) {
+					t.Fatalf("%s: %s[%d] = %g after reuse, %g fresh", name, p.what, i, p.got[i], p.want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestRopeCacheServesOnlyItsKey: the cached rotary table is reused for a
+// range of positions it covers and the same frequencies, and never for
+// another theta, head width or scaling: rotations interleaved across such
+// configurations equal those made from a fresh table.
+func TestRopeCacheServesOnlyItsKey(t *testing.T) {
+	base := variants["qwen2"]
+	other := base
+	other.RopeTheta = 500000
+	wide := base
+	wide.HeadSize = 2 * base.HeadDim()
+	scaled := base
+	scaled.RopeScaling = RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 8}
+	for step, r := range []struct {
+		c      Config
+		lo, hi int
+	}{{base, 0, 12}, {base, 3, 9}, {other, 3, 9}, {base, 0, 12}, {wide, 0, 12}, {scaled, 0, 12}, {base, 5, 20}, {base, 0, 4}} {
+		got := cachedRopeTable(r.c, r.lo, r.hi)
+		want := newRopeTable(r.c, r.lo, r.hi)
+		for p := r.lo; p < r.hi; p++ {
+			for _, style := range []RopeStyle{RopeInterleaved, RopeHalf} {
+				v := make([]float32, 2*want.half)
+				for i := range v {
+					v[i] = float32(i+1) / 3
+				}
+				u := append([]float32(nil), v...)
+				got.rotate(v, p, style)
+				want.rotate(u, p, style)
+				for i := range v {
+					if math.Float32bits(v[i]) != math.Float32bits(u[i]) {
+						t.Fatalf("step %d (theta %g, head %d, %q), position %d: element %d = %g from the cache, %g fresh",
+							step, r.c.RopeTheta, r.c.HeadDim(), r.c.RopeScaling.Type, p, i, v[i], u[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestBlockIntoIsBlock: BlockInto writes Block's bits into the caller's
+// buffer (whatever it held before) and rejects a buffer of another length.
+func TestBlockIntoIsBlock(t *testing.T) {
+	for name, c := range variants {
+		m := randModel(c, 51)
+		const b, T = 2, 9
+		h := m.Embed(randTokens(b*T, c.Vocab, 52), nil)
+		want := m.Block(1, h, b, T)
+		dst := make([]float32, len(h))
+		for i := range dst {
+			dst[i] = float32(math.NaN())
+		}
+		if got := m.BlockInto(dst, 1, h, b, T); &got[0] != &dst[0] {
+			t.Fatalf("%s: BlockInto returned another slice than dst", name)
+		}
+		for i := range want {
+			if math.Float32bits(dst[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: BlockInto[%d] = %g, Block %g", name, i, dst[i], want[i])
+			}
+		}
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "dst holds 5 floats") {
+			t.Fatalf("BlockInto with a short dst: panic %v", r)
+		}
+	}()
+	m := randModel(variants["qwen2"], 1)
+	m.BlockInto(make([]float32, 5), 0, make([]float32, variants["qwen2"].Dim), 1, 1)
+}
+
+// TestPutScratchDropsLargeBuffers: buffers of 8 MiB and more are not kept
+// for the next call (they would raise the collector's heap goal for the
+// rest of a capture); smaller ones are.
+func TestPutScratchDropsLargeBuffers(t *testing.T) {
+	s := new(scratch)
+	s.get(0, maxPooledFloats)
+	s.get(1, maxPooledFloats-1)
+	putScratch(s)
+	if s.bufs[0] != nil || cap(s.bufs[1]) != maxPooledFloats-1 {
+		t.Fatalf("after putScratch: buffer 0 cap %d (want dropped), buffer 1 cap %d (want kept)", cap(s.bufs[0]), cap(s.bufs[1]))
+	}
 }

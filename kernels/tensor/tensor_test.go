@@ -173,3 +173,30 @@ func BenchmarkMatMul(b *testing.B) {
 		})
 	}
 }
+
+// TestRMSNormRowsBitIdentical: the four-row interleaved sums give each row
+// exactly RMSNorm's bits, for every count of rows around the groups of
+// four, out of place and in place.
+func TestRMSNormRowsBitIdentical(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const d = 53
+	w := randVec(r, d)
+	for rows := range 10 {
+		x := randVec(r, rows*d)
+		for i := range x {
+			x[i] *= float32(1 + i%7) // rows of different scales
+		}
+		want := make([]float32, len(x))
+		for i := range rows {
+			RMSNorm(want[i*d:(i+1)*d], x[i*d:(i+1)*d], w, 1e-5)
+		}
+		got := make([]float32, len(x))
+		RMSNormRows(got, x, w, 1e-5)
+		RMSNormRows(x, x, w, 1e-5)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) || math.Float32bits(x[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("rows=%d: element %d = %g (in place %g), RMSNorm row by row %g", rows, i, got[i], x[i], want[i])
+			}
+		}
+	}
+}
