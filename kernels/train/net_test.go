@@ -250,7 +250,8 @@ func TestAttentionCacheBitIdentical(t *testing.T) {
 // weights and classifier do not), with a classifier wide enough (1100×288
 // floats) that dX is taken in two slices and two logit chunks per step;
 // that Bytes counts the copies (every frozen projection and the
-// classifier); and that the cache is refused without WithGEMM.
+// classifier), as TransposeCacheBytes predicts from the shapes; and that
+// the cache is refused without WithGEMM.
 func TestTransposeCacheBitIdentical(t *testing.T) {
 	cfg := llama.Config{Dim: 288, HiddenDim: 96, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1100, SeqLen: 64,
 		NormEps: 1e-5, RopeTheta: 10000, QKNorm: true}
@@ -290,6 +291,12 @@ func TestTransposeCacheBitIdentical(t *testing.T) {
 	frozen := int64(cfg.Layers)*int64(qd*d+2*kvd*d+d*qd+3*hid*d) + int64(cfg.Vocab*d)
 	if extra := cached.Bytes() - plain.Bytes(); extra != 4*frozen {
 		t.Fatalf("the cache adds %d bytes, want %d (every frozen weight once)", extra, 4*frozen)
+	}
+	if est := TransposeCacheBytes(cfg, WithGEMM(), lora); est != 4*frozen {
+		t.Fatalf("TransposeCacheBytes says %d bytes, the cache holds %d", est, 4*frozen)
+	}
+	if est := TransposeCacheBytes(cfg, WithGEMM(), FullFineTune()); est != 0 {
+		t.Fatalf("TransposeCacheBytes under full fine-tuning: %d, want 0 (nothing is frozen)", est)
 	}
 	if _, err := New(randModel(cfg, 4), 1, 8, WithTransposeCache()); err == nil || err.Error() != "train: the transpose cache needs WithGEMM" {
 		t.Fatalf("cache without gemm: %v", err)
