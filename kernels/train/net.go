@@ -88,6 +88,7 @@ type Net struct {
 	// Classifier chunk: gathered rows, their gradient and logits.
 	xc, dxc, logits []float32
 	active          []int32
+	rowCE, rowKL    []float64 // a chunk's per-position losses
 
 	sizes       map[*optim.Param]int
 	activeBytes int64
@@ -343,9 +344,11 @@ func (n *Net) layout(alloc func(int) []float32) {
 	}
 	lr := min(n.o.logitRows, rows)
 	n.xc, n.dxc, n.logits = alloc(lr*d), alloc(lr*d), alloc(lr*c.Vocab)
-	// The list of positions with a target is int32, so counted by hand.
+	// The list of positions with a target is int32 and the per-position
+	// losses of a logits chunk float64, so counted by hand.
 	n.active = make([]int32, rows)
-	n.activeBytes = 4 * int64(rows)
+	n.rowCE, n.rowKL = make([]float64, lr), make([]float64, lr)
+	n.activeBytes = 4*int64(rows) + 16*int64(lr)
 }
 
 // probsOf is the buffer holding block li's attention probabilities.

@@ -129,7 +129,7 @@ func (g *gemmProducts) dxSlices(dx, dy []float32, m, n, k int, wt func(j0, c int
 		}
 		out := g.t2[:m*k]
 		gemm.MatMul(out, dyJ, wJ, m, c, k)
-		tensor.Add(dx[:m*k], out)
+		addRows(dx[:m*k], out)
 	}
 }
 
@@ -146,7 +146,7 @@ func (g *gemmProducts) dw(dw, dy, x []float32, m, n, k int) {
 		transpose(dyt, m, dy[j0:], n, m, c)
 		out := g.tmp[:c*k]
 		gemm.MatMul(out, dyt, xt, c, m, k)
-		tensor.Add(dw[j0*k:j1*k], out)
+		addRows(dw[j0*k:j1*k], out)
 	}
 }
 
