@@ -73,3 +73,43 @@ func TestHiddenCodecBytesAndAliasing(t *testing.T) {
 		t.Errorf("wrong shape: %v", err)
 	}
 }
+
+// BenchmarkHiddenCodec encodes and decodes one Qwen3-0.6B capture block's
+// hidden state at 64×512 tokens (128 MiB), against the two-copy encoding
+// (safetensors.F32 then Encode) and the copying decode it replaced:
+//
+//	go test -run NONE -bench HiddenCodec -count 5 ./executor/ops
+func BenchmarkHiddenCodec(b *testing.B) {
+	h := Hidden{Data: make([]float32, 64*512*1024), Rows: 64 * 512, Dim: 1024}
+	for i := range h.Data {
+		h.Data[i] = float32(i)
+	}
+	var c hiddenCodec
+	enc, _ := c.Encode(h)
+	b.Run("encode/two-copies", func(b *testing.B) {
+		b.SetBytes(int64(len(enc)))
+		for b.Loop() {
+			safetensors.Encode([]safetensors.Tensor{safetensors.F32("hidden", []int{h.Rows, h.Dim}, h.Data)}, nil)
+		}
+	})
+	b.Run("encode", func(b *testing.B) {
+		b.SetBytes(int64(len(enc)))
+		for b.Loop() {
+			c.Encode(h)
+		}
+	})
+	b.Run("decode/copy", func(b *testing.B) {
+		b.SetBytes(int64(len(enc)))
+		for b.Loop() {
+			f, _ := safetensors.Decode(enc)
+			t, _ := f.Tensor("hidden")
+			t.Float32()
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(enc)))
+		for b.Loop() {
+			c.Decode(enc)
+		}
+	})
+}
