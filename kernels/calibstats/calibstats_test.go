@@ -240,15 +240,22 @@ func TestBlockTapIsBlock(t *testing.T) {
 	}
 }
 
+// spreadValues returns n normal values scaled by e^[0,3): magnitudes that
+// spread over a few decades, so that summation order shows in the bits.
+func spreadValues(n int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * math.Exp(3*r.Float64()))
+	}
+	return x
+}
+
 // TestAddIsOrderFixed: the sums are bit-identical however the rows are split
 // into calls and however many threads build the Gram.
 func TestAddIsOrderFixed(t *testing.T) {
 	const w, rows = 37, 101
-	r := rand.New(rand.NewPCG(1, 2))
-	x := make([]float32, w*rows)
-	for i := range x {
-		x[i] = float32(r.NormFloat64() * math.Exp(3*r.Float64()))
-	}
+	x := spreadValues(w*rows, 1)
 	whole := NewSite(llama.SiteDownIn, w, true)
 	if err := whole.Add(x, 3); err != nil {
 		t.Fatal(err)
@@ -385,11 +392,7 @@ func TestGramTileIsPlainLoop(t *testing.T) {
 // error names the first in row-major order.
 func TestAddThreadsBitIdentical(t *testing.T) {
 	const w, rows = 300, 512
-	r := rand.New(rand.NewPCG(7, 8))
-	x := make([]float32, w*rows)
-	for i := range x {
-		x[i] = float32(r.NormFloat64() * math.Exp(3*r.Float64()))
-	}
+	x := spreadValues(w*rows, 7)
 	sum, sq, gram := make([]float64, w), make([]float64, w), make([]float64, w*w)
 	for row := range rows {
 		for j := range w {
