@@ -183,24 +183,10 @@ func (hiddenCodec) Encode(v any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("result is %T, want Hidden", v)
 	}
-	return safetensors.Encode([]safetensors.Tensor{safetensors.F32("hidden", []int{h.Rows, h.Dim}, h.Data)}, nil)
+	return encodeHidden(h)
 }
 
-func (hiddenCodec) Decode(b []byte) (any, error) {
-	f, err := safetensors.Decode(b)
-	if err != nil {
-		return nil, err
-	}
-	t, ok := f.Tensor("hidden")
-	if !ok || len(t.Shape) != 2 {
-		return nil, fmt.Errorf("no 2-d tensor \"hidden\"")
-	}
-	d, err := t.Float32()
-	if err != nil {
-		return nil, err
-	}
-	return Hidden{Data: d, Rows: t.Shape[0], Dim: t.Shape[1]}, nil
-}
+func (hiddenCodec) Decode(b []byte) (any, error) { return decodeHidden(b) }
 
 // input returns inputs[i] as a T, or an error naming what was expected.
 func input[T any](c *executor.Call, i int) (T, error) {

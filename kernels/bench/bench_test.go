@@ -183,8 +183,12 @@ func TestMeasureCapture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.LayersTimed != 2 || r.LayersTotal != 5 || !r.Extrapolated || r.Samples != 2 || r.SeqLen != 16 {
+	if r.LayersTimed != 2 || r.LayersTotal != 5 || !r.Extrapolated || r.Samples != 2 || r.SeqLen != 16 || r.Batch != 4 {
 		t.Errorf("%+v", r)
+	}
+	// A batch that does not divide the samples still runs them all.
+	if r3, err := MeasureCapture(s, CaptureOptions{Samples: 5, SeqLen: 16, Layers: 1, Batch: 2}); err != nil || r3.Batch != 2 || !(r3.GFLOPS > 0) {
+		t.Errorf("batch 2 of 5 samples: %+v, %v", r3, err)
 	}
 	if math.Abs(r.Seconds-5*r.SecondsPerLayer) > 1e-12 || !(r.GFLOPS > 0) {
 		t.Errorf("seconds %g for 5 layers of %g", r.Seconds, r.SecondsPerLayer)

@@ -13,8 +13,11 @@ type CaptureOptions struct {
 	SeqLen  int // tokens per sequence (512)
 	// Layers is how many blocks to time (1); the total is extrapolated to
 	// all of the shape's blocks, which share one shape and so one cost.
-	Layers   int
-	Threads  int // runtime.GOMAXPROCS during the run (1)
+	Layers  int
+	Threads int // runtime.GOMAXPROCS during the run (1)
+	// Batch is how many sequences go through a block at once (4, as the
+	// capture.block op runs them: it bounds the block's buffers).
+	Batch    int
 	Progress io.Writer
 }
 
@@ -31,6 +34,9 @@ func (o CaptureOptions) withDefaults() CaptureOptions {
 	if o.Threads <= 0 {
 		o.Threads = 1
 	}
+	if o.Batch <= 0 {
+		o.Batch = 4
+	}
 	return o
 }
 
@@ -42,6 +48,7 @@ type CaptureResult struct {
 	Samples     int    `json:"samples"`
 	SeqLen      int    `json:"seq_len"`
 	Threads     int    `json:"threads"`
+	Batch       int    `json:"batch"`
 	LayersTimed int    `json:"layers_timed"`
 	LayersTotal int    `json:"layers_total"`
 	// SecondsPerLayer is the mean wall time of one block over the batch.
@@ -56,7 +63,9 @@ type CaptureResult struct {
 
 // MeasureCapture builds s with only the blocks it times (the embedding table
 // stays full size) and runs o.Samples sequences of o.SeqLen random tokens
-// through them.
+// through them, o.Batch sequences per block call as capture.block does.
+// The whole capture path (executor, cache writes, scores) is timed by
+// methods/stats/capture's BenchmarkCaptureQwen3.
 func MeasureCapture(s ModelShape, o CaptureOptions) (CaptureResult, error) {
 	o = o.withDefaults()
 	total := s.Spec.Layers
@@ -67,15 +76,21 @@ func MeasureCapture(s ModelShape, o CaptureOptions) (CaptureResult, error) {
 		return CaptureResult{}, err
 	}
 	c := m.Config
-	res := CaptureResult{Shape: s.Name, Samples: o.Samples, SeqLen: o.SeqLen, Threads: o.Threads,
+	res := CaptureResult{Shape: s.Name, Samples: o.Samples, SeqLen: o.SeqLen, Threads: o.Threads, Batch: o.Batch,
 		LayersTimed: spec.Layers, LayersTotal: total, Extrapolated: spec.Layers < total}
 	tokens := randomTokens(o.Samples*o.SeqLen, c.Vocab, 9)
 	var sum time.Duration
 	withProcs(o.Threads, func() {
 		h := m.Embed(tokens, nil)
+		seq := o.SeqLen * c.Dim
 		for i := range m.Layers {
 			t0 := time.Now()
-			h = m.Block(i, h, o.Samples, o.SeqLen)
+			out := make([]float32, len(h))
+			for s := 0; s < o.Samples; s += o.Batch {
+				b := min(o.Batch, o.Samples-s)
+				copy(out[s*seq:], m.Block(i, h[s*seq:(s+b)*seq], b, o.SeqLen))
+			}
+			h = out
 			d := time.Since(t0)
 			sum += d
 			if o.Progress != nil {

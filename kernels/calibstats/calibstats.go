@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"lrmc/kernels/llama"
 	"lrmc/kernels/tensor"
@@ -79,25 +80,45 @@ func (s *Site) Add(x []float32, seqs int) error {
 		return fmt.Errorf("calibration statistics: %s: %d values are not whole rows of width %d", s.Site, len(x), w)
 	}
 	rows := len(x) / w
-	for r := range rows {
-		for j, v := range x[r*w : (r+1)*w] {
-			f := float64(v)
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				return fmt.Errorf("calibration statistics: %s: row %d channel %d is %v", s.Site, r, j, v)
+	// Threads take ranges of channels, each walking every row in order, so
+	// each channel's sums grow token by token as in one loop. The Gram
+	// needs X transposed (xt, so the inner loop of each entry walks two
+	// contiguous rows; float32·float32 is exact in float64), written in the
+	// same pass.
+	var xt []float64
+	if s.Gram != nil {
+		xt = make([]float64, w*rows)
+	}
+	type bad struct{ r, j int }
+	var mu sync.Mutex
+	first := bad{rows, 0}
+	tensor.Parallel(w, max(1, (1<<16)/max(rows, 1)), func(lo, hi int) {
+		sum, sq := s.Sum[lo:hi], s.SumSq[lo:hi]
+		for r := range rows {
+			for k, v := range x[r*w+lo : r*w+hi] {
+				f := float64(v)
+				if math.IsNaN(f) || math.IsInf(f, 0) {
+					// This range's first non-finite value in row-major
+					// order; the earliest of the ranges' is the error.
+					mu.Lock()
+					if r < first.r || r == first.r && lo+k < first.j {
+						first = bad{r, lo + k}
+					}
+					mu.Unlock()
+					return
+				}
+				sum[k] += f
+				sq[k] += f * f
+				if xt != nil {
+					xt[(lo+k)*rows+r] = f
+				}
 			}
-			s.Sum[j] += f
-			s.SumSq[j] += f * f
 		}
+	})
+	if first.r < rows {
+		return fmt.Errorf("calibration statistics: %s: row %d channel %d is %v", s.Site, first.r, first.j, x[first.r*w+first.j])
 	}
 	if s.Gram != nil && rows > 0 {
-		// xt is X transposed, so the inner loop of each Gram entry walks
-		// two contiguous rows. float32·float32 is exact in float64.
-		xt := make([]float64, w*rows)
-		for r := range rows {
-			for j, v := range x[r*w : (r+1)*w] {
-				xt[j*rows+r] = float64(v)
-			}
-		}
 		g := s.Gram
 		// Rows of the Gram in pairs: spreading pairs over threads
 		// changes which thread adds to an entry, never the order of its

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -239,15 +240,22 @@ func TestBlockTapIsBlock(t *testing.T) {
 	}
 }
 
+// spreadValues returns n normal values scaled by e^[0,3): magnitudes that
+// spread over a few decades, so that summation order shows in the bits.
+func spreadValues(n int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * math.Exp(3*r.Float64()))
+	}
+	return x
+}
+
 // TestAddIsOrderFixed: the sums are bit-identical however the rows are split
 // into calls and however many threads build the Gram.
 func TestAddIsOrderFixed(t *testing.T) {
 	const w, rows = 37, 101
-	r := rand.New(rand.NewPCG(1, 2))
-	x := make([]float32, w*rows)
-	for i := range x {
-		x[i] = float32(r.NormFloat64() * math.Exp(3*r.Float64()))
-	}
+	x := spreadValues(w*rows, 1)
 	whole := NewSite(llama.SiteDownIn, w, true)
 	if err := whole.Add(x, 3); err != nil {
 		t.Fatal(err)
@@ -374,6 +382,58 @@ func TestGramTileIsPlainLoop(t *testing.T) {
 			if math.Float64bits(s.Gram[k]) != math.Float64bits(want[k]) {
 				t.Fatalf("width %d: XᵀX[%d,%d] = %v, the plain loop gives %v", w, k/w, k%w, s.Gram[k], want[k])
 			}
+		}
+	}
+}
+
+// TestAddThreadsBitIdentical: with the channels spread over 1, 2 and 3
+// threads, Σx, Σx² and XᵀX have the bits of plain float64 loops over the
+// tokens in order, and of the NaNs planted in several threads' ranges the
+// error names the first in row-major order.
+func TestAddThreadsBitIdentical(t *testing.T) {
+	const w, rows = 300, 512
+	x := spreadValues(w*rows, 7)
+	sum, sq, gram := make([]float64, w), make([]float64, w), make([]float64, w*w)
+	for row := range rows {
+		for j := range w {
+			f := float64(x[row*w+j])
+			sum[j] += f
+			sq[j] += f * f
+		}
+	}
+	for i := range w {
+		for j := range w {
+			var acc float64
+			for row := range rows {
+				acc += float64(x[row*w+i]) * float64(x[row*w+j])
+			}
+			gram[i*w+j] = acc
+		}
+	}
+	bad := slices.Clone(x)
+	bad[7*w+10] = float32(math.NaN())
+	bad[5*w+260] = float32(math.Inf(-1))
+	bad[5*w+250] = float32(math.NaN())
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3} {
+		runtime.GOMAXPROCS(procs)
+		s := NewSite(llama.SiteDownIn, w, true)
+		if err := s.Add(x, 1); err != nil {
+			t.Fatal(err)
+		}
+		for j := range w {
+			if math.Float64bits(s.Sum[j]) != math.Float64bits(sum[j]) || math.Float64bits(s.SumSq[j]) != math.Float64bits(sq[j]) {
+				t.Fatalf("%d threads: channel %d sums %v %v, plain loop %v %v", procs, j, s.Sum[j], s.SumSq[j], sum[j], sq[j])
+			}
+		}
+		for i := range gram {
+			if math.Float64bits(s.Gram[i]) != math.Float64bits(gram[i]) {
+				t.Fatalf("%d threads: XᵀX[%d] = %v, plain loop %v", procs, i, s.Gram[i], gram[i])
+			}
+		}
+		err := NewSite(llama.SiteDownIn, w, false).Add(bad, 1)
+		if err == nil || err.Error() != "calibration statistics: down_in: row 5 channel 250 is NaN" {
+			t.Errorf("%d threads: %v", procs, err)
 		}
 	}
 }

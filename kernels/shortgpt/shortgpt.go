@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"lrmc/kernels/tensor"
 )
 
 // zeroCos is the cosine taken when either vector is zero. ShortGPT's code
@@ -48,13 +50,21 @@ func (s *Stats) Add(in, out []float32, dim int) error {
 		return fmt.Errorf("block influence: %d values are not whole tokens of hidden size %d", len(in), dim)
 	}
 	tokens := len(in) / dim
+	// Each token's cosine is its own (threads take ranges of tokens); the
+	// cosines are then summed in token order, so the sum has the same bits
+	// on any number of threads.
+	cos := make([]float64, tokens)
+	tensor.Parallel(tokens, max(1, (1<<16)/dim), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			cos[t] = cosine(in[t*dim:(t+1)*dim], out[t*dim:(t+1)*dim])
+		}
+	})
 	var sum float64
-	for t := range tokens {
-		cos := cosine(in[t*dim:(t+1)*dim], out[t*dim:(t+1)*dim])
-		if math.IsNaN(cos) {
+	for t, c := range cos {
+		if math.IsNaN(c) {
 			return fmt.Errorf("block influence: token %d of the batch has a non-finite hidden state", t)
 		}
-		sum += cos
+		sum += c
 	}
 	s.CosSum += sum
 	s.Tokens += tokens

@@ -3,6 +3,7 @@ package shortgpt
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -211,6 +212,42 @@ func BenchmarkBlockInfluence(b *testing.B) {
 	for b.Loop() {
 		if _, err := BlockInfluence(in, out, dim); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestBlockInfluenceThreadsBitIdentical checks that spreading the tokens'
+// cosines over threads leaves the score's bits those of one plain loop
+// (each cosine in float64, summed in token order), for 1, 2 and 3 threads
+// on enough tokens to be split, and that a non-finite state in a later
+// thread's range is still reported at its own token.
+func TestBlockInfluenceThreadsBitIdentical(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const tokens, dim = 3001, 64
+	in := randomStates(r, tokens, dim, 0.3)
+	out := randomStates(r, tokens, dim, 0.3)
+	var sum float64
+	for tok := range tokens {
+		var dot, na, nb float64
+		for i := range dim {
+			a, b := float64(in[tok*dim+i]), float64(out[tok*dim+i])
+			dot += a * b
+			na += a * a
+			nb += b * b
+		}
+		sum += dot / (math.Sqrt(na) * math.Sqrt(nb))
+	}
+	want := 1 - sum/tokens
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3} {
+		runtime.GOMAXPROCS(procs)
+		if got := mustBI(t, in, out, dim); math.Float64bits(got) != math.Float64bits(want) {
+			t.Errorf("%d threads: BI %.17g, the plain loop %.17g", procs, got, want)
+		}
+		bad := slices.Clone(out)
+		bad[2999*dim+5] = float32(math.Inf(1))
+		if _, err := BlockInfluence(in, bad, dim); err == nil || err.Error() != "block influence: token 2999 of the batch has a non-finite hidden state" {
+			t.Errorf("%d threads: %v", procs, err)
 		}
 	}
 }

@@ -49,10 +49,8 @@ func (n *Net) blockBackward(li int, h []float32) {
 	} else {
 		attnBackward(dq, dk, dv, datt, n.probsOf(li), a.q, a.k, a.v, g.attnScratch, shape)
 	}
-	for r := range rows {
-		n.rope.apply(dq[r*qd:(r+1)*qd], r%n.t, true)
-		n.rope.apply(dk[r*kvd:(r+1)*kvd], r%n.t, true)
-	}
+	n.rope.rows(dq, qd, n.t, true)
+	n.rope.rows(dk, kvd, n.t, true)
 	if c.QKNorm {
 		dqr, dkr := g.dq2[:rows*qd], g.dk2[:rows*kvd] // datt is spent
 		clear(dqr)

@@ -2,9 +2,12 @@ package train
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
+	"lrmc/kernels/bench"
+	"lrmc/kernels/gemm"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/synth"
 	"lrmc/kernels/train/optim"
@@ -107,7 +110,10 @@ func storiesLoRAStep(b *testing.B, opts ...Option) {
 //	go test -run NONE -bench Qwen3LoRA -benchtime 3x ./kernels/train
 //
 // Each setting runs twice, interleaved, with and without
-// WithTransposeCache, after one untimed step.
+// WithTransposeCache, after one untimed step; the gemm sub-benchmark first
+// measures the machine's GEMM rate, which each step's GFLOP/s is divided
+// by (vs-gemm: wall time; vs-gemm-cpu: per CPU-second, steadier on a
+// shared host).
 func BenchmarkQwen3LoRA(b *testing.B) {
 	const batch, seq = 1, 512
 	m, _, err := synth.New(synth.Spec{Arch: "qwen3", Layers: 28, Dim: 1024, Heads: 16, KVHeads: 8, HeadDim: 128,
@@ -123,6 +129,22 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 		b.ReportMetric((processCPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 		return tps
 	}
+	// The machine's GEMM rate, measured in the same run (a product of the
+	// block's shape at 512 rows, GOMAXPROCS threads): the steps' GFLOP/s
+	// are reported against it as vs-gemm, per wall and per CPU-second.
+	var gemmWall, gemmCPU float64
+	b.Run("gemm", func(b *testing.B) {
+		rs, err := bench.MeasureGEMM([]bench.GEMMShape{{M: 512, K: 1024, N: 3072}}, []int{runtime.GOMAXPROCS(0)},
+			bench.GEMMOptions{Impls: []string{gemm.Impl()}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+		}
+		gemmWall, gemmCPU = rs[0].GFLOPS, rs[0].CPUGFLOPS
+		b.ReportMetric(gemmWall, "GFLOP/s")
+		b.ReportMetric(gemmCPU, "GFLOP/cpu-s")
+	})
 	var forward float64
 	b.Run("forward", func(b *testing.B) {
 		cpu := processCPUTime()
@@ -175,7 +197,13 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			wall := flops * float64(b.N) / b.Elapsed().Seconds() / 1e9
+			perCPU := flops * float64(b.N) / (processCPUTime() - cpu).Seconds() / 1e9
+			b.ReportMetric(wall, "GFLOP/s")
+			if gemmWall > 0 {
+				b.ReportMetric(wall/gemmWall, "vs-gemm")
+				b.ReportMetric(perCPU/gemmCPU, "vs-gemm-cpu")
+			}
 			if tps := report(b, cpu); forward > 0 {
 				b.ReportMetric(tps/forward, "train/forward")
 			}

@@ -163,21 +163,19 @@ func (n *Net) block(li int, h, out []float32) {
 			panic(fmt.Sprintf("train: gate returned %d keys for %d rows", len(keys), rows))
 		}
 	}
-	tensor.RMSNormRows(a.xa, h, l.attnNorm.Data, c.NormEps)
+	normRows(a.xa, h, l.attnNorm.Data, c.NormEps)
 	n.linForward(li, modQ, a.q, a.xa)
 	n.linForward(li, modK, a.k, a.xa)
 	n.linForward(li, modV, a.v, a.xa)
 	if c.QKNorm {
 		copy(a.qRaw, a.q)
 		copy(a.kRaw, a.k)
-		tensor.RMSNormRows(a.q, a.qRaw, l.qNorm.Data[:hd], c.NormEps)
-		tensor.RMSNormRows(a.k, a.kRaw, l.kNorm.Data[:hd], c.NormEps)
+		normRows(a.q, a.qRaw, l.qNorm.Data[:hd], c.NormEps)
+		normRows(a.k, a.kRaw, l.kNorm.Data[:hd], c.NormEps)
 	}
 	qd, kvd := c.QDim(), c.KVDim()
-	for r := range rows {
-		n.rope.apply(a.q[r*qd:(r+1)*qd], r%n.t, false)
-		n.rope.apply(a.k[r*kvd:(r+1)*kvd], r%n.t, false)
-	}
+	n.rope.rows(a.q[:rows*qd], qd, n.t, false)
+	n.rope.rows(a.k[:rows*kvd], kvd, n.t, false)
 	switch p := n.probsOf(li); {
 	case attn == nil:
 		attnForward(a.att, p, a.q, a.k, a.v, keys, shape)
@@ -188,13 +186,13 @@ func (n *Net) block(li int, h, out []float32) {
 	}
 	if gate == nil {
 		n.linForward(li, modO, a.h1, a.att)
-		tensor.Add(a.h1, h)
+		addRows(a.h1, h)
 	} else {
 		n.linForward(li, modO, a.ao, a.att)
 		gatedAdd(a.h1, h, a.ga, a.ao, d)
 		gate.Gate(li, GateMLP, a.h1, a.gm)
 	}
-	tensor.RMSNormRows(a.xf, a.h1, l.ffnNorm.Data, c.NormEps)
+	normRows(a.xf, a.h1, l.ffnNorm.Data, c.NormEps)
 	n.linForward(li, modGate, a.g, a.xf)
 	n.linForward(li, modUp, a.u, a.xf)
 	if a.sig != nil {
@@ -205,7 +203,7 @@ func (n *Net) block(li int, h, out []float32) {
 	}
 	if gate == nil {
 		n.linForward(li, modDown, out, a.a)
-		tensor.Add(out, a.h1)
+		addRows(out, a.h1)
 		return
 	}
 	n.linForward(li, modDown, a.mo, a.a)

@@ -100,11 +100,19 @@ func (n *Net) head(bt Batch, gradScale float32, backward bool) Loss {
 		}
 		z := n.logits[:m*vocab]
 		n.prod.forward(z, n.xc, n.cls.Data, m, d, vocab)
-		for i, r := range rs {
-			zr := z[i*vocab : (i+1)*vocab]
-			ce, kl := rowLoss(zr, bt.Targets[r], teacherRow(bt.Teacher, int(r), vocab), obj, temp, wce, wkl, backward)
-			loss.CE += ce
-			loss.KL += kl
+		// Positions are independent (each overwrites its own logits with
+		// their gradient): threads take ranges of them, and the losses are
+		// summed in position order.
+		ces, kls := n.rowCE[:m], n.rowKL[:m]
+		parRows(m, vocab, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				r := rs[i]
+				ces[i], kls[i] = rowLoss(z[i*vocab:(i+1)*vocab], bt.Targets[r], teacherRow(bt.Teacher, int(r), vocab), obj, temp, wce, wkl, backward)
+			}
+		})
+		for i := range m {
+			loss.CE += ces[i]
+			loss.KL += kls[i]
 		}
 		if !backward {
 			continue

@@ -88,6 +88,7 @@ type Net struct {
 	// Classifier chunk: gathered rows, their gradient and logits.
 	xc, dxc, logits []float32
 	active          []int32
+	rowCE, rowKL    []float64 // a chunk's per-position losses
 
 	sizes       map[*optim.Param]int
 	activeBytes int64
@@ -152,6 +153,26 @@ func PeakBytes(c llama.Config, b, t int, opts ...Option) int64 {
 		total += 8 * int64(n.paramLen(p))
 	}
 	return total + n.activeBytes
+}
+
+// TransposeCacheBytes is the memory WithTransposeCache holds once the
+// first step has run, for a model of shape c trained with opts (whether or
+// not opts take the cache): 4 bytes per value of every frozen weight, the
+// seven projections of every block and the classifier, that is 0 under full
+// fine-tuning, where every weight trains. It is computed from the shapes
+// alone, so a caller can weigh it against its memory before New.
+func TransposeCacheBytes(c llama.Config, opts ...Option) int64 {
+	o, err := buildOptions(opts)
+	if err != nil || o.full {
+		return 0
+	}
+	n := int64(c.Vocab) * int64(c.Dim)
+	for i := range c.Layers {
+		lc := c.Layer(i)
+		d, q, kv, h := int64(lc.Dim), int64(lc.QDim()), int64(lc.KVDim()), int64(lc.HiddenDim)
+		n += 2*d*q + 2*d*kv + 3*d*h
+	}
+	return 4 * n
 }
 
 func (n *Net) alloc(k int) []float32 {
@@ -323,9 +344,11 @@ func (n *Net) layout(alloc func(int) []float32) {
 	}
 	lr := min(n.o.logitRows, rows)
 	n.xc, n.dxc, n.logits = alloc(lr*d), alloc(lr*d), alloc(lr*c.Vocab)
-	// The list of positions with a target is int32, so counted by hand.
+	// The list of positions with a target is int32 and the per-position
+	// losses of a logits chunk float64, so counted by hand.
 	n.active = make([]int32, rows)
-	n.activeBytes = 4 * int64(rows)
+	n.rowCE, n.rowKL = make([]float64, lr), make([]float64, lr)
+	n.activeBytes = 4*int64(rows) + 16*int64(lr)
 }
 
 // probsOf is the buffer holding block li's attention probabilities.

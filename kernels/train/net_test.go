@@ -71,7 +71,9 @@ func TestForwardMatchesLlama(t *testing.T) {
 }
 
 // TestGradientsThreadIndependent checks that gradients are bit-identical
-// for GOMAXPROCS 1, 2 and 5, on a shape big enough for the products to split.
+// for GOMAXPROCS 1, 2 and 5, on a shape big enough for the products to
+// split, with the per-row steps split row by row. (At GOMAXPROCS 1 every
+// split runs as one loop in row order: the serial code, bit for bit.)
 func TestGradientsThreadIndependent(t *testing.T) {
 	cfg := llama.Config{Dim: 64, HiddenDim: 96, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 300, SeqLen: 32,
 		NormEps: 1e-5, RopeTheta: 10000}
@@ -83,17 +85,32 @@ func TestGradientsThreadIndependent(t *testing.T) {
 		}
 		threadIndependent(t, cs)
 	}
+	// LoRA alone (frozen norms: their backward splits rows too), with q/k
+	// norms, the GEMM products and the transpose cache.
+	cfg.QKNorm = true
+	threadIndependent(t, gradCase{cfg: cfg, b: 2, t: 32, noisy: true, opts: []Option{WithGEMM(), WithTransposeCache(),
+		WithLoRA(LoRAConfig{Rank: 4, Alpha: 8, Dropout: 0.1, Targets: []string{QProj, VProj, UpProj}, Seed: 3})}})
 }
 
 func threadIndependent(t *testing.T, cs gradCase) {
+	// Split the element-wise steps and the positions' losses down to
+	// single rows, so that these small shapes exercise the splits.
+	defer func(g int) { rowsGrain = g }(rowsGrain)
+	rowsGrain = 1
 	var ref [][]float32
+	var refLoss Loss
 	for _, procs := range []int{1, 2, 5} {
 		old := runtime.GOMAXPROCS(procs)
 		n, bt := cs.build(t)
-		_, err := n.ForwardBackward(bt, 1)
+		loss, err := n.ForwardBackward(bt, 1)
 		runtime.GOMAXPROCS(old)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if procs == 1 {
+			refLoss = loss
+		} else if !reflect.DeepEqual(loss, refLoss) {
+			t.Fatalf("GOMAXPROCS=%d: loss %+v, GOMAXPROCS=1 gives %+v", procs, loss, refLoss)
 		}
 		for i, p := range n.Params() {
 			if ref == nil || len(ref) <= i {
@@ -250,7 +267,8 @@ func TestAttentionCacheBitIdentical(t *testing.T) {
 // weights and classifier do not), with a classifier wide enough (1100×288
 // floats) that dX is taken in two slices and two logit chunks per step;
 // that Bytes counts the copies (every frozen projection and the
-// classifier); and that the cache is refused without WithGEMM.
+// classifier), as TransposeCacheBytes predicts from the shapes; and that
+// the cache is refused without WithGEMM.
 func TestTransposeCacheBitIdentical(t *testing.T) {
 	cfg := llama.Config{Dim: 288, HiddenDim: 96, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1100, SeqLen: 64,
 		NormEps: 1e-5, RopeTheta: 10000, QKNorm: true}
@@ -290,6 +308,12 @@ func TestTransposeCacheBitIdentical(t *testing.T) {
 	frozen := int64(cfg.Layers)*int64(qd*d+2*kvd*d+d*qd+3*hid*d) + int64(cfg.Vocab*d)
 	if extra := cached.Bytes() - plain.Bytes(); extra != 4*frozen {
 		t.Fatalf("the cache adds %d bytes, want %d (every frozen weight once)", extra, 4*frozen)
+	}
+	if est := TransposeCacheBytes(cfg, WithGEMM(), lora); est != 4*frozen {
+		t.Fatalf("TransposeCacheBytes says %d bytes, the cache holds %d", est, 4*frozen)
+	}
+	if est := TransposeCacheBytes(cfg, WithGEMM(), FullFineTune()); est != 0 {
+		t.Fatalf("TransposeCacheBytes under full fine-tuning: %d, want 0 (nothing is frozen)", est)
 	}
 	if _, err := New(randModel(cfg, 4), 1, 8, WithTransposeCache()); err == nil || err.Error() != "train: the transpose cache needs WithGEMM" {
 		t.Fatalf("cache without gemm: %v", err)

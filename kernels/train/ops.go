@@ -24,6 +24,19 @@ func rmsScale(x []float32, eps float32) float32 {
 // ∂L/∂x_i = r·w_i·dy_i − x_i·r³·s/d.
 func rmsNormBackward(dx, dw, dy, x, w []float32, eps float32) {
 	d := len(w)
+	if dw == nil && d > 0 {
+		// Without a weight gradient rows are independent: split them.
+		rows := len(x) / d
+		parRows(rows, d, func(lo, hi int) { rmsNormBackwardRows(dx[lo*d:hi*d], nil, dy[lo*d:hi*d], x[lo*d:hi*d], w, eps) })
+		return
+	}
+	rmsNormBackwardRows(dx, dw, dy, x, w, eps)
+}
+
+// rmsNormBackwardRows is rmsNormBackward over x's rows in order, dw (when
+// given) accumulated row by row.
+func rmsNormBackwardRows(dx, dw, dy, x, w []float32, eps float32) {
+	d := len(w)
 	for o := 0; o+d <= len(x); o += d {
 		xr, gr, dxr := x[o:o+d], dy[o:o+d], dx[o:o+d]
 		r := rmsScale(xr, eps)
@@ -181,6 +194,16 @@ func attnBackward(dq, dk, dv, dout, p, q, k, v, scratch []float32, s attnShape) 
 // holds σ(g) as swigluFast computed it, or is nil to compute σ as
 // tensor.SiLU does.
 func swigluBackward(da, du, g, u, sig []float32) {
+	parRows(len(g), 1, func(lo, hi int) {
+		var sr []float32
+		if sig != nil {
+			sr = sig[lo:hi]
+		}
+		swigluBackwardRange(da[lo:hi], du[lo:hi], g[lo:hi], u[lo:hi], sr)
+	})
+}
+
+func swigluBackwardRange(da, du, g, u, sig []float32) {
 	for i, x := range g {
 		var s float32
 		if sig != nil {
@@ -198,6 +221,10 @@ func swigluBackward(da, du, g, u, sig []float32) {
 // σ(g) = 1/(1+e^(−g)) exponentiated by tensor.FastExp32s, and keeps σ(g) in
 // sig for the backward pass, which then needs no exponential at all.
 func swigluFast(a, sig, g, u []float32) {
+	parRows(len(g), 1, func(lo, hi int) { swigluFastRange(a[lo:hi], sig[lo:hi], g[lo:hi], u[lo:hi]) })
+}
+
+func swigluFastRange(a, sig, g, u []float32) {
 	sig, u, a = sig[:len(g)], u[:len(g)], a[:len(g)]
 	for i, x := range g {
 		sig[i] = -x
@@ -223,4 +250,39 @@ func logSumExp(z []float32) (float32, float64) {
 		s += math.Exp(float64(v - mx))
 	}
 	return mx, math.Log(s)
+}
+
+// rowsGrain is the least work, in values, that parRows hands a thread
+// (tests lower it to make small shapes split).
+var rowsGrain = 1 << 15
+
+// parRows runs fn on contiguous ranges of [0, rows) on every thread, each
+// range at least rowsGrain values of width per row. It is for the
+// element-wise and per-row steps (norms, RoPE, SwiGLU, adds, the loss of
+// each position), whose results do not depend on how rows are split: run
+// on one thread they left the other cores idle for a third of a LoRA
+// step's wall time.
+func parRows(rows, width int, fn func(lo, hi int)) {
+	tensor.Parallel(rows, max(1, rowsGrain/max(width, 1)), fn)
+}
+
+// normRows is tensor.RMSNormRows with the rows split over threads.
+func normRows(out, x, w []float32, eps float32) {
+	d := len(w)
+	parRows(len(x)/max(d, 1), d, func(lo, hi int) { tensor.RMSNormRows(out[lo*d:hi*d], x[lo*d:hi*d], w, eps) })
+}
+
+// addRows is tensor.Add(dst, x) split over threads.
+func addRows(dst, x []float32) {
+	parRows(len(x), 1, func(lo, hi int) { tensor.Add(dst[lo:hi], x[lo:hi]) })
+}
+
+// rows rotates every row of x ([rows × width], row r at position
+// r mod t), or rotates back with inverse.
+func (r *rope) rows(x []float32, width, t int, inverse bool) {
+	parRows(len(x)/width, width, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r.apply(x[i*width:(i+1)*width], i%t, inverse)
+		}
+	})
 }

@@ -479,3 +479,38 @@ func attnGEMMMatchesExact(t *testing.T, hd int) {
 		}
 	}
 }
+
+// TestParTranspose checks the tiled transpose, split over 1 and 3 threads
+// down to single tiles, against the plain definition, on shapes with
+// ragged tiles and row strides wider than the block transposed.
+func TestParTranspose(t *testing.T) {
+	defer func(g int) { rowsGrain = g }(rowsGrain)
+	rowsGrain = 1
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, s := range [][4]int{{1, 1, 1, 1}, {37, 70, 75, 45}, {64, 96, 96, 64}, {5, 129, 133, 9}} {
+		r, c, ss, ds := s[0], s[1], s[2], s[3]
+		src := make([]float32, r*ss)
+		for i := range src {
+			src[i] = float32(i) + 0.5
+		}
+		for _, procs := range []int{1, 3} {
+			runtime.GOMAXPROCS(procs)
+			dst := make([]float32, c*ds)
+			for i := range dst {
+				dst[i] = -1
+			}
+			parTranspose(dst, ds, src, ss, r, c)
+			for j := range c {
+				for i := range ds {
+					want := float32(-1) // outside the r columns: untouched
+					if i < r {
+						want = src[i*ss+j]
+					}
+					if dst[j*ds+i] != want {
+						t.Fatalf("%v on %d threads: dst[%d][%d] = %g, want %g", s, procs, j, i, dst[j*ds+i], want)
+					}
+				}
+			}
+		}
+	}
+}

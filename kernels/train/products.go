@@ -83,7 +83,7 @@ func (g *gemmProducts) forward(y, x, w []float32, m, k, n int) { gemm.MatMul(y, 
 func (g *gemmProducts) dx(dx, dy, w []float32, m, n, k int) {
 	g.dxSlices(dx, dy, m, n, k, func(j0, c int) []float32 {
 		wt := g.t1[:k*c] // W[J,:]ᵀ
-		transpose(wt, c, w[j0*k:], k, c, k)
+		parTranspose(wt, c, w[j0*k:], k, c, k)
 		return wt
 	})
 }
@@ -106,7 +106,7 @@ func (g *gemmProducts) dxFrozen(dx, dy, w []float32, m, n, k int) {
 	g.frozen[key] = wts
 	g.dxSlices(dx, dy, m, n, k, func(j0, c int) []float32 {
 		wt := wts[j0*k : j0*k+k*c]
-		transpose(wt, c, w[j0*k:], k, c, k)
+		parTranspose(wt, c, w[j0*k:], k, c, k)
 		return wt
 	})
 }
@@ -129,7 +129,7 @@ func (g *gemmProducts) dxSlices(dx, dy []float32, m, n, k int, wt func(j0, c int
 		}
 		out := g.t2[:m*k]
 		gemm.MatMul(out, dyJ, wJ, m, c, k)
-		tensor.Add(dx[:m*k], out)
+		addRows(dx[:m*k], out)
 	}
 }
 
@@ -137,17 +137,29 @@ func (g *gemmProducts) dxSlices(dx, dy []float32, m, n, k int, wt func(j0, c int
 // [|J|×m] and Xᵀ [k×m].
 func (g *gemmProducts) dw(dw, dy, x []float32, m, n, k int) {
 	xt := g.t2[:k*m]
-	transpose(xt, m, x, k, m, k)
+	parTranspose(xt, m, x, k, m, k)
 	step := max(1, g.chunk/max(k, m))
 	for j0 := 0; j0 < n; j0 += step {
 		j1 := min(j0+step, n)
 		c := j1 - j0
 		dyt := g.t1[:c*m]
-		transpose(dyt, m, dy[j0:], n, m, c)
+		parTranspose(dyt, m, dy[j0:], n, m, c)
 		out := g.tmp[:c*k]
 		gemm.MatMul(out, dyt, xt, c, m, k)
-		tensor.Add(dw[j0*k:j1*k], out)
+		addRows(dw[j0*k:j1*k], out)
 	}
+}
+
+// parTranspose is transpose with the source's columns (the destination's
+// rows) split over threads in whole tiles: a copy, the same bits however
+// it is split, which ran on one thread while the other cores waited.
+func parTranspose(dst []float32, ds int, src []float32, ss, r, c int) {
+	const tile = 32
+	tiles := (c + tile - 1) / tile
+	tensor.Parallel(tiles, max(1, rowsGrain/max(1, r*tile)), func(lo, hi int) {
+		j0, j1 := lo*tile, min(hi*tile, c)
+		transpose(dst[j0*ds:], ds, src[j0:], ss, r, j1-j0)
+	})
 }
 
 // transpose writes the transpose of the r×c matrix in src (row stride ss)
