@@ -35,7 +35,11 @@ logs() {
 fail() { echo "slurm-up: $*" >&2; logs; exit 1; }
 
 # alive PIDFILE: the pid in PIDFILE names a running process.
-alive() { [ -s "$1" ] && $sudo kill -0 "$($sudo cat "$1")" 2>/dev/null; }
+# A stopping daemon removes its pid file, so a missing file is not an error.
+alive() {
+  local pid
+  pid=$($sudo cat "$1" 2>/dev/null) && [ -n "$pid" ] && $sudo kill -0 "$pid" 2>/dev/null
+}
 
 t0=$(date +%s)
 
@@ -113,6 +117,9 @@ SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=2,bf_interval=2
 ReturnToService=2
+# Reject at submit a job that can never run here (too many CPUs or too much
+# memory) instead of leaving it pending forever.
+EnforcePartLimits=ALL
 # Finished jobs stay visible to squeue/scontrol for this many seconds.
 MinJobAge=600
 KillWait=5
@@ -151,8 +158,8 @@ alive "$state/run/slurmd.pid" || restart=1
 if [ "$restart" = 1 ]; then
   echo "== slurm-up: starting slurmctld and slurmd ($host, CPUs=$cpus, RealMemory=${realmem}M)"
   for d in slurmd slurmctld; do
-    if alive "$state/run/$d.pid"; then
-      $sudo kill "$($sudo cat "$state/run/$d.pid")" || true
+    if pid=$($sudo cat "$state/run/$d.pid" 2>/dev/null) && [ -n "$pid" ] && $sudo kill -0 "$pid" 2>/dev/null; then
+      $sudo kill "$pid" || true
       for _ in $(seq 50); do alive "$state/run/$d.pid" || break; sleep 0.1; done
     fi
   done
