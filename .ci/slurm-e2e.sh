@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# End-to-end check of `lrmc apply --executor slurm` on the real one-node
+# cluster that .ci/slurm-up.sh starts (issue 14, item 4):
+#
+#   0. the cluster itself: a batch job, a job held by --dependency=afterok,
+#      and the states scontrol reports afterwards;
+#   a. a local apply of recipes/stories260k-depth-methods.cue (fresh cache);
+#   b. the same recipe with --executor slurm and a fresh file:// shared cache
+#      (fresh local cache too): its outputs must equal (a)'s;
+#   c. fresh caches again, one heavy job killed (kill -9 of its `lrmc exec`)
+#      while it runs: the apply must report the failure and exit non-zero;
+#      re-applying must finish with (a)'s outputs while submitting fewer jobs
+#      than (b), because every node finished before the kill is reused.
+#
+# Outputs are compared byte for byte with cmp, except the measured speed
+# (`speed: {}` in the recipe): tokens/s are a measurement of the machine at
+# that moment, not a reproducible result, so results.json and metrics.json are
+# compared with measuredSpeed/measuredOn removed, report.md without its
+# measuredSpeed columns, and report.html (whose plots draw the speeds) is not
+# compared. Everything else (models, tokenizers, provenance) must be identical.
+#
+# Usage: .ci/slurm-e2e.sh LRMC-BINARY   (the cluster must be up)
+set -euo pipefail
+
+if [ $# -ne 1 ]; then echo "usage: $0 LRMC-BINARY" >&2; exit 2; fi
+lrmc=$(realpath "$1")
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+recipe=recipes/stories260k-depth-methods.cue
+out=recipes/out/stories260k-depth-methods # the recipe's output.dir
+state="${LRMC_SLURM_STATE:-/var/spool/lrmc-slurm}"
+wait_s="${LRMC_E2E_TIMEOUT:-600}" # per apply
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/lrmc-slurm-e2e.XXXXXX")
+keep=0
+cleanup() {
+  # Outputs that were there before the test go back where they were.
+  if [ -d "$work/out-before" ]; then rm -rf "$out"; mv "$work/out-before" "$out"; fi
+  if [ "$keep" = 1 ]; then echo "slurm-e2e: left $work for inspection" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+if [ -e "$out" ]; then mv "$out" "$work/out-before"; fi
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# diagnose prints what a CI log needs to explain a failure: the daemons' logs,
+# the queue, and the batch logs of the jobs this test submitted.
+diagnose() {
+  echo "---- slurm-e2e: diagnostics" >&2
+  for f in "$state/log/slurmctld.log" "$state/log/slurmd.log"; do
+    echo "---- $f (last 40 lines)" >&2
+    tail -n 40 "$f" >&2 2>/dev/null || echo "(missing)" >&2
+  done
+  echo "---- squeue" >&2
+  squeue -t all -o '%i %j %T %r %E' >&2 2>&1 || true
+  for f in "$work"/slurm-*/*.out; do
+    [ -f "$f" ] || continue
+    echo "---- $f (last 20 lines)" >&2
+    tail -n 20 "$f" >&2
+  done
+}
+fail() {
+  echo "slurm-e2e: FAIL: $*" >&2
+  diagnose
+  keep=1
+  exit 1
+}
+
+# Every sbatch call goes through this wrapper, which records the job ids, so
+# the test counts submissions without depending on the apply's wording.
+real_sbatch=$(command -v sbatch) || fail "sbatch not found; run .ci/slurm-up.sh first"
+mkdir -p "$work/bin"
+cat >"$work/bin/sbatch" <<EOF
+#!/bin/sh
+# records each submitted job id in \$LRMC_E2E_SBATCH_LOG, then answers as sbatch
+out=\$("$real_sbatch" "\$@") || exit \$?
+printf '%s\n' "\$out"
+printf '%s\n' "\$out" | grep -Eo '[0-9]+' | tail -n 1 >>"\${LRMC_E2E_SBATCH_LOG:-/dev/null}"
+EOF
+chmod +x "$work/bin/sbatch"
+export PATH="$work/bin:$PATH"
+
+# job_state ID: the job's state as scontrol reports it (finished jobs stay
+# visible for MinJobAge seconds).
+job_state() { scontrol -o show job "$1" 2>/dev/null | grep -Eo 'JobState=[A-Z_]+' | cut -d= -f2; }
+
+# --- 0. the cluster ------------------------------------------------------
+t=$(now)
+sinfo -h -o '%T' | grep -Eq 'idle|mixed|allocated' || fail "no usable node; run .ci/slurm-up.sh first"
+j1=$(cd "$work" && sbatch --parsable -o "$work/smoke-%j.out" --wrap 'hostname; sleep 1')
+j2=$(cd "$work" && sbatch --parsable -o "$work/smoke-%j.out" --dependency="afterok:$j1" --wrap 'echo after')
+[ "$(job_state "$j2")" = PENDING ] || fail "job $j2 with --dependency=afterok:$j1 is $(job_state "$j2"), not PENDING"
+for _ in $(seq 300); do
+  [ "$(job_state "$j2")" = COMPLETED ] && break
+  sleep 0.1
+done
+[ "$(job_state "$j1")" = COMPLETED ] || fail "smoke job $j1 is $(job_state "$j1")"
+[ "$(job_state "$j2")" = COMPLETED ] || fail "dependent smoke job $j2 is $(job_state "$j2") after 30 s"
+[ "$(cat "$work/smoke-$j1.out")" = "$(hostname)" ] || fail "smoke job $j1 wrote '$(cat "$work/smoke-$j1.out")'"
+[ "$(cat "$work/smoke-$j2.out")" = after ] || fail "smoke job $j2 wrote '$(cat "$work/smoke-$j2.out")'"
+start1=$(scontrol -o show job "$j1" | grep -Eo 'EndTime=[^ ]+' | cut -d= -f2)
+start2=$(scontrol -o show job "$j2" | grep -Eo 'StartTime=[^ ]+' | cut -d= -f2)
+[[ ! "$start2" < "$start1" ]] || fail "job $j2 started ($start2) before $j1 ended ($start1)"
+echo "slurm-e2e: cluster runs jobs and honours afterok ($(secs "$t") s)"
+
+# --- comparing outputs ---------------------------------------------------
+# nospeed FILE: a JSON file without its measurements.
+nospeed() { jq 'walk(if type == "object" then del(.measuredSpeed, .measuredOn) else . end)' "$1"; }
+# nospeedcols FILE: a markdown report without its measuredSpeed columns.
+nospeedcols() {
+  awk -F'|' '
+    /^\|/ {
+      if (!intable) { for (i = 1; i <= NF; i++) if ($i ~ /measuredSpeed/) drop[i] = 1; intable = 1 }
+      line = ""; first = 1
+      for (i = 1; i <= NF; i++) if (!(i in drop)) { line = first ? $i : line "|" $i; first = 0 }
+      print line; next
+    }
+    { intable = 0; delete drop; print }' "$1"
+}
+# same_outputs A B WHAT: the two output directories hold the same results.
+same_outputs() {
+  local a=$1 b=$2 what=$3 f n=0 m=0
+  # .lrmc-state.json is apply's bookkeeping (digests of the files it wrote,
+  # speeds included), not an output.
+  diff <(cd "$a" && find . -type f ! -name .lrmc-state.json | sort) \
+    <(cd "$b" && find . -type f ! -name .lrmc-state.json | sort) >&2 ||
+    fail "$what: the output directories hold different files"
+  while read -r f; do
+    case "$(basename "$f")" in
+      results.json | metrics.json)
+        cmp <(nospeed "$a/$f") <(nospeed "$b/$f") || fail "$what: $f differs (beyond measured speed)"
+        m=$((m + 1)) ;;
+      report.md)
+        cmp <(nospeedcols "$a/$f") <(nospeedcols "$b/$f") || fail "$what: $f differs (beyond measured speed)"
+        m=$((m + 1)) ;;
+      report.html) ;;
+      *)
+        cmp "$a/$f" "$b/$f" || fail "$what: $f differs"
+        n=$((n + 1)) ;;
+    esac
+  done < <(cd "$a" && find . -type f ! -name .lrmc-state.json | sort)
+  [ "$m" -gt 0 ] || fail "$what: no results.json to compare"
+  echo "slurm-e2e: $what: $n files byte-identical, $m results/metrics/report files identical but for measured speed"
+}
+
+# apply_slurm CACHES RUN: the slurm apply with the local and shared caches
+# named CACHES, its own slurm dir and submission log named RUN.
+apply_slurm() {
+  LRMC_CACHE="$work/cache-$1" LRMC_E2E_SBATCH_LOG="$work/sbatch-$2.log" \
+    timeout "$wait_s" "$lrmc" apply --progress=plain --executor slurm \
+    --remote-cache "file://$work/remote-$1" --slurm-dir "$work/slurm-$2" "$recipe"
+}
+submitted() { if [ -f "$work/sbatch-$1.log" ]; then wc -l <"$work/sbatch-$1.log"; else echo 0; fi; }
+
+# --- a. local ------------------------------------------------------------
+t=$(now)
+LRMC_CACHE="$work/cache-a" "$lrmc" apply --progress=plain "$recipe" >"$work/apply-a.log" 2>&1 ||
+  { cat "$work/apply-a.log" >&2; fail "local apply failed"; }
+mv "$out" "$work/out-a"
+echo "slurm-e2e: (a) local apply: $(secs "$t") s"
+
+# --- b. slurm, fresh shared cache ----------------------------------------
+t=$(now)
+apply_slurm b b >"$work/apply-b.log" 2>&1 || { cat "$work/apply-b.log" >&2; fail "slurm apply failed"; }
+mv "$out" "$work/out-b"
+nb=$(submitted b)
+echo "slurm-e2e: (b) slurm apply: $(secs "$t") s, $nb jobs submitted"
+[ "$nb" -gt 0 ] || { cat "$work/apply-b.log" >&2; fail "the slurm apply submitted no job"; }
+for id in $(cat "$work/sbatch-b.log"); do
+  s=$(job_state "$id")
+  [ "$s" = COMPLETED ] || fail "job $id of the slurm apply is ${s:-unknown}, not COMPLETED"
+done
+ls "$work/remote-b" | grep -q . || fail "the shared cache file://$work/remote-b is empty"
+same_outputs "$work/out-a" "$work/out-b" "(b) slurm vs local"
+
+# --- c. kill a job mid-run, re-apply ---------------------------------------
+t=$(now)
+apply_slurm c c1 >"$work/apply-c1.log" 2>&1 &
+apply_pid=$!
+# Wait until one job has finished (so the re-apply has something to reuse)
+# and another is running, then kill -9 the running job's lrmc process (as an
+# out-of-memory kill or a crash would), or scancel it when no pid is seen.
+victim=""
+deadline=$(( $(date +%s) + wait_s ))
+while [ -z "$victim" ]; do
+  kill -0 "$apply_pid" 2>/dev/null || { wait "$apply_pid" || true; cat "$work/apply-c1.log" >&2; fail "the apply ended before a job could be killed"; }
+  [ "$(date +%s)" -lt "$deadline" ] || fail "no job ran after another completed within ${wait_s}s"
+  done_one=0 running=""
+  for id in $(cat "$work/sbatch-c1.log" 2>/dev/null); do
+    case "$(job_state "$id")" in
+      COMPLETED) done_one=1 ;;
+      RUNNING) running=$id ;;
+    esac
+  done
+  if [ "$done_one" = 1 ] && [ -n "$running" ]; then victim=$running; fi
+  [ -n "$victim" ] || sleep 0.2
+done
+how="scancel"
+for pid in $(scontrol listpids "$victim" 2>/dev/null | awk 'NR > 1 { print $1 }'); do
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ' exec '; then
+    kill -9 "$pid" && how="kill -9 of lrmc exec (pid $pid)" && break
+  fi
+done
+[ "$how" = scancel ] && scancel "$victim"
+victim_name=$(scontrol -o show job "$victim" | grep -Eo 'JobName=[^ ]+' | cut -d= -f2)
+echo "slurm-e2e: (c) killed job $victim ($victim_name) by $how after $(secs "$t") s"
+rc=0
+wait "$apply_pid" || rc=$?
+[ "$rc" -ne 0 ] || { cat "$work/apply-c1.log" >&2; fail "the apply whose job $victim was killed exited 0"; }
+[ "$rc" -ne 124 ] || { cat "$work/apply-c1.log" >&2; fail "the apply whose job $victim was killed did not end within ${wait_s}s"; }
+grep -qw "$victim" "$work/apply-c1.log" || { cat "$work/apply-c1.log" >&2; fail "the failed apply does not name the killed job $victim"; }
+echo "slurm-e2e: (c) the apply reported the failure and exited $rc:"
+grep -w "$victim" "$work/apply-c1.log" | sed 's/^/    /'
+# Dependents of the killed job must not be left pending forever; jobs of
+# independent branches may finish on their own.
+for _ in $(seq 600); do
+  left=""
+  for id in $(cat "$work/sbatch-c1.log"); do
+    case "$(job_state "$id")" in PENDING | RUNNING | CONFIGURING | COMPLETING) left="$left $id" ;; esac
+  done
+  [ -z "$left" ] && break
+  sleep 0.5
+done
+[ -z "$left" ] || fail "jobs of the failed apply still queued after it exited:$left"
+rm -rf "$out" # what the failed apply wrote for the runs that did not need the killed job
+t=$(now)
+# The re-apply keeps the caches of the killed apply; only the slurm dir and
+# the submission count are its own.
+apply_slurm c c2 >"$work/apply-c2.log" 2>&1 || { cat "$work/apply-c2.log" >&2; fail "the re-apply failed"; }
+mv "$out" "$work/out-c"
+nc1=$(submitted c1) nc2=$(submitted c2)
+echo "slurm-e2e: (c) re-apply: $(secs "$t") s, $nc2 jobs submitted (killed apply: $nc1, fresh apply (b): $nb)"
+[ "$nc2" -lt "$nb" ] || fail "the re-apply submitted $nc2 jobs, not fewer than the $nb of a fresh apply"
+same_outputs "$work/out-a" "$work/out-c" "(c) re-apply after a kill vs local"
+echo "slurm-e2e: OK"
