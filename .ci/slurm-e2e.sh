@@ -148,8 +148,9 @@ same_outputs() {
 # apply_slurm CACHES RUN: the slurm apply with the local and shared caches
 # named CACHES, its own slurm dir and submission log named RUN.
 apply_slurm() {
+  mkdir -p "$work/remote-$1"
   LRMC_CACHE="$work/cache-$1" LRMC_E2E_SBATCH_LOG="$work/sbatch-$2.log" \
-    timeout "$wait_s" "$lrmc" apply --progress=plain --executor slurm \
+    timeout "$wait_s" "$lrmc" apply --progress=plain --executor slurm --slurm-poll 1s \
     --remote-cache "file://$work/remote-$1" --slurm-dir "$work/slurm-$2" "$recipe"
 }
 submitted() { if [ -f "$work/sbatch-$1.log" ]; then wc -l <"$work/sbatch-$1.log"; else echo 0; fi; }
@@ -180,50 +181,61 @@ t=$(now)
 apply_slurm c c1 >"$work/apply-c1.log" 2>&1 &
 apply_pid=$!
 # Wait until one job has finished (so the re-apply has something to reuse)
-# and another is running, then kill -9 the running job's lrmc process (as an
-# out-of-memory kill or a crash would), or scancel it when no pid is seen.
-victim=""
+# and another one that others depend on is running, then kill -9 that job's
+# `lrmc exec` process, as an out-of-memory kill or a crash would. One squeue
+# call per poll: asking scontrol job by job is slow enough to miss a job.
+exec_pid() { # exec_pid JOB: the pid of the job's lrmc exec, if it runs yet
+  local pid
+  for pid in $(scontrol listpids "$1" 2>/dev/null | awk 'NR > 1 { print $1 }'); do
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ' exec '; then echo "$pid"; return; fi
+  done
+}
+victim="" how=""
 deadline=$(( $(date +%s) + wait_s ))
 while [ -z "$victim" ]; do
   kill -0 "$apply_pid" 2>/dev/null || { wait "$apply_pid" || true; cat "$work/apply-c1.log" >&2; fail "the apply ended before a job could be killed"; }
   [ "$(date +%s)" -lt "$deadline" ] || fail "no job ran after another completed within ${wait_s}s"
-  done_one=0 running=""
-  for id in $(cat "$work/sbatch-c1.log" 2>/dev/null); do
-    case "$(job_state "$id")" in
-      COMPLETED) done_one=1 ;;
-      RUNNING) running=$id ;;
-    esac
-  done
-  if [ "$done_one" = 1 ] && [ -n "$running" ]; then victim=$running; fi
-  [ -n "$victim" ] || sleep 0.2
-done
-how="scancel"
-for pid in $(scontrol listpids "$victim" 2>/dev/null | awk 'NR > 1 { print $1 }'); do
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ' exec '; then
-    kill -9 "$pid" && how="kill -9 of lrmc exec (pid $pid)" && break
+  ids=$(paste -sd, "$work/sbatch-c1.log" 2>/dev/null || true)
+  if [ -n "$ids" ]; then
+    states=$(squeue -h -t all -j "$ids" -o '%i %T %E' 2>/dev/null || true)
+    if grep -q ' COMPLETED ' <<<"$states"; then
+      # A running job that pending jobs wait for (afterok:ID(unfulfilled)), so
+      # the failure has dependents to cancel.
+      for id in $(awk '$2 == "RUNNING" { print $1 }' <<<"$states"); do
+        awk -v id="$id" '$2 == "PENDING" && $3 ~ ("[:,]" id "[(]")' <<<"$states" | grep -q . || continue
+        pid=$(exec_pid "$id")
+        if [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; then
+          victim=$id how="kill -9 of its lrmc exec (pid $pid)"
+          break
+        fi
+      done
+    fi
   fi
+  [ -n "$victim" ] || sleep 0.1
 done
-[ "$how" = scancel ] && scancel "$victim"
 victim_name=$(scontrol -o show job "$victim" | grep -Eo 'JobName=[^ ]+' | cut -d= -f2)
 echo "slurm-e2e: (c) killed job $victim ($victim_name) by $how after $(secs "$t") s"
 rc=0
 wait "$apply_pid" || rc=$?
 [ "$rc" -ne 0 ] || { cat "$work/apply-c1.log" >&2; fail "the apply whose job $victim was killed exited 0"; }
 [ "$rc" -ne 124 ] || { cat "$work/apply-c1.log" >&2; fail "the apply whose job $victim was killed did not end within ${wait_s}s"; }
-grep -qw "$victim" "$work/apply-c1.log" || { cat "$work/apply-c1.log" >&2; fail "the failed apply does not name the killed job $victim"; }
-echo "slurm-e2e: (c) the apply reported the failure and exited $rc:"
-grep -w "$victim" "$work/apply-c1.log" | sed 's/^/    /'
-# Dependents of the killed job must not be left pending forever; jobs of
-# independent branches may finish on their own.
+# The apply must say which job failed (the contract: job id, node, op, log).
+grep -w "$victim" "$work/apply-c1.log" | grep -i 'fail' >"$work/reported.txt" ||
+  { cat "$work/apply-c1.log" >&2; fail "the failed apply has no line naming the killed job $victim as failed"; }
+echo "slurm-e2e: (c) the apply exited $rc and reported:"
+sed 's/^/    /' "$work/reported.txt"
+[ "$(job_state "$victim")" = FAILED ] || fail "killed job $victim is $(job_state "$victim"), not FAILED"
+# Dependents of the killed job must not be left pending forever (Slurm keeps
+# them PENDING with DependencyNeverSatisfied unless cancelled); jobs of
+# independent branches may still finish on their own.
+ids=$(paste -sd, "$work/sbatch-c1.log")
 for _ in $(seq 600); do
-  left=""
-  for id in $(cat "$work/sbatch-c1.log"); do
-    case "$(job_state "$id")" in PENDING | RUNNING | CONFIGURING | COMPLETING) left="$left $id" ;; esac
-  done
+  left=$(squeue -h -t PENDING,CONFIGURING,RUNNING,COMPLETING -j "$ids" -o '%i %T %r' 2>/dev/null || true)
   [ -z "$left" ] && break
+  grep -q DependencyNeverSatisfied <<<"$left" && fail "dependents of the failed job left queued: $left"
   sleep 0.5
 done
-[ -z "$left" ] || fail "jobs of the failed apply still queued after it exited:$left"
+[ -z "$left" ] || fail "jobs of the failed apply still queued 5 minutes after it exited: $left"
 rm -rf "$out" # what the failed apply wrote for the runs that did not need the killed job
 t=$(now)
 # The re-apply keeps the caches of the killed apply; only the slurm dir and
