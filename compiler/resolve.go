@@ -65,6 +65,7 @@ func (c *compiler) resolve() *ir.Recipe {
 	if top.has("speed") {
 		rec.Speed = top.speed()
 	}
+	rec.Cluster = top.cluster()
 	c.checkModelForms(rec)
 	return rec
 }
@@ -82,6 +83,24 @@ func (r *resolver) speed() *ir.Speed {
 		}
 	}
 	return s
+}
+
+// cluster resolves the recipe's Slurm request; the schema checked each
+// field's syntax.
+func (r *resolver) cluster() ir.Cluster {
+	var c ir.Cluster
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"partition", &c.Partition}, {"account", &c.Account}, {"mem", &c.Mem}, {"time", &c.Time}} {
+		if h, ok := r.get("cluster." + f.name); ok {
+			*f.dst, _ = r.str(h)
+		}
+	}
+	if h, ok := r.get("cluster.cpus"); ok {
+		c.CPUs, _ = r.int(h)
+	}
+	return c
 }
 
 // resolveRun merges the top level (and then #Defaults) under the run's own

@@ -21,9 +21,10 @@ import (
 )
 
 func applyCmd(g *globals) *cobra.Command {
-	var mode, memLimit string
+	var mode, memLimit, executorName string
 	var jobs int
 	var failFast bool
+	var sf slurmFlags
 	cmd := &cobra.Command{
 		Use:   "apply RECIPE",
 		Short: "Run a recipe: compute what is not cached, write outputs, print the results table",
@@ -43,9 +44,27 @@ else; otherwise apply says it is stale and leaves it.
 
 Ctrl-C stops cleanly: every node that finished is in the cache, so running
 apply again resumes where it stopped. With --progress=json the event stream
-goes to stdout as one JSON object per line, instead of the table.`,
+goes to stdout as one JSON object per line, instead of the table.
+
+With --executor slurm (and a shared cache, --remote-cache), every heavy
+node that is in no cache (capture, scoring, training, evaluation) becomes
+one sbatch job running lrmc exec, with --dependency=afterok edges from the
+DAG; the jobs' states are shown until they end, then this apply reads their
+results from the shared cache, computes the cheap rest and writes the
+outputs. A failed job is named with its node and log, its dependents are
+cancelled and the exit status is 1; Ctrl-C cancels the submitted jobs.
+Applying again submits only what is still missing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch executorName {
+			case "local":
+			case "slurm":
+				if g.remote == "" {
+					return errNoRemote
+				}
+			default:
+				return fmt.Errorf("--executor: want local or slurm, got %q", executorName)
+			}
 			if memLimit != "" {
 				limit, err := parseSize(memLimit)
 				if err != nil {
@@ -62,6 +81,23 @@ goes to stdout as one JSON object per line, instead of the table.`,
 				return exitError{code: 1}
 			}
 			defer s.store.Close()
+
+			if executorName == "slurm" {
+				// The heavy nodes run as Slurm jobs; this apply then
+				// finds them in the shared cache and does the rest.
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				err := g.runSlurm(ctx, cmd.ErrOrStderr(), s, &sf)
+				cancelled := ctx.Err() != nil
+				stop()
+				if cancelled {
+					fmt.Fprintln(cmd.ErrOrStderr(), "lrmc: cancelled; the jobs this apply submitted were cancelled, finished nodes are in the shared cache: run apply again to resume")
+					return exitError{code: 130}
+				}
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "lrmc:", err)
+					return exitError{code: 1}
+				}
+			}
 
 			out := cmd.OutOrStdout()
 			var displayOut io.Writer = cmd.ErrOrStderr()
@@ -163,6 +199,8 @@ goes to stdout as one JSON object per line, instead of the table.`,
 	cmd.Flags().StringVar(&mode, "progress", "auto", "progress display: auto, tty, plain or json")
 	cmd.Flags().IntVar(&jobs, "jobs", 1, "ops run at once (each op already uses every core)")
 	cmd.Flags().BoolVar(&failFast, "fail-fast", false, "stop everything at the first failing node and write nothing (by default the runs that succeed are written)")
+	cmd.Flags().StringVar(&executorName, "executor", "local", "where heavy nodes run: local, or slurm (one sbatch job per heavy node, results through --remote-cache; then the rest runs here)")
+	sf.register(cmd, true)
 	cmd.Flags().StringVar(&memLimit, "memory-limit", "", "soft limit on lrmc's memory (e.g. 8GiB), passed to the Go runtime")
 	return cmd
 }

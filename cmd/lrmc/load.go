@@ -22,6 +22,8 @@ type session struct {
 	env *ops.Env
 	// needs holds the keys of the entries an apply needs (recordApply);
 	// budget is LRMC_CACHE_MAX, when hasBudget.
+	// remote is the shared cache attached to store (--remote-cache), or nil.
+	remote    cache.Remote
 	needs     map[digest.Digest]bool
 	budget    int64
 	hasBudget bool
@@ -39,7 +41,23 @@ func (g *globals) cacheOptions() (string, cache.Options) {
 // openCache opens the store named by the flags, for a command that writes.
 func (g *globals) openCache() (*cache.Store, error) {
 	dir, opts := g.cacheOptions()
-	return cache.Open(dir, opts)
+	return g.withRemote(cache.Open(dir, opts))
+}
+
+// withRemote makes a store just opened read through and write back to the
+// shared cache --remote-cache names, when it names one.
+func (g *globals) withRemote(s *cache.Store, err error) (*cache.Store, error) {
+	if err != nil || g.remote == "" {
+		return s, err
+	}
+	r, err := cache.OpenRemote(g.remote)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("--remote-cache: %w", err)
+	}
+	s.SetRemote(r)
+	g.attached = r
+	return s, nil
 }
 
 // openCacheForReading opens the store for a command that only reads (plan,
@@ -60,10 +78,10 @@ func (g *globals) openCacheForReading() (*cache.Store, error) {
 		// cache disk can still be listed (to choose what gc keeps).
 		opts.Logger.Info("cache disk is full; reading a snapshot of it", "error", err)
 	default:
-		return s, err
+		return g.withRemote(s, err)
 	}
 	opts.ReadOnly = true
-	return cache.Open(dir, opts)
+	return g.withRemote(cache.Open(dir, opts))
 }
 
 // load compiles and plans a recipe against the cache, for apply, and
@@ -101,7 +119,7 @@ func (g *globals) loadWith(path string, open func() (*cache.Store, error)) (*ses
 		store.Close()
 		return nil, err
 	}
-	return &session{store: store, recipe: r, graph: graph, env: env}, nil
+	return &session{store: store, recipe: r, graph: graph, env: env, remote: g.attached}, nil
 }
 
 // planned compiles and plans a recipe and asks the cache what is in it,
@@ -126,7 +144,7 @@ func (g *globals) planned(stderr io.Writer, path string) (*session, map[*planner
 func (s *session) statuses() (map[*planner.Node]planner.Status, error) {
 	var firstErr error
 	st := s.graph.Statuses(func(n *planner.Node) bool {
-		_, ok, err := s.store.Stat(n.Key)
+		ok, err := s.inCache(n)
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("cache: %w", err)
 		}

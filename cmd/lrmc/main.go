@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"lrmc/cache"
 	"lrmc/internal/version"
 	// Every pruning method and statistic registers itself.
 	_ "lrmc/methods/all"
@@ -21,6 +22,9 @@ import (
 // globals are the flags every subcommand shares.
 type globals struct {
 	cacheDir string
+	// remote is the shared cache's URL (--remote-cache, $LRMC_REMOTE_CACHE).
+	remote   string
+	attached cache.Remote // the remote store opened for remote
 	wait     waitFlag
 	logLevel string
 	stderr   io.Writer
@@ -53,11 +57,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache", "", "cache directory (default $LRMC_CACHE, else the user cache directory)")
+	root.PersistentFlags().StringVar(&g.remote, "remote-cache", os.Getenv("LRMC_REMOTE_CACHE"), "shared cache many machines read through and write back to: file:///DIR or s3://BUCKET/PREFIX (default $LRMC_REMOTE_CACHE)")
 	root.PersistentFlags().Var(&g.wait, "wait", "wait for another lrmc process holding the cache instead of failing: --wait waits as long as it takes, --wait=5m at most that long")
 	root.PersistentFlags().Lookup("wait").NoOptDefVal = "true"
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	root.AddCommand(vetCmd(g), planCmd(g), applyCmd(g), graphCmd(g), generateCmd(g), cacheCmd(g),
-		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd(), reportCmd(), schemaCmd(), recipeTopic(), dataCmd(g))
+		tokenizeCmd(), chatCmd(), inspectCmd(), benchCmd(), versionCmd(), reportCmd(), schemaCmd(), recipeTopic(), dataCmd(g), execCmd(g))
 	completeFlags(root)
 	if err := root.Execute(); err != nil {
 		var ee exitError

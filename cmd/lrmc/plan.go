@@ -17,6 +17,8 @@ import (
 
 func planCmd(g *globals) *cobra.Command {
 	var detailed, asJSON bool
+	var emit string
+	var sf slurmFlags
 	cmd := &cobra.Command{
 		Use:   "plan RECIPE",
 		Short: "Compile a recipe into its DAG and show what is cached, what would run and why",
@@ -36,8 +38,14 @@ bytes read from the cache and from files), the cache hits, and the summary
 line. With --json the same as one JSON document (schema "lrmc.plan/v1",
 documented in cmd/lrmc/planview.go). With --detailed-exitcode the exit
 status is 0 when nothing would run and 2 when something would.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if emit != "" {
+				return g.planEmit(cmd, emit, args, &sf)
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("accepts 1 arg (the recipe), received %d; a directory is only given with --emit slurm", len(args))
+			}
 			s, st, err := g.planned(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
@@ -64,7 +72,32 @@ status is 0 when nothing would run and 2 when something would.`,
 	}
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when something would run")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (schema lrmc.plan/v1)")
+	cmd.Flags().StringVar(&emit, "emit", "", "slurm: write the batch scripts of the heavy nodes to run, and submit.sh, into DIR (lrmc plan --emit slurm DIR RECIPE) without submitting")
+	sf.register(cmd, false)
 	return cmd
+}
+
+// planEmit is plan --emit slurm DIR RECIPE (or RECIPE DIR): the recipe is
+// the argument that is a file.
+func (g *globals) planEmit(cmd *cobra.Command, emit string, args []string, sf *slurmFlags) error {
+	if emit != "slurm" {
+		return fmt.Errorf("--emit: want slurm, got %q", emit)
+	}
+	if len(args) != 2 {
+		return fmt.Errorf("--emit slurm wants a directory and the recipe (lrmc plan --emit slurm DIR RECIPE)")
+	}
+	recipe, dir := args[1], args[0]
+	if fi, err := os.Stat(args[0]); err == nil && fi.Mode().IsRegular() {
+		recipe, dir = args[0], args[1]
+	}
+	s, _, err := g.planned(cmd.ErrOrStderr(), recipe)
+	if err != nil {
+		return err
+	}
+	defer s.store.Close()
+	f := *sf
+	f.dir = dir
+	return g.emitSlurm(cmd.OutOrStdout(), s, &f)
 }
 
 // planView gathers what the plan view needs from the output directory,

@@ -34,6 +34,10 @@ type Recipe struct {
 	// Speed, when set, measures every model's prefill and decode speed.
 	Speed *Speed
 
+	// Cluster is what apply --executor slurm asks Slurm for; no node's
+	// key depends on it.
+	Cluster Cluster
+
 	// Positions maps a field path (see FieldPath) to where its value was
 	// written, for runs' resolved fields: a value inherited from the top level
 	// points at the top-level field.
@@ -295,6 +299,14 @@ func (e Eval) Generation() bool { return e.Gen != nil }
 // median is reported), on Threads threads (0: GOMAXPROCS).
 type Speed struct {
 	Prefill, Decode, Reps, Threads int
+}
+
+// Cluster holds the Slurm request of every job (empty strings and zero:
+// not set).
+type Cluster struct {
+	Partition, Account string
+	CPUs               int
+	Mem, Time          string
 }
 
 // Output says where artifacts go; nothing here changes a node's key.
