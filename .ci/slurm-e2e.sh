@@ -44,6 +44,7 @@ if [ -e "$out" ]; then mv "$out" "$work/out-before"; fi
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+t_all=$(now)
 
 # diagnose prints what a CI log needs to explain a failure: the daemons' logs,
 # the queue, and the batch logs of the jobs this test submitted.
@@ -146,11 +147,13 @@ same_outputs() {
 }
 
 # apply_slurm CACHES RUN: the slurm apply with the local and shared caches
-# named CACHES, its own slurm dir and submission log named RUN.
+# named CACHES, its own slurm dir and submission log named RUN. One CPU per
+# job lets two jobs run at once on a 2-core machine, writing the shared cache
+# concurrently (the kernels still use every core: there are no cgroups).
 apply_slurm() {
   mkdir -p "$work/remote-$1"
   LRMC_CACHE="$work/cache-$1" LRMC_E2E_SBATCH_LOG="$work/sbatch-$2.log" \
-    timeout "$wait_s" "$lrmc" apply --progress=plain --executor slurm --slurm-poll 1s \
+    timeout "$wait_s" "$lrmc" apply --progress=plain --executor slurm --cpus 1 --slurm-poll 1s \
     --remote-cache "file://$work/remote-$1" --slurm-dir "$work/slurm-$2" "$recipe"
 }
 submitted() { if [ -f "$work/sbatch-$1.log" ]; then wc -l <"$work/sbatch-$1.log"; else echo 0; fi; }
@@ -217,6 +220,7 @@ victim_name=$(scontrol -o show job "$victim" | grep -Eo 'JobName=[^ ]+' | cut -d
 echo "slurm-e2e: (c) killed job $victim ($victim_name) by $how after $(secs "$t") s"
 rc=0
 wait "$apply_pid" || rc=$?
+echo "slurm-e2e: (c) the killed apply ended after $(secs "$t") s"
 [ "$rc" -ne 0 ] || { cat "$work/apply-c1.log" >&2; fail "the apply whose job $victim was killed exited 0"; }
 [ "$rc" -ne 124 ] || { cat "$work/apply-c1.log" >&2; fail "the apply whose job $victim was killed did not end within ${wait_s}s"; }
 # The apply must say which job failed (the contract: job id, node, op, log).
@@ -246,4 +250,4 @@ nc1=$(submitted c1) nc2=$(submitted c2)
 echo "slurm-e2e: (c) re-apply: $(secs "$t") s, $nc2 jobs submitted (killed apply: $nc1, fresh apply (b): $nb)"
 [ "$nc2" -lt "$nb" ] || fail "the re-apply submitted $nc2 jobs, not fewer than the $nb of a fresh apply"
 same_outputs "$work/out-a" "$work/out-c" "(c) re-apply after a kill vs local"
-echo "slurm-e2e: OK"
+echo "slurm-e2e: OK in $(secs "$t_all") s"
