@@ -34,7 +34,11 @@ wait_s="${LRMC_E2E_TIMEOUT:-600}" # per apply
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/lrmc-slurm-e2e.XXXXXX")
 keep=0
+apply_pid=""
 cleanup() {
+  # An apply left running by a failed check is stopped: on SIGTERM it
+  # scancels the jobs it submitted.
+  if [ -n "$apply_pid" ] && kill -0 "$apply_pid" 2>/dev/null; then kill "$apply_pid"; wait "$apply_pid" || true; fi
   # Outputs that were there before the test go back where they were.
   if [ -d "$work/out-before" ]; then rm -rf "$out"; mv "$work/out-before" "$out"; fi
   if [ "$keep" = 1 ]; then echo "slurm-e2e: left $work for inspection" >&2; else rm -rf "$work"; fi
@@ -240,10 +244,10 @@ for _ in $(seq 600); do
   sleep 0.5
 done
 [ -z "$left" ] || fail "jobs of the failed apply still queued 5 minutes after it exited: $left"
-rm -rf "$out" # what the failed apply wrote for the runs that did not need the killed job
 t=$(now)
-# The re-apply keeps the caches of the killed apply; only the slurm dir and
-# the submission count are its own.
+# The re-apply keeps the caches of the killed apply and the outputs it wrote
+# for the runs that did not need the killed job, as a user's re-apply would;
+# only the slurm dir and the submission count are its own.
 apply_slurm c c2 >"$work/apply-c2.log" 2>&1 || { cat "$work/apply-c2.log" >&2; fail "the re-apply failed"; }
 mv "$out" "$work/out-c"
 nc1=$(submitted c1) nc2=$(submitted c2)
