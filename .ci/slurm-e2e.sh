@@ -58,8 +58,14 @@ diagnose() {
     echo "---- $f (last 40 lines)" >&2
     tail -n 40 "$f" >&2 2>/dev/null || echo "(missing)" >&2
   done
-  echo "---- squeue" >&2
-  squeue -t all -o '%i %j %T %r %E' >&2 2>&1 || true
+  echo "---- squeue (queued jobs)" >&2
+  squeue -o '%i %j %T %r %E' >&2 2>&1 || true
+  local ids
+  ids=$(cat "$work"/sbatch-*.log 2>/dev/null | paste -sd, || true)
+  if [ -n "$ids" ]; then
+    echo "---- this test's jobs" >&2
+    squeue -t all -j "$ids" -o '%i %j %T %r %E' >&2 2>&1 || true
+  fi
   for f in "$work"/slurm-*/*.out; do
     [ -f "$f" ] || continue
     echo "---- $f (last 20 lines)" >&2
