@@ -47,11 +47,13 @@ t0=$(date +%s)
 if ! command -v sbatch >/dev/null || ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   echo "== slurm-up: installing slurm-wlm and munge from Debian"
   ta=$(date +%s)
-  export DEBIAN_FRONTEND=noninteractive
+  # env, not export: sudo would drop an exported variable.
+  apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get -q)
   # Only when the package lists are missing or stale does apt need an update.
-  if ! apt-cache show slurm-wlm >/dev/null 2>&1; then $sudo apt-get update -q; fi
-  $sudo apt-get install -y -q --no-install-recommends slurm-wlm munge >"${TMPDIR:-/tmp}/lrmc-slurm-apt.log" 2>&1 ||
-    { $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends slurm-wlm munge; } ||
+  if ! apt-cache show slurm-wlm >/dev/null 2>&1; then "${apt[@]}" update; fi
+  # --no-install-recommends: 9 packages instead of 43 (no X11 plugins, no mail).
+  "${apt[@]}" install -y --no-install-recommends slurm-wlm munge >"${TMPDIR:-/tmp}/lrmc-slurm-apt.log" 2>&1 ||
+    { "${apt[@]}" update && "${apt[@]}" install -y --no-install-recommends slurm-wlm munge; } ||
     { cat "${TMPDIR:-/tmp}/lrmc-slurm-apt.log" >&2; fail "apt-get install slurm-wlm munge failed"; }
   echo "slurm-up: apt install took $(( $(date +%s) - ta ))s"
 fi
