@@ -10,7 +10,9 @@
 #   c. fresh caches again, one heavy job killed (kill -9 of its `lrmc exec`)
 #      while it runs: the apply must report the failure and exit non-zero;
 #      re-applying must finish with (a)'s outputs while submitting fewer jobs
-#      than (b), because every node finished before the kill is reused.
+#      than (b), because every node finished before the kill is reused;
+#   d. an apply stopped by SIGTERM (as Ctrl-C) exits non-zero and leaves none
+#      of its jobs queued.
 #
 # Outputs are compared byte for byte with cmp, except the measured speed
 # (`speed: {}` in the recipe): tokens/s are a measurement of the machine at
@@ -39,9 +41,18 @@ cleanup() {
   # An apply left running by a failed check is stopped: on SIGTERM it
   # scancels the jobs it submitted.
   if [ -n "$apply_pid" ] && kill -0 "$apply_pid" 2>/dev/null; then kill "$apply_pid"; wait "$apply_pid" || true; fi
+  # Jobs of this test still queued after a failure go too (by id).
+  local queued
+  queued=$(ids_of '*' || true)
+  [ -z "$queued" ] || queued=$(squeue -h -t PENDING,RUNNING -j "$queued" -o '%i' 2>/dev/null | paste -sd' ' || true)
+  if [ -n "$queued" ]; then echo "slurm-e2e: cancelling this test's jobs still queued: $queued" >&2; scancel $queued || true; fi
   # Outputs that were there before the test go back where they were.
   if [ -d "$work/out-before" ]; then rm -rf "$out"; mv "$work/out-before" "$out"; fi
-  if [ "$keep" = 1 ]; then echo "slurm-e2e: left $work for inspection" >&2; else rm -rf "$work"; fi
+  if [ "$keep" = 1 ]; then
+    echo "slurm-e2e: left $work for inspection" >&2
+  else
+    rm -rf "$work" 2>/dev/null || { sleep 2; rm -rf "$work"; } || echo "slurm-e2e: could not remove $work" >&2
+  fi
 }
 trap cleanup EXIT
 if [ -e "$out" ]; then mv "$out" "$work/out-before"; fi
@@ -61,7 +72,7 @@ diagnose() {
   echo "---- squeue (queued jobs)" >&2
   squeue -o '%i %j %T %r %E' >&2 2>&1 || true
   local ids
-  ids=$(cat "$work"/sbatch-*.log 2>/dev/null | paste -sd, || true)
+  ids=$(ids_of '*' || true)
   if [ -n "$ids" ]; then
     echo "---- this test's jobs" >&2
     squeue -t all -j "$ids" -o '%i %j %T %r %E' >&2 2>&1 || true
@@ -79,19 +90,19 @@ fail() {
   exit 1
 }
 
-# Every sbatch call goes through this wrapper, which records the job ids, so
-# the test counts submissions without depending on the apply's wording.
-real_sbatch=$(command -v sbatch) || fail "sbatch not found; run .ci/slurm-up.sh first"
-mkdir -p "$work/bin"
-cat >"$work/bin/sbatch" <<EOF
-#!/bin/sh
-# records each submitted job id in \$LRMC_E2E_SBATCH_LOG, then answers as sbatch
-out=\$("$real_sbatch" "\$@") || exit \$?
-printf '%s\n' "\$out"
-printf '%s\n' "\$out" | grep -Eo '[0-9]+' | tail -n 1 >>"\${LRMC_E2E_SBATCH_LOG:-/dev/null}"
-EOF
-chmod +x "$work/bin/sbatch"
-export PATH="$work/bin:$PATH"
+command -v sbatch >/dev/null || fail "sbatch not found; run .ci/slurm-up.sh first"
+
+# jobs_of RUN: the ids of the jobs whose batch script lies in RUN's slurm dir
+# (squeue's %o; RUN '*': any of this test's), however they were submitted,
+# even by an sbatch whose caller was killed. Finished jobs stay listed for
+# MinJobAge (600 s on the test cluster), longer than this check takes.
+jobs_of() {
+  local d="$work/slurm-$1/"
+  [ "$1" = '*' ] && d="$work/"
+  squeue -h -t all -o '%i %o' 2>/dev/null | awk -v d="$d" 'index($2, d) == 1 { print $1 }' | sort -n
+}
+ids_of() { jobs_of "$1" | paste -sd, -; }
+submitted() { jobs_of "$1" | wc -l; }
 
 # job_state ID: the job's state as scontrol reports it (finished jobs stay
 # visible for MinJobAge seconds).
@@ -156,17 +167,18 @@ same_outputs() {
   echo "slurm-e2e: $what: $n files byte-identical, $m results/metrics/report files identical but for measured speed"
 }
 
-# apply_slurm CACHES RUN: the slurm apply with the local and shared caches
-# named CACHES, its own slurm dir and submission log named RUN. One CPU per
-# job lets two jobs run at once on a 2-core machine, writing the shared cache
-# concurrently (the kernels still use every core: there are no cgroups).
+# apply_slurm CACHES RUN [exec]: the slurm apply with the local and shared
+# caches named CACHES, its own slurm dir and submission log named RUN. One CPU
+# per job lets two jobs run at once on a 2-core machine, writing the shared
+# cache concurrently (the kernels still use every core: there are no cgroups).
+# With "exec" (in a background subshell) the apply replaces the subshell, so
+# $! is its pid (timeout's, which passes signals on to lrmc).
 apply_slurm() {
   mkdir -p "$work/remote-$1"
-  LRMC_CACHE="$work/cache-$1" LRMC_E2E_SBATCH_LOG="$work/sbatch-$2.log" \
+  ${3:-} env LRMC_CACHE="$work/cache-$1" \
     timeout "$wait_s" "$lrmc" apply --progress=plain --executor slurm --cpus 1 --slurm-poll 1s \
     --remote-cache "file://$work/remote-$1" --slurm-dir "$work/slurm-$2" "$recipe"
 }
-submitted() { if [ -f "$work/sbatch-$1.log" ]; then wc -l <"$work/sbatch-$1.log"; else echo 0; fi; }
 
 # --- a. local ------------------------------------------------------------
 t=$(now)
@@ -182,7 +194,7 @@ mv "$out" "$work/out-b"
 nb=$(submitted b)
 echo "slurm-e2e: (b) slurm apply: $(secs "$t") s, $nb jobs submitted"
 [ "$nb" -gt 0 ] || { cat "$work/apply-b.log" >&2; fail "the slurm apply submitted no job"; }
-for id in $(cat "$work/sbatch-b.log"); do
+for id in $(jobs_of b); do
   s=$(job_state "$id")
   [ "$s" = COMPLETED ] || fail "job $id of the slurm apply is ${s:-unknown}, not COMPLETED"
 done
@@ -191,7 +203,7 @@ same_outputs "$work/out-a" "$work/out-b" "(b) slurm vs local"
 
 # --- c. kill a job mid-run, re-apply ---------------------------------------
 t=$(now)
-apply_slurm c c1 >"$work/apply-c1.log" 2>&1 &
+apply_slurm c c1 exec >"$work/apply-c1.log" 2>&1 &
 apply_pid=$!
 # Wait until one job has finished (so the re-apply has something to reuse)
 # and another one that others depend on is running, then kill -9 that job's
@@ -199,7 +211,7 @@ apply_pid=$!
 # call per poll: asking scontrol job by job is slow enough to miss a job.
 exec_pid() { # exec_pid JOB: the pid of the job's lrmc exec, if it runs yet
   local pid
-  for pid in $(scontrol listpids "$1" 2>/dev/null | awk 'NR > 1 { print $1 }'); do
+  for pid in $(scontrol listpids "$1" 2>/dev/null | awk 'NR > 1 && $1 > 0 { print $1 }'); do
     if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ' exec '; then echo "$pid"; return; fi
   done
 }
@@ -208,7 +220,7 @@ deadline=$(( $(date +%s) + wait_s ))
 while [ -z "$victim" ]; do
   kill -0 "$apply_pid" 2>/dev/null || { wait "$apply_pid" || true; cat "$work/apply-c1.log" >&2; fail "the apply ended before a job could be killed"; }
   [ "$(date +%s)" -lt "$deadline" ] || fail "no job ran after another completed within ${wait_s}s"
-  ids=$(paste -sd, "$work/sbatch-c1.log" 2>/dev/null || true)
+  ids=$(ids_of c1)
   if [ -n "$ids" ]; then
     states=$(squeue -h -t all -j "$ids" -o '%i %T %E' 2>/dev/null || true)
     if grep -q ' COMPLETED ' <<<"$states"; then
@@ -242,7 +254,7 @@ sed 's/^/    /' "$work/reported.txt"
 # Dependents of the killed job must not be left pending forever (Slurm keeps
 # them PENDING with DependencyNeverSatisfied unless cancelled); jobs of
 # independent branches may still finish on their own.
-ids=$(paste -sd, "$work/sbatch-c1.log")
+ids=$(ids_of c1)
 for _ in $(seq 600); do
   left=$(squeue -h -t PENDING,CONFIGURING,RUNNING,COMPLETING -j "$ids" -o '%i %T %r' 2>/dev/null || true)
   [ -z "$left" ] && break
@@ -260,4 +272,31 @@ nc1=$(submitted c1) nc2=$(submitted c2)
 echo "slurm-e2e: (c) re-apply: $(secs "$t") s, $nc2 jobs submitted (killed apply: $nc1, fresh apply (b): $nb)"
 [ "$nc2" -lt "$nb" ] || fail "the re-apply submitted $nc2 jobs, not fewer than the $nb of a fresh apply"
 same_outputs "$work/out-a" "$work/out-c" "(c) re-apply after a kill vs local"
+
+# --- d. a cancelled apply (Ctrl-C or SIGTERM) leaves nothing queued -------
+t=$(now)
+apply_slurm d d exec >"$work/apply-d.log" 2>&1 &
+apply_pid=$!
+deadline=$(( $(date +%s) + wait_s ))
+# The signal comes as soon as one job runs, often while apply still submits.
+until ids=$(ids_of d) && [ -n "$ids" ] && squeue -h -t RUNNING -j "$ids" 2>/dev/null | grep -q .; do
+  kill -0 "$apply_pid" 2>/dev/null || { cat "$work/apply-d.log" >&2; fail "(d) the apply ended before a job ran"; }
+  [ "$(date +%s)" -lt "$deadline" ] || fail "(d) no job ran within ${wait_s}s"
+  sleep 0.1
+done
+kill -TERM "$apply_pid"
+rc=0
+wait "$apply_pid" || rc=$?
+apply_pid=""
+[ "$rc" -ne 0 ] || { cat "$work/apply-d.log" >&2; fail "(d) the apply stopped by SIGTERM exited 0"; }
+left=$(squeue -h -j "$(ids_of d)" -t PENDING,CONFIGURING,RUNNING -o '%i %T' 2>/dev/null || true)
+[ -z "$left" ] || { cat "$work/apply-d.log" >&2; fail "(d) jobs of the stopped apply still queued: $left"; }
+rm -rf "$out" # leave the tree as it was found (a stopped apply writes nothing, normally)
+# Cancelled jobs take a moment to end their processes; wait, so that nothing
+# of this test still writes when its directory is removed.
+for _ in $(seq 120); do
+  squeue -h -t RUNNING,COMPLETING -j "$(ids_of d)" 2>/dev/null | grep -q . || break
+  sleep 0.5
+done
+echo "slurm-e2e: (d) SIGTERM to an apply with $(submitted d) jobs submitted: exit $rc, none left queued ($(secs "$t") s)"
 echo "slurm-e2e: OK in $(secs "$t_all") s"
