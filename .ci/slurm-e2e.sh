@@ -27,7 +27,6 @@ set -euo pipefail
 if [ $# -ne 1 ]; then echo "usage: $0 LRMC-BINARY" >&2; exit 2; fi
 lrmc=$(realpath "$1")
 cd "$(dirname "$0")/.."
-repo=$(pwd)
 
 recipe=recipes/stories260k-depth-methods.cue
 out=recipes/out/stories260k-depth-methods # the recipe's output.dir
@@ -122,9 +121,9 @@ done
 [ "$(job_state "$j2")" = COMPLETED ] || fail "dependent smoke job $j2 is $(job_state "$j2") after 30 s"
 [ "$(cat "$work/smoke-$j1.out")" = "$(hostname)" ] || fail "smoke job $j1 wrote '$(cat "$work/smoke-$j1.out")'"
 [ "$(cat "$work/smoke-$j2.out")" = after ] || fail "smoke job $j2 wrote '$(cat "$work/smoke-$j2.out")'"
-start1=$(scontrol -o show job "$j1" | grep -Eo 'EndTime=[^ ]+' | cut -d= -f2)
+end1=$(scontrol -o show job "$j1" | grep -Eo 'EndTime=[^ ]+' | cut -d= -f2)
 start2=$(scontrol -o show job "$j2" | grep -Eo 'StartTime=[^ ]+' | cut -d= -f2)
-[[ ! "$start2" < "$start1" ]] || fail "job $j2 started ($start2) before $j1 ended ($start1)"
+[[ ! "$start2" < "$end1" ]] || fail "job $j2 started ($start2) before $j1 ended ($end1)"
 echo "slurm-e2e: cluster runs jobs and honours afterok ($(secs "$t") s)"
 
 # --- comparing outputs ---------------------------------------------------
