@@ -197,7 +197,7 @@ for id in $(jobs_of b); do
   s=$(job_state "$id")
   [ "$s" = COMPLETED ] || fail "job $id of the slurm apply is ${s:-unknown}, not COMPLETED"
 done
-ls "$work/remote-b" | grep -q . || fail "the shared cache file://$work/remote-b is empty"
+[ -n "$(find "$work/remote-b" -type f -print -quit)" ] || fail "the shared cache file://$work/remote-b is empty"
 same_outputs "$work/out-a" "$work/out-b" "(b) slurm vs local"
 
 # --- c. kill a job mid-run, re-apply ---------------------------------------

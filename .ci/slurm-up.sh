@@ -48,7 +48,8 @@ if ! command -v sbatch >/dev/null || ! command -v slurmctld >/dev/null || ! comm
   echo "== slurm-up: installing slurm-wlm and munge from Debian"
   ta=$(date +%s)
   # env, not export: sudo would drop an exported variable.
-  apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get -q)
+  apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q)
+  if [ -n "$sudo" ]; then apt=(sudo "${apt[@]}"); fi
   # Only when the package lists are missing or stale does apt need an update.
   if ! apt-cache show slurm-wlm >/dev/null 2>&1; then "${apt[@]}" update; fi
   # --no-install-recommends: 9 packages instead of 43 (no X11 plugins, no mail).
@@ -181,7 +182,7 @@ while :; do
   st=$(sinfo -h -N -n "$host" -o '%T' 2>/dev/null | head -n1 || true)
   case "$st" in
     idle|mixed|allocated|completing) break ;;
-    drain*|draining|drained)
+    drain*) # drain, draining, drained
       if [ "$resumed" = 0 ]; then
         $sudo scontrol update NodeName="$host" State=RESUME || true
         resumed=1
