@@ -66,17 +66,30 @@ func (e *RunError) Error() string {
 }
 
 // Submit submits jobs in order (each after its dependencies), setting
-// their IDs. If a submission fails, the jobs already submitted are
-// cancelled.
+// their IDs. If a submission fails, or ctx is cancelled (Ctrl-C), the jobs
+// already submitted are cancelled.
+//
+// sbatch itself runs on a context that Ctrl-C does not cancel: killed
+// after slurmctld accepted the job but before it printed the id, it would
+// leave a job this apply could never scancel. Submissions are short, so
+// the interrupt is honoured between them instead.
 func (r *Runner) Submit(ctx context.Context, jobs []*Job) error {
 	for i, j := range jobs {
-		id, err := r.Cluster.Submit(ctx, r.Config.SubmitArgs(j))
+		if err := ctx.Err(); err != nil {
+			r.cancel(jobs[:i])
+			return err
+		}
+		id, err := r.Cluster.Submit(context.WithoutCancel(ctx), r.Config.SubmitArgs(j))
 		if err != nil {
 			r.cancel(jobs[:i])
 			return fmt.Errorf("submitting %s: %w", j.Name(), err)
 		}
 		j.ID = id
 		r.printf("submitted %s %s (%s)\n", j.ID, j.Name(), j.Node.Label)
+	}
+	if err := ctx.Err(); err != nil {
+		r.cancel(jobs)
+		return err
 	}
 	return nil
 }

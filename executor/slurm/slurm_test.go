@@ -251,13 +251,22 @@ type fakeCluster struct {
 	polls     []map[string]State // one per poll; the last repeats
 	cancelled [][]string
 	polled    chan struct{}
-	errs      int // polls that fail first
+	errs      int         // polls that fail first
+	onSubmit  func(n int) // called during the nth submission
 }
 
-func (f *fakeCluster) Submit(_ context.Context, args []string) (string, error) {
+func (f *fakeCluster) Submit(ctx context.Context, args []string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.next++
+	if f.onSubmit != nil {
+		f.onSubmit(f.next)
+	}
+	if ctx.Err() != nil {
+		// exec.CommandContext would have killed sbatch: the job may be
+		// queued, but its id is lost.
+		return "", ctx.Err()
+	}
 	return string(rune('a' + f.next - 1)), nil
 }
 
@@ -339,6 +348,30 @@ func TestWaitCancelsEverythingOnInterrupt(t *testing.T) {
 	}
 	if !reflect.DeepEqual(fc.cancelled, [][]string{{"b", "c", "d"}}) {
 		t.Errorf("scancel calls %v, want the unfinished jobs [[b c d]]", fc.cancelled)
+	}
+}
+
+// An interrupt that lands while sbatch runs must not lose the job it is
+// submitting: that job is cancelled with the others, and nothing later is
+// submitted.
+func TestSubmitInterruptedMidSbatchCancelsWhatWasSubmitted(t *testing.T) {
+	c := newChain()
+	jobs := Jobs(c.g, statuses(c.g), fixed)
+	ctx, cancel := context.WithCancel(context.Background())
+	fc := &fakeCluster{onSubmit: func(n int) {
+		if n == 2 {
+			cancel()
+		}
+	}}
+	r := &Runner{Cluster: fc, Interval: time.Hour}
+	if err := r.Run(ctx, jobs); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want context.Canceled", err)
+	}
+	if fc.next != 2 {
+		t.Errorf("%d submissions, want 2 (none after the interrupt)", fc.next)
+	}
+	if !reflect.DeepEqual(fc.cancelled, [][]string{{"a", "b"}}) {
+		t.Errorf("scancel calls %v, want both submitted jobs [[a b]]", fc.cancelled)
 	}
 }
 
