@@ -5,22 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"lrmc/internal/cputime"
 )
-
-// cpuTime is the process's user plus system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // reportCPU adds MB per CPU-second (all of the process's threads, Badger's
 // included), which unlike MB/s holds still on a shared, overloaded machine.
 func reportCPU(b *testing.B, start time.Duration, bytes int64) {
-	cpu := cpuTime(b) - start
+	cpu := cputime.Process() - start
 	b.ReportMetric(float64(bytes)*float64(b.N)/1e6/cpu.Seconds(), "MB/cpu-s")
 }
 
@@ -67,7 +58,7 @@ func benchPut(b *testing.B, opts Options, size int, sync bool) {
 	s := openTest(b, "", opts)
 	v := payload(1, size)
 	b.SetBytes(int64(len(v)))
-	start := cpuTime(b)
+	start := cputime.Process()
 	i := 0
 	for b.Loop() {
 		// A fresh key each time: re-putting a stored value is a no-op.
@@ -92,7 +83,7 @@ func benchGet(b *testing.B, opts Options, size int) {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(v)))
-	start := cpuTime(b)
+	start := cputime.Process()
 	for b.Loop() {
 		if _, _, err := s.Get(k); err != nil {
 			b.Fatal(err)
@@ -113,7 +104,7 @@ func BenchmarkOpenClose(b *testing.B) {
 		}
 	}
 	s.Close()
-	start := cpuTime(b)
+	start := cputime.Process()
 	for b.Loop() {
 		s, err := Open(dir, Options{})
 		if err != nil {
@@ -126,5 +117,5 @@ func BenchmarkOpenClose(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((cpuTime(b)-start).Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64((cputime.Process()-start).Microseconds())/1e3/float64(b.N), "cpu-ms/op")
 }

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"slices"
 	"time"
+
+	"lrmc/internal/cputime"
 )
 
 // timing is one measured repetition.
@@ -19,11 +21,11 @@ func repeat(reps, calls int, fn func()) timing {
 	fn()
 	ts := make([]timing, reps)
 	for r := range ts {
-		cpu0, t0 := processCPUTime(), time.Now()
+		cpu0, t0 := cputime.Process(), time.Now()
 		for range calls {
 			fn()
 		}
-		ts[r] = timing{wall: time.Since(t0), cpu: processCPUTime() - cpu0}
+		ts[r] = timing{wall: time.Since(t0), cpu: cputime.Process() - cpu0}
 	}
 	slices.SortFunc(ts, func(a, b timing) int { return int(a.wall - b.wall) })
 	return ts[(reps-1)/2]
@@ -53,4 +55,4 @@ func withProcs(threads int, fn func()) {
 // ProcessCPUTime is the user+system CPU time of the whole process so far
 // (zero off Unix): on a machine shared with other work, a phase's CPU time
 // moves less than its wall time.
-func ProcessCPUTime() time.Duration { return processCPUTime() }
+func ProcessCPUTime() time.Duration { return cputime.Process() }

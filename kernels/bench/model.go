@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"lrmc/internal/cputime"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/synth"
 )
@@ -214,9 +215,9 @@ func timedCalls(calls int, fn func()) timing {
 }
 
 func timed(fn func()) timing {
-	cpu0, t0 := processCPUTime(), time.Now()
+	cpu0, t0 := cputime.Process(), time.Now()
 	fn()
-	return timing{wall: time.Since(t0), cpu: processCPUTime() - cpu0}
+	return timing{wall: time.Since(t0), cpu: cputime.Process() - cpu0}
 }
 
 func median(ts []timing) timing {

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"lrmc/internal/cputime"
 	"lrmc/internal/shareddata"
 )
 
@@ -64,14 +65,14 @@ func BenchmarkEncode(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			var n, passes int
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				// A fresh cache per pass would measure cold starts; the
 				// steady state of a long stream is the warm one.
 				n = len(tk.Encode(text, false))
 				passes++
 			}
-			if cpu := processCPU() - cpu0; cpu > 0 {
+			if cpu := cputime.Process() - cpu0; cpu > 0 {
 				b.ReportMetric(float64(passes*len(text))/1e6/cpu.Seconds(), "MB/cpu-s")
 			}
 			b.ReportMetric(float64(len(text))/float64(n), "bytes/token")
@@ -85,14 +86,14 @@ func BenchmarkLoad(b *testing.B) {
 		dir := filepath.Dir(shareddata.Path(b, "tokenizers", name, "tokenizer.json"))
 		b.Run(name, func(b *testing.B) {
 			var passes int
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				if _, err := Load(dir); err != nil {
 					b.Fatal(err)
 				}
 				passes++
 			}
-			if cpu := processCPU() - cpu0; cpu > 0 {
+			if cpu := cputime.Process() - cpu0; cpu > 0 {
 				b.ReportMetric(cpu.Seconds()*1e3/float64(passes), "cpu-ms/op")
 			}
 		})

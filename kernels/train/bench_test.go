@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"lrmc/internal/cputime"
 	"lrmc/kernels/bench"
 	"lrmc/kernels/gemm"
 	"lrmc/kernels/llama"
@@ -86,13 +87,13 @@ func storiesLoRAStep(b *testing.B, opts ...Option) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cpu := processCPUTime()
+	cpu := cputime.Process()
 	for b.Loop() {
 		if _, err := tr.Step([]Batch{bt}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric((processCPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((cputime.Process()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(b.N*batch*seq)/b.Elapsed().Seconds(), "tokens/s")
 }
 
@@ -126,7 +127,7 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 	report := func(b *testing.B, cpu time.Duration) float64 {
 		tps := float64(b.N*batch*seq) / b.Elapsed().Seconds()
 		b.ReportMetric(tps, "tokens/s")
-		b.ReportMetric((processCPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((cputime.Process()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 		return tps
 	}
 	// The machine's GEMM rate, measured in the same run (a product of the
@@ -147,7 +148,7 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 	})
 	var forward float64
 	b.Run("forward", func(b *testing.B) {
-		cpu := processCPUTime()
+		cpu := cputime.Process()
 		for b.Loop() {
 			m.Forward(tokens, batch, seq)
 		}
@@ -191,14 +192,14 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 			if _, err := tr.Step([]Batch{bt}); err != nil {
 				b.Fatal(err)
 			}
-			cpu := processCPUTime()
+			cpu := cputime.Process()
 			for b.Loop() {
 				if _, err := tr.Step([]Batch{bt}); err != nil {
 					b.Fatal(err)
 				}
 			}
 			wall := flops * float64(b.N) / b.Elapsed().Seconds() / 1e9
-			perCPU := flops * float64(b.N) / (processCPUTime() - cpu).Seconds() / 1e9
+			perCPU := flops * float64(b.N) / (cputime.Process() - cpu).Seconds() / 1e9
 			b.ReportMetric(wall, "GFLOP/s")
 			if gemmWall > 0 {
 				b.ReportMetric(wall/gemmWall, "vs-gemm")
