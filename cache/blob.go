@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"lrmc/digest"
+	"lrmc/internal/fsync"
 )
 
 // Large values as files.
@@ -90,24 +91,12 @@ func (l *syncList) sync(dir string) error {
 	}
 	var errs []error
 	for _, p := range paths {
-		if err := fsyncPath(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := fsync.Path(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, fsyncPath(blobsDir(dir)))
+	errs = append(errs, fsync.Path(blobsDir(dir)))
 	return errors.Join(errs...)
-}
-
-func fsyncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // writeBlob writes m's value to its file and returns its BLAKE3 (sum, when

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"lrmc/internal/fsync"
 	"lrmc/planner"
 )
 
@@ -100,7 +101,7 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 	}
 	// When every unit was already on disk there is nothing to make durable.
 	if committed {
-		if err := syncDir(out); err != nil {
+		if err := fsync.Path(out); err != nil {
 			return nil, fmt.Errorf("output directory %s: %w", out, err)
 		}
 	}
@@ -268,7 +269,7 @@ func (u *unit) stage(out string, r *Result) ([]writtenOutput, error) {
 		if err != nil || !d.IsDir() {
 			return err
 		}
-		return syncDir(path)
+		return fsync.Path(path)
 	})
 	if err != nil {
 		return written, fmt.Errorf("output %s: %w", filepath.Join(out, u.name), err)
@@ -415,18 +416,6 @@ func finishTemp(tmp *os.File, fill func(io.Writer) error) error {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	return err

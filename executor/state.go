@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"lrmc/internal/fsync"
 	"lrmc/planner"
 )
 
@@ -302,5 +303,5 @@ func RemoveStale(outDir string, stale []StaleDir) error {
 	if err := st.write(outDir); err != nil {
 		return fmt.Errorf("output state: %w", err)
 	}
-	return syncDir(outDir)
+	return fsync.Path(outDir)
 }
