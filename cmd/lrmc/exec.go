@@ -10,8 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"lrmc/cache"
-	"lrmc/digest"
 	"lrmc/executor"
 	"lrmc/executor/ops"
 	"lrmc/executor/slurm"
@@ -72,6 +70,9 @@ collects the results does. apply --executor slurm runs one exec per job.`,
 				if _, err := ex.Run(ctx, slurm.Subgraph(s.graph, n)); err != nil {
 					return fmt.Errorf("%s (%s %s): %w", n.Label, n.Op, n.Key.Short(), err)
 				}
+				if err := s.checkShared(n); err != nil {
+					return err
+				}
 				fmt.Fprintf(out, "ran %s %s %.1fs\n", n.Key.Short(), n.Op, time.Since(t0).Seconds())
 			}
 			return nil
@@ -101,23 +102,25 @@ func findNode(g *planner.Graph, k string) (*planner.Node, error) {
 		k, len(found), found[0].Key, found[0].Op, found[1].Key, found[1].Op)
 }
 
-// inCache reports whether n's result is in the local or the shared cache.
-// Store.Stat answers for both when the remote store can stat an entry
-// (s6-remote's Remote.Stat); with one that cannot, a local miss is asked
-// of the remote by reading the entry through, which also leaves it in the
-// local cache for the ops that read it.
+// inCache reports whether n's result is in the local or the shared cache;
+// Store.Stat asks the shared cache on a local miss, reading only the
+// entry's header.
 func (s *session) inCache(n *planner.Node) (bool, error) {
 	_, ok, err := s.store.Stat(n.Key)
-	if err != nil || ok || s.remote == nil {
-		return ok, err
+	return ok, err
+}
+
+// checkShared fails when the shared cache lacks n's result after exec ran
+// it. The executor only logs a failed write-back (a local apply is still
+// right without it), but a job whose result never reached the shared cache
+// has done nothing for the jobs and the apply that wait on it: better a
+// failed job, named with its node, than dependents that recompute it.
+func (s *session) checkShared(n *planner.Node) error {
+	if s.remote == nil {
+		return nil
 	}
-	if _, stats := s.remote.(interface {
-		Stat(digest.Digest) (cache.Meta, error)
-	}); stats {
-		return false, nil
+	if _, err := s.remote.Stat(n.Key); err != nil {
+		return fmt.Errorf("%s (%s %s) ran, but the shared cache does not hold its result: %w", n.Label, n.Op, n.Key.Short(), err)
 	}
-	// A failed read (a read-only view of a busy cache cannot copy the
-	// entry in) counts as a miss: the node is computed.
-	_, _, err = s.store.Get(n.Key)
-	return err == nil, nil
+	return nil
 }

@@ -180,6 +180,35 @@ func TestExecIsIdempotentAndFeedsApply(t *testing.T) {
 	}
 }
 
+// A job whose result never reaches the shared cache fails, naming the
+// node, instead of printing "ran" and leaving its dependents to recompute.
+func TestExecFailsWhenTheSharedCacheLacksTheResult(t *testing.T) {
+	dir := t.TempDir()
+	remote := filepath.Join(dir, "remote")
+	os.Mkdir(remote, 0o755)
+	recipe := writeRecipe(t, dir, 1)
+	var block *planner.Node
+	for _, n := range graphOf(t, recipe).Nodes {
+		if n.Op == capture.OpBlock {
+			block = n
+			break
+		}
+	}
+	if block == nil {
+		t.Fatal("no capture.block node")
+	}
+	// A directory where the entry's file would go: the write-back's
+	// rename fails (even for root), and so does reading the entry.
+	k := block.Key.String()
+	if err := os.MkdirAll(filepath.Join(remote, k[:2], k, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := lrmc(t, "--cache", filepath.Join(dir, "c"), "--remote-cache", "file://"+remote, "exec", recipe, k[:12])
+	if code != 1 || out != "" || !strings.Contains(errs, "ran, but the shared cache does not hold its result") || !strings.Contains(errs, k[:12]) {
+		t.Errorf("exec: exit %d, stdout %q, stderr %s", code, out, errs)
+	}
+}
+
 func TestFindNodeAmbiguousPrefix(t *testing.T) {
 	k1, _ := digest.Parse("abcdef0123450000000000000000000000000000000000000000000000000001")
 	k2, _ := digest.Parse("abcdef0123450000000000000000000000000000000000000000000000000002")
