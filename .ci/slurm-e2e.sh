@@ -167,15 +167,16 @@ same_outputs() {
 }
 
 # apply_slurm CACHES RUN [exec]: the slurm apply with the local and shared
-# caches named CACHES, its own slurm dir and submission log named RUN. One CPU
-# per job lets two jobs run at once on a 2-core machine, writing the shared
-# cache concurrently (the kernels still use every core: there are no cgroups).
+# caches named CACHES, its own slurm dir and submission log named RUN. The
+# recipe's cluster block asks one CPU per job, so two jobs run at once on a
+# 2-core machine, writing the shared cache concurrently (the kernels still use
+# every core: there are no cgroups).
 # With "exec" (in a background subshell) the apply replaces the subshell, so
 # $! is its pid (timeout's, which passes signals on to lrmc).
 apply_slurm() {
   mkdir -p "$work/remote-$1"
   ${3:-} env LRMC_CACHE="$work/cache-$1" \
-    timeout "$wait_s" "$lrmc" apply --progress=plain --executor slurm --cpus 1 --slurm-poll 1s \
+    timeout "$wait_s" "$lrmc" apply --progress=plain --executor slurm --slurm-poll 1s \
     --remote-cache "file://$work/remote-$1" --slurm-dir "$work/slurm-$2" "$recipe"
 }
 
