@@ -88,7 +88,7 @@ func MeasureCapture(s ModelShape, o CaptureOptions) (CaptureResult, error) {
 			out := make([]float32, len(h))
 			for s := 0; s < o.Samples; s += o.Batch {
 				b := min(o.Batch, o.Samples-s)
-				copy(out[s*seq:], m.Block(i, h[s*seq:(s+b)*seq], b, o.SeqLen))
+				m.BlockInto(out[s*seq:(s+b)*seq], i, h[s*seq:(s+b)*seq], b, o.SeqLen)
 			}
 			h = out
 			d := time.Since(t0)

@@ -135,8 +135,7 @@ func (block) Run(ctx context.Context, c *executor.Call) (any, error) {
 			return nil, err
 		}
 		b := min(batch, p.Samples-s)
-		res := m.Block(p.Layer, h.Data[s*seq:(s+b)*seq], b, p.SeqLen)
-		copy(out[s*seq:], res)
+		m.BlockInto(out[s*seq:(s+b)*seq], p.Layer, h.Data[s*seq:(s+b)*seq], b, p.SeqLen)
 		c.Progress(int64(s+b), int64(p.Samples))
 	}
 	// The capture walks the blocks in order: a memory-mapped checkpoint's
