@@ -75,6 +75,18 @@ func graphOf(t *testing.T, recipe string) *planner.Graph {
 	return s.graph
 }
 
+// firstNode is recipe's first node of op.
+func firstNode(t *testing.T, recipe, op string) *planner.Node {
+	t.Helper()
+	for _, n := range graphOf(t, recipe).Nodes {
+		if n.Op == op {
+			return n
+		}
+	}
+	t.Fatalf("%s has no %s node", recipe, op)
+	return nil
+}
+
 func mustRead(t *testing.T, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -131,16 +143,7 @@ func TestExecIsIdempotentAndFeedsApply(t *testing.T) {
 	os.Mkdir(remote, 0o755)
 	url := "file://" + remote
 	recipe := writeRecipe(t, dir, 1)
-	var block *planner.Node
-	for _, n := range graphOf(t, recipe).Nodes {
-		if n.Op == capture.OpBlock {
-			block = n
-			break
-		}
-	}
-	if block == nil {
-		t.Fatal("no capture.block node")
-	}
+	block := firstNode(t, recipe, capture.OpBlock)
 	key12 := block.Key.String()[:12]
 	c1 := filepath.Join(dir, "c1")
 	code, out, errs := lrmc(t, "--cache", c1, "--remote-cache", url, "exec", recipe, key12)
@@ -187,16 +190,7 @@ func TestExecFailsWhenTheSharedCacheLacksTheResult(t *testing.T) {
 	remote := filepath.Join(dir, "remote")
 	os.Mkdir(remote, 0o755)
 	recipe := writeRecipe(t, dir, 1)
-	var block *planner.Node
-	for _, n := range graphOf(t, recipe).Nodes {
-		if n.Op == capture.OpBlock {
-			block = n
-			break
-		}
-	}
-	if block == nil {
-		t.Fatal("no capture.block node")
-	}
+	block := firstNode(t, recipe, capture.OpBlock)
 	// A directory where the entry's file would go: the write-back's
 	// rename fails (even for root), and so does reading the entry.
 	k := block.Key.String()
