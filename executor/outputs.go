@@ -89,21 +89,14 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 	}
 	// Run directories first, results.json last: a reader that sees the new
 	// results.json finds the runs it describes.
-	committed := false
+	// Each commit syncs the output directory after its rename.
 	for _, dirs := range []bool{true, false} {
 		for _, u := range units {
 			if u.dir == dirs && u.staged != "" {
 				if err := u.commit(out); err != nil {
 					return nil, err
 				}
-				committed = true
 			}
-		}
-	}
-	// When every unit was already on disk there is nothing to make durable.
-	if committed {
-		if err := fsync.Path(out); err != nil {
-			return nil, fmt.Errorf("output directory %s: %w", out, err)
 		}
 	}
 
@@ -285,47 +278,17 @@ func (u *unit) commit(out string) error {
 		return nil
 	}
 	if err := swapDir(u.staged, dst, filepath.Join(out, oldName(u.name, os.Getpid()))); err != nil {
-		return fmt.Errorf("output %s: %w", dst, err)
+		return fmt.Errorf("output: %w", err)
 	}
 	u.staged = ""
 	return nil
 }
 
-// exchangeDirs atomically swaps two paths, or returns errNoExchange where
-// the system cannot. A variable so that tests can take the fallback.
-var exchangeDirs = exchange
-
-var errNoExchange = errors.New("atomic exchange not supported")
-
 // swapDir puts the directory staging at dst, which may exist (a real
 // directory: checkRunDir said so), and removes the previous one. old is
-// where the previous one waits between the two renames of the fallback.
-func swapDir(staging, dst, old string) error {
-	if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
-		return os.Rename(staging, dst)
-	}
-	err := exchangeDirs(staging, dst)
-	if err == nil {
-		// staging now holds the previous outputs.
-		return os.RemoveAll(staging)
-	}
-	if !errors.Is(err, errNoExchange) {
-		return err
-	}
-	if err := os.RemoveAll(old); err != nil {
-		return err
-	}
-	if err := os.Rename(dst, old); err != nil {
-		return err
-	}
-	if err := os.Rename(staging, dst); err != nil {
-		if rerr := os.Rename(old, dst); rerr != nil {
-			return fmt.Errorf("%w (and the previous outputs stay at %s: %v)", err, old, rerr)
-		}
-		return err
-	}
-	return os.RemoveAll(old)
-}
+// where the previous one waits if the swap takes two renames. A variable
+// so that tests can take that fallback.
+var swapDir = atomicfile.ReplaceDir
 
 func nodeBytes(o planner.Output, r *Result) ([]byte, error) {
 	if _, ok := r.onDisk[o.Node]; ok {
