@@ -4,7 +4,8 @@
 // destination, and the directory is synced so that the rename survives a
 // crash. A reader, and a crash at any point, sees either the old file or
 // the complete new one; a failure or a panic while writing removes the
-// temporary file and leaves the destination as it was.
+// temporary file and leaves the destination as it was. ReplaceDir does the
+// same for a directory tree built beside its destination.
 package atomicfile
 
 import (
