@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"lrmc/digest"
+	"lrmc/internal/atomicfile"
 	"lrmc/internal/fsync"
 )
 
@@ -107,11 +108,6 @@ func (s *Store) writeBlob(m Meta, value []byte, sum digest.Digest) (digest.Diges
 	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
 		return sum, fmt.Errorf("cache: put %s: %w", m.describe(), err)
 	}
-	f, err := os.CreateTemp(tmpDir, "put-*")
-	if err != nil {
-		return sum, s.writeError(fmt.Errorf("cache: put %s: %w", m.describe(), err), m.Size)
-	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
 	var sumc chan digest.Digest
 	if sum.IsZero() {
 		// Hash on another core while the kernel copies: the two take
@@ -119,15 +115,13 @@ func (s *Store) writeBlob(m Meta, value []byte, sum digest.Digest) (digest.Diges
 		sumc = make(chan digest.Digest, 1)
 		go func() { sumc <- digest.Of(value) }()
 	}
-	_, err = f.Write(value)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	// In blobs/tmp (which Open empties) rather than beside the value
+	// files, and not synced here: Close syncs the files it wrote. 0600,
+	// the mode value files have always had.
+	err := atomicfile.WriteBytes(s.blobPath(m.Key), 0o600, value,
+		atomicfile.TempDir(tmpDir), atomicfile.Pattern("put-*"), atomicfile.NoSync())
 	if sumc != nil {
 		sum = <-sumc // wait even on error: value is the caller's again after Put
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), s.blobPath(m.Key))
 	}
 	if err != nil {
 		return sum, s.writeError(fmt.Errorf("cache: put %s: write value file: %w", m.describe(), err), m.Size)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"lrmc/digest"
+	"lrmc/internal/atomicfile"
 )
 
 // Remote is a content-addressed store shared by many machines, keyed by the
@@ -268,34 +269,22 @@ func (r *FileRemote) Replace(m Meta, value []byte) error {
 }
 
 // writeFileAtomic writes the concatenation of parts to path through a
-// synced temporary file renamed into place.
+// synced temporary file renamed into place. The temporary file keeps the
+// name this remote has always given it, ".tmp-*": a dot name, never a
+// key's.
 func writeFileAtomic(path string, parts ...[]byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	for _, p := range parts {
-		if err == nil {
-			_, err = f.Write(p)
+	// 0644: CreateTemp's 0600 would hide it from other users' jobs.
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		for _, p := range parts {
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
 		}
-	}
-	if err == nil {
-		err = f.Chmod(0o644) // CreateTemp's 0600 would hide it from other users' jobs
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	return err
+		return nil
+	}, atomicfile.Pattern(".tmp-*"))
 }
 
 // SetRemote makes s read through r on a local miss (Get copies the verified

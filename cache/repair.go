@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"lrmc/digest"
+	"lrmc/internal/atomicfile"
 )
 
 // RepairReport says what Repair kept and dropped.
@@ -210,7 +211,9 @@ func rebuildManifest(path string) (int, error) {
 	buf = binary.BigEndian.AppendUint32(buf, uint32(len(body)))
 	buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(body, y.CastagnoliCrcTable))
 	buf = append(buf, body...)
-	return len(set.Changes), os.WriteFile(filepath.Join(path, "MANIFEST"), buf, 0o644)
+	// Atomically: a repair killed here leaves the old MANIFEST, and
+	// running it again rebuilds from the same tables.
+	return len(set.Changes), atomicfile.WriteBytes(filepath.Join(path, "MANIFEST"), 0o644, buf)
 }
 
 // zeroKeyID clears the data-key id at the start of a write-ahead or value

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"lrmc/internal/atomicfile"
 	"lrmc/internal/fsync"
 	"lrmc/planner"
 )
@@ -88,21 +89,14 @@ func (e *Executor) WriteOutputs(g *planner.Graph, r *Result) ([]string, error) {
 	}
 	// Run directories first, results.json last: a reader that sees the new
 	// results.json finds the runs it describes.
-	committed := false
+	// Each commit syncs the output directory after its rename.
 	for _, dirs := range []bool{true, false} {
 		for _, u := range units {
 			if u.dir == dirs && u.staged != "" {
 				if err := u.commit(out); err != nil {
 					return nil, err
 				}
-				committed = true
 			}
-		}
-	}
-	// When every unit was already on disk there is nothing to make durable.
-	if committed {
-		if err := fsync.Path(out); err != nil {
-			return nil, fmt.Errorf("output directory %s: %w", out, err)
 		}
 	}
 
@@ -134,7 +128,8 @@ type unit struct {
 	dir     bool
 	whole   bool // one bundle is the whole directory
 	outputs []planner.Output
-	staged  string // the staging directory or temporary file, once written
+	staged  string              // the staging directory or temporary file, once written
+	pending *atomicfile.Pending // a file unit's staged file
 }
 
 type writtenOutput struct {
@@ -211,20 +206,15 @@ func (u *unit) checkRunDir(path string) error {
 func (u *unit) stage(out string, r *Result) ([]writtenOutput, error) {
 	if !u.dir {
 		o := u.outputs[0]
-		dst := filepath.Join(out, o.Path)
-		tmp, err := os.CreateTemp(out, "."+u.name+".tmp*")
-		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", dst, err)
-		}
-		u.staged = tmp.Name()
 		var n int64
-		err = finishTemp(tmp, func(w io.Writer) (err error) {
+		p, err := atomicfile.Stage(filepath.Join(out, o.Path), 0o644, func(w io.Writer) (err error) {
 			n, err = fillOutput(w, o, r)
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", dst, err)
+			return nil, fmt.Errorf("output: %w", err)
 		}
+		u.pending, u.staged = p, p.Name()
 		return []writtenOutput{{o, n}}, nil
 	}
 
@@ -281,54 +271,24 @@ func (u *unit) stage(out string, r *Result) ([]writtenOutput, error) {
 func (u *unit) commit(out string) error {
 	dst := filepath.Join(out, u.name)
 	if !u.dir {
-		if err := os.Rename(u.staged, dst); err != nil {
-			return fmt.Errorf("output %s: %w", dst, err)
+		if err := u.pending.Commit(); err != nil {
+			return fmt.Errorf("output: %w", err)
 		}
 		u.staged = ""
 		return nil
 	}
 	if err := swapDir(u.staged, dst, filepath.Join(out, oldName(u.name, os.Getpid()))); err != nil {
-		return fmt.Errorf("output %s: %w", dst, err)
+		return fmt.Errorf("output: %w", err)
 	}
 	u.staged = ""
 	return nil
 }
 
-// exchangeDirs atomically swaps two paths, or returns errNoExchange where
-// the system cannot. A variable so that tests can take the fallback.
-var exchangeDirs = exchange
-
-var errNoExchange = errors.New("atomic exchange not supported")
-
 // swapDir puts the directory staging at dst, which may exist (a real
 // directory: checkRunDir said so), and removes the previous one. old is
-// where the previous one waits between the two renames of the fallback.
-func swapDir(staging, dst, old string) error {
-	if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
-		return os.Rename(staging, dst)
-	}
-	err := exchangeDirs(staging, dst)
-	if err == nil {
-		// staging now holds the previous outputs.
-		return os.RemoveAll(staging)
-	}
-	if !errors.Is(err, errNoExchange) {
-		return err
-	}
-	if err := os.RemoveAll(old); err != nil {
-		return err
-	}
-	if err := os.Rename(dst, old); err != nil {
-		return err
-	}
-	if err := os.Rename(staging, dst); err != nil {
-		if rerr := os.Rename(old, dst); rerr != nil {
-			return fmt.Errorf("%w (and the previous outputs stay at %s: %v)", err, old, rerr)
-		}
-		return err
-	}
-	return os.RemoveAll(old)
-}
+// where the previous one waits if the swap takes two renames. A variable
+// so that tests can take that fallback.
+var swapDir = atomicfile.ReplaceDir
 
 func nodeBytes(o planner.Output, r *Result) ([]byte, error) {
 	if _, ok := r.onDisk[o.Node]; ok {
@@ -375,50 +335,20 @@ func writeOutputFile(path string, o planner.Output, r *Result) (int64, error) {
 	return n, err
 }
 
-// WriteFileAtomic writes b to path through a temporary file in the same
-// directory, synced and renamed into place. A file that already holds
-// exactly b is left as it is (see uptodate.go).
+// WriteFileAtomic writes b to path (mode 0644) with internal/atomicfile,
+// creating path's directory if need be. A file that already holds exactly
+// b is left as it is (see uptodate.go).
 func WriteFileAtomic(path string, b []byte) error {
 	if sameFile(path, func(w io.Writer) error { _, err := w.Write(b); return err }) {
 		return nil
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("output %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("output %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	err = finishTemp(tmp, func(w io.Writer) error {
-		_, err := w.Write(b)
-		return err
-	})
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("output %s: %w", path, err)
+	if err := atomicfile.WriteBytes(path, 0o644, b); err != nil {
+		return fmt.Errorf("output: %w", err)
 	}
 	return nil
-}
-
-// finishTemp fills a new temporary file, makes it readable like any output
-// (CreateTemp makes it 0600), syncs and closes it: what a rename then puts
-// in place is complete on disk.
-func finishTemp(tmp *os.File, fill func(io.Writer) error) error {
-	err := fill(tmp)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Names lrmc gives its own transient files in an output directory. Only

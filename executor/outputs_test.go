@@ -2,7 +2,6 @@ package executor
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"lrmc/digest"
+	"lrmc/internal/atomicfile"
 	"lrmc/planner"
 )
 
@@ -143,9 +143,9 @@ func write(t *testing.T, g *planner.Graph, r *Result) {
 
 // withoutExchange makes swaps take the two-rename fallback.
 func withoutExchange(t *testing.T) {
-	saved := exchangeDirs
-	exchangeDirs = func(a, b string) error { return errNoExchange }
-	t.Cleanup(func() { exchangeDirs = saved })
+	saved := swapDir
+	swapDir = atomicfile.ReplaceDirByRenames
+	t.Cleanup(func() { swapDir = saved })
 }
 
 func TestWriteOutputsReplaces(t *testing.T) {
@@ -353,25 +353,4 @@ func TestWriteOutputsForeignDir(t *testing.T) {
 	}
 	write(t, g, r)
 	wantTree(t, out, v1Tree())
-}
-
-func TestExchange(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	for _, p := range []string{a, b} {
-		if err := os.Mkdir(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(p, "name"), []byte(filepath.Base(p)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err := exchange(a, b)
-	if errors.Is(err, errNoExchange) {
-		t.Skip("no atomic exchange on this system or filesystem")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantTree(t, dir, map[string]string{".": "dir", "a": "dir", "a/name": "b", "b": "dir", "b/name": "a"})
 }

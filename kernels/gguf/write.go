@@ -1,14 +1,13 @@
 package gguf
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
+
+	"lrmc/internal/atomicfile"
 )
 
 // Encode serializes metadata and tensors as a GGUF v3 file, in the order
@@ -25,42 +24,12 @@ func Encode(metadata []KV, tensors []Tensor) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// WriteFile writes the file atomically: to a temporary file in the same
-// directory, synced, then renamed over path.
-func WriteFile(path string, metadata []KV, tensors []Tensor) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+// WriteFile writes the file atomically (internal/atomicfile): readers, and
+// a crash, see the old file or the complete new one.
+func WriteFile(path string, metadata []KV, tensors []Tensor) error {
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error { return Write(w, metadata, tensors) })
 	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := Write(bw, metadata, tensors); err != nil {
-		return fmt.Errorf("gguf: writing %s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("gguf: writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil { // CreateTemp makes it 0600
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil { // persist the rename where supported
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

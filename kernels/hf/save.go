@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"lrmc/internal/atomicfile"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/safetensors"
 )
@@ -88,7 +89,7 @@ func Save(dir string, m *llama.Model, cfg *Config, dtype string, maxShardBytes i
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("hf: save: %w", err)
 	}
-	if err := writeFileSync(filepath.Join(tmp, ConfigFileName), doc); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(tmp, ConfigFileName), 0o644, doc); err != nil {
 		return fmt.Errorf("hf: save %s: %w", dir, err)
 	}
 	if err := writeWeights(tmp, weights(m), dt, m.DType(), maxShardBytes); err != nil {
@@ -101,7 +102,7 @@ func Save(dir string, m *llama.Model, cfg *Config, dtype string, maxShardBytes i
 			}
 		}
 	}
-	if err := replaceDir(tmp, dir); err != nil {
+	if err := atomicfile.ReplaceDir(tmp, dir, ""); err != nil {
 		return fmt.Errorf("hf: save: %w", err)
 	}
 	committed = true
@@ -305,7 +306,7 @@ func writeWeights(dir string, ws []weight, dt safetensors.DType, hdt llama.DType
 	if err != nil {
 		return err
 	}
-	return writeFileSync(filepath.Join(dir, safetensors.IndexFileName), append(b, '\n'))
+	return atomicfile.WriteBytes(filepath.Join(dir, safetensors.IndexFileName), 0o644, append(b, '\n'))
 }
 
 // encodeWeight is w as a safetensors tensor of type dt; hdt is the 16-bit
@@ -324,22 +325,6 @@ func encodeWeight(w weight, dt safetensors.DType, hdt llama.DType) (safetensors.
 	return safetensors.Tensor{Name: w.name, DType: dt, Shape: slices.Clone(w.shape), Data: data}, nil
 }
 
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // copyFile copies src (following a hub cache's symbolic links) to dst; a
 // missing src is not an error.
 func copyFile(dst, src string) error {
@@ -351,49 +336,10 @@ func copyFile(dst, src string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copying %s: %w", src, err)
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// replaceDir renames the finished directory tmp to dir. An existing dir is
-// first renamed aside (os.Rename will not replace a directory) under a
-// fresh name, and removed once tmp is in place; should the second rename
-// fail, it is put back.
-func replaceDir(tmp, dir string) error {
-	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
-		return os.Rename(tmp, dir)
-	}
-	parent, base := filepath.Split(filepath.Clean(dir))
-	if parent == "" {
-		parent = "."
-	}
-	// MkdirTemp reserves a unique name; it is freed again for the rename.
-	old, err := os.MkdirTemp(parent, "."+base+".old*")
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(old); err != nil {
-		return err
-	}
-	if err := os.Rename(dir, old); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if back := os.Rename(old, dir); back != nil {
-			return fmt.Errorf("%w (and restoring the previous %s from %s failed: %v)", err, dir, old, back)
+	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+		if _, err := io.Copy(w, in); err != nil {
+			return fmt.Errorf("copying %s: %w", src, err)
 		}
-		return err
-	}
-	return os.RemoveAll(old)
+		return nil
+	})
 }

@@ -12,8 +12,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 
+	"lrmc/internal/atomicfile"
 	"lrmc/kernels/internal/stored"
 	"lrmc/kernels/llama"
 )
@@ -324,31 +324,20 @@ func readFloats(r io.Reader, dst []float32) error {
 	return nil
 }
 
-// WriteFile writes m to path atomically: into a temporary file in the same
-// directory, synced, then renamed over path, so a reader never sees a
-// partial checkpoint and a failed write leaves no file behind.
-func WriteFile(path string, m *llama.Model) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("llama2c: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := Write(tmp, m); err != nil {
-		return fmt.Errorf("%w (writing %s)", err, path)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("llama2c: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("llama2c: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("llama2c: write %s: %w", path, err)
+// WriteFile writes m to path atomically (internal/atomicfile), so a
+// reader never sees a partial checkpoint and a failed write leaves no file
+// behind.
+func WriteFile(path string, m *llama.Model) error {
+	var encErr error
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		encErr = Write(w, m)
+		return encErr
+	})
+	switch {
+	case encErr != nil: // already says "llama2c: write: ..."
+		return fmt.Errorf("%w (writing %s)", encErr, path)
+	case err != nil:
+		return fmt.Errorf("llama2c: %w", err)
 	}
 	return nil
 }

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
+	"lrmc/internal/atomicfile"
 	"lrmc/kernels/internal/stored"
 )
 
@@ -73,46 +73,18 @@ func (f *File) Close() error {
 	return nil
 }
 
-// WriteFile writes tensors to path atomically: it writes a temporary file
-// in the same directory, syncs it and renames it over path, so that readers
-// (and a crash) see either the old file or the complete new one.
+// WriteFile writes tensors to path atomically (internal/atomicfile), so
+// that readers (and a crash) see either the old file or the complete new
+// one.
 func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
 	return writeAtomic(path, func(w io.Writer) error { return Write(w, tensors, metadata) })
 }
 
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+// writeAtomic writes a file of this package: mode 0644, as a checkpoint is
+// ordinary data.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	if err := atomicfile.Write(path, 0o644, write); err != nil {
 		return fmt.Errorf("safetensors: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := write(tmp); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	// CreateTemp makes the file 0600; a checkpoint is ordinary data.
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	// Persist the rename itself; not every filesystem supports syncing a
-	// directory, and the data is already safe, so a failure here is ignored.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

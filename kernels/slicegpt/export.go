@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"lrmc/internal/atomicfile"
 	"lrmc/kernels/llama"
 	"lrmc/kernels/safetensors"
 )
@@ -175,24 +176,10 @@ func (m *Model) fileConfig() fileConfig {
 	return f
 }
 
-// writeFile writes b to path through a temporary file renamed over it.
+// writeFile writes b to path atomically (internal/atomicfile), 0644 like
+// the weights beside it.
 func writeFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("slicegpt: save: %w", err)
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteBytes(path, 0o644, b); err != nil {
 		return fmt.Errorf("slicegpt: save: %w", err)
 	}
 	return nil
