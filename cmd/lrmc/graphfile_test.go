@@ -64,6 +64,13 @@ func TestExecGraphRunsWhatWasPlanned(t *testing.T) {
 	if code != 0 || again != string(first) {
 		t.Fatalf("second emit: exit %d, %d bytes, identical %t: %s", code, len(again), again == string(first), errs)
 	}
+	// RECIPE FILE, with FILE already there, writes FILE: the recipe is
+	// the *.cue argument, never overwritten.
+	src := mustRead(t, recipe)
+	if code, _, errs := lrmc(t, "--cache", c1, "plan", "--emit", "graph", recipe, file); code != 0 ||
+		!bytes.Equal(mustRead(t, recipe), src) || !bytes.Equal(mustRead(t, file), first) {
+		t.Fatalf("plan --emit graph RECIPE FILE: exit %d: %s", code, errs)
+	}
 	var f planner.GraphFile
 	if err := json.Unmarshal(first, &f); err != nil {
 		t.Fatal(err)
@@ -94,7 +101,6 @@ func TestExecGraphRunsWhatWasPlanned(t *testing.T) {
 	// two blocks, so its planned perplexity is no node of the recipe.
 	ppl := runNode(t, g, planner.OpPerplexity, "shortgpt-1")
 	key12 := ppl.Key.String()[:12]
-	planned := mustRead(t, recipe)
 	writeRunsRecipe(t, dir, "r.cue", `"shortgpt-1": prune: {paradigm: "depth", method: "shortgpt", remove: 2}`)
 	if code, _, errs := lrmc(t, "--cache", c1, "exec", recipe, key12); code != 1 || !strings.Contains(errs, "no node "+key12+" in "+recipe) {
 		t.Fatalf("exec of the edited recipe: exit %d: %s", code, errs)
@@ -114,7 +120,7 @@ func TestExecGraphRunsWhatWasPlanned(t *testing.T) {
 	}
 
 	// The recipe form, on the recipe as planned, in its own caches.
-	if err := os.WriteFile(recipe, planned, 0o644); err != nil {
+	if err := os.WriteFile(recipe, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c2, remote2 := filepath.Join(dir, "c2"), filepath.Join(dir, "remote2")

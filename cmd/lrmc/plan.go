@@ -78,9 +78,9 @@ status is 0 when nothing would run and 2 when something would.`,
 	return cmd
 }
 
-// planEmit is plan --emit slurm DIR RECIPE (or RECIPE DIR: the recipe is
-// the argument that is a file) and plan --emit graph FILE RECIPE (or
-// RECIPE FILE, when only the recipe exists yet).
+// planEmit is plan --emit slurm DIR RECIPE and plan --emit graph FILE
+// RECIPE, or with the two the other way round: the recipe is the argument
+// named *.cue, else the one that is a file (the first when both are).
 func (g *globals) planEmit(cmd *cobra.Command, emit string, args []string, sf *slurmFlags) error {
 	if emit != "slurm" && emit != "graph" {
 		return fmt.Errorf("--emit: want slurm or graph, got %q", emit)
@@ -92,7 +92,14 @@ func (g *globals) planEmit(cmd *cobra.Command, emit string, args []string, sf *s
 		return fmt.Errorf("--emit slurm wants a directory and the recipe (lrmc plan --emit slurm DIR RECIPE)")
 	}
 	recipe, target := args[1], args[0]
-	if isFile(args[0]) && (emit == "slurm" || !isFile(args[1])) {
+	switch cue0, cue1 := filepath.Ext(args[0]) == ".cue", filepath.Ext(args[1]) == ".cue"; {
+	case cue0 != cue1:
+		// A graph file from an earlier emit is a file too: the recipe's
+		// extension says which is which, so it is never overwritten.
+		if cue0 {
+			recipe, target = args[0], args[1]
+		}
+	case isFile(args[0]) && (emit == "slurm" || !isFile(args[1])):
 		recipe, target = args[0], args[1]
 	}
 	s, _, err := g.planned(cmd.ErrOrStderr(), recipe)
