@@ -82,6 +82,23 @@ type keyMaterial struct {
 	Inputs  []string        `json:"inputs"`
 }
 
+// NodeKey is the key of a node: the hash of its op, the op's version, its
+// canonical params and its inputs' keys, in order. The planner keys every
+// node with it, and a graph read back from JSON (DecodeGraph) is checked
+// with it, so that no edited node passes for the one planned.
+func NodeKey(op string, version int, params json.RawMessage, inputs []digest.Digest) digest.Digest {
+	km := keyMaterial{Op: op, Version: version, Params: params, Inputs: make([]string, len(inputs))}
+	for i, in := range inputs {
+		km.Inputs[i] = in.String()
+	}
+	kb, err := json.Marshal(km)
+	if err != nil {
+		// Only invalid params JSON fails, and callers pass canonical JSON.
+		panic(fmt.Sprintf("planner: key of %s: %v", op, err))
+	}
+	return digest.Of(kb)
+}
+
 // builder accumulates nodes, merging identical ones by key.
 type builder struct {
 	g *Graph
@@ -103,12 +120,11 @@ func (b *builder) add(run, op string, params any, label string, inputs ...*Node)
 	if !ok {
 		panic("planner: op without a version: " + op)
 	}
-	km := keyMaterial{Op: op, Version: version, Params: p, Inputs: make([]string, len(inputs))}
+	keys := make([]digest.Digest, len(inputs))
 	for i, in := range inputs {
-		km.Inputs[i] = in.Key.String()
+		keys[i] = in.Key
 	}
-	kb, _ := json.Marshal(km)
-	key := digest.Of(kb)
+	key := NodeKey(op, version, p, keys)
 	if n, ok := b.g.byKey[key]; ok {
 		n.addRun(run)
 		return n

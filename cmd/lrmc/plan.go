@@ -44,7 +44,7 @@ status is 0 when nothing would run and 2 when something would.`,
 				return g.planEmit(cmd, emit, args, &sf)
 			}
 			if len(args) != 1 {
-				return fmt.Errorf("accepts 1 arg (the recipe), received %d; a directory is only given with --emit slurm", len(args))
+				return fmt.Errorf("accepts 1 arg (the recipe), received %d; a second argument is only given with --emit", len(args))
 			}
 			s, st, err := g.planned(cmd.ErrOrStderr(), args[0])
 			if err != nil {
@@ -72,32 +72,59 @@ status is 0 when nothing would run and 2 when something would.`,
 	}
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when something would run")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (schema lrmc.plan/v1)")
-	cmd.Flags().StringVar(&emit, "emit", "", "slurm: write the batch scripts of the heavy nodes to run, and submit.sh, into DIR (lrmc plan --emit slurm DIR RECIPE) without submitting")
+	cmd.Flags().StringVar(&emit, "emit", "", "slurm: write the batch scripts of the heavy nodes to run, submit.sh and the graph they run into DIR (lrmc plan --emit slurm DIR RECIPE) without submitting; "+
+		"graph: write the planned graph as JSON to FILE, - for stdout (lrmc plan --emit graph FILE RECIPE), for lrmc exec --graph")
 	sf.register(cmd, false)
 	return cmd
 }
 
-// planEmit is plan --emit slurm DIR RECIPE (or RECIPE DIR): the recipe is
-// the argument that is a file.
+// planEmit is plan --emit slurm DIR RECIPE and plan --emit graph FILE
+// RECIPE, or with the two the other way round: the recipe is the argument
+// named *.cue, else the one that is a file (the first when both are).
 func (g *globals) planEmit(cmd *cobra.Command, emit string, args []string, sf *slurmFlags) error {
-	if emit != "slurm" {
-		return fmt.Errorf("--emit: want slurm, got %q", emit)
+	if emit != "slurm" && emit != "graph" {
+		return fmt.Errorf("--emit: want slurm or graph, got %q", emit)
 	}
 	if len(args) != 2 {
+		if emit == "graph" {
+			return fmt.Errorf("--emit graph wants the file to write (- for stdout) and the recipe (lrmc plan --emit graph FILE RECIPE)")
+		}
 		return fmt.Errorf("--emit slurm wants a directory and the recipe (lrmc plan --emit slurm DIR RECIPE)")
 	}
-	recipe, dir := args[1], args[0]
-	if fi, err := os.Stat(args[0]); err == nil && fi.Mode().IsRegular() {
-		recipe, dir = args[0], args[1]
+	recipe, target := args[1], args[0]
+	switch cue0, cue1 := filepath.Ext(args[0]) == ".cue", filepath.Ext(args[1]) == ".cue"; {
+	case cue0 != cue1:
+		// A graph file from an earlier emit is a file too: the recipe's
+		// extension says which is which, so it is never overwritten.
+		if cue0 {
+			recipe, target = args[0], args[1]
+		}
+	case isFile(args[0]) && (emit == "slurm" || !isFile(args[1])):
+		recipe, target = args[0], args[1]
 	}
 	s, _, err := g.planned(cmd.ErrOrStderr(), recipe)
 	if err != nil {
 		return err
 	}
 	defer s.store.Close()
+	if emit == "graph" {
+		if err := s.writeGraph(target, cmd.OutOrStdout()); err != nil {
+			return err
+		}
+		if target != "-" {
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote the graph of %d node(s) to %s\n", len(s.graph.Nodes), target)
+		}
+		return nil
+	}
 	f := *sf
-	f.dir = dir
+	f.dir = target
 	return g.emitSlurm(cmd.OutOrStdout(), s, &f)
+}
+
+// isFile reports whether path is a regular file.
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // planView gathers what the plan view needs from the output directory,

@@ -15,6 +15,7 @@ import (
 
 	"lrmc/cache"
 	"lrmc/digest"
+	"lrmc/executor"
 	"lrmc/executor/slurm"
 	"lrmc/planner"
 )
@@ -39,9 +40,9 @@ func (f *slurmFlags) register(cmd *cobra.Command, submits bool) {
 }
 
 // slurmConfig is what every job of s shares. The jobs run this binary
-// (its absolute path) on the recipe's absolute path, from the current
-// directory: all three must be visible at the same paths on the compute
-// nodes.
+// (its absolute path) on the graph slurmJobs writes into the job
+// directory, from the current directory: all three must be visible at the
+// same paths on the compute nodes.
 func (g *globals) slurmConfig(s *session, f *slurmFlags) (slurm.Config, error) {
 	bin, err := os.Executable()
 	if err != nil {
@@ -92,8 +93,9 @@ func (g *globals) slurmConfig(s *session, f *slurmFlags) (slurm.Config, error) {
 
 // slurmJobs decides the jobs of s (heavy nodes not in any cache), shares
 // with them the entries they read that only the local cache holds, and
-// writes their batch scripts into cfg.Dir.
-func (s *session) slurmJobs(w io.Writer, cfg slurm.Config) ([]*slurm.Job, error) {
+// writes into cfg.Dir the planned graph (setting cfg.Graph) and the jobs'
+// batch scripts, which run their nodes from it.
+func (s *session) slurmJobs(w io.Writer, cfg *slurm.Config) ([]*slurm.Job, error) {
 	st, err := s.statuses()
 	if err != nil {
 		return nil, err
@@ -110,12 +112,31 @@ func (s *session) slurmJobs(w io.Writer, cfg slurm.Config) ([]*slurm.Job, error)
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("slurm directory: %w", err)
 	}
+	if err := s.emitGraph(cfg); err != nil {
+		return nil, err
+	}
 	for _, j := range jobs {
 		if err := os.WriteFile(filepath.Join(cfg.Dir, j.Script()), []byte(cfg.Script(j)), 0o755); err != nil {
 			return nil, fmt.Errorf("writing batch script: %w", err)
 		}
 	}
 	return jobs, nil
+}
+
+// emitGraph writes s's graph into cfg.Dir and points cfg.Graph at it. The
+// file is named by its content's digest: jobs still queued from an
+// earlier apply of an edited recipe keep the graph they were planned
+// with, and an unchanged plan rewrites nothing.
+func (s *session) emitGraph(cfg *slurm.Config) error {
+	b, err := s.graphJSON()
+	if err != nil {
+		return fmt.Errorf("encoding the graph for the jobs: %w", err)
+	}
+	cfg.Graph = filepath.Join(cfg.Dir, "graph-"+digest.Of(b).Short()+".json")
+	if err := executor.WriteFileAtomic(cfg.Graph, b); err != nil {
+		return fmt.Errorf("writing the graph for the jobs: %w", err)
+	}
+	return nil
 }
 
 // shareInputs copies into the shared cache the entries among inputs that
@@ -161,7 +182,7 @@ func (g *globals) runSlurm(ctx context.Context, w io.Writer, s *session, f *slur
 	if err != nil {
 		return err
 	}
-	jobs, err := s.slurmJobs(w, cfg)
+	jobs, err := s.slurmJobs(w, &cfg)
 	if err != nil {
 		return err
 	}
@@ -189,7 +210,7 @@ func (g *globals) emitSlurm(w io.Writer, s *session, f *slurmFlags) error {
 	if cfg.Remote == "" {
 		return errNoRemote
 	}
-	jobs, err := s.slurmJobs(w, cfg)
+	jobs, err := s.slurmJobs(w, &cfg)
 	if err != nil {
 		return err
 	}
@@ -200,7 +221,11 @@ func (g *globals) emitSlurm(w io.Writer, s *session, f *slurmFlags) error {
 	if err := os.WriteFile(sub, []byte(cfg.SubmitScript(jobs)), 0o755); err != nil {
 		return fmt.Errorf("writing submit script: %w", err)
 	}
-	fmt.Fprintf(w, "wrote %d batch script(s) and %s\n", len(jobs), sub)
+	fmt.Fprintf(w, "wrote %d batch script(s) and %s", len(jobs), sub)
+	if cfg.Graph != "" {
+		fmt.Fprintf(w, "; the jobs run the nodes of %s", cfg.Graph)
+	}
+	fmt.Fprintln(w)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -174,6 +175,9 @@ func TestApplyExecutorSlurmWithFakeSlurm(t *testing.T) {
 		if j.state == "COMPLETED" {
 			completed = append(completed, j.name)
 		}
+		if !regexp.MustCompile(` exec --graph ` + regexp.QuoteMeta(slurmDir) + `/graph-[0-9a-f]{12}\.json [0-9a-f]{64}\n`).MatchString(j.script) {
+			t.Errorf("job %s does not run the planned graph:\n%s", j.name, j.script)
+		}
 		// The fake node has 2 CPUs (sinfo): the default 4 is clamped.
 		if !strings.Contains(j.script, "\n#SBATCH --cpus-per-task=2\n") || !strings.Contains(j.script, "\n#SBATCH --mem=2048M\n") {
 			t.Errorf("job %s script resources:\n%s", j.name, j.script)
@@ -279,10 +283,30 @@ func TestPlanEmitSlurmScriptsSubmit(t *testing.T) {
 	if jobs := fakeJobs(t, state); len(jobs) != 0 {
 		t.Fatalf("plan --emit submitted %d jobs", len(jobs))
 	}
+	// The scripts run the planned graph, written beside them, not the
+	// recipe.
+	graphs, _ := filepath.Glob(filepath.Join(emit, "graph-*.json"))
+	if len(graphs) != 1 || !strings.Contains(out, "; the jobs run the nodes of "+graphs[0]+"\n") {
+		t.Fatalf("graph files %v; plan said %s", graphs, out)
+	}
+	scripts, _ := filepath.Glob(filepath.Join(emit, "lrmc-*.sh"))
+	for _, sc := range scripts {
+		if b := string(mustRead(t, sc)); !strings.Contains(b, " exec --graph "+graphs[0]+" ") || strings.Contains(b, recipe) {
+			t.Errorf("%s does not run exec --graph %s:\n%s", sc, graphs[0], b)
+		}
+	}
+	// The recipe is edited while the jobs wait in the queue: they still
+	// run what was planned (before, they replanned the recipe and failed
+	// with "no node").
+	planned := mustRead(t, recipe)
+	writeRunsRecipe(t, dir, "r.cue", `"other": prune: {paradigm: "depth", method: "shortgpt", remove: 2}`)
 	// submit.sh submits them, with their dependencies.
 	sub := exec.Command("bash", filepath.Join(emit, "submit.sh"))
 	if b, err := sub.CombinedOutput(); err != nil {
 		t.Fatalf("submit.sh: %v\n%s", err, b)
+	}
+	if err := os.WriteFile(recipe, planned, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	jobs := fakeJobs(t, state)
 	if len(jobs) != 9 {

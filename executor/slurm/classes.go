@@ -1,6 +1,8 @@
 // Package slurm hands the heavy nodes of a planned graph to a Slurm
 // cluster: one batch job per heavy node that needs to run, each running
-// `lrmc exec` on the node, with --dependency=afterok edges drawn from the
+// `lrmc exec --graph` on the node of the planned graph (saved as JSON in
+// the job directory, so that jobs run what was planned whatever happens to
+// the recipe meanwhile), with --dependency=afterok edges drawn from the
 // DAG. Results travel through the shared (remote) cache; the cheap rest of
 // the graph and the outputs are left to an ordinary local apply.
 //

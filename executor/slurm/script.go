@@ -15,10 +15,14 @@ const DefaultCPUs = 4
 // Config is what every job's script shares.
 type Config struct {
 	// Binary is the absolute path of the lrmc binary the jobs run (the
-	// running one, os.Executable), Recipe the recipe's absolute path and
-	// WorkDir the directory the jobs start in: all three must be visible
-	// at the same paths on the compute nodes (a shared filesystem).
-	Binary, Recipe, WorkDir string
+	// running one, os.Executable), Graph the absolute path of the planned
+	// graph they run nodes of (lrmc exec --graph) and WorkDir the
+	// directory they start in: all three, and the files the graph reads,
+	// must be visible at the same paths on the compute nodes (a shared
+	// filesystem). Recipe, the recipe's absolute path, is only named in
+	// comments and in the command that collects the results: jobs never
+	// read it, so editing it while they are queued changes nothing they do.
+	Binary, Graph, WorkDir, Recipe string
 	// Dir holds the scripts and the jobs' logs.
 	Dir string
 	// Remote is the shared cache's URL, passed to every job.
@@ -105,7 +109,9 @@ func (c Config) LogPath(j *Job) string {
 
 // Script renders j's batch script. Dependencies are not in it: they name
 // job ids, known only at submission (sbatch --dependency, see SubmitArgs).
-// The job uses a private local cache, removed when it exits, so that jobs
+// The job runs its node from the planned graph (Graph), not the recipe:
+// what was planned is what runs, and exec refuses a graph that was edited
+// or whose files changed. The job uses a private local cache, removed when it exits, so that jobs
 // on one machine never wait for each other's cache lock; its results reach
 // the collecting apply through the shared cache.
 func (c Config) Script(j *Job) string {
@@ -139,8 +145,8 @@ func (c Config) Script(j *Job) string {
 	fmt.Fprintf(&b, "cd %s\n", quote(c.WorkDir))
 	b.WriteString("cache=\"${TMPDIR:-/tmp}/lrmc-job-${SLURM_JOB_ID:-$$}\"\n")
 	b.WriteString("trap 'rm -rf \"$cache\"' EXIT\n")
-	fmt.Fprintf(&b, "%s --cache \"$cache\" --remote-cache %s exec %s %s\n",
-		quote(c.Binary), quote(c.Remote), quote(c.Recipe), j.Node.Key)
+	fmt.Fprintf(&b, "%s --cache \"$cache\" --remote-cache %s exec --graph %s %s\n",
+		quote(c.Binary), quote(c.Remote), quote(c.Graph), j.Node.Key)
 	return b.String()
 }
 
@@ -167,6 +173,7 @@ func depIDs(j *Job) string {
 func (c Config) SubmitScript(jobs []*Job) string {
 	var b strings.Builder
 	b.WriteString("#!/bin/bash\n# Submits the heavy nodes of " + c.Recipe + " to Slurm; written by lrmc plan --emit slurm.\n")
+	b.WriteString("# The jobs run the nodes of the graph planned then, " + c.Graph + ", whatever the recipe says by the time they run.\n")
 	b.WriteString("# When the jobs are done, collect with: lrmc --remote-cache " + quote(c.Remote) + " apply " + quote(c.Recipe) + "\n")
 	b.WriteString("set -eu\n")
 	fmt.Fprintf(&b, "cd %s\n", quote(c.Dir))

@@ -170,7 +170,7 @@ func TestScriptRunsExecAndKeepsItsExitStatus(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/bin/bash\necho \"$@\" >\"$OUTFILE\"\n[ -d \"$2\" ] || mkdir -p \"$2\"\ntouch \"$2/x\"\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Binary: bin, Recipe: "/r/my recipe.cue", WorkDir: dir, Dir: "/logs", Remote: "file:///shared/cache", Partition: "gpu", Account: "lab", Time: "1:00:00"}
+	cfg := Config{Binary: bin, Recipe: "/r/my recipe.cue", Graph: "/j/my graph.json", WorkDir: dir, Dir: "/logs", Remote: "file:///shared/cache", Partition: "gpu", Account: "lab", Time: "1:00:00"}
 	script := cfg.Script(j)
 	for _, want := range []string{
 		"#!/bin/bash\n",
@@ -179,11 +179,15 @@ func TestScriptRunsExecAndKeepsItsExitStatus(t *testing.T) {
 		"#SBATCH --mem=3072M\n",
 		"#SBATCH --output=/logs/" + j.Key12() + "-%j.out\n",
 		"#SBATCH --partition=gpu\n", "#SBATCH --account=lab\n", "#SBATCH --time=1:00:00\n",
-		"exec '/r/my recipe.cue' " + c.cap1.Key.String() + "\n",
+		"exec --graph '/j/my graph.json' " + c.cap1.Key.String() + "\n",
 	} {
 		if !strings.Contains(script, want) {
 			t.Errorf("script lacks %q:\n%s", want, script)
 		}
+	}
+	// The job runs the planned graph, never the recipe.
+	if strings.Contains(script, "recipe.cue") {
+		t.Errorf("the script names the recipe:\n%s", script)
 	}
 	p := filepath.Join(dir, "job.sh")
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
@@ -199,7 +203,7 @@ func TestScriptRunsExecAndKeepsItsExitStatus(t *testing.T) {
 		t.Fatalf("job script exit: %v, want status 3 (exec's)", err)
 	}
 	args, _ := os.ReadFile(filepath.Join(dir, "args"))
-	want := "--cache " + tmp + "/lrmc-job-77 --remote-cache file:///shared/cache exec /r/my recipe.cue " + c.cap1.Key.String() + "\n"
+	want := "--cache " + tmp + "/lrmc-job-77 --remote-cache file:///shared/cache exec --graph /j/my graph.json " + c.cap1.Key.String() + "\n"
 	if string(args) != want {
 		t.Errorf("lrmc ran with %q, want %q", args, want)
 	}
