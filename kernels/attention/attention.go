@@ -20,10 +20,10 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"lrmc/kernels/gemm"
+	"lrmc/kernels/parallel"
 	"lrmc/kernels/tensor"
 )
 
@@ -198,12 +198,7 @@ func (s shape) run(workers []*scratch, out, q, kp, vt []float32) {
 			s.job(w, out, q, kp, vt, span{row: seq * s.t, t: s.t, keys: s.t, packed: seq * s.kvHeads * s.t * s.hd}, g, qt)
 		}
 	}
-	var wg sync.WaitGroup
-	for i := 1; i < min(len(workers), jobs); i++ {
-		wg.Go(func() { work(i) })
-	}
-	work(0)
-	wg.Wait()
+	parallel.Run(min(len(workers), jobs), work)
 }
 
 // span is one job's run of queries: t query rows from row (of q and out)
