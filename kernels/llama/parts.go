@@ -85,15 +85,18 @@ func (m *Model) AttnOutput(i int, out, att []float32, n int) {
 // the MLP's contribution to the residual stream (SwiGLU, down projection and
 // its bias). out may not overlap h.
 func (m *Model) MLPDelta(i int, out, h []float32, n int) {
-	m.mlp(i, out, h, n, nil)
+	m.mlp(i, out, h, n, nil, nil)
 }
 
-// mlp is MLPDelta, handing the MLP's linear inputs to tap.
-func (m *Model) mlp(i int, out, h []float32, n int, tap Tap) {
+// mlp is MLPDelta, handing the MLP's linear inputs to tap, with its
+// working buffers in s, or in pooled ones when s is nil.
+func (m *Model) mlp(i int, out, h []float32, n int, tap Tap, s *scratch) {
 	c, l, w := m.Config.Layer(i), &m.Layers[i], m.projections(i)
 	d, hid := c.Dim, c.HiddenDim
-	s := getScratch()
-	defer putScratch(s)
+	if s == nil {
+		s = getScratch()
+		defer putScratch(s)
+	}
 	xb := s.get(0, n*d)
 	normRows(xb, h[:n*d], l.FFNNorm, c.NormEps)
 	tap.at(SiteMLPIn, xb, d)

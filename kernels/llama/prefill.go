@@ -23,14 +23,21 @@ func (m *Model) Embed(tokens []int32, dst []float32) []float32 {
 		if tok < 0 || int(tok) >= m.Config.Vocab {
 			panic(fmt.Sprintf("llama: Embed: token %d at index %d outside vocabulary [0, %d)", tok, i, m.Config.Vocab))
 		}
-		row := dst[i*d : (i+1)*d]
-		if m.Half != nil {
-			// Only the rows looked up are widened.
-			widenInto(m.Half.DType, row, m.Half.Embedding[int(tok)*d:(int(tok)+1)*d])
-		} else {
-			copy(row, m.Embedding[int(tok)*d:(int(tok)+1)*d])
-		}
 	}
+	// Checked first, copied in parallel: a capture embeds 32k tokens (128
+	// MiB on the Qwen3-0.6B shape), serial time the other thread idled in.
+	forRows(len(tokens), d, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			tok := int(tokens[i])
+			row := dst[i*d : (i+1)*d]
+			if m.Half != nil {
+				// Only the rows looked up are widened.
+				widenInto(m.Half.DType, row, m.Half.Embedding[tok*d:(tok+1)*d])
+			} else {
+				copy(row, m.Embedding[tok*d:(tok+1)*d])
+			}
+		}
+	})
 	return dst
 }
 
@@ -39,25 +46,39 @@ func (m *Model) Embed(tokens []int32, dst []float32) []float32 {
 // state entering the block, [b·t, Dim]; it is not modified. The result is a
 // new slice holding the hidden state leaving the block.
 func (m *Model) Block(i int, h []float32, b, t int) []float32 {
-	return m.block(i, h, b, t, nil, nil, nil)
+	return m.block(i, h, b, t, nil, nil, nil, nil)
 }
 
 // BlockInto is Block writing the block's output into dst, which must hold
 // exactly len(h) floats and not overlap h, instead of a new slice: a caller
 // that gathers many batches' outputs into one buffer (calibration capture)
-// saves the allocation and the copy. It returns dst.
-func (m *Model) BlockInto(dst []float32, i int, h []float32, b, t int) []float32 {
+// saves the allocation and the copy. It returns dst. The block's working
+// buffers come from ws when it is not nil (see Workspace), else from a
+// pool shared by all calls.
+func (m *Model) BlockInto(ws *Workspace, dst []float32, i int, h []float32, b, t int) []float32 {
 	if len(dst) != len(h) {
 		panic(fmt.Sprintf("llama: BlockInto: dst holds %d floats, the hidden state %d", len(dst), len(h)))
 	}
-	return m.block(i, h, b, t, nil, nil, dst)
+	return m.block(i, h, b, t, nil, nil, dst, ws)
 }
+
+// Workspace holds a block's working buffers across calls, for a caller
+// that runs many large blocks in a row: calibration capture runs 4
+// sequences of 512 tokens at a time, whose buffers (some 110 MiB on the
+// Qwen3-0.6B shape) are too large for the shared pool to keep (see
+// maxPooledFloats), so each call allocated and zeroed them again, on one
+// thread while the other waited, and faulted the pages in: several percent
+// of a capture's wall time. A Workspace keeps them for as long as the
+// caller keeps it (one capture op), then they are garbage. Every buffer is
+// wholly written before it is read, so results are those of Block. A
+// Workspace is used by one call at a time.
+type Workspace struct{ block, mlp scratch }
 
 // block is Block, handing the block's rotated keys and values, [b·t,
 // KVDim] each, to kv when it is not nil (Decoder.Prefill keeps them), and
 // every linear layer's input to tap when it is not nil (BlockTap), writing
 // into dst when it is not nil (BlockInto).
-func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap Tap, dst []float32) []float32 {
+func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap Tap, dst []float32, ws *Workspace) []float32 {
 	n := b * t
 	if i < 0 || i >= len(m.Layers) {
 		panic(fmt.Sprintf("llama: Block: layer %d out of range [0, %d)", i, len(m.Layers)))
@@ -69,7 +90,7 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 	// Causal attention, flash style: query × key tiles on the GEMM with an
 	// online softmax, never a t×t score matrix (kernels/attention). The
 	// Decoder keeps run.c's per-query order, which the reference test pins.
-	return m.blockRows(i, h, dst, n, func(r int) int { return r % t }, tap, func(att, q, k, v []float32) {
+	return m.blockRows(i, h, dst, n, func(r int) int { return r % t }, tap, ws, func(att, q, k, v []float32) {
 		if kv != nil {
 			kv(k, v)
 		}
@@ -85,13 +106,19 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 // that kernels/dynamic runs on chosen rows.
 //
 // tap, when not nil, is handed every linear layer's input (BlockTap). The
-// result goes to out, [n, Dim], or to a new slice when out is nil.
-func (m *Model) blockRows(i int, h, out []float32, n int, pos func(r int) int, tap Tap, attn func(att, q, k, v []float32)) []float32 {
+// result goes to out, [n, Dim], or to a new slice when out is nil. The
+// working buffers are ws's when it is not nil.
+func (m *Model) blockRows(i int, h, out []float32, n int, pos func(r int) int, tap Tap, ws *Workspace, attn func(att, q, k, v []float32)) []float32 {
 	c := m.Config.Layer(i)
 	d, qd, kvd := c.Dim, c.QDim(), c.KVDim()
 
-	s := getScratch()
-	defer putScratch(s)
+	var s, ms *scratch
+	if ws != nil {
+		s, ms = &ws.block, &ws.mlp
+	} else {
+		s = getScratch()
+		defer putScratch(s)
+	}
 
 	// Attention.
 	xb := s.get(0, n*d)
@@ -112,7 +139,7 @@ func (m *Model) blockRows(i int, h, out []float32, n int, pos func(r int) int, t
 	add(out, h)
 
 	// SwiGLU MLP.
-	m.mlp(i, xb, out, n, tap)
+	m.mlp(i, xb, out, n, tap, ms)
 	add(out, xb)
 	return out
 }

@@ -205,7 +205,7 @@ func TestBlockIntoIsBlock(t *testing.T) {
 		for i := range dst {
 			dst[i] = float32(math.NaN())
 		}
-		if got := m.BlockInto(dst, 1, h, b, T); &got[0] != &dst[0] {
+		if got := m.BlockInto(nil, dst, 1, h, b, T); &got[0] != &dst[0] {
 			t.Fatalf("%s: BlockInto returned another slice than dst", name)
 		}
 		for i := range want {
@@ -220,7 +220,7 @@ func TestBlockIntoIsBlock(t *testing.T) {
 		}
 	}()
 	m := randModel(variants["qwen2"], 1)
-	m.BlockInto(make([]float32, 5), 0, make([]float32, variants["qwen2"].Dim), 1, 1)
+	m.BlockInto(nil, make([]float32, 5), 0, make([]float32, variants["qwen2"].Dim), 1, 1)
 }
 
 // TestPutScratchDropsLargeBuffers: buffers of 8 MiB and more are not kept
@@ -233,5 +233,36 @@ func TestPutScratchDropsLargeBuffers(t *testing.T) {
 	putScratch(s)
 	if s.bufs[0] != nil || cap(s.bufs[1]) != maxPooledFloats-1 {
 		t.Fatalf("after putScratch: buffer 0 cap %d (want dropped), buffer 1 cap %d (want kept)", cap(s.bufs[0]), cap(s.bufs[1]))
+	}
+}
+
+// TestBlockIntoWorkspace: one Workspace carried across calls of different
+// layers and sizes (as a capture op carries it over its batches) gives
+// Block's bits, whatever the previous call left in its buffers (here NaN
+// poured into every one of them).
+func TestBlockIntoWorkspace(t *testing.T) {
+	for name, c := range variants {
+		m := randModel(c, 61)
+		ws := &Workspace{}
+		for _, call := range []struct{ layer, b, t int }{{0, 3, 9}, {1, 1, 4}, {1, 2, 11}, {0, 1, 1}, {1, 3, 9}} {
+			for _, s := range []*scratch{&ws.block, &ws.mlp} {
+				for _, buf := range s.bufs {
+					for i := range buf[:cap(buf)] {
+						buf[:cap(buf)][i] = float32(math.NaN())
+					}
+				}
+			}
+			h := m.Embed(randTokens(call.b*call.t, c.Vocab, uint64(call.b*100+call.t)), nil)
+			want := m.Block(call.layer, h, call.b, call.t)
+			got := m.BlockInto(ws, make([]float32, len(h)), call.layer, h, call.b, call.t)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s %+v: BlockInto with a workspace [%d] = %g, Block %g", name, call, i, got[i], want[i])
+				}
+			}
+		}
+		if cap(ws.block.bufs[0]) == 0 || cap(ws.mlp.bufs[1]) == 0 {
+			t.Fatalf("%s: the workspace kept no buffers", name)
+		}
 	}
 }
