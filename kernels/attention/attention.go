@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"lrmc/kernels/gemm"
@@ -70,7 +71,9 @@ func Causal(out, q, k, v []float32, b, t, heads, kvHeads, hd int) {
 	}
 	qd, kvd := heads*hd, kvHeads*hd
 	chunk := min(b, max(1, packFloats/(t*kvd)))
-	kp, vt := make([]float32, chunk*t*kvd), make([]float32, chunk*t*kvd)
+	pb := getPacked(chunk * t * kvd)
+	defer putPacked(pb)
+	kp, vt := pb.kp, pb.vt
 	workers := make([]*scratch, runtime.GOMAXPROCS(0))
 	for s0 := 0; s0 < b; s0 += chunk {
 		s := shape{b: min(chunk, b-s0), t: t, heads: heads, kvHeads: kvHeads, hd: hd, group: heads / kvHeads,
@@ -78,6 +81,36 @@ func Causal(out, q, k, v []float32, b, t, heads, kvHeads, hd int) {
 		r0 := s0 * t
 		s.pack(kp, vt, k[r0*kvd:], v[r0*kvd:])
 		s.run(workers, out[r0*qd:], q[r0*qd:], kp, vt)
+	}
+}
+
+// packed is Causal's packed k and v, kept between calls: a prefill's or a
+// capture's block allocated and zeroed them (up to 2 × 16 MiB) on one
+// thread, the others waiting, every call. pack writes every float that run
+// reads, so what a previous call left never shows.
+type packed struct{ kp, vt []float32 }
+
+var packedPool sync.Pool
+
+// getPacked returns buffers of n floats each, with undefined contents.
+func getPacked(n int) *packed {
+	pb, _ := packedPool.Get().(*packed)
+	if pb == nil {
+		pb = new(packed)
+	}
+	if cap(pb.kp) < n {
+		pb.kp, pb.vt = make([]float32, n), make([]float32, n)
+	}
+	pb.kp, pb.vt = pb.kp[:n], pb.vt[:n]
+	return pb
+}
+
+// putPacked keeps pb for the next call unless it is larger than
+// packFloats bounds (one very long sequence): such a call is rare, and
+// buffers held between calls raise the heap the collector lets grow.
+func putPacked(pb *packed) {
+	if cap(pb.kp) <= packFloats {
+		packedPool.Put(pb)
 	}
 }
 
