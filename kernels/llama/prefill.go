@@ -102,8 +102,13 @@ func (m *Model) block(i int, h []float32, b, t int, kv func(k, v []float32), tap
 // at position pos(r), with attn computing the attention output att [n,
 // QDim] from the rotated q [n, QDim], k and v [n, KVDim]: which rows see
 // which is attn's to say. Block (sequences) and ForwardForks (contexts with
-// branches) differ only there. It is made of the exported parts (parts.go)
-// that kernels/dynamic runs on chosen rows.
+// branches) differ only there. It computes what the exported parts
+// (parts.go) that kernels/dynamic runs on chosen rows compute, bit for bit,
+// with some of their row-wise steps fused into one parallel loop (one fork
+// and join instead of several, each row still in cache for its next step):
+// the query and key norms with the rotary embedding, and the residual add
+// with the MLP's norm. Each row goes through the same operations in the
+// same order as through the parts, so the fusions change no bits.
 //
 // tap, when not nil, is handed every linear layer's input (BlockTap). The
 // result goes to out, [n, Dim], or to a new slice when out is nil. The
@@ -116,8 +121,9 @@ func (m *Model) blockRows(i int, h, out []float32, n int, pos func(r int) int, t
 	if ws != nil {
 		s, ms = &ws.block, &ws.mlp
 	} else {
-		s = getScratch()
+		s, ms = getScratch(), getScratch()
 		defer putScratch(s)
+		defer putScratch(ms)
 	}
 
 	// Attention.
@@ -125,10 +131,7 @@ func (m *Model) blockRows(i int, h, out []float32, n int, pos func(r int) int, t
 	m.AttnNorm(i, xb, h)
 	tap.at(SiteAttnIn, xb, d)
 	q, k, v := s.get(1, n*qd), s.get(2, n*kvd), s.get(3, n*kvd)
-	m.Query(i, q, xb, n)
-	m.KeyValue(i, k, v, xb, n)
-	m.Rotate(i, q, n, pos)
-	m.Rotate(i, k, n, pos)
+	m.projectQKV(i, q, k, v, xb, n, pos)
 	att := s.get(4, n*qd)
 	attn(att, q, k, v)
 	tap.at(SiteOIn, att, qd)
@@ -136,12 +139,60 @@ func (m *Model) blockRows(i int, h, out []float32, n int, pos func(r int) int, t
 		out = make([]float32, n*d)
 	}
 	m.AttnOutput(i, out, att, n)
-	add(out, h)
 
-	// SwiGLU MLP.
-	m.mlp(i, xb, out, n, tap, ms)
+	// SwiGLU MLP, its input the residual stream out = out + h, normed.
+	xm := ms.get(0, n*d)
+	addNorm(out, h, xm, m.Layers[i].FFNNorm, c.NormEps)
+	m.mlpNormed(i, xb, xm, n, tap, ms)
 	add(out, xb)
 	return out
+}
+
+// projectQKV is Query, KeyValue and Rotate of q and k: the projections,
+// then one parallel loop over the rows that norms (Qwen3) and rotates each
+// row of q and of k.
+func (m *Model) projectQKV(i int, q, k, v, x []float32, n int, pos func(r int) int) {
+	c, l, w := m.Config.Layer(i), &m.Layers[i], m.projections(i)
+	qd, kvd := c.QDim(), c.KVDim()
+	w.wq.mul(q, x, n, c.Dim, qd)
+	w.wk.mul(k, x, n, c.Dim, kvd)
+	w.wv.mul(v, x, n, c.Dim, kvd)
+	if c.QKVBias {
+		addRows(q[:n*qd], l.Bq)
+		addRows(k[:n*kvd], l.Bk)
+		addRows(v[:n*kvd], l.Bv)
+	}
+	if n == 0 {
+		return
+	}
+	t := m.ropeTable(i, n, pos)
+	forRows(n, qd+kvd, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			qr, kr := q[r*qd:(r+1)*qd], k[r*kvd:(r+1)*kvd]
+			if c.QKNorm {
+				tensor.RMSNormRows(qr, qr, l.QNorm, c.NormEps)
+				tensor.RMSNormRows(kr, kr, l.KNorm, c.NormEps)
+			}
+			p := pos(r)
+			t.rotate(qr, p, c.RopeStyle)
+			t.rotate(kr, p, c.RopeStyle)
+		}
+	})
+}
+
+// addNorm is add(x, h) then normRows(out, x, w, eps) in one parallel loop:
+// x += h, out = RMSNorm(x), rows len(w) wide, a few rows at a time so each
+// is still in cache when it is normed.
+func addNorm(x, h, out, w []float32, eps float32) {
+	d := len(w)
+	forRows(len(x)/d, 2*d, func(lo, hi int) {
+		const rows = 8
+		for r0 := lo; r0 < hi; r0 += rows {
+			r1 := min(r0+rows, hi)
+			tensor.Add(x[r0*d:r1*d], h[r0*d:r1*d])
+			tensor.RMSNormRows(out[r0*d:r1*d], x[r0*d:r1*d], w, eps)
+		}
+	})
 }
 
 // addRows adds bias to every row of x, whose width is len(bias).
