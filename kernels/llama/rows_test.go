@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"lrmc/kernels/attention"
 )
 
 // withGrain runs f with parallelGrain set to g and GOMAXPROCS to procs.
@@ -263,6 +265,53 @@ func TestBlockIntoWorkspace(t *testing.T) {
 		}
 		if cap(ws.block.bufs[0]) == 0 || cap(ws.mlp.bufs[1]) == 0 {
 			t.Fatalf("%s: the workspace kept no buffers", name)
+		}
+	}
+}
+
+// TestBlockIsItsParts: Block, whose row-wise steps are fused (q/k norms
+// with the rotary embedding, residual add with the MLP norm), gives the
+// bits of the exported parts run one after another, each its own parallel
+// loop, for every variant (biases, q/k norms, both rotary styles), on one
+// thread and split into uneven ranges over 3.
+func TestBlockIsItsParts(t *testing.T) {
+	for name, c := range variants {
+		m := randModel(c, 71)
+		const b, T = 2, 11
+		h := m.Embed(randTokens(b*T, c.Vocab, 72), nil)
+		for _, procs := range []int{1, 3} {
+			withGrain(1, procs, func() {
+				for i := range m.Layers {
+					lc := m.Config.Layer(i)
+					n, d := b*T, lc.Dim
+					xb := make([]float32, n*d)
+					m.AttnNorm(i, xb, h)
+					q, k, v := make([]float32, n*lc.QDim()), make([]float32, n*lc.KVDim()), make([]float32, n*lc.KVDim())
+					m.Query(i, q, xb, n)
+					m.KeyValue(i, k, v, xb, n)
+					pos := func(r int) int { return r % T }
+					m.Rotate(i, q, n, pos)
+					m.Rotate(i, k, n, pos)
+					att := make([]float32, n*lc.QDim())
+					attention.Causal(att, q, k, v, b, T, lc.Heads, lc.KVHeads, lc.HeadDim())
+					want := make([]float32, n*d)
+					m.AttnOutput(i, want, att, n)
+					for j := range want {
+						want[j] += h[j]
+					}
+					delta := make([]float32, n*d)
+					m.MLPDelta(i, delta, want, n)
+					for j := range want {
+						want[j] += delta[j]
+					}
+					got := m.Block(i, h, b, T)
+					for j := range want {
+						if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+							t.Fatalf("%s layer %d, %d threads: Block[%d] = %g, its parts %g", name, i, procs, j, got[j], want[j])
+						}
+					}
+				}
+			})
 		}
 	}
 }
