@@ -26,7 +26,9 @@ func schedSample() (created uint64, idle float64) {
 // were idle within the block: waits at joins and serial sections; at 2
 // threads idle/wall is the share of the block that ran on one thread),
 // goroutines/op, forks/op (the kernels' parallel loops that forked and
-// joined) and join-wait-ms/op (callers blocked at those joins). The shapes: Qwen3-0.6B over 4 sequences of 512 tokens (one
+// joined), join-wait-ms/op (callers blocked at those joins) and
+// serial-ms/op (wall time with no fork in flight: the block's serial
+// sections). The shapes: Qwen3-0.6B over 4 sequences of 512 tokens (one
 // capture.block call) and over one (a prefill's block), SmolLM-135M over
 // one.
 //
@@ -70,6 +72,9 @@ func BenchmarkBlockSched(b *testing.B) {
 				b.ReportMetric(float64(g1-g0)/n, "goroutines/op")
 				b.ReportMetric(float64(p1.Forks)/n, "forks/op")
 				b.ReportMetric(p1.JoinWait.Seconds()/n*1e3, "join-wait-ms/op")
+				if threads > 1 {
+					b.ReportMetric((b.Elapsed()-p1.Forked).Seconds()/n*1e3, "serial-ms/op")
+				}
 			})
 		}
 	}

@@ -91,6 +91,10 @@ func Run(parts int, fn func(part int)) {
 		return
 	}
 	ensure(parts - 1)
+	enter := time.Now()
+	if stats.active.Add(1) == 1 {
+		stats.since.Store(enter.UnixNano())
+	}
 	c := &call{fn: fn, parts: int64(parts)}
 	c.wg.Add(parts)
 	for range parts - 1 {
@@ -104,7 +108,11 @@ func Run(parts int, fn func(part int)) {
 	c.drain()
 	t0 := time.Now()
 	c.wg.Wait()
-	stats.joinWait.Add(int64(time.Since(t0)))
+	end := time.Now()
+	stats.joinWait.Add(int64(end.Sub(t0)))
+	if stats.active.Add(-1) == 0 {
+		stats.forked.Add(end.UnixNano() - stats.since.Load())
+	}
 }
 
 // For calls fn on contiguous, disjoint ranges that cover [0, n), using up
@@ -129,6 +137,9 @@ func For(n, grain int, fn func(lo, hi int)) {
 
 var stats struct {
 	forks, parts, workerParts, joinWait atomic.Int64
+	// active counts Runs in flight; since is when the count last left
+	// zero, forked the time it has been above zero.
+	active, since, forked atomic.Int64
 }
 
 // Stats are counters since the process started: how the kernels' parallel
@@ -138,15 +149,21 @@ type Stats struct {
 	Parts       int64         // parts of those calls
 	WorkerParts int64         // parts run by pool workers (the rest ran on the callers)
 	JoinWait    time.Duration // callers' time blocked at joins, after running what they could claim
+	// Forked is the wall time during which at least one fork was in
+	// flight: over a span of work on one caller, the span's wall time
+	// less Forked is the time it ran on that caller alone (its serial
+	// sections).
+	Forked time.Duration
 }
 
 // Read returns the counters.
 func Read() Stats {
 	return Stats{Forks: stats.forks.Load(), Parts: stats.parts.Load(), WorkerParts: stats.workerParts.Load(),
-		JoinWait: time.Duration(stats.joinWait.Load())}
+		JoinWait: time.Duration(stats.joinWait.Load()), Forked: time.Duration(stats.forked.Load())}
 }
 
 // Sub is s − o, field by field.
 func (s Stats) Sub(o Stats) Stats {
-	return Stats{s.Forks - o.Forks, s.Parts - o.Parts, s.WorkerParts - o.WorkerParts, s.JoinWait - o.JoinWait}
+	return Stats{s.Forks - o.Forks, s.Parts - o.Parts, s.WorkerParts - o.WorkerParts, s.JoinWait - o.JoinWait,
+		s.Forked - o.Forked}
 }

@@ -141,6 +141,11 @@ func TestWorkersRunParts(t *testing.T) {
 	if d.Forks != 1 || d.Parts != 2 || d.WorkerParts != 1 {
 		t.Fatalf("stats %+v, want 1 fork of 2 parts, 1 run by a worker", d)
 	}
+	// Forked spans the fork, which lasted at least as long as part 0's
+	// wait; the caller's join wait lies inside it.
+	if d.Forked <= 0 || d.JoinWait < 0 || d.JoinWait > d.Forked {
+		t.Fatalf("stats %+v: want 0 ≤ JoinWait ≤ Forked, Forked > 0", d)
+	}
 }
 
 func goroutinesCreated() uint64 {
