@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
+	"syscall"
 	"testing"
 
 	"lrmc/internal/cputime"
@@ -21,11 +22,23 @@ func schedSample() (created uint64, idle float64) {
 	return s[0].Value.Uint64(), s[1].Value.Float64()
 }
 
+// minorFaults is the process's minor page faults so far: pages the kernel
+// mapped in on first touch, each a trap taken on the touching thread
+// (fresh buffers of a large allocation, after the collector returned
+// them).
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Minflt
+}
+
 // BenchmarkBlockSched is one block at 1 and 2 threads with what its
 // threading costs: cpu-ms/op (process CPU time), idle-ms/op (time the Ps
 // were idle within the block: waits at joins and serial sections; at 2
 // threads idle/wall is the share of the block that ran on one thread),
-// goroutines/op, forks/op (the kernels' parallel loops that forked and
+// goroutines/op, page-faults/op, B/op, forks/op (the kernels' parallel loops that forked and
 // joined), join-wait-ms/op (callers blocked at those joins) and
 // serial-ms/op (wall time with no fork in flight: the block's serial
 // sections). The shapes: Qwen3-0.6B over 4 sequences of 512 tokens (one
@@ -53,6 +66,8 @@ func BenchmarkBlockSched(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/threads=%d", s.name, threads), func(b *testing.B) {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
 				run() // buffers and workers warm
+				b.ReportAllocs()
+				f0 := minorFaults()
 				cpu0 := cputime.Process()
 				g0, i0 := schedSample()
 				p0 := parallel.Read()
@@ -70,6 +85,7 @@ func BenchmarkBlockSched(b *testing.B) {
 				}
 				b.ReportMetric((i1-i0)/n*1e3, "idle-ms/op")
 				b.ReportMetric(float64(g1-g0)/n, "goroutines/op")
+				b.ReportMetric(float64(minorFaults()-f0)/n, "page-faults/op")
 				b.ReportMetric(float64(p1.Forks)/n, "forks/op")
 				b.ReportMetric(p1.JoinWait.Seconds()/n*1e3, "join-wait-ms/op")
 				if threads > 1 {
