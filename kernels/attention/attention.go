@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"lrmc/kernels/gemm"
@@ -90,11 +89,16 @@ func Causal(out, q, k, v []float32, b, t, heads, kvHeads, hd int) {
 // reads, so what a previous call left never shows.
 type packed struct{ kp, vt []float32 }
 
-var packedPool sync.Pool
+// lastPacked holds the buffers of the last call to finish. One slot, not a
+// sync.Pool: a pool's per-processor caches missed whenever the calling
+// goroutine had moved to another thread since the last call (most calls at
+// 2 threads), and each miss allocated again. Concurrent calls each take
+// the slot or allocate; one of them puts its buffers back.
+var lastPacked atomic.Pointer[packed]
 
 // getPacked returns buffers of n floats each, with undefined contents.
 func getPacked(n int) *packed {
-	pb, _ := packedPool.Get().(*packed)
+	pb := lastPacked.Swap(nil)
 	if pb == nil {
 		pb = new(packed)
 	}
@@ -110,7 +114,7 @@ func getPacked(n int) *packed {
 // buffers held between calls raise the heap the collector lets grow.
 func putPacked(pb *packed) {
 	if cap(pb.kp) <= packFloats {
-		packedPool.Put(pb)
+		lastPacked.Store(pb)
 	}
 }
 

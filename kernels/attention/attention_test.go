@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"sync"
 	"testing"
 
 	"lrmc/kernels/tensor"
@@ -230,7 +229,7 @@ func TestCausalChunksIndependent(t *testing.T) {
 func TestCausalReusedPackBuffers(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	small := newProblem(r, 2, 37, 4, 2, 16, 4)
-	packedPool = sync.Pool{} // fresh buffers
+	lastPacked.Store(nil) // fresh buffers
 	want := small.causal()
 	big := newProblem(r, 3, 90, 4, 2, 16, 4)
 	big.causal()

@@ -244,7 +244,53 @@ func (m *Model) Forward(tokens []int32, b, t int) []float32 {
 // shows. Only the block's output, which the caller keeps, is fresh.
 type scratch struct{ bufs [5][]float32 }
 
-var scratchPool sync.Pool
+// scratchPool keeps the scratches of finished calls for the next ones. A
+// short free list, not a sync.Pool: a sync.Pool's per-processor caches
+// missed whenever the calling goroutine had moved to another thread since
+// its last call (most calls at 2 threads), and it dropped everything at
+// every other collection; each miss allocated a block's buffers again,
+// zeroed on one thread while the others waited.
+var scratchPool scratchList
+
+// maxFreeScratch is how many scratches scratchPool keeps: a block holds
+// two at once (its own and the MLP's), and two blocks may run at once
+// (the executor's concurrent ops).
+const maxFreeScratch = 4
+
+type scratchList struct {
+	mu   sync.Mutex
+	free []*scratch
+}
+
+// Put keeps s unless the list is full.
+func (l *scratchList) Put(s *scratch) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) < maxFreeScratch {
+		l.free = append(l.free, s)
+	}
+}
+
+// Get returns a kept scratch, or nil.
+func (l *scratchList) Get() *scratch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.free)
+	if n == 0 {
+		return nil
+	}
+	s := l.free[n-1]
+	l.free[n-1] = nil
+	l.free = l.free[:n-1]
+	return s
+}
+
+// reset drops every kept scratch (tests: fresh buffers).
+func (l *scratchList) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.free = nil
+}
 
 // maxPooledFloats bounds the buffers kept for the next call (8 MiB each: a
 // Qwen3-0.6B-shaped prefill of 512 tokens fits). A larger buffer, from a
@@ -265,7 +311,7 @@ func putScratch(s *scratch) {
 }
 
 func getScratch() *scratch {
-	if s, ok := scratchPool.Get().(*scratch); ok {
+	if s := scratchPool.Get(); s != nil {
 		return s
 	}
 	return new(scratch)

@@ -5,7 +5,6 @@ import (
 	"math"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"lrmc/kernels/attention"
@@ -140,7 +139,7 @@ func TestScratchReuseBitIdentical(t *testing.T) {
 			m.MLPDelta(0, mlp, h, b*T)
 			return m.Forward(tokens, b, T), m.ForwardForks(forks), mlp
 		}
-		scratchPool = sync.Pool{} // fresh buffers
+		scratchPool.reset() // fresh buffers
 		l0, f0, d0 := run()
 		poison()
 		l1, f1, d1 := run()
