@@ -20,10 +20,10 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"lrmc/kernels/gemm"
+	"lrmc/kernels/parallel"
 	"lrmc/kernels/tensor"
 )
 
@@ -70,7 +70,9 @@ func Causal(out, q, k, v []float32, b, t, heads, kvHeads, hd int) {
 	}
 	qd, kvd := heads*hd, kvHeads*hd
 	chunk := min(b, max(1, packFloats/(t*kvd)))
-	kp, vt := make([]float32, chunk*t*kvd), make([]float32, chunk*t*kvd)
+	pb := getPacked(chunk * t * kvd)
+	defer putPacked(pb)
+	kp, vt := pb.kp, pb.vt
 	workers := make([]*scratch, runtime.GOMAXPROCS(0))
 	for s0 := 0; s0 < b; s0 += chunk {
 		s := shape{b: min(chunk, b-s0), t: t, heads: heads, kvHeads: kvHeads, hd: hd, group: heads / kvHeads,
@@ -78,6 +80,41 @@ func Causal(out, q, k, v []float32, b, t, heads, kvHeads, hd int) {
 		r0 := s0 * t
 		s.pack(kp, vt, k[r0*kvd:], v[r0*kvd:])
 		s.run(workers, out[r0*qd:], q[r0*qd:], kp, vt)
+	}
+}
+
+// packed is Causal's packed k and v, kept between calls: a prefill's or a
+// capture's block allocated and zeroed them (up to 2 × 16 MiB) on one
+// thread, the others waiting, every call. pack writes every float that run
+// reads, so what a previous call left never shows.
+type packed struct{ kp, vt []float32 }
+
+// lastPacked holds the buffers of the last call to finish. One slot, not a
+// sync.Pool: a pool's per-processor caches missed whenever the calling
+// goroutine had moved to another thread since the last call (most calls at
+// 2 threads), and each miss allocated again. Concurrent calls each take
+// the slot or allocate; one of them puts its buffers back.
+var lastPacked atomic.Pointer[packed]
+
+// getPacked returns buffers of n floats each, with undefined contents.
+func getPacked(n int) *packed {
+	pb := lastPacked.Swap(nil)
+	if pb == nil {
+		pb = new(packed)
+	}
+	if cap(pb.kp) < n {
+		pb.kp, pb.vt = make([]float32, n), make([]float32, n)
+	}
+	pb.kp, pb.vt = pb.kp[:n], pb.vt[:n]
+	return pb
+}
+
+// putPacked keeps pb for the next call unless it is larger than
+// packFloats bounds (one very long sequence): such a call is rare, and
+// buffers held between calls raise the heap the collector lets grow.
+func putPacked(pb *packed) {
+	if cap(pb.kp) <= packFloats {
+		lastPacked.Store(pb)
 	}
 }
 
@@ -198,12 +235,7 @@ func (s shape) run(workers []*scratch, out, q, kp, vt []float32) {
 			s.job(w, out, q, kp, vt, span{row: seq * s.t, t: s.t, keys: s.t, packed: seq * s.kvHeads * s.t * s.hd}, g, qt)
 		}
 	}
-	var wg sync.WaitGroup
-	for i := 1; i < min(len(workers), jobs); i++ {
-		wg.Go(func() { work(i) })
-	}
-	work(0)
-	wg.Wait()
+	parallel.Run(min(len(workers), jobs), work)
 }
 
 // span is one job's run of queries: t query rows from row (of q and out)

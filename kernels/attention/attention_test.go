@@ -222,6 +222,31 @@ func TestCausalChunksIndependent(t *testing.T) {
 	_, _, _ = p.check(t, want)
 }
 
+// TestCausalReusedPackBuffers: the packed k and v kept between calls
+// carry nothing from one call to the next. A larger call fills them, NaN is
+// poured into them, and a smaller call then gives the bits it gives with
+// fresh buffers (and the result stays within the float64 bound).
+func TestCausalReusedPackBuffers(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	small := newProblem(r, 2, 37, 4, 2, 16, 4)
+	lastPacked.Store(nil) // fresh buffers
+	want := small.causal()
+	big := newProblem(r, 3, 90, 4, 2, 16, 4)
+	big.causal()
+	pb := getPacked(big.b * big.t * big.kvHeads * big.hd)
+	for i := range pb.kp {
+		pb.kp[i], pb.vt[i] = float32(math.NaN()), float32(math.NaN())
+	}
+	putPacked(pb)
+	got := small.causal()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("out[%d] = %g after reuse, %g with fresh buffers", i, got[i], want[i])
+		}
+	}
+	_, _, _ = small.check(t, got)
+}
+
 // perQuery is llama's prefill attention as it stands (the tensor.Parallel
 // loop over (sequence, head) calling attend, run.c's order of operations),
 // copied as the reference for today's results.

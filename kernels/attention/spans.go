@@ -3,9 +3,9 @@ package attention
 import (
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 
+	"lrmc/kernels/parallel"
 	"lrmc/kernels/tensor"
 )
 
@@ -104,12 +104,7 @@ func (sh shape) runSpans(out, q, kp, vt []float32, spans []span) {
 			sh.job(w, out, q, kp, vt, spans[jb.span], jb.g, jb.qt)
 		}
 	}
-	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
+	parallel.Run(workers, func(int) { work() })
 }
 
 // CausalAt computes causal attention for chosen query positions of b

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"lrmc/kernels/llama"
 )
 
 // CaptureOptions says how to time calibration capture; zero fields take the
@@ -83,12 +85,13 @@ func MeasureCapture(s ModelShape, o CaptureOptions) (CaptureResult, error) {
 	withProcs(o.Threads, func() {
 		h := m.Embed(tokens, nil)
 		seq := o.SeqLen * c.Dim
+		ws := new(llama.Workspace) // as capture.block carries one over its batches
 		for i := range m.Layers {
 			t0 := time.Now()
 			out := make([]float32, len(h))
 			for s := 0; s < o.Samples; s += o.Batch {
 				b := min(o.Batch, o.Samples-s)
-				m.BlockInto(out[s*seq:(s+b)*seq], i, h[s*seq:(s+b)*seq], b, o.SeqLen)
+				m.BlockInto(ws, out[s*seq:(s+b)*seq], i, h[s*seq:(s+b)*seq], b, o.SeqLen)
 			}
 			h = out
 			d := time.Since(t0)

@@ -47,7 +47,8 @@ package gemm
 import (
 	"fmt"
 	"runtime"
-	"sync"
+
+	par "lrmc/kernels/parallel"
 )
 
 // MatMul computes out[m×n] = x[m×k]·wᵀ where w is [n×k] row-major, using up to
@@ -101,21 +102,11 @@ func checkShapes(out, x []float32, wlen, m, k, n int) {
 // goroutine costs more than the work it would take over.
 var minFlopsPerThread = 1 << 18
 
-// parallel runs fn(0..parts-1), part 0 on the calling goroutine. One
-// goroutine per part (not per tile): each part is a contiguous range of
-// panels that its goroutine packs and multiplies on its own.
-func parallel(parts int, fn func(part int)) {
-	if parts == 1 {
-		fn(0)
-		return
-	}
-	var wg sync.WaitGroup
-	for p := 1; p < parts; p++ {
-		wg.Go(func() { fn(p) })
-	}
-	fn(0)
-	wg.Wait()
-}
+// parallel runs fn(0..parts-1) on the kernels' worker pool, part 0 on
+// the calling goroutine unless a worker claims it first. One part per
+// thread (not per tile): each part is a contiguous range of panels that
+// its goroutine packs and multiplies on its own.
+func parallel(parts int, fn func(part int)) { par.Run(parts, fn) }
 
 // split divides [0, units) into parts contiguous ranges whose sizes differ by
 // at most one and returns the bounds of range p.

@@ -144,7 +144,7 @@ func (d *Decoder) Prefill(tokens []int32) []float32 {
 		h = m.block(i, h, 1, n, func(k, v []float32) {
 			copy(d.kc[i][:n*kvd], k)
 			copy(d.vc[i][:n*kvd], v)
-		}, nil, nil)
+		}, nil, nil, nil)
 	}
 	copy(d.logits, m.Logits(h[(n-1)*c.Dim:], 1, 1))
 	return d.logits

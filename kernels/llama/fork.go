@@ -68,7 +68,7 @@ func (m *Model) ForwardForks(forks []Fork) []float32 {
 	}
 	h := m.Embed(tokens, nil)
 	for i := range m.Layers {
-		h = m.blockRows(i, h, nil, len(tokens), func(r int) int { return int(pos[r]) }, nil, func(att, q, k, v []float32) {
+		h = m.blockRows(i, h, nil, len(tokens), func(r int) int { return int(pos[r]) }, nil, nil, func(att, q, k, v []float32) {
 			m.forkAttention(i, att, q, k, v, forks, starts)
 		})
 	}

@@ -57,17 +57,23 @@ func (m *Model) Rotate(i int, x []float32, n int, pos func(r int) int) {
 		return
 	}
 	c := m.Config.Layer(i)
-	lo, hi := pos(0), pos(0)
-	for r := 1; r < n; r++ {
-		lo, hi = min(lo, pos(r)), max(hi, pos(r))
-	}
-	t := cachedRopeTable(c, lo, hi+1)
+	t := m.ropeTable(i, n, pos)
 	w := len(x) / n
 	forRows(n, w, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			t.rotate(x[r*w:(r+1)*w], pos(r), c.RopeStyle)
 		}
 	})
+}
+
+// ropeTable is the rotary table of layer i covering the positions of rows
+// 0…n-1 (n ≥ 1).
+func (m *Model) ropeTable(i, n int, pos func(r int) int) ropeTable {
+	lo, hi := pos(0), pos(0)
+	for r := 1; r < n; r++ {
+		lo, hi = min(lo, pos(r)), max(hi, pos(r))
+	}
+	return cachedRopeTable(m.Config.Layer(i), lo, hi+1)
 }
 
 // AttnOutput writes out [n, Dim] = att·Woᵀ (+ the output bias) for the
@@ -90,12 +96,19 @@ func (m *Model) MLPDelta(i int, out, h []float32, n int) {
 
 // mlp is MLPDelta, handing the MLP's linear inputs to tap.
 func (m *Model) mlp(i int, out, h []float32, n int, tap Tap) {
-	c, l, w := m.Config.Layer(i), &m.Layers[i], m.projections(i)
-	d, hid := c.Dim, c.HiddenDim
+	c := m.Config.Layer(i)
 	s := getScratch()
 	defer putScratch(s)
-	xb := s.get(0, n*d)
-	normRows(xb, h[:n*d], l.FFNNorm, c.NormEps)
+	xb := s.get(0, n*c.Dim)
+	normRows(xb, h[:n*c.Dim], m.Layers[i].FFNNorm, c.NormEps)
+	m.mlpNormed(i, out, xb, n, tap, s)
+}
+
+// mlpNormed is mlp from the normed rows xb [n, Dim], its other working
+// buffers in s (buffer 0 may be xb's).
+func (m *Model) mlpNormed(i int, out, xb []float32, n int, tap Tap, s *scratch) {
+	c, l, w := m.Config.Layer(i), &m.Layers[i], m.projections(i)
+	d, hid := c.Dim, c.HiddenDim
 	tap.at(SiteMLPIn, xb, d)
 	hb, hb2 := s.get(1, n*hid), s.get(2, n*hid)
 	w.w1.mul(hb, xb, n, d, hid)

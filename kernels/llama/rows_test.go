@@ -5,8 +5,9 @@ import (
 	"math"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
+
+	"lrmc/kernels/attention"
 )
 
 // withGrain runs f with parallelGrain set to g and GOMAXPROCS to procs.
@@ -138,7 +139,7 @@ func TestScratchReuseBitIdentical(t *testing.T) {
 			m.MLPDelta(0, mlp, h, b*T)
 			return m.Forward(tokens, b, T), m.ForwardForks(forks), mlp
 		}
-		scratchPool = sync.Pool{} // fresh buffers
+		scratchPool.reset() // fresh buffers
 		l0, f0, d0 := run()
 		poison()
 		l1, f1, d1 := run()
@@ -205,7 +206,7 @@ func TestBlockIntoIsBlock(t *testing.T) {
 		for i := range dst {
 			dst[i] = float32(math.NaN())
 		}
-		if got := m.BlockInto(dst, 1, h, b, T); &got[0] != &dst[0] {
+		if got := m.BlockInto(nil, dst, 1, h, b, T); &got[0] != &dst[0] {
 			t.Fatalf("%s: BlockInto returned another slice than dst", name)
 		}
 		for i := range want {
@@ -220,7 +221,7 @@ func TestBlockIntoIsBlock(t *testing.T) {
 		}
 	}()
 	m := randModel(variants["qwen2"], 1)
-	m.BlockInto(make([]float32, 5), 0, make([]float32, variants["qwen2"].Dim), 1, 1)
+	m.BlockInto(nil, make([]float32, 5), 0, make([]float32, variants["qwen2"].Dim), 1, 1)
 }
 
 // TestPutScratchDropsLargeBuffers: buffers of 8 MiB and more are not kept
@@ -233,5 +234,83 @@ func TestPutScratchDropsLargeBuffers(t *testing.T) {
 	putScratch(s)
 	if s.bufs[0] != nil || cap(s.bufs[1]) != maxPooledFloats-1 {
 		t.Fatalf("after putScratch: buffer 0 cap %d (want dropped), buffer 1 cap %d (want kept)", cap(s.bufs[0]), cap(s.bufs[1]))
+	}
+}
+
+// TestBlockIntoWorkspace: one Workspace carried across calls of different
+// layers and sizes (as a capture op carries it over its batches) gives
+// Block's bits, whatever the previous call left in its buffers (here NaN
+// poured into every one of them).
+func TestBlockIntoWorkspace(t *testing.T) {
+	for name, c := range variants {
+		m := randModel(c, 61)
+		ws := &Workspace{}
+		for _, call := range []struct{ layer, b, t int }{{0, 3, 9}, {1, 1, 4}, {1, 2, 11}, {0, 1, 1}, {1, 3, 9}} {
+			for _, s := range []*scratch{&ws.block, &ws.mlp} {
+				for _, buf := range s.bufs {
+					for i := range buf[:cap(buf)] {
+						buf[:cap(buf)][i] = float32(math.NaN())
+					}
+				}
+			}
+			h := m.Embed(randTokens(call.b*call.t, c.Vocab, uint64(call.b*100+call.t)), nil)
+			want := m.Block(call.layer, h, call.b, call.t)
+			got := m.BlockInto(ws, make([]float32, len(h)), call.layer, h, call.b, call.t)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s %+v: BlockInto with a workspace [%d] = %g, Block %g", name, call, i, got[i], want[i])
+				}
+			}
+		}
+		if cap(ws.block.bufs[0]) == 0 || cap(ws.mlp.bufs[1]) == 0 {
+			t.Fatalf("%s: the workspace kept no buffers", name)
+		}
+	}
+}
+
+// TestBlockIsItsParts: Block, whose row-wise steps are fused (q/k norms
+// with the rotary embedding, residual add with the MLP norm), gives the
+// bits of the exported parts run one after another, each its own parallel
+// loop, for every variant (biases, q/k norms, both rotary styles), on one
+// thread and split into uneven ranges over 3.
+func TestBlockIsItsParts(t *testing.T) {
+	for name, c := range variants {
+		m := randModel(c, 71)
+		const b, T = 2, 11
+		h := m.Embed(randTokens(b*T, c.Vocab, 72), nil)
+		for _, procs := range []int{1, 3} {
+			withGrain(1, procs, func() {
+				for i := range m.Layers {
+					lc := m.Config.Layer(i)
+					n, d := b*T, lc.Dim
+					xb := make([]float32, n*d)
+					m.AttnNorm(i, xb, h)
+					q, k, v := make([]float32, n*lc.QDim()), make([]float32, n*lc.KVDim()), make([]float32, n*lc.KVDim())
+					m.Query(i, q, xb, n)
+					m.KeyValue(i, k, v, xb, n)
+					pos := func(r int) int { return r % T }
+					m.Rotate(i, q, n, pos)
+					m.Rotate(i, k, n, pos)
+					att := make([]float32, n*lc.QDim())
+					attention.Causal(att, q, k, v, b, T, lc.Heads, lc.KVHeads, lc.HeadDim())
+					want := make([]float32, n*d)
+					m.AttnOutput(i, want, att, n)
+					for j := range want {
+						want[j] += h[j]
+					}
+					delta := make([]float32, n*d)
+					m.MLPDelta(i, delta, want, n)
+					for j := range want {
+						want[j] += delta[j]
+					}
+					got := m.Block(i, h, b, T)
+					for j := range want {
+						if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+							t.Fatalf("%s layer %d, %d threads: Block[%d] = %g, its parts %g", name, i, procs, j, got[j], want[j])
+						}
+					}
+				}
+			})
+		}
 	}
 }

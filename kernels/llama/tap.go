@@ -56,5 +56,5 @@ func (tp Tap) at(s Site, x []float32, width int) {
 // the forward hook calibration statistics are gathered through, so they see
 // exactly the activations of the forward pass and nothing runs twice.
 func (m *Model) BlockTap(i int, h []float32, b, t int, tap Tap) []float32 {
-	return m.block(i, h, b, t, nil, tap, nil)
+	return m.block(i, h, b, t, nil, tap, nil, nil)
 }

@@ -11,6 +11,7 @@ import (
 
 	"lrmc/executor"
 	"lrmc/executor/ops"
+	"lrmc/kernels/llama"
 	"lrmc/methods"
 	"lrmc/planner"
 )
@@ -130,12 +131,15 @@ func (block) Run(ctx context.Context, c *executor.Call) (any, error) {
 	}
 	out := make([]float32, len(h.Data))
 	seq := p.SeqLen * dim
+	// One workspace for all batches: the block's buffers at 4 sequences
+	// are too large for llama's shared pool to keep between calls.
+	ws := new(llama.Workspace)
 	for s := 0; s < p.Samples; s += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		b := min(batch, p.Samples-s)
-		m.BlockInto(out[s*seq:(s+b)*seq], p.Layer, h.Data[s*seq:(s+b)*seq], b, p.SeqLen)
+		m.BlockInto(ws, out[s*seq:(s+b)*seq], p.Layer, h.Data[s*seq:(s+b)*seq], b, p.SeqLen)
 		c.Progress(int64(s+b), int64(p.Samples))
 	}
 	// The capture walks the blocks in order: a memory-mapped checkpoint's
