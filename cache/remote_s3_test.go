@@ -339,3 +339,71 @@ func testS3RemoteMultipart(t *testing.T, s s3Target) {
 		t.Fatalf("Get after a racing write: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestS3RemoteSweep leaves an incomplete multipart upload of an entry, as a
+// writer killed mid-upload does, and checks that Sweep aborts it once it is
+// older than the cut-off (a dry run only lists it), and leaves alone a
+// finished entry and an upload of an object that is not an entry.
+func TestS3RemoteSweep(t *testing.T) { forEachS3(t, testS3RemoteSweep) }
+
+func testS3RemoteSweep(t *testing.T, s s3Target) {
+	r := openS3(t, s.url())
+	ctx := context.Background()
+	core := minio.Core{Client: r.c}
+	entry := digest.Of([]byte("finished"))
+	if err := r.Put(Meta{Key: entry, Op: "op"}, []byte("a finished entry")); err != nil {
+		t.Fatal(err)
+	}
+	crashed := r.object(digest.Of([]byte("crashed writer")))
+	id, err := core.NewMultipartUpload(ctx, s.bucket, crashed, minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := bytes.Repeat([]byte("p"), 5<<20)
+	if _, err := core.PutObjectPart(ctx, s.bucket, crashed, id, 1, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := s.prefix + "notes.txt"
+	foreignID, err := core.NewMultipartUpload(ctx, s.bucket, foreign, minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { core.AbortMultipartUpload(context.Background(), s.bucket, foreign, foreignID) })
+	uploads := func() map[string]string {
+		t.Helper()
+		m := map[string]string{}
+		for u := range r.c.ListIncompleteUploads(ctx, s.bucket, s.prefix, true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			m[u.UploadID] = u.Key
+		}
+		return m
+	}
+	if got := uploads(); got[id] != crashed || got[foreignID] != foreign {
+		t.Fatalf("incomplete uploads %v, want %s of %s and %s of %s", got, id, crashed, foreignID, foreign)
+	}
+
+	if left, err := r.Sweep(time.Now().Add(-time.Hour), false); err != nil || len(left) != 0 {
+		t.Fatalf("a sweep of uploads older than an hour: %+v %v, want nothing", left, err)
+	}
+	want := "s3://" + s.bucket + "/" + crashed + " (upload " + id + ")"
+	later := time.Now().Add(time.Minute) // every upload so far is older
+	left, err := r.Sweep(later, true)
+	if err != nil || len(left) != 1 || left[0].URL != want || left[0].What != "incomplete multipart upload" {
+		t.Fatalf("dry run: %+v %v, want %s alone", left, err, want)
+	}
+	if got := uploads(); got[id] != crashed {
+		t.Fatalf("the dry run aborted the upload: %v", got)
+	}
+	left, err = r.Sweep(later, false)
+	if err != nil || len(left) != 1 || left[0].URL != want {
+		t.Fatalf("sweep: %+v %v, want %s alone", left, err, want)
+	}
+	if got := uploads(); len(got) != 1 || got[foreignID] != foreign {
+		t.Fatalf("incomplete uploads after the sweep: %v, want only %s of %s", got, foreignID, foreign)
+	}
+	if _, _, err := r.Get(entry); err != nil {
+		t.Fatalf("the entry after the sweep: %v", err)
+	}
+}
