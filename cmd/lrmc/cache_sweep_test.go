@@ -30,7 +30,9 @@ func TestCacheGCRemoteSweepsLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := []string{"--cache", t.TempDir(), "--remote-cache", "file://" + remote, "cache", "gc", "--remote"}
-	gc := func(args ...string) (int, string, string) { return lrmc(t, append(base[:len(base):len(base)], args...)...) }
+	gc := func(args ...string) (int, string, string) {
+		return lrmc(t, append(base[:len(base):len(base)], args...)...)
+	}
 
 	code, out, errs := gc("--dry-run")
 	if code != 0 || !strings.Contains(out, "would remove temporary file file://"+old+" (2.0 KiB, last written ") ||
