@@ -32,10 +32,12 @@ const statPeek = 4 << 10
 // bucket of an S3-compatible object store, holding the blob described at
 // Remote. Objects are immutable: Put skips a key whose object exists and
 // writes with If-None-Match: * so that of two concurrent writers only one
-// creates the object. Where the condition does not hold (multipart uploads
-// of values over 16 MiB, servers without conditional writes) the last
-// writer wins, which is as good: every writer of a key writes a sound entry
-// of the same result. After writing, Put reads the object's header back and
+// creates the object. Where the condition does not hold the last writer
+// wins, which is as good: every writer of a key writes a sound entry of the
+// same result. It does not hold on servers without conditional writes, nor
+// for values over 16 MiB (multipart uploads) on servers that ignore the
+// header minio-go sends with CompleteMultipartUpload: SeaweedFS and gofakes3
+// apply it to single PUTs only (the tests run against both). After writing, Put reads the object's header back and
 // checks it (a HEAD and a ranged GET; no value bytes move).
 type S3Remote struct {
 	c              *minio.Client
