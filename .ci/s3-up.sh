@@ -78,10 +78,11 @@ free_port() { # prints a port in 20000-31999 nothing listens on and not yet hand
   done
   fail "no free port found"
 }
-# Each service has an HTTP and a gRPC port; pick them in the parent shell so
-# that $taken keeps them distinct.
+# Each service has an HTTP and a gRPC port (the admin server runs even without
+# its UI); pick them all, none left to its fixed default, in the parent shell
+# so that $taken keeps them distinct.
 ports=()
-for _ in $(seq 8); do p=$(free_port); taken="$taken$p "; ports+=("$p"); done
+for _ in $(seq 10); do p=$(free_port); taken="$taken$p "; ports+=("$p"); done
 s3port=${ports[0]}
 
 # --- configuration --------------------------------------------------------------
@@ -109,6 +110,7 @@ setsid "$bin" mini -dir="$state/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
   -s3.port="$s3port" -s3.port.grpc="${ports[7]}" \
   -s3.config="$state/s3.json" -s3.port.iceberg=0 -s3.port.lance=0 \
   -webdav=false -admin.ui=false -master.telemetry=false \
+  -admin.port="${ports[8]}" -admin.port.grpc="${ports[9]}" -admin.port.legacy=0 \
   -bucket="$bucket" \
   </dev/null >"$state/weed.log" 2>&1 &
 echo $! >"$state/weed.pid"
