@@ -25,7 +25,7 @@ set -euo pipefail
 
 version="${LRMC_SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
 state="${LRMC_S3_STATE:-${TMPDIR:-/tmp}/lrmc-s3}"
-bin="${LRMC_S3_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/lrmc-ci/weed-$version}"
+bin="${LRMC_S3_BIN:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/lrmc-ci/weed-$version}"
 bucket="${LRMC_S3_BUCKET:-lrmc-ci}"
 timeout="${LRMC_S3_UP_TIMEOUT:-120}"
 
