@@ -32,10 +32,12 @@ const statPeek = 4 << 10
 // bucket of an S3-compatible object store, holding the blob described at
 // Remote. Objects are immutable: Put skips a key whose object exists and
 // writes with If-None-Match: * so that of two concurrent writers only one
-// creates the object. Where the condition does not hold (multipart uploads
-// of values over 16 MiB, servers without conditional writes) the last
-// writer wins, which is as good: every writer of a key writes a sound entry
-// of the same result. After writing, Put reads the object's header back and
+// creates the object. Where the condition does not hold the last writer
+// wins, which is as good: every writer of a key writes a sound entry of the
+// same result. It does not hold on servers without conditional writes, nor
+// for values over 16 MiB (multipart uploads) on servers that ignore the
+// header minio-go sends with CompleteMultipartUpload: SeaweedFS and gofakes3
+// apply it to single PUTs only (the tests run against both). After writing, Put reads the object's header back and
 // checks it (a HEAD and a ranged GET; no value bytes move).
 type S3Remote struct {
 	c              *minio.Client
@@ -242,4 +244,43 @@ func (c concatReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		}
 	}
 	return n, io.EOF
+}
+
+// Sweep implements RemoteSweeper: it aborts the multipart uploads of this
+// store's objects (PREFIX/KEY, KEY a node key in hex: nothing else in the
+// bucket is touched) started before cutoff. A writer killed mid-upload
+// leaves one, and so does every upload whose completion fails, a lost
+// If-None-Match race included: minio-go does not abort them. Their parts
+// stay stored (and, on AWS, billed) until aborted; a bucket lifecycle rule
+// with AbortIncompleteMultipartUpload does the same on the server's side.
+func (r *S3Remote) Sweep(cutoff time.Time, dryRun bool) ([]Leftover, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	where := fmt.Sprintf("cache: remote s3://%s/%s at %s: sweep", r.bucket, r.prefix, r.endpoint)
+	listPrefix := r.prefix
+	if listPrefix != "" {
+		listPrefix += "/"
+	}
+	core := minio.Core{Client: r.c}
+	var out []Leftover
+	for u := range r.c.ListIncompleteUploads(ctx, r.bucket, listPrefix, true) {
+		if u.Err != nil {
+			return out, fmt.Errorf("%s: list incomplete uploads: %w", where, u.Err)
+		}
+		dir, name := path.Split(u.Key)
+		if _, err := digest.Parse(name); err != nil || dir != listPrefix || !u.Initiated.Before(cutoff) {
+			continue
+		}
+		if !dryRun {
+			err := core.AbortMultipartUpload(ctx, r.bucket, u.Key, u.UploadID)
+			if err != nil && minio.ToErrorResponse(err).Code != minio.NoSuchUpload {
+				return out, fmt.Errorf("%s: abort upload %s of %s: %w", where, u.UploadID, u.Key, err)
+			}
+		}
+		out = append(out, Leftover{
+			URL:  "s3://" + r.bucket + "/" + u.Key + " (upload " + u.UploadID + ")",
+			What: "incomplete multipart upload", Size: -1, Modified: u.Initiated,
+		})
+	}
+	return out, nil
 }

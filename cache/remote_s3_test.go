@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -18,25 +21,121 @@ import (
 	"lrmc/digest"
 )
 
-// s3Server starts gofakes3, an S3-protocol server written in Go for tests,
-// in this process on a loopback port, with one bucket, and points the
-// environment of OpenRemote at it. It speaks the S3 REST protocol with
-// SigV4 authentication over HTTP, so the S3Remote is exercised through
-// minio-go exactly as against another server; it is not AWS, whose
-// behaviour under load and consistency it does not model.
-func s3Server(t *testing.T, bucket string) {
+// s3Target is one S3-compatible server the S3 tests run against, with the
+// environment of OpenRemote pointed at it.
+type s3Target struct {
+	bucket string
+	// prefix is this test's own: tests and runs sharing a real server's
+	// bucket never see each other's objects.
+	prefix string
+}
+
+// url is the remote URL of the target's prefix.
+func (s s3Target) url() string { return "s3://" + s.bucket + "/" + s.prefix }
+
+// forEachS3 runs test twice, as the subtests "gofakes3" (always) and "real"
+// (when LRMC_S3_TEST_ENDPOINT names a real S3-compatible server, such as the
+// SeaweedFS that .ci/s3-up.sh starts for CI; skipped otherwise), so that
+// every S3 behaviour is checked by one body against both servers.
+func forEachS3(t *testing.T, test func(t *testing.T, s s3Target)) {
+	t.Run("gofakes3", func(t *testing.T) { test(t, fakeS3(t)) })
+	t.Run("real", func(t *testing.T) { test(t, realS3(t)) })
+}
+
+// fakeS3 starts gofakes3, an S3-protocol server written in Go for tests,
+// in this process on a loopback port, with one bucket. It speaks the S3
+// REST protocol with SigV4 authentication over HTTP, so the S3Remote is
+// exercised through minio-go exactly as against another server; it is not
+// AWS, whose behaviour under load and consistency it does not model.
+func fakeS3(t *testing.T) s3Target {
 	t.Helper()
+	const bucket = "lrmc"
 	backend := s3mem.New()
 	if err := backend.CreateBucket(bucket); err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
 	t.Cleanup(ts.Close)
-	t.Setenv("LRMC_S3_ENDPOINT", strings.TrimPrefix(ts.URL, "http://"))
+	t.Setenv("LRMC_S3_ENDPOINT", ts.URL)
 	t.Setenv("LRMC_S3_INSECURE", "1")
 	t.Setenv("AWS_ACCESS_KEY_ID", "lrmc-test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "lrmc-test-secret")
+	t.Setenv("AWS_SESSION_TOKEN", "")
 	t.Setenv("AWS_REGION", "us-east-1")
+	return s3Target{bucket: bucket, prefix: testPrefix(t)}
+}
+
+// realS3 is the real S3-compatible server named by LRMC_S3_TEST_ENDPOINT
+// (http://HOST:PORT or https://HOST:PORT), LRMC_S3_TEST_BUCKET (an existing
+// bucket), LRMC_S3_TEST_ACCESS_KEY and LRMC_S3_TEST_SECRET_KEY. The test is
+// skipped when no endpoint is set, and fails when the one set does not
+// answer or lacks the bucket: whoever set it (CI's .ci/s3-up.sh) meant the
+// tests to run there. The test's objects are removed afterwards.
+func realS3(t *testing.T) s3Target {
+	t.Helper()
+	endpoint := os.Getenv("LRMC_S3_TEST_ENDPOINT")
+	if endpoint == "" {
+		t.Skip("LRMC_S3_TEST_ENDPOINT is not set: no real S3-compatible server to test against " +
+			"(.ci/s3-up.sh builds and starts SeaweedFS and sets it); tested against gofakes3 only")
+	}
+	bucket := os.Getenv("LRMC_S3_TEST_BUCKET")
+	if bucket == "" {
+		t.Fatal("LRMC_S3_TEST_ENDPOINT is set but LRMC_S3_TEST_BUCKET is not")
+	}
+	t.Setenv("LRMC_S3_ENDPOINT", endpoint)
+	t.Setenv("LRMC_S3_INSECURE", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", os.Getenv("LRMC_S3_TEST_ACCESS_KEY"))
+	t.Setenv("AWS_SECRET_ACCESS_KEY", os.Getenv("LRMC_S3_TEST_SECRET_KEY"))
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	if os.Getenv("AWS_REGION") == "" {
+		t.Setenv("AWS_REGION", "us-east-1")
+	}
+	s := s3Target{bucket: bucket, prefix: testPrefix(t)}
+	// One request with a deadline before the test proper: minio-go retries a
+	// refused connection for about 30 s, and the failure should say what
+	// was asked of whom.
+	r, err := OpenRemote(s.url())
+	if err != nil {
+		t.Fatalf("the real S3 server named by LRMC_S3_TEST_ENDPOINT=%s (bucket %s) does not answer: %v", endpoint, bucket, err)
+	}
+	c := r.(*S3Remote).c
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), statTimeout)
+		defer cancel()
+		objs := c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: s.prefix, Recursive: true})
+		for e := range c.RemoveObjects(ctx, bucket, objs, minio.RemoveObjectsOptions{}) {
+			t.Logf("removing %s: %v", e.ObjectName, e.Err)
+		}
+	})
+	return s
+}
+
+// testPrefix is a prefix unique to this test and this run.
+func testPrefix(t *testing.T) string {
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	return fmt.Sprintf("lrmc-test/%s-%d/", name, time.Now().UnixNano())
+}
+
+// listObjects lists every object under prefix in bucket.
+func listObjects(t *testing.T, c *minio.Client, bucket, prefix string) []string {
+	t.Helper()
+	var objects []string
+	for o := range c.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		objects = append(objects, o.Key)
+	}
+	return objects
+}
+
+// putRaw writes blob as key's object directly through the S3 API, as a
+// hostile or broken writer would.
+func putRaw(t *testing.T, r *S3Remote, key digest.Digest, blob []byte) {
+	t.Helper()
+	if _, err := r.c.PutObject(context.Background(), r.bucket, r.object(key), bytes.NewReader(blob), int64(len(blob)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func openS3(t *testing.T, url string) *S3Remote {
@@ -49,8 +148,11 @@ func openS3(t *testing.T, url string) *S3Remote {
 }
 
 func TestS3RemoteRoundTripTamperConcurrent(t *testing.T) {
-	s3Server(t, "lrmc")
-	r := openS3(t, "s3://lrmc/team/cache/")
+	forEachS3(t, testS3RemoteRoundTripTamperConcurrent)
+}
+
+func testS3RemoteRoundTripTamperConcurrent(t *testing.T, s s3Target) {
+	r := openS3(t, s.url())
 	key := digest.Of([]byte("node"))
 	val := bytes.Repeat([]byte("activation "), 20000)
 	if _, err := r.Stat(key); !errors.Is(err, ErrNotFound) {
@@ -63,15 +165,9 @@ func TestS3RemoteRoundTripTamperConcurrent(t *testing.T) {
 	// Eight concurrent writers of one key, with different metadata: one
 	// object results, a sound one.
 	writeConcurrently(t, r.Put, Meta{Key: key, Op: "capture"}, val)
-	var objects []string
-	for o := range r.c.ListObjects(context.Background(), "lrmc", minio.ListObjectsOptions{Recursive: true}) {
-		if o.Err != nil {
-			t.Fatal(o.Err)
-		}
-		objects = append(objects, o.Key)
-	}
-	if len(objects) != 1 || objects[0] != "team/cache/"+key.String() {
-		t.Fatalf("bucket holds %v, want the one object team/cache/%s", objects, key)
+	objects := listObjects(t, r.c, s.bucket, s.prefix)
+	if len(objects) != 1 || objects[0] != s.prefix+key.String() {
+		t.Fatalf("bucket holds %v under %s, want the one object %s%s", objects, s.prefix, s.prefix, key)
 	}
 	got, m, err := r.Get(key)
 	if err != nil || !bytes.Equal(got, val) || m.Sum != digest.Of(val) || m.Op != "capture" || len(m.Runs) != 1 {
@@ -100,7 +196,7 @@ func TestS3RemoteRoundTripTamperConcurrent(t *testing.T) {
 	}
 
 	// Tamper through the S3 API: one byte of the value flipped.
-	obj, err := r.c.GetObject(context.Background(), "lrmc", r.object(key), minio.GetObjectOptions{})
+	obj, err := r.c.GetObject(context.Background(), s.bucket, r.object(key), minio.GetObjectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,23 +206,21 @@ func TestS3RemoteRoundTripTamperConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	blob[len(blob)-1000] ^= 1
-	if _, err := r.c.PutObject(context.Background(), "lrmc", r.object(key), bytes.NewReader(blob), int64(len(blob)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	putRaw(t, r, key, blob)
 	if _, err := r.Stat(key); err != nil {
 		t.Fatalf("Stat of a tampered value (header intact): %v", err)
 	}
 	_, _, err = r.Get(key)
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "s3://lrmc/team/cache/"+key.String()) || !strings.Contains(err.Error(), "content hash") {
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "s3://"+s.bucket+"/"+s.prefix+key.String()) || !strings.Contains(err.Error(), "content hash") {
 		t.Fatalf("Get of a tampered object: %v", err)
 	}
 	// A truncated object is refused by Stat already.
-	short := blob[:len(blob)-10]
-	if _, err := r.c.PutObject(context.Background(), "lrmc", r.object(key), bytes.NewReader(short), int64(len(short)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	putRaw(t, r, key, blob[:len(blob)-10])
 	if _, err := r.Stat(key); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "its metadata says") {
 		t.Fatalf("Stat of a truncated object: %v", err)
+	}
+	if _, _, err := r.Get(key); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "its metadata says") {
+		t.Fatalf("Get of a truncated object: %v", err)
 	}
 	// Replace writes over it.
 	if err := r.Replace(Meta{Key: key, Op: "capture"}, val); err != nil {
@@ -151,9 +245,7 @@ func TestS3RemoteRoundTripTamperConcurrent(t *testing.T) {
 	}
 	hostile := binary.LittleEndian.AppendUint64(nil, 1<<62)
 	hostile = append(hostile, make([]byte, 100)...)
-	if _, err := r.c.PutObject(context.Background(), "lrmc", r.object(k3), bytes.NewReader(hostile), int64(len(hostile)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	putRaw(t, r, k3, hostile)
 	if _, err := r.Stat(k3); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "over the 1048576-byte limit") {
 		t.Fatalf("Stat of a hostile length: %v", err)
 	}
@@ -161,7 +253,8 @@ func TestS3RemoteRoundTripTamperConcurrent(t *testing.T) {
 		t.Fatalf("Get of a hostile length: %v", err)
 	}
 
-	if _, err := OpenRemote("s3://nosuchbucket/x"); err == nil || !strings.Contains(err.Error(), `bucket "nosuchbucket" does not exist`) {
+	missing := fmt.Sprintf("lrmc-no-such-bucket-%d", time.Now().UnixNano())
+	if _, err := OpenRemote("s3://" + missing + "/x"); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("bucket %q does not exist", missing)) {
 		t.Fatalf("missing bucket: %v", err)
 	}
 	if _, err := OpenRemote("s3:///x"); err == nil || !strings.Contains(err.Error(), "no bucket") {
@@ -172,9 +265,10 @@ func TestS3RemoteRoundTripTamperConcurrent(t *testing.T) {
 // TestStoreThroughS3 shares results between two local caches through S3:
 // Stat sees the remote-only entry, Get reads it through, and a tampered
 // object is a miss whose recomputed value replaces it.
-func TestStoreThroughS3(t *testing.T) {
-	s3Server(t, "shared")
-	r := openS3(t, "s3://shared")
+func TestStoreThroughS3(t *testing.T) { forEachS3(t, testStoreThroughS3) }
+
+func testStoreThroughS3(t *testing.T, s s3Target) {
+	r := openS3(t, s.url())
 	a, b := openStore(t, r), openStore(t, r)
 	key := digest.Of([]byte("k"))
 	val := []byte("a result computed on machine a")
@@ -201,10 +295,7 @@ func TestStoreThroughS3(t *testing.T) {
 	bad := append([]byte{}, val...)
 	bad[0] ^= 1
 	hdr, _ := encodeRemoteHeader(Meta{Key: k2, Op: "score", Size: int64(len(val)), Sum: digest.Of(val)})
-	blob := append(hdr, bad...)
-	if _, err := r.c.PutObject(context.Background(), "shared", r.object(k2), bytes.NewReader(blob), int64(len(blob)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	putRaw(t, r, k2, append(hdr, bad...))
 	c := openStore(t, r)
 	if v, _, err := c.Get(k2); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get of a tampered object: %q %v, want a miss", v, err)
@@ -219,9 +310,10 @@ func TestStoreThroughS3(t *testing.T) {
 
 // TestS3RemoteMultipart stores a value above minio-go's 16 MiB part size,
 // which goes up as a multipart upload, and reads it back verified.
-func TestS3RemoteMultipart(t *testing.T) {
-	s3Server(t, "big")
-	r := openS3(t, "s3://big/p")
+func TestS3RemoteMultipart(t *testing.T) { forEachS3(t, testS3RemoteMultipart) }
+
+func testS3RemoteMultipart(t *testing.T, s s3Target) {
+	r := openS3(t, s.url())
 	key := digest.Of([]byte("big"))
 	val := make([]byte, 17<<20)
 	for i := range val {
@@ -237,13 +329,91 @@ func TestS3RemoteMultipart(t *testing.T) {
 	if err != nil || !bytes.Equal(got, val) || m.Op != "capture" {
 		t.Fatalf("Get: %d bytes equal=%v op %q, %v", len(got), bytes.Equal(got, val), m.Op, err)
 	}
-	// A writer past the existence check: gofakes3 (and minio-go's multipart
-	// path) does not apply If-None-Match here, so the last writer wins,
-	// with an entry just as sound.
+	// A writer past the existence check: minio-go sends If-None-Match with
+	// CompleteMultipartUpload; a server that applies it there refuses the
+	// late entry, one that does not (gofakes3) lets the last writer win,
+	// with an entry just as sound. Either way the object is a sound entry.
 	if err := r.write(Meta{Key: key, Op: "late"}, val, true); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, err := r.Get(key); err != nil || !bytes.Equal(got, val) {
-		t.Fatalf("Get after a racing write: %d bytes, %v", len(got), err)
+	got, m, err = r.Get(key)
+	if err != nil || !bytes.Equal(got, val) || m.Op != "capture" && m.Op != "late" {
+		t.Fatalf("Get after a racing write: %d bytes, op %q, %v", len(got), m.Op, err)
+	}
+	var pending []string
+	for u := range r.c.ListIncompleteUploads(context.Background(), s.bucket, s.prefix, true) {
+		if u.Err != nil {
+			t.Fatal(u.Err)
+		}
+		pending = append(pending, u.Key)
+	}
+	t.Logf("after a racing multipart write the entry is the %s writer's; incomplete uploads left: %v", m.Op, pending)
+}
+
+// TestS3RemoteSweep leaves an incomplete multipart upload of an entry, as a
+// writer killed mid-upload does, and checks that Sweep aborts it once it is
+// older than the cut-off (a dry run only lists it), and leaves alone a
+// finished entry and an upload of an object that is not an entry.
+func TestS3RemoteSweep(t *testing.T) { forEachS3(t, testS3RemoteSweep) }
+
+func testS3RemoteSweep(t *testing.T, s s3Target) {
+	r := openS3(t, s.url())
+	ctx := context.Background()
+	core := minio.Core{Client: r.c}
+	entry := digest.Of([]byte("finished"))
+	if err := r.Put(Meta{Key: entry, Op: "op"}, []byte("a finished entry")); err != nil {
+		t.Fatal(err)
+	}
+	crashed := r.object(digest.Of([]byte("crashed writer")))
+	id, err := core.NewMultipartUpload(ctx, s.bucket, crashed, minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := bytes.Repeat([]byte("p"), 5<<20)
+	if _, err := core.PutObjectPart(ctx, s.bucket, crashed, id, 1, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := s.prefix + "notes.txt"
+	foreignID, err := core.NewMultipartUpload(ctx, s.bucket, foreign, minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { core.AbortMultipartUpload(context.Background(), s.bucket, foreign, foreignID) })
+	uploads := func() map[string]string {
+		t.Helper()
+		m := map[string]string{}
+		for u := range r.c.ListIncompleteUploads(ctx, s.bucket, s.prefix, true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			m[u.UploadID] = u.Key
+		}
+		return m
+	}
+	if got := uploads(); got[id] != crashed || got[foreignID] != foreign {
+		t.Fatalf("incomplete uploads %v, want %s of %s and %s of %s", got, id, crashed, foreignID, foreign)
+	}
+
+	if left, err := r.Sweep(time.Now().Add(-time.Hour), false); err != nil || len(left) != 0 {
+		t.Fatalf("a sweep of uploads older than an hour: %+v %v, want nothing", left, err)
+	}
+	want := "s3://" + s.bucket + "/" + crashed + " (upload " + id + ")"
+	later := time.Now().Add(time.Minute) // every upload so far is older
+	left, err := r.Sweep(later, true)
+	if err != nil || len(left) != 1 || left[0].URL != want || left[0].What != "incomplete multipart upload" {
+		t.Fatalf("dry run: %+v %v, want %s alone", left, err, want)
+	}
+	if got := uploads(); got[id] != crashed {
+		t.Fatalf("the dry run aborted the upload: %v", got)
+	}
+	left, err = r.Sweep(later, false)
+	if err != nil || len(left) != 1 || left[0].URL != want {
+		t.Fatalf("sweep: %+v %v, want %s alone", left, err, want)
+	}
+	if got := uploads(); len(got) != 1 || got[foreignID] != foreign {
+		t.Fatalf("incomplete uploads after the sweep: %v, want only %s of %s", got, foreignID, foreign)
+	}
+	if _, _, err := r.Get(entry); err != nil {
+		t.Fatalf("the entry after the sweep: %v", err)
 	}
 }

@@ -114,10 +114,10 @@ over. It prints what it dropped and kept.`,
 }
 
 func gcCmd(g *globals) *cobra.Command {
-	var maxSize, keep string
-	var dryRun bool
+	var maxSize, keep, olderThan string
+	var dryRun, remote bool
 	cmd := &cobra.Command{
-		Use:   "gc [--max-size SIZE] [--keep-duration DURATION] [--dry-run]",
+		Use:   "gc [--max-size SIZE] [--keep-duration DURATION] [--dry-run] | gc --remote [--older-than DURATION] [--dry-run]",
 		Short: "Evict entries no recipe needs, or least recently used ones down to a size",
 		Long: `Without --max-size, gc evicts the reclaimable entries: those no recipe
 run's latest apply needs (a run removed from its recipe, a recipe file that
@@ -127,9 +127,28 @@ reclaimable ones first, then ones recipes still need (they are recomputed
 when next applied). --keep-duration D (e.g. 24h, 7d) spares every entry
 used within D. --dry-run prints what would be evicted and changes nothing.
 The same policy enforces LRMC_CACHE_MAX after every apply, sparing what
-that apply needs.`,
+that apply needs.
+
+With --remote, gc sweeps the shared cache (--remote-cache) instead: it
+removes what writers killed mid-write left there, never an entry: file://
+temporary files (.tmp-*) and the S3 store's incomplete multipart uploads,
+those last written more than --older-than ago (default 1h, so writers still
+at work keep theirs). The local cache is not touched.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if remote {
+				if maxSize != "" || keep != "" {
+					return errors.New("gc --remote sweeps the shared cache's leftovers; --max-size and --keep-duration are for the local cache")
+				}
+				age, err := parseDuration(olderThan)
+				if err != nil {
+					return fmt.Errorf("--older-than: %w", err)
+				}
+				return sweepRemote(cmd.OutOrStdout(), g.remote, age, dryRun)
+			}
+			if cmd.Flags().Changed("older-than") {
+				return errors.New("--older-than is for gc --remote")
+			}
 			p := cache.Policy{MaxBytes: cache.NoSizeTarget, DryRun: dryRun}
 			if maxSize != "" {
 				var err error
@@ -181,7 +200,41 @@ that apply needs.`,
 	cmd.Flags().StringVar(&maxSize, "max-size", "", "size to shrink the cache to (e.g. 10GiB, 500MB)")
 	cmd.Flags().StringVar(&keep, "keep-duration", "", "spare entries used within this long (e.g. 24h, 7d)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be evicted; change nothing")
+	cmd.Flags().BoolVar(&remote, "remote", false, "sweep crashed writers' leftovers from the shared cache (--remote-cache) instead")
+	cmd.Flags().StringVar(&olderThan, "older-than", "1h", "with --remote: sweep leftovers last written longer ago than this (e.g. 1h, 2d)")
 	return cmd
+}
+
+// sweepRemote removes (or with dryRun lists) the leftovers older than age
+// in the shared cache at url, printing each and a total.
+func sweepRemote(out io.Writer, url string, age time.Duration, dryRun bool) error {
+	if url == "" {
+		return errors.New("gc --remote: no shared cache: set --remote-cache or LRMC_REMOTE_CACHE")
+	}
+	r, err := cache.OpenRemote(url)
+	if err != nil {
+		return fmt.Errorf("--remote-cache: %w", err)
+	}
+	sw, ok := r.(cache.RemoteSweeper)
+	if !ok {
+		return fmt.Errorf("gc --remote: the shared cache %s cannot be swept", url)
+	}
+	left, err := sw.Sweep(time.Now().Add(-age), dryRun)
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
+	}
+	var bytes int64
+	for _, l := range left {
+		size := "size unknown"
+		if l.Size >= 0 {
+			bytes += l.Size
+			size = humanize.IBytes(uint64(l.Size))
+		}
+		fmt.Fprintf(out, "%s %s %s (%s, last written %s)\n", verb, l.What, l.URL, size, l.Modified.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(out, "%s %d leftovers older than %s from %s (%s of temporary files)\n", verb, len(left), age, url, humanize.IBytes(uint64(bytes)))
+	return err
 }
 
 // parseDuration reads Go durations ("36h", "90m") and whole days ("7d").
