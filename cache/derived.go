@@ -42,7 +42,7 @@ func (s *Store) Derived(kind string, of digest.Digest) (v []byte, ok bool) {
 // read-only view records nothing.
 func (s *Store) SetDerived(kind string, of digest.Digest, v []byte) (err error) {
 	defer s.recoverPanic(&err)
-	if s.ReadOnly() {
+	if s.refuse() {
 		return nil
 	}
 	b := seal(v)

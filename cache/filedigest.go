@@ -61,8 +61,8 @@ func (s *Store) FileDigest(path string) (_ digest.Digest, err error) {
 		return digest.Digest{}, fmt.Errorf("cache: file digest: %w", err)
 	}
 
-	if s.ReadOnly() {
-		return d, nil // a read-only view records nothing
+	if s.refuse() {
+		return d, nil // a read-only view records nothing; NoWrite counts it
 	}
 	b, err := json.Marshal(fileMemo{Stamp: stamp, Digest: d})
 	if err != nil {
