@@ -484,9 +484,7 @@ func (s *Store) touch(m Meta) {
 		return
 	}
 	if s.noWrite {
-		s.staleMu.Lock()
-		s.stale = append(s.stale, m)
-		s.staleMu.Unlock()
+		s.postpone(func(w *Store) { w.touch(m) })
 		return
 	}
 	if s.view != "" || !s.sweep.TryRLock() {

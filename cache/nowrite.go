@@ -20,12 +20,13 @@ import (
 // a writable one does (so no other process changes the cache under it) but
 // opens Badger read-only: nothing in the directory is created, truncated or
 // deleted. Gets read values and verify them as usual; every write (Put,
-// Delete, RecordApply of different keys, GC, Verify, a file-digest memo, a
-// derived memo, dropping a corrupt entry) is refused or skipped and counted
+// Delete, RecordApply of different keys, GC, Verify, a derived memo,
+// dropping a corrupt entry) is refused or skipped and counted
 // by Refused, so a caller that finds a write was needed opens the cache
-// again without NoWrite and redoes the work there. A refresh of LastUsed
-// that a Get would make is only noted (StaleReads), for the caller to make
-// on a writable store (Refresh) when there are any.
+// again without NoWrite and redoes the work there. Bookkeeping that a
+// correct result does not need (a refresh of LastUsed that a Get would
+// make, a file-digest memo) is only postponed (Postponed), for the caller
+// to make on a writable store (CatchUp) when there is any.
 
 // ErrNeedsWrite matches (errors.Is) an Open with NoWrite that cannot serve
 // reads without writing first: a write-ahead log left by a process that
@@ -82,21 +83,35 @@ func (s *Store) Refused() int64 { return s.refused.Load() }
 // NoWrite reports whether s was opened with Options.NoWrite.
 func (s *Store) NoWrite() bool { return s.noWrite }
 
-// StaleReads returns the entries a store opened with NoWrite read without
-// refreshing their LastUsed, as Get does on a writable store when the last
-// refresh is older than touchInterval; Refresh on a writable store makes
-// up for it. They are not counted by Refused: the values read are sound.
-func (s *Store) StaleReads() []Meta {
-	s.staleMu.Lock()
-	defer s.staleMu.Unlock()
-	return slices.Clone(s.stale)
+// Postponed is the bookkeeping a store opened with NoWrite did not write:
+// LastUsed refreshes of entries it read (a writable store's Get makes one
+// when the last is older than touchInterval) and file-digest memos of files
+// it hashed. Neither is needed for a correct result, so they are not
+// counted by Refused; Catch up makes them on a writable store.
+type Postponed struct{ writes []func(*Store) }
+
+// Len is the number of writes postponed.
+func (p Postponed) Len() int { return len(p.writes) }
+
+// Postponed returns the writes postponed so far.
+func (s *Store) Postponed() Postponed {
+	s.postponedMu.Lock()
+	defer s.postponedMu.Unlock()
+	return Postponed{slices.Clone(s.postponed)}
 }
 
-// Refresh sets the LastUsed of the entries in ms, as reading them would
-// have (see StaleReads), unless they were replaced since; best effort, as
-// that refresh is.
-func (s *Store) Refresh(ms []Meta) {
-	for _, m := range ms {
-		s.touch(m)
+// CatchUp makes on s, a writable store, the writes a NoWrite store
+// postponed (best effort, as they are on a writable store: a LastUsed is
+// refreshed only if its entry was not replaced meanwhile).
+func (s *Store) CatchUp(p Postponed) {
+	for _, w := range p.writes {
+		w(s)
 	}
+}
+
+// postpone notes a bookkeeping write for Postponed.
+func (s *Store) postpone(w func(*Store)) {
+	s.postponedMu.Lock()
+	s.postponed = append(s.postponed, w)
+	s.postponedMu.Unlock()
 }

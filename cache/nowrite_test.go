@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"lrmc/digest"
 )
 
@@ -94,16 +96,17 @@ func TestNoWriteReadsAndChangesNothing(t *testing.T) {
 			t.Errorf("after %s: Refused = %d, want %d", w.name, n, i+1)
 		}
 	}
-	// A file digest is right, and its memo is not recorded (counted).
+	// A file digest is right; its memo is postponed, not refused.
 	f := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(f, []byte("some bytes"), 0o644)
 	d, err := s.FileDigest(f)
 	if err != nil || d != digest.Of([]byte("some bytes")) {
 		t.Errorf("FileDigest: %v, %v", d, err)
 	}
-	if n := s.Refused(); n != int64(len(writes)+1) {
-		t.Errorf("an unrecorded file digest memo: Refused = %d, want %d", n, len(writes)+1)
+	if n, p := s.Refused(), s.Postponed().Len(); n != int64(len(writes)) || p != 1 {
+		t.Errorf("after a file digest: Refused = %d, Postponed = %d; want %d and 1", n, p, len(writes))
 	}
+	postponed := s.Postponed()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +123,20 @@ func TestNoWriteReadsAndChangesNothing(t *testing.T) {
 	}
 	if _, ok, _ := w.Stat(small); !ok {
 		t.Error("the refused Delete deleted")
+	}
+	memo := func() bool {
+		err := w.db.View(func(txn *badger.Txn) error {
+			_, err := txn.Get(append([]byte(filePrefix), f...))
+			return err
+		})
+		return err == nil
+	}
+	if memo() {
+		t.Fatal("the postponed memo was recorded by the NoWrite store")
+	}
+	w.CatchUp(postponed)
+	if !memo() {
+		t.Error("CatchUp did not record the postponed file digest memo")
 	}
 }
 
@@ -192,9 +209,9 @@ func TestNoWriteDamagedEntryIsRefusedNotServed(t *testing.T) {
 }
 
 // Reads through a NoWrite store that a writable one would have recorded as
-// a use (LastUsed older than touchInterval) are listed by StaleReads, not
-// counted as refused; Refresh on a writable store records them.
-func TestNoWriteStaleReadsAndRefresh(t *testing.T) {
+// a use (LastUsed older than touchInterval) are postponed, not refused;
+// CatchUp on a writable store records them.
+func TestNoWriteStaleReadsAreCaughtUp(t *testing.T) {
 	dir, small, large, _ := filledCache(t)
 	s, err := Open(dir, Options{NoWrite: true})
 	if err != nil {
@@ -205,20 +222,20 @@ func TestNoWriteStaleReadsAndRefresh(t *testing.T) {
 	if _, _, err := s.Get(small); err != nil {
 		t.Fatal(err)
 	}
-	stale := s.StaleReads()
-	if len(stale) != 1 || stale[0].Key != small || s.Refused() != 0 {
-		t.Fatalf("StaleReads = %v (Refused %d), want the one entry read", stale, s.Refused())
+	p := s.Postponed()
+	if p.Len() != 1 || s.Refused() != 0 {
+		t.Fatalf("Postponed %d, Refused %d; want 1 and 0", p.Len(), s.Refused())
 	}
 	s.Close()
 
 	w := openTest(t, dir, Options{})
 	setClock(w, &later)
-	w.Refresh(stale)
+	w.CatchUp(p)
 	m, _, _ := w.Stat(small)
 	if !m.LastUsed.Equal(later.UTC()) {
-		t.Errorf("LastUsed after Refresh = %v, want %v", m.LastUsed, later.UTC())
+		t.Errorf("LastUsed after CatchUp = %v, want %v", m.LastUsed, later.UTC())
 	}
 	if m, _, _ := w.Stat(large); m.LastUsed.Equal(later.UTC()) {
-		t.Error("Refresh touched an entry that was not read")
+		t.Error("CatchUp touched an entry that was not read")
 	}
 }

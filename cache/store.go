@@ -163,9 +163,10 @@ type Store struct {
 	// the writes refused or skipped since.
 	noWrite bool
 	refused atomic.Int64
-	// stale lists what a NoWrite store read without refreshing LastUsed.
-	staleMu sync.Mutex
-	stale   []Meta
+	// postponed holds the bookkeeping writes a NoWrite store did not make
+	// (see Postponed).
+	postponedMu sync.Mutex
+	postponed   []func(*Store)
 }
 
 // DefaultDir is $LRMC_CACHE if set, else lrmc under the user cache directory
