@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -102,5 +104,26 @@ func TestWarmApplyWritesNothingAndRecoversFromDamage(t *testing.T) {
 	}
 	if after := cacheFiles(t, cacheDir); !maps.Equal(after, before) {
 		t.Errorf("the warm apply after the repair changed the cache directory:\nbefore: %v\nafter:  %v", before, after)
+	}
+}
+
+// load raises GOGC for compiling and planning only: the ops that follow
+// run at the GOGC the process had, and GOGC=off or a higher one is kept.
+func TestLoadRestoresGCPercent(t *testing.T) {
+	dir := t.TempDir()
+	recipe := writeRunsRecipe(t, dir, "r.cue", goodRun)
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	for _, pct := range []int{100, 50, -1, 800} {
+		debug.SetGCPercent(pct)
+		g := &globals{cacheDir: filepath.Join(dir, "cache"), stderr: io.Discard}
+		s, err := g.load(recipe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.store.Close()
+		if got := debug.SetGCPercent(pct); got != pct {
+			t.Errorf("GOGC %d before load, %d after", pct, got)
+		}
 	}
 }
