@@ -139,7 +139,7 @@ Applying again submits only what is still missing.`,
 			defer stop()
 			res, err := ex.Run(ctx, s.graph)
 			if s.store.NoWrite() && ctx.Err() == nil {
-				if s.store.Refused() == 0 {
+				if err == nil && s.store.Refused() == 0 {
 					for _, e := range held {
 						display.Event(e)
 					}
@@ -151,8 +151,7 @@ Applying again submits only what is still missing.`,
 							return err
 						}
 						s.store.CatchUp(p)
-						// The executor of what follows (withoutRuns)
-						// reads the store now open.
+						// Whatever follows reads the store now open.
 						var nerr error
 						if ex, nerr = newExecutor(display.Event); nerr != nil {
 							return nerr
@@ -160,8 +159,9 @@ Applying again submits only what is still missing.`,
 					}
 				} else {
 					// The cache had to be written after all (an entry
-					// was found corrupt, say): execute again on the
-					// cache opened for writing.
+					// was found corrupt, say), or something failed:
+					// execute again on the cache opened for writing,
+					// as an apply that never tried without writing.
 					g.logger().Info("the cache needs writing; executing again with the cache opened for writing", "refused_writes", s.store.Refused())
 					if err := s.reopenForWriting(g); err != nil {
 						return err
