@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -48,15 +47,7 @@ func openNoWrite(dir, path string, opts Options, log hclog.Logger) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %s without writing: %v: %w", dir, err, ErrNeedsWrite)
 	}
-	s := &Store{dir: dir, db: db, log: log, now: time.Now, blobMin: blobThreshold, noWrite: true}
-	if opts.blobThreshold != 0 {
-		s.blobMin = opts.blobThreshold
-	}
-	if err := s.checkFormat(); err != nil {
-		s.db.Close()
-		return nil, err
-	}
-	return s, nil
+	return newStore(dir, db, opts, log, true)
 }
 
 // hasDatabase says whether path holds a Badger database (its MANIFEST):

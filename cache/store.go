@@ -245,7 +245,13 @@ func openDB(dir, path string, opts Options, log hclog.Logger, strict bool) (*Sto
 	if err != nil {
 		return nil, openFailure(dir, err)
 	}
-	s := &Store{dir: dir, db: db, log: log, now: time.Now, blobMin: blobThreshold}
+	return newStore(dir, db, opts, log, false)
+}
+
+// newStore makes the Store of db, the database of the cache dir (opened
+// read-only when noWrite), and checks its format.
+func newStore(dir string, db *badger.DB, opts Options, log hclog.Logger, noWrite bool) (*Store, error) {
+	s := &Store{dir: dir, db: db, log: log, now: time.Now, blobMin: blobThreshold, noWrite: noWrite}
 	if opts.blobThreshold != 0 {
 		s.blobMin = opts.blobThreshold
 	}
