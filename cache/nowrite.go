@@ -19,13 +19,13 @@ import (
 // a writable one does (so no other process changes the cache under it) but
 // opens Badger read-only: nothing in the directory is created, truncated or
 // deleted. Gets read values and verify them as usual; every write (Put,
-// Delete, RecordApply of different keys, GC, Verify, a derived memo,
-// dropping a corrupt entry) is refused or skipped and counted
-// by Refused, so a caller that finds a write was needed opens the cache
-// again without NoWrite and redoes the work there. Bookkeeping that a
-// correct result does not need (a refresh of LastUsed that a Get would
-// make, a file-digest memo) is only postponed (Postponed), for the caller
-// to make on a writable store (CatchUp) when there is any.
+// Delete, RecordApply of different keys, GC, Verify, dropping a corrupt
+// entry) is refused and counted by Refused, so a caller that finds a write
+// was needed opens the cache again without NoWrite and redoes the work
+// there. Bookkeeping that a correct result does not need (a refresh of
+// LastUsed that a Get would make, a file-digest or derived memo) is only
+// postponed (Postponed), for the caller to make on a writable store
+// (CatchUp) when there is any.
 
 // ErrNeedsWrite matches (errors.Is) an Open with NoWrite that cannot serve
 // reads without writing first: a write-ahead log left by a process that
@@ -76,9 +76,10 @@ func (s *Store) NoWrite() bool { return s.noWrite }
 
 // Postponed is the bookkeeping a store opened with NoWrite did not write:
 // LastUsed refreshes of entries it read (a writable store's Get makes one
-// when the last is older than touchInterval) and file-digest memos of files
-// it hashed. Neither is needed for a correct result, so they are not
-// counted by Refused; Catch up makes them on a writable store.
+// when the last is older than touchInterval), file-digest memos of files
+// it hashed and derived memos (SetDerived). None is needed for a correct
+// result, so they are not counted by Refused; CatchUp makes them on a
+// writable store.
 type Postponed struct{ writes []func(*Store) }
 
 // Len is the number of writes postponed.

@@ -106,6 +106,13 @@ func TestNoWriteReadsAndChangesNothing(t *testing.T) {
 	if n, p := s.Refused(), s.Postponed().Len(); n != int64(len(writes)) || p != 1 {
 		t.Errorf("after a file digest: Refused = %d, Postponed = %d; want %d and 1", n, p, len(writes))
 	}
+	// So is a derived memo.
+	if err := s.SetDerived("kind", small, []byte("memo")); err != nil {
+		t.Errorf("SetDerived: %v", err)
+	}
+	if _, ok := s.Derived("kind", small); ok || s.Postponed().Len() != 2 || s.Refused() != int64(len(writes)) {
+		t.Errorf("SetDerived on a NoWrite store: recorded %v, Postponed %d, Refused %d", ok, s.Postponed().Len(), s.Refused())
+	}
 	postponed := s.Postponed()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -137,6 +144,9 @@ func TestNoWriteReadsAndChangesNothing(t *testing.T) {
 	w.CatchUp(postponed)
 	if !memo() {
 		t.Error("CatchUp did not record the postponed file digest memo")
+	}
+	if v, ok := w.Derived("kind", small); !ok || string(v) != "memo" {
+		t.Errorf("CatchUp: derived memo %q, %v; want the postponed one", v, ok)
 	}
 }
 
