@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -39,10 +40,16 @@ func (s *Store) Derived(kind string, of digest.Digest) (v []byte, ok bool) {
 }
 
 // SetDerived records v as the memo of kind for the content of. A
-// read-only view records nothing.
+// read-only view records nothing; a NoWrite store postpones it.
 func (s *Store) SetDerived(kind string, of digest.Digest, v []byte) (err error) {
 	defer s.recoverPanic(&err)
-	if s.ReadOnly() {
+	if s.view != "" {
+		return nil
+	}
+	if s.noWrite {
+		// Bookkeeping: postponed, as file-digest memos are.
+		v = slices.Clone(v)
+		s.postpone(func(w *Store) { w.SetDerived(kind, of, v) })
 		return nil
 	}
 	b := seal(v)

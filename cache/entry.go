@@ -283,8 +283,9 @@ func (s *Store) Get(key digest.Digest) ([]byte, Meta, error) {
 
 func (s *Store) getLocal(key digest.Digest) (_ []byte, _ Meta, err error) {
 	defer s.recoverPanic(&err)
-	if err := s.readOnly("get"); err != nil {
-		return nil, Meta{}, err
+	if s.view != "" {
+		// A view maps no value logs (see view.go).
+		return nil, Meta{}, fmt.Errorf("cache %s: get: %w", s.dir, ErrReadOnly)
 	}
 	// A second round covers an entry that was replaced or collected while
 	// it was being read, which looks like damage but is not.
@@ -441,6 +442,9 @@ func readFailure(i, n int, err error) (string, error) {
 // dropCorrupt deletes the entry m found damaged, unless it has been replaced
 // or deleted since it was read; dropped says whether it was deleted.
 func (s *Store) dropCorrupt(m Meta, reason string) (dropped bool, err error) {
+	if err := s.readOnly("drop corrupt entry " + m.Key.Short()); err != nil {
+		return false, err
+	}
 	mu := s.keyLock(m.Key)
 	mu.Lock()
 	defer mu.Unlock()
@@ -476,7 +480,14 @@ func (s *Store) dropCorrupt(m Meta, reason string) (dropped bool, err error) {
 // it is skipped rather than waiting while GC sweeps.
 func (s *Store) touch(m Meta) {
 	now := s.now().UTC()
-	if now.Sub(m.LastUsed) < touchInterval || !s.sweep.TryRLock() {
+	if now.Sub(m.LastUsed) < touchInterval {
+		return
+	}
+	if s.noWrite {
+		s.postpone(func(w *Store) { w.touch(m) })
+		return
+	}
+	if s.view != "" || !s.sweep.TryRLock() {
 		return
 	}
 	defer s.sweep.RUnlock()

@@ -61,12 +61,16 @@ func (s *Store) FileDigest(path string) (_ digest.Digest, err error) {
 		return digest.Digest{}, fmt.Errorf("cache: file digest: %w", err)
 	}
 
-	if s.ReadOnly() {
+	if s.view != "" {
 		return d, nil // a read-only view records nothing
 	}
 	b, err := json.Marshal(fileMemo{Stamp: stamp, Digest: d})
 	if err != nil {
 		return digest.Digest{}, fmt.Errorf("cache: file digest of %s: %w", abs, err)
+	}
+	if s.noWrite {
+		s.postpone(func(w *Store) { w.recordMemo(key, b) })
+		return d, nil
 	}
 	s.sweep.RLock()
 	defer s.sweep.RUnlock()
@@ -74,4 +78,14 @@ func (s *Store) FileDigest(path string) (_ digest.Digest, err error) {
 		return digest.Digest{}, fmt.Errorf("cache: file digest of %s: record: %w", abs, err)
 	}
 	return d, nil
+}
+
+// recordMemo records a file-digest memo a NoWrite store postponed; best
+// effort: a memo not recorded costs only a re-hash.
+func (s *Store) recordMemo(key, b []byte) {
+	s.sweep.RLock()
+	defer s.sweep.RUnlock()
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key, b) }); err != nil {
+		s.log.Warn("could not record a file digest memo", "path", string(key[len(filePrefix):]), "error", err)
+	}
 }

@@ -64,6 +64,11 @@ type Options struct {
 	// the cache itself: it takes no lock, so it works while another process
 	// writes, and never writes to dir (see openView).
 	ReadOnly bool
+	// NoWrite opens the cache itself, lock and all, with its database
+	// read-only, for a command that expects to find everything it needs
+	// (a fully cached apply): see nowrite.go. Open fails with an
+	// ErrNeedsWrite error when the cache cannot be read without writing.
+	NoWrite bool
 
 	// valueLogFileSize overrides the value-log file size; tests use small
 	// files to observe space reclamation.
@@ -153,6 +158,15 @@ type Store struct {
 	blobMin int64
 	// unsynced lists the value files written since Close last synced.
 	unsynced syncList
+
+	// noWrite: Badger is open read-only (Options.NoWrite); refused counts
+	// the writes refused or skipped since.
+	noWrite bool
+	refused atomic.Int64
+	// postponed holds the bookkeeping writes a NoWrite store did not make
+	// (see Postponed).
+	postponedMu sync.Mutex
+	postponed   []func(*Store)
 }
 
 // DefaultDir is $LRMC_CACHE if set, else lrmc under the user cache directory
@@ -191,6 +205,15 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.NoWrite {
+		s, err := openNoWrite(dir, filepath.Join(dir, "badger"), opts, log)
+		if err != nil {
+			lock.release()
+			return nil, err
+		}
+		s.lock = lock
+		return s, nil
+	}
 	s, err := openDB(dir, filepath.Join(dir, "badger"), opts, log, true)
 	if err == nil {
 		err = cleanBlobTmp(dir)
@@ -222,7 +245,13 @@ func openDB(dir, path string, opts Options, log hclog.Logger, strict bool) (*Sto
 	if err != nil {
 		return nil, openFailure(dir, err)
 	}
-	s := &Store{dir: dir, db: db, log: log, now: time.Now, blobMin: blobThreshold}
+	return newStore(dir, db, opts, log, false)
+}
+
+// newStore makes the Store of db, the database of the cache dir (opened
+// read-only when noWrite), and checks its format.
+func newStore(dir string, db *badger.DB, opts Options, log hclog.Logger, noWrite bool) (*Store, error) {
+	s := &Store{dir: dir, db: db, log: log, now: time.Now, blobMin: blobThreshold, noWrite: noWrite}
 	if opts.blobThreshold != 0 {
 		s.blobMin = opts.blobThreshold
 	}
@@ -275,6 +304,11 @@ func (s *Store) checkFormat() (err error) {
 		v, err = item.ValueCopy(nil)
 		return err
 	})
+	if s.noWrite && (err != nil || string(v) != formatVersion) {
+		// Writing the format, migrating, or reporting damage is the
+		// business of a writable open.
+		return fmt.Errorf("cache: open %s without writing: format record %q: %w", s.dir, v, ErrNeedsWrite)
+	}
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
 		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(formatKey, []byte(formatVersion)) })
@@ -355,9 +389,15 @@ func (s *Store) Close() error {
 		// SyncWrites is off (an fsync per chunk would halve write speed and
 		// the per-value hash catches what a crash damages); sync once here.
 		var errs []error
-		if s.view != "" {
+		switch {
+		case s.view != "":
 			errs = append(errs, s.db.Close(), os.RemoveAll(s.view))
-		} else {
+		case s.noWrite:
+			// Nothing was written: nothing to sync (and a read-only
+			// Badger has no write-ahead log to sync).
+			errs = append(errs, s.db.Close(), s.lock.release())
+			s.lock = nil
+		default:
 			// Value files first, so that no Meta is durable before its
 			// file.
 			errs = append(errs, s.unsynced.sync(s.dir), s.db.Sync(), s.db.Close(), s.lock.release())

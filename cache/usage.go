@@ -82,8 +82,8 @@ func applyKey(recipe string) []byte { return append([]byte(applyPrefix), recipe.
 // spares the memtable flush that any write costs at Close.
 func (s *Store) RecordApply(a Apply) (err error) {
 	defer s.recoverPanic(&err)
-	if err := s.readOnly("record apply"); err != nil {
-		return err
+	if s.view != "" {
+		return s.readOnly("record apply")
 	}
 	if a.Recipe == "" {
 		return errors.New("cache: record apply: no recipe")
@@ -98,6 +98,9 @@ func (s *Store) RecordApply(a Apply) (err error) {
 	defer s.sweep.RUnlock()
 	if old, ok := s.readApply(a.Recipe); ok && sameKeys(old.Keys, a.Keys) {
 		return nil
+	}
+	if err := s.readOnly("record apply"); err != nil {
+		return err // NoWrite: only the same record is no write
 	}
 	if err := s.checkSpace(int64(len(b))); err != nil {
 		return err

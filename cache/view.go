@@ -155,13 +155,18 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// readOnly returns an ErrReadOnly error for op on a view, nil otherwise.
+// readOnly returns an ErrReadOnly error for op, a write, on a view or a
+// store opened with NoWrite (counting it there), nil otherwise.
 func (s *Store) readOnly(op string) error {
-	if s.view == "" {
+	if !s.refuse() {
 		return nil
+	}
+	if s.noWrite {
+		return fmt.Errorf("cache %s: %s: opened without writing: %w", s.dir, op, ErrReadOnly)
 	}
 	return fmt.Errorf("cache %s: %s: %w", s.dir, op, ErrReadOnly)
 }
 
-// ReadOnly reports whether s is a read-only view.
-func (s *Store) ReadOnly() bool { return s.view != "" }
+// ReadOnly reports whether s refuses writes: a read-only view, or a store
+// opened with NoWrite.
+func (s *Store) ReadOnly() bool { return s.view != "" || s.noWrite }

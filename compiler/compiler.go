@@ -16,7 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,8 +66,7 @@ func Compile(path string) (*ir.Recipe, error) {
 		err error
 	}
 	done := make(chan result, 1) // buffered: an abandoned evaluation does not block
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
+	base := heapBytes()
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -89,14 +88,28 @@ func Compile(path string) (*ir.Recipe, error) {
 			return nil, Errors{{Pos: ir.Pos{File: path},
 				Msg: fmt.Sprintf("recipe evaluation exceeded %s (a comprehension or recursion too large?)", evalTimeout)}}
 		case <-poll.C:
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapAlloc > base.HeapAlloc && ms.HeapAlloc-base.HeapAlloc > evalMaxHeap {
+			if heap := heapBytes(); heap > base && heap-base > evalMaxHeap {
 				return nil, Errors{{Pos: ir.Pos{File: path},
 					Msg: fmt.Sprintf("recipe evaluation exceeded %d MiB of memory (a comprehension or recursion too large?)", evalMaxHeap>>20)}}
 			}
 		}
 	}
+}
+
+// heapObjects is the runtime metric that equals MemStats.HeapAlloc.
+const heapObjects = "/memory/classes/heap/objects:bytes"
+
+// heapBytes returns the bytes of heap objects (MemStats.HeapAlloc), read
+// through runtime/metrics: runtime.ReadMemStats stops the world and
+// flushes every P's span cache, which cost a fully cached apply 3% of its
+// CPU time for the one reading before the evaluation.
+func heapBytes() uint64 {
+	s := []metrics.Sample{{Name: heapObjects}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0 // not in this runtime: the bound is off, the timeout holds
+	}
+	return s[0].Value.Uint64()
 }
 
 // compile is Compile without the bounds.

@@ -55,7 +55,7 @@ var (
 
 // taskKind reads a task's kind; ok is false (reported) for an unknown one.
 func (c *compiler) taskKind(v, w cue.Value, path string, at ir.Pos) (string, bool) {
-	k := v.LookupPath(cue.ParsePath("kind"))
+	k := v.LookupPath(fieldPath("kind"))
 	if !k.Exists() {
 		return kindMC, true
 	}
@@ -73,7 +73,7 @@ func (c *compiler) taskKind(v, w cue.Value, path string, at ir.Pos) (string, boo
 // fieldPos is where field of a task was written, else at.
 func (c *compiler) fieldPos(w cue.Value, field string, at ir.Pos) ir.Pos {
 	if w.Exists() {
-		if f := w.LookupPath(cue.ParsePath(field)); f.Exists() {
+		if f := w.LookupPath(fieldPath(field)); f.Exists() {
 			return c.valuePos(f)
 		}
 	}
@@ -84,7 +84,7 @@ func (c *compiler) fieldPos(w cue.Value, field string, at ir.Pos) ir.Pos {
 func (c *compiler) foreignFields(v, w cue.Value, path string, at ir.Pos, kind string, fields []string) bool {
 	ok := true
 	for _, f := range fields {
-		if v.LookupPath(cue.ParsePath(f)).Exists() {
+		if v.LookupPath(fieldPath(f)).Exists() {
 			what := "generation tasks (kind: \"generation\")"
 			if kind == kindGen {
 				what = "multiple-choice tasks"
@@ -103,7 +103,7 @@ func (c *compiler) genTask(name string, v, w cue.Value, path string, at ir.Pos) 
 	ok := c.foreignFields(v, w, path, at, kindGen, mcOnly)
 	g := &d.task
 	lookup := func(field string) (cue.Value, bool) {
-		f := v.LookupPath(cue.ParsePath(field))
+		f := v.LookupPath(fieldPath(field))
 		if f.Exists() {
 			d.pos[field] = c.fieldPos(w, field, at)
 		}

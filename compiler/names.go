@@ -1,10 +1,6 @@
 package compiler
 
-import (
-	"slices"
-
-	"cuelang.org/go/cue"
-)
+import "slices"
 
 // RunNames returns the names of the recipe's runs, sorted, as written:
 // the recipe is loaded but not checked, so shell completion works on a
@@ -18,7 +14,7 @@ func RunNames(path string) ([]string, error) {
 	if !ok {
 		return nil, c.errs.errs.sortDedup()
 	}
-	runs := user.LookupPath(cue.ParsePath("runs"))
+	runs := user.LookupPath(fieldPath("runs"))
 	if !runs.Exists() {
 		return nil, nil
 	}

@@ -49,7 +49,7 @@ func (c *compiler) resolve() *ir.Recipe {
 		}
 	}
 
-	if runs := c.user.LookupPath(cue.ParsePath("runs")); runs.Exists() {
+	if runs := c.user.LookupPath(fieldPath("runs")); runs.Exists() {
 		if it, err := runs.Fields(); err == nil {
 			for it.Next() {
 				rec.Runs = append(rec.Runs, c.resolveRun(it.Selector().Unquoted(), it.Value(), top))
@@ -777,7 +777,7 @@ func (c *compiler) resolveTasks() {
 		}
 		var d ir.TaskDef
 		str := func(field string, dst *string) {
-			if f := v.LookupPath(cue.ParsePath(field)); f.Exists() {
+			if f := v.LookupPath(fieldPath(field)); f.Exists() {
 				*dst, _ = f.String()
 			}
 		}
@@ -790,7 +790,7 @@ func (c *compiler) resolveTasks() {
 		str("goldLabelsField", &d.GoldLabelsField)
 		str("target", &d.Target)
 		for field, dst := range map[string]*[]string{"choices": &d.Choices, "goldLabels": &d.GoldLabels, "metrics": &d.Metrics} {
-			if f := v.LookupPath(cue.ParsePath(field)); f.Exists() {
+			if f := v.LookupPath(fieldPath(field)); f.Exists() {
 				if err := f.Decode(dst); err != nil {
 					return // the schema reports it
 				}
@@ -813,7 +813,7 @@ func (c *compiler) resolveTasks() {
 		}
 	}
 	builtin := len(names)
-	if user := c.user.LookupPath(cue.ParsePath("tasks")); user.Exists() {
+	if user := c.user.LookupPath(fieldPath("tasks")); user.Exists() {
 		if it, err := user.Fields(); err == nil {
 			for it.Next() {
 				name := it.Selector().Unquoted()
@@ -852,7 +852,7 @@ func (r *resolver) evals() []ir.Eval {
 	add := func(field string, full, written cue.Value, name string, named bool) {
 		item := &resolver{c: r.c, run: r.run, owner: l.run, prefix: join(r.prefix, field), tok: r.tok, layers: []layer{
 			{user: written, full: full, run: l.run, prefix: join(l.prefix, field), root: r.c.valuePos(written)},
-			{full: r.c.defaults.LookupPath(cue.ParsePath("eval")), isDefault: true},
+			{full: r.c.defaults.LookupPath(fieldPath("eval")), isDefault: true},
 		}}
 		e := item.eval()
 		e.Field = field

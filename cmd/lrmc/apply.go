@@ -80,7 +80,9 @@ Applying again submits only what is still missing.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
 				return exitError{code: 1}
 			}
-			defer s.store.Close()
+			// s.store is read when apply returns: reopenForWriting may
+			// replace it.
+			defer func() { s.store.Close() }()
 
 			if executorName == "slurm" {
 				// The heavy nodes run as Slurm jobs; this apply then
@@ -112,7 +114,17 @@ Applying again submits only what is still missing.`,
 			if err != nil {
 				return err
 			}
-			ex, err := executor.New(ops.Registry(), s.store, executor.Options{Jobs: jobs, Log: g.logger(), Events: display.Event, Sources: s.env, FailFast: failFast})
+			newExecutor := func(events func(executor.Event)) (*executor.Executor, error) {
+				return executor.New(ops.Registry(), s.store, executor.Options{Jobs: jobs, Log: g.logger(), Events: events, Sources: s.env, FailFast: failFast})
+			}
+			// A cache opened without writing (see load) holds the events
+			// back until the execution proved that it wrote nothing.
+			var held []executor.Event
+			events := display.Event
+			if s.store.NoWrite() {
+				events = func(e executor.Event) { held = append(held, e) }
+			}
+			ex, err := newExecutor(events)
 			if err != nil {
 				return err
 			}
@@ -126,6 +138,40 @@ Applying again submits only what is still missing.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			res, err := ex.Run(ctx, s.graph)
+			if s.store.NoWrite() && ctx.Err() == nil {
+				if err == nil && s.store.Refused() == 0 {
+					for _, e := range held {
+						display.Event(e)
+					}
+					if p := s.store.Postponed(); p.Len() > 0 {
+						// Bookkeeping a writable cache would have
+						// written (entries' last use, file digest
+						// memos): write it now.
+						if err := s.reopenForWriting(g); err != nil {
+							return err
+						}
+						s.store.CatchUp(p)
+						// Whatever follows reads the store now open.
+						var nerr error
+						if ex, nerr = newExecutor(display.Event); nerr != nil {
+							return nerr
+						}
+					}
+				} else {
+					// The cache had to be written after all (an entry
+					// was found corrupt, say), or something failed:
+					// execute again on the cache opened for writing,
+					// as an apply that never tried without writing.
+					g.logger().Info("the cache needs writing; executing again with the cache opened for writing", "refused_writes", s.store.Refused())
+					if err := s.reopenForWriting(g); err != nil {
+						return err
+					}
+					if ex, err = newExecutor(display.Event); err != nil {
+						return err
+					}
+					res, err = ex.Run(ctx, s.graph)
+				}
+			}
 			// Without --fail-fast, the runs that succeeded are written:
 			// the recipe is planned again without the failed runs (the
 			// planner is pure, so their nodes keep their keys), and that

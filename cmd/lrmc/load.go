@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 
 	"lrmc/cache"
 	"lrmc/compiler"
@@ -86,12 +88,39 @@ func (g *globals) openCacheForReading() (*cache.Store, error) {
 
 // load compiles and plans a recipe against the cache, for apply, and
 // records in the cache what the apply needs (see recordApply).
+//
+// When the apply will find every result in the local cache, the cache is
+// opened without writing (cache.Options.NoWrite; see warm): a rerun then
+// neither creates nor syncs Badger's logs. Should the apply need to write
+// after all (an entry found corrupt while reading it), apply opens the
+// cache again for writing and runs again (session.reopenForWriting).
 func (g *globals) load(path string) (*session, error) {
+	// Compiling and planning allocate some 10 MiB of short-lived values
+	// (CUE's above all) over a live heap of 2-3 MiB: at the default
+	// GOGC that is three or four collections, ~7% of a fully cached
+	// apply's CPU; a goal of 4× the live heap (at least 16 MiB) makes it
+	// none. Only for these steps: the ops' memory is left to the default.
+	if old := debug.SetGCPercent(loadGCPercent); old < 0 || old > loadGCPercent {
+		debug.SetGCPercent(old) // GOGC=off, or higher already: keep it
+	} else {
+		defer debug.SetGCPercent(old)
+	}
 	budget, hasBudget, err := cacheBudget()
 	if err != nil {
 		return nil, err
 	}
-	s, err := g.loadWith(path, g.openCache)
+	r, err := compiler.Compile(path)
+	if err != nil {
+		return nil, err
+	}
+	// A budget may evict and a shared cache may copy entries in: both
+	// write, so only a plain local apply tries the cache unwritten.
+	if !hasBudget && g.remote == "" && os.Getenv("LRMC_NO_WARM") == "" {
+		if s := g.warm(r); s != nil {
+			return s, nil
+		}
+	}
+	s, err := g.planWith(r, g.openCache)
 	if err != nil {
 		return nil, err
 	}
@@ -103,12 +132,81 @@ func (g *globals) load(path string) (*session, error) {
 	return s, nil
 }
 
+// loadGCPercent is the GOGC of load (see there).
+const loadGCPercent = 400
+
+// warm opens the cache without writing and plans r against it, and returns
+// that session when the apply should have nothing to write: every node's
+// entry is in the local cache, every source's digest is memoized, and the
+// cache already records this apply with the same keys. Otherwise, or when the
+// cache cannot be opened so (held by another process, left unclosed by a
+// crash), it returns nil and load opens the cache for writing.
+func (g *globals) warm(r *ir.Recipe) *session {
+	dir, opts := g.cacheOptions()
+	opts.NoWrite, opts.Wait = true, false
+	store, err := cache.Open(dir, opts)
+	if err != nil {
+		return nil
+	}
+	s, err := g.planWith(r, func() (*cache.Store, error) { return store, nil })
+	if err != nil {
+		return nil // planWith closed the store; the writable path reports the error
+	}
+	if !s.allCached() || s.recordApply() != nil || store.Refused() > 0 {
+		store.Close()
+		return nil
+	}
+	return s
+}
+
+// allCached says whether every node the cache keeps has its entry in the
+// local cache (a node a warm apply does not read included: a conservative
+// test, cheaper than predicting which entries the executor will read).
+func (s *session) allCached() bool {
+	for _, n := range s.graph.Nodes {
+		if n.IsSource() || planner.IsEphemeral(n.Op) {
+			continue
+		}
+		if _, ok, err := s.store.Stat(n.Key); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// reopenForWriting replaces a store opened without writing by the cache
+// opened for writing, for an apply that found it had to write (the
+// writes the first store refused were not made; the caller does the work
+// again).
+func (s *session) reopenForWriting(g *globals) error {
+	if err := s.store.Close(); err != nil {
+		return err
+	}
+	store, err := g.openCache()
+	if err != nil {
+		return err
+	}
+	s.store = store
+	s.env.Files = store
+	if err := s.recordApply(); err != nil {
+		store.Close()
+		return err
+	}
+	return nil
+}
+
 // loadWith is load with the cache opened by open.
 func (g *globals) loadWith(path string, open func() (*cache.Store, error)) (*session, error) {
 	r, err := compiler.Compile(path)
 	if err != nil {
 		return nil, err
 	}
+	return g.planWith(r, open)
+}
+
+// planWith plans r against the cache opened by open; on failure the
+// store is closed.
+func (g *globals) planWith(r *ir.Recipe, open func() (*cache.Store, error)) (*session, error) {
 	store, err := open()
 	if err != nil {
 		return nil, err
