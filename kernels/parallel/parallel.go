@@ -100,7 +100,7 @@ func Run(parts int, fn func(part int)) {
 	for range parts - 1 {
 		select {
 		case wake <- c:
-		default: // every worker already has a message waiting: the caller drains
+		default: // the buffer is full, of messages for calls their callers already finished (workers got no CPU): the caller drains
 		}
 	}
 	stats.forks.Add(1)
