@@ -83,11 +83,7 @@ func (n *Net) linBackward(li, mod int, dx, dy, x []float32) {
 	if lin.b != nil && lin.b.Grad != nil {
 		biasGrad(lin.b.Grad, dy[:rows*out])
 	}
-	if lin.w.Grad == nil {
-		n.prod.dxFrozen(dx, dy, lin.w.Data, rows, out, in)
-	} else {
-		n.prod.dx(dx, dy, lin.w.Data, rows, out, in)
-	}
+	n.prod.dx(dx, dy, lin.w.Data, rows, out, in)
 	ad := lin.lora
 	if ad == nil {
 		return

@@ -155,26 +155,6 @@ func PeakBytes(c llama.Config, b, t int, opts ...Option) int64 {
 	return total + n.activeBytes
 }
 
-// TransposeCacheBytes is the memory WithTransposeCache holds once the
-// first step has run, for a model of shape c trained with opts (whether or
-// not opts take the cache): 4 bytes per value of every frozen weight, the
-// seven projections of every block and the classifier, that is 0 under full
-// fine-tuning, where every weight trains. It is computed from the shapes
-// alone, so a caller can weigh it against its memory before New.
-func TransposeCacheBytes(c llama.Config, opts ...Option) int64 {
-	o, err := buildOptions(opts)
-	if err != nil || o.full {
-		return 0
-	}
-	n := int64(c.Vocab) * int64(c.Dim)
-	for i := range c.Layers {
-		lc := c.Layer(i)
-		d, q, kv, h := int64(lc.Dim), int64(lc.QDim()), int64(lc.KVDim()), int64(lc.HiddenDim)
-		n += 2*d*q + 2*d*kv + 3*d*h
-	}
-	return 4 * n
-}
-
 func (n *Net) alloc(k int) []float32 {
 	n.bytes += 4 * int64(k)
 	return make([]float32, k)
@@ -182,11 +162,7 @@ func (n *Net) alloc(k int) []float32 {
 
 // Bytes is the memory New allocated.
 func (n *Net) Bytes() int64 {
-	b := n.bytes + n.activeBytes
-	if gp, ok := n.prod.(*gemmProducts); ok {
-		b += gp.frozenBytes
-	}
-	return b
+	return n.bytes + n.activeBytes
 }
 
 // paramLen is a parameter's size, also when layout only counted (Data nil).
@@ -335,11 +311,7 @@ func (n *Net) layout(alloc func(int) []float32) {
 		for _, dm := range dims {
 			whole = max(whole, dm[1]*max(dm[0], rows))
 		}
-		gp := newGEMMProducts(rows, maxW, whole, alloc)
-		if n.o.tcache {
-			gp.frozen = map[frozenKey][]float32{}
-		}
-		n.prod = gp
+		n.prod = newGEMMProducts(rows, maxW, whole, alloc)
 		n.attn = newAttnGEMM(n.shape, alloc)
 	}
 	lr := min(n.o.logitRows, rows)

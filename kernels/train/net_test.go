@@ -86,9 +86,9 @@ func TestGradientsThreadIndependent(t *testing.T) {
 		threadIndependent(t, cs)
 	}
 	// LoRA alone (frozen norms: their backward splits rows too), with q/k
-	// norms, the GEMM products and the transpose cache.
+	// norms and the GEMM products.
 	cfg.QKNorm = true
-	threadIndependent(t, gradCase{cfg: cfg, b: 2, t: 32, noisy: true, opts: []Option{WithGEMM(), WithTransposeCache(),
+	threadIndependent(t, gradCase{cfg: cfg, b: 2, t: 32, noisy: true, opts: []Option{WithGEMM(),
 		WithLoRA(LoRAConfig{Rank: 4, Alpha: 8, Dropout: 0.1, Targets: []string{QProj, VProj, UpProj}, Seed: 3})}})
 }
 
@@ -257,65 +257,6 @@ func TestAttentionCacheBitIdentical(t *testing.T) {
 		}
 	}
 	if _, err := New(randModel(cfg, 4), 1, 8, WithAttentionCache()); err == nil || err.Error() != "train: the attention cache needs WithGEMM" {
-		t.Fatalf("cache without gemm: %v", err)
-	}
-}
-
-// TestTransposeCacheBitIdentical checks that keeping the frozen weights'
-// transposes changes no bit of the losses or of the trained adapters over
-// three LoRA steps (the adapters change between steps, the cached base
-// weights and classifier do not), with a classifier wide enough (1100×288
-// floats) that dX is taken in two slices and two logit chunks per step;
-// that Bytes counts the copies (every frozen projection and the
-// classifier), as TransposeCacheBytes predicts from the shapes; and that
-// the cache is refused without WithGEMM.
-func TestTransposeCacheBitIdentical(t *testing.T) {
-	cfg := llama.Config{Dim: 288, HiddenDim: 96, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1100, SeqLen: 64,
-		NormEps: 1e-5, RopeTheta: 10000, QKNorm: true}
-	lora := WithLoRA(LoRAConfig{Rank: 2, Alpha: 4, Dropout: 0.1, Targets: []string{QProj, VProj, DownProj}, Seed: 5})
-	run := func(opts ...Option) ([]StepStats, []*optim.Param, *Net) {
-		n, err := New(randModel(cfg, 4), 1, 48, append([]Option{WithGEMM(), lora, WithLogitRows(32)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := NewTrainer(n, TrainerConfig{Schedule: optim.Cosine{PeakLR: 3e-3, Total: 6, WarmupRatio: 0.2}, MaxGradNorm: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var losses []StepStats
-		for i := range 3 {
-			l, err := tr.Step([]Batch{microBatch(i, 1, 48, cfg.Vocab)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			losses = append(losses, l)
-		}
-		return losses, n.Params(), n
-	}
-	refLoss, ref, plain := run()
-	loss, got, cached := run(WithTransposeCache())
-	if !reflect.DeepEqual(loss, refLoss) {
-		t.Fatalf("losses with the cache %+v, without %+v", loss, refLoss)
-	}
-	for i, p := range got {
-		for j := range p.Data {
-			if math.Float32bits(p.Data[j]) != math.Float32bits(ref[i].Data[j]) {
-				t.Fatalf("%s[%d]: cached %g, uncached %g", p.Name, j, p.Data[j], ref[i].Data[j])
-			}
-		}
-	}
-	d, qd, kvd, hid := cfg.Dim, cfg.Heads*cfg.Dim/cfg.Heads, cfg.KVHeads*cfg.Dim/cfg.Heads, cfg.HiddenDim
-	frozen := int64(cfg.Layers)*int64(qd*d+2*kvd*d+d*qd+3*hid*d) + int64(cfg.Vocab*d)
-	if extra := cached.Bytes() - plain.Bytes(); extra != 4*frozen {
-		t.Fatalf("the cache adds %d bytes, want %d (every frozen weight once)", extra, 4*frozen)
-	}
-	if est := TransposeCacheBytes(cfg, WithGEMM(), lora); est != 4*frozen {
-		t.Fatalf("TransposeCacheBytes says %d bytes, the cache holds %d", est, 4*frozen)
-	}
-	if est := TransposeCacheBytes(cfg, WithGEMM(), FullFineTune()); est != 0 {
-		t.Fatalf("TransposeCacheBytes under full fine-tuning: %d, want 0 (nothing is frozen)", est)
-	}
-	if _, err := New(randModel(cfg, 4), 1, 8, WithTransposeCache()); err == nil || err.Error() != "train: the transpose cache needs WithGEMM" {
 		t.Fatalf("cache without gemm: %v", err)
 	}
 }

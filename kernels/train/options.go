@@ -44,7 +44,6 @@ type options struct {
 	modules   []Module
 	gemm      bool
 	attnCache bool
-	tcache    bool
 	gate      Gate // nil: no gating
 	gates     int  // WithGate calls
 }
@@ -80,16 +79,6 @@ func WithGEMM() Option { return func(o *options) { o.gemm = true } }
 // cache. It needs WithGEMM.
 func WithAttentionCache() Option { return func(o *options) { o.attnCache = true } }
 
-// WithTransposeCache keeps, for every frozen weight (the base weights under
-// LoRA, the classifier unless it trains), the transposed copy that the
-// backward product dX = dY·W takes, made at the first step, instead of
-// transposing the weight again in every step (a fifth of a Qwen3-0.6B LoRA
-// step). It costs as much memory again as the frozen weights (Bytes counts
-// it once made; PeakBytes does not), and assumes the model's weights are not
-// changed while the Net lives. Results are bit for bit those without it. It
-// needs WithGEMM.
-func WithTransposeCache() Option { return func(o *options) { o.tcache = true } }
-
 // WithModules adds extra trainable modules.
 func WithModules(ms ...Module) Option {
 	return func(o *options) { o.modules = append(o.modules, ms...) }
@@ -108,9 +97,6 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.attnCache && !o.gemm {
 		return o, fmt.Errorf("train: the attention cache needs WithGEMM")
-	}
-	if o.tcache && !o.gemm {
-		return o, fmt.Errorf("train: the transpose cache needs WithGEMM")
 	}
 	if o.objective.temperature() <= 0 {
 		return o, fmt.Errorf("train: temperature is %g, must be positive", o.objective.Temperature)
