@@ -110,10 +110,11 @@ func storiesLoRAStep(b *testing.B, opts ...Option) {
 //
 //	go test -run NONE -bench Qwen3LoRA -benchtime 3x ./kernels/train
 //
-// Each setting runs twice, interleaved, after one untimed step; the gemm
-// sub-benchmark first measures the machine's GEMM rate, which each step's
-// GFLOP/s is divided by (vs-gemm: wall time; vs-gemm-cpu: per CPU-second,
-// steadier on a shared host).
+// Each setting runs twice, interleaved, with and without
+// WithActivationCache, after one untimed step; the gemm sub-benchmark
+// first measures the machine's GEMM rate, which each step's GFLOP/s is
+// divided by (vs-gemm: wall time; vs-gemm-cpu: per CPU-second, steadier on
+// a shared host).
 func BenchmarkQwen3LoRA(b *testing.B) {
 	const batch, seq = 1, 512
 	m, _, err := synth.New(synth.Spec{Arch: "qwen3", Layers: 28, Dim: 1024, Heads: 16, KVHeads: 8, HeadDim: 128,
@@ -162,19 +163,24 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 	d, qd, kvd := c.Dim, c.Heads*c.HeadDim(), c.KVHeads*c.HeadDim()
 	weights := float64(c.Layers)*float64(2*d*qd+2*d*kvd+3*d*c.HiddenDim) + float64(c.Vocab*d)
 	flops := 4 * weights * batch * seq
-	// Each setting twice, interleaved, so that the shared machine's drift
+	// Each setting twice, interleaved, with and without the activation
+	// cache (bit-identical results), so that the shared machine's drift
 	// shows.
 	type variant struct {
 		name    string
 		targets []string
+		opts    []Option
 	}
 	var vs []variant
 	for range 2 {
-		vs = append(vs, variant{"lora-qv-r16", []string{QProj, VProj}}, variant{"lora-all-r16", projNames[:]})
+		for _, t := range []variant{{"lora-qv-r16", []string{QProj, VProj}, nil}, {"lora-all-r16", projNames[:], nil}} {
+			vs = append(vs, t, variant{t.name + "-acts", t.targets, []Option{WithActivationCache()}})
+		}
 	}
 	for _, v := range vs {
 		b.Run(v.name, func(b *testing.B) {
-			n, err := New(m, batch, seq, WithGEMM(), WithLoRA(LoRAConfig{Rank: 16, Alpha: 32, Dropout: 0.1, Targets: v.targets, Seed: 1}))
+			opts := append([]Option{WithGEMM(), WithLoRA(LoRAConfig{Rank: 16, Alpha: 32, Dropout: 0.1, Targets: v.targets, Seed: 1})}, v.opts...)
+			n, err := New(m, batch, seq, opts...)
 			if err != nil {
 				b.Fatal(err)
 			}
