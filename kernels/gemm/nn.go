@@ -2,6 +2,12 @@ package gemm
 
 import "runtime"
 
+// MatVecRows is the most rows of x that MatMul sends down its
+// matrix-vector path, which reads whole rows of the [n×k] form: there
+// MatMulNN allocates wᵀ after all, so a caller that repeats such products
+// keeps the transpose in its own scratch and calls MatMul.
+const MatVecRows = gemvMaxRows
+
 // MatMulNN computes out[m×n] = x[m×k]·w[k×n] for w stored [k×n] row-major
 // (not transposed, as a backward pass's dX = dY·W reads a [out×in] weight),
 // using up to GOMAXPROCS threads. The result is bit for bit MatMul(out, x,
@@ -23,7 +29,7 @@ func MatMulNNThreads(out, x, w []float32, m, k, n, threads int) {
 	im := current()
 	w = w[:k*n]
 	threads = max(1, min(threads, 2*m*n*k/minFlopsPerThread))
-	if m <= gemvMaxRows {
+	if m <= MatVecRows {
 		// The matrix-vector path reads whole rows of the [n×k] form.
 		wt := make([]float32, n*k)
 		for p := range k {

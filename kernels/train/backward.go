@@ -4,7 +4,8 @@ import "lrmc/kernels/tensor"
 
 // blockBackward turns n.g.dh from the gradient at block li's output into the
 // gradient at its input h, accumulating the block's parameter gradients. It
-// needs the block's activations in n.a (recomputed by block just before).
+// needs the block's activations (recomputed by block just before, or kept
+// by the activation cache).
 func (n *Net) blockBackward(li int, h []float32) {
 	c, g, l := n.c.Layer(li), &n.g, &n.layers[li]
 	a, shape, attn := n.view(li)
@@ -83,11 +84,7 @@ func (n *Net) linBackward(li, mod int, dx, dy, x []float32) {
 	if lin.b != nil && lin.b.Grad != nil {
 		biasGrad(lin.b.Grad, dy[:rows*out])
 	}
-	if lin.w.Grad == nil {
-		n.prod.dxFrozen(dx, dy, lin.w.Data, rows, out, in)
-	} else {
-		n.prod.dx(dx, dy, lin.w.Data, rows, out, in)
-	}
+	n.prod.dx(dx, dy, lin.w.Data, rows, out, in)
 	ad := lin.lora
 	if ad == nil {
 		return
@@ -99,7 +96,7 @@ func (n *Net) linBackward(li, mod int, dx, dy, x []float32) {
 	for i, v := range dy[:rows*out] {
 		ds[i] = v * ad.Scale
 	}
-	u := n.a.loraU[mod]
+	u := n.actsOf(li).loraU[mod]
 	n.prod.dw(ad.B.Grad, ds, u, rows, out, r)
 	du := n.g.du[:rows*r]
 	clear(du)

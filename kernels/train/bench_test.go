@@ -111,10 +111,10 @@ func storiesLoRAStep(b *testing.B, opts ...Option) {
 //	go test -run NONE -bench Qwen3LoRA -benchtime 3x ./kernels/train
 //
 // Each setting runs twice, interleaved, with and without
-// WithTransposeCache, after one untimed step; the gemm sub-benchmark first
-// measures the machine's GEMM rate, which each step's GFLOP/s is divided
-// by (vs-gemm: wall time; vs-gemm-cpu: per CPU-second, steadier on a
-// shared host).
+// WithActivationCache, after one untimed step; the gemm sub-benchmark
+// first measures the machine's GEMM rate, which each step's GFLOP/s is
+// divided by (vs-gemm: wall time; vs-gemm-cpu: per CPU-second, steadier on
+// a shared host).
 func BenchmarkQwen3LoRA(b *testing.B) {
 	const batch, seq = 1, 512
 	m, _, err := synth.New(synth.Spec{Arch: "qwen3", Layers: 28, Dim: 1024, Heads: 16, KVHeads: 8, HeadDim: 128,
@@ -163,8 +163,9 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 	d, qd, kvd := c.Dim, c.Heads*c.HeadDim(), c.KVHeads*c.HeadDim()
 	weights := float64(c.Layers)*float64(2*d*qd+2*d*kvd+3*d*c.HiddenDim) + float64(c.Vocab*d)
 	flops := 4 * weights * batch * seq
-	// Each setting twice, interleaved, with and without the transpose cache
-	// (bit-identical results), so that the shared machine's drift shows.
+	// Each setting twice, interleaved, with and without the activation
+	// cache (bit-identical results), so that the shared machine's drift
+	// shows.
 	type variant struct {
 		name    string
 		targets []string
@@ -173,7 +174,7 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 	var vs []variant
 	for range 2 {
 		for _, t := range []variant{{"lora-qv-r16", []string{QProj, VProj}, nil}, {"lora-all-r16", projNames[:], nil}} {
-			vs = append(vs, t, variant{t.name + "-tcache", t.targets, []Option{WithTransposeCache()}})
+			vs = append(vs, t, variant{t.name + "-acts", t.targets, []Option{WithActivationCache()}})
 		}
 	}
 	for _, v := range vs {
@@ -187,8 +188,8 @@ func BenchmarkQwen3LoRA(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			// One untimed step: the optimizer's state and the transpose
-			// cache are made once per run, not per step.
+			// One untimed step: the optimizer's state is made once per
+			// run, not per step.
 			if _, err := tr.Step([]Batch{bt}); err != nil {
 				b.Fatal(err)
 			}

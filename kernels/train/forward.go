@@ -126,8 +126,16 @@ func (n *Net) ForwardBackward(bt Batch, gradScale float32) (Loss, error) {
 	for i := len(n.layers) - 1; i >= 0; i-- {
 		// Recompute the block's activations (the output is not needed),
 		// except the last block's: the forward pass just left them in n.a.
-		if i < len(n.layers)-1 {
+		// With the activation cache they are all kept, and only the
+		// attention probabilities, which blocks share without the
+		// attention cache, are recomputed: the same call, the same bits.
+		switch last := i == len(n.layers)-1; {
+		case last:
+		case n.acts == nil:
 			n.block(i, n.ckpt[i], n.g.dd)
+		case n.probs == nil:
+			a, _, attn := n.view(i)
+			attn.forward(a.att, n.probsOf(i), a.q, a.k, a.v, nil)
 		}
 		n.blockBackward(i, n.ckpt[i])
 	}
@@ -214,13 +222,14 @@ func (n *Net) block(li int, h, out []float32) {
 // block li's widths, with that block's attention geometry. A uniform model
 // uses them whole, as they are.
 func (n *Net) view(li int) (*acts, attnShape, *attnGEMM) {
+	base := n.actsOf(li)
 	if n.c.Uniform() {
-		return &n.a, n.shape, n.attn
+		return base, n.shape, n.attn
 	}
 	c := n.c.Layer(li)
 	rows := n.b * n.t
 	qd, kvd, hid := rows*c.QDim(), rows*c.KVDim(), rows*c.HiddenDim
-	a := n.a
+	a := *base
 	cut := func(s []float32, k int) []float32 {
 		if s == nil {
 			return nil
@@ -242,6 +251,15 @@ func (n *Net) view(li int) (*acts, attnShape, *attnGEMM) {
 	return &a, shape, attn
 }
 
+// actsOf is block li's activation buffers: its own with
+// WithActivationCache, else the ones every block shares.
+func (n *Net) actsOf(li int) *acts {
+	if n.acts != nil {
+		return &n.acts[li]
+	}
+	return &n.a
+}
+
 // linForward computes y = x·Wᵀ + b + scale·B·A·dropout(x) for projection mod
 // of layer li, in PEFT's order: base layer with its bias, then the adapter's
 // product, scaled.
@@ -261,7 +279,7 @@ func (n *Net) linForward(li, mod int, y, x []float32) {
 		xin = n.g.drop[:rows*lin.in]
 		dr.apply(xin, x[:rows*lin.in])
 	}
-	u := n.a.loraU[mod]
+	u := n.actsOf(li).loraU[mod]
 	n.prod.forward(u, xin, ad.A.Data, rows, lin.in, ad.Rank)
 	tmp := n.g.tmp[:rows*lin.out]
 	n.prod.forward(tmp, u, ad.B.Data, rows, ad.Rank, lin.out)

@@ -119,11 +119,9 @@ func (n *Net) head(bt Batch, gradScale float32, backward bool) Loss {
 		}
 		dxc := n.dxc[:m*d]
 		clear(dxc)
+		n.prod.dx(dxc, z, n.cls.Data, m, vocab, d)
 		if n.cls.Grad != nil {
-			n.prod.dx(dxc, z, n.cls.Data, m, vocab, d)
 			n.prod.dw(n.cls.Grad, z, n.xc, m, vocab, d)
-		} else {
-			n.prod.dxFrozen(dxc, z, n.cls.Data, m, vocab, d)
 		}
 		for i, r := range rs {
 			copy(n.dxn[int(r)*d:(int(r)+1)*d], dxc[i*d:(i+1)*d])

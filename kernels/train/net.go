@@ -22,7 +22,8 @@ type layerParams struct {
 }
 
 // acts are one block's activations, recomputed from the block's input
-// before its backward pass.
+// before its backward pass, or kept from the forward pass
+// (WithActivationCache).
 type acts struct {
 	xa         []float32 // attention RMSNorm output [n, d]
 	q, k, v    []float32 // after bias, q/k norm and RoPE: [n, qd], [n, kvd]
@@ -37,6 +38,21 @@ type acts struct {
 	// With a gate: the attention and MLP outputs before gating, [n, d],
 	// and the gates, [n].
 	ao, mo, ga, gm []float32
+}
+
+// alloc allocates the activations of a block of the given widths over
+// rows positions, except the attention probabilities, the LoRA products
+// and the gate's buffers, which layout places.
+func (a *acts) alloc(rows, d, qd, kvd, hid int, qkNorm, gemm bool, alloc func(int) []float32) {
+	a.xa, a.q, a.k, a.v = alloc(rows*d), alloc(rows*qd), alloc(rows*kvd), alloc(rows*kvd)
+	if qkNorm {
+		a.qRaw, a.kRaw = alloc(rows*qd), alloc(rows*kvd)
+	}
+	a.att, a.h1, a.xf = alloc(rows*qd), alloc(rows*d), alloc(rows*d)
+	a.g, a.u, a.a = alloc(rows*hid), alloc(rows*hid), alloc(rows*hid)
+	if gemm {
+		a.sig = alloc(rows * hid)
+	}
 }
 
 // grads are the backward pass's working buffers.
@@ -82,9 +98,12 @@ type Net struct {
 	// their probabilities are already there.
 	recomputing bool
 	a           acts
-	g           grads
-	xn          []float32 // final norm output [n, d]
-	dxn         []float32 // its gradient
+	// acts holds each block's activations with WithActivationCache (a then
+	// holds only the shared attention probabilities); nil otherwise.
+	acts []acts
+	g    grads
+	xn   []float32 // final norm output [n, d]
+	dxn  []float32 // its gradient
 	// Classifier chunk: gathered rows, their gradient and logits.
 	xc, dxc, logits []float32
 	active          []int32
@@ -135,7 +154,8 @@ func New(m *llama.Model, b, t int, opts ...Option) (*Net, error) {
 //
 // The terms, for n = b·t positions: (Layers+1)·n·Dim checkpoints; one
 // block's activations, about n·(6·Dim + 3·QDim + 3·HiddenDim) (4·HiddenDim
-// WithGEMM, which keeps σ(gate)) plus the attention probabilities
+// WithGEMM, which keeps σ(gate); Layers times that WithActivationCache)
+// plus the attention probabilities
 // b·Heads·t² (Layers times that WithAttentionCache); per worker (GOMAXPROCS
 // when New runs) WithGEMM's attention scratch, under t² + 64·t + 8·t·HeadDim; gradient scratch of similar size; the
 // logits chunk, LogitRows·Vocab; with a gate, 3·n·Dim + 3·n more (the
@@ -155,26 +175,6 @@ func PeakBytes(c llama.Config, b, t int, opts ...Option) int64 {
 	return total + n.activeBytes
 }
 
-// TransposeCacheBytes is the memory WithTransposeCache holds once the
-// first step has run, for a model of shape c trained with opts (whether or
-// not opts take the cache): 4 bytes per value of every frozen weight, the
-// seven projections of every block and the classifier, that is 0 under full
-// fine-tuning, where every weight trains. It is computed from the shapes
-// alone, so a caller can weigh it against its memory before New.
-func TransposeCacheBytes(c llama.Config, opts ...Option) int64 {
-	o, err := buildOptions(opts)
-	if err != nil || o.full {
-		return 0
-	}
-	n := int64(c.Vocab) * int64(c.Dim)
-	for i := range c.Layers {
-		lc := c.Layer(i)
-		d, q, kv, h := int64(lc.Dim), int64(lc.QDim()), int64(lc.KVDim()), int64(lc.HiddenDim)
-		n += 2*d*q + 2*d*kv + 3*d*h
-	}
-	return 4 * n
-}
-
 func (n *Net) alloc(k int) []float32 {
 	n.bytes += 4 * int64(k)
 	return make([]float32, k)
@@ -182,11 +182,7 @@ func (n *Net) alloc(k int) []float32 {
 
 // Bytes is the memory New allocated.
 func (n *Net) Bytes() int64 {
-	b := n.bytes + n.activeBytes
-	if gp, ok := n.prod.(*gemmProducts); ok {
-		b += gp.frozenBytes
-	}
-	return b
+	return n.bytes + n.activeBytes
 }
 
 // paramLen is a parameter's size, also when layout only counted (Data nil).
@@ -287,9 +283,15 @@ func (n *Net) layout(alloc func(int) []float32) {
 		n.ckpt[i] = alloc(rows * d)
 	}
 	a := &n.a
-	a.xa, a.q, a.k, a.v = alloc(rows*d), alloc(rows*qd), alloc(rows*kvd), alloc(rows*kvd)
-	if c.QKNorm {
-		a.qRaw, a.kRaw = alloc(rows*qd), alloc(rows*kvd)
+	if n.o.actsCache {
+		// Each block's own, at its own widths.
+		n.acts = make([]acts, c.Layers)
+		for i := range n.acts {
+			lc := c.Layer(i)
+			n.acts[i].alloc(rows, d, lc.QDim(), lc.KVDim(), lc.HiddenDim, c.QKNorm, n.o.gemm, alloc)
+		}
+	} else {
+		a.alloc(rows, d, qd, kvd, hid, c.QKNorm, n.o.gemm, alloc)
 	}
 	if n.o.attnCache {
 		n.probs = make([][]float32, c.Layers)
@@ -299,17 +301,15 @@ func (n *Net) layout(alloc func(int) []float32) {
 	} else {
 		a.p = alloc(n.b * c.Heads * n.t * n.t)
 	}
-	a.att, a.h1, a.xf = alloc(rows*qd), alloc(rows*d), alloc(rows*d)
-	a.g, a.u, a.a = alloc(rows*hid), alloc(rows*hid), alloc(rows*hid)
-	if n.o.gemm {
-		a.sig = alloc(rows * hid)
-	}
 	if n.o.gate != nil {
 		a.ao, a.mo, a.ga, a.gm = alloc(rows*d), alloc(rows*d), alloc(rows), alloc(rows)
 		n.g.dgy, n.g.dg = alloc(rows*d), alloc(rows)
 	}
 	for _, ad := range n.adapters {
-		if ad.Layer == 0 {
+		switch {
+		case n.acts != nil:
+			n.acts[ad.Layer].loraU[slotOf(ad.Module)] = alloc(rows * rank)
+		case ad.Layer == 0:
 			a.loraU[slotOf(ad.Module)] = alloc(rows * rank)
 		}
 	}
@@ -335,11 +335,7 @@ func (n *Net) layout(alloc func(int) []float32) {
 		for _, dm := range dims {
 			whole = max(whole, dm[1]*max(dm[0], rows))
 		}
-		gp := newGEMMProducts(rows, maxW, whole, alloc)
-		if n.o.tcache {
-			gp.frozen = map[frozenKey][]float32{}
-		}
-		n.prod = gp
+		n.prod = newGEMMProducts(rows, maxW, whole, alloc)
 		n.attn = newAttnGEMM(n.shape, alloc)
 	}
 	lr := min(n.o.logitRows, rows)

@@ -86,9 +86,9 @@ func TestGradientsThreadIndependent(t *testing.T) {
 		threadIndependent(t, cs)
 	}
 	// LoRA alone (frozen norms: their backward splits rows too), with q/k
-	// norms, the GEMM products and the transpose cache.
+	// norms and the GEMM products.
 	cfg.QKNorm = true
-	threadIndependent(t, gradCase{cfg: cfg, b: 2, t: 32, noisy: true, opts: []Option{WithGEMM(), WithTransposeCache(),
+	threadIndependent(t, gradCase{cfg: cfg, b: 2, t: 32, noisy: true, opts: []Option{WithGEMM(),
 		WithLoRA(LoRAConfig{Rank: 4, Alpha: 8, Dropout: 0.1, Targets: []string{QProj, VProj, UpProj}, Seed: 3})}})
 }
 
@@ -219,103 +219,67 @@ func TestModulesJoinTraining(t *testing.T) {
 	}
 }
 
-// TestAttentionCacheBitIdentical checks that keeping the probabilities
-// changes no bit of the loss or of any gradient, on a shape of several
-// attention blocks, and that it is refused without WithGEMM.
-func TestAttentionCacheBitIdentical(t *testing.T) {
+// TestCachesBitIdentical checks that keeping the attention probabilities,
+// the blocks' activations, or both, changes no bit of the losses or of any
+// gradient over two micro-steps (different batches and dropout masks), on
+// a shape of several attention blocks, under full fine-tuning and LoRA
+// alone; that the activation cache holds one block's activations per
+// block, where the Net otherwise shares one set; and that the caches are
+// refused without WithGEMM, and the activation cache with a gate.
+func TestCachesBitIdentical(t *testing.T) {
 	cfg := llama.Config{Dim: 32, HiddenDim: 48, Layers: 3, Heads: 4, KVHeads: 2, Vocab: 50, SeqLen: 160,
 		NormEps: 1e-5, RopeTheta: 10000, QKNorm: true}
 	lora := WithLoRA(LoRAConfig{Rank: 2, Alpha: 4, Dropout: 0.1, Targets: []string{QProj, VProj, DownProj}, Seed: 5})
-	var ref []*optim.Param
-	var refLoss Loss
-	for _, cache := range []bool{false, true} {
-		opts := []Option{WithGEMM(), FullFineTune(), lora}
-		if cache {
-			opts = append(opts, WithAttentionCache())
-		}
-		n, err := New(randModel(cfg, 4), 1, 150, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loss, err := n.ForwardBackward(microBatch(0, 1, 150, cfg.Vocab), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !cache {
-			ref, refLoss = n.Params(), loss
-			continue
-		}
-		if !reflect.DeepEqual(loss, refLoss) {
-			t.Fatalf("loss with the cache %+v, without %+v", loss, refLoss)
-		}
-		for i, p := range n.Params() {
-			for j := range p.Grad {
-				if math.Float32bits(p.Grad[j]) != math.Float32bits(ref[i].Grad[j]) {
-					t.Fatalf("%s grad[%d]: cached %g, recomputed %g", p.Name, j, p.Grad[j], ref[i].Grad[j])
+	for _, base := range [][]Option{{WithGEMM(), FullFineTune(), lora}, {WithGEMM(), lora}} {
+		var ref []*optim.Param
+		var refLoss []Loss
+		var refBytes int64
+		for _, caches := range [][]Option{nil, {WithAttentionCache()}, {WithActivationCache()}, {WithAttentionCache(), WithActivationCache()}} {
+			n, err := New(randModel(cfg, 4), 1, 150, append(append([]Option(nil), base...), caches...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var losses []Loss
+			for i := range 2 {
+				loss, err := n.ForwardBackward(microBatch(i, 1, 150, cfg.Vocab), 0.5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				losses = append(losses, loss)
+			}
+			if caches == nil {
+				ref, refLoss, refBytes = n.Params(), losses, n.Bytes()
+				continue
+			}
+			if !reflect.DeepEqual(losses, refLoss) {
+				t.Fatalf("%d caches: losses %+v, without %+v", len(caches), losses, refLoss)
+			}
+			for i, p := range n.Params() {
+				for j := range p.Grad {
+					if math.Float32bits(p.Grad[j]) != math.Float32bits(ref[i].Grad[j]) {
+						t.Fatalf("%d caches: %s grad[%d]: cached %g, recomputed %g", len(caches), p.Name, j, p.Grad[j], ref[i].Grad[j])
+					}
+				}
+			}
+			if len(caches) == 1 && n.o.actsCache {
+				// Per block: xa, h1, xf [n, d]; q, qRaw, att [n, qd]; k, kRaw,
+				// v [n, kvd]; g, u, a, σ [n, hidden]; u of q, v and down [n, r].
+				rows, qd, kvd := 150, cfg.Dim, cfg.KVHeads*cfg.Dim/cfg.Heads
+				block := int64(rows * (3*cfg.Dim + 3*qd + 3*kvd + 4*cfg.HiddenDim + 3*2))
+				if extra := n.Bytes() - refBytes; extra != 4*block*int64(cfg.Layers-1) {
+					t.Fatalf("the activation cache adds %d bytes, want %d (one more block's activations per block)", extra, 4*block*int64(cfg.Layers-1))
 				}
 			}
 		}
 	}
 	if _, err := New(randModel(cfg, 4), 1, 8, WithAttentionCache()); err == nil || err.Error() != "train: the attention cache needs WithGEMM" {
-		t.Fatalf("cache without gemm: %v", err)
+		t.Fatalf("attention cache without gemm: %v", err)
 	}
-}
-
-// TestTransposeCacheBitIdentical checks that keeping the frozen weights'
-// transposes changes no bit of the losses or of the trained adapters over
-// three LoRA steps (the adapters change between steps, the cached base
-// weights and classifier do not), with a classifier wide enough (1100×288
-// floats) that dX is taken in two slices and two logit chunks per step;
-// that Bytes counts the copies (every frozen projection and the
-// classifier), as TransposeCacheBytes predicts from the shapes; and that
-// the cache is refused without WithGEMM.
-func TestTransposeCacheBitIdentical(t *testing.T) {
-	cfg := llama.Config{Dim: 288, HiddenDim: 96, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 1100, SeqLen: 64,
-		NormEps: 1e-5, RopeTheta: 10000, QKNorm: true}
-	lora := WithLoRA(LoRAConfig{Rank: 2, Alpha: 4, Dropout: 0.1, Targets: []string{QProj, VProj, DownProj}, Seed: 5})
-	run := func(opts ...Option) ([]StepStats, []*optim.Param, *Net) {
-		n, err := New(randModel(cfg, 4), 1, 48, append([]Option{WithGEMM(), lora, WithLogitRows(32)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := NewTrainer(n, TrainerConfig{Schedule: optim.Cosine{PeakLR: 3e-3, Total: 6, WarmupRatio: 0.2}, MaxGradNorm: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var losses []StepStats
-		for i := range 3 {
-			l, err := tr.Step([]Batch{microBatch(i, 1, 48, cfg.Vocab)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			losses = append(losses, l)
-		}
-		return losses, n.Params(), n
+	if _, err := New(randModel(cfg, 4), 1, 8, WithActivationCache()); err == nil || err.Error() != "train: the activation cache needs WithGEMM" {
+		t.Fatalf("activation cache without gemm: %v", err)
 	}
-	refLoss, ref, plain := run()
-	loss, got, cached := run(WithTransposeCache())
-	if !reflect.DeepEqual(loss, refLoss) {
-		t.Fatalf("losses with the cache %+v, without %+v", loss, refLoss)
-	}
-	for i, p := range got {
-		for j := range p.Data {
-			if math.Float32bits(p.Data[j]) != math.Float32bits(ref[i].Data[j]) {
-				t.Fatalf("%s[%d]: cached %g, uncached %g", p.Name, j, p.Data[j], ref[i].Data[j])
-			}
-		}
-	}
-	d, qd, kvd, hid := cfg.Dim, cfg.Heads*cfg.Dim/cfg.Heads, cfg.KVHeads*cfg.Dim/cfg.Heads, cfg.HiddenDim
-	frozen := int64(cfg.Layers)*int64(qd*d+2*kvd*d+d*qd+3*hid*d) + int64(cfg.Vocab*d)
-	if extra := cached.Bytes() - plain.Bytes(); extra != 4*frozen {
-		t.Fatalf("the cache adds %d bytes, want %d (every frozen weight once)", extra, 4*frozen)
-	}
-	if est := TransposeCacheBytes(cfg, WithGEMM(), lora); est != 4*frozen {
-		t.Fatalf("TransposeCacheBytes says %d bytes, the cache holds %d", est, 4*frozen)
-	}
-	if est := TransposeCacheBytes(cfg, WithGEMM(), FullFineTune()); est != 0 {
-		t.Fatalf("TransposeCacheBytes under full fine-tuning: %d, want 0 (nothing is frozen)", est)
-	}
-	if _, err := New(randModel(cfg, 4), 1, 8, WithTransposeCache()); err == nil || err.Error() != "train: the transpose cache needs WithGEMM" {
-		t.Fatalf("cache without gemm: %v", err)
+	gate := WithGate(newSigmoidGate(cfg.Layers, cfg.Dim, 1))
+	if _, err := New(randModel(cfg, 4), 1, 8, WithGEMM(), gate, WithActivationCache()); err == nil || err.Error() != "train: the activation cache cannot be used with a gate" {
+		t.Fatalf("activation cache with a gate: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 
+	"lrmc/kernels/gemm"
 	"lrmc/kernels/tensor"
 )
 
@@ -395,6 +396,46 @@ func TestGEMMProducts(t *testing.T) {
 				if math.Float32bits(got[i]) != math.Float32bits(again[i]) {
 					t.Fatalf("%v %s[%d]: gemm not deterministic", s, c.name, i)
 				}
+			}
+		}
+	}
+}
+
+// TestGEMMDXBitsOfTransposedSlices pins dX = dY·W, now read from W as
+// stored (gemm.MatMulNN), to the bits it had when each slice of W's rows
+// was transposed and multiplied with gemm.MatMul: the same slices, the same
+// order, the same sums, on gemm's matrix-vector path (m ≤ 16) and its
+// packed one, with one slice, several, and a ragged last one.
+func TestGEMMDXBitsOfTransposedSlices(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, s := range [][4]int{{5, 40, 24, 3}, {40, 300, 24, 8}, {64, 301, 40, 4}, {70, 96, 200, 1}, {33, 1000, 72, 1 << 10}} {
+		m, n, k, slices := s[0], s[1], s[2], s[3]
+		g := &gemmProducts{chunk: slices * max(k, m)}
+		g.t1, g.t2, g.tmp = make([]float32, g.chunk), make([]float32, m*k), make([]float32, max(g.chunk, m*k))
+		dy, w := randF32(r, m*n, 1), randF32(r, n*k, 1)
+		got := randF32(r, m*k, 1)
+		want := append([]float32(nil), got...)
+		g.dx(got, dy, w, m, n, k)
+		step := max(1, g.chunk/max(k, m))
+		for j0 := 0; j0 < n; j0 += step {
+			c := min(j0+step, n) - j0
+			dyJ, wt, out := make([]float32, m*c), make([]float32, k*c), make([]float32, m*k)
+			for i := range m {
+				copy(dyJ[i*c:(i+1)*c], dy[i*n+j0:])
+			}
+			for j := range c {
+				for p := range k {
+					wt[p*c+j] = w[(j0+j)*k+p]
+				}
+			}
+			gemm.MatMul(out, dyJ, wt, m, c, k)
+			for i, v := range out {
+				want[i] += v
+			}
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("m %d n %d k %d, %d-row slices: dx[%d] = %g, transposed slices give %g", m, n, k, step, i, got[i], want[i])
 			}
 		}
 	}

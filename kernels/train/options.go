@@ -44,7 +44,7 @@ type options struct {
 	modules   []Module
 	gemm      bool
 	attnCache bool
-	tcache    bool
+	actsCache bool
 	gate      Gate // nil: no gating
 	gates     int  // WithGate calls
 }
@@ -80,15 +80,15 @@ func WithGEMM() Option { return func(o *options) { o.gemm = true } }
 // cache. It needs WithGEMM.
 func WithAttentionCache() Option { return func(o *options) { o.attnCache = true } }
 
-// WithTransposeCache keeps, for every frozen weight (the base weights under
-// LoRA, the classifier unless it trains), the transposed copy that the
-// backward product dX = dY·W takes, made at the first step, instead of
-// transposing the weight again in every step (a fifth of a Qwen3-0.6B LoRA
-// step). It costs as much memory again as the frozen weights (Bytes counts
-// it once made; PeakBytes does not), and assumes the model's weights are not
-// changed while the Net lives. Results are bit for bit those without it. It
-// needs WithGEMM.
-func WithTransposeCache() Option { return func(o *options) { o.tcache = true } }
+// WithActivationCache keeps every block's activations from the forward
+// pass for its backward pass (about n·(6·Dim + 3·QDim + 4·HiddenDim) floats
+// per block for n = b·t positions) instead of recomputing the block before
+// its backward: a third of the projections' products, and without
+// WithAttentionCache the attention scores and softmax are still
+// recomputed. Results are bit for bit those without the cache. It needs
+// WithGEMM and no gate (a gate is called again when a block is
+// recomputed).
+func WithActivationCache() Option { return func(o *options) { o.actsCache = true } }
 
 // WithModules adds extra trainable modules.
 func WithModules(ms ...Module) Option {
@@ -109,8 +109,11 @@ func buildOptions(opts []Option) (options, error) {
 	if o.attnCache && !o.gemm {
 		return o, fmt.Errorf("train: the attention cache needs WithGEMM")
 	}
-	if o.tcache && !o.gemm {
-		return o, fmt.Errorf("train: the transpose cache needs WithGEMM")
+	if o.actsCache && !o.gemm {
+		return o, fmt.Errorf("train: the activation cache needs WithGEMM")
+	}
+	if o.actsCache && o.gate != nil {
+		return o, fmt.Errorf("train: the activation cache cannot be used with a gate")
 	}
 	if o.objective.temperature() <= 0 {
 		return o, fmt.Errorf("train: temperature is %g, must be positive", o.objective.Temperature)

@@ -12,9 +12,6 @@ import (
 type products interface {
 	forward(y, x, w []float32, m, k, n int)
 	dx(dx, dy, w []float32, m, n, k int)
-	// dxFrozen is dx for a w that never changes while the Net lives (a
-	// frozen base weight): it may keep what it derives from w.
-	dxFrozen(dx, dy, w []float32, m, n, k int)
 	dw(dw, dy, x []float32, m, n, k int)
 }
 
@@ -23,48 +20,32 @@ type products interface {
 // MatMulDW for the backward pass. Pure Go: a few GFLOP/s.
 type exactProducts struct{}
 
-func (exactProducts) forward(y, x, w []float32, m, k, n int)      { tensor.MatMul(y, x, w, m, k, n) }
-func (exactProducts) dx(dx, dy, w []float32, m, n, k int)         { MatMulDX(dx, dy, w, m, n, k) }
-func (exactProducts) dw(dw, dy, x []float32, m, n, k int)         { MatMulDW(dw, dy, x, m, n, k) }
-func (p exactProducts) dxFrozen(dx, dy, w []float32, m, n, k int) { p.dx(dx, dy, w, m, n, k) }
+func (exactProducts) forward(y, x, w []float32, m, k, n int) { tensor.MatMul(y, x, w, m, k, n) }
+func (exactProducts) dx(dx, dy, w []float32, m, n, k int)    { MatMulDX(dx, dy, w, m, n, k) }
+func (exactProducts) dw(dw, dy, x []float32, m, n, k int)    { MatMulDW(dw, dy, x, m, n, k) }
 
-// gemmChunk bounds, in floats, the transposed slices gemmProducts works on.
+// gemmChunk bounds, in floats, the slices gemmProducts works on.
 const gemmChunk = 1 << 18
 
 // gemmProducts run every product through kernels/gemm's packed assembly
-// kernels (tens of GFLOP/s). gemm contracts over the last dimension of both
-// operands (out = x·wᵀ), so the backward products go through transposed
-// copies, taken in slices along the output or contraction dimension so that
-// the scratch stays bounded whatever the vocabulary: dX accumulates the
-// products of successive row slices of W in order, dW is filled one slice of
-// its rows at a time. Results differ from exactProducts in rounding (another
+// kernels (tens of GFLOP/s). dX = dY·W reads W as it is stored, [n×k]
+// (gemm.MatMulNN); dW goes through transposed copies of dY and X, since
+// gemm contracts over the last dimension of both operands. Both work in
+// slices along the contraction or output dimension so that the scratch
+// stays bounded whatever the vocabulary: dX accumulates the products of
+// successive row slices of W in order, dW is filled one slice of its rows
+// at a time. Results differ from exactProducts in rounding (another
 // summation order), not in determinism.
 type gemmProducts struct {
-	t1  []float32 // a transposed slice: W rows or dY columns, ≤ chunk floats
-	t2  []float32 // Xᵀ, [k × m]
-	tmp []float32 // a product before it is added in
+	t1  []float32 // a transposed slice of dY's columns (or of W's rows for few rows), ≤ chunk floats
+	t2  []float32 // Xᵀ, [k × m], or a slice's dX product
+	tmp []float32 // a product before it is added in, or dY's columns gathered
 	// chunk is the size of t1 (and tmp's floor): gemmChunk, or more when one
 	// row of the widest operand needs it, or when a block's whole projection
-	// fits in fewer floats than the model's weights already take.
+	// fits in fewer floats than the model's weights already take. It also
+	// sets dX's slicing, and with it the order dX's terms are summed in.
 	chunk int
-	// frozen, when not nil (WithTransposeCache), keeps the transposed row
-	// slices of each frozen weight, keyed by its first element, laid out as
-	// dx takes them (slice J at J's first row times k): dxFrozen then skips
-	// the transposes, which took a fifth of a Qwen3-0.6B LoRA step.
-	frozen map[frozenKey][]float32
-	// frozenBytes is what frozen holds.
-	frozenBytes int64
 }
-
-// frozenKey names a frozen weight's transposed slices: its first element,
-// its shape and the slicing, which depends on the rows of dY.
-type frozenKey struct {
-	w          *float32
-	n, k, step int
-}
-
-// dxStep is how many of W's rows one dx slice takes.
-func (g *gemmProducts) dxStep(m, k int) int { return max(1, g.chunk/max(k, m)) }
 
 // newGEMMProducts sizes the scratch for products with at most rows rows of
 // width at most width (the k of any product, and the m of dW). whole is
@@ -78,47 +59,15 @@ func newGEMMProducts(rows, width, whole int, alloc func(int) []float32) *gemmPro
 
 func (g *gemmProducts) forward(y, x, w []float32, m, k, n int) { gemm.MatMul(y, x, w, m, k, n) }
 
-// dx: dX[m×k] += Σ over slices J of W's rows: dY[:, J]·W[J, :], with
-// W[J, :]ᵀ [k×|J|] and dY[:, J] gathered [m×|J|] so gemm sees x·wᵀ.
+// dx: dX[m×k] += Σ over slices J of W's rows, in order: dY[:, J]·W[J, :],
+// with dY[:, J] gathered [m×|J|] and W[J, :] read in place, [|J|×k]
+// row-major, which is what gemm.MatMulNN takes (bit for bit gemm.MatMul
+// on W[J, :]ᵀ, without making it) above gemm.MatVecRows rows.
 func (g *gemmProducts) dx(dx, dy, w []float32, m, n, k int) {
-	g.dxSlices(dx, dy, m, n, k, func(j0, c int) []float32 {
-		wt := g.t1[:k*c] // W[J,:]ᵀ
-		parTranspose(wt, c, w[j0*k:], k, c, k)
-		return wt
-	})
-}
-
-// dxFrozen is dx with each W[J,:]ᵀ transposed once, at the first call for
-// w, and kept: the same slices, the same products, the same bits.
-func (g *gemmProducts) dxFrozen(dx, dy, w []float32, m, n, k int) {
-	if g.frozen == nil {
-		g.dx(dx, dy, w, m, n, k)
-		return
-	}
-	key := frozenKey{&w[0], n, k, g.dxStep(m, k)}
-	wts, ok := g.frozen[key]
-	if ok {
-		g.dxSlices(dx, dy, m, n, k, func(j0, c int) []float32 { return wts[j0*k : j0*k+k*c] })
-		return
-	}
-	wts = make([]float32, n*k)
-	g.frozenBytes += 4 * int64(n*k)
-	g.frozen[key] = wts
-	g.dxSlices(dx, dy, m, n, k, func(j0, c int) []float32 {
-		wt := wts[j0*k : j0*k+k*c]
-		parTranspose(wt, c, w[j0*k:], k, c, k)
-		return wt
-	})
-}
-
-// dxSlices runs dx's slices of W's rows, in order, taking W[J,:]ᵀ [k×|J|]
-// from wt.
-func (g *gemmProducts) dxSlices(dx, dy []float32, m, n, k int, wt func(j0, c int) []float32) {
-	step := g.dxStep(m, k)
+	step := max(1, g.chunk/max(k, m))
 	for j0 := 0; j0 < n; j0 += step {
 		j1 := min(j0+step, n)
 		c := j1 - j0
-		wJ := wt(j0, c)
 		dyJ := g.tmp[:m*c]
 		if c == n {
 			dyJ = dy[:m*n]
@@ -128,7 +77,15 @@ func (g *gemmProducts) dxSlices(dx, dy []float32, m, n, k int, wt func(j0, c int
 			}
 		}
 		out := g.t2[:m*k]
-		gemm.MatMul(out, dyJ, wJ, m, c, k)
+		if m <= gemm.MatVecRows {
+			// gemm's matrix-vector path reads W[J, :]ᵀ: made here in
+			// scratch (MatMulNN would allocate it), the same bits.
+			wt := g.t1[:k*c]
+			parTranspose(wt, c, w[j0*k:], k, c, k)
+			gemm.MatMul(out, dyJ, wt, m, c, k)
+		} else {
+			gemm.MatMulNN(out, dyJ, w[j0*k:j1*k], m, c, k)
+		}
 		addRows(dx[:m*k], out)
 	}
 }

@@ -135,6 +135,7 @@ func TestPeakBytes(t *testing.T) {
 		{FullFineTune(), WithLogitRows(16), WithGEMM(), WithLoRA(LoRAConfig{Rank: 4, Alpha: 4, Targets: []string{UpProj}})},
 		{WithGEMM(), WithAttentionCache(), WithLoRA(LoRAConfig{Rank: 4, Alpha: 4, Dropout: 0.1, Targets: []string{QProj, UpProj}})},
 		{WithGEMM(), WithGate(newSigmoidGate(cfg.Layers, cfg.Dim, 1))},
+		{WithGEMM(), WithActivationCache(), WithLoRA(LoRAConfig{Rank: 4, Alpha: 4, Dropout: 0.1, Targets: []string{QProj, DownProj}})},
 	} {
 		m := randModel(cfg, 1)
 		b, tt := 2, 64
