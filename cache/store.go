@@ -37,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,6 +137,9 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// dbDir is Badger's directory as opened: Close checks it is still
+	// there (see Close).
+	dbDir os.FileInfo
 
 	// sweep is held for writing while GC and Verify decide which chunks are
 	// orphans and drop them (Badger's DropPrefix also refuses writes then),
@@ -252,6 +256,9 @@ func openDB(dir, path string, opts Options, log hclog.Logger, strict bool) (*Sto
 // read-only when noWrite), and checks its format.
 func newStore(dir string, db *badger.DB, opts Options, log hclog.Logger, noWrite bool) (*Store, error) {
 	s := &Store{dir: dir, db: db, log: log, now: time.Now, blobMin: blobThreshold, noWrite: noWrite}
+	if fi, err := os.Stat(db.Opts().Dir); err == nil {
+		s.dbDir = fi
+	}
 	if opts.blobThreshold != 0 {
 		s.blobMin = opts.blobThreshold
 	}
@@ -386,6 +393,14 @@ func (s *Store) Close() error {
 		// (s.lock is nil by then after a normal close).
 		defer func() { s.lock.release() }()
 		defer s.recoverPanic(&s.closeErr)
+		if err := s.dbDirGone(); err != nil {
+			// Badger retries a failed memtable flush forever, once a
+			// second: closing a cache whose directory was removed under
+			// it (a batch job's cleanup racing its own lrmc) would never
+			// return. Nothing can be kept there any more; say so.
+			s.closeErr = fmt.Errorf("cache: close %s: %w; entries written since it was removed are lost", s.dir, err)
+			return
+		}
 		// SyncWrites is off (an fsync per chunk would halve write speed and
 		// the per-value hash catches what a crash damages); sync once here.
 		var errs []error
@@ -408,6 +423,19 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// dbDirGone reports Badger's directory removed or replaced since open.
+func (s *Store) dbDirGone() error {
+	if s.dbDir == nil {
+		return nil
+	}
+	dir := s.db.Opts().Dir
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !os.SameFile(fi, s.dbDir)) {
+		return fmt.Errorf("its directory %s was removed while the cache was open", dir)
+	}
+	return nil
 }
 
 func (s *Store) keyLock(key digest.Digest) *sync.Mutex {

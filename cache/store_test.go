@@ -566,3 +566,33 @@ func TestOpenRefusesOtherFormat(t *testing.T) {
 		t.Errorf("lock still held after a refused Open: %v", err)
 	}
 }
+
+// A cache whose directory is removed while it is open (a Slurm job's
+// cleanup trap racing its own lrmc) used to hang in Close for ever: Badger
+// retries the failed memtable flush once a second. Close now returns, with
+// an error that says what happened.
+func TestCloseAfterTheDirectoryWasRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	s, err := Open(dir, chunksOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(key("k"), "op", "small", payload(3, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		want := "cache: close " + dir + ": its directory " + filepath.Join(dir, "badger") +
+			" was removed while the cache was open; entries written since it was removed are lost"
+		if err == nil || err.Error() != want {
+			t.Fatalf("Close = %v, want %q", err, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return within 30 s of its directory's removal")
+	}
+}
