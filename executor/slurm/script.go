@@ -145,6 +145,11 @@ func (c Config) Script(j *Job) string {
 	fmt.Fprintf(&b, "cd %s\n", quote(c.WorkDir))
 	b.WriteString("cache=\"${TMPDIR:-/tmp}/lrmc-job-${SLURM_JOB_ID:-$$}\"\n")
 	b.WriteString("trap 'rm -rf \"$cache\"' EXIT\n")
+	// scancel signals the whole job, this shell and lrmc alike. Without a
+	// handler the shell would run its EXIT trap at once and remove the
+	// cache under the lrmc still closing it; with one (a handler, not an
+	// ignored signal, which lrmc would inherit) it waits for lrmc first.
+	b.WriteString("trap : TERM INT\n")
 	fmt.Fprintf(&b, "%s --cache \"$cache\" --remote-cache %s exec --graph %s %s\n",
 		quote(c.Binary), quote(c.Remote), quote(c.Graph), j.Node.Key)
 	return b.String()

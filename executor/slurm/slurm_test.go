@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,6 +210,61 @@ func TestScriptRunsExecAndKeepsItsExitStatus(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "lrmc-job-77")); !os.IsNotExist(err) {
 		t.Errorf("the job's private cache was not removed: %v", err)
+	}
+}
+
+// Cancelling a job signals its whole process group (slurmstepd): the
+// script must keep the job's private cache until lrmc has exited, and only
+// then remove it. Before, the shell ran its EXIT trap at once and lrmc,
+// still closing the cache, found its directory gone.
+func TestScriptKeepsTheCacheUntilExecExits(t *testing.T) {
+	dir := t.TempDir()
+	c := newChain()
+	j := &Job{Node: c.cap1, CPUs: 1, MemMiB: 1024}
+	// A stand-in for lrmc: makes its cache, says it is ready, and on
+	// SIGTERM takes a moment (as a close does) before looking at it.
+	bin := filepath.Join(dir, "lrmc")
+	fake := "#!/bin/bash\nmkdir -p \"$2\"\n" +
+		"trap 'sleep 0.3; if [ -d \"$2\" ]; then echo present >\"$OUTFILE\"; else echo gone >\"$OUTFILE\"; fi; exit 143' TERM\n" +
+		"touch \"$READY\"\nwhile :; do sleep 0.05; done\n"
+	if err := os.WriteFile(bin, []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Binary: bin, Graph: "/j/g.json", WorkDir: dir, Dir: "/logs", Remote: "file:///shared/cache"}
+	p := filepath.Join(dir, "job.sh")
+	if err := os.WriteFile(p, []byte(cfg.Script(j)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, ready, out := filepath.Join(dir, "tmp"), filepath.Join(dir, "ready"), filepath.Join(dir, "out")
+	os.Mkdir(tmp, 0o755)
+	cmd := exec.Command("bash", p)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "SLURM_JOB_ID=78", "OUTFILE="+out, "READY="+ready)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			t.Fatal("the stand-in lrmc never started")
+		}
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Errorf("job script exit: %v, want status 143 (exec's)", err)
+	}
+	if got, _ := os.ReadFile(out); string(got) != "present\n" {
+		t.Errorf("lrmc found its cache %q after SIGTERM, want present", got)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "lrmc-job-78")); !os.IsNotExist(err) {
+		t.Errorf("the job's private cache was not removed after lrmc exited: %v", err)
 	}
 }
 
