@@ -170,6 +170,9 @@ func TestRunStartsNoGoroutines(t *testing.T) {
 	var sink atomic.Int64
 	body := func(p int) { sink.Add(int64(p)) }
 	Run(4, body) // starts the workers
+	// A first collection at this GOMAXPROCS would start the GC's mark
+	// workers (goroutines) inside the loop below; have it happen here.
+	runtime.GC()
 	g0 := goroutinesCreated()
 	for range 1000 {
 		Run(4, body)
